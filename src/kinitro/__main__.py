@@ -1,0 +1,3 @@
+from kinitro.cli.main import main
+
+main()

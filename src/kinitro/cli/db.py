@@ -1,0 +1,61 @@
+"""`kinitro db` commands: schema migrations for the backend and validator databases."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import typer
+
+app = typer.Typer(
+    help="Database migrations. The backend and the validator each own a separate database "
+    "with its own Alembic migration tree.",
+    no_args_is_help=True,
+)
+
+
+class Role(StrEnum):
+    backend = "backend"
+    validator = "validator"
+
+
+ROLE_OPT = typer.Option(..., "--role", help="Which schema: backend or validator.")
+URL_OPT = typer.Option(
+    ...,
+    "--url",
+    envvar="KINITRO_DATABASE_URL",
+    help="PostgreSQL URL, e.g. postgresql://user@127.0.0.1:5432/kinitro.",
+)
+
+
+@app.command()
+def upgrade(
+    role: Role = ROLE_OPT,
+    url: str = URL_OPT,
+    revision: str = typer.Option("head", help="Target revision."),
+) -> None:
+    """Upgrade a database to REVISION (default: the latest)."""
+    from kinitro.core import migrations
+
+    migrations.upgrade(role.value, url, revision)
+    typer.echo(f"{role.value} database upgraded to {revision}")
+
+
+@app.command()
+def downgrade(
+    role: Role = ROLE_OPT,
+    url: str = URL_OPT,
+    revision: str = typer.Option("base", help="Target revision ('base' removes everything)."),
+) -> None:
+    """Downgrade a database to REVISION (default: empty)."""
+    from kinitro.core import migrations
+
+    migrations.downgrade(role.value, url, revision)
+    typer.echo(f"{role.value} database downgraded to {revision}")
+
+
+@app.command()
+def current(role: Role = ROLE_OPT, url: str = URL_OPT) -> None:
+    """Print the revision a database is at."""
+    from kinitro.core import migrations
+
+    typer.echo(migrations.current(role.value, url) or "(empty)")
