@@ -1,0 +1,151 @@
+"""Test harness: a real PostgreSQL server, migrated template databases, fresh DBs per test.
+
+* ``pg_admin_url`` (session): ``KINITRO_TEST_DATABASE_URL`` when set (any PostgreSQL ≥ 14
+  reachable with a superuser or a role allowed to create databases), otherwise a private
+  throw-away cluster started from the machine's PostgreSQL binaries (see
+  ``kinitro.core.pgcluster``).
+* ``backend_db_url`` / ``validator_db_url`` (function): a new database cloned with
+  ``CREATE DATABASE … TEMPLATE`` from a template migrated once per session.
+* ``empty_db_url`` (function): a new empty database.
+
+Every database a test gets is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+_RUN_ID = uuid.uuid4().hex[:8]
+
+
+def run_sync(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion on a private loop in a worker thread.
+
+    Safe to call from sync fixtures whether or not an event loop is running here.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(coro_fn())).result()
+
+
+def _with_database(url: str, database: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+async def _admin_execute(admin_url: str, *statements: str) -> None:
+    import asyncpg
+
+    from kinitro.core.db import dsn
+
+    conn = await asyncpg.connect(dsn(admin_url))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    url = os.environ.get("KINITRO_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from kinitro.core.pgcluster import PostgresCluster
+
+    root = Path(tempfile.mkdtemp(prefix="kinitro-test-pg-"))
+    root.chmod(0o755)
+    cluster = PostgresCluster(root / "pgdata", fsync=False)
+    try:
+        yield cluster.ensure()
+    finally:
+        cluster.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _build_template(admin_url: str, role: str) -> str:
+    from kinitro.core import migrations
+
+    name = f"kinitro_tpl_{role}_{_RUN_ID}"
+    run_sync(
+        lambda: _admin_execute(
+            admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+        )
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(migrations.upgrade, role, _with_database(admin_url, name)).result()
+    return name
+
+
+@pytest.fixture(scope="session")
+def _templates(pg_admin_url: str) -> Iterator[dict[str, str]]:
+    built: dict[str, str] = {}
+    yield built
+    for name in built.values():
+        run_sync(
+            lambda name=name: _admin_execute(  # type: ignore[misc]
+                pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            )
+        )
+
+
+def _fresh_database(admin_url: str, template: str | None) -> Iterator[str]:
+    name = f"kinitro_test_{uuid.uuid4().hex[:12]}"
+    clause = f' TEMPLATE "{template}"' if template else ""
+    run_sync(lambda: _admin_execute(admin_url, f'CREATE DATABASE "{name}"{clause}'))
+    try:
+        yield _with_database(admin_url, name)
+    finally:
+        run_sync(
+            lambda: _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
+
+
+def _template_for(role: str, admin_url: str, templates: dict[str, str]) -> str:
+    if role not in templates:
+        templates[role] = _build_template(admin_url, role)
+    return templates[role]
+
+
+@pytest.fixture
+def backend_db_url(pg_admin_url: str, _templates: dict[str, str]) -> Iterator[str]:
+    yield from _fresh_database(pg_admin_url, _template_for("backend", pg_admin_url, _templates))
+
+
+@pytest.fixture
+def validator_db_url(pg_admin_url: str, _templates: dict[str, str]) -> Iterator[str]:
+    yield from _fresh_database(pg_admin_url, _template_for("validator", pg_admin_url, _templates))
+
+
+@pytest.fixture
+def empty_db_url(pg_admin_url: str) -> Iterator[str]:
+    yield from _fresh_database(pg_admin_url, None)
+
+
+@pytest.fixture
+def make_empty_db(pg_admin_url: str) -> Iterator[Callable[[], str]]:
+    """Factory for extra empty databases within one test (e.g. two validators)."""
+    made: list[Iterator[str]] = []
+
+    def make() -> str:
+        gen = _fresh_database(pg_admin_url, None)
+        made.append(gen)
+        return next(gen)
+
+    yield make
+    for gen in made:
+        for _ in gen:
+            pass
