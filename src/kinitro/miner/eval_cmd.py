@@ -1,0 +1,147 @@
+"""`kinitro miner eval`: evaluate a local agent bundle exactly as validators do.
+
+The miner role never imports the evaluator role (import-linter forbids it), so this command
+runs the evaluator's local entry point, ``python -m kinitro evaluator local``, as a child
+process. That child uses the same path as a validator — the agent sandbox, Ray rollout
+workers and the metrics code — and streams JSON lines (progress events and the final
+metrics) on stdout, which this command renders as a Rich progress bar and a results table.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+def eval_command(
+    bundle_dir: Path = typer.Argument(
+        ..., help="Agent bundle directory (with its kinitro manifest).", show_default=False
+    ),
+    benchmark: str = typer.Option(
+        "metaworld/MT1-reach-v3",
+        "--benchmark",
+        "-b",
+        help="Benchmark id, e.g. metaworld/MT1-reach-v3, metaworld/MT10-v3, metaworld/MT50-v3.",
+    ),
+    episodes: int = typer.Option(5, "--episodes", "-n", min=1, help="Episodes per task."),
+    max_steps: int = typer.Option(500, "--max-steps", min=1, help="Step budget per episode."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Base seed (episode seeds derive from it)."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Ray rollout workers."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Existing Ray cluster address (default: start a local Ray)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Evaluate a local agent bundle in the sandbox on a benchmark, like a validator would."""
+    console = Console(stderr=True)
+    if not bundle_dir.is_dir():
+        console.print(f"[red]error:[/] bundle directory not found: {bundle_dir}")
+        raise typer.Exit(2)
+    argv = [
+        sys.executable,
+        "-m",
+        "kinitro",
+        "evaluator",
+        "local",
+        str(bundle_dir.resolve()),
+        "--benchmark",
+        benchmark,
+        "--episodes",
+        str(episodes),
+        "--max-steps",
+        str(max_steps),
+        "--seed",
+        str(seed),
+        "--workers",
+        str(workers),
+        "--jsonl",
+    ]
+    if ray_address:
+        argv += ["--ray-address", ray_address]
+    result, error = _run_child(argv, console, show_progress=not json_output)
+    if result is None:
+        console.print(f"[red]error:[/] {error or 'evaluation failed'}")
+        raise typer.Exit(1)
+    if json_output:
+        typer.echo(json.dumps(result))
+        return
+    _print_table(Console(), benchmark, result)
+
+
+def _run_child(
+    argv: list[str], console: Console, *, show_progress: bool
+) -> tuple[dict[str, Any] | None, str | None]:
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    progress = Progress(
+        TextColumn("[bold]evaluating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("episodes"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show_progress,
+    )
+    try:
+        with progress:
+            bar = progress.add_task("eval", total=None)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                kind = event.get("event")
+                if kind == "progress":
+                    progress.update(bar, completed=event["done"], total=event["total"])
+                elif kind == "result":
+                    result = event["metrics"]
+                elif kind == "error":
+                    error = str(event.get("message"))
+        stderr = proc.stderr.read() if proc.stderr is not None else ""
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=30)
+        raise
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if code != 0 and error is None:
+        error = f"evaluator exited with code {code}: {stderr.strip()[-2000:]}"
+    return (result if code == 0 else None), error
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _print_table(console: Console, benchmark: str, metrics: dict[str, Any]) -> None:
+    table = Table(title=f"{benchmark}", show_lines=False)
+    for column in ("task", "episodes", "success", "95% CI", "mean return", "steps to success"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    table.add_column("failures")
+    rows = [*sorted(metrics["per_task"].items()), ("overall", metrics["overall"])]
+    for name, task in rows:
+        steps = task.get("mean_steps_to_success")
+        failures = ", ".join(f"{k}={v}" for k, v in sorted(task.get("failures", {}).items()))
+        table.add_row(
+            f"[bold]{name}[/]" if name == "overall" else name,
+            str(task["episodes"]),
+            _pct(task["success_rate"]),
+            f"{_pct(task['ci_low'])}–{_pct(task['ci_high'])}",
+            f"{task['mean_return']:.1f}",
+            "-" if steps is None else f"{steps:.0f}",
+            failures or "-",
+        )
+    console.print(table)
