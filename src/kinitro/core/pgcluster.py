@@ -140,10 +140,9 @@ class PostgresCluster:
 
     def _initdb(self) -> None:
         self._pgdata.mkdir(parents=True, exist_ok=True)
-        os.chmod(self._pgdata, 0o700)
+        self._pgdata.chmod(0o700)
         if self._user is not None:
             shutil.chown(self._pgdata, self._user.pw_uid, self._user.pw_gid)
-            _make_traversable(self._pgdata.parent)
         self._run(
             [
                 str(self._bin / "initdb"),
@@ -250,8 +249,3 @@ def _reachable_by(path: Path, user: pwd.struct_passwd) -> bool:
             return False
     return True
 
-
-def _make_traversable(path: Path) -> None:
-    """Give 'others' execute permission on directories we created for the cluster."""
-    with contextlib.suppress(OSError):
-        os.chmod(path, path.stat().st_mode | 0o011)
