@@ -1,0 +1,395 @@
+"""SQLAlchemy 2 typed declarative models of the backend database.
+
+The Alembic tree in ``kinitro/backend/migrations`` must agree with these models; a drift
+test (``tests/backend/test_migrations.py``) compares them. Every table that ingests wire
+messages carries a unique constraint on the message's natural key so that writes are
+idempotent upserts (``INSERT … ON CONFLICT``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Json = dict[str, Any]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        datetime: DateTime(timezone=True),
+        Json: JSONB,
+        list[Any]: JSONB,
+        int: BigInteger,
+        str: Text,
+    }
+
+
+def _now() -> Any:
+    return mapped_column(server_default=func.now())
+
+
+class Competition(Base):
+    """A competition: benchmarks to run, points it is worth, rules to become leader."""
+
+    __tablename__ = "competitions"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    description: Mapped[str] = mapped_column(server_default="")
+    # list of protocol.common.BenchmarkSpec dicts
+    benchmarks: Mapped[list[Any]]
+    points: Mapped[float] = mapped_column(Float, server_default="1")
+    active: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    min_success_rate: Mapped[float] = mapped_column(Float, server_default="0")
+    min_validators: Mapped[int] = mapped_column(Integer, server_default="1")
+    win_margin: Mapped[float] = mapped_column(Float, server_default="0.05")
+    approval_mode: Mapped[str] = mapped_column(server_default="auto")  # auto | admin
+    replication: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class Submission(Base):
+    """One commitment seen on chain. Natural key: (miner_hotkey, commitment_block)."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (
+        UniqueConstraint("miner_hotkey", "commitment_block"),
+        Index("ix_submissions_competition_status", "competition_id", "status"),
+        Index("ix_submissions_sha256", "artifact_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    competition_id: Mapped[str | None] = mapped_column(
+        ForeignKey("competitions.id", ondelete="SET NULL")
+    )
+    miner_hotkey: Mapped[str]
+    miner_uid: Mapped[int | None] = mapped_column(Integer)
+    commitment: Mapped[str]
+    commitment_block: Mapped[int]
+    artifact_registry: Mapped[str | None]
+    artifact_repo: Mapped[str | None]
+    artifact_revision: Mapped[str | None]
+    artifact_sha256: Mapped[str | None]
+    artifact_size: Mapped[int | None]
+    # pending | rejected | scheduled | evaluated | superseded
+    status: Mapped[str] = mapped_column(server_default="pending")
+    rejection_reason: Mapped[str | None]
+    rejection_detail: Mapped[str | None]
+    # earliest submission with the same artifact sha256 (itself when original)
+    credited_submission_id: Mapped[int | None] = mapped_column(
+        ForeignKey("submissions.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class EvalRound(Base):
+    """An evaluation round: its seed is committed (hash) before and revealed after."""
+
+    __tablename__ = "eval_rounds"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    competition_id: Mapped[str] = mapped_column(
+        ForeignKey("competitions.id", ondelete="CASCADE"), index=True
+    )
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    seed_hash: Mapped[str]
+    seed: Mapped[int | None]  # revealed after ends_at
+    revealed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
+
+
+class Job(Base):
+    """One evaluation of a submission on one benchmark. Natural key: id (job_id)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("submission_id", "benchmark_id"),
+        Index("ix_jobs_state", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    competition_id: Mapped[str] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    benchmark_id: Mapped[str]
+    benchmark: Mapped[Json]
+    round_id: Mapped[str] = mapped_column(ForeignKey("eval_rounds.id"))
+    seed: Mapped[int]
+    replication: Mapped[int] = mapped_column(Integer)
+    deadline_s: Mapped[int] = mapped_column(Integer)
+    # queued | running | completed | failed | cancelled
+    state: Mapped[str] = mapped_column(server_default="queued")
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None]
+
+
+class JobAssignment(Base):
+    """A job leased to one validator. Natural key: (job_id, validator_hotkey)."""
+
+    __tablename__ = "job_assignments"
+    __table_args__ = (
+        UniqueConstraint("job_id", "validator_hotkey"),
+        Index("ix_job_assignments_validator_state", "validator_hotkey", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    validator_hotkey: Mapped[str]
+    # message id of the eval_job frame: stable across resends, acked by the validator
+    message_id: Mapped[str] = mapped_column(unique=True)
+    attempt: Mapped[int] = mapped_column(Integer, server_default="1")
+    # assigned | acked | running | completed | failed | expired | cancelled
+    state: Mapped[str] = mapped_column(server_default="assigned")
+    lease_expires_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    acked_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
+
+
+class JobStatusEvent(Base):
+    """job_status history. Natural key: (job_id, validator_hotkey, seq)."""
+
+    __tablename__ = "job_status_history"
+    __table_args__ = (UniqueConstraint("job_id", "validator_hotkey", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    validator_hotkey: Mapped[str]
+    seq: Mapped[int]
+    state: Mapped[str]
+    detail: Mapped[str | None]
+    episodes_done: Mapped[int] = mapped_column(Integer)
+    episodes_total: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    received_at: Mapped[datetime] = _now()
+
+
+class Result(Base):
+    """eval_result of one validator for one job. Natural key: (job_id, validator_hotkey)."""
+
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("job_id", "validator_hotkey"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    validator_hotkey: Mapped[str]
+    state: Mapped[str]
+    metrics: Mapped[Json | None]
+    success_rate: Mapped[float | None] = mapped_column(Float)
+    episodes: Mapped[int | None] = mapped_column(Integer)
+    successes: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    evaluator_version: Mapped[str | None]
+    received_at: Mapped[datetime] = _now()
+
+
+class Episode(Base):
+    """Episode summary. Natural key: (job_id, validator_hotkey, episode_index)."""
+
+    __tablename__ = "episodes"
+    __table_args__ = (UniqueConstraint("job_id", "validator_hotkey", "episode_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    validator_hotkey: Mapped[str]
+    episode_index: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str]
+    task_episode: Mapped[int] = mapped_column(Integer)
+    success: Mapped[bool]
+    total_reward: Mapped[float] = mapped_column(Float)
+    steps: Mapped[int] = mapped_column(Integer)
+    steps_to_success: Mapped[int | None] = mapped_column(Integer)
+    terminated: Mapped[bool]
+    truncated: Mapped[bool]
+    failure_cause: Mapped[str | None]
+    failure_detail: Mapped[str | None]
+    actions_ref: Mapped[str | None]
+    media_refs: Mapped[list[Any]]
+    duration_s: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[datetime] = _now()
+
+
+class EpisodeStepBatch(Base):
+    """A batch of step samples. Natural key: (job_id, validator_hotkey, episode_index,
+    batch_index)."""
+
+    __tablename__ = "episode_steps"
+    __table_args__ = (
+        UniqueConstraint("job_id", "validator_hotkey", "episode_index", "batch_index"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    validator_hotkey: Mapped[str]
+    episode_index: Mapped[int] = mapped_column(Integer)
+    batch_index: Mapped[int] = mapped_column(Integer)
+    first_step: Mapped[int] = mapped_column(Integer)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    samples: Mapped[list[Any]]
+    received_at: Mapped[datetime] = _now()
+
+
+class Validator(Base):
+    """A validator hotkey that has authenticated at least once."""
+
+    __tablename__ = "validators"
+
+    hotkey: Mapped[str] = mapped_column(primary_key=True)
+    uid: Mapped[int | None] = mapped_column(Integer)
+    connected: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    session_id: Mapped[str | None]
+    replica_id: Mapped[str | None]
+    validator_version: Mapped[str | None]
+    lite: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    queue_depth: Mapped[int | None] = mapped_column(Integer)
+    jobs_in_flight: Mapped[int | None] = mapped_column(Integer)
+    connected_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
+
+
+class Score(Base):
+    """Aggregated score of a submission (median across validators, per competition)."""
+
+    __tablename__ = "scores"
+
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True
+    )
+    competition_id: Mapped[str] = mapped_column(
+        ForeignKey("competitions.id", ondelete="CASCADE"), index=True
+    )
+    success_rate: Mapped[float] = mapped_column(Float)
+    ci_low: Mapped[float] = mapped_column(Float)
+    ci_high: Mapped[float] = mapped_column(Float)
+    episodes: Mapped[int] = mapped_column(Integer)
+    successes: Mapped[int] = mapped_column(Integer)
+    validators: Mapped[int] = mapped_column(Integer)
+    disagreement: Mapped[bool]
+    eligible: Mapped[bool]
+    copy_of: Mapped[int | None]
+    detail: Mapped[Json]
+    computed_at: Mapped[datetime] = _now()
+
+
+class LeaderDecision(Base):
+    """Leader history and candidates per competition.
+
+    status: candidate (waiting for admin approval) | leader (current) | dethroned |
+    approved (then leader) | rejected.
+    """
+
+    __tablename__ = "leader_decisions"
+    __table_args__ = (Index("ix_leader_decisions_competition_status", "competition_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    competition_id: Mapped[str] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    status: Mapped[str]
+    success_rate: Mapped[float] = mapped_column(Float)
+    ci_low: Mapped[float] = mapped_column(Float)
+    ci_high: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str | None]
+    decided_by: Mapped[str | None]
+    created_at: Mapped[datetime] = _now()
+    decided_at: Mapped[datetime | None]
+
+
+class WeightSet(Base):
+    """Weights computed by the backend, with history. Natural key: weights_id."""
+
+    __tablename__ = "weights"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    weights_id: Mapped[str] = mapped_column(unique=True)
+    netuid: Mapped[int] = mapped_column(Integer)
+    weights: Mapped[Json]  # {uid (str): weight}
+    summary: Mapped[Json]
+    digest: Mapped[str]  # sha256 of the canonical weights, to detect a change
+    computed_at: Mapped[datetime] = _now()
+
+
+class ValidatorMessage(Base):
+    """Outbox of messages to validators other than jobs (set_weights …), until acked."""
+
+    __tablename__ = "validator_outbox"
+    __table_args__ = (UniqueConstraint("validator_hotkey", "message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    validator_hotkey: Mapped[str]
+    message_id: Mapped[str]
+    type: Mapped[str]
+    payload: Mapped[Json]
+    created_at: Mapped[datetime] = _now()
+    sent_at: Mapped[datetime | None]
+    acked_at: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    """Admin/API key: only the sha256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str]
+    prefix: Mapped[str] = mapped_column(unique=True)
+    key_hash: Mapped[str]
+    roles: Mapped[list[Any]]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
+
+
+class ChainScanState(Base):
+    """Progress of the chain monitor: last fully scanned block per scanner."""
+
+    __tablename__ = "chain_scan_state"
+
+    name: Mapped[str] = mapped_column(primary_key=True)
+    netuid: Mapped[int] = mapped_column(Integer)
+    last_block: Mapped[int]
+    updated_at: Mapped[datetime] = _now()
+
+
+class AuthNonce(Base):
+    """Auth challenges issued to validators: single use, expiring (replay protection
+    across replicas)."""
+
+    __tablename__ = "auth_nonces"
+
+    nonce: Mapped[str] = mapped_column(primary_key=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
