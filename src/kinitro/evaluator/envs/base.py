@@ -1,0 +1,100 @@
+"""Environment-side types shared by every benchmark provider.
+
+A *benchmark* (``metaworld/MT10-v3``) is a versioned, named list of *tasks*
+(``reach-v3`` …). A provider turns a task name and an :class:`EnvConfig` into a
+:class:`TaskEnv`, a thin Gymnasium-style wrapper that the rollout loop drives:
+``reset(seed)`` then ``step(action)`` until ``terminated`` or ``truncated``.
+
+Episode seeds are derived by :func:`derive_episode_seed` from the job's base seed; they seed
+the simulator only and are never part of what the agent sees (:meth:`TaskEnv.task_info`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+ObservationMode = Literal["state", "state+rgb"]
+Observation = npt.NDArray[Any] | dict[str, npt.NDArray[Any]]
+
+SEED_DERIVATION_VERSION = "kinitro-episode-seed-v1"
+
+
+def derive_episode_seed(base_seed: int, task: str, task_episode: int) -> int:
+    """Deterministic 63-bit episode seed from the job's base seed, task name and index.
+
+    sha256 over a versioned, unambiguous string: the same inputs give the same seed on
+    every machine, different tasks/indices give independent seeds, and nothing about the
+    base seed can be recovered from an episode seed.
+    """
+    material = f"{SEED_DERIVATION_VERSION}\x00{int(base_seed)}\x00{task}\x00{int(task_episode)}"
+    digest = hashlib.sha256(material.encode()).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class EnvConfig:
+    """How a task environment is built for one job."""
+
+    max_steps: int = 500
+    observation_mode: ObservationMode = "state"
+    camera: str | None = None
+    resolution: tuple[int, int] | None = None  # (width, height)
+
+
+@dataclass(frozen=True, slots=True)
+class BenchmarkDef:
+    """A versioned benchmark: its id, provider and the tasks it evaluates."""
+
+    benchmark_id: str
+    provider: str
+    tasks: tuple[str, ...]
+    description: str = ""
+    goal_observable: bool = True
+
+
+@dataclass(slots=True)
+class StepOutcome:
+    """One environment step, already reduced to what the rollout loop needs."""
+
+    observation: Observation
+    reward: float
+    terminated: bool
+    truncated: bool
+    success: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class TaskEnv(Protocol):
+    """A single task's environment, Gymnasium semantics (terminated vs truncated)."""
+
+    task: str
+    action_dim: int
+
+    def reset(self, seed: int) -> Observation: ...
+
+    def step(self, action: npt.NDArray[np.float32]) -> StepOutcome: ...
+
+    def render(self) -> npt.NDArray[np.uint8] | None: ...
+
+    def task_info(self) -> dict[str, Any]:
+        """What the agent is told at reset: task name, spaces, limits. Never the seed."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class BenchmarkProvider(Protocol):
+    """Resolves benchmark ids and builds task environments for one simulator family."""
+
+    name: str
+
+    def benchmarks(self) -> list[BenchmarkDef]: ...
+
+    def resolve(self, benchmark_id: str) -> BenchmarkDef | None: ...
+
+    def make_env(self, benchmark: BenchmarkDef, task: str, config: EnvConfig) -> TaskEnv: ...
