@@ -1,0 +1,84 @@
+"""pgqueuer integration: install DDL, the eval-job entrypoint and the queue timers.
+
+pgqueuer 1.6 semantics that the timers below rely on (read from the installed package):
+
+* A consumer (``QueueManager.run(heartbeat_timeout=T)``) marks each job it dequeues
+  ``picked`` and, while the handler runs, refreshes the row's ``heartbeat`` every ``T/2``
+  (flushed in batches at most ``T/8`` later).
+* The dequeue query also re-picks ``picked`` jobs whose heartbeat is older than ``T``.
+  So a crashed consumer's jobs are picked up again after at most ``T`` (+ one dequeue
+  poll), and a live consumer's jobs — however slow — keep a fresh heartbeat and are never
+  handed to a second consumer, as long as its event loop is not blocked for ~``T/2``.
+* ``dedupe_key`` is unique among ``queued``/``picked`` rows: we use the job id, so one job
+  is never queued twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pgqueuer.domain.settings import DBSettings
+
+#: pgqueuer entrypoint of evaluation jobs. Payload: the job id (UTF-8); the full
+#: ``eval_job`` is read with ``JobQueue.get_job(job_id)``.
+EVAL_JOB_ENTRYPOINT = "eval_job"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTimers:
+    """pgqueuer timers for the evaluator's consumer (see ``docs/validator.md``).
+
+    ``heartbeat_timeout``: a picked job whose heartbeat is older than this is re-picked.
+    60 s: heartbeats go out every 30 s, so a live evaluator would have to miss two of them
+    (its event loop blocked for > 30 s — rollouts run in Ray actors, not on the loop) before
+    its job could be run twice; a crashed evaluator's job restarts within ~1 minute.
+    ``dequeue_timeout``: how long a consumer waits for a NOTIFY before polling anyway.
+    ``retry_delay``: delay before an infrastructure-fault retry (``RetryRequested``).
+    ``max_attempts``: bounded retries of infrastructure faults before giving up.
+    """
+
+    heartbeat_timeout: timedelta = timedelta(seconds=60)
+    dequeue_timeout: timedelta = timedelta(seconds=5)
+    retry_delay: timedelta = timedelta(seconds=10)
+    max_attempts: int = 3
+
+    @classmethod
+    def fast(cls) -> QueueTimers:
+        """Short timers for tests and the devnet's crash drills."""
+        return cls(
+            heartbeat_timeout=timedelta(seconds=4),
+            dequeue_timeout=timedelta(seconds=1),
+            retry_delay=timedelta(seconds=1),
+            max_attempts=3,
+        )
+
+
+def _settings() -> DBSettings:
+    from pgqueuer.domain.settings import DBSettings
+
+    return DBSettings()
+
+
+def install_statements() -> list[str]:
+    """pgqueuer's install DDL, one statement per item, in dependency order."""
+    from pgqueuer.adapters.persistence import schema_ddl
+    from pgqueuer.domain.schema.declaration import target
+
+    settings = _settings()
+    schema = target(settings)
+    statements = [schema_ddl.render_enum(e, settings) for e in schema.enums]
+    statements += [schema_ddl.render_table(t, settings) for t in schema.tables]
+    statements += [schema_ddl.render_index(i, settings) for i in schema.indexes]
+    statements += [schema_ddl.render_function(f, settings) for f in schema.functions]
+    statements += [schema_ddl.render_trigger(t, settings) for t in schema.triggers]
+    return statements
+
+
+def uninstall_statements() -> list[str]:
+    """pgqueuer's uninstall DDL, one statement per item (dependents first)."""
+    from pgqueuer.adapters.persistence import schema_ddl
+
+    return [s for s in schema_ddl.render_uninstall(_settings()).splitlines() if s.strip()]
