@@ -1,0 +1,294 @@
+"""Agent RPC codec: round trips and typed rejection of malformed or hostile frames."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import struct
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from kinitro.protocol import agent_rpc as rpc
+
+DTYPE_NAMES = sorted(rpc.DTYPES)
+ACTION_SPEC = rpc.ArraySpec("float32", (4,), -1.0, 1.0)
+OBS_SPEC = rpc.ArraySpec("float64", (39,))
+
+
+def body(frame: bytes) -> bytes:
+    n = rpc.body_length(frame[: rpc.HEADER_SIZE])
+    assert n == len(frame) - rpc.HEADER_SIZE
+    return frame[rpc.HEADER_SIZE :]
+
+
+@st.composite
+def arrays(draw: st.DrawFn) -> np.ndarray:
+    name = draw(st.sampled_from(DTYPE_NAMES))
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5))
+    return draw(hnp.arrays(rpc.DTYPES[name], shape))
+
+
+def same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+names = st.text(min_size=1, max_size=20)
+ids = st.integers(min_value=0, max_value=2**64 - 1)
+scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=10)
+specs = st.builds(
+    rpc.ArraySpec,
+    st.sampled_from(DTYPE_NAMES),
+    st.lists(st.integers(0, 100), max_size=4).map(tuple),
+    st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    st.none() | st.floats(allow_nan=False, allow_infinity=False),
+)
+tasks = st.builds(
+    rpc.TaskInfo,
+    names,
+    st.text(max_size=30),
+    st.integers(0, 10_000),
+    st.integers(0, 10_000),
+    st.dictionaries(st.sampled_from(["camera", "mode", "x"]), scalars, max_size=3),
+)
+requests = st.one_of(
+    st.builds(
+        rpc.Hello,
+        ids,
+        specs | st.dictionaries(names, specs, max_size=3),
+        specs,
+        st.integers(0, 100),
+    ),
+    st.builds(rpc.Reset, ids, tasks),
+    st.builds(rpc.Act, ids, arrays() | st.dictionaries(names, arrays(), max_size=3)),
+    st.builds(rpc.Close, ids),
+)
+responses = st.one_of(
+    st.builds(rpc.HelloOk, ids, names, st.integers(0, 100)),
+    st.builds(rpc.ResetOk, ids),
+    st.builds(rpc.Action, ids, arrays()),
+    st.builds(rpc.CloseOk, ids),
+    st.builds(rpc.Error, ids, st.sampled_from(sorted(rpc.ERROR_CODES)), st.text(max_size=50)),
+)
+
+
+def equal(a: object, b: object) -> bool:
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and same_array(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
+    if hasattr(a, "__slots__") and type(a) is type(b):
+        return all(equal(getattr(a, s), getattr(b, s)) for s in a.__slots__)
+    return a == b
+
+
+@given(requests)
+def test_request_round_trip(msg: rpc.Request) -> None:
+    assert equal(rpc.decode_request(body(rpc.encode(msg))), msg)
+
+
+@given(responses)
+def test_response_round_trip(msg: rpc.Response) -> None:
+    assert equal(rpc.decode_response(body(rpc.encode(msg))), msg)
+
+
+@given(arrays(), ids)
+def test_act_fast_path_matches_generic(arr: np.ndarray, i: int) -> None:
+    assert rpc.encode_act(i, arr) == rpc.encode(rpc.Act(i, arr))
+
+
+def test_non_contiguous_and_big_endian_arrays_are_normalised() -> None:
+    a = np.arange(12, dtype=">f8").reshape(3, 4)[:, ::2]
+    got = rpc.decode_request(body(rpc.encode(rpc.Act(1, a))))
+    assert isinstance(got, rpc.Act) and isinstance(got.observation, np.ndarray)
+    assert got.observation.dtype == np.dtype("<f8")
+    np.testing.assert_array_equal(got.observation, a)
+
+
+@given(st.binary(max_size=200))
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_random_bodies_raise_typed_errors(data: bytes) -> None:
+    for decode in (rpc.decode_request, rpc.decode_response):
+        with contextlib.suppress(rpc.AgentRpcError):
+            decode(data)
+
+
+@given(requests, st.data())
+def test_mutated_frames_raise_typed_errors_only(msg: rpc.Request, data: st.DataObject) -> None:
+    raw = bytearray(body(rpc.encode(msg)))
+    if raw:
+        for _ in range(data.draw(st.integers(1, 4))):
+            pos = data.draw(st.integers(0, len(raw) - 1))
+            raw[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    for candidate in (bytes(raw), bytes(raw[:cut])):
+        try:
+            rpc.decode_request(candidate)
+            rpc.decode_action(candidate, 0, ACTION_SPEC)
+        except rpc.AgentRpcError:
+            pass
+
+
+def test_oversize_frame_rejected_from_header() -> None:
+    with pytest.raises(rpc.FrameTooLarge) as exc:
+        rpc.body_length(struct.pack(">I", 2**31), limit=1024)
+    assert exc.value.size == 2**31 and exc.value.limit == 1024
+
+
+def test_unknown_type() -> None:
+    with pytest.raises(rpc.UnknownMessageType):
+        rpc.decode_request(msgpack.packb({"type": "exec", "id": 1}))
+    with pytest.raises(rpc.UnknownMessageType):
+        rpc.decode_response(msgpack.packb({"type": "act", "id": 1}))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        msgpack.packb([1, 2, 3]),
+        msgpack.packb({"type": "act", "id": 1}) + b"\x00",
+        b"\xc1",
+        b"",
+    ],
+)
+def test_malformed_bodies(payload: bytes) -> None:
+    with pytest.raises(rpc.MalformedFrame):
+        rpc.decode_request(payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "act"},
+        {"type": "act", "id": -1, "observation": None},
+        {"type": "act", "id": True},
+        {"id": 3},
+        {"type": "reset", "id": 1, "task": {"name": "reach-v3", "seed": 42}},
+        {"type": "reset", "id": 1, "task": {"name": "reach-v3", "metadata": {"seed": 1}}},
+        {"type": "hello", "id": 1, "observation_spec": {"dtype": "float64"}},
+        {"type": "act", "id": 1, "observation": {"fields": 3}},
+    ],
+)
+def test_invalid_messages(payload: dict[str, object]) -> None:
+    with pytest.raises(rpc.MessageError):
+        rpc.decode_request(msgpack.packb(payload))
+
+
+def test_seed_can_never_be_sent() -> None:
+    with pytest.raises(rpc.InvalidMessage):
+        rpc.TaskInfo("reach-v3", metadata={"episode_seed": 1})
+
+
+@pytest.mark.parametrize(
+    "arr",
+    [
+        {"dtype": "float128", "shape": [1], "data": b"\0" * 16},
+        {"dtype": "float32", "shape": [2], "data": b"\0" * 4},
+        {"dtype": "float32", "shape": [-1], "data": b""},
+        {"dtype": "float32", "shape": [1] * 9, "data": b"\0" * 4},
+        {"dtype": "float32", "shape": "4", "data": b"\0" * 16},
+        {"dtype": "float32", "shape": [4], "data": "text"},
+        {"dtype": "float32", "shape": [4], "data": b"\0" * 16, "extra": 1},
+        {"dtype": ["float32"], "shape": [4], "data": b"\0" * 16},
+        [1.0, 2.0],
+    ],
+)
+def test_invalid_arrays(arr: object) -> None:
+    with pytest.raises(rpc.InvalidArray):
+        rpc.decode_request(msgpack.packb({"type": "act", "id": 1, "observation": arr}))
+
+
+def action_frame(arr: np.ndarray, i: int = 5) -> bytes:
+    return body(rpc.encode(rpc.Action(i, arr)))
+
+
+def test_decode_action_accepts_exact_spec() -> None:
+    a = np.array([0.1, -0.2, 0.3, 1.0], np.float32)
+    np.testing.assert_array_equal(rpc.decode_action(action_frame(a), 5, ACTION_SPEC), a)
+
+
+@pytest.mark.parametrize(
+    ("arr", "error"),
+    [
+        (np.array([np.nan, 0, 0, 0], np.float32), rpc.NonFiniteValue),
+        (np.array([np.inf, 0, 0, 0], np.float32), rpc.NonFiniteValue),
+        (np.array([-np.inf, 0, 0, 0], np.float32), rpc.NonFiniteValue),
+        (np.zeros(3, np.float32), rpc.WrongShape),
+        (np.zeros((4, 1), np.float32), rpc.WrongShape),
+        (np.zeros(4, np.float64), rpc.WrongDtype),
+        (np.zeros(4, np.int32), rpc.WrongDtype),
+    ],
+)
+def test_decode_action_rejects_spec_violations(arr: np.ndarray, error: type[Exception]) -> None:
+    with pytest.raises(error) as exc:
+        rpc.decode_action(action_frame(arr), 5, ACTION_SPEC)
+    assert isinstance(exc.value, rpc.ArraySpecMismatch) and exc.value.what == "action"
+
+
+def test_decode_action_checks_request_id_and_reports_agent_errors() -> None:
+    with pytest.raises(rpc.InvalidMessage):
+        rpc.decode_action(action_frame(np.zeros(4, np.float32), 4), 5, ACTION_SPEC)
+    err = body(rpc.encode(rpc.Error(5, "agent_exception", "boom")))
+    with pytest.raises(rpc.AgentReportedError) as exc:
+        rpc.decode_action(err, 5, ACTION_SPEC)
+    assert exc.value.agent_code == "agent_exception" and exc.value.agent_message == "boom"
+
+
+@given(hnp.arrays(np.float64, 4, elements=st.floats(allow_nan=True, allow_infinity=True)))
+def test_coerce_action(values: np.ndarray) -> None:
+    with np.errstate(over="ignore"):
+        finite32 = np.isfinite(values.astype(np.float32)).all()
+    if finite32:
+        out = rpc.coerce_action(values, ACTION_SPEC)
+        assert out.dtype == np.float32 and out.shape == (4,)
+    else:  # includes float64 values that overflow float32: rejected, never sent
+        with pytest.raises(rpc.NonFiniteValue):
+            rpc.coerce_action(values, ACTION_SPEC)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (np.zeros(4, np.complex64), rpc.WrongDtype),
+        (np.array(["a", "b", "c", "d"]), rpc.WrongDtype),
+        ([object()] * 4, rpc.WrongDtype),
+        ([0.0, 0.0], rpc.WrongShape),
+        ([[0.0] * 4], rpc.WrongShape),
+        ([0.0, math.nan, 0.0, 0.0], rpc.NonFiniteValue),
+    ],
+)
+def test_coerce_action_rejections(value: object, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        rpc.coerce_action(value, ACTION_SPEC)
+
+
+def test_check_observation() -> None:
+    rpc.check_observation(np.zeros(39), OBS_SPEC)
+    with pytest.raises(rpc.WrongShape):
+        rpc.check_observation(np.zeros(38), OBS_SPEC)
+    dict_spec = {"state": OBS_SPEC, "rgb": rpc.ArraySpec("uint8", (84, 84, 3))}
+    rpc.check_observation(
+        {"state": np.zeros(39), "rgb": np.zeros((84, 84, 3), np.uint8)}, dict_spec
+    )
+    with pytest.raises(rpc.WrongDtype):
+        rpc.check_observation({"state": np.zeros(39), "rgb": np.zeros((84, 84, 3))}, dict_spec)
+
+
+def test_errors_carry_protocol_error_codes() -> None:
+    from kinitro.protocol.common import ErrorCode
+    from kinitro.protocol.errors import NonFiniteValueError, ProtocolError
+
+    with pytest.raises(rpc.NonFiniteValue) as exc:
+        rpc.check_action(np.array([np.nan] * 4, np.float32), ACTION_SPEC)
+    assert isinstance(exc.value, NonFiniteValueError) and isinstance(exc.value, ProtocolError)
+    assert exc.value.code is ErrorCode.NON_FINITE_VALUE
+    with pytest.raises(rpc.FrameTooLarge) as exc2:
+        rpc.body_length(b"\xff\xff\xff\xff", limit=10)
+    assert exc2.value.code is ErrorCode.FRAME_TOO_LARGE
+    with pytest.raises(rpc.WrongDtype) as exc3:
+        rpc.check_action(np.zeros(4), ACTION_SPEC)
+    assert exc3.value.code is ErrorCode.INVALID_ARRAY
