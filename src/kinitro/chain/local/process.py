@@ -1,0 +1,115 @@
+"""Start a LocalChain service as a child process and wait until it answers.
+
+Used by tests (of every role) and handy for scripts::
+
+    with LocalChainProcess(tmp_path / "chain", block_interval=0.2) as proc:
+        chain = LocalChain(proc.url, netuid=1)
+
+The process is always terminated (then killed) on exit.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from kinitro.chain.errors import ChainUnavailableError
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LocalChainProcess:
+    """``python -m kinitro chain run …`` on a free loopback port."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        block_interval: float = 1.0,
+        commit_rate_limit: int = 100,
+        weights_rate_limit: int = 100,
+        min_validator_stake: float = 1000.0,
+        log_path: Path | None = None,
+        startup_timeout: float = 20.0,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path or data_dir.parent / f"{data_dir.name}.log"
+        self.startup_timeout = startup_timeout
+        self.argv = [
+            sys.executable,
+            "-m",
+            "kinitro",
+            "chain",
+            "run",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(self.port),
+            "--block-interval",
+            str(block_interval),
+            "--commit-rate-limit",
+            str(commit_rate_limit),
+            "--weights-rate-limit",
+            str(weights_rate_limit),
+            "--min-validator-stake",
+            str(min_validator_stake),
+            "--log-level",
+            "warning",
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LocalChainProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log_file:
+            self.proc = subprocess.Popen(self.argv, stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ChainUnavailableError(
+                    f"LocalChain exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise ChainUnavailableError(f"LocalChain did not start in time; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def __enter__(self) -> LocalChainProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,68 @@
+"""The ``ChainClient`` port: everything Kinitro needs from a chain.
+
+Two adapters implement it and one conformance suite (``tests/chain/test_conformance.py``)
+runs against both:
+
+* :class:`kinitro.chain.local.client.LocalChain` — HTTP client of the embedded devnet
+  chain service (``kinitro chain run``), the default;
+* :class:`kinitro.chain.bittensor_chain.BittensorChain` — the bittensor 11 SDK.
+
+A client is bound to one subnet (``netuid``). All calls are async. Writes are signed by
+the hotkey keypair passed in (a ``bittensor_wallet.Keypair``, see
+:mod:`kinitro.chain.wallets`); the chain enforces registration, the 128-byte commitment
+limit, the commitment and weights rate limits and u16 weight normalisation, and the
+adapters raise the matching :mod:`kinitro.chain.errors` subclass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from kinitro.chain.models import CommitmentRecord, Metagraph, WeightsRecord
+
+if TYPE_CHECKING:
+    from bittensor_wallet import Keypair
+
+
+@runtime_checkable
+class ChainClient(Protocol):
+    """Read chain state and submit hotkey-signed commitments and weights for one subnet."""
+
+    @property
+    def netuid(self) -> int:
+        """The subnet this client reads and writes."""
+        ...
+
+    async def block(self) -> int:
+        """Current block height."""
+        ...
+
+    async def metagraph(self) -> Metagraph:
+        """Registered neurons (uid, hotkey, coldkey, stake, validator permit)."""
+        ...
+
+    async def commitments(self) -> list[CommitmentRecord]:
+        """Every hotkey's current commitment on the subnet with its block, newest first."""
+        ...
+
+    async def commit(self, hotkey: Keypair, data: str) -> CommitmentRecord:
+        """Write ``data`` (≤ 128 UTF-8 bytes) as ``hotkey``'s commitment; returns it with
+        the block it was included in."""
+        ...
+
+    async def set_weights(self, hotkey: Keypair, weights: Mapping[int, float]) -> WeightsRecord:
+        """Set a validator's weights (relative values, normalised to u16 by the chain rules)."""
+        ...
+
+    async def weights(self) -> list[WeightsRecord]:
+        """Every validator's current weight row (u16 values)."""
+        ...
+
+    def verify_signature(self, hotkey: str, message: bytes | str, signature: str | bytes) -> bool:
+        """True when ``signature`` is ``hotkey``'s sr25519 signature over ``message``."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,46 @@
+"""Chain test fixtures: a real LocalChain service process and wallets with real keys."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kinitro.chain.local.process import LocalChainProcess
+from kinitro.chain.wallets import WalletInfo, create_wallet
+
+_NETUIDS = itertools.count(10)
+
+RATE_LIMIT = 3  # blocks; small so rate-limit tests stay fast
+BLOCK_INTERVAL = 0.1
+
+
+@pytest.fixture(scope="module")
+def chain_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChainProcess]:
+    data_dir = tmp_path_factory.mktemp("localchain") / "chain"
+    with LocalChainProcess(
+        data_dir,
+        block_interval=BLOCK_INTERVAL,
+        commit_rate_limit=RATE_LIMIT,
+        weights_rate_limit=RATE_LIMIT,
+        min_validator_stake=100.0,
+    ) as proc:
+        yield proc
+
+
+@pytest.fixture
+def netuid() -> int:
+    """A subnet of its own for each test (they share one chain process)."""
+    return next(_NETUIDS)
+
+
+@pytest.fixture(scope="module")
+def wallet_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("wallets")
+
+
+@pytest.fixture(scope="module")
+def wallets(wallet_path: Path) -> dict[str, WalletInfo]:
+    return {name: create_wallet(name, "default", wallet_path) for name in ("miner", "val", "other")}
