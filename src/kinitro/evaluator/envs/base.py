@@ -18,6 +18,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from kinitro.protocol.agent_rpc import ArraySpec, ObservationSpec
+
 ObservationMode = Literal["state", "state+rgb"]
 Observation = npt.NDArray[Any] | dict[str, npt.NDArray[Any]]
 
@@ -80,6 +82,10 @@ class TaskEnv(Protocol):
     def step(self, action: npt.NDArray[np.float32]) -> StepOutcome: ...
 
     def render(self) -> npt.NDArray[np.uint8] | None: ...
+
+    def observation_spec(self) -> ObservationSpec: ...
+
+    def action_spec(self) -> ArraySpec: ...
 
     def task_info(self) -> dict[str, Any]:
         """What the agent is told at reset: task name, spaces, limits. Never the seed."""

@@ -13,8 +13,9 @@ Seeding: every episode draws its goal and object positions from the simulator's 
 list of 50 pre-sampled goals drawn from the global NumPy RNG. The same episode seed therefore
 gives the same initial state on every machine, and the positions cannot be memorised.
 
-Success is Meta-World's ``info["success"]`` at any step. Episodes end (``truncated``)
-after ``max_steps``; Meta-World never sets ``terminated``.
+Success is Meta-World's ``info["success"]`` at any step; as in Meta-World's own evaluation
+(``AutoTerminateOnSuccessWrapper``), the first successful step ends the episode with
+``terminated=True``. Otherwise it ends (``truncated``) after ``max_steps``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from kinitro.evaluator.envs.base import (
     Observation,
     StepOutcome,
 )
+from kinitro.protocol.agent_rpc import ArraySpec, ObservationSpec
 
 PROVIDER = "metaworld"
 VERSION = "v3"
@@ -143,12 +145,13 @@ class MetaWorldTaskEnv:
 
     def step(self, action: npt.NDArray[np.float32]) -> StepOutcome:
         obs, reward, terminated, truncated, info = self._env.step(action)
+        success = bool(info.get("success", 0.0) >= 1.0)
         return StepOutcome(
             observation=self._observe(obs),
             reward=float(reward),
-            terminated=bool(terminated),
-            truncated=bool(truncated),
-            success=bool(info.get("success", 0.0) >= 1.0),
+            terminated=bool(terminated) or success,
+            truncated=bool(truncated) and not success,
+            success=success,
             info={k: float(info[k]) for k in _INFO_KEYS if k in info},
         )
 
@@ -165,6 +168,16 @@ class MetaWorldTaskEnv:
         frame = self.render()
         assert frame is not None
         return {"state": state32, "rgb": frame}
+
+    def observation_spec(self) -> ObservationSpec:
+        state = ArraySpec("float32", (self._obs_dim,))
+        if not self.render_enabled:
+            return state
+        width, height = self.config.resolution or DEFAULT_RESOLUTION
+        return {"state": state, "rgb": ArraySpec("uint8", (height, width, 3))}
+
+    def action_spec(self) -> ArraySpec:
+        return ArraySpec("float32", (self.action_dim,), -1.0, 1.0)
 
     def task_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {

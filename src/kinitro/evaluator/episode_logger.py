@@ -1,0 +1,402 @@
+"""Episode logging: compact action logs, step samples, media and batched telemetry.
+
+Three pieces, split by where they run:
+
+* :class:`EpisodeRecorder` lives in the rollout hot loop. It writes each step's action,
+  reward and success flag into preallocated arrays (no allocation, no I/O per step) and
+  keeps a full :class:`StepSample` every ``step_log_interval`` steps (and on the last step).
+* :func:`encode_action_log` / :func:`decode_action_log` — the compact binary record of an
+  episode, enough to replay it (``kinitro replay``)::
+
+      magic "KACT" | u16 version | u16 action_dim | u32 steps | u32 max_steps | u64 seed
+      | u32 episode_index | u8 flags | u16 len + benchmark_id | u16 len + task | u16 len +
+      job_id | steps×action_dim float32 actions | steps float64 rewards | steps u8 success
+
+  All little-endian. The float32 actions are exactly what the simulator received.
+* :class:`TelemetryBatcher` runs on the driver: a background thread turns finished
+  :class:`EpisodeResult` objects into ``episode`` / ``episode_steps`` wire messages and
+  hands them to a sink in batches, so logging never blocks the rollout loop.
+
+Uploads (action logs, frames) run on a small thread pool owned by the rollout worker
+(:class:`MediaUploader`) for the same reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kinitro.evaluator.errors import EpisodeLogError
+from kinitro.evaluator.results import EpisodeResult, StepSample
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"KACT"
+VERSION = 1
+_HEAD = struct.Struct("<4sHHIIQIB")
+FLAG_GOAL_HIDDEN = 1
+ACTION_LOG_CONTENT_TYPE = "application/x-kinitro-actions"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionLog:
+    """A decoded action log: everything needed to re-simulate one episode."""
+
+    benchmark_id: str
+    task: str
+    job_id: str
+    episode_index: int
+    seed: int
+    max_steps: int
+    actions: npt.NDArray[np.float32]  # (steps, action_dim)
+    rewards: npt.NDArray[np.float64]  # (steps,)
+    successes: npt.NDArray[np.bool_]  # (steps,)
+    goal_hidden: bool = False
+
+    @property
+    def steps(self) -> int:
+        return int(self.actions.shape[0])
+
+
+def _short(text: str, what: str) -> bytes:
+    raw = text.encode()
+    if len(raw) > 0xFFFF:
+        raise EpisodeLogError(f"{what} too long for an action log")
+    return struct.pack("<H", len(raw)) + raw
+
+
+def encode_action_log(log_: ActionLog) -> bytes:
+    steps, dim = log_.actions.shape if log_.actions.ndim == 2 else (0, 0)
+    head = _HEAD.pack(
+        MAGIC,
+        VERSION,
+        dim,
+        steps,
+        log_.max_steps,
+        log_.seed,
+        log_.episode_index,
+        FLAG_GOAL_HIDDEN if log_.goal_hidden else 0,
+    )
+    return b"".join(
+        [
+            head,
+            _short(log_.benchmark_id, "benchmark_id"),
+            _short(log_.task, "task"),
+            _short(log_.job_id, "job_id"),
+            np.ascontiguousarray(log_.actions, dtype="<f4").tobytes(),
+            np.ascontiguousarray(log_.rewards, dtype="<f8").tobytes(),
+            np.ascontiguousarray(log_.successes, dtype=np.uint8).tobytes(),
+        ]
+    )
+
+
+def decode_action_log(data: bytes) -> ActionLog:
+    """Parse an action log; raise :class:`EpisodeLogError` naming what is wrong."""
+    if len(data) < _HEAD.size:
+        raise EpisodeLogError("action log truncated: header incomplete")
+    magic, version, dim, steps, max_steps, seed, index, flags = _HEAD.unpack_from(data)
+    if magic != MAGIC:
+        raise EpisodeLogError("not a Kinitro action log (bad magic)")
+    if version != VERSION:
+        raise EpisodeLogError(f"unsupported action log version {version}")
+    pos = _HEAD.size
+    texts: list[str] = []
+    for what in ("benchmark_id", "task", "job_id"):
+        if pos + 2 > len(data):
+            raise EpisodeLogError(f"action log truncated in {what}")
+        (n,) = struct.unpack_from("<H", data, pos)
+        pos += 2
+        if pos + n > len(data):
+            raise EpisodeLogError(f"action log truncated in {what}")
+        try:
+            texts.append(data[pos : pos + n].decode())
+        except UnicodeDecodeError as exc:
+            raise EpisodeLogError(f"action log {what} is not UTF-8") from exc
+        pos += n
+    expected = pos + steps * dim * 4 + steps * 8 + steps
+    if len(data) != expected:
+        raise EpisodeLogError(
+            f"action log body has {len(data) - pos} bytes, expected {expected - pos}"
+        )
+    actions = np.frombuffer(data, "<f4", steps * dim, pos).reshape(steps, dim)
+    pos += steps * dim * 4
+    rewards = np.frombuffer(data, "<f8", steps, pos)
+    pos += steps * 8
+    successes = np.frombuffer(data, np.uint8, steps, pos).astype(bool)
+    return ActionLog(
+        benchmark_id=texts[0],
+        task=texts[1],
+        job_id=texts[2],
+        episode_index=index,
+        seed=seed,
+        max_steps=max_steps,
+        actions=actions.astype(np.float32),
+        rewards=rewards.astype(np.float64),
+        successes=successes,
+        goal_hidden=bool(flags & FLAG_GOAL_HIDDEN),
+    )
+
+
+def action_log_key(job_id: str, episode_index: int) -> str:
+    return f"episodes/{job_id}/{episode_index:06d}/actions.kact"
+
+
+def frame_key(job_id: str, episode_index: int, step: int) -> str:
+    return f"episodes/{job_id}/{episode_index:06d}/frame-{step:05d}.png"
+
+
+class EpisodeRecorder:
+    """Per-episode recording in the hot loop: O(1), allocation-free per step."""
+
+    def __init__(self, max_steps: int, action_dim: int, step_log_interval: int) -> None:
+        self.actions = np.zeros((max_steps, action_dim), dtype=np.float32)
+        self.rewards = np.zeros(max_steps, dtype=np.float64)
+        self.successes = np.zeros(max_steps, dtype=bool)
+        self.interval = max(0, step_log_interval)
+        self.samples: list[StepSample] = []
+        self.steps = 0
+
+    def record(
+        self,
+        step: int,
+        observation: Any,
+        action: npt.NDArray[np.float32],
+        reward: float,
+        success: bool,
+        info: dict[str, Any],
+        *,
+        last: bool = False,
+    ) -> None:
+        i = step - 1
+        self.actions[i] = action
+        self.rewards[i] = reward
+        self.successes[i] = success
+        self.steps = step
+        if self.interval and ((step - 1) % self.interval == 0 or last):
+            state = observation["state"] if isinstance(observation, dict) else observation
+            self.samples.append(
+                StepSample(
+                    step=step,
+                    observation=[float(x) for x in np.asarray(state).ravel()],
+                    action=[float(x) for x in action],
+                    reward=float(reward),
+                    success=bool(success),
+                    info=dict(info),
+                )
+            )
+
+    def action_log(
+        self,
+        *,
+        benchmark_id: str,
+        task: str,
+        job_id: str,
+        episode_index: int,
+        seed: int,
+        max_steps: int,
+        goal_hidden: bool = False,
+    ) -> ActionLog:
+        n = self.steps
+        return ActionLog(
+            benchmark_id=benchmark_id,
+            task=task,
+            job_id=job_id,
+            episode_index=episode_index,
+            seed=seed,
+            max_steps=max_steps,
+            actions=self.actions[:n].copy(),
+            rewards=self.rewards[:n].copy(),
+            successes=self.successes[:n].copy(),
+            goal_hidden=goal_hidden,
+        )
+
+
+def encode_png(frame: npt.NDArray[np.uint8]) -> bytes:
+    """Minimal RGB8 PNG encoder (zlib; no imaging dependency)."""
+    height, width, channels = frame.shape
+    if channels != 3:
+        raise EpisodeLogError("frames must be RGB")
+    raw = b"".join(b"\x00" + frame[y].tobytes() for y in range(height))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
+
+
+class MediaUploader:
+    """Uploads to a media store off the hot loop (small thread pool); ``flush`` waits."""
+
+    def __init__(self, store: Any, workers: int = 2) -> None:
+        self._store = store
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media-upload")
+        self._pending: list[Future[str]] = []
+        self.failures: list[str] = []
+
+    def submit(self, key: str, data: bytes, content_type: str) -> str:
+        self._pending.append(self._pool.submit(self._put, key, data, content_type))
+        return key
+
+    def _put(self, key: str, data: bytes, content_type: str) -> str:
+        self._store.put(key, data, content_type=content_type)
+        return key
+
+    def flush(self) -> list[str]:
+        """Wait for every pending upload; return the keys that failed (and log them)."""
+        failed: list[str] = []
+        pending, self._pending = self._pending, []
+        for fut in pending:
+            try:
+                fut.result()
+            except Exception as exc:  # noqa: BLE001 - an upload failure must not kill the job
+                log.warning("media upload failed: %s", exc)
+                failed.append(str(exc))
+        self.failures += failed
+        return failed
+
+    def close(self) -> None:
+        self.flush()
+        self._pool.shutdown(wait=True)
+
+
+# ------------------------------------------------------------------ telemetry (driver)
+
+
+def episode_messages(job_id: str, result: EpisodeResult, batch_size: int) -> list[Any]:
+    """Wire messages for one finished episode: ``episode`` then its ``episode_steps``."""
+    from kinitro.protocol.common import FailureCause
+    from kinitro.protocol.validator_ws import Episode, EpisodeSteps
+    from kinitro.protocol.validator_ws import StepSample as WireStepSample
+
+    messages: list[Any] = [
+        Episode(
+            job_id=job_id,
+            episode_index=result.index,
+            task=result.task,
+            task_episode=result.task_episode,
+            success=result.success,
+            total_reward=result.total_reward,
+            steps=result.steps,
+            steps_to_success=result.steps_to_success,
+            terminated=result.terminated,
+            truncated=result.truncated,
+            failure_cause=FailureCause(result.failure_cause) if result.failure_cause else None,
+            failure_detail=result.failure_detail,
+            actions_ref=result.actions_ref,
+            media_refs=list(result.media_refs),
+            duration_s=result.duration_s,
+        )
+    ]
+    samples = result.samples
+    for batch_index, start in enumerate(range(0, len(samples), max(1, batch_size))):
+        batch = samples[start : start + batch_size]
+        messages.append(
+            EpisodeSteps(
+                job_id=job_id,
+                episode_index=result.index,
+                batch_index=batch_index,
+                samples=[
+                    WireStepSample(
+                        step=s.step,
+                        observation=s.observation,
+                        action=s.action,
+                        reward=s.reward,
+                        success=s.success,
+                        info=s.info,
+                    )
+                    for s in batch
+                ],
+            )
+        )
+    return messages
+
+
+Sink = Callable[[Sequence[Any]], None]
+
+
+class TelemetryBatcher:
+    """Background thread: episode results in, batches of wire messages out to ``sink``.
+
+    ``submit`` never blocks (unbounded queue of small objects); ``close`` drains and joins.
+    A sink error is logged and the batch is retried a few times, then dropped with an
+    error log — telemetry must not take the evaluation down, and the job's result is
+    written separately by the orchestrator.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        sink: Sink,
+        *,
+        batch_messages: int = 64,
+        samples_per_message: int = 50,
+        flush_interval_s: float = 0.5,
+        max_sink_retries: int = 5,
+    ) -> None:
+        self.job_id = job_id
+        self._sink = sink
+        self._batch = batch_messages
+        self._samples = samples_per_message
+        self._interval = flush_interval_s
+        self._retries = max_sink_retries
+        self._queue: queue.Queue[EpisodeResult | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="telemetry", daemon=True)
+        self.sent = 0
+        self.dropped = 0
+        self._thread.start()
+
+    def submit(self, result: EpisodeResult) -> None:
+        self._queue.put(result)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        pending: list[Any] = []
+        done = False
+        while not done:
+            try:
+                item = self._queue.get(timeout=self._interval)
+            except queue.Empty:
+                item = ...  # type: ignore[assignment]
+            if item is None:
+                done = True
+            elif isinstance(item, EpisodeResult):
+                try:
+                    pending += episode_messages(self.job_id, item, self._samples)
+                except Exception:
+                    log.exception("cannot build telemetry for episode %s", item.index)
+            if pending and (done or item is ... or len(pending) >= self._batch):
+                while pending:
+                    chunk, pending = pending[: self._batch], pending[self._batch :]
+                    self._deliver(chunk)
+
+    def _deliver(self, chunk: list[Any]) -> None:
+        for attempt in range(self._retries):
+            try:
+                self._sink(chunk)
+                self.sent += len(chunk)
+                return
+            except Exception as exc:  # noqa: BLE001
+                log.warning("telemetry sink failed (attempt %d): %s", attempt + 1, exc)
+                threading.Event().wait(min(2.0, 0.1 * 2**attempt))
+        self.dropped += len(chunk)
+        log.error("dropped %d telemetry messages for job %s", len(chunk), self.job_id)
