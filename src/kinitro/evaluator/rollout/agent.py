@@ -1,0 +1,67 @@
+"""The agent as the rollout loop sees it, and how its failures are classified.
+
+The rollout worker talks to exactly one kind of agent in production: a miner's bundle
+running in a sandbox (``kinitro.evaluator.sandbox``) behind the agent RPC client
+(``kinitro.evaluator.agent_client``). :class:`AgentSession` is the narrow surface the loop
+needs; :class:`AgentLauncher` starts one session per worker (and again after an agent
+fault, since a crashed agent is gone).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from kinitro.evaluator import results as fc
+from kinitro.protocol.agent_rpc import ArraySpec, ObservationSpec, TaskInfo
+
+
+class AgentSession(Protocol):
+    def reset(self, task: TaskInfo) -> None: ...
+
+    def act(self, observation: Any) -> npt.NDArray[np.float32]: ...
+
+    def close(self) -> None: ...
+
+
+class AgentLauncher(Protocol):
+    """Picklable recipe (shipped to Ray actors) that starts an agent session."""
+
+    def start(self, observation_spec: ObservationSpec, action_spec: ArraySpec) -> AgentSession: ...
+
+
+class AgentFault(Exception):
+    """A failure attributed to the agent or to the infrastructure, with its cause."""
+
+    def __init__(self, cause: str, detail: str) -> None:
+        super().__init__(f"{cause}: {detail}")
+        self.cause = cause
+        self.detail = detail
+
+
+_CAUSE_BY_NAME = {
+    "timeout": fc.AGENT_TIMEOUT,
+    "crash": fc.AGENT_CRASH,
+    "invalid_action": fc.INVALID_ACTION,
+    "protocol_violation": fc.PROTOCOL_VIOLATION,
+    "sandbox_start": fc.SANDBOX_START,
+}
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """Map an exception raised while talking to the agent to ``(FailureCause, detail)``.
+
+    Typed client failures carry their cause (a ``cause`` attribute holding a
+    ``FailureCause`` or its value); anything unrecognised is an internal fault, i.e. ours,
+    retried and never scored.
+    """
+    detail = (str(exc) or type(exc).__name__)[:2000]
+    cause = getattr(exc, "cause", None)
+    if cause is not None:
+        value = str(getattr(cause, "value", cause))
+        value = _CAUSE_BY_NAME.get(value, value)
+        if value in fc.AGENT_FAULTS or value in fc.INFRA_FAULTS:
+            return value, detail
+    return fc.INTERNAL, f"{type(exc).__name__}: {detail}"

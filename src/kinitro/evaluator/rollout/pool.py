@@ -1,0 +1,191 @@
+"""Ray rollout pool: episodes sharded over N worker actors, with bounded infra retries.
+
+Scheduling is dynamic: each actor holds one episode at a time and gets the next as soon as
+it returns, so slow tasks do not stall a static shard. Results are deterministic anyway:
+every episode is fully determined by its seed (the simulator is reseeded per episode).
+
+Faults:
+* an agent fault comes back inside the :class:`EpisodeResult` and is final (scored);
+* an infrastructure fault (``sandbox_start``, ``simulator_error``, ``internal``) and a lost
+  actor (``worker_lost``: the actor process died) are retried on a fresh or another actor,
+  at most ``max_infra_retries`` times; the last attempt's result is kept, unscored.
+
+Ray: :func:`ensure_ray` attaches to ``address`` or starts a small local Ray (no dashboard,
+a modest object store) once per process and reuses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from kinitro.evaluator import results as fc
+from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
+from kinitro.evaluator.rollout.worker import RolloutWorker, WorkerConfig
+
+log = logging.getLogger(__name__)
+
+OBJECT_STORE_BYTES = 96 * 1024 * 1024
+
+
+def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
+    """Initialise Ray once per process: attach to ``address`` or start a local instance."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+        return
+    ray.init(
+        num_cpus=num_cpus or os.cpu_count() or 1,
+        include_dashboard=False,
+        object_store_memory=OBJECT_STORE_BYTES,
+        log_to_driver=True,
+        configure_logging=False,
+    )
+
+
+class Cancelled(Exception):
+    """The caller asked the pool to stop (deadline, cancellation, shutdown)."""
+
+
+class RolloutPool:
+    """N Ray actors running :class:`RolloutWorker` for one job."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        workers: int = 1,
+        *,
+        worker_cpus: float = 1.0,
+        max_infra_retries: int = 2,
+    ) -> None:
+        import ray
+
+        self._ray = ray
+        self.config = config
+        self.n_workers = max(1, workers)
+        self.max_infra_retries = max_infra_retries
+        self._actor_cls = ray.remote(num_cpus=worker_cpus, max_restarts=0)(RolloutWorker)
+        self._actors: list[Any] = []
+
+    def _spawn(self) -> Any:
+        return self._actor_cls.remote(self.config)
+
+    def run(
+        self,
+        episodes: list[EpisodeSpec],
+        on_result: Callable[[EpisodeResult], None] = lambda _r: None,
+        should_stop: Callable[[], bool] = lambda: False,
+        poll_s: float = 0.25,
+    ) -> list[EpisodeResult]:
+        """Run every episode; call ``on_result`` for each final result (in completion order).
+
+        Raises :class:`Cancelled` as soon as ``should_stop()`` returns True (actors are
+        killed by :meth:`close`, which callers run in ``finally``).
+        """
+        ray = self._ray
+        pending: deque[tuple[EpisodeSpec, int]] = deque((spec, 1) for spec in episodes)
+        done: dict[int, EpisodeResult] = {}
+        if not self._actors:
+            self._actors = [self._spawn() for _ in range(min(self.n_workers, len(episodes)))]
+        idle = list(range(len(self._actors)))
+        in_flight: dict[Any, tuple[int, EpisodeSpec, int]] = {}
+
+        def finish(spec: EpisodeSpec, attempt: int, result: EpisodeResult) -> None:
+            result.attempts = attempt
+            if result.infra_fault and attempt <= self.max_infra_retries:
+                log.warning(
+                    "episode %d: %s (%s), retry %d",
+                    spec.index,
+                    result.failure_cause,
+                    result.failure_detail,
+                    attempt,
+                )
+                pending.appendleft((spec, attempt + 1))
+                return
+            done[spec.index] = result
+            on_result(result)
+
+        while pending or in_flight:
+            if should_stop():
+                raise Cancelled()
+            while pending and idle:
+                slot = idle.pop()
+                spec, attempt = pending.popleft()
+                ref = self._actors[slot].run_episode.remote(spec)
+                in_flight[ref] = (slot, spec, attempt)
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=poll_s)
+            for ref in ready:
+                slot, spec, attempt = in_flight.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayActorError as exc:
+                    log.warning("rollout worker %d lost: %s", slot, exc)
+                    self._actors[slot] = self._spawn()
+                    result = EpisodeResult(
+                        index=spec.index,
+                        task=spec.task,
+                        task_episode=spec.task_episode,
+                        seed=spec.seed,
+                        failure_cause=fc.WORKER_LOST,
+                        failure_detail=str(exc)[:500],
+                    )
+                except ray.exceptions.RayTaskError as exc:
+                    result = EpisodeResult(
+                        index=spec.index,
+                        task=spec.task,
+                        task_episode=spec.task_episode,
+                        seed=spec.seed,
+                        failure_cause=fc.INTERNAL,
+                        failure_detail=str(exc)[:2000],
+                    )
+                idle.append(slot)
+                finish(spec, attempt, result)
+        self.flush()
+        return [done[i] for i in sorted(done)]
+
+    def flush(self) -> list[str]:
+        """Wait until every worker's uploads are stored; return upload failures."""
+        ray = self._ray
+        failures: list[str] = []
+        for ref in [a.flush.remote() for a in self._actors]:
+            try:
+                failures += ray.get(ref, timeout=300)
+            except Exception as exc:  # noqa: BLE001
+                failures.append(str(exc))
+        return failures
+
+    def close(self, timeout_s: float = 20.0) -> None:
+        """Close every worker (agent sandboxes, envs) then kill the actors. Idempotent."""
+        ray = self._ray
+        actors, self._actors = self._actors, []
+        refs = []
+        for actor in actors:
+            try:
+                refs.append(actor.close.remote())
+            except Exception as exc:  # noqa: BLE001
+                log.debug("close request failed: %s", exc)
+        if refs:
+            deadline = time.monotonic() + timeout_s
+            try:
+                ray.wait(refs, num_returns=len(refs), timeout=max(0.0, deadline - time.monotonic()))
+            except Exception as exc:  # noqa: BLE001
+                log.debug("waiting for close failed: %s", exc)
+        for actor in actors:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception as exc:  # noqa: BLE001
+                log.debug("kill failed: %s", exc)
+
+    def __enter__(self) -> RolloutPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,64 @@
+"""Evaluator settings (``KINITRO_EVALUATOR_*`` env vars or ``[evaluator]`` in the TOML file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from kinitro.core.settings import KinitroSettings
+
+
+class Settings(KinitroSettings):
+    model_config = SettingsConfigDict(env_prefix="KINITRO_EVALUATOR_", extra="ignore")
+    toml_section: ClassVar[str | None] = "evaluator"
+
+    # validator database (the job queue and outbox live there)
+    database_url: str | None = None
+    concurrency: int = 1
+    """Jobs evaluated at the same time by this process."""
+    workers_per_job: int = 1
+    """Ray rollout actors per job (each with its own agent sandbox)."""
+    worker_cpus: float = 1.0
+    ray_address: str | None = None
+    ray_num_cpus: int | None = None
+    max_infra_retries: int = 2
+    """Retries of an episode after an infrastructure fault (never scored)."""
+    job_deadline_s: float | None = None
+    """Override of the job's own ``deadline_s`` (None: use the job's)."""
+    fast_timers: bool = False
+    """Short pgqueuer timers (tests, devnet crash drills)."""
+
+    # media (action logs, frames)
+    media_url: str = ".kinitro/media"
+    """Local directory, ``file://…`` or ``s3://bucket/prefix``."""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    frame_every: int = 0
+    """Upload a PNG frame every N steps (only in ``state+rgb`` mode; 0 disables)."""
+
+    # artifacts (agent bundles) and sandbox
+    artifacts_dir: Path = Path(".kinitro/artifacts")
+    bundle_cache_dir: Path = Path(".kinitro/bundles")
+    sandbox: str = "bubblewrap"
+    action_timeout_s: float = 1.0
+    reset_timeout_s: float = 10.0
+    start_timeout_s: float = 30.0
+
+    telemetry_batch: int = 64
+    log_level: str = "INFO"
+
+    def media_options(self) -> dict[str, object]:
+        if not self.media_url.startswith("s3://"):
+            return {}
+        secret = self.s3_secret_access_key
+        return {
+            "endpoint_url": self.s3_endpoint_url,
+            "region": self.s3_region,
+            "access_key_id": self.s3_access_key_id,
+            "secret_access_key": secret.get_secret_value() if secret else None,
+        }
