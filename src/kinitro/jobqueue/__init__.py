@@ -17,7 +17,8 @@ Every accepted job is one pgqueuer job with entrypoint ``"eval_job"``
 (:data:`EVAL_JOB_ENTRYPOINT`), ``payload = job_id.encode()`` and ``dedupe_key = job_id``.
 The consumer does::
 
-    qm = QueueManager(AsyncpgDriver(conn))
+    conn = await asyncpg.connect(kinitro.core.db.dsn(url))   # a dedicated connection
+    qm = QueueManager(Queries.from_asyncpg_connection(conn))
     timers = QueueTimers()              # QueueTimers.fast() in tests
 
     @qm.entrypoint(EVAL_JOB_ENTRYPOINT, concurrency_limit=N)

@@ -331,6 +331,8 @@ class JobQueue:
     async def _append_locked(
         self, conn: AsyncConnection, row: Any, message: BaseModel
     ) -> tuple[bool, Any]:
+        from kinitro.protocol.validator_ws import dump_message
+
         kind: str = message.type  # type: ignore[attr-defined]
         values: dict[str, Any] = {}
         if kind == "eval_result":
@@ -357,7 +359,7 @@ class JobQueue:
                     message_id=message.id,  # type: ignore[attr-defined]
                     job_id=row.job_id,
                     type=kind,
-                    payload=message.model_dump_json(),
+                    payload=dump_message(message),  # type: ignore[arg-type]
                 )
                 .on_conflict_do_nothing(index_elements=[OutboxRow.message_id])
                 .returning(OutboxRow.id)
@@ -497,14 +499,23 @@ class JobQueue:
             ).all()
             if not rows:
                 return None
-            older = [r.weights_id for r in rows[1:]]
+            newest_set = (
+                await conn.execute(
+                    select(func.max(WeightsRow.computed_at)).where(WeightsRow.status == "set")
+                )
+            ).scalar()
+            if newest_set is not None and rows[0].computed_at <= newest_set:
+                older = [r.weights_id for r in rows]  # all older than what is on chain
+                rows = []
+            else:
+                older = [r.weights_id for r in rows[1:]]
             if older:
                 await conn.execute(
                     update(WeightsRow)
                     .where(WeightsRow.weights_id.in_(older))
                     .values(status="superseded")
                 )
-            return _weights_entry(rows[0])
+            return _weights_entry(rows[0]) if rows else None
 
     async def weights_attempt_failed(self, weights_id: str, error: str, *, give_up: bool) -> None:
         async with self.engine.begin() as conn:

@@ -1,8 +1,20 @@
-"""`kinitro validator` commands."""
+"""`kinitro validator` commands: ``run`` (the node) and ``status``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from kinitro.chain.settings import ChainSettings
+    from kinitro.validator.settings import Settings
 
 app = typer.Typer(
     help=(
@@ -11,3 +23,206 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOpt = typer.Option(
+    None, "--config", help="TOML config file (sections [validator] and [chain])."
+)
+DbOpt = typer.Option(
+    None,
+    "--database-url",
+    help="Validator PostgreSQL URL, shared with the evaluator "
+    "(env KINITRO_VALIDATOR_DATABASE_URL).",
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(2)
+
+
+def _load(config: Path | None, **overrides: Any) -> Settings:
+    from kinitro.core.errors import KinitroError
+    from kinitro.validator.settings import Settings
+
+    try:
+        return Settings.load(config, **overrides)
+    except (KinitroError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _chain_settings(config: Path | None, **overrides: Any) -> ChainSettings:
+    from kinitro.chain.settings import ChainSettings
+    from kinitro.core.errors import KinitroError
+
+    try:
+        return ChainSettings.load(config, **overrides)
+    except (KinitroError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def run(
+    config: Path | None = ConfigOpt,
+    backend_url: str | None = typer.Option(
+        None, "--backend-url", help="Backend WebSocket (default ws://127.0.0.1:8000/ws/validator)."
+    ),
+    database_url: str | None = DbOpt,
+    lite: bool | None = typer.Option(
+        None, "--lite/--full", help="Lite: only follow and set weights, run no evaluation."
+    ),
+    wallet: str | None = typer.Option(None, "--wallet", "-w", help="Wallet name."),
+    hotkey: str | None = typer.Option(None, "--hotkey", "-k", help="Hotkey name in the wallet."),
+    wallet_path: Path | None = typer.Option(None, "--wallet-path", help="Wallets directory."),
+    chain_url: str | None = typer.Option(None, "--chain-url", help="LocalChain URL."),
+    netuid: int | None = typer.Option(None, "--netuid", help="Subnet id."),
+    migrate: bool = typer.Option(
+        False, "--migrate", help="Upgrade the validator database schema before starting."
+    ),
+    no_weights: bool = typer.Option(
+        False, "--no-weights", help="Do not set weights on chain (store them only)."
+    ),
+    log_level: str = typer.Option("INFO", "--log-level", help="Logging level."),
+) -> None:
+    """Run the validator node until interrupted (Ctrl-C / SIGTERM).
+
+    Connects to the backend, authenticates with the hotkey, stores incoming jobs in the
+    validator database (pgqueuer) for `kinitro evaluator run`, forwards its results, and
+    sets the backend's weights on chain. Reconnects forever with jittered backoff.
+    """
+    from kinitro.core.logging import configure_logging
+
+    settings = _load(config, backend_url=backend_url, database_url=database_url, lite=lite)
+    chain_settings = _chain_settings(
+        config, wallet_name=wallet, hotkey=hotkey, wallet_path=wallet_path,
+        local_url=chain_url, netuid=netuid,
+    )  # fmt: skip
+    if not settings.database_url:
+        raise _fail("no database URL: pass --database-url or set KINITRO_VALIDATOR_DATABASE_URL")
+    configure_logging(log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(settings, chain_settings, migrate=migrate, set_weights=not no_weights))
+
+
+async def _run(
+    settings: Settings, chain_settings: ChainSettings, *, migrate: bool, set_weights: bool
+) -> None:
+    import signal
+
+    from kinitro.chain.errors import WalletError
+    from kinitro.chain.settings import open_chain
+    from kinitro.chain.wallets import load_hotkey
+    from kinitro.core.db import safe_url
+    from kinitro.jobqueue import JobQueue, SchemaNotReadyError
+    from kinitro.validator.node import ValidatorNode
+    from kinitro.validator.weights import WeightSetter
+
+    assert settings.database_url
+    try:
+        keypair = load_hotkey(
+            chain_settings.wallet_name, chain_settings.hotkey, chain_settings.wallet_path
+        )
+    except WalletError as exc:
+        raise _fail(str(exc)) from None
+    if migrate:
+        from kinitro.core import migrations
+
+        await asyncio.to_thread(migrations.upgrade, "validator", settings.database_url)
+    jq = JobQueue.connect(settings.database_url)
+    chain = open_chain(chain_settings) if set_weights else None
+    try:
+        try:
+            await jq.check_schema()
+        except SchemaNotReadyError as exc:
+            raise _fail(f"{exc} ({safe_url(settings.database_url)})") from None
+        except OSError as exc:
+            raise _fail(f"cannot reach {safe_url(settings.database_url)}: {exc}") from None
+        setter = (
+            WeightSetter(
+                jq,
+                chain,
+                keypair,
+                rate_limit_blocks=settings.weights_rate_limit_blocks,
+                max_attempts=settings.weights_max_attempts,
+                retry_s=settings.weights_retry_s,
+                block_time_s=settings.block_time_s,
+            )
+            if chain is not None
+            else None
+        )
+        node = ValidatorNode(settings, jq, keypair, weight_setter=setter)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, node.stop)
+        await node.run()
+    finally:
+        if chain is not None:
+            await chain.close()
+        await jq.close()
+
+
+@app.command()
+def status(
+    config: Path | None = ConfigOpt,
+    database_url: str | None = DbOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Show the connection, queue depths, jobs in flight and the last weights set.
+
+    Reads the validator database, so it works whether or not `validator run` is alive.
+    """
+    settings = _load(config, database_url=database_url)
+    if not settings.database_url:
+        raise _fail("no database URL: pass --database-url or set KINITRO_VALIDATOR_DATABASE_URL")
+    data = asyncio.run(_status(settings.database_url))
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    _print_status(data)
+
+
+async def _status(url: str) -> dict[str, Any]:
+    from kinitro.core.db import safe_url
+    from kinitro.jobqueue import JobQueue, SchemaNotReadyError
+
+    jq = JobQueue.connect(url, pool_size=1)
+    try:
+        await jq.check_schema()
+        return (await jq.status()).to_dict()
+    except SchemaNotReadyError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot reach {safe_url(url)}: {exc}") from None
+    finally:
+        await jq.close()
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    conn, depths, last = data["connection"], data["depths"], data["last_weights"]
+    table = Table(title="validator", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    colour = {"connected": "green", "disconnected": "yellow"}.get(conn["state"], "red")
+    table.add_row("connection", f"[{colour}]{conn['state']}[/{colour}]")
+    table.add_row("backend", str(conn["backend_url"] or "-"))
+    table.add_row("hotkey / uid", f"{conn['hotkey'] or '-'} / {conn['uid']}")
+    table.add_row("lite", str(conn["lite"]))
+    table.add_row("last seen", str(conn["last_seen_at"] or "-"))
+    table.add_row("reconnects", str(conn["reconnects"]))
+    if conn["last_error"]:
+        table.add_row("last error", str(conn["last_error"]))
+    table.add_row("jobs queued", str(depths["jobs_queued"]))
+    table.add_row("jobs in flight", str(depths["jobs_in_flight"]))
+    by_state = ", ".join(f"{k}={v}" for k, v in sorted(depths["jobs_by_state"].items()))
+    table.add_row("jobs by state", by_state or "-")
+    table.add_row("outbox", f"{depths['outbox']} (oldest {depths['outbox_oldest_at'] or '-'})")
+    table.add_row("dead letters", str(depths["outbox_dead"]))
+    table.add_row("weights pending", str(data["pending_weights"]))
+    if last:
+        table.add_row(
+            "last weights", f"{last['weights_id']} at block {last['block']} ({last['set_at']})"
+        )
+    else:
+        table.add_row("last weights", "-")
+    console.print(table)
