@@ -20,7 +20,7 @@ import math
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -29,8 +29,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 PROTOCOL_VERSION = 1
 """Version of the WebSocket protocols; bumped on any incompatible wire change."""
@@ -40,6 +43,25 @@ class WireModel(BaseModel):
     """Base of every wire model: frozen, no unknown fields, finite floats only."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class IdentifiedMessage(WireModel):
+    """Base of every top-level message: carries ``id`` (uuid4 hex).
+
+    Built in Python, ``id`` defaults to a fresh uuid4; keep it when resending. Parsed
+    from a frame, ``id`` is required (a missing id is an invalid message, never invented).
+    """
+
+    id: MessageId = Field(default="", validate_default=True)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_required_on_the_wire(cls, value: Any, info: ValidationInfo) -> Any:
+        if value == "":
+            if info.mode == "json":
+                raise PydanticCustomError("missing", "Field required")
+            return new_message_id()
+        return value
 
 
 # --------------------------------------------------------------------------- enums
@@ -159,7 +181,10 @@ class ErrorCode(StrEnum):
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("datetime is out of range once converted to UTC") from None
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
@@ -210,6 +235,12 @@ Revision = Annotated[
 ]
 """A registry revision: 1–64 chars of ``[A-Za-z0-9._-]``. Hugging Face revisions must be
 a full 40-hex commit sha (pinned)."""
+
+TaskName = Annotated[
+    str, StringConstraints(min_length=1, max_length=96, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
+"""A benchmark task or camera name (``reach-v3``, ``corner2``): 1–96 chars of
+``[A-Za-z0-9._-]`` starting with a letter or digit (safe in media keys and paths)."""
 
 RegistryKind = Literal["local", "hf"]
 
@@ -271,14 +302,11 @@ class BenchmarkSpec(WireModel):
         str,
         StringConstraints(max_length=96, pattern=r"^metaworld/[A-Za-z0-9][A-Za-z0-9._-]*-v[0-9]+$"),
     ]
-    tasks: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=96)]],
-        Field(min_length=1, max_length=256),
-    ]
+    tasks: Annotated[list[TaskName], Field(min_length=1, max_length=256)]
     episodes_per_task: Annotated[int, Field(ge=1, le=10_000)]
     max_steps: Annotated[int, Field(ge=1, le=100_000)] = 500
     observation_mode: Literal["state", "state+rgb"] = "state"
-    camera: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    camera: TaskName | None = None
     resolution: tuple[Pixels, Pixels] | None = None
     """``(width, height)`` of rendered images, when ``observation_mode`` includes rgb."""
     step_log_interval: Annotated[int, Field(ge=0, le=100_000)] = 10
@@ -321,7 +349,7 @@ class TaskMetrics(WireModel):
 class EvalMetrics(WireModel):
     """Results of one evaluation job: per task (keyed by task name) and overall."""
 
-    per_task: dict[Annotated[str, StringConstraints(min_length=1, max_length=96)], TaskMetrics]
+    per_task: dict[TaskName, TaskMetrics]
     overall: TaskMetrics
 
 
