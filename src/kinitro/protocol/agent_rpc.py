@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias
 
@@ -522,6 +522,73 @@ def body_length(header: bytes | bytearray | memoryview, limit: int = DEFAULT_MAX
     return int(n)
 
 
+class ConnectionClosed(AgentRpcError):
+    """The peer closed the stream (cleanly between frames, or in the middle of one)."""
+
+    default_code = ErrorCode.MALFORMED_FRAME
+
+    def __init__(self, message: str, *, mid_frame: bool) -> None:
+        super().__init__(message)
+        self.mid_frame = mid_frame
+
+
+class FrameReader:
+    """Reassembles frames from a byte stream into one reusable buffer (no I/O itself).
+
+    ``read(recv_into)`` calls ``recv_into(view) -> int`` (e.g. ``socket.recv_into``) until
+    a whole frame is buffered and returns its body as a memoryview that stays valid until
+    the next ``read``. Timeouts are the caller's business (``recv_into`` may raise).
+    """
+
+    __slots__ = ("_buf", "_end", "_start", "_view", "max_frame")
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME, initial: int = 64 * 1024) -> None:
+        self.max_frame = max_frame
+        self._buf = bytearray(initial)
+        self._view = memoryview(self._buf)
+        self._start = 0
+        self._end = 0
+
+    @property
+    def buffered(self) -> int:
+        return self._end - self._start
+
+    def read(self, recv_into: Callable[[memoryview], int]) -> memoryview:
+        while True:
+            avail = self._end - self._start
+            need = HEADER_SIZE
+            if avail >= HEADER_SIZE:
+                n = body_length(self._view[self._start : self._start + HEADER_SIZE], self.max_frame)
+                need = HEADER_SIZE + n
+                if avail >= need:
+                    begin = self._start + HEADER_SIZE
+                    self._start += need
+                    if self._start == self._end:
+                        self._start = self._end = 0
+                    return self._view[begin : begin + n]
+            self._make_room(need)
+            got = recv_into(self._view[self._end :])
+            if got == 0:
+                mid = self._end > self._start
+                raise ConnectionClosed(
+                    "connection closed in the middle of a frame" if mid else "connection closed",
+                    mid_frame=mid,
+                )
+            self._end += got
+
+    def _make_room(self, need: int) -> None:
+        if self._start + need <= len(self._buf) and self._end < len(self._buf):
+            return
+        avail = self._end - self._start
+        if need > len(self._buf):
+            buf = bytearray(max(need, 2 * len(self._buf)))
+            buf[:avail] = self._view[self._start : self._end]
+            self._buf, self._view = buf, memoryview(buf)
+        else:
+            self._view[:avail] = self._view[self._start : self._end]
+        self._start, self._end = 0, avail
+
+
 def encode(msg: Request | Response) -> bytes:
     """Any message → a complete frame (header + msgpack body)."""
     body: dict[str, Any]
@@ -729,8 +796,10 @@ __all__ = [
     "ArraySpecMismatch",
     "Close",
     "CloseOk",
+    "ConnectionClosed",
     "Error",
     "FrameError",
+    "FrameReader",
     "FrameTooLarge",
     "Hello",
     "HelloOk",

@@ -1,0 +1,305 @@
+"""Agent RPC client used by the rollout workers (synchronous: it is the hot loop).
+
+Usage::
+
+    with sandbox.start(bundle_dir) as running:                 # see kinitro.evaluator.sandbox
+        with AgentClient.connect(running.endpoint, obs_spec, action_spec) as agent:
+            agent.hello()                                      # loads the miner's class
+            agent.reset(TaskInfo("reach-v3", "metaworld/MT10-v3", max_steps=500))
+            action = agent.act(observation)                    # float32 (4,), validated
+            ...
+            agent.close()
+
+One persistent connection, increasing request ids, a deadline per call
+(:class:`CallTimeouts`). Every failure is an :class:`AgentFailure` whose ``cause`` is the
+:class:`~kinitro.protocol.common.FailureCause` the evaluator records (all agent faults):
+
+======================== ============================================ ===================
+exception                what happened                                cause
+======================== ============================================ ===================
+AgentTimeout             no complete answer within the call deadline  agent_timeout
+AgentCrashed             connection closed/reset, agent code raised,  agent_crash
+                         bundle failed to load
+AgentInvalidAction       wrong dtype/shape, NaN/Inf                   invalid_action
+AgentProtocolViolation   malformed/oversized frame, unknown type,     protocol_violation
+                         wrong request id, unexpected message
+======================== ============================================ ===================
+
+After any failure the client is *broken*: the stream may be out of step, so every later
+call raises at once. Close the sandbox and start a new one for the next episode.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar
+
+import numpy as np
+
+from kinitro.evaluator.errors import EvaluatorError
+from kinitro.evaluator.sandbox.base import AgentEndpoint
+from kinitro.protocol import agent_rpc as rpc
+from kinitro.protocol.common import FailureCause
+
+DEFAULT_MAX_RESPONSE = 1024 * 1024
+"""Largest response frame accepted (actions are tiny; 1 MiB leaves room for errors)."""
+
+
+class AgentFailure(EvaluatorError):
+    """The agent misbehaved; ``cause`` says how (always an agent fault)."""
+
+    cause: ClassVar[FailureCause] = FailureCause.AGENT_CRASH
+
+    def __init__(self, message: str, *, call: str = "", exit_detail: str | None = None) -> None:
+        detail = f"{call}: {message}" if call else message
+        if exit_detail:
+            detail = f"{detail} ({exit_detail})"
+        super().__init__(detail)
+        self.detail = detail
+        self.call = call
+
+
+class AgentTimeout(AgentFailure):
+    cause = FailureCause.AGENT_TIMEOUT
+
+
+class AgentCrashed(AgentFailure):
+    cause = FailureCause.AGENT_CRASH
+
+
+class AgentInvalidAction(AgentFailure):
+    cause = FailureCause.INVALID_ACTION
+
+
+class AgentProtocolViolation(AgentFailure):
+    cause = FailureCause.PROTOCOL_VIOLATION
+
+
+@dataclass(frozen=True, slots=True)
+class CallTimeouts:
+    """Deadline per call, in seconds. ``hello`` includes importing the miner's code."""
+
+    hello: float = 60.0
+    reset: float = 10.0
+    act: float = 1.0
+    close: float = 2.0
+
+
+_REPORTED: dict[str, type[AgentFailure]] = {
+    "invalid_action": AgentInvalidAction,
+    "agent_exception": AgentCrashed,
+    "load_failed": AgentCrashed,
+}
+
+
+class AgentClient:
+    """A connection to one sandboxed agent. Not thread-safe: one rollout loop per client."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        observation_spec: rpc.ObservationSpec,
+        action_spec: rpc.ArraySpec,
+        *,
+        timeouts: CallTimeouts | None = None,
+        max_response: int = DEFAULT_MAX_RESPONSE,
+        describe_exit: Callable[[], str | None] | None = None,
+    ) -> None:
+        self._sock = sock
+        self.observation_spec = observation_spec
+        self.action_spec = action_spec
+        self.timeouts = timeouts or CallTimeouts()
+        self._reader = rpc.FrameReader(max_response, initial=16 * 1024)
+        self._describe_exit = describe_exit
+        self._next_id = 1
+        self._deadline = 0.0
+        self._broken: AgentFailure | None = None
+        self._closed = False
+        self.agent_name: str | None = None
+
+    @classmethod
+    def connect(
+        cls,
+        endpoint: AgentEndpoint,
+        observation_spec: rpc.ObservationSpec,
+        action_spec: rpc.ArraySpec,
+        *,
+        timeouts: CallTimeouts | None = None,
+        connect_timeout: float = 10.0,
+        max_response: int = DEFAULT_MAX_RESPONSE,
+    ) -> AgentClient:
+        """Open (or adopt) the endpoint's stream socket. Raises :class:`AgentCrashed`."""
+        try:
+            sock = endpoint.open(connect_timeout)
+        except OSError as exc:
+            raise AgentCrashed(f"cannot connect to the agent: {exc}", call="connect") from exc
+        return cls(
+            sock,
+            observation_spec,
+            action_spec,
+            timeouts=timeouts,
+            max_response=max_response,
+            describe_exit=endpoint.describe_exit,
+        )
+
+    # ------------------------------------------------------------------ calls
+
+    def hello(self) -> str:
+        """Handshake: send the specs, let the runtime load the agent. Returns its name."""
+        i = self._take_id()
+        msg = rpc.Hello(i, self.observation_spec, self.action_spec)
+        resp = self._call("hello", msg, self.timeouts.hello)
+        if not isinstance(resp, rpc.HelloOk):
+            raise self._fail(
+                AgentProtocolViolation(f"expected hello_ok, got {_name(resp)}"), "hello"
+            )
+        if resp.spec_version != rpc.SPEC_VERSION:
+            raise self._fail(
+                AgentProtocolViolation(f"agent speaks agent RPC v{resp.spec_version}"), "hello"
+            )
+        self.agent_name = resp.agent_name
+        return resp.agent_name
+
+    def reset(self, task: rpc.TaskInfo) -> None:
+        """Start an episode: the agent learns the task (never the seed)."""
+        i = self._take_id()
+        resp = self._call("reset", rpc.Reset(i, task), self.timeouts.reset)
+        if not isinstance(resp, rpc.ResetOk):
+            raise self._fail(
+                AgentProtocolViolation(f"expected reset_ok, got {_name(resp)}"), "reset"
+            )
+
+    def act(self, observation: rpc.Observation) -> rpc.Array:
+        """One step: observation in, validated action out (exact dtype/shape, finite)."""
+        if self._broken is not None:
+            raise self._broken
+        i = self._next_id
+        self._next_id = i + 1
+        if isinstance(observation, np.ndarray):
+            data = rpc.encode_act(i, observation)
+        else:
+            data = rpc.encode(rpc.Act(i, observation))
+        self._deadline = time.monotonic() + self.timeouts.act
+        try:
+            self._send(data)
+            body = self._reader.read(self._recv_into)
+            return rpc.decode_action(body, i, self.action_spec)
+        except Exception as exc:  # classify every failure, then re-raise typed
+            raise self._classify(exc, "act") from exc
+
+    def close(self) -> None:
+        """Ask the agent to close (best effort, short deadline) and drop the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._broken is None:
+                i = self._take_id()
+                self._call("close", rpc.Close(i), self.timeouts.close)
+        except AgentFailure:
+            pass
+        finally:
+            self._sock.close()
+
+    @property
+    def broken(self) -> AgentFailure | None:
+        """The failure that broke this client, if any."""
+        return self._broken
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _take_id(self) -> int:
+        if self._broken is not None:
+            raise self._broken
+        if self._closed:
+            raise AgentCrashed("client is closed")
+        i = self._next_id
+        self._next_id += 1
+        return i
+
+    def _call(self, call: str, msg: rpc.Request, timeout: float) -> rpc.Response:
+        self._deadline = time.monotonic() + timeout
+        try:
+            self._send(rpc.encode(msg))
+            resp = rpc.decode_response(self._reader.read(self._recv_into))
+        except Exception as exc:
+            raise self._classify(exc, call) from exc
+        if resp.id != msg.id:
+            raise self._fail(
+                AgentProtocolViolation(f"response id {resp.id} for request {msg.id}"), call
+            )
+        if isinstance(resp, rpc.Error):
+            cls = _REPORTED.get(resp.code, AgentProtocolViolation)
+            raise self._fail(cls(f"agent reported {resp.code[:64]}: {resp.message}"), call)
+        return resp
+
+    def _send(self, data: bytes) -> None:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        self._sock.settimeout(remaining)
+        self._sock.sendall(data)
+
+    def _recv_into(self, view: memoryview) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        self._sock.settimeout(remaining)
+        return self._sock.recv_into(view)
+
+    def _classify(self, exc: BaseException, call: str) -> AgentFailure:
+        failure: AgentFailure
+        if isinstance(exc, AgentFailure):
+            return exc
+        if isinstance(exc, TimeoutError):
+            limit = getattr(self.timeouts, call, None)
+            failure = AgentTimeout(f"no answer within {limit} s")
+        elif isinstance(exc, rpc.AgentReportedError):
+            cls = _REPORTED.get(exc.agent_code, AgentProtocolViolation)
+            failure = cls(str(exc))
+        elif isinstance(exc, rpc.ConnectionClosed):
+            failure = AgentCrashed(str(exc))
+        elif isinstance(exc, rpc.ArraySpecMismatch):
+            failure = AgentInvalidAction(str(exc))
+        elif isinstance(exc, rpc.AgentRpcError):
+            failure = AgentProtocolViolation(f"{type(exc).__name__}: {exc}")
+        elif isinstance(exc, OSError):
+            failure = AgentCrashed(f"connection error: {exc}")
+        else:
+            failure = AgentProtocolViolation(f"{type(exc).__name__}: {exc}")
+        return self._fail(failure, call)
+
+    def _fail(self, failure: AgentFailure, call: str) -> AgentFailure:
+        if not failure.call:
+            exit_detail = None
+            if isinstance(failure, AgentCrashed | AgentTimeout) and self._describe_exit:
+                exit_detail = _safe(self._describe_exit)
+            failure = type(failure)(failure.detail, call=call, exit_detail=exit_detail)
+        self._broken = failure
+        return failure
+
+
+def _name(resp: Any) -> str:
+    return type(resp).__name__
+
+
+def _safe(fn: Callable[[], str | None]) -> str | None:
+    try:
+        return fn()
+    except Exception:  # noqa: BLE001 - diagnostics must never mask the real failure
+        return None

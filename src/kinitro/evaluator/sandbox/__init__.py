@@ -1,0 +1,55 @@
+"""Agent sandboxes: run an untrusted agent bundle isolated and reachable only by RPC.
+
+Port and adapters::
+
+    Sandbox (typing.Protocol)            start(bundle_dir) -> RunningSandbox
+    ├── BubblewrapSandbox (default)      local: bwrap namespaces + rlimits, socketpair RPC
+    └── KubernetesSandbox                a locked-down pod + egress-denying NetworkPolicy
+
+    RunningSandbox                       .endpoint: AgentEndpoint, .alive(), .close() -> SandboxExit
+                                         (context manager; close kills everything, idempotent)
+
+Typical use from a rollout worker (synchronous, it is the hot loop)::
+
+    sandbox = BubblewrapSandbox(SandboxLimits(memory_bytes=2 << 30))
+    with sandbox.start(bundle_dir) as running:
+        with AgentClient.connect(running.endpoint, env.observation_spec(),
+                                 env.action_spec()) as agent:   # kinitro.evaluator.agent_client
+            agent.hello()
+            agent.reset(TaskInfo(task, benchmark_id, max_steps=500))
+            action = agent.act(obs)
+    report = running.close()          # exit code, reason, captured stdout/stderr
+
+Errors (under :class:`~kinitro.evaluator.errors.EvaluatorError`)::
+
+    SandboxError                   infrastructure fault (retried, never scored)
+    ├── SandboxStartError          could not start / not ready by the start deadline
+    └── SandboxUnavailable         backend cannot run here (bwrap missing, …)
+
+Agent misbehaviour is not a sandbox error: the client raises ``AgentFailure`` subclasses
+carrying the ``FailureCause`` (see :mod:`kinitro.evaluator.agent_client`).
+"""
+
+from kinitro.evaluator.sandbox.base import (
+    AgentEndpoint,
+    RunningSandbox,
+    Sandbox,
+    SandboxError,
+    SandboxExit,
+    SandboxLimits,
+    SandboxStartError,
+    SandboxUnavailable,
+)
+from kinitro.evaluator.sandbox.bubblewrap import BubblewrapSandbox
+
+__all__ = [
+    "AgentEndpoint",
+    "BubblewrapSandbox",
+    "RunningSandbox",
+    "Sandbox",
+    "SandboxError",
+    "SandboxExit",
+    "SandboxLimits",
+    "SandboxStartError",
+    "SandboxUnavailable",
+]

@@ -1,0 +1,161 @@
+"""Serve the agent RPC for one loaded agent over a connected stream socket."""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kinitro.miner.runtime.manifest import ManifestError, RuntimeManifest, load_manifest
+from kinitro.protocol import agent_rpc as rpc
+
+MAX_DETAIL = 4096
+
+
+def _describe(exc: BaseException) -> str:
+    """Exception → short text (type, message, last frames) for an ``error`` message."""
+    tb = "".join(traceback.format_exception(exc, limit=-4))
+    return tb[-MAX_DETAIL:]
+
+
+@dataclass
+class LoadedAgent:
+    """The miner's agent, or why it could not be loaded."""
+
+    manifest: RuntimeManifest | None
+    agent: Any = None
+    error: str | None = None
+    action_spec: rpc.ArraySpec | None = None
+    obs_spec: rpc.ObservationSpec | None = field(default=None)
+
+    @classmethod
+    def load(cls, bundle_dir: Path) -> LoadedAgent:
+        """Import the entrypoint class and instantiate it. Never raises for miner faults."""
+        try:
+            manifest = load_manifest(bundle_dir)
+        except ManifestError as exc:
+            return cls(None, error=f"manifest: {exc}")
+        if manifest.spec_version != rpc.SPEC_VERSION:
+            return cls(
+                manifest,
+                error=f"bundle targets agent RPC v{manifest.spec_version}, "
+                f"runtime speaks v{rpc.SPEC_VERSION}",
+            )
+        sys.path.insert(0, str(bundle_dir))
+        try:
+            module = importlib.import_module(manifest.module)
+            factory = getattr(module, manifest.class_name)
+            agent = factory()
+        except BaseException as exc:  # miner code: anything can happen
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return cls(
+                manifest,
+                error=f"loading {manifest.module}:{manifest.class_name}: " + _describe(exc),
+            )
+        for method in ("reset", "act"):
+            if not callable(getattr(agent, method, None)):
+                return cls(manifest, error=f"agent class has no {method}() method")
+        return cls(manifest, agent=agent)
+
+
+class Server:
+    """Answer requests on ``conn`` until ``close`` or end of stream."""
+
+    def __init__(self, conn: socket.socket, loaded: LoadedAgent, max_frame: int) -> None:
+        self.conn = conn
+        self.loaded = loaded
+        self.reader = rpc.FrameReader(max_frame)
+        self.closed = False
+
+    def send(self, msg: rpc.Response) -> None:
+        self.conn.sendall(rpc.encode(msg))
+
+    def fail(self, request_id: int, code: rpc.AgentErrorCode, message: str) -> None:
+        self.send(rpc.Error(request_id, code, message))
+
+    def serve(self) -> None:
+        recv_into = self.conn.recv_into
+        while not self.closed:
+            try:
+                body = self.reader.read(recv_into)
+            except rpc.ConnectionClosed:
+                return
+            except rpc.FrameTooLarge as exc:
+                self.fail(0, "protocol_violation", str(exc))
+                return  # the stream cannot be resynchronised
+            try:
+                request = rpc.decode_request(body)
+            except rpc.AgentRpcError as exc:
+                self.fail(0, "protocol_violation", str(exc))
+                continue
+            self.handle(request)
+
+    def handle(self, request: rpc.Request) -> None:
+        loaded = self.loaded
+        match request:
+            case rpc.Act(id=i, observation=obs):
+                if loaded.action_spec is None:
+                    self.fail(i, "bad_state", "act before hello")
+                    return
+                try:
+                    raw = loaded.agent.act(obs)
+                except Exception as exc:  # noqa: BLE001 - miner code may raise anything
+                    self.fail(i, "agent_exception", _describe(exc))
+                    return
+                try:
+                    action = rpc.coerce_action(raw, loaded.action_spec)
+                except rpc.AgentRpcError as exc:
+                    self.fail(i, "invalid_action", str(exc))
+                    return
+                self.send(rpc.Action(i, action))
+            case rpc.Reset(id=i, task=task):
+                if loaded.action_spec is None:
+                    self.fail(i, "bad_state", "reset before hello")
+                    return
+                try:
+                    loaded.agent.reset(task)
+                except Exception as exc:  # noqa: BLE001 - miner code may raise anything
+                    self.fail(i, "agent_exception", _describe(exc))
+                    return
+                self.send(rpc.ResetOk(i))
+            case rpc.Hello(id=i):
+                self.hello(request)
+            case rpc.Close(id=i):
+                self.closed = True
+                close = getattr(loaded.agent, "close", None)
+                if callable(close):
+                    try:
+                        close()
+                    except Exception as exc:  # noqa: BLE001 - miner code may raise anything
+                        self.fail(i, "agent_exception", _describe(exc))
+                        return
+                self.send(rpc.CloseOk(i))
+
+    def hello(self, request: rpc.Hello) -> None:
+        loaded = self.loaded
+        i = request.id
+        if request.spec_version != rpc.SPEC_VERSION:
+            self.fail(
+                i,
+                "unsupported_version",
+                f"client speaks v{request.spec_version}, runtime v{rpc.SPEC_VERSION}",
+            )
+            return
+        if loaded.error is not None or loaded.manifest is None:
+            self.fail(i, "load_failed", loaded.error or "agent not loaded")
+            return
+        setup = getattr(loaded.agent, "setup", None)
+        if callable(setup):
+            try:
+                setup(request.observation_spec, request.action_spec)
+            except Exception as exc:  # noqa: BLE001 - miner code may raise anything
+                self.fail(i, "agent_exception", _describe(exc))
+                return
+        loaded.obs_spec = request.observation_spec
+        loaded.action_spec = request.action_spec
+        self.send(rpc.HelloOk(i, loaded.manifest.name))
