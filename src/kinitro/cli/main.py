@@ -10,6 +10,7 @@ from kinitro.chain.cli import app as chain_app
 from kinitro.cli.db import app as db_app
 from kinitro.devnet.cli import app as devnet_app
 from kinitro.evaluator.cli import app as evaluator_app
+from kinitro.evaluator.cli import replay_command
 from kinitro.miner.cli import app as miner_app
 from kinitro.validator.cli import app as validator_app
 
@@ -32,6 +33,7 @@ app.add_typer(miner_app, name="miner")
 app.add_typer(chain_app, name="chain")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(db_app, name="db")
+app.command("replay")(replay_command)
 
 
 def _version(value: bool) -> None:
