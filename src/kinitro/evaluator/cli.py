@@ -1,8 +1,17 @@
-"""`kinitro evaluator` commands."""
+"""`kinitro evaluator` commands and `kinitro replay`.
+
+Only typer/rich/stdlib at import time: Ray, MuJoCo and SQLAlchemy load inside commands.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.console import Console
 
 app = typer.Typer(
     help=(
@@ -11,3 +20,188 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
+
+_err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    _err.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.command("run")
+def run_command(
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML config file."),
+    database_url: str | None = typer.Option(
+        None, "--database-url", help="Validator database URL (KINITRO_EVALUATOR_DATABASE_URL)."
+    ),
+    concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Jobs at once."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Ray rollout actors per job."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Existing Ray cluster (default: start a local Ray)."
+    ),
+    media: str | None = typer.Option(
+        None, "--media", help="Media store: a directory or s3://bucket/prefix."
+    ),
+    artifacts_dir: Path | None = typer.Option(
+        None, "--artifacts-dir", help="Local artifact registry directory."
+    ),
+    fast_timers: bool = typer.Option(
+        False, "--fast-timers", help="Short queue timers (tests, devnet crash drills)."
+    ),
+    log_level: str | None = typer.Option(None, "--log-level", help="Log level."),
+) -> None:
+    """Consume evaluation jobs from the validator database until stopped (SIGINT/SIGTERM).
+
+    Each job: fetch and verify the agent bundle, run its episodes on Ray rollout workers
+    with one sandboxed agent per worker, and report status, episodes, step samples and
+    the final result through the validator outbox. A job interrupted by a crash is picked
+    up again after the queue's heartbeat timeout and reported once.
+    """
+    from kinitro.core.errors import KinitroError
+    from kinitro.core.logging import configure_logging
+    from kinitro.evaluator.settings import Settings
+
+    try:
+        settings = Settings.load(
+            config,
+            database_url=database_url,
+            concurrency=concurrency,
+            workers_per_job=workers,
+            ray_address=ray_address,
+            media_url=media,
+            artifacts_dir=artifacts_dir,
+            fast_timers=fast_timers or None,
+            log_level=log_level,
+        )
+    except (KinitroError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if not settings.database_url:
+        raise _fail("no database URL: pass --database-url or set KINITRO_EVALUATOR_DATABASE_URL")
+    configure_logging(settings.log_level)
+    from kinitro.evaluator.orchestrator import run_orchestrator
+
+    try:
+        run_orchestrator(settings)
+    except KinitroError as exc:
+        raise _fail(str(exc), 1) from None
+
+
+@app.command("local")
+def local_command(
+    bundle_dir: Path = typer.Argument(..., help="Agent bundle directory.", show_default=False),
+    benchmark: str = typer.Option("metaworld/MT1-reach-v3", "--benchmark", "-b"),
+    episodes: int = typer.Option(5, "--episodes", "-n", min=1, help="Episodes per task."),
+    max_steps: int = typer.Option(500, "--max-steps", min=1),
+    seed: int = typer.Option(0, "--seed", min=0),
+    workers: int = typer.Option(1, "--workers", "-w", min=1),
+    ray_address: str | None = typer.Option(None, "--ray-address"),
+    media: str | None = typer.Option(
+        ".kinitro/media", "--media", help="Where action logs go ('' disables)."
+    ),
+    step_log_interval: int = typer.Option(10, "--step-log-interval", min=0),
+    jsonl: bool = typer.Option(False, "--jsonl", help="Stream JSON lines (progress, result)."),
+) -> None:
+    """Evaluate a local bundle on the validator path (sandbox + Ray + metrics)."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+    def emit(event: dict[str, Any]) -> None:
+        if jsonl:
+            sys.stdout.write(json.dumps(event) + "\n")
+            sys.stdout.flush()
+
+    manifest = bundle_dir / "kinitro.toml"
+    if not manifest.is_file():
+        emit({"event": "error", "message": f"{manifest} not found: not an agent bundle"})
+        raise _fail(f"{manifest} not found: not an agent bundle")
+    from kinitro.core.errors import KinitroError
+    from kinitro.evaluator.rollout.launcher import SandboxLauncher
+    from kinitro.evaluator.runner import EvalRequest, evaluate, plan_episodes
+
+    request = EvalRequest(
+        job_id="local",
+        benchmark_id=benchmark,
+        episodes_per_task=episodes,
+        seed=seed,
+        max_steps=max_steps,
+        step_log_interval=step_log_interval,
+    )
+    try:
+        from kinitro.evaluator.envs import get_benchmark
+
+        total = len(plan_episodes(get_benchmark(benchmark), episodes, seed))
+    except KinitroError as exc:
+        emit({"event": "error", "message": str(exc)})
+        raise _fail(str(exc)) from None
+    done = 0
+    emit({"event": "progress", "done": 0, "total": total})
+
+    def on_result(_result: Any) -> None:
+        nonlocal done
+        done += 1
+        emit({"event": "progress", "done": done, "total": total})
+        if not jsonl:
+            _err.print(f"episode {done}/{total}", end="\r")
+
+    try:
+        outcome = evaluate(
+            request,
+            SandboxLauncher(str(bundle_dir.resolve())),
+            workers=workers,
+            ray_address=ray_address,
+            media_url=media or None,
+            on_result=on_result,
+        )
+    except KinitroError as exc:
+        emit({"event": "error", "message": str(exc)})
+        raise _fail(str(exc), 1) from None
+    metrics = outcome.metrics.to_dict()
+    emit({"event": "result", "metrics": metrics})
+    if not jsonl:
+        typer.echo(json.dumps(metrics, indent=2))
+
+
+def replay_command(
+    episode: str = typer.Argument(
+        ...,
+        help="An action log file, or its media key (the episode's actions_ref) with --media.",
+        show_default=False,
+    ),
+    media: str | None = typer.Option(
+        None, "--media", help="Media store holding the key: a directory or s3://bucket/prefix."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Re-simulate a logged episode from its seed and actions; check rewards and success.
+
+    Exit code 0 when the replay matches the log, 1 when it does not, 2 on bad input.
+    """
+    from kinitro.evaluator.errors import EvaluatorError
+    from kinitro.evaluator.replay import load_action_log, replay
+
+    try:
+        report = replay(load_action_log(episode, media))
+    except EvaluatorError as exc:
+        raise _fail(str(exc)) from None
+    if json_output:
+        typer.echo(json.dumps(report.to_dict()))
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"replay {report.task} episode {report.episode_index}")
+        table.add_column("")
+        table.add_column("logged", justify="right")
+        table.add_column("replayed", justify="right")
+        table.add_row("steps", str(report.steps), str(report.replayed_steps))
+        table.add_row("return", f"{report.logged_return:.6f}", f"{report.replayed_return:.6f}")
+        table.add_row("success", str(report.logged_success), str(report.replayed_success))
+        Console().print(table)
+        verdict = "[green]match[/]" if report.ok else "[red]MISMATCH[/]"
+        detail = "" if report.ok else f" (first mismatch at step {report.first_mismatch_step})"
+        Console().print(f"{verdict}{detail}; max reward diff {report.max_reward_diff:.3g}")
+    if not report.ok:
+        raise typer.Exit(1)

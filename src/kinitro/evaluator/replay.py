@@ -1,0 +1,119 @@
+"""Re-simulate a logged episode from its seed and actions; check rewards and success.
+
+An action log (:mod:`kinitro.evaluator.episode_logger`) holds the benchmark id, task,
+episode seed, step budget and every float32 action the simulator received, plus the
+per-step rewards and success flags that were observed. Replaying feeds the same actions to
+a fresh environment reset with the same seed and compares step by step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
+from kinitro.evaluator.episode_logger import ActionLog, decode_action_log
+from kinitro.evaluator.errors import EpisodeLogError
+
+REWARD_ATOL = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    benchmark_id: str
+    task: str
+    job_id: str
+    episode_index: int
+    steps: int
+    replayed_steps: int
+    logged_return: float
+    replayed_return: float
+    logged_success: bool
+    replayed_success: bool
+    max_reward_diff: float
+    first_mismatch_step: int | None
+    exact: bool
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.first_mismatch_step is None
+            and self.logged_success == self.replayed_success
+            and self.steps == self.replayed_steps
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "benchmark_id": self.benchmark_id,
+            "task": self.task,
+            "job_id": self.job_id,
+            "episode_index": self.episode_index,
+            "steps": self.steps,
+            "replayed_steps": self.replayed_steps,
+            "logged_return": self.logged_return,
+            "replayed_return": self.replayed_return,
+            "logged_success": self.logged_success,
+            "replayed_success": self.replayed_success,
+            "max_reward_diff": self.max_reward_diff,
+            "first_mismatch_step": self.first_mismatch_step,
+            "exact": self.exact,
+            "ok": self.ok,
+        }
+
+
+def load_action_log(
+    episode: str, media_url: str | None = None, **media_options: object
+) -> ActionLog:
+    """Load from a file path, or from a media-store key (``actions_ref``) in ``media_url``."""
+    path = Path(episode)
+    if path.is_file():
+        return decode_action_log(path.read_bytes())
+    if media_url is None:
+        raise EpisodeLogError(f"no such file {episode!r} (pass --media to read a media key)")
+    from kinitro.storage.media import MediaStoreError, open_media_store
+
+    try:
+        data = open_media_store(media_url, **media_options).get(episode)
+    except MediaStoreError as exc:
+        raise EpisodeLogError(str(exc)) from exc
+    return decode_action_log(data)
+
+
+def replay(log: ActionLog) -> ReplayReport:
+    bench = get_benchmark(log.benchmark_id, [log.task])
+    env = make_env(bench, log.task, EnvConfig(max_steps=log.max_steps))
+    rewards: list[float] = []
+    successes: list[bool] = []
+    try:
+        env.reset(log.seed)
+        for action in log.actions:
+            out = env.step(np.asarray(action, dtype=np.float32))
+            rewards.append(out.reward)
+            successes.append(out.success)
+            if out.terminated or out.truncated:
+                break
+    finally:
+        env.close()
+    replayed = np.asarray(rewards, dtype=np.float64)
+    n = min(len(replayed), log.steps)
+    diff = np.abs(replayed[:n] - log.rewards[:n])
+    bad = np.nonzero(diff > REWARD_ATOL)[0]
+    flags_bad = np.nonzero(np.asarray(successes[:n]) != log.successes[:n])[0]
+    first = min([int(i) + 1 for i in (*bad[:1], *flags_bad[:1])], default=None)
+    return ReplayReport(
+        benchmark_id=log.benchmark_id,
+        task=log.task,
+        job_id=log.job_id,
+        episode_index=log.episode_index,
+        steps=log.steps,
+        replayed_steps=len(rewards),
+        logged_return=float(log.rewards.sum()),
+        replayed_return=float(replayed.sum()),
+        logged_success=bool(log.successes.any()),
+        replayed_success=bool(any(successes)),
+        max_reward_diff=float(diff.max()) if n else 0.0,
+        first_mismatch_step=first,
+        exact=bool(n == log.steps and np.array_equal(replayed[:n], log.rewards[:n])),
+    )

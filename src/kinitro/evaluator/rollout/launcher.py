@@ -1,0 +1,99 @@
+"""Start a miner's bundle in a sandbox and connect the agent RPC client to it.
+
+:class:`SandboxLauncher` is the production :class:`AgentLauncher`: a picklable recipe that
+each Ray rollout worker uses to start *its own* sandbox (``kinitro.evaluator.sandbox``),
+connect :class:`~kinitro.evaluator.agent_client.AgentClient`, and say hello (which loads
+the miner's class inside the sandbox). Failures keep their meaning:
+
+* the sandbox cannot start → ``SandboxStartError`` → ``sandbox_start`` (infrastructure,
+  retried, never scored);
+* the agent fails to load, crashes, hangs, misbehaves → ``AgentFailure`` subclasses with
+  their agent-fault ``cause`` (scored against the miner).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kinitro.protocol.agent_rpc import ArraySpec, ObservationSpec, TaskInfo
+from kinitro.protocol.common import FailureCause
+
+log = logging.getLogger(__name__)
+
+
+class SandboxStartFailed(Exception):
+    cause = FailureCause.SANDBOX_START
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxLauncher:
+    """Recipe for one sandboxed agent per rollout worker."""
+
+    bundle_dir: str
+    backend: str = "bubblewrap"
+    limits: dict[str, Any] = field(default_factory=dict)
+    act_timeout_s: float = 1.0
+    reset_timeout_s: float = 10.0
+    hello_timeout_s: float = 60.0
+
+    def _sandbox(self) -> Any:
+        from kinitro.evaluator.sandbox.base import SandboxLimits
+
+        limits = SandboxLimits(**self.limits)
+        if self.backend == "bubblewrap":
+            from kinitro.evaluator.sandbox.bubblewrap import BubblewrapSandbox
+
+            return BubblewrapSandbox(limits)
+        raise SandboxStartFailed(f"unsupported sandbox backend {self.backend!r}")
+
+    def start(self, observation_spec: ObservationSpec, action_spec: ArraySpec) -> SandboxedAgent:
+        from kinitro.evaluator.agent_client import AgentClient, CallTimeouts
+        from kinitro.evaluator.sandbox.base import SandboxError
+
+        try:
+            running = self._sandbox().start(Path(self.bundle_dir))
+        except SandboxError as exc:
+            raise SandboxStartFailed(str(exc)) from exc
+        try:
+            client = AgentClient.connect(
+                running.endpoint,
+                observation_spec,
+                action_spec,
+                timeouts=CallTimeouts(
+                    hello=self.hello_timeout_s, reset=self.reset_timeout_s, act=self.act_timeout_s
+                ),
+            )
+            client.hello()
+        except BaseException:
+            running.close()
+            raise
+        return SandboxedAgent(running, client)
+
+
+class SandboxedAgent:
+    """An :class:`AgentSession` backed by a running sandbox and its RPC client."""
+
+    def __init__(self, running: Any, client: Any) -> None:
+        self._running = running
+        self._client = client
+
+    def reset(self, task: TaskInfo) -> None:
+        self._client.reset(task)
+
+    def act(self, observation: Any) -> npt.NDArray[np.float32]:
+        action: npt.NDArray[np.float32] = self._client.act(observation)
+        return action
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        finally:
+            exit_ = self._running.close()
+            if exit_ is not None and getattr(exit_, "stderr", b""):
+                log.debug("agent stderr: %s", exit_.stderr[-2000:].decode(errors="replace"))
