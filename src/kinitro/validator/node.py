@@ -215,6 +215,7 @@ class ValidatorNode:
             window=s.outbox_window,
             poll_s=s.outbox_poll_s,
             nack_retry_s=s.nack_retry_s,
+            ack_timeout_s=s.ack_timeout_s,
         )
         self._sender = sender
         interval = s.heartbeat_interval_s or ok.heartbeat_interval_s

@@ -11,6 +11,8 @@ Guarantees (see ``docs/validator.md``):
 * **Backpressure**: at most ``window`` messages are unacked at any time; the sender waits
   for acks before reading more rows. The evaluator is never blocked — the outbox absorbs
   bursts durably.
+* **Stuck acks**: if the oldest in-flight message is unacked for ``ack_timeout_s``, the
+  session is dropped and re-established, which resends everything unacked.
 * **Nacks**: a retryable error code (``unavailable``, ``rate_limited``, ``internal_error``,
   ``deadline_exceeded``) resends the message after ``nack_retry_s``; any other code means
   the backend will never accept it, so it moves to ``vq_outbox_dead`` (kept, visible in
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 
 from kinitro.jobqueue import JobQueue, OutboxEntry
 from kinitro.protocol.common import ErrorCode
+from kinitro.validator.errors import SessionError
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +69,13 @@ class OutboxSender:
     window: int = 64
     poll_s: float = 0.2
     nack_retry_s: float = 2.0
+    ack_timeout_s: float = 30.0
     stats: SenderStats = field(default_factory=SenderStats)
     inflight: dict[str, OutboxEntry] = field(default_factory=dict)
     _acked: list[str] = field(default_factory=list)
     _nacked: list[_Nack] = field(default_factory=list)
     _deferred: dict[str, float] = field(default_factory=dict)
+    _sent_at: dict[str, float] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def on_ack(self, message_id: str, ok: bool, code: str | None, detail: str | None) -> bool:
@@ -80,6 +85,7 @@ class OutboxSender:
         an ok-ack deletes the row, the backend has stored it).
         """
         known = self.inflight.pop(message_id, None) is not None
+        self._sent_at.pop(message_id, None)
         if ok:
             self._acked.append(message_id)
         else:
@@ -119,6 +125,16 @@ class OutboxSender:
                 del self._deferred[message_id]
         return [*self.inflight, *self._deferred]
 
+    def _check_ack_timeout(self) -> None:
+        if not self._sent_at:
+            return
+        oldest = min(self._sent_at.values())
+        if time.monotonic() - oldest > self.ack_timeout_s:
+            raise SessionError(
+                f"backend did not ack within {self.ack_timeout_s:g}s "
+                f"({len(self.inflight)} messages in flight); reconnecting to resend"
+            )
+
     async def run(self) -> None:
         while True:
             await self.flush()
@@ -127,11 +143,13 @@ class OutboxSender:
                 batch = await self.jq.pending_outbox(limit=free, exclude=self._excluded())
                 for entry in batch:
                     self.inflight[entry.message_id] = entry
+                    self._sent_at[entry.message_id] = time.monotonic()
                     await self.send(entry.payload)
                 if batch:
                     self.stats.sent += len(batch)
                     await self.jq.mark_sent([e.message_id for e in batch])
                     continue  # look again: more rows, or a full window waits below
+            self._check_ack_timeout()
             self._wake.clear()
             if self._acked or self._nacked:
                 continue

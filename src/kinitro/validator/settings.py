@@ -40,6 +40,8 @@ class Settings(KinitroSettings):
     """At most this many messages sent and not yet acked (backpressure)."""
     outbox_poll_s: float = Field(0.2, gt=0)
     """How often the sender looks for new outbox rows when idle."""
+    ack_timeout_s: float = Field(60.0, gt=0)
+    """Reconnect (and resend) when a sent message stays unacked this long."""
     nack_retry_s: float = Field(2.0, ge=0)
     """Delay before resending a message the backend nacked with a retryable code."""
 
