@@ -34,7 +34,7 @@ from .conftest import BLOCK_INTERVAL, RATE_LIMIT
 
 async def _wait_blocks(chain: LocalChain, n: int) -> None:
     target = await chain.block() + n
-    while await chain.block() < target:
+    while await chain.block() < target:  # noqa: ASYNC110 - polling a remote chain
         await asyncio.sleep(BLOCK_INTERVAL / 2)
 
 
@@ -189,7 +189,8 @@ async def test_state_survives_restart_and_is_shared_by_processes(
             await _wait_blocks(chain, 2)
             height = await chain.block()
         # a second OS process reads it back through the service
-        out = subprocess.run(
+        out = await asyncio.to_thread(
+            subprocess.run,
             [sys.executable, "-m", "kinitro", "chain", "commitments", "--url", proc.url, "--json"],
             capture_output=True,
             text=True,

@@ -1,14 +1,32 @@
-"""`kinitro miner` commands."""
+"""`kinitro miner` commands.
+
+Each command lives in its own module; this file only mounts them:
+
+* ``init``, ``package``, ``upload``, ``commit``, ``status`` — :mod:`kinitro.miner.submit_cmds`
+* ``eval`` — :mod:`kinitro.miner.eval_cmd`
+"""
 
 from __future__ import annotations
 
 import typer
 
 from kinitro.miner.eval_cmd import eval_command
+from kinitro.miner.submit_cmds import (
+    commit_command,
+    init_command,
+    package_command,
+    status_command,
+    upload_command,
+)
 
 app = typer.Typer(
     help="Miner tools: create, package, test, evaluate, upload and commit agent bundles.",
     no_args_is_help=True,
 )
 
+app.command("init")(init_command)
+app.command("package")(package_command)
 app.command("eval")(eval_command)
+app.command("upload")(upload_command)
+app.command("commit")(commit_command)
+app.command("status")(status_command)
