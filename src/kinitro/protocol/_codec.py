@@ -83,11 +83,15 @@ def _translate(exc: ValidationError, raw: bytes, channel: str, discriminator: st
     if tag_errors:
         err = tag_errors[0]
         where = _loc(err["loc"])
+        ctx = err.get("ctx", {})
+        tag_name = str(ctx.get("discriminator", repr(discriminator)))
         if err["type"] == "union_tag_not_found":
-            text = f"{channel} message has no {discriminator!r} field"
+            text = f"{channel} message has no {tag_name} field"
         else:
-            expected = err.get("ctx", {}).get("expected_tags", "")
-            text = f"unknown {channel} {discriminator!r} (expected one of {expected})"
+            text = (
+                f"unknown {channel} {tag_name} {ctx.get('tag')!r} "
+                f"(expected one of {ctx.get('expected_tags', '')})"
+            )
         if where:
             text = f"{text} at {where}"
         return UnknownMessageTypeError(text, message_type=kind, message_id=ident)

@@ -1,0 +1,410 @@
+"""Public realtime WebSocket protocol (``/ws/realtime``) for dashboards and watchers.
+
+Client → server (:data:`ClientMessage`, parse with :func:`parse_client_message`):
+
+* ``subscribe`` {event_types, filters} — opens a subscription whose id is the message
+  ``id``; the server answers with one ``snapshot`` for it, then streams matching
+  ``event`` messages. A connection may hold several subscriptions; an event matching
+  more than one is still sent once.
+* ``unsubscribe`` {subscription_id|None} — drop one subscription (``None`` = all).
+* ``ping`` — the server answers ``pong``.
+
+Server → client (:data:`ServerMessage`, :func:`parse_server_message`):
+
+* ``snapshot`` {subscription_id, data} — current state as JSON: the backend's REST views
+  (keys ``competitions``, ``leaderboards``, ``recent_submissions``, ``live_jobs``,
+  ``validators``, ``latest_weights``, ``stats``; shapes in ``docs/backend.md``).
+* ``event`` {event} — one typed payload (:data:`RealtimeEvent`), discriminated by
+  ``event_type``; every payload has ``at`` (when it happened, UTC).
+* ``pong`` {ping_id}, ``error`` {code, message, ref_id}.
+
+Realtime messages are notifications, not state changes: nothing is acked; a client that
+reconnects subscribes again and gets a fresh snapshot, so nothing missed is lost.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Final, Literal
+
+from pydantic import Field, JsonValue, StringConstraints, TypeAdapter
+
+from kinitro.protocol._codec import decode_json_frame, dump_json
+from kinitro.protocol.common import (
+    ArtifactRef,
+    CompetitionId,
+    ErrorCode,
+    EvalMetrics,
+    FailureCause,
+    Hotkey,
+    IdentifiedMessage,
+    Identifier,
+    JobState,
+    MessageId,
+    NonNegFloat,
+    NonNegInt,
+    Probability,
+    TaskName,
+    Uid,
+    UtcDatetime,
+    WireModel,
+)
+
+MAX_CLIENT_FRAME_BYTES: Final = 64 * 1024
+"""Largest frame a client may send."""
+MAX_SERVER_FRAME_BYTES: Final = 4 * 1024 * 1024
+"""Largest frame the server sends (snapshots)."""
+
+Text = Annotated[str, StringConstraints(max_length=4096)]
+BenchmarkId = Annotated[str, StringConstraints(min_length=1, max_length=96)]
+MediaKey = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class EventType(StrEnum):
+    """Every realtime event type (the ``event_type`` discriminator)."""
+
+    SUBMISSION_RECEIVED = "submission_received"
+    SUBMISSION_REJECTED = "submission_rejected"
+    JOB_CREATED = "job_created"
+    JOB_STATUS = "job_status"
+    EPISODE_COMPLETED = "episode_completed"
+    EVALUATION_COMPLETED = "evaluation_completed"
+    LEADERBOARD_UPDATED = "leaderboard_updated"
+    WEIGHTS_UPDATED = "weights_updated"
+    VALIDATOR_CONNECTED = "validator_connected"
+    VALIDATOR_DISCONNECTED = "validator_disconnected"
+    STATS = "stats"
+
+
+# ------------------------------------------------------------ event payloads
+
+
+class _Event(WireModel):
+    at: UtcDatetime
+
+
+class SubmissionReceivedEvent(_Event):
+    """A new commitment was recorded as a submission."""
+
+    event_type: Literal["submission_received"] = "submission_received"
+    submission_id: Identifier
+    competition_id: CompetitionId
+    miner_hotkey: Hotkey
+    miner_uid: Uid | None = None
+    block: NonNegInt | None = None
+    artifact: ArtifactRef | None = None
+
+
+class SubmissionRejectedEvent(_Event):
+    """A commitment or artifact was refused (unparseable, unknown competition, bad hash…)."""
+
+    event_type: Literal["submission_rejected"] = "submission_rejected"
+    miner_hotkey: Hotkey
+    reason: Text
+    code: ErrorCode | None = None
+    submission_id: Identifier | None = None
+    competition_id: CompetitionId | None = None
+    miner_uid: Uid | None = None
+    block: NonNegInt | None = None
+
+
+class JobCreatedEvent(_Event):
+    """The scheduler created an evaluation job (``validator_hotkey`` once assigned)."""
+
+    event_type: Literal["job_created"] = "job_created"
+    job_id: Identifier
+    submission_id: Identifier
+    competition_id: CompetitionId
+    miner_hotkey: Hotkey
+    benchmark_id: BenchmarkId
+    validator_hotkey: Hotkey | None = None
+
+
+class JobStatusEvent(_Event):
+    """A validator reported a job state / progress change."""
+
+    event_type: Literal["job_status"] = "job_status"
+    job_id: Identifier
+    validator_hotkey: Hotkey
+    competition_id: CompetitionId
+    miner_hotkey: Hotkey
+    submission_id: Identifier | None = None
+    state: JobState
+    episodes_done: NonNegInt = 0
+    episodes_total: NonNegInt = 0
+    detail: Text | None = None
+
+
+class EpisodeCompletedEvent(_Event):
+    """A validator reported one finished episode."""
+
+    event_type: Literal["episode_completed"] = "episode_completed"
+    job_id: Identifier
+    validator_hotkey: Hotkey
+    competition_id: CompetitionId
+    miner_hotkey: Hotkey
+    submission_id: Identifier | None = None
+    episode_index: NonNegInt
+    task: TaskName
+    success: bool
+    total_reward: float
+    steps: NonNegInt
+    failure_cause: FailureCause | None = None
+    media_refs: Annotated[list[MediaKey], Field(max_length=64)] = Field(default_factory=list)
+
+
+class EvaluationCompletedEvent(_Event):
+    """A validator delivered a job's final result.
+
+    ``state`` is that validator's terminal state; ``job_state`` the job's overall state
+    once the backend settled it (``None`` while other validators are still running).
+    """
+
+    event_type: Literal["evaluation_completed"] = "evaluation_completed"
+    job_id: Identifier
+    validator_hotkey: Hotkey
+    competition_id: CompetitionId
+    miner_hotkey: Hotkey
+    submission_id: Identifier | None = None
+    state: JobState
+    job_state: JobState | None = None
+    success_rate: Probability | None = None
+    metrics: EvalMetrics | None = None
+
+
+class LeaderboardEntry(WireModel):
+    """One row of a competition leaderboard (optional fields: not yet known)."""
+
+    rank: Annotated[int, Field(ge=1)]
+    submission_id: Identifier
+    miner_hotkey: Hotkey
+    miner_uid: Uid | None = None
+    success_rate: Probability | None = None
+    ci_low: Probability | None = None
+    ci_high: Probability | None = None
+    score: float | None = None
+    episodes: NonNegInt | None = None
+    validators: NonNegInt | None = None
+    eligible: bool | None = None
+    is_leader: bool = False
+
+
+class LeaderboardUpdatedEvent(_Event):
+    """Scores of a competition were recomputed."""
+
+    event_type: Literal["leaderboard_updated"] = "leaderboard_updated"
+    competition_id: CompetitionId
+    entries: Annotated[list[LeaderboardEntry], Field(max_length=1024)]
+    leader_submission_id: Identifier | None = None
+    margin_to_beat: NonNegFloat | None = None
+
+
+class WeightsUpdatedEvent(_Event):
+    """New weights were computed (``validator_hotkey`` set when a validator set them)."""
+
+    event_type: Literal["weights_updated"] = "weights_updated"
+    weights_id: Identifier
+    netuid: Uid
+    weights: dict[Uid, NonNegFloat]
+    validator_hotkey: Hotkey | None = None
+
+
+class ValidatorConnectedEvent(_Event):
+    """A validator authenticated on ``/ws/validator``."""
+
+    event_type: Literal["validator_connected"] = "validator_connected"
+    validator_hotkey: Hotkey
+    uid: Uid | None = None
+    lite: bool = False
+
+
+class ValidatorDisconnectedEvent(_Event):
+    """A validator's session ended (closed, or its heartbeat lease expired)."""
+
+    event_type: Literal["validator_disconnected"] = "validator_disconnected"
+    validator_hotkey: Hotkey
+    uid: Uid | None = None
+    reason: Text | None = None
+
+
+class StatsEvent(_Event):
+    """Periodic platform counters (``None`` = not tracked by this backend)."""
+
+    event_type: Literal["stats"] = "stats"
+    validators_connected: NonNegInt | None = None
+    submissions_total: NonNegInt | None = None
+    jobs_queued: NonNegInt | None = None
+    jobs_running: NonNegInt | None = None
+    jobs_completed: NonNegInt | None = None
+    episodes_completed: NonNegInt | None = None
+
+
+RealtimeEvent = Annotated[
+    SubmissionReceivedEvent
+    | SubmissionRejectedEvent
+    | JobCreatedEvent
+    | JobStatusEvent
+    | EpisodeCompletedEvent
+    | EvaluationCompletedEvent
+    | LeaderboardUpdatedEvent
+    | WeightsUpdatedEvent
+    | ValidatorConnectedEvent
+    | ValidatorDisconnectedEvent
+    | StatsEvent,
+    Field(discriminator="event_type"),
+]
+"""Every realtime event payload, discriminated by ``event_type``."""
+
+
+# ------------------------------------------------------------------ filters
+
+
+class EventFilter(WireModel):
+    """Restricts a subscription to events about one competition / miner / job / validator.
+
+    Each set field must equal the event's field of the same name. A field the event
+    type does not carry does not exclude it (``stats`` passes a ``job_id`` filter; use
+    ``event_types`` to narrow types); a carried field that is ``None`` does not match.
+    """
+
+    competition_id: CompetitionId | None = None
+    miner_hotkey: Hotkey | None = None
+    job_id: Identifier | None = None
+    validator_hotkey: Hotkey | None = None
+    submission_id: Identifier | None = None
+
+    def matches(self, event: RealtimeEvent) -> bool:
+        """True when ``event`` passes every set field of this filter."""
+        carried = type(event).model_fields
+        for name, wanted in self:
+            if wanted is not None and name in carried and getattr(event, name) != wanted:
+                return False
+        return True
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing is filtered."""
+        return all(value is None for _, value in self)
+
+
+# ---------------------------------------------------------- client → server
+
+
+class Subscribe(IdentifiedMessage):
+    """Subscribe to ``event_types`` (empty = all) passing ``filters``.
+
+    The subscription id is this message's ``id``; re-sending the same ``id`` replaces
+    that subscription (idempotent).
+    """
+
+    type: Literal["subscribe"] = "subscribe"
+    event_types: Annotated[list[EventType], Field(max_length=len(EventType))] = Field(
+        default_factory=list
+    )
+    filters: EventFilter = Field(default_factory=EventFilter)
+
+    def matches(self, event: RealtimeEvent) -> bool:
+        """True when ``event`` should be delivered to this subscription."""
+        if self.event_types and event.event_type not in self.event_types:
+            return False
+        return self.filters.matches(event)
+
+
+class Unsubscribe(IdentifiedMessage):
+    """Drop subscription ``subscription_id`` (the ``subscribe`` id); ``None`` drops all."""
+
+    type: Literal["unsubscribe"] = "unsubscribe"
+    subscription_id: MessageId | None = None
+
+
+class Ping(IdentifiedMessage):
+    """Keep-alive; the server answers ``pong`` with ``ping_id`` = this ``id``."""
+
+    type: Literal["ping"] = "ping"
+
+
+ClientMessage = Annotated[Subscribe | Unsubscribe | Ping, Field(discriminator="type")]
+"""Every message a realtime client may send."""
+
+
+# ---------------------------------------------------------- server → client
+
+
+class Snapshot(IdentifiedMessage):
+    """Current state for subscription ``subscription_id`` (see the module docstring)."""
+
+    type: Literal["snapshot"] = "snapshot"
+    subscription_id: MessageId
+    data: dict[str, JsonValue]
+
+
+class Event(IdentifiedMessage):
+    """One realtime event."""
+
+    type: Literal["event"] = "event"
+    event: RealtimeEvent
+
+
+class Pong(IdentifiedMessage):
+    """Answer to ``ping`` ``ping_id``."""
+
+    type: Literal["pong"] = "pong"
+    ping_id: MessageId
+
+
+class ErrorMessage(IdentifiedMessage):
+    """A typed error, about client message ``ref_id`` when there is one."""
+
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: Text
+    ref_id: MessageId | None = None
+
+
+ServerMessage = Annotated[Snapshot | Event | Pong | ErrorMessage, Field(discriminator="type")]
+"""Every message the realtime server sends."""
+
+
+CLIENT_MESSAGE_ADAPTER: Final[TypeAdapter[ClientMessage]] = TypeAdapter(ClientMessage)
+SERVER_MESSAGE_ADAPTER: Final[TypeAdapter[ServerMessage]] = TypeAdapter(ServerMessage)
+EVENT_ADAPTER: Final[TypeAdapter[RealtimeEvent]] = TypeAdapter(RealtimeEvent)
+
+
+def parse_client_message(data: bytes | bytearray | memoryview | str) -> ClientMessage:
+    """Parse a client frame (≤ 64 KiB); raises only ``ProtocolError`` subclasses."""
+    return decode_json_frame(
+        CLIENT_MESSAGE_ADAPTER, data, max_bytes=MAX_CLIENT_FRAME_BYTES, channel="realtime client"
+    )
+
+
+def parse_server_message(data: bytes | bytearray | memoryview | str) -> ServerMessage:
+    """Parse a server frame (≤ 4 MiB); raises only ``ProtocolError`` subclasses."""
+    return decode_json_frame(
+        SERVER_MESSAGE_ADAPTER, data, max_bytes=MAX_SERVER_FRAME_BYTES, channel="realtime server"
+    )
+
+
+def parse_event(data: bytes | bytearray | memoryview | str) -> RealtimeEvent:
+    """Parse a bare event payload (e.g. from a NOTIFY fan-in channel)."""
+    return decode_json_frame(
+        EVENT_ADAPTER,
+        data,
+        max_bytes=MAX_SERVER_FRAME_BYTES,
+        channel="realtime event",
+        discriminator="event_type",
+    )
+
+
+def dump_message(message: ClientMessage | ServerMessage) -> str:
+    """Serialise a realtime message to its JSON text frame."""
+    limit = (
+        MAX_CLIENT_FRAME_BYTES
+        if isinstance(message, Subscribe | Unsubscribe | Ping)
+        else MAX_SERVER_FRAME_BYTES
+    )
+    return dump_json(message, max_bytes=limit, channel="realtime")
+
+
+def dump_event(event: RealtimeEvent) -> str:
+    """Serialise a bare event payload."""
+    return dump_json(event, max_bytes=MAX_SERVER_FRAME_BYTES, channel="realtime event")
