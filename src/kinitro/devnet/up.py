@@ -47,7 +47,7 @@ from kinitro.devnet.supervisor import Supervisor
 
 MINER_STAKE = 10.0
 VALIDATOR_STAKE = 5000.0
-RANDOM_AGENT = '''"""A random Meta-World agent: uniform actions in [-1, 1]. Scores low on purpose."""
+RANDOM_AGENT = '''"""A random Meta-World agent: uniform actions; it scores low on purpose."""
 
 import numpy as np
 
@@ -453,9 +453,11 @@ async def _wait_blocks(chain_url: str, netuid: int, n: int) -> None:
     from kinitro.chain.local.client import LocalChain
 
     async with LocalChain(chain_url, netuid) as chain:
-        start = await chain.block()
-        while await chain.block() < start + n:
+        target = await chain.block() + n
+        current = 0
+        while current < target:
             await asyncio.sleep(0.3)
+            current = await chain.block()
 
 
 def _wait_http(url: str, name: str, supervisor: Supervisor, timeout: float) -> None:
