@@ -1,0 +1,97 @@
+// REST access (`/api/v1`) and a hook that refetches when a live event touches the data.
+
+import { useEffect, useRef, useState } from "preact/hooks";
+import { isObj, str } from "./model";
+
+export const API = "/api/v1";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function getJson(path: string, signal?: AbortSignal): Promise<unknown> {
+  const res = await fetch(path.startsWith("/") ? path : `${API}/${path}`, {
+    headers: { Accept: "application/json" },
+    signal,
+  });
+  if (!res.ok) {
+    let detail = res.statusText;
+    try {
+      const body: unknown = await res.json();
+      if (isObj(body)) detail = str(body.detail) ?? detail;
+    } catch {
+      /* not JSON */
+    }
+    throw new ApiError(res.status, detail || `HTTP ${res.status}`);
+  }
+  return res.json();
+}
+
+export interface Resource<T> {
+  data?: T;
+  error?: ApiError | Error;
+  loading: boolean;
+}
+
+/**
+ * Fetch `path` (relative to /api/v1) and parse it with `parse`; refetch when `liveKey`
+ * changes (throttled so a burst of events costs one request).
+ */
+export function useResource<T>(
+  path: string | undefined,
+  parse: (raw: unknown) => T,
+  liveKey: unknown = 0,
+  throttleMs = 750,
+): Resource<T> {
+  const [res, setRes] = useState<Resource<T>>({ loading: path !== undefined });
+  const last = useRef(0);
+  const generation = useRef(0);
+  const parseRef = useRef(parse);
+  parseRef.current = parse;
+
+  // A new path (navigating between two submissions…) starts from scratch; responses to an
+  // older path are ignored.
+  useEffect(() => {
+    generation.current += 1;
+    last.current = 0;
+    setRes({ loading: path !== undefined });
+  }, [path]);
+
+  useEffect(() => {
+    if (path === undefined) return;
+    // A live refetch never aborts a request in flight (a steady stream of events would
+    // starve it); it is only delayed to respect the throttle.
+    const wait = Math.max(0, last.current + throttleMs - Date.now());
+    const timer = setTimeout(() => {
+      last.current = Date.now();
+      const gen = generation.current;
+      getJson(path)
+        .then((raw) => {
+          if (gen === generation.current) setRes({ data: parseRef.current(raw), loading: false });
+        })
+        .catch((err: unknown) => {
+          if (gen !== generation.current) return;
+          setRes((prev) => ({
+            data: prev.data,
+            error: err instanceof Error ? err : new Error(String(err)),
+            loading: false,
+          }));
+        });
+    }, wait);
+    return () => clearTimeout(timer);
+  }, [path, liveKey]);
+
+  useEffect(
+    () => () => {
+      generation.current += 1;
+    },
+    [],
+  );
+
+  return res;
+}

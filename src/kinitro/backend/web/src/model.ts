@@ -1,0 +1,405 @@
+// Front-end view models and the normalisers that build them from the backend's JSON.
+//
+// The REST API and the realtime snapshot are the source of truth (docs/backend.md);
+// everything is read through these functions so that the pages never touch raw JSON
+// and a renamed or missing field degrades to "—" instead of breaking a page.
+
+export type Json = Record<string, unknown>;
+
+export const TERMINAL_STATES = new Set(["completed", "failed", "timed_out", "cancelled"]);
+
+export function isObj(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+export function str(v: unknown): string | undefined {
+  if (typeof v === "string") return v;
+  if (typeof v === "number" && Number.isFinite(v)) return String(v);
+  return undefined;
+}
+
+export function num(v: unknown): number | undefined {
+  if (typeof v === "number" && Number.isFinite(v)) return v;
+  if (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v))) return Number(v);
+  return undefined;
+}
+
+export function bool(v: unknown): boolean | undefined {
+  return typeof v === "boolean" ? v : undefined;
+}
+
+export function arr(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** First defined value among `keys` of `o` (dotted paths allowed: "leader.hotkey"). */
+export function pick(o: unknown, ...keys: string[]): unknown {
+  for (const key of keys) {
+    let cur: unknown = o;
+    for (const part of key.split(".")) {
+      cur = isObj(cur) ? cur[part] : undefined;
+    }
+    if (cur !== undefined && cur !== null) return cur;
+  }
+  return undefined;
+}
+
+/** Items of a paginated list (`{items: [...]}`) or a plain array. */
+export function items(v: unknown): Json[] {
+  const list = Array.isArray(v) ? v : arr(pick(v, "items"));
+  return list.filter(isObj);
+}
+
+// ------------------------------------------------------------------ competitions
+
+export interface BenchmarkView {
+  benchmarkId: string;
+  tasks: string[];
+  episodesPerTask?: number;
+  maxSteps?: number;
+}
+
+export interface CompetitionView {
+  id: string;
+  name: string;
+  description?: string;
+  active?: boolean;
+  points?: number;
+  minSuccessRate?: number;
+  minValidators?: number;
+  winMargin?: number;
+  approvalMode?: string;
+  replication?: number;
+  benchmarks: BenchmarkView[];
+  leaderboard?: LeaderboardView;
+}
+
+export interface LeaderboardRow {
+  rank?: number;
+  submissionId?: string;
+  minerHotkey?: string;
+  minerUid?: number;
+  successRate?: number;
+  ciLow?: number;
+  ciHigh?: number;
+  episodes?: number;
+  validators?: number;
+  eligible?: boolean;
+  disagreement?: boolean;
+  copyOf?: string;
+  isLeader: boolean;
+}
+
+export interface LeaderView {
+  submissionId?: string;
+  minerHotkey?: string;
+  successRate?: number;
+  ciLow?: number;
+  ciHigh?: number;
+  since?: string;
+}
+
+export interface CandidateView {
+  id?: string;
+  submissionId?: string;
+  minerHotkey?: string;
+  successRate?: number;
+  ciLow?: number;
+  status?: string;
+}
+
+export interface LeaderboardView {
+  rows: LeaderboardRow[];
+  leader?: LeaderView;
+  marginToBeat?: number;
+  pendingCandidates: CandidateView[];
+}
+
+export function toBenchmark(raw: unknown): BenchmarkView {
+  return {
+    benchmarkId: str(pick(raw, "benchmark_id", "id")) ?? "?",
+    tasks: arr(pick(raw, "tasks")).map((t) => String(t)),
+    episodesPerTask: num(pick(raw, "episodes_per_task")),
+    maxSteps: num(pick(raw, "max_steps")),
+  };
+}
+
+export function toLeader(raw: unknown): LeaderView | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObj(raw)) {
+    const id = str(raw);
+    return id === undefined ? undefined : { submissionId: id };
+  }
+  return {
+    submissionId: str(pick(raw, "submission_id", "submission.id", "leader_submission_id", "id")),
+    minerHotkey: str(pick(raw, "miner_hotkey", "hotkey", "leader_hotkey", "submission.miner_hotkey")),
+    successRate: num(pick(raw, "success_rate")),
+    ciLow: num(pick(raw, "ci_low")),
+    ciHigh: num(pick(raw, "ci_high")),
+    since: str(pick(raw, "since", "decided_at", "created_at")),
+  };
+}
+
+export function toLeaderboard(raw: unknown): LeaderboardView {
+  const leader = toLeader(pick(raw, "leader"));
+  const rows = arr(pick(raw, "rows", "items", "entries"))
+    .filter(isObj)
+    .map((r): LeaderboardRow => {
+      const submissionId = str(pick(r, "submission_id", "submission.id", "submission"));
+      return {
+        rank: num(pick(r, "rank")),
+        submissionId,
+        minerHotkey: str(pick(r, "miner_hotkey", "miner.hotkey", "miner", "hotkey")),
+        minerUid: num(pick(r, "miner_uid", "miner.uid", "uid")),
+        successRate: num(pick(r, "success_rate")),
+        ciLow: num(pick(r, "ci_low")),
+        ciHigh: num(pick(r, "ci_high")),
+        episodes: num(pick(r, "episodes")),
+        validators: num(pick(r, "validators", "n_validators")),
+        eligible: bool(pick(r, "eligible")),
+        disagreement: bool(pick(r, "disagreement")),
+        copyOf: str(pick(r, "copy_of")),
+        isLeader:
+          bool(pick(r, "is_leader", "leader")) ??
+          (leader?.submissionId !== undefined && leader.submissionId === submissionId),
+      };
+    });
+  rows.sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9));
+  return {
+    rows,
+    leader,
+    marginToBeat: num(pick(raw, "margin_to_beat")),
+    pendingCandidates: arr(pick(raw, "pending_candidates", "candidates"))
+      .filter(isObj)
+      .map((c) => ({
+        id: str(pick(c, "id", "candidate_id")),
+        submissionId: str(pick(c, "submission_id")),
+        minerHotkey: str(pick(c, "miner_hotkey", "hotkey")),
+        successRate: num(pick(c, "success_rate")),
+        ciLow: num(pick(c, "ci_low")),
+        status: str(pick(c, "status")),
+      })),
+  };
+}
+
+export function toCompetition(raw: Json): CompetitionView {
+  const lb = pick(raw, "leaderboard");
+  const view: CompetitionView = {
+    id: str(pick(raw, "id", "competition_id")) ?? "?",
+    name: str(pick(raw, "name")) ?? str(pick(raw, "id")) ?? "?",
+    description: str(pick(raw, "description")),
+    active: bool(pick(raw, "active")),
+    points: num(pick(raw, "points")),
+    minSuccessRate: num(pick(raw, "min_success_rate")),
+    minValidators: num(pick(raw, "min_validators")),
+    winMargin: num(pick(raw, "win_margin")),
+    approvalMode: str(pick(raw, "approval_mode")),
+    replication: num(pick(raw, "replication")),
+    benchmarks: arr(pick(raw, "benchmarks")).map(toBenchmark),
+    leaderboard: lb === undefined ? undefined : toLeaderboard(lb),
+  };
+  if (view.leaderboard && !view.leaderboard.leader) {
+    view.leaderboard.leader = toLeader(pick(raw, "leader", "current_leader"));
+  }
+  return view;
+}
+
+// ------------------------------------------------------------------ submissions
+
+export interface SubmissionSummary {
+  id: string;
+  competitionId?: string;
+  minerHotkey?: string;
+  minerUid?: number;
+  status?: string;
+  commitmentBlock?: number;
+  rejectionReason?: string;
+  createdAt?: string;
+}
+
+export function toSubmission(raw: Json): SubmissionSummary {
+  return {
+    id: str(pick(raw, "id", "submission_id")) ?? "?",
+    competitionId: str(pick(raw, "competition_id")),
+    minerHotkey: str(pick(raw, "miner_hotkey")),
+    minerUid: num(pick(raw, "miner_uid")),
+    status: str(pick(raw, "status")),
+    commitmentBlock: num(pick(raw, "commitment_block")),
+    rejectionReason: str(pick(raw, "rejection_reason", "reason")),
+    createdAt: str(pick(raw, "created_at", "at")),
+  };
+}
+
+// ------------------------------------------------------------------------- jobs
+
+export interface ValidatorProgress {
+  hotkey: string;
+  state: string;
+  episodesDone?: number;
+  episodesTotal?: number;
+  successRate?: number;
+  at?: string;
+}
+
+export interface JobView {
+  id: string;
+  submissionId?: string;
+  competitionId?: string;
+  minerHotkey?: string;
+  benchmarkId?: string;
+  state: string;
+  createdAt?: string;
+  updatedAt?: string;
+  progress: Map<string, ValidatorProgress>;
+}
+
+export function toJob(raw: Json): JobView {
+  const job: JobView = {
+    id: str(pick(raw, "id", "job_id")) ?? "?",
+    submissionId: str(pick(raw, "submission_id")),
+    competitionId: str(pick(raw, "competition_id")),
+    minerHotkey: str(pick(raw, "miner_hotkey")),
+    benchmarkId: str(pick(raw, "benchmark_id", "benchmark.benchmark_id")),
+    state: str(pick(raw, "state")) ?? "queued",
+    createdAt: str(pick(raw, "created_at")),
+    updatedAt: str(pick(raw, "updated_at")),
+    progress: new Map(),
+  };
+  const total =
+    num(pick(raw, "episodes_total")) ?? totalEpisodes(pick(raw, "benchmark")) ?? undefined;
+  for (const v of arr(pick(raw, "validators"))) {
+    const hotkey = str(v) ?? str(pick(v, "hotkey", "validator_hotkey"));
+    if (hotkey) job.progress.set(hotkey, { hotkey, state: "assigned", episodesTotal: total });
+  }
+  for (const a of arr(pick(raw, "assignments", "progress", "validator_progress"))) {
+    const hotkey = str(pick(a, "validator_hotkey", "hotkey", "validator"));
+    if (!hotkey) continue;
+    job.progress.set(hotkey, {
+      hotkey,
+      state: str(pick(a, "state")) ?? "assigned",
+      episodesDone: num(pick(a, "episodes_done")),
+      episodesTotal: num(pick(a, "episodes_total")) ?? total,
+      successRate: num(pick(a, "success_rate")),
+      at: str(pick(a, "at", "updated_at", "last_status_at")),
+    });
+  }
+  return job;
+}
+
+function totalEpisodes(benchmark: unknown): number | undefined {
+  const perTask = num(pick(benchmark, "episodes_per_task"));
+  const tasks = arr(pick(benchmark, "tasks")).length;
+  return perTask !== undefined && tasks > 0 ? perTask * tasks : undefined;
+}
+
+// ------------------------------------------------------------------- validators
+
+export interface ValidatorView {
+  hotkey: string;
+  uid?: number;
+  connected: boolean;
+  lastSeenAt?: string;
+  connectedAt?: string;
+  jobsDone?: number;
+  jobsInFlight?: number;
+  queueDepth?: number;
+  version?: string;
+  /** Episodes this dashboard has seen completed by the validator (live throughput). */
+  recentEpisodes: number[];
+}
+
+export function toValidator(raw: Json): ValidatorView {
+  return {
+    hotkey: str(pick(raw, "hotkey", "validator_hotkey")) ?? "?",
+    uid: num(pick(raw, "uid")),
+    connected: bool(pick(raw, "connected")) ?? false,
+    lastSeenAt: str(pick(raw, "last_seen_at", "last_seen")),
+    connectedAt: str(pick(raw, "connected_at")),
+    jobsDone: num(pick(raw, "jobs_done")),
+    jobsInFlight: num(pick(raw, "jobs_in_flight")),
+    queueDepth: num(pick(raw, "queue_depth")),
+    version: str(pick(raw, "version", "validator_version")),
+    recentEpisodes: [],
+  };
+}
+
+// ---------------------------------------------------------------------- weights
+
+export interface WeightsView {
+  weightsId: string;
+  netuid?: number;
+  weights: Map<number, number>;
+  computedAt?: string;
+  summary?: unknown;
+}
+
+export function toWeights(raw: unknown): WeightsView | undefined {
+  if (!isObj(raw)) return undefined;
+  const w = pick(raw, "weights");
+  const weights = new Map<number, number>();
+  if (isObj(w)) {
+    for (const [uid, value] of Object.entries(w)) {
+      const u = num(uid);
+      const v = num(value);
+      if (u !== undefined && v !== undefined) weights.set(u, v);
+    }
+  }
+  return {
+    weightsId: str(pick(raw, "weights_id", "id")) ?? "?",
+    netuid: num(pick(raw, "netuid")),
+    weights,
+    computedAt: str(pick(raw, "computed_at", "at")),
+    summary: pick(raw, "summary", "competition_summary"),
+  };
+}
+
+// ------------------------------------------------------------------------ stats
+
+export type StatsView = Record<string, number | Record<string, number>>;
+
+export function toStats(raw: unknown): StatsView {
+  const out: StatsView = {};
+  if (!isObj(raw)) return out;
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v === "number") out[k] = v;
+    else if (isObj(v)) {
+      const inner: Record<string, number> = {};
+      for (const [ik, iv] of Object.entries(v)) if (typeof iv === "number") inner[ik] = iv;
+      out[k] = inner;
+    }
+  }
+  return out;
+}
+
+// --------------------------------------------------------------------- episodes
+
+export interface StepSample {
+  step: number;
+  observation: number[];
+  action: number[];
+  reward?: number;
+  success?: boolean;
+}
+
+export function toSteps(raw: unknown): StepSample[] {
+  // `/episodes/{id}/steps` pages batches: each batch carries `samples`.
+  const out: StepSample[] = [];
+  for (const batch of items(raw)) {
+    const samples = arr(pick(batch, "samples"));
+    const list = samples.length > 0 ? samples : [batch];
+    for (const s of list) {
+      if (!isObj(s)) continue;
+      const step = num(pick(s, "step"));
+      if (step === undefined) continue;
+      out.push({
+        step,
+        observation: arr(pick(s, "observation")).map((x) => num(x) ?? NaN),
+        action: arr(pick(s, "action")).map((x) => num(x) ?? NaN),
+        reward: num(pick(s, "reward")),
+        success: bool(pick(s, "success")),
+      });
+    }
+  }
+  out.sort((a, b) => a.step - b.step);
+  return out;
+}

@@ -1,0 +1,159 @@
+// One competition: rules, benchmarks, full leaderboard, candidates, recent submissions, rounds.
+
+import { useResource } from "../api";
+import {
+  Async,
+  Badge,
+  Empty,
+  HotkeyText,
+  KeyValues,
+  SubmissionLink,
+  TimeAgo,
+  useNow,
+} from "../components";
+import { DASH, dateTime, int, pct, shortId } from "../format";
+import { items, num, pick, str, toCompetition, toLeaderboard, toSubmission } from "../model";
+import { useStore } from "../store";
+import { LeaderboardTable, LeaderSummary } from "./leaderboard";
+
+export function CompetitionPage(props: { id: string }) {
+  const s = useStore();
+  const now = useNow();
+  const id = encodeURIComponent(props.id);
+  const key = s.touched.get(`competition:${props.id}`);
+  const comp = useResource(`competitions/${id}`, (raw) => toCompetition(raw as never), key);
+  const board = useResource(`competitions/${id}/leaderboard`, toLeaderboard, key);
+  const subs = useResource(
+    `submissions?competition_id=${id}&limit=20`,
+    (raw) => items(raw).map(toSubmission),
+    key,
+  );
+  const rounds = useResource(`rounds?competition_id=${id}&limit=10`, items);
+  const live = s.competitions.get(props.id);
+  return (
+    <>
+      <Async res={comp} what="the competition">
+        {(c) => (
+          <>
+            <h1 tabIndex={-1}>
+              {c.name} <Badge state={c.active ? "running" : "cancelled"} label={c.active ? "active" : "inactive"} />
+            </h1>
+            {c.description && <p>{c.description}</p>}
+            <div class="two-col">
+              <section class="card" aria-labelledby="rules-h">
+                <h2 id="rules-h">Rules</h2>
+                <KeyValues
+                  rows={[
+                    ["Points", c.points ?? DASH],
+                    ["Minimum success rate", pct(c.minSuccessRate, 0)],
+                    ["Minimum validators", c.minValidators ?? DASH],
+                    ["Win margin", pct(c.winMargin)],
+                    ["Approval mode", c.approvalMode ?? DASH],
+                    ["Replication", c.replication ?? "default"],
+                  ]}
+                />
+              </section>
+              <section class="card" aria-labelledby="bench-h">
+                <h2 id="bench-h">Benchmarks</h2>
+                {c.benchmarks.length === 0 ? (
+                  <Empty>No benchmark.</Empty>
+                ) : (
+                  <ul class="plain">
+                    {c.benchmarks.map((b) => (
+                      <li key={b.benchmarkId}>
+                        <strong>{b.benchmarkId}</strong>: {b.tasks.length} task{b.tasks.length === 1 ? "" : "s"}
+                        {b.episodesPerTask !== undefined && ` × ${b.episodesPerTask} episodes`}
+                        {b.maxSteps !== undefined && `, ≤ ${b.maxSteps} steps`}
+                        <span class="muted small"> ({b.tasks.join(", ")})</span>
+                      </li>
+                    ))}
+                  </ul>
+                )}
+              </section>
+            </div>
+            <section aria-labelledby="lb-h">
+              <h2 id="lb-h">Leaderboard</h2>
+              <Async res={board} what="the leaderboard">
+                {(lb) => (
+                  <>
+                    <LeaderSummary competition={c} board={lb.leader ? lb : { ...lb, leader: live?.leaderboard?.leader }} />
+                    <LeaderboardTable board={lb} caption={`Leaderboard of ${c.name}`} />
+                    {lb.pendingCandidates.length > 0 && (
+                      <>
+                        <h3>Candidates awaiting approval</h3>
+                        <ul class="plain" data-testid="candidates">
+                          {lb.pendingCandidates.map((p, i) => (
+                            <li key={p.id ?? i}>
+                              <SubmissionLink id={p.submissionId} /> <HotkeyText hotkey={p.minerHotkey} />{" "}
+                              {pct(p.successRate)} (lower bound {pct(p.ciLow)}){" "}
+                              <Badge state="candidate" label={p.status ?? "candidate"} />
+                            </li>
+                          ))}
+                        </ul>
+                      </>
+                    )}
+                  </>
+                )}
+              </Async>
+            </section>
+          </>
+        )}
+      </Async>
+      <section aria-labelledby="csubs-h">
+        <h2 id="csubs-h">Recent submissions</h2>
+        <Async res={subs} what="submissions">
+          {(list) =>
+            list.length === 0 ? (
+              <Empty>No submissions yet.</Empty>
+            ) : (
+              <ul class="plain">
+                {list.map((x) => (
+                  <li key={x.id}>
+                    <SubmissionLink id={x.id} /> <HotkeyText hotkey={x.minerHotkey} /> block{" "}
+                    {int(x.commitmentBlock)} <Badge state={x.status} /> <TimeAgo at={x.createdAt} now={now} />
+                  </li>
+                ))}
+              </ul>
+            )
+          }
+        </Async>
+      </section>
+      <section aria-labelledby="rounds-h">
+        <h2 id="rounds-h">Evaluation rounds</h2>
+        <Async res={rounds} what="rounds">
+          {(list) =>
+            list.length === 0 ? (
+              <Empty>No rounds yet.</Empty>
+            ) : (
+              <div class="table-wrap">
+                <table>
+                  <caption class="sr-only">Evaluation rounds: the seed hash is published first, the seed revealed after the round</caption>
+                  <thead>
+                    <tr>
+                      <th scope="col">Round</th>
+                      <th scope="col">Starts</th>
+                      <th scope="col">Ends</th>
+                      <th scope="col">Seed hash</th>
+                      <th scope="col">Seed</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {list.map((r, i) => (
+                      <tr key={str(pick(r, "id")) ?? i}>
+                        <td class="mono">{shortId(str(pick(r, "id", "round_id")))}</td>
+                        <td>{dateTime(str(pick(r, "starts_at")))}</td>
+                        <td>{dateTime(str(pick(r, "ends_at")))}</td>
+                        <td class="mono">{shortId(str(pick(r, "seed_hash")))}</td>
+                        <td class="mono">{str(pick(r, "seed")) ?? (num(pick(r, "seed")) ?? "not revealed yet")}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            )
+          }
+        </Async>
+      </section>
+    </>
+  );
+}

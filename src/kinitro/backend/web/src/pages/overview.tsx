@@ -1,0 +1,229 @@
+// Overview: network stats, competitions with their leaderboards, live jobs, activity feed.
+
+import type { ComponentChildren } from "preact";
+import { useResource } from "../api";
+import {
+  Badge,
+  CompetitionLink,
+  Empty,
+  HotkeyText,
+  JobLink,
+  Loading,
+  SubmissionLink,
+  TimeAgo,
+  useNow,
+} from "../components";
+import { DASH, int, pct } from "../format";
+import { type CompetitionView, type Json, num, pick, str, toLeaderboard } from "../model";
+import { type FeedEntry, type State, useStore } from "../store";
+import { LiveJobsTable } from "./jobs";
+import { LeaderboardTable, LeaderSummary } from "./leaderboard";
+
+export function OverviewPage() {
+  const s = useStore();
+  const now = useNow();
+  const competitions = [...s.competitions.values()].sort(
+    (a, b) => Number(b.active ?? false) - Number(a.active ?? false) || a.id.localeCompare(b.id),
+  );
+  return (
+    <>
+      <h1 tabIndex={-1}>Overview</h1>
+      <StatsStrip s={s} />
+      <div class="grid-main">
+        <div class="col-wide">
+          <section aria-labelledby="competitions-h">
+            <h2 id="competitions-h">Competitions</h2>
+            {!s.snapshotLoaded ? (
+              <Loading what="competitions" />
+            ) : competitions.length === 0 ? (
+              <Empty>No competitions yet. An admin creates them through the API.</Empty>
+            ) : (
+              competitions.map((c) => <CompetitionCard key={c.id} c={c} s={s} />)
+            )}
+          </section>
+          <section aria-labelledby="live-jobs-h">
+            <h2 id="live-jobs-h">
+              Live jobs <a class="more" href="/jobs">all jobs</a>
+            </h2>
+            <LiveJobsTable s={s} now={now} limit={8} />
+          </section>
+        </div>
+        <aside class="col-side" aria-labelledby="activity-h">
+          <h2 id="activity-h">Live activity</h2>
+          <ActivityFeed feed={s.feed} now={now} />
+          <h2 id="recent-subs-h">Recent submissions</h2>
+          <RecentSubmissions s={s} now={now} />
+        </aside>
+      </div>
+    </>
+  );
+}
+
+function StatsStrip(props: { s: State }) {
+  const { stats, validators, jobs } = props.s;
+  const connected = [...validators.values()].filter((v) => v.connected).length;
+  const running = [...jobs.values()].filter((j) => j.state === "running" || j.state === "starting")
+    .length;
+  const n = (key: string): number | undefined => {
+    const v = stats[key];
+    if (typeof v === "number") return v;
+    if (v && typeof v === "object") return Object.values(v).reduce((a, b) => a + b, 0);
+    return undefined;
+  };
+  const cards: [string, ComponentChildren][] = [
+    ["Validators online", num(stats.connected_validators) ?? connected],
+    ["Submissions", int(n("submissions") ?? n("submissions_by_status"))],
+    ["Jobs running", running],
+    ["Episodes", int(n("episodes"))],
+    ["Step samples", int(n("steps"))],
+  ];
+  return (
+    <ul class="stats" aria-label="Network statistics">
+      {cards.map(([label, value]) => (
+        <li key={label}>
+          <span class="stat-value">{value}</span>
+          <span class="stat-label">{label}</span>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function CompetitionCard(props: { c: CompetitionView; s: State }) {
+  const { c, s } = props;
+  const touched = s.touched.get(`competition:${c.id}`);
+  // The snapshot carries the leaderboard; after a leaderboard event, fetch the fresh one.
+  const fresh = useResource(
+    touched !== undefined || !c.leaderboard ? `competitions/${encodeURIComponent(c.id)}/leaderboard` : undefined,
+    toLeaderboard,
+    touched,
+  );
+  const board = fresh.data ?? c.leaderboard;
+  return (
+    <article class="card" aria-labelledby={`comp-${c.id}`} data-testid={`competition-${c.id}`}>
+      <header class="card-head">
+        <h3 id={`comp-${c.id}`}>
+          <CompetitionLink id={c.id} name={c.name} />
+        </h3>
+        <Badge state={c.active ? "running" : "cancelled"} label={c.active ? "active" : "inactive"} />
+        <span class="muted">
+          {c.benchmarks.map((b) => b.benchmarkId).join(", ") || DASH}
+          {c.points !== undefined && ` · ${c.points} pts`}
+          {c.minSuccessRate !== undefined && ` · min ${pct(c.minSuccessRate, 0)}`}
+        </span>
+      </header>
+      <LeaderSummary competition={c} board={board} />
+      <LeaderboardTable board={board} caption={`Leaderboard of ${c.name}`} limit={5} />
+    </article>
+  );
+}
+
+export function describeEvent(type: string, p: Json): ComponentChildren {
+  const hk = str(pick(p, "miner_hotkey"));
+  const vk = str(pick(p, "validator_hotkey"));
+  const job = str(pick(p, "job_id"));
+  const sub = str(pick(p, "submission_id"));
+  switch (type) {
+    case "submission_received":
+      return (
+        <>
+          New submission <SubmissionLink id={sub} /> by <HotkeyText hotkey={hk} /> in{" "}
+          {str(pick(p, "competition_id")) ?? DASH}
+        </>
+      );
+    case "submission_rejected":
+      return (
+        <>
+          Submission <SubmissionLink id={sub} /> rejected: {str(pick(p, "reason")) ?? "no reason"}
+        </>
+      );
+    case "job_created":
+      return (
+        <>
+          Job <JobLink id={job} /> created for {str(pick(p, "benchmark_id")) ?? "a benchmark"}
+        </>
+      );
+    case "job_status":
+      return (
+        <>
+          Job <JobLink id={job} /> {str(pick(p, "state"))?.replace(/_/g, " ")} on{" "}
+          <HotkeyText hotkey={vk} /> ({num(pick(p, "episodes_done")) ?? 0}/
+          {num(pick(p, "episodes_total")) ?? "?"})
+        </>
+      );
+    case "episode_completed":
+      return (
+        <>
+          Episode {num(pick(p, "episode_index")) ?? "?"} of <JobLink id={job} /> (
+          {str(pick(p, "task"))}) {pick(p, "success") === true ? "succeeded" : "failed"}
+        </>
+      );
+    case "evaluation_completed":
+      return (
+        <>
+          Evaluation of <JobLink id={job} /> {str(pick(p, "state"))} on <HotkeyText hotkey={vk} />:{" "}
+          {pct(num(pick(p, "success_rate")))}
+        </>
+      );
+    case "leaderboard_updated":
+      return (
+        <>
+          Leaderboard of <CompetitionLink id={str(pick(p, "competition_id"))} /> updated
+        </>
+      );
+    case "weights_updated":
+      return <>New weights computed</>;
+    case "validator_connected":
+      return (
+        <>
+          Validator <HotkeyText hotkey={vk} /> connected
+        </>
+      );
+    case "validator_disconnected":
+      return (
+        <>
+          Validator <HotkeyText hotkey={vk} /> disconnected
+        </>
+      );
+    default:
+      return <>{type.replace(/_/g, " ")}</>;
+  }
+}
+
+function ActivityFeed(props: { feed: FeedEntry[]; now: number }) {
+  const feed = props.feed.filter((e) => e.type !== "stats").slice(0, 15);
+  return (
+    <div aria-live="polite" aria-relevant="additions" data-testid="activity">
+      {feed.length === 0 ? (
+        <Empty>Waiting for events…</Empty>
+      ) : (
+        <ol class="feed">
+          {feed.map((e) => (
+            <li key={e.key} class={`feed-${e.type}`}>
+              <span class="feed-text">{describeEvent(e.type, e.payload)}</span>
+              <TimeAgo at={e.at} now={props.now} />
+            </li>
+          ))}
+        </ol>
+      )}
+    </div>
+  );
+}
+
+function RecentSubmissions(props: { s: State; now: number }) {
+  const subs = props.s.submissions.slice(0, 8);
+  if (subs.length === 0) return <Empty>No submissions yet.</Empty>;
+  return (
+    <ol class="feed" data-testid="recent-submissions">
+      {subs.map((x) => (
+        <li key={x.id}>
+          <span class="feed-text">
+            <SubmissionLink id={x.id} /> <HotkeyText hotkey={x.minerHotkey} />{" "}
+            <Badge state={x.status} />
+          </span>
+          <TimeAgo at={x.createdAt} now={props.now} />
+        </li>
+      ))}
+    </ol>
+  );
+}

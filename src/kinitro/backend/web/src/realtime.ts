@@ -1,0 +1,85 @@
+// Client of the public realtime WebSocket (`/ws/realtime`, kinitro.protocol.realtime):
+// subscribe to every event, take the snapshot, fold events into the store, reconnect with
+// backoff (a reconnect gets a fresh snapshot, so nothing missed while away is lost).
+
+import { isObj, pick, str } from "./model";
+import { applyEvent, applySnapshot, setConnection } from "./store";
+
+const PING_INTERVAL_MS = 20_000;
+const MAX_BACKOFF_MS = 15_000;
+
+function messageId(): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  bytes[6] = (bytes[6] & 0x0f) | 0x40; // uuid4 version/variant bits
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function realtimeUrl(): string {
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${proto}//${location.host}/ws/realtime`;
+}
+
+export function startRealtime(url = realtimeUrl()): () => void {
+  let socket: WebSocket | undefined;
+  let ping: ReturnType<typeof setInterval> | undefined;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  let backoff = 500;
+  let stopped = false;
+
+  const connect = () => {
+    socket = new WebSocket(url);
+    socket.addEventListener("open", () => {
+      backoff = 500;
+      socket?.send(
+        JSON.stringify({ type: "subscribe", id: messageId(), event_types: [], filters: {} }),
+      );
+      ping = setInterval(() => {
+        if (socket?.readyState === WebSocket.OPEN) {
+          socket.send(JSON.stringify({ type: "ping", id: messageId() }));
+        }
+      }, PING_INTERVAL_MS);
+    });
+    socket.addEventListener("message", (ev) => {
+      let msg: unknown;
+      try {
+        msg = JSON.parse(typeof ev.data === "string" ? ev.data : "");
+      } catch {
+        return;
+      }
+      if (!isObj(msg)) return;
+      switch (str(msg.type)) {
+        case "snapshot":
+          applySnapshot(pick(msg, "data"));
+          setConnection("live");
+          break;
+        case "event": {
+          const event = pick(msg, "event");
+          if (isObj(event)) applyEvent(event);
+          break;
+        }
+        case "error":
+          console.warn("realtime error", msg);
+          break;
+      }
+    });
+    socket.addEventListener("close", () => {
+      clearInterval(ping);
+      if (stopped) return;
+      setConnection("reconnecting");
+      retry = setTimeout(connect, backoff);
+      backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
+    });
+  };
+
+  setConnection("connecting");
+  connect();
+  return () => {
+    stopped = true;
+    clearInterval(ping);
+    clearTimeout(retry);
+    socket?.close();
+    setConnection("offline");
+  };
+}
