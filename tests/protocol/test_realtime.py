@@ -165,15 +165,16 @@ def test_filter_semantics() -> None:
     assert not EventFilter(job_id="j2").matches(event)
     assert not EventFilter(validator_hotkey=HK_B).matches(event)
     assert EventFilter(miner_hotkey=HK_B).matches(event)
-    # a field the event does not carry does not exclude it
-    assert EventFilter(job_id="j2").matches(StatsEvent(at=NOW, jobs_running=1))
+    # an event that does not carry the filtered field is not about that entity
+    assert not EventFilter(job_id="j1").matches(StatsEvent(at=NOW, stats={"jobs": {"running": 1}}))
+    assert EventFilter().matches(StatsEvent(at=NOW, stats={}))
     # a carried field that is None does not match a set filter
     assert not EventFilter(submission_id="s1").matches(event)
 
 
 def test_subscribe_event_types() -> None:
     sub = Subscribe(event_types=[EventType.STATS])
-    assert sub.matches(StatsEvent(at=NOW))
+    assert sub.matches(StatsEvent(at=NOW, stats={}))
     assert not sub.matches(_status())
     assert Subscribe().matches(_status())
 

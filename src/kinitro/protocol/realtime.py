@@ -2,21 +2,20 @@
 
 Client → server (:data:`ClientMessage`, parse with :func:`parse_client_message`):
 
-* ``subscribe`` {event_types, filters} — opens a subscription whose id is the message
-  ``id``; the server answers with one ``snapshot`` for it, then streams matching
-  ``event`` messages. A connection may hold several subscriptions; an event matching
-  more than one is still sent once.
-* ``unsubscribe`` {subscription_id|None} — drop one subscription (``None`` = all).
-* ``ping`` — the server answers ``pong``.
+* ``subscribe`` {event_types, filters} — sets the connection's (single) subscription,
+  replacing any previous one; the server answers with one ``snapshot`` (``ref_id`` = the
+  subscribe ``id``), then streams matching ``event`` messages in commit order.
+* ``unsubscribe`` — clears the subscription (no more events).
+* ``ping`` — the server answers ``pong`` (``ref_id`` = the ping ``id``).
 
 Server → client (:data:`ServerMessage`, :func:`parse_server_message`):
 
-* ``snapshot`` {subscription_id, data} — current state as JSON: the backend's REST views
+* ``snapshot`` {ref_id, data} — current state as JSON: the backend's REST views
   (keys ``competitions``, ``leaderboards``, ``recent_submissions``, ``live_jobs``,
   ``validators``, ``latest_weights``, ``stats``; shapes in ``docs/backend.md``).
 * ``event`` {event} — one typed payload (:data:`RealtimeEvent`), discriminated by
   ``event_type``; every payload has ``at`` (when it happened, UTC).
-* ``pong`` {ping_id}, ``error`` {code, message, ref_id}.
+* ``pong`` {ref_id}, ``error`` {code, message, ref_id}.
 
 Realtime messages are notifications, not state changes: nothing is acked; a client that
 reconnects subscribes again and gets a fresh snapshot, so nothing missed is lost.
@@ -58,6 +57,9 @@ MAX_SERVER_FRAME_BYTES: Final = 4 * 1024 * 1024
 Text = Annotated[str, StringConstraints(max_length=4096)]
 BenchmarkId = Annotated[str, StringConstraints(min_length=1, max_length=96)]
 MediaKey = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+ReasonCode = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+]
 
 
 class EventType(StrEnum):
@@ -84,28 +86,34 @@ class _Event(WireModel):
 
 
 class SubmissionReceivedEvent(_Event):
-    """A new commitment was recorded as a submission."""
+    """A new commitment was recorded as a submission (``competition_id`` is ``None`` when
+    the commitment names no known competition; a ``submission_rejected`` follows)."""
 
     event_type: Literal["submission_received"] = "submission_received"
     submission_id: Identifier
-    competition_id: CompetitionId
+    competition_id: CompetitionId | None = None
     miner_hotkey: Hotkey
     miner_uid: Uid | None = None
-    block: NonNegInt | None = None
+    commitment_block: NonNegInt | None = None
     artifact: ArtifactRef | None = None
 
 
 class SubmissionRejectedEvent(_Event):
-    """A commitment or artifact was refused (unparseable, unknown competition, bad hash…)."""
+    """A commitment or artifact was refused.
+
+    ``reason`` is a short machine-readable code (``invalid_commitment``,
+    ``unknown_competition``, ``artifact_too_large``, ``sha256_mismatch`` …), ``detail``
+    the human explanation.
+    """
 
     event_type: Literal["submission_rejected"] = "submission_rejected"
     miner_hotkey: Hotkey
-    reason: Text
-    code: ErrorCode | None = None
+    reason: ReasonCode
+    detail: Text | None = None
     submission_id: Identifier | None = None
     competition_id: CompetitionId | None = None
     miner_uid: Uid | None = None
-    block: NonNegInt | None = None
+    commitment_block: NonNegInt | None = None
 
 
 class JobCreatedEvent(_Event):
@@ -190,12 +198,14 @@ class LeaderboardEntry(WireModel):
 
 
 class LeaderboardUpdatedEvent(_Event):
-    """Scores of a competition were recomputed."""
+    """Scores of a competition were recomputed (``entries`` may be omitted: then fetch the
+    leaderboard over REST)."""
 
     event_type: Literal["leaderboard_updated"] = "leaderboard_updated"
     competition_id: CompetitionId
-    entries: Annotated[list[LeaderboardEntry], Field(max_length=1024)]
     leader_submission_id: Identifier | None = None
+    leader_hotkey: Hotkey | None = None
+    entries: Annotated[list[LeaderboardEntry], Field(max_length=1024)] = Field(default_factory=list)
     margin_to_beat: NonNegFloat | None = None
 
 
@@ -204,7 +214,7 @@ class WeightsUpdatedEvent(_Event):
 
     event_type: Literal["weights_updated"] = "weights_updated"
     weights_id: Identifier
-    netuid: Uid
+    netuid: Uid | None = None
     weights: dict[Uid, NonNegFloat]
     validator_hotkey: Hotkey | None = None
 
@@ -228,15 +238,11 @@ class ValidatorDisconnectedEvent(_Event):
 
 
 class StatsEvent(_Event):
-    """Periodic platform counters (``None`` = not tracked by this backend)."""
+    """Platform counters changed; ``stats`` is the body of ``GET /api/v1/stats``
+    (``submissions`` / ``jobs`` counts by status, ``validators_connected`` …)."""
 
     event_type: Literal["stats"] = "stats"
-    validators_connected: NonNegInt | None = None
-    submissions_total: NonNegInt | None = None
-    jobs_queued: NonNegInt | None = None
-    jobs_running: NonNegInt | None = None
-    jobs_completed: NonNegInt | None = None
-    episodes_completed: NonNegInt | None = None
+    stats: dict[str, JsonValue]
 
 
 RealtimeEvent = Annotated[
@@ -260,11 +266,12 @@ RealtimeEvent = Annotated[
 
 
 class EventFilter(WireModel):
-    """Restricts a subscription to events about one competition / miner / job / validator.
+    """Restricts a subscription to events about one competition / miner / job / validator
+    / submission.
 
-    Each set field must equal the event's field of the same name. A field the event
-    type does not carry does not exclude it (``stats`` passes a ``job_id`` filter; use
-    ``event_types`` to narrow types); a carried field that is ``None`` does not match.
+    Each set field must equal the event's field of the same name. An event that does not
+    carry the field (e.g. ``stats`` for a ``job_id`` filter), or carries it as ``None``,
+    is not about that entity and does not match. An empty filter matches everything.
     """
 
     competition_id: CompetitionId | None = None
@@ -275,9 +282,8 @@ class EventFilter(WireModel):
 
     def matches(self, event: RealtimeEvent) -> bool:
         """True when ``event`` passes every set field of this filter."""
-        carried = type(event).model_fields
         for name, wanted in self:
-            if wanted is not None and name in carried and getattr(event, name) != wanted:
+            if wanted is not None and getattr(event, name, None) != wanted:
                 return False
         return True
 
@@ -293,8 +299,7 @@ class EventFilter(WireModel):
 class Subscribe(IdentifiedMessage):
     """Subscribe to ``event_types`` (empty = all) passing ``filters``.
 
-    The subscription id is this message's ``id``; re-sending the same ``id`` replaces
-    that subscription (idempotent).
+    Replaces the connection's previous subscription, so re-sending is harmless.
     """
 
     type: Literal["subscribe"] = "subscribe"
@@ -311,14 +316,13 @@ class Subscribe(IdentifiedMessage):
 
 
 class Unsubscribe(IdentifiedMessage):
-    """Drop subscription ``subscription_id`` (the ``subscribe`` id); ``None`` drops all."""
+    """Clear the connection's subscription."""
 
     type: Literal["unsubscribe"] = "unsubscribe"
-    subscription_id: MessageId | None = None
 
 
 class Ping(IdentifiedMessage):
-    """Keep-alive; the server answers ``pong`` with ``ping_id`` = this ``id``."""
+    """Keep-alive; the server answers ``pong`` with ``ref_id`` = this ``id``."""
 
     type: Literal["ping"] = "ping"
 
@@ -331,10 +335,10 @@ ClientMessage = Annotated[Subscribe | Unsubscribe | Ping, Field(discriminator="t
 
 
 class Snapshot(IdentifiedMessage):
-    """Current state for subscription ``subscription_id`` (see the module docstring)."""
+    """Current state, answering subscribe ``ref_id`` (see the module docstring)."""
 
     type: Literal["snapshot"] = "snapshot"
-    subscription_id: MessageId
+    ref_id: MessageId | None = None
     data: dict[str, JsonValue]
 
 
@@ -346,10 +350,10 @@ class Event(IdentifiedMessage):
 
 
 class Pong(IdentifiedMessage):
-    """Answer to ``ping`` ``ping_id``."""
+    """Answer to the ``ping`` whose id is ``ref_id``."""
 
     type: Literal["pong"] = "pong"
-    ping_id: MessageId
+    ref_id: MessageId | None = None
 
 
 class ErrorMessage(IdentifiedMessage):
