@@ -60,3 +60,86 @@ def up(
             )
         )
     )
+
+
+def _devnet_backend_url(data_dir: Path) -> str | None:
+    import json
+
+    state_file = data_dir / "devnet.json"
+    if not state_file.exists():
+        return None
+    try:
+        port = int(json.loads(state_file.read_text()).get("backend_port") or 0)
+    except (OSError, ValueError):
+        return None
+    return f"http://127.0.0.1:{port}" if port else None
+
+
+@app.command()
+def status(
+    data_dir: Path = DATA_DIR,
+    json_output: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Show whether the devnet's processes are up and what the backend knows."""
+    from kinitro.devnet.status import devnet_status, render_status
+
+    report = devnet_status(data_dir)
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(report))
+    else:
+        render_status(report)
+    if not report.get("exists"):
+        raise typer.Exit(1)
+
+
+def watch_command(
+    url: str | None = typer.Option(
+        None,
+        "--url",
+        envvar="KINITRO_BACKEND_URL",
+        help="Backend base URL (default: the devnet in --data-dir, else http://127.0.0.1:8000).",
+    ),
+    data_dir: Path = DATA_DIR,
+    event: list[str] = typer.Option(
+        [], "--event", "-e", help="Only these event types (repeatable; default: all)."
+    ),
+    competition: str | None = typer.Option(None, help="Only events of this competition."),
+    miner: str | None = typer.Option(None, help="Only events about this miner hotkey."),
+    job: str | None = typer.Option(None, help="Only events about this job id."),
+    validator: str | None = typer.Option(None, help="Only events about this validator hotkey."),
+    json_lines: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
+    max_events: int | None = typer.Option(None, help="Exit after this many events."),
+    duration: float | None = typer.Option(None, help="Exit after this many seconds."),
+) -> None:
+    """Live terminal view of the realtime feed: jobs, episodes, leaderboard, weights."""
+    import asyncio
+
+    from rich.console import Console
+
+    from kinitro.devnet.watch import WatchOptions, watch
+    from kinitro.protocol.realtime import EventType
+
+    known = {e.value for e in EventType}
+    unknown = [e for e in event if e not in known]
+    if unknown:
+        typer.echo(f"unknown event type(s): {', '.join(unknown)}; known: {sorted(known)}", err=True)
+        raise typer.Exit(2)
+    base = url or _devnet_backend_url(data_dir) or "http://127.0.0.1:8000"
+    opts = WatchOptions(
+        url=base,
+        event_types=event,
+        competition_id=competition,
+        miner_hotkey=miner,
+        job_id=job,
+        validator_hotkey=validator,
+        json_lines=json_lines,
+        max_events=max_events,
+        duration_s=duration,
+    )
+    console = Console(stderr=json_lines)
+    try:
+        raise typer.Exit(asyncio.run(watch(opts, console)))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
