@@ -1,1 +1,19 @@
-"""backend."""
+"""Backend role: ``kinitro backend run``.
+
+FastAPI REST + admin API, the validator WebSocket, the public realtime WebSocket, the
+chain monitor, the scheduler, scoring and weights, over the backend PostgreSQL.
+
+Modules: :mod:`.app` (``create_app``), :mod:`.deps`, :mod:`.api` (routes),
+:mod:`.validator_ws`, :mod:`.realtime`, :mod:`.events`, :mod:`.chain_monitor`,
+:mod:`.scheduler`, :mod:`.seeds`, :mod:`.scoring` (pure rules), :mod:`.score_engine`,
+:mod:`.apikeys`, :mod:`.db` (models + repositories).
+
+Errors (:mod:`.errors`)::
+
+    BackendError (KinitroError)
+    ├── NotFoundError        404 — unknown competition / submission / job …
+    ├── ConflictError        409 — natural key already used with other content
+    ├── BadRequestError      400 — well-formed request that makes no sense
+    ├── AuthError            401 — missing / unknown / expired / revoked API key
+    └── ForbiddenError       403 — key lacks the role
+"""

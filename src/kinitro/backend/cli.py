@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(
@@ -11,3 +13,76 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
+
+
+@app.command()
+def run(
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="TOML config file (section [backend]).",
+        envvar="KINITRO_CONFIG",
+    ),
+    host: str | None = typer.Option(None, help="Bind address (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default 8000)."),
+    database_url: str | None = typer.Option(
+        None, "--database-url", help="Backend PostgreSQL URL (KINITRO_BACKEND_DATABASE_URL)."
+    ),
+    chain_url: str | None = typer.Option(
+        None, "--chain-url", help="LocalChain service URL (default http://127.0.0.1:9945)."
+    ),
+    netuid: int | None = typer.Option(None, help="Subnet id."),
+    registry_dir: Path | None = typer.Option(
+        None, "--registry-dir", help="Local artifact registry directory."
+    ),
+    media_dir: Path | None = typer.Option(
+        None, "--media-dir", help="Local media store directory served at /media."
+    ),
+    replication: int | None = typer.Option(
+        None, help="Validators per job (1 on the devnet, 3 in production)."
+    ),
+    environment: str | None = typer.Option(None, help="devnet or production."),
+    log_level: str | None = typer.Option(None, "--log-level", help="Log level."),
+) -> None:
+    """Run the backend (HTTP + WebSockets) until interrupted. Applies migrations first."""
+    from kinitro.backend.settings import Settings
+    from kinitro.core.errors import ConfigError
+    from kinitro.core.logging import configure_logging
+
+    try:
+        settings = Settings.load(
+            config,
+            host=host,
+            port=port,
+            database_url=database_url,
+            chain_url=chain_url,
+            netuid=netuid,
+            registry_dir=registry_dir,
+            media_dir=media_dir,
+            replication=replication,
+            environment=environment,
+            log_level=log_level,
+        )
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level)
+
+    import uvicorn
+
+    from kinitro.backend.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            ws_max_size=settings.max_frame_bytes + 1024,
+            ws_ping_interval=20,
+            ws_ping_timeout=20,
+            lifespan="on",
+        )
+    )
+    server.run()

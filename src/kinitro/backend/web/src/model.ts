@@ -140,9 +140,9 @@ export function toLeader(raw: unknown): LeaderView | undefined {
   };
 }
 
-export function toLeaderboard(raw: unknown): LeaderboardView {
-  const leader = toLeader(pick(raw, "leader"));
-  const rows = arr(pick(raw, "rows", "items", "entries"))
+export function toLeaderboard(raw: unknown, fallbackLeader?: LeaderView): LeaderboardView {
+  const leader = toLeader(pick(raw, "leader")) ?? fallbackLeader;
+  const rows = (Array.isArray(raw) ? raw : arr(pick(raw, "rows", "items", "entries")))
     .filter(isObj)
     .map((r): LeaderboardRow => {
       const submissionId = str(pick(r, "submission_id", "submission.id", "submission"));
@@ -164,7 +164,15 @@ export function toLeaderboard(raw: unknown): LeaderboardView {
           (leader?.submissionId !== undefined && leader.submissionId === submissionId),
       };
     });
-  rows.sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9));
+  // Rows without a rank keep the backend's order (eligible first, then by success rate).
+  rows.forEach((r, i) => {
+    r.rank ??= i + 1;
+  });
+  rows.sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0));
+  if (leader && leader.successRate === undefined) {
+    const row = rows.find((r) => r.isLeader);
+    if (row) Object.assign(leader, { successRate: row.successRate, ciLow: row.ciLow, ciHigh: row.ciHigh });
+  }
   return {
     rows,
     leader,
@@ -184,6 +192,7 @@ export function toLeaderboard(raw: unknown): LeaderboardView {
 
 export function toCompetition(raw: Json): CompetitionView {
   const lb = pick(raw, "leaderboard");
+  const leader = toLeader(pick(raw, "leader", "current_leader"));
   const view: CompetitionView = {
     id: str(pick(raw, "id", "competition_id")) ?? "?",
     name: str(pick(raw, "name")) ?? str(pick(raw, "id")) ?? "?",
@@ -196,12 +205,17 @@ export function toCompetition(raw: Json): CompetitionView {
     approvalMode: str(pick(raw, "approval_mode")),
     replication: num(pick(raw, "replication")),
     benchmarks: arr(pick(raw, "benchmarks")).map(toBenchmark),
-    leaderboard: lb === undefined ? undefined : toLeaderboard(lb),
+    leaderboard: lb === undefined ? undefined : toLeaderboard(lb, leader),
   };
-  if (view.leaderboard && !view.leaderboard.leader) {
-    view.leaderboard.leader = toLeader(pick(raw, "leader", "current_leader"));
-  }
+  if (view.leaderboard) view.leaderboard = withMargin(view.leaderboard, view.winMargin);
   return view;
+}
+
+/** `margin_to_beat` = leader success rate + win margin, when the backend did not say. */
+export function withMargin(board: LeaderboardView, winMargin: number | undefined): LeaderboardView {
+  if (board.marginToBeat !== undefined || winMargin === undefined) return board;
+  const rate = board.leader?.successRate;
+  return rate === undefined ? board : { ...board, marginToBeat: Math.min(1, rate + winMargin) };
 }
 
 // ------------------------------------------------------------------ submissions
@@ -224,7 +238,7 @@ export function toSubmission(raw: Json): SubmissionSummary {
     minerHotkey: str(pick(raw, "miner_hotkey")),
     minerUid: num(pick(raw, "miner_uid")),
     status: str(pick(raw, "status")),
-    commitmentBlock: num(pick(raw, "commitment_block")),
+    commitmentBlock: num(pick(raw, "commitment_block", "block")),
     rejectionReason: str(pick(raw, "rejection_reason", "reason")),
     createdAt: str(pick(raw, "created_at", "at")),
   };
@@ -251,6 +265,8 @@ export interface JobView {
   createdAt?: string;
   updatedAt?: string;
   progress: Map<string, ValidatorProgress>;
+  /** True once `/jobs/{id}` was merged (assignments and status history). */
+  detailLoaded?: boolean;
 }
 
 export function toJob(raw: Json): JobView {
@@ -267,7 +283,10 @@ export function toJob(raw: Json): JobView {
   };
   const total =
     num(pick(raw, "episodes_total")) ?? totalEpisodes(pick(raw, "benchmark")) ?? undefined;
-  for (const v of arr(pick(raw, "validators"))) {
+  const assigned = [...arr(pick(raw, "validators"))];
+  const single = str(pick(raw, "validator_hotkey"));
+  if (single) assigned.push(single);
+  for (const v of assigned) {
     const hotkey = str(v) ?? str(pick(v, "hotkey", "validator_hotkey"));
     if (hotkey) job.progress.set(hotkey, { hotkey, state: "assigned", episodesTotal: total });
   }
@@ -355,20 +374,38 @@ export function toWeights(raw: unknown): WeightsView | undefined {
 
 // ------------------------------------------------------------------------ stats
 
-export type StatsView = Record<string, number | Record<string, number>>;
+export interface StatsView {
+  validatorsConnected?: number;
+  submissions?: number;
+  jobsQueued?: number;
+  jobsRunning?: number;
+  jobsCompleted?: number;
+  episodes?: number;
+  stepSamples?: number;
+}
 
-export function toStats(raw: unknown): StatsView {
-  const out: StatsView = {};
-  if (!isObj(raw)) return out;
-  for (const [k, v] of Object.entries(raw)) {
-    if (typeof v === "number") out[k] = v;
-    else if (isObj(v)) {
-      const inner: Record<string, number> = {};
-      for (const [ik, iv] of Object.entries(v)) if (typeof iv === "number") inner[ik] = iv;
-      out[k] = inner;
-    }
+function total(v: unknown): number | undefined {
+  if (isObj(v)) {
+    let sum = 0;
+    for (const x of Object.values(v)) sum += num(x) ?? 0;
+    return sum;
   }
-  return out;
+  return num(v);
+}
+
+/** Counters from `/api/v1/stats` (nested counts by status/state) or a `stats` event. */
+export function toStats(raw: unknown): StatsView {
+  if (!isObj(raw)) return {};
+  const byState = (state: string) => num(pick(raw, `jobs.${state}`));
+  return {
+    validatorsConnected: num(pick(raw, "validators_connected", "connected_validators")),
+    submissions: num(pick(raw, "submissions_total")) ?? total(pick(raw, "submissions")),
+    jobsQueued: num(pick(raw, "jobs_queued")) ?? byState("queued"),
+    jobsRunning: num(pick(raw, "jobs_running")) ?? byState("running"),
+    jobsCompleted: num(pick(raw, "jobs_completed")) ?? byState("completed"),
+    episodes: num(pick(raw, "episodes_completed", "episodes")),
+    stepSamples: num(pick(raw, "step_samples", "steps")),
+  };
 }
 
 // --------------------------------------------------------------------- episodes

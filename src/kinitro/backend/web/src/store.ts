@@ -4,6 +4,7 @@
 import { useEffect, useState } from "preact/hooks";
 import {
   type CompetitionView,
+  type LeaderView,
   type JobView,
   type Json,
   type StatsView,
@@ -24,6 +25,7 @@ import {
   toSubmission,
   toValidator,
   toWeights,
+  withMargin,
 } from "./model";
 
 export type Connection = "connecting" | "live" | "reconnecting" | "offline";
@@ -231,7 +233,9 @@ export function applyEvent(event: Json): void {
           at,
         });
         job.updatedAt = at;
-        job.state = overallState([...job.progress.values()].map((p) => p.state));
+        job.state =
+          str(pick(event, "job_state")) ??
+          overallState([...job.progress.values()].map((p) => p.state));
         s.jobs = pruneJobs(new Map(s.jobs).set(jobId, job));
         if (type === "evaluation_completed" || TERMINAL_STATES.has(state)) {
           touch(s, "validators", "jobs", job.competitionId && `competition:${job.competitionId}`);
@@ -265,17 +269,30 @@ export function applyEvent(event: Json): void {
         touch(s, competitionId && `competition:${competitionId}`, "leaderboards");
         const c = competitionId ? s.competitions.get(competitionId) : undefined;
         if (c) {
-          const leader = {
-            submissionId: str(pick(event, "leader_submission_id", "submission_id", "leader.submission_id")),
-            minerHotkey: str(pick(event, "leader_hotkey", "miner_hotkey", "leader.miner_hotkey")),
-          };
-          const leaderboard = c.leaderboard ?? { rows: [], pendingCandidates: [] };
+          const leaderId = str(pick(event, "leader_submission_id", "leader.submission_id"));
+          const old = c.leaderboard ?? { rows: [], pendingCandidates: [] };
+          const sameLeader = old.leader?.submissionId === leaderId;
+          const leader: LeaderView | undefined = leaderId
+            ? {
+                ...(sameLeader ? old.leader : {}),
+                submissionId: leaderId,
+                minerHotkey: str(pick(event, "leader_hotkey", "leader.miner_hotkey")) ??
+                  (sameLeader ? old.leader?.minerHotkey : undefined),
+              }
+            : undefined;
+          const entries = pick(event, "entries");
+          const board = Array.isArray(entries)
+            ? toLeaderboard(
+                { rows: entries, margin_to_beat: pick(event, "margin_to_beat") },
+                leader,
+              )
+            : { ...old, leader, marginToBeat: sameLeader ? old.marginToBeat : undefined };
+          if (!Array.isArray(entries)) {
+            board.rows = board.rows.map((r) => ({ ...r, isLeader: r.submissionId === leaderId }));
+          }
           s.competitions = new Map(s.competitions).set(c.id, {
             ...c,
-            leaderboard: {
-              ...leaderboard,
-              leader: { ...leaderboard.leader, ...stripUndefined(leader) },
-            },
+            leaderboard: withMargin({ ...board, pendingCandidates: old.pendingCandidates }, c.winMargin),
           });
         }
         break;
@@ -309,7 +326,8 @@ export function applyEvent(event: Json): void {
       }
       case "stats": {
         const stats = pick(event, "stats", "data");
-        s.stats = toStats(isObj(stats) ? stats : event);
+        const fresh = toStats(isObj(stats) ? stats : event);
+        s.stats = { ...s.stats, ...stripUndefined(fresh) };
         break;
       }
     }
@@ -349,6 +367,37 @@ function pruneJobs(jobs: Map<string, JobView>): Map<string, JobView> {
   finished.sort((a, b) => (a.updatedAt ?? "").localeCompare(b.updatedAt ?? ""));
   for (const j of finished.slice(0, finished.length - FINISHED_JOBS_KEPT)) jobs.delete(j.id);
   return jobs;
+}
+
+/** Merge a fetched `/jobs/{id}` (assignments + status history) into a live job. */
+export function mergeJobDetail(raw: unknown): void {
+  if (!isObj(raw)) return;
+  const detail = toJob(raw);
+  // Latest status per validator from the history (ordered by seq).
+  for (const h of arr(pick(raw, "status_history"))) {
+    const hotkey = str(pick(h, "validator_hotkey"));
+    if (!hotkey) continue;
+    detail.progress.set(hotkey, {
+      hotkey,
+      state: str(pick(h, "state")) ?? "running",
+      episodesDone: num(pick(h, "episodes_done")),
+      episodesTotal: num(pick(h, "episodes_total")),
+      at: str(pick(h, "at")),
+    });
+  }
+  update((s) => {
+    const live = s.jobs.get(detail.id);
+    if (!live) return;
+    const progress = new Map(detail.progress);
+    for (const [k, v] of live.progress) {
+      const fetched = progress.get(k);
+      // Keep whichever is newer: a live event after the fetch, or the fetched history.
+      if (!fetched || (v.at !== undefined && (fetched.at === undefined || v.at >= fetched.at))) {
+        progress.set(k, v);
+      }
+    }
+    s.jobs = new Map(s.jobs).set(detail.id, { ...live, progress, detailLoaded: true });
+  });
 }
 
 export function setWeightsHistory(history: WeightsView[]): void {

@@ -1,7 +1,7 @@
 // Jobs: live jobs with per-validator progress, recent jobs, and one job's detail.
 
-import { useState } from "preact/hooks";
-import { useResource } from "../api";
+import { useEffect, useState } from "preact/hooks";
+import { getJson, useResource } from "../api";
 import {
   Async,
   Badge,
@@ -29,7 +29,26 @@ import {
   str,
   toJob,
 } from "../model";
-import { type State, useStore } from "../store";
+import { mergeJobDetail, type State, useStore } from "../store";
+
+const requestedDetails = new Set<string>();
+
+/**
+ * The snapshot lists live jobs without their per-validator progress: fetch each shown
+ * job's detail once (assignments + status history); later events keep it current.
+ */
+function useJobDetails(jobs: JobView[]): void {
+  const missing = jobs.filter((j) => !j.detailLoaded && !requestedDetails.has(j.id)).map((j) => j.id);
+  const key = missing.join(",");
+  useEffect(() => {
+    for (const id of missing) {
+      requestedDetails.add(id);
+      getJson(`jobs/${encodeURIComponent(id)}`)
+        .then(mergeJobDetail)
+        .catch(() => requestedDetails.delete(id));
+    }
+  }, [key]);
+}
 
 const JOB_STATES = ["queued", "starting", "running", "completed", "failed", "timed_out", "cancelled"];
 
@@ -64,6 +83,7 @@ export function LiveJobsTable(props: { s: State; now: number; limit?: number }) 
   done.sort(byRecent);
   let rows = [...live, ...done];
   if (props.limit) rows = rows.slice(0, props.limit);
+  useJobDetails(rows);
   if (rows.length === 0) return <Empty>No jobs in flight.</Empty>;
   return (
     <div class="table-wrap">

@@ -64,23 +64,18 @@ function StatsStrip(props: { s: State }) {
   const connected = [...validators.values()].filter((v) => v.connected).length;
   const running = [...jobs.values()].filter((j) => j.state === "running" || j.state === "starting")
     .length;
-  const n = (key: string): number | undefined => {
-    const v = stats[key];
-    if (typeof v === "number") return v;
-    if (v && typeof v === "object") return Object.values(v).reduce((a, b) => a + b, 0);
-    return undefined;
-  };
-  const cards: [string, ComponentChildren][] = [
-    ["Validators online", num(stats.connected_validators) ?? connected],
-    ["Submissions", int(n("submissions") ?? n("submissions_by_status"))],
-    ["Jobs running", running],
-    ["Episodes", int(n("episodes"))],
-    ["Step samples", int(n("steps"))],
+  const cards: [string, ComponentChildren, string][] = [
+    ["Validators online", int(stats.validatorsConnected ?? connected), "validators"],
+    ["Submissions", int(stats.submissions), "submissions"],
+    ["Jobs running", int(Math.max(running, stats.jobsRunning ?? 0)), "jobs-running"],
+    ["Jobs queued", int(stats.jobsQueued), "jobs-queued"],
+    ["Episodes", int(stats.episodes), "episodes"],
+    ["Step samples", int(stats.stepSamples), "steps"],
   ];
   return (
     <ul class="stats" aria-label="Network statistics">
-      {cards.map(([label, value]) => (
-        <li key={label}>
+      {cards.map(([label, value, key]) => (
+        <li key={key} data-testid={`stat-${key}`}>
           <span class="stat-value">{value}</span>
           <span class="stat-label">{label}</span>
         </li>

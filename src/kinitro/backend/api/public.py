@@ -1,0 +1,254 @@
+"""Public read-only REST routes (``/api/v1``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from kinitro.backend.api.schemas import Competition, Job, Page, Row, Submission
+from kinitro.backend.db import (
+    repo_competitions,
+    repo_ingest,
+    repo_jobs,
+    repo_scoring,
+    repo_submissions,
+    repo_validators,
+)
+from kinitro.backend.deps import ConnDep, PageDep, StateDep
+from kinitro.backend.errors import NotFoundError
+from kinitro.backend.stats import collect_stats
+
+router = APIRouter(prefix="/api/v1", tags=["public"])
+
+
+def _page(items: list[Any], total: int, p: PageDep) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": p.limit, "offset": p.offset}
+
+
+@router.get("/competitions", response_model=list[Competition])
+async def list_competitions(conn: ConnDep, active: bool | None = None) -> list[dict[str, Any]]:
+    """Competitions with their current leader."""
+    out = []
+    for c in await repo_competitions.list_competitions(conn, active=active):
+        out.append({**c, "leader": await repo_scoring.current_leader(conn, c["id"])})
+    return out
+
+
+@router.get("/competitions/{competition_id}", response_model=Competition)
+async def get_competition(competition_id: str, conn: ConnDep) -> dict[str, Any]:
+    c = await repo_competitions.get_competition(conn, competition_id)
+    if c is None:
+        raise NotFoundError(f"no competition {competition_id!r}")
+    return {**c, "leader": await repo_scoring.current_leader(conn, competition_id)}
+
+
+@router.get("/competitions/{competition_id}/leaderboard")
+async def leaderboard(competition_id: str, conn: ConnDep) -> dict[str, Any]:
+    """Ranked scores; ``margin_to_beat`` is what a challenger's Wilson lower bound must
+    exceed to replace the leader."""
+    c = await repo_competitions.get_competition(conn, competition_id)
+    if c is None:
+        raise NotFoundError(f"no competition {competition_id!r}")
+    rows = await repo_scoring.leaderboard(conn, competition_id)
+    leader = await repo_scoring.current_leader(conn, competition_id)
+    margin = None
+    if leader is not None:
+        margin = min(1.0, leader["success_rate"] + c["win_margin"])
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+        row["is_leader"] = leader is not None and row["submission_id"] == leader["submission_id"]
+    return {
+        "competition_id": competition_id,
+        "leader": leader,
+        "margin_to_beat": margin,
+        "win_margin": c["win_margin"],
+        "approval_mode": c["approval_mode"],
+        "pending_candidates": await repo_scoring.candidates(conn, competition_id=competition_id),
+        "rows": rows,
+    }
+
+
+@router.get("/submissions", response_model=Page[Submission])
+async def list_submissions(
+    conn: ConnDep,
+    p: PageDep,
+    competition_id: str | None = None,
+    miner_hotkey: str | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    items, total = await repo_submissions.list_submissions(
+        conn,
+        competition_id=competition_id,
+        miner_hotkey=miner_hotkey,
+        status=status,
+        limit=p.limit,
+        offset=p.offset,
+    )
+    return _page(items, total, p)
+
+
+@router.get("/submissions/{submission_id}")
+async def get_submission(submission_id: int, conn: ConnDep) -> dict[str, Any]:
+    """A submission with its jobs, per-validator results and aggregated score."""
+    sub = await repo_submissions.get_submission(conn, submission_id)
+    if sub is None:
+        raise NotFoundError(f"no submission {submission_id}")
+    jobs = await repo_jobs.jobs_of_submission(conn, submission_id)
+    results = await repo_ingest.results_of_jobs(conn, [j["id"] for j in jobs])
+    return {
+        **sub,
+        "jobs": jobs,
+        "results": results,
+        "score": await repo_scoring.score_of(conn, submission_id),
+    }
+
+
+@router.get("/jobs", response_model=Page[Job])
+async def list_jobs(
+    conn: ConnDep,
+    p: PageDep,
+    submission_id: int | None = None,
+    competition_id: str | None = None,
+    state: str | None = None,
+    validator_hotkey: str | None = None,
+) -> dict[str, Any]:
+    items, total = await repo_jobs.list_jobs(
+        conn,
+        submission_id=submission_id,
+        competition_id=competition_id,
+        state=state,
+        validator_hotkey=validator_hotkey,
+        limit=p.limit,
+        offset=p.offset,
+    )
+    return _page(items, total, p)
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, conn: ConnDep) -> dict[str, Any]:
+    """A job with its assignments, per-validator status history and results."""
+    job = await repo_jobs.get_job(conn, job_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id!r}")
+    return {
+        **job,
+        "assignments": await repo_jobs.assignments_of(conn, [job_id]),
+        "status_history": await repo_jobs.status_history(conn, job_id),
+        "results": await repo_ingest.results_of_jobs(conn, [job_id]),
+    }
+
+
+@router.get("/results", response_model=Page[Row])
+async def list_results(
+    conn: ConnDep,
+    p: PageDep,
+    job_id: str | None = None,
+    submission_id: int | None = None,
+    validator_hotkey: str | None = None,
+) -> dict[str, Any]:
+    items, total = await repo_ingest.list_results(
+        conn,
+        job_id=job_id,
+        submission_id=submission_id,
+        validator_hotkey=validator_hotkey,
+        limit=p.limit,
+        offset=p.offset,
+    )
+    return _page(items, total, p)
+
+
+def _media(state: StateDep, key: str | None) -> str | None:
+    if not key:
+        return None
+    return f"/media/{key}"
+
+
+@router.get("/episodes", response_model=Page[Row])
+async def list_episodes(
+    conn: ConnDep,
+    p: PageDep,
+    job_id: str | None = None,
+    submission_id: int | None = None,
+    validator_hotkey: str | None = None,
+    task: str | None = None,
+    success: bool | None = None,
+) -> dict[str, Any]:
+    items, total = await repo_ingest.list_episodes(
+        conn,
+        job_id=job_id,
+        submission_id=submission_id,
+        validator_hotkey=validator_hotkey,
+        task=task,
+        success=success,
+        limit=p.limit,
+        offset=p.offset,
+    )
+    return _page(items, total, p)
+
+
+@router.get("/episodes/{episode_id}")
+async def get_episode(episode_id: int, conn: ConnDep, state: StateDep) -> dict[str, Any]:
+    """Episode summary with links to its media and action log."""
+    ep = await repo_ingest.get_episode(conn, episode_id)
+    if ep is None:
+        raise NotFoundError(f"no episode {episode_id}")
+    return {
+        **ep,
+        "actions_url": _media(state, ep["actions_ref"]),
+        "media_urls": [_media(state, k) for k in ep["media_refs"]],
+    }
+
+
+@router.get("/episodes/{episode_id}/steps", response_model=Page[Row])
+async def episode_steps(episode_id: int, conn: ConnDep, p: PageDep) -> dict[str, Any]:
+    """Logged step samples of an episode, one item per batch, in order."""
+    ep = await repo_ingest.get_episode(conn, episode_id)
+    if ep is None:
+        raise NotFoundError(f"no episode {episode_id}")
+    items, total = await repo_ingest.step_batches(
+        conn,
+        job_id=ep["job_id"],
+        validator_hotkey=ep["validator_hotkey"],
+        episode_index=ep["episode_index"],
+        limit=p.limit,
+        offset=p.offset,
+    )
+    return _page(items, total, p)
+
+
+@router.get("/validators")
+async def list_validators(conn: ConnDep, connected: bool | None = None) -> list[dict[str, Any]]:
+    return await repo_validators.list_validators(conn, connected=connected)
+
+
+@router.get("/stats")
+async def stats(conn: ConnDep) -> dict[str, Any]:
+    return await collect_stats(conn)
+
+
+@router.get("/weights/latest")
+async def latest_weights(conn: ConnDep) -> dict[str, Any]:
+    w = await repo_scoring.latest_weights(conn)
+    if w is None:
+        raise NotFoundError("no weights computed yet")
+    return w
+
+
+@router.get("/weights", response_model=Page[Row])
+async def weights_history(conn: ConnDep, p: PageDep) -> dict[str, Any]:
+    items, total = await repo_scoring.weights_history(conn, limit=p.limit, offset=p.offset)
+    return _page(items, total, p)
+
+
+@router.get("/rounds", response_model=Page[Row])
+async def rounds(
+    conn: ConnDep,
+    p: PageDep,
+    competition_id: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """Evaluation rounds: ``seed_hash`` is public from the start, ``seed`` once ended."""
+    items, total = await repo_jobs.list_rounds(
+        conn, competition_id=competition_id, limit=p.limit, offset=p.offset
+    )
+    return _page(items, total, p)

@@ -1,0 +1,218 @@
+"""``create_app(settings) -> FastAPI``: the backend service.
+
+The lifespan opens the database pool, the chain client and the artifact registry,
+starts the background tasks (LISTEN bridge, chain monitor, scheduler, scoring, stats)
+and stops them in reverse order. Tests build as many apps as they like: there are no
+module-level singletons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import text
+
+from kinitro import __version__
+from kinitro.backend.errors import BackendError
+from kinitro.backend.settings import Settings
+
+if TYPE_CHECKING:
+    from kinitro.backend.artifacts import ArtifactVerifier
+    from kinitro.chain.port import ChainClient
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    chain: ChainClient | None = None,
+    verifier: ArtifactVerifier | None = None,
+) -> FastAPI:
+    """The backend app. ``chain`` / ``verifier`` default to the configured adapters."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from kinitro.backend.artifacts import open_verifier
+        from kinitro.backend.chain_monitor import ChainMonitor
+        from kinitro.backend.listener import Listener
+        from kinitro.backend.metrics import Metrics
+        from kinitro.backend.realtime import Broadcaster
+        from kinitro.backend.scheduler import Scheduler
+        from kinitro.backend.score_engine import ScoreEngine
+        from kinitro.backend.state import BackendState
+        from kinitro.backend.validator_ws import ValidatorHub
+        from kinitro.core.db import create_engine
+
+        if settings.migrate_on_start:
+            from kinitro.core import migrations
+
+            await asyncio.to_thread(migrations.upgrade, "backend", settings.database_url)
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        own_chain = chain is None
+        chain_client = chain if chain is not None else _open_chain(settings)
+        metrics = Metrics()
+        state = BackendState(
+            settings=settings,
+            engine=engine,
+            chain=chain_client,
+            verifier=verifier if verifier is not None else open_verifier(settings),
+            hub=ValidatorHub(),
+            broadcaster=Broadcaster(settings.realtime_queue_size, metrics),
+            metrics=metrics,
+            ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),
+        )
+        app.state.backend = state
+        listener = Listener(state)
+        tasks = [
+            _spawn("listener", listener.run),
+            _spawn("chain-monitor", ChainMonitor(state).run),
+            _spawn("scheduler", Scheduler(state).run),
+            _spawn("scoring", ScoreEngine(state).run),
+            _spawn("stats", lambda: _stats_loop(state)),
+        ]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listener.ready.wait(), timeout=10)
+        log.info(
+            "backend %s up (replica %s) on %s:%s",
+            __version__,
+            settings.replica_id,
+            settings.host,
+            settings.port,
+        )
+        try:
+            yield
+        finally:
+            await state.hub.close_all()
+            await state.broadcaster.close_all()
+            for task in reversed(tasks):
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            from kinitro.backend.db import repo_validators
+
+            with contextlib.suppress(Exception):
+                async with engine.begin() as conn:
+                    await repo_validators.disconnect_replica(conn, settings.replica_id)
+            if own_chain:
+                await chain_client.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Kinitro backend",
+        version=__version__,
+        description="REST API of the Kinitro backend. Realtime feed: `/ws/realtime`; "
+        "validators: `/ws/validator`. See docs/backend.md.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(BackendError)
+    async def _backend_error(_request: Request, exc: BackendError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(
+            {"detail": str(exc), "code": exc.code}, status_code=exc.status_code, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": jsonable_errors(exc), "code": "invalid_request"}, status_code=422
+        )
+
+    from kinitro.backend.api import admin, public
+
+    app.include_router(public.router)
+    app.include_router(admin.router)
+
+    @app.get("/health", tags=["ops"])
+    async def health(request: Request) -> JSONResponse:
+        state = request.app.state.backend
+        try:
+            async with state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            db_ok = True
+        except Exception:  # noqa: BLE001 - health reports, never raises
+            db_ok = False
+        body = {
+            "status": "ok" if db_ok else "degraded",
+            "db": db_ok,
+            "replica_id": settings.replica_id,
+            "version": __version__,
+            "validators_connected": len(state.hub.sessions),
+            "realtime_clients": len(state.broadcaster.clients),
+        }
+        return JSONResponse(body, status_code=200 if db_ok else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    async def metrics(request: Request) -> PlainTextResponse:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        data = generate_latest(request.app.state.backend.metrics.registry)
+        return PlainTextResponse(data.decode(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.websocket("/ws/validator")
+    async def ws_validator(ws: WebSocket) -> None:
+        from kinitro.backend.validator_ws import validator_endpoint
+
+        await validator_endpoint(ws, ws.app.state.backend)
+
+    @app.websocket("/ws/realtime")
+    async def ws_realtime(ws: WebSocket) -> None:
+        from kinitro.backend.realtime import realtime_endpoint
+
+        await realtime_endpoint(ws, ws.app.state.backend)
+
+    if settings.media_dir is not None:
+        from fastapi.staticfiles import StaticFiles
+
+        settings.media_dir.mkdir(parents=True, exist_ok=True)
+        app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")
+    return app
+
+
+def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+        for e in exc.errors()
+    ]
+
+
+def _open_chain(settings: Settings) -> ChainClient:
+    from kinitro.chain.settings import ChainSettings, open_chain
+
+    return open_chain(
+        ChainSettings.load(
+            backend=settings.chain,
+            local_url=settings.chain_url,
+            netuid=settings.netuid,
+            network=settings.bittensor_network,
+        )
+    )
+
+
+def _spawn(name: str, fn: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+    return asyncio.create_task(fn(), name=f"backend-{name}")
+
+
+async def _stats_loop(state: Any) -> None:
+    from kinitro.backend import events
+    from kinitro.backend.stats import collect_stats
+
+    last = None
+    while True:
+        await asyncio.sleep(state.settings.stats_interval_s)
+        try:
+            async with state.engine.begin() as conn:
+                stats = await collect_stats(conn)
+                if stats != last:
+                    last = stats
+                    await events.emit(conn, "stats", stats=stats)
+        except Exception:
+            log.debug("stats pass failed", exc_info=True)

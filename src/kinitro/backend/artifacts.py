@@ -1,0 +1,97 @@
+"""Artifact verification before scheduling: the registry port, a size cap and sha256.
+
+A rejection carries a stable ``reason`` (stored on the submission and shown in the API
+and the realtime feed) and a human ``detail``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from kinitro.backend.errors import BackendError
+from kinitro.protocol.commitment import Commitment
+
+
+class ArtifactRejected(BackendError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class ArtifactVerifier(Protocol):
+    async def verify(self, commitment: Commitment, max_bytes: int) -> int:
+        """Size in bytes of the pinned artifact, after checking it exists, is at most
+        ``max_bytes`` and hashes to ``commitment.sha256``; raises :class:`ArtifactRejected`."""
+        ...
+
+
+class RegistryVerifier:
+    """Verifies through the storage registry port (``kinitro.storage.artifacts``).
+
+    ``stat`` gives the size (rejected above the cap without downloading); the archive is
+    then downloaded to a throw-away directory, which checks the size cap and the sha256
+    while streaming. Nothing is kept and nothing is unpacked or imported.
+    """
+
+    def __init__(self, registries: dict[str, object]) -> None:
+        self.registries = registries
+
+    async def verify(self, commitment: Commitment, max_bytes: int) -> int:
+        import asyncio
+
+        return await asyncio.to_thread(self._verify, commitment, max_bytes)
+
+    def _verify(self, commitment: Commitment, max_bytes: int) -> int:
+        import tempfile
+        from pathlib import Path
+
+        from kinitro.storage.errors import (
+            ArtifactIntegrityError,
+            ArtifactNotFoundError,
+            ArtifactTooLargeError,
+            StorageError,
+        )
+
+        registry: Any = self.registries.get(commitment.registry)
+        where = f"{commitment.registry}:{commitment.repo}@{commitment.revision}"
+        if registry is None:
+            raise ArtifactRejected(
+                "registry_unsupported",
+                f"this backend does not read the {commitment.registry!r} registry",
+            )
+        try:
+            stat = registry.stat(commitment.repo, commitment.revision)
+            if stat.size_bytes > max_bytes:
+                raise ArtifactRejected(
+                    "artifact_too_large", f"{where} is {stat.size_bytes} bytes, cap {max_bytes}"
+                )
+            if stat.sha256 is not None and stat.sha256 != commitment.sha256:
+                raise ArtifactRejected(
+                    "sha256_mismatch",
+                    f"{where} has sha256 {stat.sha256}, commitment pins {commitment.sha256}",
+                )
+            ref = commitment.to_artifact(stat.size_bytes)
+            with tempfile.TemporaryDirectory(prefix="kinitro-verify-") as tmp:
+                registry.download(ref, Path(tmp) / "bundle", max_bytes=max_bytes)
+            return int(stat.size_bytes)
+        except ArtifactNotFoundError as exc:
+            raise ArtifactRejected("artifact_not_found", str(exc)) from exc
+        except ArtifactTooLargeError as exc:
+            raise ArtifactRejected("artifact_too_large", str(exc)) from exc
+        except ArtifactIntegrityError as exc:
+            raise ArtifactRejected("sha256_mismatch", str(exc)) from exc
+        except StorageError as exc:
+            raise ArtifactRejected("artifact_unavailable", str(exc)) from exc
+
+
+def open_verifier(settings: Any) -> RegistryVerifier:
+    from kinitro.storage.artifacts import open_registry
+
+    registries: dict[str, object] = {
+        "local": open_registry("local", local_dir=settings.registry_dir)
+    }
+    if settings.registry == "hf":
+        token = settings.hf_token.get_secret_value() if settings.hf_token else None
+        registries["hf"] = open_registry("hf", local_dir=settings.registry_dir, hf_token=token)
+    return RegistryVerifier(registries)

@@ -1,0 +1,27 @@
+"""Small helpers shared by the repository modules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def rows(result: Any) -> list[dict[str, Any]]:
+    return [dict(r) for r in result.mappings().all()]
+
+
+async def page(
+    conn: AsyncConnection, query: Select[Any], *, limit: int, offset: int, order: Sequence[Any]
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of ``query`` plus the total count of its rows."""
+    total = await conn.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    result = await conn.execute(query.order_by(*order).limit(limit).offset(offset))
+    return rows(result), int(total or 0)

@@ -1,0 +1,47 @@
+"""Competitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kinitro.backend.db.common import rows, utcnow
+from kinitro.backend.db.models import Competition
+
+T = Competition.__table__
+
+
+async def list_competitions(
+    conn: AsyncConnection, *, active: bool | None = None
+) -> list[dict[str, Any]]:
+    q = select(T)
+    if active is not None:
+        q = q.where(T.c.active.is_(active))
+    return rows(await conn.execute(q.order_by(T.c.id)))
+
+
+async def get_competition(conn: AsyncConnection, competition_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(T).where(T.c.id == competition_id))).mappings().first()
+    return dict(row) if row else None
+
+
+async def create_competition(
+    conn: AsyncConnection, values: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Insert; None when the id is already taken."""
+    stmt = insert(T).values(**values).on_conflict_do_nothing(index_elements=[T.c.id]).returning(T)
+    row = (await conn.execute(stmt)).mappings().first()
+    return dict(row) if row else None
+
+
+async def update_competition(
+    conn: AsyncConnection, competition_id: str, values: dict[str, Any]
+) -> dict[str, Any] | None:
+    stmt = (
+        update(T).where(T.c.id == competition_id).values(**values, updated_at=utcnow()).returning(T)
+    )
+    row = (await conn.execute(stmt)).mappings().first()
+    return dict(row) if row else None

@@ -1,0 +1,151 @@
+"""Idempotent ingestion of what validators send: upsert by each message's natural key.
+
+Every function returns True when the row is new and False for a duplicate (which the
+caller acks all the same).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kinitro.backend.db.common import page, rows
+from kinitro.backend.db.models import Episode, EpisodeStepBatch, Job, JobStatusEvent, Result
+
+H = JobStatusEvent.__table__
+RES = Result.__table__
+E = Episode.__table__
+ST = EpisodeStepBatch.__table__
+J = Job.__table__
+
+
+async def _insert_new(
+    conn: AsyncConnection, table: Any, keys: list[Any], values: dict[str, Any]
+) -> bool:
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return (await conn.execute(stmt.returning(table.c.id))).scalar() is not None
+
+
+async def job_exists(conn: AsyncConnection, job_id: str) -> bool:
+    return (await conn.execute(select(J.c.id).where(J.c.id == job_id))).scalar() is not None
+
+
+async def add_status(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    return await _insert_new(conn, H, [H.c.job_id, H.c.validator_hotkey, H.c.seq], values)
+
+
+async def add_result(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    return await _insert_new(conn, RES, [RES.c.job_id, RES.c.validator_hotkey], values)
+
+
+async def add_episode(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    return await _insert_new(conn, E, [E.c.job_id, E.c.validator_hotkey, E.c.episode_index], values)
+
+
+async def add_steps(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    return await _insert_new(
+        conn,
+        ST,
+        [ST.c.job_id, ST.c.validator_hotkey, ST.c.episode_index, ST.c.batch_index],
+        values,
+    )
+
+
+# ------------------------------------------------------------------ reads
+
+
+async def list_results(
+    conn: AsyncConnection,
+    *,
+    job_id: str | None = None,
+    submission_id: int | None = None,
+    validator_hotkey: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    q = select(RES, J.c.submission_id, J.c.benchmark_id, J.c.competition_id).join(
+        J, J.c.id == RES.c.job_id
+    )
+    if job_id is not None:
+        q = q.where(RES.c.job_id == job_id)
+    if submission_id is not None:
+        q = q.where(J.c.submission_id == submission_id)
+    if validator_hotkey is not None:
+        q = q.where(RES.c.validator_hotkey == validator_hotkey)
+    return await page(conn, q, limit=limit, offset=offset, order=[RES.c.id.desc()])
+
+
+async def results_of_jobs(conn: AsyncConnection, job_ids: list[str]) -> list[dict[str, Any]]:
+    if not job_ids:
+        return []
+    return rows(await conn.execute(select(RES).where(RES.c.job_id.in_(job_ids))))
+
+
+async def list_episodes(
+    conn: AsyncConnection,
+    *,
+    job_id: str | None = None,
+    submission_id: int | None = None,
+    validator_hotkey: str | None = None,
+    task: str | None = None,
+    success: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    q = select(E, J.c.submission_id, J.c.competition_id).join(J, J.c.id == E.c.job_id)
+    if job_id is not None:
+        q = q.where(E.c.job_id == job_id)
+    if submission_id is not None:
+        q = q.where(J.c.submission_id == submission_id)
+    if validator_hotkey is not None:
+        q = q.where(E.c.validator_hotkey == validator_hotkey)
+    if task is not None:
+        q = q.where(E.c.task == task)
+    if success is not None:
+        q = q.where(E.c.success.is_(success))
+    return await page(
+        conn,
+        q,
+        limit=limit,
+        offset=offset,
+        order=[E.c.job_id, E.c.validator_hotkey, E.c.episode_index],
+    )
+
+
+async def get_episode(conn: AsyncConnection, episode_id: int) -> dict[str, Any] | None:
+    q = select(E, J.c.submission_id, J.c.competition_id).join(J, J.c.id == E.c.job_id)
+    row = (await conn.execute(q.where(E.c.id == episode_id))).mappings().first()
+    return dict(row) if row else None
+
+
+async def step_batches(
+    conn: AsyncConnection,
+    *,
+    job_id: str,
+    validator_hotkey: str,
+    episode_index: int,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    q = select(ST).where(
+        ST.c.job_id == job_id,
+        ST.c.validator_hotkey == validator_hotkey,
+        ST.c.episode_index == episode_index,
+    )
+    return await page(conn, q, limit=limit, offset=offset, order=[ST.c.batch_index])
+
+
+async def counts(conn: AsyncConnection) -> dict[str, int]:
+    from sqlalchemy import func
+
+    episodes = await conn.scalar(select(func.count()).select_from(E))
+    steps = await conn.scalar(select(func.coalesce(func.sum(ST.c.n_samples), 0)))
+    results = await conn.scalar(select(func.count()).select_from(RES))
+    return {
+        "episodes": int(episodes or 0),
+        "step_samples": int(steps or 0),
+        "results": int(results or 0),
+    }

@@ -1,0 +1,380 @@
+"""Jobs, evaluation rounds, assignments to validators and leases."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kinitro.backend.db.common import page, rows, utcnow
+from kinitro.backend.db.models import (
+    EvalRound,
+    Job,
+    JobAssignment,
+    JobStatusEvent,
+    Result,
+    Submission,
+    Validator,
+)
+
+J = Job.__table__
+A = JobAssignment.__table__
+R = EvalRound.__table__
+S = Submission.__table__
+H = JobStatusEvent.__table__
+V = Validator.__table__
+RES = Result.__table__
+
+ACTIVE = ("assigned", "acked", "running")
+DONE = ("completed", "failed")
+LIVE_JOB = ("queued", "running")
+
+
+# ------------------------------------------------------------------ rounds
+
+
+async def ensure_round(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(insert(R).values(**values).on_conflict_do_nothing(index_elements=[R.c.id]))
+
+
+async def reveal_ended_rounds(conn: AsyncConnection, now: datetime) -> list[dict[str, Any]]:
+    """Rounds that ended and are not revealed yet (the caller computes the seed)."""
+    stmt = select(R).where(R.c.ends_at <= now, R.c.revealed_at.is_(None))
+    return rows(await conn.execute(stmt))
+
+
+async def set_revealed(conn: AsyncConnection, round_id: str, seed: int) -> None:
+    await conn.execute(update(R).where(R.c.id == round_id).values(seed=seed, revealed_at=utcnow()))
+
+
+async def list_rounds(
+    conn: AsyncConnection, *, competition_id: str | None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    q = select(R)
+    if competition_id is not None:
+        q = q.where(R.c.competition_id == competition_id)
+    return await page(conn, q, limit=limit, offset=offset, order=[R.c.starts_at.desc()])
+
+
+# ------------------------------------------------------------------ jobs
+
+
+async def create_job(conn: AsyncConnection, values: dict[str, Any]) -> str | None:
+    """Insert a job; None when the (submission, benchmark) job exists already."""
+    stmt = (
+        insert(J)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[J.c.submission_id, J.c.benchmark_id])
+        .returning(J.c.id)
+    )
+    return (await conn.execute(stmt)).scalar()
+
+
+async def cancel_jobs_of_submissions(conn: AsyncConnection, submission_ids: list[int]) -> list[str]:
+    if not submission_ids:
+        return []
+    now = utcnow()
+    stmt = (
+        update(J)
+        .where(J.c.submission_id.in_(submission_ids), J.c.state.in_(LIVE_JOB))
+        .values(state="cancelled", updated_at=now, finished_at=now)
+        .returning(J.c.id)
+    )
+    ids = list((await conn.execute(stmt)).scalars())
+    if ids:
+        await conn.execute(
+            update(A)
+            .where(A.c.job_id.in_(ids), A.c.state.in_(ACTIVE))
+            .values(state="cancelled", finished_at=now)
+        )
+    return ids
+
+
+async def requeue_job(conn: AsyncConnection, job_id: str) -> bool:
+    """Admin rerun: forget results and assignments, queue the job again."""
+    now = utcnow()
+    found = (
+        await conn.execute(
+            update(J)
+            .where(J.c.id == job_id)
+            .values(state="queued", updated_at=now, finished_at=None)
+            .returning(J.c.id)
+        )
+    ).scalar()
+    if not found:
+        return False
+    await conn.execute(RES.delete().where(RES.c.job_id == job_id))
+    await conn.execute(A.delete().where(A.c.job_id == job_id))
+    return True
+
+
+async def jobs_of_submission(conn: AsyncConnection, submission_id: int) -> list[dict[str, Any]]:
+    return rows(await conn.execute(select(J).where(J.c.submission_id == submission_id)))
+
+
+async def get_job(conn: AsyncConnection, job_id: str) -> dict[str, Any] | None:
+    stmt = select(J, S.c.miner_hotkey, S.c.miner_uid).join(S, S.c.id == J.c.submission_id)
+    row = (await conn.execute(stmt.where(J.c.id == job_id))).mappings().first()
+    return dict(row) if row else None
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    *,
+    submission_id: int | None = None,
+    competition_id: str | None = None,
+    state: str | None = None,
+    validator_hotkey: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    conds = []
+    if submission_id is not None:
+        conds.append(J.c.submission_id == submission_id)
+    if competition_id is not None:
+        conds.append(J.c.competition_id == competition_id)
+    if state is not None:
+        conds.append(J.c.state == state)
+    if validator_hotkey is not None:
+        conds.append(J.c.id.in_(select(A.c.job_id).where(A.c.validator_hotkey == validator_hotkey)))
+    q = (
+        select(J, S.c.miner_hotkey, S.c.miner_uid)
+        .join(S, S.c.id == J.c.submission_id)
+        .where(and_(True, *conds))
+    )
+    return await page(conn, q, limit=limit, offset=offset, order=[J.c.created_at.desc(), J.c.id])
+
+
+async def assignments_of(conn: AsyncConnection, job_ids: list[str]) -> list[dict[str, Any]]:
+    if not job_ids:
+        return []
+    stmt = select(A).where(A.c.job_id.in_(job_ids)).order_by(A.c.id)
+    return rows(await conn.execute(stmt))
+
+
+async def status_history(conn: AsyncConnection, job_id: str) -> list[dict[str, Any]]:
+    stmt = select(H).where(H.c.job_id == job_id).order_by(H.c.validator_hotkey, H.c.seq)
+    return rows(await conn.execute(stmt))
+
+
+async def counts_by_state(conn: AsyncConnection) -> dict[str, int]:
+    stmt = select(J.c.state, func.count()).group_by(J.c.state)
+    return {r[0]: int(r[1]) for r in (await conn.execute(stmt)).all()}
+
+
+# ------------------------------------------------------------------ assignments
+
+
+async def expire_leases(conn: AsyncConnection, now: datetime) -> list[dict[str, Any]]:
+    stmt = (
+        update(A)
+        .where(A.c.state.in_(ACTIVE), A.c.lease_expires_at < now)
+        .values(state="expired")
+        .returning(A.c.job_id, A.c.validator_hotkey)
+    )
+    return rows(await conn.execute(stmt))
+
+
+async def jobs_short_of_validators(conn: AsyncConnection, limit: int = 200) -> list[dict[str, Any]]:
+    """Live jobs whose active + done assignments are fewer than their replication."""
+    counted = (
+        select(A.c.job_id, func.count().label("n"))
+        .where(A.c.state.in_(ACTIVE + DONE))
+        .group_by(A.c.job_id)
+        .subquery()
+    )
+    n = func.coalesce(counted.c.n, 0)
+    stmt = (
+        select(J.c.id, J.c.replication, n.label("assigned"))
+        .outerjoin(counted, counted.c.job_id == J.c.id)
+        .where(J.c.state.in_(LIVE_JOB), n < J.c.replication)
+        .order_by(J.c.created_at)
+        .limit(limit)
+    )
+    return rows(await conn.execute(stmt))
+
+
+async def assignment_hotkeys(conn: AsyncConnection, job_id: str) -> dict[str, str]:
+    stmt = select(A.c.validator_hotkey, A.c.state).where(A.c.job_id == job_id)
+    return {r[0]: r[1] for r in (await conn.execute(stmt)).all()}
+
+
+async def assign(conn: AsyncConnection, job_id: str, hotkey: str, lease_s: float) -> str:
+    """Assign (or re-offer an expired assignment of) ``job_id`` to ``hotkey``."""
+    now = utcnow()
+    message_id = uuid.uuid4().hex
+    stmt = insert(A).values(
+        job_id=job_id,
+        validator_hotkey=hotkey,
+        message_id=message_id,
+        state="assigned",
+        lease_expires_at=now + timedelta(seconds=lease_s),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[A.c.job_id, A.c.validator_hotkey],
+        set_={
+            "message_id": message_id,
+            "state": "assigned",
+            "attempt": A.c.attempt + 1,
+            "lease_expires_at": now + timedelta(seconds=lease_s),
+            "sent_at": None,
+            "acked_at": None,
+        },
+        where=A.c.state.in_(("expired",)),
+    )
+    await conn.execute(stmt)
+    return message_id
+
+
+async def pending_for_validator(conn: AsyncConnection, hotkey: str) -> list[dict[str, Any]]:
+    """Every unacknowledged assignment of ``hotkey`` with what an eval_job needs."""
+    stmt = (
+        select(
+            A.c.message_id,
+            A.c.attempt,
+            A.c.sent_at,
+            J.c.id.label("job_id"),
+            J.c.submission_id,
+            J.c.competition_id,
+            J.c.benchmark,
+            J.c.round_id,
+            J.c.seed,
+            J.c.deadline_s,
+            J.c.created_at,
+            S.c.miner_hotkey,
+            S.c.miner_uid,
+            S.c.artifact_registry,
+            S.c.artifact_repo,
+            S.c.artifact_revision,
+            S.c.artifact_sha256,
+            S.c.artifact_size,
+        )
+        .join(J, J.c.id == A.c.job_id)
+        .join(S, S.c.id == J.c.submission_id)
+        .where(A.c.validator_hotkey == hotkey, A.c.state == "assigned")
+        .order_by(A.c.id)
+    )
+    return rows(await conn.execute(stmt))
+
+
+async def mark_sent(conn: AsyncConnection, message_ids: list[str]) -> None:
+    if message_ids:
+        await conn.execute(
+            update(A).where(A.c.message_id.in_(message_ids)).values(sent_at=utcnow())
+        )
+
+
+async def ack_assignment(
+    conn: AsyncConnection, message_id: str, hotkey: str, lease_s: float
+) -> str | None:
+    """Mark the eval_job ``message_id`` acked by ``hotkey``; returns its job id."""
+    now = utcnow()
+    row = (
+        await conn.execute(
+            select(A.c.job_id, A.c.state).where(
+                A.c.message_id == message_id, A.c.validator_hotkey == hotkey
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.state == "assigned":
+        await conn.execute(
+            update(A)
+            .where(A.c.message_id == message_id)
+            .values(state="acked", acked_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
+        )
+        await conn.execute(
+            update(J)
+            .where(J.c.id == row.job_id, J.c.state == "queued")
+            .values(state="running", updated_at=now)
+        )
+    return str(row.job_id)
+
+
+async def assignment_for(conn: AsyncConnection, job_id: str, hotkey: str) -> dict[str, Any] | None:
+    stmt = select(A).where(A.c.job_id == job_id, A.c.validator_hotkey == hotkey)
+    row = (await conn.execute(stmt)).mappings().first()
+    return dict(row) if row else None
+
+
+async def touch_assignment(
+    conn: AsyncConnection, job_id: str, hotkey: str, *, state: str | None, lease_s: float
+) -> None:
+    """Progress from the validator: extend the lease, move acked → running."""
+    now = utcnow()
+    values: dict[str, Any] = {"lease_expires_at": now + timedelta(seconds=lease_s)}
+    if state is not None:
+        values["state"] = state
+    await conn.execute(
+        update(A)
+        .where(A.c.job_id == job_id, A.c.validator_hotkey == hotkey, A.c.state.in_(ACTIVE))
+        .values(**values)
+    )
+
+
+async def finish_assignment(conn: AsyncConnection, job_id: str, hotkey: str, state: str) -> None:
+    now = utcnow()
+    await conn.execute(
+        update(A)
+        .where(
+            A.c.job_id == job_id,
+            A.c.validator_hotkey == hotkey,
+            A.c.state.in_((*ACTIVE, "expired")),
+        )
+        .values(state=state, finished_at=now, acked_at=func.coalesce(A.c.acked_at, now))
+    )
+
+
+async def settle_job(conn: AsyncConnection, job_id: str) -> str | None:
+    """Set the job's state from its results; returns the new state when it changed."""
+    job = (await conn.execute(select(J.c.state, J.c.replication).where(J.c.id == job_id))).first()
+    if job is None or job.state not in LIVE_JOB:
+        return None
+    done = await conn.scalar(select(func.count()).select_from(RES).where(RES.c.job_id == job_id))
+    if int(done or 0) < job.replication:
+        return None
+    completed = await conn.scalar(
+        select(func.count())
+        .select_from(RES)
+        .where(RES.c.job_id == job_id, RES.c.state == "completed")
+    )
+    state = "completed" if int(completed or 0) > 0 else "failed"
+    now = utcnow()
+    await conn.execute(
+        update(J).where(J.c.id == job_id).values(state=state, updated_at=now, finished_at=now)
+    )
+    return state
+
+
+async def live_jobs(conn: AsyncConnection, limit: int = 100) -> list[dict[str, Any]]:
+    stmt = (
+        select(J, S.c.miner_hotkey)
+        .join(S, S.c.id == J.c.submission_id)
+        .where(J.c.state.in_(LIVE_JOB))
+        .order_by(J.c.created_at.desc())
+        .limit(limit)
+    )
+    return rows(await conn.execute(stmt))
+
+
+async def settle_submission(conn: AsyncConnection, submission_id: int) -> bool:
+    """Mark a scheduled submission evaluated once none of its jobs is live."""
+    live = await conn.scalar(
+        select(func.count())
+        .select_from(J)
+        .where(J.c.submission_id == submission_id, J.c.state.in_(LIVE_JOB))
+    )
+    if int(live or 0) > 0:
+        return False
+    result = await conn.execute(
+        update(S)
+        .where(S.c.id == submission_id, S.c.status == "scheduled")
+        .values(status="evaluated", updated_at=utcnow())
+        .returning(S.c.id)
+    )
+    return result.scalar() is not None

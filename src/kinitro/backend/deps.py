@@ -1,0 +1,100 @@
+"""FastAPI dependencies (``Annotated``): state, DB connections, pagination, API keys."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kinitro.backend import apikeys
+from kinitro.backend.db import repo_admin
+from kinitro.backend.db.common import utcnow
+from kinitro.backend.errors import AuthError, ForbiddenError
+from kinitro.backend.state import BackendState
+
+
+def get_state(request: Request) -> BackendState:
+    state: BackendState = request.app.state.backend
+    return state
+
+
+StateDep = Annotated[BackendState, Depends(get_state)]
+
+
+async def get_conn(state: StateDep) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction, committed when the route returns normally."""
+    async with state.engine.begin() as conn:
+        yield conn
+
+
+ConnDep = Annotated[AsyncConnection, Depends(get_conn)]
+
+
+@dataclass(frozen=True)
+class Pagination:
+    limit: int
+    offset: int
+
+
+def pagination(
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Rows to skip")] = 0,
+) -> Pagination:
+    return Pagination(limit, offset)
+
+
+PageDep = Annotated[Pagination, Depends(pagination)]
+
+_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer kin_…`")
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    roles: frozenset[str]
+    key_id: int | None
+
+
+async def principal(
+    state: StateDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if creds is None or not creds.credentials:
+        raise AuthError("an API key is required (Authorization: Bearer …)")
+    key = creds.credentials
+    boot = state.settings.admin_api_key
+    if (
+        boot is not None
+        and boot.get_secret_value()
+        and apikeys.matches(key, apikeys.digest(boot.get_secret_value()))
+    ):
+        return Principal("bootstrap", frozenset({"admin"}), None)
+    prefix = apikeys.prefix_of(key)
+    if prefix is None:
+        raise AuthError("malformed API key")
+    async with state.engine.begin() as conn:
+        row = await repo_admin.key_by_prefix(conn, prefix)
+        if row is None or not apikeys.matches(key, row["key_hash"]):
+            raise AuthError("unknown API key")
+        if row["revoked_at"] is not None:
+            raise AuthError("API key revoked")
+        if row["expires_at"] is not None and row["expires_at"] <= utcnow():
+            raise AuthError("API key expired")
+        await repo_admin.key_used(conn, row["id"])
+    return Principal(row["name"], frozenset(row["roles"]), row["id"])
+
+
+def require_role(role: str):  # type: ignore[no-untyped-def]
+    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if role not in who.roles:
+            raise ForbiddenError(f"API key {who.name!r} lacks the {role!r} role")
+        return who
+
+    return check
+
+
+AdminDep = Annotated[Principal, Depends(require_role("admin"))]

@@ -1,0 +1,173 @@
+"""Scheduler: jobs for new submissions, assignment to validators, leases, round seeds.
+
+* :func:`schedule_submission` creates one job per (submission, benchmark) with the
+  round's seed and wakes the scheduler.
+* :class:`Scheduler` (one replica at a time, advisory lock) repeatedly: expires leases
+  (``lease_s`` without an ack or progress), assigns jobs that have fewer than
+  ``replication`` live or finished assignments to connected non-lite validators (least
+  loaded first; a validator whose lease expired may be offered the job again, as a new
+  attempt, when nobody else can take it), reveals the seeds of ended rounds, and wakes
+  the sockets of the validators concerned (NOTIFY, any replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kinitro.backend import events, seeds
+from kinitro.backend.db import repo_jobs, repo_validators
+from kinitro.backend.db.common import utcnow
+from kinitro.backend.db.models import JobAssignment
+from kinitro.backend.locks import SCHEDULER, LeaderLock
+
+if TYPE_CHECKING:
+    from kinitro.backend.settings import Settings
+    from kinitro.backend.state import BackendState
+
+log = logging.getLogger(__name__)
+
+
+async def schedule_submission(
+    conn: AsyncConnection,
+    settings: Settings,
+    *,
+    submission: dict[str, Any],
+    competition: dict[str, Any],
+) -> list[str]:
+    """Create the submission's jobs (idempotent); returns the new job ids."""
+    secret = settings.seed_secret.get_secret_value().encode()
+    rnd = seeds.current_round(secret, competition["id"], settings.round_duration_s)
+    await repo_jobs.ensure_round(
+        conn,
+        dict(
+            id=rnd.id,
+            competition_id=rnd.competition_id,
+            starts_at=rnd.starts_at,
+            ends_at=rnd.ends_at,
+            seed_hash=rnd.seed_hash,
+        ),
+    )
+    replication = competition["replication"] or settings.replication
+    created = []
+    for bench in competition["benchmarks"]:
+        job_id = await repo_jobs.create_job(
+            conn,
+            dict(
+                id=uuid.uuid4().hex,
+                submission_id=submission["id"],
+                competition_id=competition["id"],
+                benchmark_id=bench["benchmark_id"],
+                benchmark=bench,
+                round_id=rnd.id,
+                seed=rnd.seed,
+                replication=replication,
+                deadline_s=settings.job_deadline_s,
+            ),
+        )
+        if job_id is not None:
+            created.append(job_id)
+            await events.emit(
+                conn,
+                "job_created",
+                job_id=job_id,
+                submission_id=submission["id"],
+                competition_id=competition["id"],
+                miner_hotkey=submission["miner_hotkey"],
+                benchmark_id=bench["benchmark_id"],
+            )
+    return created
+
+
+async def active_load(conn: AsyncConnection) -> Counter[str]:
+    A = JobAssignment.__table__
+    stmt = (
+        select(A.c.validator_hotkey, func.count())
+        .where(A.c.state.in_(repo_jobs.ACTIVE))
+        .group_by(A.c.validator_hotkey)
+    )
+    return Counter({r[0]: int(r[1]) for r in (await conn.execute(stmt)).all()})
+
+
+async def assign_pending(conn: AsyncConnection, lease_s: float) -> set[str]:
+    """One assignment pass; returns the hotkeys that got new work."""
+    validators = await repo_validators.evaluators(conn)
+    if not validators:
+        return set()
+    load = await active_load(conn)
+    woken: set[str] = set()
+    for job in await repo_jobs.jobs_short_of_validators(conn):
+        need = job["replication"] - job["assigned"]
+        have = await repo_jobs.assignment_hotkeys(conn, job["id"])
+        fresh = sorted((v for v in validators if v not in have), key=lambda v: (load[v], v))
+        again = sorted(
+            (v for v in validators if have.get(v) == "expired"), key=lambda v: (load[v], v)
+        )
+        for hotkey in (fresh + again)[:need]:
+            await repo_jobs.assign(conn, job["id"], hotkey, lease_s)
+            load[hotkey] += 1
+            woken.add(hotkey)
+    return woken
+
+
+class Scheduler:
+    def __init__(self, state: BackendState) -> None:
+        self.state = state
+        self.lock = LeaderLock(_dsn(state.settings.database_url), SCHEDULER)
+
+    async def tick(self) -> None:
+        s = self.state.settings
+        if not await self.lock.held():
+            return
+        now = utcnow()
+        async with self.state.engine.begin() as conn:
+            expired = await repo_jobs.expire_leases(conn, now)
+            if expired:
+                self.state.metrics.leases_expired.inc(len(expired))
+                log.info("%d assignment leases expired", len(expired))
+            stale = await repo_validators.drop_stale(
+                conn, now - _seconds(max(s.heartbeat_timeout_s * 2, 30))
+            )
+            for hotkey in stale:
+                await events.emit(conn, "validator_disconnected", validator_hotkey=hotkey, uid=None)
+            woken = await assign_pending(conn, s.lease_s)
+            if woken:
+                self.state.metrics.jobs_assigned.inc(len(woken))
+                await events.wake_validators(conn, woken)
+            secret = s.seed_secret.get_secret_value().encode()
+            for rnd in await repo_jobs.reveal_ended_rounds(conn, now):
+                await repo_jobs.set_revealed(conn, rnd["id"], seeds.round_seed(secret, rnd["id"]))
+
+    async def run(self) -> None:
+        interval = self.state.settings.scheduler_interval_s
+        try:
+            while True:
+                try:
+                    await self.tick()
+                except Exception:
+                    self.state.metrics.task_errors.labels("scheduler").inc()
+                    log.exception("scheduler tick failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.state.scheduler_wake.wait(), timeout=interval)
+                self.state.scheduler_wake.clear()
+        finally:
+            await self.lock.release()
+
+
+def _seconds(value: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=value)
+
+
+def _dsn(url: str) -> str:
+    from kinitro.core.db import dsn
+
+    return dsn(url)

@@ -1,0 +1,247 @@
+"""Scoring and weights on a schedule (one replica at a time).
+
+Per active competition: load the completed results of scorable submissions, apply
+:mod:`.scoring` (median across validators, quorum ``min_validators``, copies, threshold),
+store the scores, decide the leader (``approval_mode`` ``auto`` crowns directly, ``admin``
+records a candidate for an admin to approve), then compute the weights across
+competitions and, when they changed, store a new weight set and queue ``set_weights`` to
+every known validator (sent now to connected ones, on reconnect to the others).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kinitro.backend import events, scoring
+from kinitro.backend.db import repo_competitions, repo_scoring, repo_submissions, repo_validators
+from kinitro.backend.locks import SCORING, LeaderLock
+from kinitro.chain.errors import ChainError
+
+if TYPE_CHECKING:
+    from kinitro.backend.state import BackendState
+
+log = logging.getLogger(__name__)
+
+
+async def score_competition(
+    conn: AsyncConnection, competition: dict[str, Any], *, band: float
+) -> tuple[list[scoring.Scored], scoring.LeaderDecision]:
+    cid = competition["id"]
+    subs = [s for s in await repo_submissions.scorable(conn, cid) if s["artifact_sha256"]]
+    per_job: dict[int, dict[str, list[scoring.ValidatorResult]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for r in await repo_scoring.results_for_scoring(conn, cid):
+        per_job[r["submission_id"]][r["job_id"]].append(
+            scoring.ValidatorResult(r["validator_hotkey"], r["successes"] or 0, r["episodes"] or 0)
+        )
+    expected = await repo_scoring.job_counts(conn, cid)
+    candidates = [
+        scoring.Candidate(
+            submission_id=s["id"],
+            miner_hotkey=s["miner_hotkey"],
+            miner_uid=s["miner_uid"],
+            commitment_block=s["commitment_block"],
+            sha256=s["artifact_sha256"],
+            jobs=per_job.get(s["id"], {}),
+            expected_jobs=expected.get(s["id"], 0),
+        )
+        for s in subs
+    ]
+    scored = scoring.score(
+        candidates,
+        quorum=competition["min_validators"],
+        band=band,
+        min_success_rate=competition["min_success_rate"],
+        earlier=await repo_submissions.earliest_artifacts(conn, cid),
+    )
+    for s in scored:
+        if not s.jobs and not s.complete:
+            continue
+        await repo_scoring.save_score(
+            conn,
+            dict(
+                submission_id=s.submission_id,
+                competition_id=cid,
+                success_rate=s.success_rate,
+                ci_low=s.ci_low,
+                ci_high=s.ci_high,
+                episodes=s.episodes,
+                successes=s.successes,
+                validators=s.validators,
+                disagreement=s.disagreement,
+                eligible=s.eligible,
+                copy_of=s.copy_of,
+                detail={
+                    "complete": s.complete,
+                    "jobs": [
+                        {
+                            "job_id": j.job_id,
+                            "rate": j.rate,
+                            "validators": j.validators,
+                            "spread": j.spread,
+                            "disagreement": j.disagreement,
+                        }
+                        for j in s.jobs
+                    ],
+                },
+            ),
+        )
+    current = await repo_scoring.current_leader(conn, cid)
+    decision = scoring.decide_leader(
+        scored,
+        current["submission_id"] if current else None,
+        win_margin=competition["win_margin"],
+    )
+    return scored, decision
+
+
+async def apply_decision(
+    conn: AsyncConnection,
+    competition: dict[str, Any],
+    scored: list[scoring.Scored],
+    decision: scoring.LeaderDecision,
+) -> bool:
+    """Record a leader change (or a candidate in admin mode); True when anything changed."""
+    if not decision.changed or decision.leader is None:
+        return False
+    cid = competition["id"]
+    row = next(s for s in scored if s.submission_id == decision.leader)
+    values = dict(
+        competition_id=cid,
+        submission_id=row.submission_id,
+        success_rate=row.success_rate,
+        ci_low=row.ci_low,
+        ci_high=row.ci_high,
+        reason=decision.reason,
+    )
+    if competition["approval_mode"] == "admin":
+        if await repo_scoring.decisions_for(conn, cid, row.submission_id):
+            return False  # already a candidate, or rejected by an admin
+        await repo_scoring.add_decision(conn, dict(values, status="candidate"))
+        return True
+    await repo_scoring.dethrone(conn, cid, by="auto")
+    await repo_scoring.add_decision(conn, dict(values, status="leader", decided_by="auto"))
+    log.info(
+        "competition %s: new leader submission %s (%s)", cid, row.submission_id, decision.reason
+    )
+    return True
+
+
+def _digest(weights: dict[int, float]) -> str:
+    canon = json.dumps({str(k): round(v, 9) for k, v in sorted(weights.items())})
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+class ScoreEngine:
+    def __init__(self, state: BackendState) -> None:
+        self.state = state
+        from kinitro.core.db import dsn
+
+        self.lock = LeaderLock(dsn(state.settings.database_url), SCORING)
+        self._boards: dict[str, str] = {}
+
+    async def tick(self) -> None:
+        if not await self.lock.held():
+            return
+        s = self.state.settings
+        shares: list[scoring.CompetitionShare] = []
+        summary: dict[str, Any] = {}
+        try:
+            metagraph = await self.state.metagraph()
+            uids = {n.hotkey: n.uid for n in metagraph.neurons}
+        except ChainError as exc:
+            log.warning("no metagraph for weights: %s", exc)
+            uids = None
+        async with self.state.engine.begin() as conn:
+            for comp in await repo_competitions.list_competitions(conn, active=True):
+                scored, decision = await score_competition(conn, comp, band=s.disagreement_band)
+                changed = await apply_decision(conn, comp, scored, decision)
+                board = json.dumps(
+                    [(x.submission_id, round(x.success_rate, 6), x.eligible) for x in scored]
+                )
+                leader = await repo_scoring.current_leader(conn, comp["id"])
+                if changed or self._boards.get(comp["id"]) != board:
+                    self._boards[comp["id"]] = board
+                    await events.emit(
+                        conn,
+                        "leaderboard_updated",
+                        competition_id=comp["id"],
+                        leader_submission_id=leader["submission_id"] if leader else None,
+                        leader_hotkey=leader["miner_hotkey"] if leader else None,
+                    )
+                leader_uid = None
+                if leader is not None and uids is not None:
+                    leader_uid = uids.get(leader["miner_hotkey"])
+                shares.append(scoring.CompetitionShare(comp["id"], comp["points"], leader_uid))
+                summary[comp["id"]] = {
+                    "leader_submission_id": leader["submission_id"] if leader else None,
+                    "leader_uid": leader_uid,
+                    "points": comp["points"],
+                }
+            if uids is None:
+                return
+            weights = scoring.compute_weights(
+                shares, owner_uid=s.owner_uid, owner_share=s.owner_share
+            )
+            digest = _digest(weights)
+            latest = await repo_scoring.latest_weights(conn)
+            if latest is not None and latest["digest"] == digest:
+                return
+            await self._publish(conn, weights, digest, summary)
+
+    async def _publish(
+        self, conn: AsyncConnection, weights: dict[int, float], digest: str, summary: dict[str, Any]
+    ) -> None:
+        from kinitro.backend.validator_ws import _set_weights_payload
+
+        s = self.state.settings
+        row = await repo_scoring.add_weights(
+            conn,
+            dict(
+                weights_id=uuid.uuid4().hex,
+                netuid=s.netuid if self.state.chain is None else self.state.chain.netuid,
+                weights={str(k): v for k, v in weights.items()},
+                summary=summary,
+                digest=digest,
+            ),
+        )
+        payload = _set_weights_payload(row)
+        await repo_scoring.supersede_messages(conn, "set_weights", row["weights_id"])
+        hotkeys = [v["hotkey"] for v in await repo_validators.list_validators(conn)]
+        for hotkey in hotkeys:
+            await repo_scoring.enqueue(
+                conn,
+                hotkey=hotkey,
+                message_id=row["weights_id"],
+                type_="set_weights",
+                payload=payload,
+            )
+        await events.wake_validators(conn, hotkeys)
+        await events.emit(
+            conn,
+            "weights_updated",
+            weights_id=row["weights_id"],
+            weights={str(k): v for k, v in weights.items()},
+        )
+        log.info("new weights %s: %s", row["weights_id"], weights)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self.tick()
+                except Exception:
+                    self.state.metrics.task_errors.labels("scoring").inc()
+                    log.exception("scoring pass failed")
+                await asyncio.sleep(self.state.settings.scoring_interval_s)
+        finally:
+            await self.lock.release()

@@ -1,0 +1,216 @@
+"""Scoring rules, pure (no I/O): aggregation across validators, copies, leader, weights.
+
+* **Aggregation** — per job, the completed results of at least ``quorum`` validators are
+  combined by the median success rate; a spread (max − min) beyond ``band`` is flagged
+  as disagreement. A submission's score sums the per-job medians (successes and scored
+  episodes) and carries a Wilson 95 % interval.
+* **Copies** — among submissions with the same artifact sha256, only the earliest
+  commitment (lowest block, then lowest id) is credited; later copies get nothing.
+* **Leader** — the first eligible submission becomes leader; afterwards a challenger
+  replaces the leader only if its Wilson lower bound exceeds the leader's success rate
+  plus the competition's win margin (``margin_to_beat``), i.e. it is better by more than
+  the margin *and* outside the statistical noise of its own evaluation.
+* **Weights** — each active competition's points share goes to its leader's uid; the
+  owner share and the share of competitions without a leader go to ``owner_uid``; the
+  result sums to one.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kinitro.protocol.common import wilson_interval
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorResult:
+    validator: str
+    successes: int
+    episodes: int  # scored episodes (infrastructure failures excluded)
+
+    @property
+    def rate(self) -> float:
+        return self.successes / self.episodes if self.episodes else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobAggregate:
+    job_id: str
+    validators: int
+    successes: float
+    episodes: float
+    rate: float
+    spread: float
+    disagreement: bool
+
+
+def aggregate_job(
+    job_id: str, results: Sequence[ValidatorResult], *, quorum: int, band: float
+) -> JobAggregate | None:
+    """Median of the validators' results, or None below quorum."""
+    usable = [r for r in results if r.episodes > 0]
+    if len(usable) < max(1, quorum):
+        return None
+    rates = [r.rate for r in usable]
+    spread = max(rates) - min(rates)
+    return JobAggregate(
+        job_id=job_id,
+        validators=len(usable),
+        successes=statistics.median(r.successes for r in usable),
+        episodes=statistics.median(r.episodes for r in usable),
+        rate=statistics.median(rates),
+        spread=spread,
+        disagreement=spread > band,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A submission to score: its artifact identity and results per job."""
+
+    submission_id: int
+    miner_hotkey: str
+    miner_uid: int | None
+    commitment_block: int
+    sha256: str
+    jobs: Mapping[str, Sequence[ValidatorResult]]  # job_id → results
+    expected_jobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    submission_id: int
+    miner_hotkey: str
+    miner_uid: int | None
+    commitment_block: int
+    success_rate: float
+    ci_low: float
+    ci_high: float
+    successes: int
+    episodes: int
+    validators: int
+    disagreement: bool
+    complete: bool
+    eligible: bool
+    copy_of: int | None
+    jobs: tuple[JobAggregate, ...] = field(default=())
+
+    @property
+    def sort_key(self) -> tuple[float, int, int]:
+        return (-self.success_rate, self.commitment_block, self.submission_id)
+
+
+def originals(
+    candidates: Iterable[Candidate], earlier: Mapping[str, tuple[int, int]] | None = None
+) -> dict[str, tuple[int, int]]:
+    """sha256 → (commitment_block, submission_id) of the earliest commitment."""
+    first: dict[str, tuple[int, int]] = dict(earlier or {})
+    for c in candidates:
+        key = (c.commitment_block, c.submission_id)
+        if c.sha256 not in first or key < first[c.sha256]:
+            first[c.sha256] = key
+    return first
+
+
+def score(
+    candidates: Sequence[Candidate],
+    *,
+    quorum: int,
+    band: float,
+    min_success_rate: float,
+    earlier: Mapping[str, tuple[int, int]] | None = None,
+) -> list[Scored]:
+    """Score every candidate; copies and incomplete evaluations are not eligible."""
+    first = originals(candidates, earlier)
+    out: list[Scored] = []
+    for c in candidates:
+        aggs = [aggregate_job(j, rs, quorum=quorum, band=band) for j, rs in c.jobs.items()]
+        done = [a for a in aggs if a is not None]
+        successes = round(sum(a.successes for a in done))
+        episodes = round(sum(a.episodes for a in done))
+        successes = min(successes, episodes)
+        low, high = wilson_interval(successes, episodes)
+        original = first[c.sha256][1]
+        copy_of = None if original == c.submission_id else original
+        complete = len(done) >= c.expected_jobs and episodes > 0
+        rate = successes / episodes if episodes else 0.0
+        out.append(
+            Scored(
+                submission_id=c.submission_id,
+                miner_hotkey=c.miner_hotkey,
+                miner_uid=c.miner_uid,
+                commitment_block=c.commitment_block,
+                success_rate=rate,
+                ci_low=low,
+                ci_high=high,
+                successes=successes,
+                episodes=episodes,
+                validators=min((a.validators for a in done), default=0),
+                disagreement=any(a.disagreement for a in done),
+                complete=complete,
+                eligible=complete and copy_of is None and rate >= min_success_rate,
+                copy_of=copy_of,
+                jobs=tuple(done),
+            )
+        )
+    out.sort(key=lambda s: s.sort_key)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderDecision:
+    leader: int | None  # submission id of the leader after this decision
+    challenger: int | None  # the best eligible non-leader
+    changed: bool
+    reason: str
+    margin_to_beat: float | None  # success rate a challenger's ci_low must exceed
+
+
+def decide_leader(
+    scored: Sequence[Scored], current_leader: int | None, *, win_margin: float
+) -> LeaderDecision:
+    eligible = sorted((s for s in scored if s.eligible), key=lambda s: s.sort_key)
+    leader = next((s for s in eligible if s.submission_id == current_leader), None)
+    challengers = [s for s in eligible if s.submission_id != current_leader]
+    best = challengers[0] if challengers else None
+    if leader is None:
+        if best is None:
+            return LeaderDecision(None, None, current_leader is not None, "no_eligible", None)
+        return LeaderDecision(best.submission_id, None, True, "first_leader", None)
+    margin = min(1.0, leader.success_rate + win_margin)
+    if best is not None and best.ci_low > margin:
+        return LeaderDecision(best.submission_id, None, True, "beat_leader", None)
+    return LeaderDecision(
+        leader.submission_id,
+        best.submission_id if best else None,
+        False,
+        "leader_holds",
+        margin,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CompetitionShare:
+    competition_id: str
+    points: float
+    leader_uid: int | None
+
+
+def compute_weights(
+    shares: Sequence[CompetitionShare], *, owner_uid: int, owner_share: float
+) -> dict[int, float]:
+    """uid → weight, summing to 1. Unclaimed shares go to ``owner_uid``."""
+    owner_share = min(max(owner_share, 0.0), 1.0)
+    total_points = sum(max(s.points, 0.0) for s in shares)
+    weights: dict[int, float] = {}
+    if total_points <= 0:
+        return {owner_uid: 1.0}
+    for s in shares:
+        part = (1.0 - owner_share) * max(s.points, 0.0) / total_points
+        uid = s.leader_uid if s.leader_uid is not None else owner_uid
+        weights[uid] = weights.get(uid, 0.0) + part
+    weights[owner_uid] = weights.get(owner_uid, 0.0) + owner_share
+    total = sum(weights.values())
+    return {uid: w / total for uid, w in sorted(weights.items()) if w > 0}

@@ -1,0 +1,72 @@
+"""Settings of ``kinitro backend run`` (env prefix ``KINITRO_BACKEND_``, TOML ``[backend]``)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from kinitro.core.settings import KinitroSettings
+
+
+class Settings(KinitroSettings):
+    model_config = SettingsConfigDict(env_prefix="KINITRO_BACKEND_", extra="ignore")
+    toml_section: ClassVar[str | None] = "backend"
+    secret_fields: ClassVar[tuple[str, ...]] = ("seed_secret",)
+
+    # --- serving
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/kinitro_backend"
+    db_pool_size: int = 10
+    migrate_on_start: bool = True
+    replica_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    log_level: str = "INFO"
+
+    # --- chain
+    chain: Literal["local", "bittensor"] = "local"
+    chain_url: str = "http://127.0.0.1:9945"
+    netuid: int = 1
+    bittensor_network: str = "finney"
+    chain_scan_interval_s: float = 2.0
+    metagraph_ttl_s: float = 10.0
+
+    # --- artifacts and media
+    registry: Literal["local", "hf"] = "local"
+    registry_dir: Path = Path(".kinitro/devnet/registry")
+    hf_token: SecretStr | None = None
+    artifact_max_bytes: int = 512 * 1024 * 1024
+    media_dir: Path | None = None
+
+    # --- validator WebSocket
+    min_validator_stake: float = 1000.0
+    auth_timeout_s: float = 10.0
+    heartbeat_interval_s: float = 10.0
+    heartbeat_timeout_s: float = 35.0
+    max_frame_bytes: int = 4 * 1024 * 1024
+    max_bad_frames: int = 20
+    ingest_concurrency: int = 8
+
+    # --- scheduler
+    replication: int = 3
+    job_deadline_s: int = 3600
+    lease_s: float = 900.0
+    scheduler_interval_s: float = 2.0
+    round_duration_s: int = 86_400
+    seed_secret: SecretStr = SecretStr("devnet")
+
+    # --- scoring and weights
+    scoring_interval_s: float = 15.0
+    disagreement_band: float = 0.2
+    owner_uid: int = 0
+    owner_share: float = 0.0
+
+    # --- admin
+    admin_api_key: SecretStr | None = None
+
+    # --- realtime
+    realtime_queue_size: int = 256
+    stats_interval_s: float = 10.0

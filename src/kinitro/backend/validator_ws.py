@@ -1,0 +1,648 @@
+"""``/ws/validator``: authenticated validator sessions, job delivery and ingestion.
+
+Session: the backend sends ``auth_challenge`` (a single-use nonce stored in the DB);
+the validator answers ``auth_response`` signed by its hotkey; the signature is verified
+and the hotkey must be registered on the subnet with a validator permit or at least
+``min_validator_stake``. Refusals get a typed ``error`` and the socket is closed.
+
+Authenticated, the session runs two loops:
+
+* **reader** — frames are parsed once and dispatched with ``match``; state-changing
+  messages are upserted by their natural key and acked (a duplicate is acked again,
+  never fatal); a bad frame gets a typed ``error`` / negative ``ack`` and the socket
+  survives, unless the peer sends more than ``max_bad_frames`` of them. Messages are
+  stored one at a time per socket and through a process-wide pool of ``ingest_slots``:
+  a fast sender is slowed down by TCP (backpressure) instead of growing our memory.
+  No frame for ``heartbeat_timeout_s`` closes the session.
+* **sender** — every unacknowledged job assignment and outbox message (``set_weights``)
+  of this validator is sent once per session: on connect (replay after a reconnect)
+  and whenever the scheduler wakes it (NOTIFY, so it works across replicas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+from sqlalchemy.exc import SQLAlchemyError
+
+from kinitro import __version__
+from kinitro.backend import events
+from kinitro.backend.db import repo_admin, repo_ingest, repo_jobs, repo_scoring, repo_validators
+from kinitro.protocol.common import ErrorCode, JobState
+from kinitro.protocol.errors import ProtocolError
+from kinitro.protocol.validator_ws import (
+    Ack,
+    AuthChallenge,
+    AuthOk,
+    AuthResponse,
+    Episode,
+    EpisodeSteps,
+    ErrorMessage,
+    EvalJob,
+    EvalResult,
+    Heartbeat,
+    JobStatus,
+    SetWeights,
+    dump_message,
+    parse_validator_message,
+)
+
+if TYPE_CHECKING:
+    from kinitro.backend.state import BackendState
+
+log = logging.getLogger(__name__)
+
+CLOSE_AUTH_FAILED = 4401
+CLOSE_NOT_PERMITTED = 4403
+CLOSE_TIMEOUT = 4408
+CLOSE_REPLACED = 4409
+CLOSE_ABUSIVE = 1008
+CLOSE_GOING_AWAY = 1001
+
+_MESSAGE_ID_LEN = 32
+
+
+class SessionClosed(Exception):
+    """Internal: the session ends (closed by the peer or by us)."""
+
+
+class ValidatorHub:
+    """Sessions connected to this replica, by hotkey."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, ValidatorSession] = {}
+
+    def wake(self, hotkey: str) -> None:
+        session = self.sessions.get(hotkey)
+        if session is not None:
+            session.wake.set()
+
+    def wake_all(self) -> None:
+        for session in self.sessions.values():
+            session.wake.set()
+
+    async def close_all(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.close(CLOSE_GOING_AWAY, "backend shutting down")
+
+
+def _ref(message_id: str | None) -> str | None:
+    if (
+        message_id
+        and len(message_id) == _MESSAGE_ID_LEN
+        and all(c in "0123456789abcdef" for c in message_id)
+    ):
+        return message_id
+    return None
+
+
+class ValidatorSession:
+    def __init__(self, ws: WebSocket, state: BackendState) -> None:
+        self.ws = ws
+        self.state = state
+        self.settings = state.settings
+        self.hotkey: str | None = None
+        self.uid: int | None = None
+        self.session_id = uuid.uuid4().hex
+        self.wake = asyncio.Event()
+        self.sent: set[str] = set()
+        self.bad_frames = 0
+        self._send_lock = asyncio.Lock()
+        self._closed = False
+
+    # ------------------------------------------------------------ plumbing
+
+    async def send(self, message: Any) -> None:
+        if self._closed:
+            raise SessionClosed
+        text = dump_message(message)
+        async with self._send_lock:
+            try:
+                await self.ws.send_text(text)
+            except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+                self._closed = True
+                raise SessionClosed from exc
+
+    async def error(self, code: ErrorCode, message: str, ref_id: str | None = None) -> None:
+        await self.send(ErrorMessage(code=code, message=message[:4000], ref_id=_ref(ref_id)))
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code, reason=reason[:120])
+
+    async def _receive(self, wait_s: float) -> str | bytes:
+        frame = await asyncio.wait_for(self.ws.receive(), timeout=wait_s)
+        if frame["type"] == "websocket.disconnect":
+            self._closed = True
+            raise SessionClosed
+        if frame.get("text") is not None:
+            return str(frame["text"])
+        return bytes(frame.get("bytes") or b"")
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        try:
+            if not await self._authenticate():
+                return
+            await self._serve()
+        except SessionClosed:
+            pass
+        finally:
+            await self._cleanup()
+
+    async def _refuse(
+        self, code: ErrorCode, message: str, close_code: int, ref: str | None
+    ) -> bool:
+        self.state.metrics.auth_failures.labels(code.value).inc()
+        log.info("validator refused: %s (%s)", message, code.value)
+        with contextlib.suppress(SessionClosed):
+            await self.error(code, message, ref)
+        await self.close(close_code, code.value)
+        return False
+
+    async def _authenticate(self) -> bool:
+        s = self.settings
+        nonce = secrets.token_hex(32)
+        expires = datetime.now(UTC) + timedelta(seconds=s.auth_timeout_s)
+        async with self.state.engine.begin() as conn:
+            await repo_admin.issue_nonce(conn, nonce, expires)
+        await self.send(AuthChallenge(nonce=nonce, backend_version=__version__, expires_at=expires))
+        try:
+            raw = await self._receive(s.auth_timeout_s)
+        except TimeoutError:
+            return await self._refuse(
+                ErrorCode.AUTH_EXPIRED,
+                "no auth_response before the challenge expired",
+                CLOSE_AUTH_FAILED,
+                None,
+            )
+        try:
+            message = parse_validator_message(raw)
+        except ProtocolError as exc:
+            return await self._refuse(
+                ErrorCode.AUTH_REQUIRED,
+                f"expected auth_response: {exc.message}",
+                CLOSE_AUTH_FAILED,
+                exc.message_id,
+            )
+        if not isinstance(message, AuthResponse):
+            return await self._refuse(
+                ErrorCode.AUTH_REQUIRED,
+                f"expected auth_response, got {message.type}",
+                CLOSE_AUTH_FAILED,
+                message.id,
+            )
+        if message.nonce != nonce:
+            return await self._refuse(
+                ErrorCode.AUTH_FAILED,
+                "nonce is not the one issued to this connection",
+                CLOSE_AUTH_FAILED,
+                message.id,
+            )
+        async with self.state.engine.begin() as conn:
+            outcome = await repo_admin.consume_nonce(conn, nonce)
+        if outcome != "ok":
+            code = ErrorCode.AUTH_EXPIRED if outcome == "expired" else ErrorCode.AUTH_FAILED
+            return await self._refuse(code, f"challenge {outcome}", CLOSE_AUTH_FAILED, message.id)
+        if not self.state.chain.verify_signature(
+            message.hotkey, message.signed_payload(), message.signature
+        ):
+            return await self._refuse(
+                ErrorCode.AUTH_FAILED,
+                "signature does not verify for this hotkey",
+                CLOSE_AUTH_FAILED,
+                message.id,
+            )
+        metagraph = await self.state.metagraph()
+        neuron = metagraph.by_hotkey(message.hotkey)
+        if neuron is None:
+            metagraph = await self.state.metagraph(fresh=True)
+            neuron = metagraph.by_hotkey(message.hotkey)
+        if neuron is None:
+            return await self._refuse(
+                ErrorCode.NOT_PERMITTED,
+                f"hotkey is not registered on subnet {metagraph.netuid}",
+                CLOSE_NOT_PERMITTED,
+                message.id,
+            )
+        if not (neuron.validator_permit or neuron.stake >= s.min_validator_stake):
+            return await self._refuse(
+                ErrorCode.NOT_PERMITTED,
+                f"hotkey has no validator permit and stake {neuron.stake} < "
+                f"{s.min_validator_stake}",
+                CLOSE_NOT_PERMITTED,
+                message.id,
+            )
+        self.hotkey, self.uid = message.hotkey, neuron.uid
+        previous = self.state.hub.sessions.get(self.hotkey)
+        if previous is not None:
+            await previous.close(CLOSE_REPLACED, "replaced by a newer session")
+        self.state.hub.sessions[self.hotkey] = self
+        self.state.metrics.validators_connected.set(len(self.state.hub.sessions))
+        async with self.state.engine.begin() as conn:
+            await repo_validators.connected(
+                conn,
+                hotkey=self.hotkey,
+                uid=neuron.uid,
+                session_id=self.session_id,
+                replica_id=s.replica_id,
+                version=message.validator_version,
+                lite=message.lite,
+            )
+            latest = await repo_scoring.latest_weights(conn)
+            if latest is not None:
+                await repo_scoring.enqueue(
+                    conn,
+                    hotkey=self.hotkey,
+                    message_id=latest["weights_id"],
+                    type_="set_weights",
+                    payload=_set_weights_payload(latest),
+                    reset=True,
+                )
+            await events.emit(
+                conn, "validator_connected", validator_hotkey=self.hotkey, uid=neuron.uid
+            )
+        await self.send(
+            AuthOk(
+                hotkey=self.hotkey,
+                uid=neuron.uid,
+                heartbeat_interval_s=s.heartbeat_interval_s,
+                session_id=self.session_id,
+            )
+        )
+        self.state.scheduler_wake.set()
+        log.info("validator %s (uid %s) connected", self.hotkey, neuron.uid)
+        return True
+
+    async def _serve(self) -> None:
+        self.wake.set()
+        sender = asyncio.create_task(self._sender(), name=f"ws-sender-{self.hotkey}")
+        try:
+            await self._reader()
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, SessionClosed):
+                await sender
+
+    async def _cleanup(self) -> None:
+        if self.hotkey is None:
+            await self.close(CLOSE_AUTH_FAILED, "not authenticated")
+            return
+        if self.state.hub.sessions.get(self.hotkey) is self:
+            del self.state.hub.sessions[self.hotkey]
+        self.state.metrics.validators_connected.set(len(self.state.hub.sessions))
+        await self.close(CLOSE_GOING_AWAY, "session ended")
+        try:
+            async with self.state.engine.begin() as conn:
+                if await repo_validators.disconnected(
+                    conn, hotkey=self.hotkey, session_id=self.session_id
+                ):
+                    await events.emit(
+                        conn, "validator_disconnected", validator_hotkey=self.hotkey, uid=self.uid
+                    )
+        except (SQLAlchemyError, OSError):
+            log.warning("could not record disconnect of %s", self.hotkey, exc_info=True)
+        log.info("validator %s disconnected", self.hotkey)
+
+    # ------------------------------------------------------------ sending
+
+    async def _sender(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=5.0)
+            self.wake.clear()
+            await self._send_pending()
+
+    async def _send_pending(self) -> None:
+        assert self.hotkey is not None
+        async with self.state.engine.connect() as conn:
+            jobs = await repo_jobs.pending_for_validator(conn, self.hotkey)
+            outbox = await repo_scoring.pending_messages(conn, self.hotkey)
+        sent: list[str] = []
+        for row in jobs:
+            if row["message_id"] in self.sent:
+                continue
+            await self.send(_eval_job(row))
+            self.sent.add(row["message_id"])
+            sent.append(row["message_id"])
+        for row in outbox:
+            key = f"outbox:{row['message_id']}"
+            if key in self.sent:
+                continue
+            if row["type"] == "set_weights":
+                await self.send(SetWeights.model_validate(row["payload"]))
+            self.sent.add(key)
+        if sent:
+            async with self.state.engine.begin() as conn:
+                await repo_jobs.mark_sent(conn, sent)
+
+    # ------------------------------------------------------------ receiving
+
+    async def _reader(self) -> None:
+        timeout = self.settings.heartbeat_timeout_s
+        while True:
+            try:
+                raw = await self._receive(timeout)
+            except TimeoutError:
+                with contextlib.suppress(SessionClosed):
+                    await self.error(ErrorCode.DEADLINE_EXCEEDED, "heartbeat timeout")
+                await self.close(CLOSE_TIMEOUT, "heartbeat timeout")
+                return
+            await self._handle(raw)
+
+    async def _bad_frame(
+        self, code: ErrorCode, message: str, ref: str | None, *, nack: bool
+    ) -> None:
+        self.bad_frames += 1
+        self.state.metrics.ws_messages.labels("invalid", code.value).inc()
+        if nack and _ref(ref):
+            await self.send(Ack.reject(str(ref), code, message[:4000]))
+        else:
+            await self.error(code, message, ref)
+        if self.bad_frames > self.settings.max_bad_frames:
+            await self.close(CLOSE_ABUSIVE, "too many invalid frames")
+            raise SessionClosed
+
+    async def _handle(self, raw: str | bytes) -> None:
+        try:
+            message = parse_validator_message(raw)
+        except ProtocolError as exc:
+            await self._bad_frame(
+                exc.code,
+                exc.message,
+                exc.message_id,
+                nack=exc.message_type in ("job_status", "eval_result", "episode", "episode_steps"),
+            )
+            return
+        started = time.perf_counter()
+        match message:
+            case Heartbeat():
+                await self._on_heartbeat(message)
+            case Ack():
+                await self._on_ack(message)
+            case JobStatus() | EvalResult() | Episode() | EpisodeSteps():
+                await self._ingest(message)
+            case ErrorMessage():
+                log.info(
+                    "validator %s reported error %s: %s", self.hotkey, message.code, message.message
+                )
+            case _:
+                await self._bad_frame(
+                    ErrorCode.UNEXPECTED_MESSAGE,
+                    f"{message.type} is not accepted from a validator in this session",
+                    message.id,
+                    nack=False,
+                )
+                return
+        self.state.metrics.ingest_seconds.labels(message.type).observe(
+            time.perf_counter() - started
+        )
+
+    async def _on_heartbeat(self, message: Heartbeat) -> None:
+        assert self.hotkey is not None
+        self.state.metrics.ws_messages.labels("heartbeat", "ok").inc()
+        async with self.state.engine.begin() as conn:
+            await repo_validators.seen(
+                conn,
+                hotkey=self.hotkey,
+                queue_depth=message.queue_depth,
+                jobs_in_flight=message.jobs_in_flight,
+            )
+
+    async def _on_ack(self, message: Ack) -> None:
+        assert self.hotkey is not None
+        lease = self.settings.lease_s
+        async with self.state.engine.begin() as conn:
+            job_id = await repo_jobs.ack_assignment(conn, message.ack_id, self.hotkey, lease)
+            if job_id is None and not await repo_scoring.ack_message(
+                conn, self.hotkey, message.ack_id
+            ):
+                log.debug("ack of unknown message %s from %s", message.ack_id, self.hotkey)
+        if not message.ok:
+            log.warning(
+                "validator %s refused %s: %s %s",
+                self.hotkey,
+                message.ack_id,
+                message.error_code,
+                message.detail,
+            )
+        self.state.metrics.ws_messages.labels("ack", "ok").inc()
+
+    async def _ingest(self, message: JobStatus | EvalResult | Episode | EpisodeSteps) -> None:
+        assert self.hotkey is not None
+        try:
+            async with self.state.ingest_slots, self.state.engine.begin() as conn:
+                outcome = await ingest(conn, self.hotkey, message, self.settings.lease_s)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("storing %s from %s failed: %s", message.type, self.hotkey, exc)
+            self.state.metrics.ws_messages.labels(message.type, "unavailable").inc()
+            await self.error(
+                ErrorCode.UNAVAILABLE, "could not store the message; resend later", message.id
+            )
+            return
+        self.state.metrics.ws_messages.labels(message.type, outcome).inc()
+        if outcome in ("stored", "duplicate"):
+            await self.send(Ack.of(message))
+            if outcome == "stored" and isinstance(message, EvalResult):
+                self.state.scheduler_wake.set()
+        elif outcome == "unknown_job":
+            await self.send(
+                Ack.reject(message.id, ErrorCode.UNKNOWN_JOB, f"no job {message.job_id}")
+            )
+        else:
+            await self.send(
+                Ack.reject(
+                    message.id,
+                    ErrorCode.NOT_PERMITTED,
+                    f"job {message.job_id} is not assigned to this validator",
+                )
+            )
+
+
+# ---------------------------------------------------------------- ingestion
+
+
+async def ingest(
+    conn: Any, hotkey: str, message: JobStatus | EvalResult | Episode | EpisodeSteps, lease_s: float
+) -> str:
+    """Store one validator message: 'stored', 'duplicate', 'unknown_job' or 'not_assigned'."""
+    job = await repo_jobs.get_job(conn, message.job_id)
+    if job is None:
+        return "unknown_job"
+    assignment = await repo_jobs.assignment_for(conn, message.job_id, hotkey)
+    if assignment is None:
+        return "not_assigned"
+    context = {
+        "job_id": message.job_id,
+        "validator_hotkey": hotkey,
+        "competition_id": job["competition_id"],
+        "miner_hotkey": job["miner_hotkey"],
+        "submission_id": job["submission_id"],
+    }
+    match message:
+        case JobStatus():
+            new = await repo_ingest.add_status(
+                conn,
+                dict(
+                    job_id=message.job_id,
+                    validator_hotkey=hotkey,
+                    seq=message.seq,
+                    state=message.state.value,
+                    detail=message.detail,
+                    episodes_done=message.episodes_done,
+                    episodes_total=message.episodes_total,
+                    at=message.at,
+                ),
+            )
+            if new:
+                running = message.state in (JobState.STARTING, JobState.RUNNING)
+                await repo_jobs.touch_assignment(
+                    conn,
+                    message.job_id,
+                    hotkey,
+                    state="running" if running else None,
+                    lease_s=lease_s,
+                )
+                await events.emit(
+                    conn,
+                    "job_status",
+                    **context,
+                    state=message.state.value,
+                    episodes_done=message.episodes_done,
+                    episodes_total=message.episodes_total,
+                    detail=message.detail,
+                )
+        case EvalResult():
+            overall = message.metrics.overall if message.metrics else None
+            new = await repo_ingest.add_result(
+                conn,
+                dict(
+                    job_id=message.job_id,
+                    validator_hotkey=hotkey,
+                    state=message.state.value,
+                    metrics=message.metrics.model_dump(mode="json") if message.metrics else None,
+                    success_rate=overall.success_rate if overall else None,
+                    episodes=overall.scored_episodes if overall else None,
+                    successes=overall.successes if overall else None,
+                    error=message.error
+                    or (message.failure_cause.value if message.failure_cause else None),
+                    started_at=message.started_at,
+                    finished_at=message.finished_at,
+                    evaluator_version=message.evaluator_version,
+                ),
+            )
+            if new:
+                done = "completed" if message.state is JobState.COMPLETED else "failed"
+                await repo_jobs.finish_assignment(conn, message.job_id, hotkey, done)
+                settled = await repo_jobs.settle_job(conn, message.job_id)
+                if settled is not None:
+                    await repo_jobs.settle_submission(conn, job["submission_id"])
+                await events.emit(
+                    conn,
+                    "evaluation_completed",
+                    **context,
+                    state=message.state.value,
+                    success_rate=overall.success_rate if overall else None,
+                    job_state=settled,
+                )
+        case Episode():
+            new = await repo_ingest.add_episode(
+                conn,
+                dict(
+                    job_id=message.job_id,
+                    validator_hotkey=hotkey,
+                    episode_index=message.episode_index,
+                    task=message.task,
+                    task_episode=message.task_episode,
+                    success=message.success,
+                    total_reward=message.total_reward,
+                    steps=message.steps,
+                    steps_to_success=message.steps_to_success,
+                    terminated=message.terminated,
+                    truncated=message.truncated,
+                    failure_cause=message.failure_cause.value if message.failure_cause else None,
+                    failure_detail=message.failure_detail,
+                    actions_ref=message.actions_ref,
+                    media_refs=list(message.media_refs),
+                    duration_s=message.duration_s,
+                ),
+            )
+            if new:
+                await events.emit(
+                    conn,
+                    "episode_completed",
+                    **context,
+                    episode_index=message.episode_index,
+                    task=message.task,
+                    success=message.success,
+                    total_reward=message.total_reward,
+                    steps=message.steps,
+                )
+        case EpisodeSteps():
+            new = await repo_ingest.add_steps(
+                conn,
+                dict(
+                    job_id=message.job_id,
+                    validator_hotkey=hotkey,
+                    episode_index=message.episode_index,
+                    batch_index=message.batch_index,
+                    first_step=message.samples[0].step if message.samples else 0,
+                    n_samples=len(message.samples),
+                    samples=[s.model_dump(mode="json") for s in message.samples],
+                ),
+            )
+    return "stored" if new else "duplicate"
+
+
+def _eval_job(row: dict[str, Any]) -> EvalJob:
+    from kinitro.protocol.common import ArtifactRef, BenchmarkSpec
+
+    return EvalJob(
+        id=row["message_id"],
+        job_id=row["job_id"],
+        submission_id=str(row["submission_id"]),
+        competition_id=row["competition_id"],
+        miner_hotkey=row["miner_hotkey"],
+        miner_uid=row["miner_uid"],
+        artifact=ArtifactRef(
+            registry=row["artifact_registry"],
+            repo=row["artifact_repo"],
+            revision=row["artifact_revision"],
+            sha256=row["artifact_sha256"],
+            size_bytes=row["artifact_size"] or 0,
+        ),
+        benchmark=BenchmarkSpec.model_validate(row["benchmark"]),
+        round_id=row["round_id"],
+        seed=row["seed"],
+        deadline_s=row["deadline_s"],
+        attempt=row["attempt"],
+        created_at=row["created_at"],
+    )
+
+
+def _set_weights_payload(weights: dict[str, Any]) -> dict[str, Any]:
+    return SetWeights(
+        id=weights["weights_id"],
+        weights_id=weights["weights_id"],
+        netuid=weights["netuid"],
+        weights={int(k): float(v) for k, v in weights["weights"].items()},
+        computed_at=weights["computed_at"],
+        competition_summary=weights["summary"] or None,
+    ).model_dump(mode="json")
+
+
+async def validator_endpoint(ws: WebSocket, state: BackendState) -> None:
+    await ws.accept()
+    await ValidatorSession(ws, state).run()
