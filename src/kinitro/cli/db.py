@@ -27,6 +27,26 @@ URL_OPT = typer.Option(
 )
 
 
+def _run(action: str, role: str, url: str, *args: str) -> str | None:
+    """Run a migration action, turning connection/migration failures into clear errors."""
+    from kinitro.core import migrations
+    from kinitro.core.db import safe_url
+
+    try:
+        func = getattr(migrations, action)
+        result: str | None = func(role, url, *args)
+        return result
+    except (OSError, ConnectionError) as exc:
+        typer.echo(f"cannot connect to {safe_url(url)}: {exc}", err=True)
+    except Exception as exc:  # noqa: BLE001 - driver/alembic errors become one clear line
+        name = type(exc).__name__
+        if "connect" in str(exc).lower() or name in {"InvalidCatalogNameError", "OperationalError"}:
+            typer.echo(f"cannot connect to {safe_url(url)}: {exc}", err=True)
+        else:
+            typer.echo(f"{action} of the {role} database failed: {name}: {exc}", err=True)
+    raise typer.Exit(1)
+
+
 @app.command()
 def upgrade(
     role: Role = ROLE_OPT,
@@ -34,9 +54,7 @@ def upgrade(
     revision: str = typer.Option("head", help="Target revision."),
 ) -> None:
     """Upgrade a database to REVISION (default: the latest)."""
-    from kinitro.core import migrations
-
-    migrations.upgrade(role.value, url, revision)
+    _run("upgrade", role.value, url, revision)
     typer.echo(f"{role.value} database upgraded to {revision}")
 
 
@@ -47,15 +65,11 @@ def downgrade(
     revision: str = typer.Option("base", help="Target revision ('base' removes everything)."),
 ) -> None:
     """Downgrade a database to REVISION (default: empty)."""
-    from kinitro.core import migrations
-
-    migrations.downgrade(role.value, url, revision)
+    _run("downgrade", role.value, url, revision)
     typer.echo(f"{role.value} database downgraded to {revision}")
 
 
 @app.command()
 def current(role: Role = ROLE_OPT, url: str = URL_OPT) -> None:
     """Print the revision a database is at."""
-    from kinitro.core import migrations
-
-    typer.echo(migrations.current(role.value, url) or "(empty)")
+    typer.echo(_run("current", role.value, url) or "(empty)")
