@@ -1,0 +1,105 @@
+"""Evaluator fixtures: agent bundles written from source, one Ray instance per session."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REACH_AGENT = """
+import numpy as np
+
+class Agent:
+    # Scripted reach policy: move the hand towards the goal in the observation.
+    def reset(self, task):
+        self.task = task
+
+    def act(self, observation):
+        hand, goal = observation[0:3], observation[36:39]
+        delta = np.clip((goal - hand) * 10.0, -1.0, 1.0)
+        return np.array([delta[0], delta[1], delta[2], 0.0], dtype=np.float32)
+"""
+
+RANDOM_AGENT = """
+import numpy as np
+
+class Agent:
+    # Uniform random actions, reseeded per episode so results do not depend on sharding.
+    def reset(self, task):
+        self.rng = np.random.default_rng(1000 + task.episode_index)
+
+    def act(self, observation):
+        return self.rng.uniform(-1, 1, 4).astype(np.float32)
+"""
+
+# Reach policy that hard-crashes (the whole runtime process) at step 5 of its 2nd episode
+# of each task.
+CRASH_AGENT = REACH_AGENT.replace(
+    "    def reset(self, task):\n        self.task = task\n",
+    "    def reset(self, task):\n        self.task = task\n        self.steps = 0\n",
+).replace(
+    "        hand, goal",
+    "        self.steps += 1\n"
+    "        if self.task.episode_index == 1 and self.steps == 5:\n"
+    "            import os\n"
+    "            os._exit(3)\n"
+    "        hand, goal",
+)
+
+# Zero actions, slowly: ~max_steps * 20 ms per episode (used to kill the evaluator mid-job).
+SLOW_AGENT = """
+import time
+import numpy as np
+
+class Agent:
+    def reset(self, task):
+        pass
+
+    def act(self, observation):
+        time.sleep(0.02)
+        return np.zeros(4, np.float32)
+"""
+
+
+def write_bundle(root: Path, source: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "kinitro.toml").write_text(
+        f'name = "{root.name}"\nentrypoint = "agent:Agent"\nspec_version = 1\n'
+    )
+    (root / "agent.py").write_text(textwrap.dedent(source))
+    for p in [root, *root.rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    # The sandbox runs the agent as an unprivileged uid: every parent must be traversable.
+    for parent in root.parents:
+        if parent == Path("/tmp") or parent == Path("/"):
+            break
+        os.chmod(parent, parent.stat().st_mode | 0o005)
+    return root
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("bundles")
+    return {
+        "reach": write_bundle(base / "reach", REACH_AGENT),
+        "random": write_bundle(base / "random", RANDOM_AGENT),
+        "crash": write_bundle(base / "crash", CRASH_AGENT),
+        "slow": write_bundle(base / "slow", SLOW_AGENT),
+    }
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray for the whole session (startup is slow on 2 cores)."""
+    import ray
+
+    from kinitro.evaluator.rollout.pool import ensure_ray
+
+    ensure_ray(num_cpus=2)
+    try:
+        yield
+    finally:
+        ray.shutdown()

@@ -1,0 +1,85 @@
+"""End-to-end rollouts through the real path: Ray actors, bubblewrap sandbox, agent RPC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kinitro.evaluator.replay import load_action_log, replay
+from kinitro.evaluator.rollout.launcher import SandboxLauncher
+from kinitro.evaluator.runner import EvalRequest, evaluate
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+def _request(job_id: str, *, episodes: int = 3, seed: int = 11, max_steps: int = 80) -> EvalRequest:
+    return EvalRequest(
+        job_id=job_id,
+        benchmark_id="metaworld/MT1-reach-v3",
+        episodes_per_task=episodes,
+        seed=seed,
+        max_steps=max_steps,
+        step_log_interval=10,
+    )
+
+
+def test_reach_agent_succeeds_and_episodes_replay(bundles: dict[str, Path], tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    seen = []
+    outcome = evaluate(
+        _request("job-reach"),
+        SandboxLauncher(str(bundles["reach"])),
+        media_url=str(media),
+        on_result=seen.append,
+    )
+    overall = outcome.metrics.overall
+    assert overall.episodes == 3 and overall.scored_episodes == 3
+    assert overall.success_rate == 1.0, outcome.results
+    assert overall.mean_steps_to_success is not None and overall.mean_steps_to_success < 80
+    assert len(seen) == 3
+    for result in outcome.results:
+        assert result.failure_cause is None and result.terminated and not result.truncated
+        assert result.samples and result.samples[0].step == 1
+        assert result.samples[-1].step == result.steps
+        assert result.actions_ref is not None
+        report = replay(load_action_log(result.actions_ref, str(media)))
+        assert report.ok and report.exact, report
+        assert report.replayed_return == pytest.approx(result.total_reward, abs=1e-9)
+
+
+def test_random_agent_scores_low(bundles: dict[str, Path]) -> None:
+    outcome = evaluate(
+        _request("job-random", max_steps=60), SandboxLauncher(str(bundles["random"]))
+    )
+    overall = outcome.metrics.overall
+    assert overall.scored_episodes == 3
+    assert overall.success_rate <= 1 / 3
+    assert overall.ci_low == 0.0 or overall.success_rate < 0.5
+
+
+def test_identical_seeds_give_identical_metrics_across_shardings(
+    bundles: dict[str, Path],
+) -> None:
+    launcher = SandboxLauncher(str(bundles["random"]))
+    a = evaluate(_request("job-a", episodes=4, seed=5, max_steps=40), launcher, workers=1)
+    b = evaluate(_request("job-b", episodes=4, seed=5, max_steps=40), launcher, workers=2)
+    assert a.metrics.to_dict() == b.metrics.to_dict()
+    assert [r.total_reward for r in a.results] == [r.total_reward for r in b.results]
+    c = evaluate(_request("job-c", episodes=4, seed=6, max_steps=40), launcher)
+    assert [r.total_reward for r in c.results] != [r.total_reward for r in a.results]
+
+
+def test_agent_crash_mid_episode_is_an_agent_fault_others_continue(
+    bundles: dict[str, Path],
+) -> None:
+    outcome = evaluate(_request("job-crash", episodes=4), SandboxLauncher(str(bundles["crash"])))
+    by_index = {r.index: r for r in outcome.results}
+    crashed = by_index[1]
+    assert crashed.failure_cause == "agent_crash", crashed
+    assert crashed.steps == 4 and not crashed.success
+    for i in (0, 2, 3):
+        assert by_index[i].failure_cause is None and by_index[i].success
+    overall = outcome.metrics.overall
+    assert overall.failures == {"agent_crash": 1}
+    assert overall.scored_episodes == 4 and overall.successes == 3
