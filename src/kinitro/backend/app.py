@@ -174,6 +174,9 @@ def create_app(
 
         settings.media_dir.mkdir(parents=True, exist_ok=True)
         app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")
+    from kinitro.backend.web import mount_dashboard
+
+    mount_dashboard(app)
     return app
 
 
