@@ -9,6 +9,7 @@ group, waits, then SIGKILLs what is left, so Ctrl-C never leaves orphans behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -78,6 +79,15 @@ class Supervisor:
             )
         child.started_at = time.monotonic()
         child.next_restart_at = None
+        self._write_pids()
+
+    def _write_pids(self) -> None:
+        """Record child pids in ``<log_dir>/../pids.json`` (for `devnet status` and tests)."""
+        pids = {name: c.pid for name, c in self.children.items() if c.alive()}
+        path = self.log_dir.parent / "pids.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(pids))
+        tmp.replace(path)
 
     def poll(self) -> list[str]:
         """Restart children that died; return human-readable notes about what happened."""
@@ -131,6 +141,7 @@ class Supervisor:
         self._stopping = True
         # Stop in reverse start order: evaluators before validators before the backend.
         _terminate(list(reversed(self.children.values())), timeout)
+        (self.log_dir.parent / "pids.json").unlink(missing_ok=True)
 
 
 def _terminate(children: list[Child], timeout: float) -> None:

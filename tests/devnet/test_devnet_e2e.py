@@ -1,0 +1,175 @@
+"""End-to-end: the whole devnet with a tiny budget reaches weights on chain.
+
+The scripted miner leads, the byte-identical copy committed later gets nothing, and no
+result is lost. A variant kills a validator and the backend during the run (the devnet
+supervisor restarts them) and still converges to the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
+
+EPISODES = 2
+MAX_STEPS = 100
+
+
+def _devnet(data_dir: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kinitro",
+            "devnet",
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--exit-after-weights",
+            "--json",
+            "--episodes",
+            str(EPISODES),
+            "--max-steps",
+            str(MAX_STEPS),
+            "--timeout",
+            "600",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _finish(proc: subprocess.Popen[str], data_dir: Path) -> dict[str, Any]:
+    try:
+        out, err = proc.communicate(timeout=700)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    if proc.returncode != 0:
+        logs = "\n".join(
+            f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:]
+            for p in sorted((data_dir / "logs").glob("*.log"))
+        )
+        pytest.fail(f"devnet exited {proc.returncode}\nstderr:\n{err[-4000:]}\n{logs}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _check_converged(summary: dict[str, Any]) -> None:
+    weights: dict[str, float] = summary["weights"]
+    assert weights, summary
+    scripted = weights.get("miner-scripted", 0.0)
+    assert scripted > 0.0, weights
+    assert scripted == max(weights.values()), weights
+    assert weights.get("miner-copycat", 0.0) == 0.0, weights
+    assert weights.get("miner-scripted", 0.0) > weights.get("miner-random", 0.0), weights
+
+
+def _check_nothing_lost(summary: dict[str, Any]) -> None:
+    """Every completed job has exactly one result per validator and all its episodes."""
+    with httpx.Client(base_url=summary["backend_url"], timeout=10) as http:
+        jobs = http.get("/api/v1/jobs", params={"limit": 500}).json()["items"]
+        assert jobs
+        completed = [j for j in jobs if j.get("state") == "completed"]
+        assert completed, jobs
+        for job in completed:
+            detail = http.get(f"/api/v1/jobs/{job['id']}").json()
+            results = detail.get("results", [])
+            validators = {r["validator_hotkey"] for r in results}
+            assert len(results) == len(validators), detail
+            for validator in validators:
+                episodes = http.get(
+                    "/api/v1/episodes",
+                    params={"job_id": job["id"], "validator_hotkey": validator, "limit": 500},
+                ).json()
+                assert episodes["total"] == EPISODES, (job["id"], episodes)
+                indexes = sorted(e["episode_index"] for e in episodes["items"])
+                assert indexes == list(range(EPISODES))
+
+
+@pytest.fixture
+def no_live_backend_after(tmp_path: Path):
+    yield
+    # The devnet must have stopped everything it started.
+    pids = tmp_path / "devnet" / "pids.json"
+    assert not pids.exists()
+
+
+def test_devnet_reaches_weights(tmp_path: Path, no_live_backend_after: None) -> None:
+    data_dir = tmp_path / "devnet"
+    summary = _finish(_devnet(data_dir), data_dir)
+    _check_converged(summary)
+    # The summary stays up-to-date after exit: query it while the devnet is stopped is not
+    # possible, so resume it and check the stored results survived the restart.
+    resumed = _devnet(data_dir)
+    second = _finish(resumed, data_dir)
+    _check_converged(second)
+
+
+def _kill_when(data_dir: Path, name: str, condition, stop: threading.Event) -> None:
+    """SIGKILL child ``name`` (by the devnet's pids.json) once ``condition()`` holds."""
+    while not stop.is_set():
+        try:
+            if condition():
+                pids = json.loads((data_dir / "pids.json").read_text())
+                os.killpg(int(pids[name]), signal.SIGKILL)
+                return
+        except (OSError, KeyError, ValueError, httpx.HTTPError):
+            pass
+        time.sleep(0.5)
+
+
+def test_devnet_survives_validator_and_backend_crash(tmp_path: Path) -> None:
+    data_dir = tmp_path / "devnet"
+    proc = _devnet(data_dir)
+    stop = threading.Event()
+
+    def backend_url() -> str:
+        port = json.loads((data_dir / "devnet.json").read_text())["backend_port"]
+        return f"http://127.0.0.1:{port}"
+
+    def episodes_at_least(n: int):
+        def check() -> bool:
+            stats = httpx.get(f"{backend_url()}/api/v1/stats", timeout=2).json()
+            return (
+                int(
+                    stats.get("episodes", {}).get("total", stats.get("episodes_total", 0))
+                    if isinstance(stats.get("episodes"), dict)
+                    else stats.get("episodes", 0)
+                )
+                >= n
+            )
+
+        return check
+
+    killers = [
+        threading.Thread(
+            target=_kill_when, args=(data_dir, "validator-1", episodes_at_least(1), stop)
+        ),
+        threading.Thread(target=_kill_when, args=(data_dir, "backend", episodes_at_least(3), stop)),
+    ]
+    for t in killers:
+        t.start()
+    try:
+        summary = _finish(proc, data_dir)
+    finally:
+        stop.set()
+        for t in killers:
+            t.join(5)
+    _check_converged(summary)
+    log = (data_dir / "logs" / "backend.log").read_text()
+    assert log.count("starting kinitro backend run") >= 2, "backend was never killed"
