@@ -151,7 +151,11 @@ async def serve(settings: Settings) -> AsyncIterator[Backend]:
     app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="on",
             ws_max_size=settings.max_frame_bytes + 1024,
         )
     )
@@ -203,16 +207,16 @@ class ValidatorClient:
     async def send_raw(self, text: str | bytes) -> None:
         await self.ws.send(text)
 
-    async def recv(self, timeout: float = 10.0) -> Any:
-        raw = await asyncio.wait_for(self.ws.recv(), timeout=timeout)
+    async def recv(self, within: float = 10.0) -> Any:
+        raw = await asyncio.wait_for(self.ws.recv(), timeout=within)
         return parse_validator_message(raw)
 
-    async def recv_type(self, kind: str, timeout: float = 10.0) -> Any:
+    async def recv_type(self, kind: str, within: float = 10.0) -> Any:
         """Next message of ``kind`` (skipping others, e.g. set_weights)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while True:
-            msg = await self.recv(timeout=max(0.05, deadline - loop.time()))
+            msg = await self.recv(within=max(0.05, deadline - loop.time()))
             if msg.type == kind:
                 return msg
 
@@ -232,16 +236,21 @@ async def login(
     signature = bytes(signer.sign(f"kinitro-auth:{challenge.nonce}:{hotkey.ss58_address}".encode()))
     await client.send(
         AuthResponse(
-            hotkey=hotkey.ss58_address, nonce=challenge.nonce, signature=signature.hex(),
-            validator_version="test", lite=lite,
+            hotkey=hotkey.ss58_address,
+            nonce=challenge.nonce,
+            signature=signature.hex(),
+            validator_version="test",
+            lite=lite,
         )
     )
     return client, await client.recv()
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.1) -> Any:
+async def wait_for(
+    predicate: Callable[[], Any], within: float = 10.0, interval: float = 0.1
+) -> Any:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         value = predicate()
         if asyncio.iscoroutine(value):
@@ -253,7 +262,9 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval
         await asyncio.sleep(interval)
 
 
-def benchmark(tasks: int = 1, episodes: int = 2, bid: str = "metaworld/MT1-reach-v3") -> dict[str, Any]:
+def benchmark(
+    tasks: int = 1, episodes: int = 2, bid: str = "metaworld/MT1-reach-v3"
+) -> dict[str, Any]:
     return {
         "benchmark_id": bid,
         "tasks": [f"reach-v3-{i}" if i else "reach-v3" for i in range(tasks)],

@@ -62,7 +62,9 @@ async def test_replayed_challenge_is_refused(backend: Backend, net: Net) -> None
     challenge = parse_validator_message(await ws1.recv())
     sig = bytes(hotkey.sign(f"kinitro-auth:{challenge.nonce}:{hotkey.ss58_address}".encode()))
     captured = AuthResponse(
-        hotkey=hotkey.ss58_address, nonce=challenge.nonce, signature=sig.hex(),
+        hotkey=hotkey.ss58_address,
+        nonce=challenge.nonce,
+        signature=sig.hex(),
         validator_version="test",
     )
     await ws1.send(dump_message(captured))

@@ -125,9 +125,9 @@ async def earliest_artifacts(
             T.c.status != "rejected",
             T.c.artifact_sha256.is_not(None),
         )
-        .order_by(T.c.artifact_sha256, T.c.commitment_block, T.c.id)
-        .distinct(T.c.artifact_sha256)
+        .order_by(T.c.commitment_block.desc(), T.c.id.desc())
     )
+    # newest first, so the earliest commitment of each artifact is written last
     return {r[0]: (r[1], r[2]) for r in (await conn.execute(stmt)).all()}
 
 

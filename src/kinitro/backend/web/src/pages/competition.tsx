@@ -12,7 +12,16 @@ import {
   useNow,
 } from "../components";
 import { DASH, dateTime, int, pct, shortId } from "../format";
-import { items, num, pick, str, toCompetition, toLeaderboard, toSubmission } from "../model";
+import {
+  items,
+  num,
+  pick,
+  str,
+  toCompetition,
+  toLeaderboard,
+  toSubmission,
+  withMargin,
+} from "../model";
 import { useStore } from "../store";
 import { LeaderboardTable, LeaderSummary } from "./leaderboard";
 
@@ -30,14 +39,16 @@ export function CompetitionPage(props: { id: string }) {
   );
   const rounds = useResource(`rounds?competition_id=${id}&limit=10`, items);
   const live = s.competitions.get(props.id);
+  const c0 = comp.data;
   return (
     <>
+      <h1 tabIndex={-1}>
+        {c0?.name ?? live?.name ?? props.id}{" "}
+        {c0 && <Badge state={c0.active ? "running" : "cancelled"} label={c0.active ? "active" : "inactive"} />}
+      </h1>
       <Async res={comp} what="the competition">
         {(c) => (
           <>
-            <h1 tabIndex={-1}>
-              {c.name} <Badge state={c.active ? "running" : "cancelled"} label={c.active ? "active" : "inactive"} />
-            </h1>
             {c.description && <p>{c.description}</p>}
             <div class="two-col">
               <section class="card" aria-labelledby="rules-h">
@@ -76,7 +87,7 @@ export function CompetitionPage(props: { id: string }) {
               <Async res={board} what="the leaderboard">
                 {(lb) => (
                   <>
-                    <LeaderSummary competition={c} board={lb.leader ? lb : { ...lb, leader: live?.leaderboard?.leader }} />
+                    <LeaderSummary competition={c} board={withMargin(lb, c.winMargin)} />
                     <LeaderboardTable board={lb} caption={`Leaderboard of ${c.name}`} />
                     {lb.pendingCandidates.length > 0 && (
                       <>

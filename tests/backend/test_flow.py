@@ -1,0 +1,251 @@
+"""Commitment on LocalChain → submission → job → validator, and back: results ingested
+idempotently over the real WebSocket into PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import websockets
+
+from kinitro.protocol.commitment import encode_commitment
+from kinitro.protocol.common import EvalMetrics, JobState, TaskMetrics
+from kinitro.protocol.validator_ws import (
+    Ack,
+    Episode,
+    EpisodeSteps,
+    EvalResult,
+    Heartbeat,
+    JobStatus,
+    StepSample,
+)
+from kinitro.storage.artifacts import LocalRegistry
+
+from .conftest import Backend, Net, create_competition, login, upload, wait_for
+
+
+async def commit_artifact(
+    net: Net,
+    registry: LocalRegistry,
+    *,
+    cid: str = "mt1",
+    content: bytes = b"bundle-1",
+    repo: str = "miner/agent",
+    sha256: str | None = None,
+    miner: Any = None,
+) -> Any:
+    ref = upload(registry, repo, content)
+    miner = miner or await net.neuron()
+    text = encode_commitment(
+        competition_id=cid,
+        registry="local",
+        repo=ref.repo,
+        revision=ref.revision,
+        sha256=sha256 or ref.sha256,
+    )
+    await net.chain.commit(miner, text)
+    return miner
+
+
+def metrics(successes: int, episodes: int) -> EvalMetrics:
+    from kinitro.protocol.common import wilson_interval
+
+    low, high = wilson_interval(successes, episodes)
+    tm = TaskMetrics(
+        episodes=episodes,
+        successes=successes,
+        success_rate=successes / episodes,
+        ci_low=low,
+        ci_high=high,
+        mean_return=1.0,
+        scored_episodes=episodes,
+    )
+    return EvalMetrics(per_task={"reach-v3": tm}, overall=tm)
+
+
+def result(job_id: str, successes: int = 1, episodes: int = 2) -> EvalResult:
+    now = datetime.now(UTC)
+    return EvalResult(
+        job_id=job_id,
+        state=JobState.COMPLETED,
+        metrics=metrics(successes, episodes),
+        started_at=now,
+        finished_at=now,
+        evaluator_version="test",
+    )
+
+
+async def get(backend: Backend, path: str, **params: Any) -> Any:
+    async with backend.client(None) as http:
+        resp = await http.get(path, params=params)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+
+async def test_commitment_becomes_job_and_results_are_idempotent(
+    backend: Backend, net: Net, registry: LocalRegistry
+) -> None:
+    await create_competition(backend)
+    validator = await net.validator()
+    client, ok = await login(backend, validator)
+    assert ok.type == "auth_ok"
+    miner = await commit_artifact(net, registry)
+
+    job = await client.recv_type("eval_job", within=15)
+    assert job.miner_hotkey == miner.ss58_address
+    assert job.artifact.registry == "local" and job.benchmark.benchmark_id.startswith("metaworld/")
+    await client.send(Ack.of(job))
+    subs = await get(backend, "/api/v1/submissions")
+    assert subs["total"] == 1 and subs["items"][0]["status"] == "scheduled"
+
+    now = datetime.now(UTC)
+    status = JobStatus(
+        job_id=job.job_id, state=JobState.RUNNING, seq=1, episodes_done=0, episodes_total=2, at=now
+    )
+    episode = Episode(
+        job_id=job.job_id,
+        episode_index=0,
+        task="reach-v3",
+        task_episode=0,
+        success=True,
+        total_reward=3.5,
+        steps=40,
+        steps_to_success=40,
+        terminated=True,
+        truncated=False,
+        duration_s=0.5,
+        media_refs=["videos/ep0.mp4"],
+        actions_ref="actions/ep0.bin",
+    )
+    steps = EpisodeSteps(
+        job_id=job.job_id,
+        episode_index=0,
+        batch_index=0,
+        samples=[
+            StepSample(step=i, observation=[0.1, 0.2], action=[0.0], reward=0.1, success=False)
+            for i in range(5)
+        ],
+    )
+    final = result(job.job_id)
+    for message in (status, episode, steps, final):
+        for _ in range(2):  # every message twice: the duplicate is acked, never counted
+            await client.send(message)
+            ack = await client.recv_type("ack")
+            assert ack.ack_id == message.id and ack.ok, ack
+
+    detail = await get(backend, f"/api/v1/jobs/{job.job_id}")
+    assert detail["state"] == "completed"
+    assert len(detail["status_history"]) == 1 and len(detail["results"]) == 1
+    assert detail["assignments"][0]["state"] == "completed"
+    eps = await get(backend, "/api/v1/episodes", job_id=job.job_id)
+    assert eps["total"] == 1
+    one = await get(backend, f"/api/v1/episodes/{eps['items'][0]['id']}")
+    assert one["media_urls"] == ["/media/videos/ep0.mp4"]
+    batches = await get(backend, f"/api/v1/episodes/{one['id']}/steps")
+    assert batches["total"] == 1 and len(batches["items"][0]["samples"]) == 5
+    sub = await get(backend, f"/api/v1/submissions/{subs['items'][0]['id']}")
+    assert sub["status"] == "evaluated"
+    stats = await get(backend, "/api/v1/stats")
+    assert stats["step_samples"] == 5 and stats["episodes"] == 1 and stats["results"] == 1
+
+    # the leader is crowned and weights are broadcast to the validator
+    weights = await client.recv_type("set_weights", within=15)
+    assert weights.weights[1] == 1.0 or sum(weights.weights.values()) > 0.99
+    await client.send(Ack.of(weights))
+    board = await get(backend, "/api/v1/competitions/mt1/leaderboard")
+    assert board["leader"]["miner_hotkey"] == miner.ss58_address
+    await client.close()
+
+
+async def test_garbage_frames_get_typed_errors_and_socket_survives(
+    backend: Backend, net: Net
+) -> None:
+    client, _ = await login(backend, await net.validator())
+    await client.send_raw("{not json")
+    err = await client.recv_type("error")
+    assert err.code == "malformed_frame"
+    await client.send_raw('{"type": "warp_drive", "id": "' + "a" * 32 + '"}')
+    assert (await client.recv_type("error")).code == "unknown_message_type"
+    bad_status = '{"type": "job_status", "id": "' + "b" * 32 + '", "job_id": "x", "seq": -1}'
+    await client.send_raw(bad_status)
+    nack = await client.recv_type("ack")
+    assert nack.ack_id == "b" * 32 and not nack.ok and nack.error_code == "invalid_message"
+    # a result for a job that does not exist is refused by ack, not by closing
+    missing = result("no-such-job")
+    await client.send(missing)
+    nack = await client.recv_type("ack")
+    assert nack.ack_id == missing.id and nack.error_code == "unknown_job"
+    # still alive
+    await client.send(Heartbeat(sent_at=datetime.now(UTC), queue_depth=3, jobs_in_flight=1))
+    vals = await get(backend, "/api/v1/validators")
+    await wait_for(lambda: True)
+    assert vals[0]["connected"] is True
+    await client.close()
+
+
+async def test_abusive_peer_is_disconnected(make_backend: Any, net: Net) -> None:
+    async with make_backend(max_bad_frames=3) as backend:
+        client, _ = await login(backend, await net.validator())
+        for _ in range(4):
+            await client.send_raw("garbage")
+        codes = []
+        try:
+            while True:
+                await asyncio.wait_for(client.ws.recv(), timeout=5)
+        except websockets.ConnectionClosed as exc:
+            codes.append(exc.rcvd.code if exc.rcvd else None)
+        assert codes == [1008]
+
+
+async def test_reconnect_replays_unacknowledged_jobs(
+    backend: Backend, net: Net, registry: LocalRegistry
+) -> None:
+    await create_competition(backend)
+    validator = await net.validator()
+    client, _ = await login(backend, validator)
+    await commit_artifact(net, registry)
+    job = await client.recv_type("eval_job", within=15)
+    await client.close()  # crash before acking
+
+    client, _ = await login(backend, validator)
+    again = await client.recv_type("eval_job", within=10)
+    assert (again.job_id, again.id) == (job.job_id, job.id)  # same message id: a resend
+    await client.send(Ack.of(again))
+    await wait_for(lambda: _assignment_state(backend, job.job_id, "acked"))
+    await client.close()
+
+    client, _ = await login(backend, validator)
+    try:
+        extra = await client.recv_type("eval_job", within=1.5)
+    except TimeoutError:
+        extra = None
+    assert extra is None  # acked jobs are not replayed
+    await client.close()
+
+
+async def _assignment_state(backend: Backend, job_id: str, state: str) -> bool:
+    detail = await get(backend, f"/api/v1/jobs/{job_id}")
+    return bool(detail["assignments"]) and detail["assignments"][0]["state"] == state
+
+
+async def test_expired_lease_is_reassigned(
+    make_backend: Any, net: Net, registry: LocalRegistry
+) -> None:
+    async with make_backend(lease_s=1.0) as backend:
+        await create_competition(backend)
+        first = await net.validator()
+        a, _ = await login(backend, first)
+        await commit_artifact(net, registry)
+        job = await a.recv_type("eval_job", within=15)
+        await a.send(Ack.of(job))  # ... then silence: no progress within the lease
+        second = await net.validator()
+        b, _ = await login(backend, second)
+        moved = await b.recv_type("eval_job", within=10)
+        assert moved.job_id == job.job_id
+        detail = await get(backend, f"/api/v1/jobs/{job.job_id}")
+        states = {x["validator_hotkey"]: x["state"] for x in detail["assignments"]}
+        assert states[first.ss58_address] == "expired"
+        assert states[second.ss58_address] in ("assigned", "acked")
+        await a.close()
+        await b.close()
