@@ -402,13 +402,12 @@ class Devnet:
         validators = {n.hotkey for n in graph.neurons if n.validator_permit}
         out: dict[str, float] = {}
         for row in rows:
-            if row.hotkey not in validators:
+            if row.validator_hotkey not in validators:
                 continue
-            total = sum(row.weights.values()) or 1
-            for uid, value in row.weights.items():
+            for uid, value in row.fractions().items():
                 neuron = graph.by_uid(uid)
                 if neuron is not None:
-                    out[neuron.hotkey] = max(out.get(neuron.hotkey, 0.0), value / total)
+                    out[neuron.hotkey] = max(out.get(neuron.hotkey, 0.0), value)
         return out
 
     def summary(self) -> dict[str, Any]:
