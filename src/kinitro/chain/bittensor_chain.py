@@ -1,0 +1,244 @@
+"""``BittensorChain``: the ``ChainClient`` port on the bittensor 11 SDK.
+
+The SDK is imported lazily (on first use), so the CLI never pays for it. One async
+``bittensor.Client`` per adapter; tests inject a fake ``Substrate`` (the SDK's own
+chain-access seam, ``Client(substrate=...)``), so the real SDK code — reads, the
+``SetWeights`` intent, the executor — runs under test.
+
+* block — ``client.block()``
+* metagraph — ``client.subnets.metagraph(netuid, commitments=False)`` (one runtime call)
+* commitments — ``client.subnets.commitments(netuid)`` (Commitments pallet maps)
+* commit — ``Commitments.set_commitment`` with one ``Raw<N>`` field, signed by the hotkey
+* set_weights — the ``SetWeights`` intent (clip, u16 normalisation, rate-limit preflight,
+  commit-reveal when the subnet uses it), signed by the hotkey
+* weights — ``SubtensorModule.Weights`` rows (u16) with ``Keys`` and ``LastUpdate``
+
+SDK failures become :mod:`kinitro.chain.errors` by the SDK's ``ErrorCode``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from kinitro.chain.errors import (
+    ChainError,
+    ChainUnavailableError,
+    CommitmentTooLargeError,
+    InvalidRequestError,
+    InvalidWeightsError,
+    NotRegisteredError,
+    PermissionDeniedError,
+    RateLimitedError,
+)
+from kinitro.chain.models import (
+    MAX_COMMITMENT_BYTES,
+    CommitmentRecord,
+    Metagraph,
+    Neuron,
+    WeightsRecord,
+)
+from kinitro.chain.signing import verify_signature
+from kinitro.chain.weights import normalize_u16
+
+if TYPE_CHECKING:
+    from bittensor_wallet import Keypair
+
+
+def _translate(exc: BaseException, what: str) -> ChainError:
+    """Map an SDK exception to our error tree by its ``ErrorCode``."""
+    code = getattr(getattr(exc, "code", None), "value", None)
+    name = getattr(exc, "name", None)
+    message = f"{what}: {getattr(exc, 'message', None) or exc}"
+    if name in ("AccountNotAllowedCommit",) or code == "not_registered":
+        return NotRegisteredError(message)
+    if code in ("rate_limited", "limit_exceeded"):
+        return RateLimitedError(message)
+    if code == "not_authorized":
+        return PermissionDeniedError(message)
+    if code == "invalid_argument":
+        return InvalidWeightsError(message) if "weight" in what else InvalidRequestError(message)
+    if type(exc).__name__ in ("RpcConnectionError", "ConnectionNotReady", "RpcPolicyError"):
+        return ChainUnavailableError(message)
+    return ChainError(message, code=str(code or "chain_error"))
+
+
+class BittensorChain:
+    """The port on a Bittensor network (``finney``, ``test``, ``local`` or a ws URL)."""
+
+    def __init__(self, network: str = "finney", netuid: int = 1, *, substrate: Any = None) -> None:
+        self.network = network
+        self._netuid = netuid
+        self._substrate = substrate
+        self._client: Any = None
+
+    @property
+    def netuid(self) -> int:
+        return self._netuid
+
+    async def _connect(self) -> Any:
+        if self._client is None:
+            import bittensor
+
+            client = bittensor.Client(self.network, substrate=self._substrate)
+            try:
+                await client.connect()
+            except Exception as exc:
+                raise ChainUnavailableError(
+                    f"cannot connect to bittensor network {self.network!r}: {exc}"
+                ) from exc
+            self._client = client
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+    async def _call(self, what: str, fn: Any) -> Any:
+        from bittensor import BittensorError
+
+        client = await self._connect()
+        try:
+            return await fn(client)
+        except BittensorError as exc:
+            raise _translate(exc, what) from exc
+
+    # ---- reads --------------------------------------------------------------------------
+
+    async def block(self) -> int:
+        return int(await self._call("block", lambda c: c.block()))
+
+    async def metagraph(self) -> Metagraph:
+        graph = await self._call(
+            "metagraph", lambda c: c.subnets.metagraph(self._netuid, commitments=False)
+        )
+        if graph is None:
+            raise ChainError(f"subnet {self._netuid} does not exist on {self.network}")
+        return Metagraph(
+            netuid=self._netuid,
+            block=int(graph.block),
+            neurons=tuple(
+                Neuron(
+                    uid=int(n.uid),
+                    hotkey=str(n.hotkey),
+                    coldkey=str(n.coldkey),
+                    stake=int(n.total_stake.rao) / 1e9,  # subnet (alpha) units
+                    validator_permit=bool(n.validator_permit),
+                    registered_at_block=int(n.block_at_registration),
+                )
+                for n in graph.neurons
+            ),
+        )
+
+    async def commitments(self) -> list[CommitmentRecord]:
+        found = await self._call("commitments", lambda c: c.subnets.commitments(self._netuid))
+        records = [
+            CommitmentRecord(
+                netuid=self._netuid,
+                hotkey=str(c.hotkey),
+                uid=None if c.uid is None else int(c.uid),
+                block=int(c.block),
+                data=str(c.value),
+            )
+            for c in found.values()
+            if c.value is not None  # sealed (timelocked) payloads are not readable yet
+        ]
+        records.sort(key=lambda r: (-r.block, r.hotkey))
+        return records
+
+    async def weights(self) -> list[WeightsRecord]:
+        async def read(client: Any) -> list[WeightsRecord]:
+            rows = await client.query_map(("SubtensorModule", "Weights"), [self._netuid])
+            keys = await client.query_map(("SubtensorModule", "Keys"), [self._netuid])
+            updates = await client.query(("SubtensorModule", "LastUpdate"), [self._netuid])
+            hotkeys = {int(uid): str(hotkey) for uid, hotkey in keys}
+            last = list(updates or [])
+            out = []
+            for uid, row in rows:
+                uid = int(uid)
+                values = {int(dest): int(w) for dest, w in row or [] if int(w) > 0}
+                if not values:
+                    continue
+                out.append(
+                    WeightsRecord(
+                        netuid=self._netuid,
+                        validator_uid=uid,
+                        validator_hotkey=hotkeys.get(uid),
+                        block=int(last[uid]) if uid < len(last) else None,
+                        weights=values,
+                    )
+                )
+            return sorted(out, key=lambda r: r.validator_uid)
+
+        result: list[WeightsRecord] = await self._call("weights", read)
+        return result
+
+    def verify_signature(self, hotkey: str, message: bytes | str, signature: str | bytes) -> bool:
+        return verify_signature(hotkey, message, signature)
+
+    # ---- writes -------------------------------------------------------------------------
+
+    async def commit(self, hotkey: Keypair, data: str) -> CommitmentRecord:
+        raw = data.encode()
+        if not raw:
+            raise InvalidRequestError("commitment data must not be empty")
+        if len(raw) > MAX_COMMITMENT_BYTES:
+            raise CommitmentTooLargeError(
+                f"commitment is {len(raw)} bytes; the chain limit is {MAX_COMMITMENT_BYTES} bytes"
+            )
+
+        async def write(client: Any) -> Any:
+            from bittensor import calls
+
+            call = calls.Commitments.set_commitment(
+                netuid=self._netuid, info={"fields": [{f"Raw{len(raw)}": "0x" + raw.hex()}]}
+            )
+            result = await client.submit_call(call, hotkey, signer="hotkey")
+            result.raise_for_failure()
+            return await client.query(
+                ("Commitments", "CommitmentOf"), [self._netuid, hotkey.ss58_address]
+            )
+
+        stored = await self._call("commit", write)
+        uid = await self._call(
+            "commit",
+            lambda c: c.query(("SubtensorModule", "Uids"), [self._netuid, hotkey.ss58_address]),
+        )
+        return CommitmentRecord(
+            netuid=self._netuid,
+            hotkey=hotkey.ss58_address,
+            uid=None if uid is None else int(uid),
+            block=int((stored or {}).get("block") or 0),
+            data=data,
+        )
+
+    async def set_weights(self, hotkey: Keypair, weights: Mapping[int, float]) -> WeightsRecord:
+        normalize_u16(weights)  # same validation as LocalChain, before signing anything
+
+        async def write(client: Any) -> int:
+            import bittensor
+
+            intent = bittensor.SetWeights(
+                netuid=self._netuid, weights={int(k): float(v) for k, v in weights.items()}
+            )
+            result = await client.execute(intent, hotkey)
+            result.raise_for_failure()
+            return int(await client.block())
+
+        block = await self._call("set weights", write)
+        mine = [r for r in await self.weights() if r.validator_hotkey == hotkey.ss58_address]
+        if mine:
+            return mine[0]
+        # commit-reveal subnets: the row appears only after the reveal
+        uid = await self._call(
+            "set weights",
+            lambda c: c.query(("SubtensorModule", "Uids"), [self._netuid, hotkey.ss58_address]),
+        )
+        return WeightsRecord(
+            netuid=self._netuid,
+            validator_uid=int(uid) if uid is not None else -1,
+            validator_hotkey=hotkey.ss58_address,
+            block=block,
+            weights=normalize_u16(weights),
+        )

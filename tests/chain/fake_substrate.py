@@ -1,0 +1,330 @@
+"""An in-memory subtensor behind the bittensor SDK's own ``Substrate`` seam.
+
+``bittensor.Client(substrate=FakeSubtensor(...))`` runs the real SDK code (reads, the
+``SetWeights`` intent, the executor, result handling) against this fake, which answers
+the storage items and runtime API the SDK reads and dispatches the two extrinsics
+Kinitro submits with the chain's own rules and error names:
+
+* ``Commitments.set_commitment`` — hotkey must be registered (``AccountNotAllowedCommit``),
+  one ``Raw<N>`` field of N ≤ 128 bytes (larger data cannot be encoded), space quota per
+  epoch of ``tempo`` blocks (each commitment uses ≥ 100 bytes; ``SpaceLimitExceeded``).
+* ``SubtensorModule.set_mechanism_weights`` — registered (``HotKeyNotRegisteredInSubNet``),
+  validator permit (``NeuronNoValidatorPermit``), rate limit (``SettingWeightsTooFast``),
+  u16 values and known uids (``UidVecContainInvalidOne``).
+
+Each accepted extrinsic is included in a new block; signatures are checked with the
+signer's sr25519 key like a node would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bittensor import Balance, ChainError, ExtrinsicResult
+
+from kinitro.chain.signing import verify_signature
+
+RAO = 10**9
+
+
+@dataclass
+class FakeNeuron:
+    hotkey: str
+    coldkey: str
+    stake_tao: float = 0.0
+    permit: bool = False
+    registered_at: int = 0
+
+
+@dataclass
+class FakeSubnet:
+    tempo: int = 10
+    weights_rate_limit: int = 100
+    max_space: int = 128  # bytes per epoch and account: one commitment per epoch
+    neurons: list[FakeNeuron] = field(default_factory=list)
+    commitments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    used_space: dict[str, tuple[int, int]] = field(default_factory=dict)  # hotkey -> (epoch, used)
+    weights: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    last_update: dict[int, int] = field(default_factory=dict)
+
+    def uid(self, hotkey: str) -> int | None:
+        for uid, n in enumerate(self.neurons):
+            if n.hotkey == hotkey:
+                return uid
+        return None
+
+
+class FakeSubtensor:
+    """Implements the parts of ``bittensor.Substrate`` the SDK uses for Kinitro's calls."""
+
+    def __init__(self) -> None:
+        self.token_symbols: dict[int, str] = {}
+        self.block = 100
+        self.subnets: dict[int, FakeSubnet] = {}
+        self.submitted: list[tuple[str, str, str]] = []  # (module, function, signer)
+
+    # ---- test setup (what registration / staking extrinsics would do) --------------------
+
+    def add_neuron(
+        self, netuid: int, hotkey: str, coldkey: str, stake: float = 0.0, permit: bool = False
+    ) -> int:
+        subnet = self.subnets.setdefault(netuid, FakeSubnet())
+        subnet.neurons.append(FakeNeuron(hotkey, coldkey, stake, permit, self.block))
+        return len(subnet.neurons) - 1
+
+    def advance(self, blocks: int) -> None:
+        self.block += blocks
+
+    # ---- lifecycle / metadata -------------------------------------------------------------
+
+    def balance(self, rao: int, netuid: int = 0) -> Balance:
+        return Balance.from_rao(rao, netuid) if netuid else Balance.from_rao(rao)
+
+    async def connect(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def block_hash(self, block: int | None = None) -> str:
+        number = self.block if block is None else block
+        return "0x" + f"{number:064x}"
+
+    async def block_number(self) -> int:
+        return self.block
+
+    async def finalized_block_number(self) -> int:
+        return self.block
+
+    async def block_time(self) -> float:
+        return 12.0
+
+    async def spec_version(self) -> int:
+        return 400
+
+    async def blocks(self, *, finalized: bool = False) -> AsyncIterator[dict[str, Any]]:
+        yield {"header": {"number": self.block, "parentHash": None}}
+
+    # ---- storage ---------------------------------------------------------------------------
+
+    def _subnet(self, netuid: int) -> FakeSubnet | None:
+        return self.subnets.get(int(netuid))
+
+    async def query(
+        self,
+        module: str,
+        storage_function: str,
+        params: list[Any] | None = None,
+        block_hash: str | None = None,
+    ) -> Any:
+        params = params or []
+        key = (module, storage_function)
+        if key == ("Timestamp", "Now"):
+            return 1_700_000_000_000 + self.block * 12_000
+        subnet = self._subnet(params[0]) if params else None
+        if key == ("SubtensorModule", "Uids"):
+            return None if subnet is None else subnet.uid(params[1])
+        if key == ("Commitments", "CommitmentOf"):
+            return None if subnet is None else subnet.commitments.get(params[1])
+        if key == ("SubtensorModule", "LastUpdate"):
+            if subnet is None:
+                return []
+            return [subnet.last_update.get(uid, 0) for uid in range(len(subnet.neurons))]
+        if key == ("SubtensorModule", "ValidatorPermit"):
+            return [] if subnet is None else [n.permit for n in subnet.neurons]
+        if key == ("SubtensorModule", "WeightsSetRateLimit"):
+            return None if subnet is None else subnet.weights_rate_limit
+        if key == ("SubtensorModule", "CommitRevealWeightsEnabled"):
+            return False
+        if key == ("SubtensorModule", "MinAllowedWeights"):
+            return 0
+        if key == ("SubtensorModule", "MaxWeightsLimit"):
+            return 65535
+        if key == ("SubtensorModule", "SubnetEpochConsensus"):
+            return "Yuma"
+        if key == ("SubtensorModule", "Tempo"):
+            return None if subnet is None else subnet.tempo
+        raise ChainError(f"fake subtensor: storage {module}.{storage_function} not modelled")
+
+    async def map_has_entries(
+        self, module: str, storage_function: str, params: list[Any], block_hash: str | None = None
+    ) -> bool:
+        return bool(await self.query_map(module, storage_function, params, block_hash))
+
+    async def query_map(
+        self,
+        module: str,
+        storage_function: str,
+        params: list[Any] | None = None,
+        block_hash: str | None = None,
+    ) -> list[tuple[Any, Any]]:
+        params = params or []
+        key = (module, storage_function)
+        subnet = self._subnet(params[0]) if params else None
+        if key == ("Commitments", "CommitmentOf"):
+            return [] if subnet is None else list(subnet.commitments.items())
+        if key == ("Commitments", "RevealedCommitments"):
+            return []
+        if key == ("SubtensorModule", "Uids"):
+            return (
+                [] if subnet is None else [(n.hotkey, uid) for uid, n in enumerate(subnet.neurons)]
+            )
+        if key == ("SubtensorModule", "Keys"):
+            return (
+                [] if subnet is None else [(uid, n.hotkey) for uid, n in enumerate(subnet.neurons)]
+            )
+        if key == ("SubtensorModule", "Weights"):
+            return [] if subnet is None else sorted(subnet.weights.items())
+        raise ChainError(f"fake subtensor: storage map {module}.{storage_function} not modelled")
+
+    async def query_batch(
+        self,
+        module: str,
+        storage_function: str,
+        param_sets: list[list[Any]],
+        block_hash: str | None = None,
+    ) -> list[Any]:
+        return [await self.query(module, storage_function, p, block_hash) for p in param_sets]
+
+    async def runtime_call(
+        self, api: str, method: str, params: list[Any], block_hash: str | None = None
+    ) -> Any:
+        if (api, method) != ("SubnetInfoRuntimeApi", "get_metagraph"):
+            raise ChainError(f"fake subtensor: runtime API {api}.{method} not modelled")
+        subnet = self._subnet(params[0])
+        if subnet is None:
+            return None
+        ns = subnet.neurons
+        stake = [int(n.stake_tao * RAO) for n in ns]
+        return {
+            "netuid": params[0],
+            "name": list(b"kinitro"),
+            "symbol": list(b"k"),
+            "block": self.block,
+            "tempo": subnet.tempo,
+            "last_step": self.block - self.block % subnet.tempo,
+            "blocks_since_last_step": self.block % subnet.tempo,
+            "owner_hotkey": ns[0].hotkey if ns else "",
+            "owner_coldkey": ns[0].coldkey if ns else "",
+            "network_registered_at": 0,
+            "num_uids": len(ns),
+            "max_uids": 256,
+            "hotkeys": [n.hotkey for n in ns],
+            "coldkeys": [n.coldkey for n in ns],
+            "active": [True] * len(ns),
+            "validator_permit": [n.permit for n in ns],
+            "last_update": [subnet.last_update.get(u, 0) for u in range(len(ns))],
+            "block_at_registration": [n.registered_at for n in ns],
+            "alpha_stake": stake,
+            "tao_stake": [0] * len(ns),
+            "total_stake": stake,
+        }
+
+    async def constant(self, module: str, name: str) -> Any:
+        raise ChainError(f"fake subtensor: constant {module}.{name} not modelled")
+
+    async def decode_scale(self, type_string: str, data: Any) -> Any:
+        raise ChainError("fake subtensor: decode_scale not modelled")
+
+    async def events(self, block_hash: str | None = None) -> list[dict[str, Any]]:
+        return []
+
+    async def get_block(
+        self, block_number: int | None = None, block_hash: str | None = None
+    ) -> dict[str, Any] | None:
+        return {"header": {"number": block_number or self.block}, "extrinsics": []}
+
+    # ---- calls -----------------------------------------------------------------------------
+
+    async def compose(self, call: Any) -> Any:
+        module, function, params = call
+        if (module, function) == ("Commitments", "set_commitment"):
+            for entry in params["info"]["fields"]:
+                for variant, value in entry.items():
+                    raw = bytes.fromhex(str(value).removeprefix("0x"))
+                    if not variant.startswith("Raw") or int(variant[3:]) != len(raw):
+                        raise ChainError(f"cannot encode Data::{variant} with {len(raw)} bytes")
+                    if len(raw) > 128:
+                        raise ChainError("Data::Raw holds at most 128 bytes")
+        return call
+
+    async def estimate_fee(self, call: Any, keypair: Any) -> Balance:
+        return Balance.from_rao(0)
+
+    async def estimate_weight(self, call: Any, keypair: Any) -> dict[str, int]:
+        return {"ref_time": 0, "proof_size": 0}
+
+    async def account_next_index(self, address: str) -> int:
+        return 0
+
+    async def submit(
+        self,
+        call: Any,
+        keypair: Any,
+        *,
+        nonce: int | None = None,
+        period: int | None = None,
+        wait_for_inclusion: bool = True,
+        wait_for_finalization: bool = True,
+    ) -> ExtrinsicResult:
+        module, function, params = call
+        payload = repr((module, function, sorted(params.items()), self.block)).encode()
+        if not verify_signature(keypair.ss58_address, payload, keypair.sign(payload)):
+            return self._fail("BadProof", "invalid transaction signature")
+        self.submitted.append((module, function, keypair.ss58_address))
+        self.block += 1  # included in the next block
+        if (module, function) == ("Commitments", "set_commitment"):
+            return self._set_commitment(keypair.ss58_address, params)
+        if (module, function) == ("SubtensorModule", "set_mechanism_weights"):
+            return self._set_weights(keypair.ss58_address, params)
+        return self._fail("CallFiltered", f"{module}.{function} is not modelled")
+
+    def _fail(self, name: str, message: str) -> ExtrinsicResult:
+        return ExtrinsicResult(success=False, message=message, error=ChainError(message, name=name))
+
+    def _ok(self) -> ExtrinsicResult:
+        return ExtrinsicResult(
+            success=True,
+            message="included",
+            extrinsic_id=f"{self.block}-1",
+            block_hash="0x" + f"{self.block:064x}",
+        )
+
+    def _set_commitment(self, signer: str, params: dict[str, Any]) -> ExtrinsicResult:
+        subnet = self._subnet(params["netuid"])
+        if subnet is None or subnet.uid(signer) is None:
+            return self._fail("AccountNotAllowedCommit", "hotkey is not registered on the subnet")
+        fields = params["info"]["fields"]
+        size = sum(
+            len(bytes.fromhex(str(v).removeprefix("0x"))) for e in fields for v in e.values()
+        )
+        epoch = self.block // subnet.tempo
+        last_epoch, used = subnet.used_space.get(signer, (epoch, 0))
+        used = used if last_epoch == epoch else 0
+        cost = max(100, size)
+        if used + cost > subnet.max_space:
+            return self._fail("SpaceLimitExceeded", "commitment space quota used up for this epoch")
+        subnet.used_space[signer] = (epoch, used + cost)
+        subnet.commitments[signer] = {"block": self.block, "deposit": 0, "info": {"fields": fields}}
+        return self._ok()
+
+    def _set_weights(self, signer: str, params: dict[str, Any]) -> ExtrinsicResult:
+        subnet = self._subnet(params["netuid"])
+        uid = None if subnet is None else subnet.uid(signer)
+        if subnet is None or uid is None:
+            return self._fail("HotKeyNotRegisteredInSubNet", "hotkey not registered")
+        if not subnet.neurons[uid].permit:
+            return self._fail("NeuronNoValidatorPermit", "no validator permit")
+        last = subnet.last_update.get(uid, 0)
+        if last and self.block - last < subnet.weights_rate_limit:
+            return self._fail("SettingWeightsTooFast", "weights set too fast")
+        dests, values = list(params["dests"]), list(params["weights"])
+        if len(dests) != len(values) or any(not 0 <= d < len(subnet.neurons) for d in dests):
+            return self._fail("UidVecContainInvalidOne", "invalid uid in weights")
+        if any(not 0 <= v <= 65535 for v in values):
+            return self._fail("InvalidArgument", "weights must be u16")
+        subnet.weights[uid] = list(zip(dests, values, strict=True))
+        subnet.last_update[uid] = self.block
+        return self._ok()
