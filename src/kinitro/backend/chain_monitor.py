@@ -100,9 +100,10 @@ class ChainMonitor:
             await events.emit(
                 conn,
                 "submission_received",
-                submission_id=submission_id,
+                submission_id=str(submission_id),
                 competition_id=values.get("competition_id"),
                 miner_hotkey=record.hotkey,
+                miner_uid=record.uid,
                 commitment_block=record.block,
             )
             if problem is not None:
@@ -117,11 +118,13 @@ class ChainMonitor:
         await events.emit(
             conn,
             "submission_rejected",
-            submission_id=submission_id,
+            submission_id=str(submission_id),
             competition_id=sub.get("competition_id"),
             miner_hotkey=sub["miner_hotkey"],
+            miner_uid=sub.get("miner_uid"),
+            commitment_block=sub.get("commitment_block"),
             reason=reason,
-            detail=detail,
+            detail=detail[:4000],
         )
         self.state.metrics.submissions.labels(f"rejected_{reason}").inc()
         log.info("submission %s rejected: %s (%s)", submission_id, reason, detail)

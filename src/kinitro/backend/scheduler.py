@@ -78,7 +78,7 @@ async def schedule_submission(
                 conn,
                 "job_created",
                 job_id=job_id,
-                submission_id=submission["id"],
+                submission_id=str(submission["id"]),
                 competition_id=competition["id"],
                 miner_hotkey=submission["miner_hotkey"],
                 benchmark_id=bench["benchmark_id"],
@@ -136,7 +136,12 @@ class Scheduler:
                 conn, now - _seconds(max(s.heartbeat_timeout_s * 2, 30))
             )
             for hotkey in stale:
-                await events.emit(conn, "validator_disconnected", validator_hotkey=hotkey, uid=None)
+                await events.emit(
+                    conn,
+                    "validator_disconnected",
+                    validator_hotkey=hotkey,
+                    reason="heartbeat lost (replica gone)",
+                )
             woken = await assign_pending(conn, s.lease_s)
             if woken:
                 self.state.metrics.jobs_assigned.inc(len(woken))

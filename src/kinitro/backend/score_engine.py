@@ -136,6 +136,26 @@ async def apply_decision(
     return True
 
 
+def _entries(scored: list[scoring.Scored], leader: dict[str, Any] | None) -> list[dict[str, Any]]:
+    leader_id = leader["submission_id"] if leader else None
+    return [
+        {
+            "rank": rank,
+            "submission_id": str(x.submission_id),
+            "miner_hotkey": x.miner_hotkey,
+            "miner_uid": x.miner_uid,
+            "success_rate": x.success_rate,
+            "ci_low": x.ci_low,
+            "ci_high": x.ci_high,
+            "episodes": x.episodes,
+            "validators": x.validators,
+            "eligible": x.eligible,
+            "is_leader": x.submission_id == leader_id,
+        }
+        for rank, x in enumerate(scored[:100], start=1)
+    ]
+
+
 def _digest(weights: dict[int, float]) -> str:
     canon = json.dumps({str(k): round(v, 9) for k, v in sorted(weights.items())})
     return hashlib.sha256(canon.encode()).hexdigest()
@@ -175,8 +195,14 @@ class ScoreEngine:
                         conn,
                         "leaderboard_updated",
                         competition_id=comp["id"],
-                        leader_submission_id=leader["submission_id"] if leader else None,
+                        leader_submission_id=str(leader["submission_id"]) if leader else None,
                         leader_hotkey=leader["miner_hotkey"] if leader else None,
+                        margin_to_beat=(
+                            min(1.0, leader["success_rate"] + comp["win_margin"])
+                            if leader
+                            else None
+                        ),
+                        entries=_entries(scored, leader),
                     )
                 leader_uid = None
                 if leader is not None and uids is not None:
@@ -230,6 +256,7 @@ class ScoreEngine:
             conn,
             "weights_updated",
             weights_id=row["weights_id"],
+            netuid=row["netuid"],
             weights={str(k): v for k, v in weights.items()},
         )
         log.info("new weights %s: %s", row["weights_id"], weights)

@@ -14,12 +14,14 @@ from kinitro.backend.db import (
 from kinitro.backend.stats import collect_stats
 
 if TYPE_CHECKING:
-    from kinitro.backend.realtime import Subscription
     from kinitro.backend.state import BackendState
+    from kinitro.protocol.realtime import Subscribe
 
 
-async def build_snapshot(state: BackendState, sub: Subscription) -> dict[str, Any]:
-    f = sub.filters
+async def build_snapshot(state: BackendState, sub: Subscribe) -> dict[str, Any]:
+    """Keys: competitions, leaderboards, recent_submissions, live_jobs, validators,
+    latest_weights, stats — narrowed by the subscription's filters."""
+    f = {k: v for k, v in sub.filters if v is not None}
     async with state.engine.connect() as conn:
         competitions = await repo_competitions.list_competitions(conn)
         if "competition_id" in f:
@@ -44,13 +46,15 @@ async def build_snapshot(state: BackendState, sub: Subscription) -> dict[str, An
         jobs = [j for j in jobs if j["id"] == f["job_id"]]
     if "validator_hotkey" in f:
         validators = [v for v in validators if v["hotkey"] == f["validator_hotkey"]]
+    if "submission_id" in f:
+        jobs = [j for j in jobs if str(j["submission_id"]) == f["submission_id"]]
+        submissions = [x for x in submissions if str(x["id"]) == f["submission_id"]]
     return {
-        "competitions": [
-            {**c, "leaderboard": boards[c["id"]], "leader": leaders[c["id"]]} for c in competitions
-        ],
-        "submissions": submissions,
-        "jobs": jobs,
+        "competitions": [{**c, "leader": leaders[c["id"]]} for c in competitions],
+        "leaderboards": boards,
+        "recent_submissions": submissions,
+        "live_jobs": jobs,
         "validators": validators,
-        "weights": weights,
+        "latest_weights": weights,
         "stats": stats,
     }

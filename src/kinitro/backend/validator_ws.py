@@ -117,6 +117,7 @@ class ValidatorSession:
         self.bad_frames = 0
         self._send_lock = asyncio.Lock()
         self._closed = False
+        self.close_reason = "connection closed"
 
     # ------------------------------------------------------------ plumbing
 
@@ -138,6 +139,7 @@ class ValidatorSession:
         if self._closed:
             return
         self._closed = True
+        self.close_reason = reason
         with contextlib.suppress(Exception):
             await self.ws.close(code=code, reason=reason[:120])
 
@@ -272,7 +274,11 @@ class ValidatorSession:
                     reset=True,
                 )
             await events.emit(
-                conn, "validator_connected", validator_hotkey=self.hotkey, uid=neuron.uid
+                conn,
+                "validator_connected",
+                validator_hotkey=self.hotkey,
+                uid=neuron.uid,
+                lite=message.lite,
             )
         await self.send(
             AuthOk(
@@ -310,7 +316,11 @@ class ValidatorSession:
                     conn, hotkey=self.hotkey, session_id=self.session_id
                 ):
                     await events.emit(
-                        conn, "validator_disconnected", validator_hotkey=self.hotkey, uid=self.uid
+                        conn,
+                        "validator_disconnected",
+                        validator_hotkey=self.hotkey,
+                        uid=self.uid,
+                        reason=self.close_reason,
                     )
         except (SQLAlchemyError, OSError):
             log.warning("could not record disconnect of %s", self.hotkey, exc_info=True)
@@ -489,7 +499,7 @@ async def ingest(
         "validator_hotkey": hotkey,
         "competition_id": job["competition_id"],
         "miner_hotkey": job["miner_hotkey"],
-        "submission_id": job["submission_id"],
+        "submission_id": str(job["submission_id"]),
     }
     match message:
         case JobStatus():

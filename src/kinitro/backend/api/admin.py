@@ -132,7 +132,7 @@ async def approve(
         conn,
         "leaderboard_updated",
         competition_id=row["competition_id"],
-        leader_submission_id=row["submission_id"],
+        leader_submission_id=str(row["submission_id"]),
     )
     return {**row, "status": "leader"}
 

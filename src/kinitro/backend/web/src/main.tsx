@@ -67,8 +67,19 @@ function ConnectionStatus() {
   );
 }
 
+/** Marks (for tests and the curious) when the first snapshot reached the screen. */
+function useFirstViewMark(): void {
+  const { snapshotLoaded } = useStore();
+  useEffect(() => {
+    if (snapshotLoaded && performance.getEntriesByName("kinitro:first-view").length === 0) {
+      performance.mark("kinitro:first-view");
+    }
+  }, [snapshotLoaded]);
+}
+
 function App() {
   const loc = useLocation();
+  useFirstViewMark();
   const mainRef = useRef<HTMLElement>(null);
   const first = useRef(true);
 

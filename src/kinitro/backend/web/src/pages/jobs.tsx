@@ -164,7 +164,7 @@ export function JobsPage() {
               <Empty>No jobs.</Empty>
             ) : (
               <div class="table-wrap">
-                <table>
+                <table data-testid="all-jobs">
                   <caption class="sr-only">Jobs, newest first</caption>
                   <thead>
                     <tr>

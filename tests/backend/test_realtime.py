@@ -1,0 +1,130 @@
+"""/ws/realtime: snapshot, filtered ordered events, slow clients dropped, replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from typing import Any
+
+import asyncpg
+import websockets
+
+from kinitro.backend.events import EVENTS_CHANNEL, encode_event
+from kinitro.core.db import dsn
+from kinitro.protocol.realtime import Subscribe, dump_message, parse_server_message
+
+from .conftest import Backend, Net, login
+
+
+async def subscribe(backend: Backend, **kwargs: Any) -> tuple[Any, Any]:
+    ws = await websockets.connect(f"{backend.ws_url}/ws/realtime", max_size=None)
+    sub = Subscribe(**kwargs)
+    await ws.send(dump_message(sub))
+    snapshot = parse_server_message(await asyncio.wait_for(ws.recv(), 10))
+    assert snapshot.type == "snapshot" and snapshot.ref_id == sub.id
+    return ws, snapshot
+
+
+async def next_event(ws: Any, within: float = 10.0) -> Any:
+    msg = parse_server_message(await asyncio.wait_for(ws.recv(), within))
+    assert msg.type == "event", msg
+    return msg.event
+
+
+async def test_snapshot_then_filtered_events_in_order(backend: Backend, net: Net) -> None:
+    first, other = await net.validator(), await net.validator()
+    ws, snapshot = await subscribe(
+        backend,
+        event_types=["validator_connected", "validator_disconnected"],
+        filters={"validator_hotkey": first.ss58_address},
+    )
+    assert set(snapshot.data) >= {"competitions", "leaderboards", "live_jobs", "stats"}
+    b, _ = await login(backend, other)  # filtered out
+    a, _ = await login(backend, first)
+    await a.close()
+    got = [await next_event(ws), await next_event(ws)]
+    assert [e.event_type for e in got] == ["validator_connected", "validator_disconnected"]
+    assert {e.validator_hotkey for e in got} == {first.ss58_address}
+    await b.close()
+    # ping/pong and typed errors on the same socket
+    await ws.send('{"type": "ping", "id": "' + "c" * 32 + '"}')
+    assert parse_server_message(await ws.recv()).type == "pong"
+    await ws.send("nope")
+    err = parse_server_message(await ws.recv())
+    assert err.type == "error" and err.code == "malformed_frame"
+    await ws.close()
+
+
+async def _notify_many(db_url: str, payloads: list[str]) -> None:
+    conn = await asyncpg.connect(dsn(db_url))
+    try:
+        for i, payload in enumerate(payloads):
+            await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, payload)
+            if i % 20 == 19:
+                await asyncio.sleep(0.01)  # a steady stream a healthy client keeps up with
+    finally:
+        await conn.close()
+
+
+async def test_stalled_client_is_dropped_without_slowing_others(
+    make_backend: Any, backend_db_url: str
+) -> None:
+    async with make_backend(realtime_queue_size=64) as backend:
+        fast, _ = await subscribe(backend, event_types=["stats"])
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
+        sock.connect(("127.0.0.1", backend.settings.port))
+        stalled = await websockets.connect(
+            f"{backend.ws_url}/ws/realtime",
+            sock=sock,
+            max_queue=1,
+            max_size=None,
+            compression=None,
+        )
+        await stalled.send(dump_message(Subscribe(event_types=["stats"])))
+        await asyncio.sleep(0.3)  # the stalled client never reads again
+        n = 1500
+        filler = "x" * 6000
+        payloads = [encode_event("stats", {"stats": {"seq": i, "pad": filler}}) for i in range(n)]
+        sender = asyncio.create_task(_notify_many(backend_db_url, [p for p in payloads if p]))
+        seen = []
+        while len(seen) < n:
+            event = await next_event(fast, within=20)
+            if "seq" in event.stats:  # the backend's own periodic stats interleave
+                seen.append(event.stats["seq"])
+        await sender
+        assert seen == list(range(n))  # the fast client got everything, in order
+        assert backend.state.metrics.realtime_dropped._value.get() >= 1
+        code = None
+        try:
+            while True:
+                await asyncio.wait_for(stalled.recv(), 10)
+        except websockets.ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+        assert code == 1008
+        await fast.close()
+
+
+async def test_events_reach_clients_of_every_replica(make_backend: Any, net: Net) -> None:
+    async with make_backend() as one, make_backend() as two:
+        ws_one, _ = await subscribe(one, event_types=["validator_connected"])
+        ws_two, _ = await subscribe(two, event_types=["validator_connected"])
+        hotkey = await net.validator()
+        client, ok = await login(one, hotkey)  # the change happens on replica one
+        assert ok.type == "auth_ok"
+        for ws in (ws_one, ws_two):
+            event = await next_event(ws)
+            assert event.validator_hotkey == hotkey.ss58_address
+        # exactly once per client
+        for ws in (ws_one, ws_two):
+            try:
+                extra = await asyncio.wait_for(ws.recv(), 0.5)
+            except TimeoutError:
+                extra = None
+            assert (
+                extra is None or json.loads(extra)["event"]["event_type"] != "validator_connected"
+            )
+        await client.close()
+        await ws_one.close()
+        await ws_two.close()
