@@ -195,7 +195,6 @@ class AgentClient:
         """Ask the agent to close (best effort, short deadline) and drop the connection."""
         if self._closed:
             return
-        self._closed = True
         try:
             if self._broken is None:
                 i = self._take_id()
@@ -203,6 +202,7 @@ class AgentClient:
         except AgentFailure:
             pass
         finally:
+            self._closed = True
             self._sock.close()
 
     @property

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from kinitro.evaluator.errors import EvaluatorError
 
@@ -92,6 +92,7 @@ class SandboxExit:
     """e.g. ``killed on close``, ``CPU time limit``; None when it exited by itself."""
 
 
+@runtime_checkable
 class RunningSandbox(Protocol):
     """A started sandbox. Closing kills everything it started; closing twice is fine."""
 
@@ -112,6 +113,7 @@ class RunningSandbox(Protocol):
     ) -> None: ...
 
 
+@runtime_checkable
 class Sandbox(Protocol):
     """Port: run an agent bundle isolated. Adapters: bubblewrap (default), Kubernetes."""
 

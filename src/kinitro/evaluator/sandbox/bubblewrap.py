@@ -32,6 +32,7 @@ processes of the evaluator's user.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import select
@@ -139,10 +140,14 @@ class BubblewrapSandbox:
         self.extra_env = dict(extra_env or {})
         self.privileged = os.geteuid() == 0
 
-    def argv(self, bundle_dir: Path, fd: int, ready_fd: int, uid: int) -> list[str]:
+    def argv(
+        self, bundle_dir: Path, fd: int, ready_fd: int, uid: int, info_fd: int | None = None
+    ) -> list[str]:
         """The full command line (exposed for inspection and tests)."""
         lim = self.limits
         a = [self.bwrap, "--die-with-parent", "--new-session"]
+        if info_fd is not None:
+            a += ["--info-fd", str(info_fd)]
         a += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
         a += ["--unshare-cgroup-try", "--hostname", "agent"]
         if not self.privileged:
@@ -216,14 +221,15 @@ class BubblewrapSandbox:
         uid = _allocate_uid()
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ready_r, ready_w = os.pipe()
+        info_r, info_w = os.pipe()
         try:
-            argv = self.argv(bundle_dir, child_sock.fileno(), ready_w, uid)
+            argv = self.argv(bundle_dir, child_sock.fileno(), ready_w, uid, info_w)
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(child_sock.fileno(), ready_w),
+                pass_fds=(child_sock.fileno(), ready_w, info_w),
                 start_new_session=True,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
             )
@@ -231,18 +237,21 @@ class BubblewrapSandbox:
             _release_uid(uid)
             parent_sock.close()
             os.close(ready_r)
+            os.close(info_r)
             raise SandboxStartError(f"cannot run bwrap: {exc}") from exc
         finally:
             child_sock.close()
             os.close(ready_w)
-        running = BubblewrapRunning(proc, parent_sock, uid, self.limits)
+            os.close(info_w)
+        running = BubblewrapRunning(proc, parent_sock, uid, self.limits, self.privileged)
         try:
-            running.wait_ready(ready_r, self.limits.start_timeout_s)
+            running.wait_ready(ready_r, info_r, self.limits.start_timeout_s)
         except BaseException:
             running.close()
             raise
         finally:
             os.close(ready_r)
+            os.close(info_r)
         return running
 
 
@@ -250,10 +259,18 @@ class BubblewrapRunning:
     """A started bubblewrap sandbox (see :class:`~kinitro.evaluator.sandbox.RunningSandbox`)."""
 
     def __init__(
-        self, proc: subprocess.Popen[bytes], sock: socket.socket, uid: int, limits: SandboxLimits
+        self,
+        proc: subprocess.Popen[bytes],
+        sock: socket.socket,
+        uid: int,
+        limits: SandboxLimits,
+        unique_uid: bool = True,
     ) -> None:
         self.proc = proc
         self.uid = uid
+        self.unique_uid = unique_uid
+        self.init_pid: int | None = None
+        """Host pid of the sandbox's pid-namespace init (from ``bwrap --info-fd``)."""
         self.limits = limits
         self._sock = sock
         self._stdout = OutputCapture(proc.stdout, limits.output_bytes, f"sbx-{proc.pid}-out")
@@ -266,25 +283,39 @@ class BubblewrapRunning:
     def pid(self) -> int:
         return self.proc.pid
 
-    def wait_ready(self, ready_fd: int, timeout: float) -> None:
+    def wait_ready(self, ready_fd: int, info_fd: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        buf = b""
-        while b"\n" not in buf:
+        ready, info = b"", b""
+        fds = [ready_fd, info_fd]
+        while b"\n" not in ready:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SandboxStartError(f"sandbox not ready within {timeout} s")
-            r, _, _ = select.select([ready_fd], [], [], remaining)
-            if not r:
-                continue
-            chunk = os.read(ready_fd, 64)
-            if not chunk:
-                self.proc.wait(timeout=2)
-                self._stderr.join(1)
-                err = bytes(self._stderr.data[-2000:]).decode("utf-8", "replace").strip()
-                raise SandboxStartError(
-                    f"sandbox exited before it was ready (code {self.proc.returncode}): {err}"
-                )
-            buf += chunk
+            r, _, _ = select.select(fds, [], [], remaining)
+            for fd in r:
+                chunk = os.read(fd, 4096)
+                if fd == info_fd:
+                    info += chunk
+                    if not chunk:
+                        fds.remove(info_fd)
+                        self._parse_info(info)
+                    continue
+                if not chunk:
+                    self.proc.wait(timeout=2)
+                    self._stderr.join(1)
+                    err = bytes(self._stderr.data[-2000:]).decode("utf-8", "replace").strip()
+                    raise SandboxStartError(
+                        f"sandbox exited before it was ready (code {self.proc.returncode}): {err}"
+                    )
+                ready += chunk
+        if self.init_pid is None:
+            self._parse_info(info)
+
+    def _parse_info(self, info: bytes) -> None:
+        try:
+            self.init_pid = int(json.loads(info)["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            self.init_pid = None
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -305,6 +336,13 @@ class BubblewrapRunning:
         if self.proc.poll() is None:
             self._killed = True
             reason = "killed on close"
+            # Kill the pid namespace's init first: the kernel then kills every process in
+            # the namespace, and bwrap exits only once its init has been fully reaped.
+            if self.init_pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.init_pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
         try:
@@ -312,6 +350,8 @@ class BubblewrapRunning:
         except subprocess.TimeoutExpired:  # pragma: no cover - kernel trouble
             self.proc.kill()
             self.proc.wait()
+        if self.unique_uid:
+            _kill_uid(self.uid)  # belt and braces: nothing of this sandbox's uid survives
         self._sock.close()
         self._stdout.join(2)
         self._stderr.join(2)
@@ -339,6 +379,39 @@ class BubblewrapRunning:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _kill_uid(uid: int, timeout: float = 5.0) -> None:
+    """SIGKILL every process running as ``uid`` until none is left (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = _pids_of_uid(uid)
+        if not pids or time.monotonic() > deadline:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def _pids_of_uid(uid: int) -> list[int]:
+    out = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid and _state(entry.name) != "Z":
+                    out.append(int(entry.name))
+            except OSError:
+                continue
+    return out
+
+
+def _state(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return "?"
 
 
 def _describe_code(code: int | None, stderr: bytearray) -> str | None:

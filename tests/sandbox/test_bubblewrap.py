@@ -1,0 +1,165 @@
+"""BubblewrapSandbox: isolation properties, output capture, start failures, cleanup."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kinitro.evaluator.agent_client import AgentClient, AgentCrashed
+from kinitro.evaluator.sandbox import (
+    BubblewrapSandbox,
+    RunningSandbox,
+    Sandbox,
+    SandboxStartError,
+    SandboxUnavailable,
+)
+from kinitro.protocol.agent_rpc import TaskInfo
+
+from .conftest import (
+    ACTION_SPEC,
+    OBS_SPEC,
+    TIGHT_LIMITS,
+    TIMEOUTS,
+    BundleFactory,
+    processes_of_uid,
+)
+
+INSPECTOR = """
+import json, os, resource, sys
+import numpy as np
+
+class Agent:
+    def reset(self, task):
+        print("x" * 200_000)                  # more than the output cap
+        print("to stderr", file=sys.stderr)
+
+    def act(self, obs):
+        limits = {name: resource.getrlimit(getattr(resource, name))[0]
+                  for name in ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_NOFILE",
+                               "RLIMIT_FSIZE", "RLIMIT_CORE")}
+        with open("/proc/self/status") as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        report = {
+            "uid": os.getuid(), "euid": os.geteuid(), "groups": os.getgroups(),
+            "env": sorted(os.environ), "cwd": os.getcwd(), "pid": os.getpid(),
+            "caps": status["CapEff"].strip(), "bnd": status["CapBnd"].strip(),
+            "nnp": status["NoNewPrivs"].strip(), "limits": limits,
+            "root": sorted(os.listdir("/")), "bundle_writable": os.access("/bundle", os.W_OK),
+            "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        }
+        raise RuntimeError("REPORT" + json.dumps(report) + "END")
+"""
+
+
+def inspect(sandbox: BubblewrapSandbox, bundle: Path) -> tuple[dict[str, object], RunningSandbox]:
+    import json
+
+    running = sandbox.start(bundle)
+    agent = AgentClient.connect(running.endpoint, OBS_SPEC, ACTION_SPEC, timeouts=TIMEOUTS)
+    agent.hello()
+    agent.reset(TaskInfo("reach-v3"))
+    with pytest.raises(AgentCrashed) as exc:
+        agent.act(np.zeros(39))
+    text = str(exc.value)
+    return json.loads(text[text.rindex("REPORT") + 6 : text.rindex("END")]), running
+
+
+def test_isolation_properties(sandbox: BubblewrapSandbox, make_bundle: BundleFactory) -> None:
+    assert isinstance(sandbox, Sandbox)  # the port is structural
+    report, running = inspect(sandbox, make_bundle(INSPECTOR))
+    try:
+        assert report["uid"] == report["euid"] == running.uid  # type: ignore[attr-defined]
+        assert report["uid"] != 0 and report["groups"] == []
+        assert report["caps"] == "0000000000000000" and report["bnd"] == "0000000000000000"
+        assert report["nnp"] == "1"
+        assert report["cwd"] == "/tmp" and report["bundle_writable"] is False
+        assert "/bundle" not in report["env"] and not any(
+            k.startswith(("KINITRO", "AWS", "HF_", "BT_"))
+            for k in report["env"]  # type: ignore[union-attr]
+        )
+        assert set(report["env"]) <= {  # type: ignore[arg-type]
+            "PATH",
+            "HOME",
+            "TMPDIR",
+            "LANG",
+            "PYTHONUNBUFFERED",
+            "OPENBLAS_NUM_THREADS",
+            "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "NUMEXPR_NUM_THREADS",
+            "PWD",
+            "LC_CTYPE",
+        }
+        # Own pid namespace: only the namespace init and the runtime are visible.
+        assert len(report["pids"]) <= 3  # type: ignore[arg-type]
+        assert {"bundle", "tmp", "proc", "dev", "usr"} <= set(report["root"])  # type: ignore[arg-type]
+        assert "home" not in report["root"] and "var" not in report["root"]  # type: ignore[operator]
+        limits = report["limits"]
+        assert limits == {  # type: ignore[comparison-overlap]
+            "RLIMIT_CPU": TIGHT_LIMITS.cpu_seconds,
+            "RLIMIT_AS": TIGHT_LIMITS.memory_bytes,
+            "RLIMIT_NPROC": TIGHT_LIMITS.max_processes,
+            "RLIMIT_NOFILE": TIGHT_LIMITS.max_open_files,
+            "RLIMIT_FSIZE": TIGHT_LIMITS.max_file_size,
+            "RLIMIT_CORE": 0,
+        }
+    finally:
+        result = running.close()
+    assert result.reason == "killed on close"
+    assert len(result.stdout) == TIGHT_LIMITS.output_bytes and result.stdout_dropped > 0
+    assert b"to stderr" in result.stderr
+    assert processes_of_uid(running.uid) == []
+    assert running.close() is result  # idempotent
+
+
+def test_missing_bundle_dir(sandbox: BubblewrapSandbox, tmp_path: Path) -> None:
+    with pytest.raises(SandboxStartError, match="does not exist"):
+        sandbox.start(tmp_path / "nope")
+
+
+def test_unreadable_bundle_is_refused(
+    sandbox: BubblewrapSandbox, make_bundle: BundleFactory
+) -> None:
+    bundle = make_bundle()
+    os.chmod(bundle / "agent.py", 0o600)
+    with pytest.raises(SandboxStartError, match="not readable by other users"):
+        sandbox.start(bundle)
+
+
+def test_broken_interpreter_is_a_start_error(make_bundle: BundleFactory) -> None:
+    sandbox = BubblewrapSandbox(TIGHT_LIMITS, python="/usr/bin/does-not-exist")
+    with pytest.raises(SandboxStartError, match="exited before it was ready"):
+        sandbox.start(make_bundle())
+
+
+def test_start_deadline(make_bundle: BundleFactory) -> None:
+    sandbox = BubblewrapSandbox(replace(TIGHT_LIMITS, start_timeout_s=0.001))
+    with pytest.raises(SandboxStartError, match="not ready within"):
+        sandbox.start(make_bundle())
+
+
+def test_missing_bwrap() -> None:
+    with pytest.raises(SandboxUnavailable):
+        BubblewrapSandbox(bwrap="no-such-bwrap")
+
+
+def test_crash_report_names_the_exit(
+    sandbox: BubblewrapSandbox, make_bundle: BundleFactory
+) -> None:
+    src = """
+    import os, signal
+    class Agent:
+        def reset(self, task): pass
+        def act(self, obs): os.kill(os.getpid(), signal.SIGSEGV)
+    """
+    with sandbox.start(make_bundle(src)) as running:
+        agent = AgentClient.connect(running.endpoint, OBS_SPEC, ACTION_SPEC, timeouts=TIMEOUTS)
+        agent.hello()
+        agent.reset(TaskInfo("reach-v3"))
+        with pytest.raises(AgentCrashed, match="SIGSEGV"):
+            agent.act(np.zeros(39))
+    assert running.close().reason is not None
