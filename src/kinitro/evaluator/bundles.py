@@ -11,13 +11,13 @@ from __future__ import annotations
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
 
+from kinitro.protocol.common import ArtifactRef
 from kinitro.storage.bundle import MANIFEST_NAME, extract_bundle
 
 
 def fetch_bundle(
-    ref: Any,
+    ref: ArtifactRef,
     *,
     artifacts_dir: Path,
     cache_dir: Path,

@@ -373,18 +373,19 @@ class TelemetryBatcher:
         pending: list[Any] = []
         done = False
         while not done:
+            idle = False
             try:
                 item = self._queue.get(timeout=self._interval)
             except queue.Empty:
-                item = ...  # type: ignore[assignment]
-            if item is None:
+                item, idle = None, True
+            if item is None and not idle:
                 done = True
-            elif isinstance(item, EpisodeResult):
+            elif item is not None:
                 try:
                     pending += episode_messages(self.job_id, item, self._samples)
                 except Exception:
                     log.exception("cannot build telemetry for episode %s", item.index)
-            if pending and (done or item is ... or len(pending) >= self._batch):
+            if pending and (done or idle or len(pending) >= self._batch):
                 while pending:
                     chunk, pending = pending[: self._batch], pending[self._batch :]
                     self._deliver(chunk)

@@ -135,9 +135,9 @@ class Orchestrator:
             overall = outcome.metrics.overall
             if overall.episodes and not overall.scored_episodes:
                 causes = sorted(overall.failures, key=lambda c: -overall.failures[c])
-                exc = RuntimeError(f"no episode could be scored: {dict(overall.failures)}")
+                err = RuntimeError(f"no episode could be scored: {dict(overall.failures)}")
                 await self._infra_failure(
-                    job_id, exc, started_at, attempts, cause=FailureCause(causes[0])
+                    job_id, err, started_at, attempts, cause=FailureCause(causes[0])
                 )
                 return
             await self._finish(

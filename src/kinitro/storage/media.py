@@ -21,13 +21,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from kinitro.core.errors import KinitroError
+from kinitro.storage.errors import StorageError
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
 MAX_KEY = 512
 
 
-class MediaStoreError(KinitroError):
+class MediaStoreError(StorageError):
     """A media store operation failed (backend unreachable, permission, I/O)."""
 
 

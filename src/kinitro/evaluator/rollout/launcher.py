@@ -95,5 +95,6 @@ class SandboxedAgent:
             self._client.close()
         finally:
             exit_ = self._running.close()
-            if exit_ is not None and getattr(exit_, "stderr", b""):
-                log.debug("agent stderr: %s", exit_.stderr[-2000:].decode(errors="replace"))
+            stderr: bytes = getattr(exit_, "stderr", b"") or b""
+            if stderr:
+                log.debug("agent stderr: %s", stderr[-2000:].decode(errors="replace"))
