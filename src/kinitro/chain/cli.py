@@ -27,7 +27,7 @@ wallet_app = typer.Typer(help="Create and inspect wallets (bittensor on-disk lay
 app.add_typer(wallet_app, name="wallet")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 ConfigOpt = typer.Option(None, "--config", help="TOML config file (section [chain]).")

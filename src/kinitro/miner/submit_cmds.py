@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from kinitro.miner.settings import MinerSettings
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 TEMPLATE_DIR = Path(__file__).parent / "template"
 TEMPLATE_FILES = {
