@@ -230,3 +230,29 @@ async def test_unreachable_chain_is_a_clear_error() -> None:
 
 def test_health_endpoint(chain_proc: LocalChainProcess) -> None:
     assert httpx.get(chain_proc.url + "/health").json()["status"] == "ok"
+
+
+def test_corrupted_log_is_a_clear_startup_error(tmp_path: Path) -> None:
+    data_dir = tmp_path / "chain"
+    with LocalChainProcess(data_dir, block_interval=1.0):
+        pass
+    (data_dir / "extrinsics.jsonl").write_text('{"block": 1, "ext": "garbage"}\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kinitro",
+            "chain",
+            "run",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "corrupted at line 1" in result.stderr and "Traceback" not in result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -72,12 +72,12 @@ def _settings(
         raise _fail(str(exc)) from None
 
 
-def _run(fn: Callable[[], Awaitable[T]]) -> T:
+def _run(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``fn`` and turn Kinitro errors into a clean message + exit code 2."""
     from kinitro.core.errors import KinitroError
 
     try:
-        return asyncio.run(fn())  # type: ignore[arg-type]
+        return asyncio.run(fn())
     except KinitroError as exc:
         raise _fail(str(exc)) from None
 
@@ -291,7 +291,10 @@ def block(
     """Print the current block height."""
     settings = _settings(config, url, backend=backend, network=network)
     height = _run(lambda: _read(settings, lambda c: c.block()))
-    _echo_json({"block": height}) if as_json else console.print(str(height))
+    if as_json:
+        _echo_json({"block": height})
+    else:
+        console.print(str(height))
 
 
 @app.command()

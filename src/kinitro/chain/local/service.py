@@ -30,7 +30,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from kinitro.chain.errors import ChainError, InvalidRequestError, RateLimitedError
+from kinitro.chain.errors import (
+    ChainError,
+    ChainUnavailableError,
+    InvalidRequestError,
+    RateLimitedError,
+)
 from kinitro.chain.local.state import ChainRules, ChainState, ChainStore
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,7 @@ _STATUS = {
     "already_registered": 409,
     "bad_nonce": 409,
     "rate_limited": 429,
+    "unavailable": 503,
 }
 
 
@@ -70,10 +76,20 @@ class LocalChainService:
         self.lock = asyncio.Lock()
         self._producer: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    def open(self) -> None:
+        """Lock the data directory and load the state (raises ``ChainError`` clearly)."""
+        if self.state is not None:
+            return
         self.store.acquire()
-        self.state = self.store.load(self.rules)
+        try:
+            self.state = self.store.load(self.rules)
+        except BaseException:
+            self.store.close()
+            raise
         self.store.write_head(self.state.block)
+
+    def start(self) -> None:
+        self.open()
         self._producer = asyncio.get_running_loop().create_task(self._produce_blocks())
 
     async def stop(self) -> None:
@@ -105,7 +121,17 @@ class LocalChainService:
         async with self.lock:
             result = self.chain.apply(payload)
             # Durable before acknowledged; replay re-applies at the same block.
-            self.store.append(self.chain.block, payload)
+            try:
+                self.store.append(self.chain.block, payload)
+            except OSError as exc:
+                # Not persisted: rebuild the state from the log so memory matches disk.
+                block = self.chain.block
+                log.error("cannot append to the extrinsic log: %s", exc)
+                self.state = self.store.load(self.rules)
+                self.state.block = max(self.state.block, block)
+                raise ChainUnavailableError(
+                    f"chain storage failed, call not applied: {exc}"
+                ) from exc
         log.info(
             "extrinsic included",
             extra={"op": ext.call.get("op"), "signer": ext.signer, "block": result["block"]},
@@ -209,4 +235,5 @@ def run(
     import uvicorn
 
     app = create_app(data_dir, block_interval=block_interval, rules=rules)
+    app.state.service.open()  # fail fast, before binding the port, with a clear message
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

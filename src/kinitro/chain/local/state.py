@@ -373,12 +373,18 @@ class ChainStore:
         count = 0
         good_bytes = 0
         with self.log_path.open("rb") as fh:
-            for raw in fh:
+            for number, raw in enumerate(fh, start=1):
                 if not raw.endswith(b"\n"):
                     break  # torn final write: never acknowledged, drop it
-                entry = json.loads(raw)
-                state.block = int(entry["block"])
-                state.apply(entry["ext"], verify=False)
+                try:
+                    entry = json.loads(raw)
+                    state.block = int(entry["block"])
+                    state.apply(entry["ext"], verify=False)
+                except (ValueError, KeyError, TypeError, ChainError) as exc:
+                    raise ChainError(
+                        f"{self.log_path} is corrupted at line {number} ({exc}); restore it "
+                        "from a backup or start a new chain in an empty data directory"
+                    ) from None
                 count += 1
                 good_bytes += len(raw)
         if good_bytes != self.log_path.stat().st_size:
