@@ -333,15 +333,15 @@ def status_command(
         console.print(f"  backend: [yellow]{backend_view['error']}[/yellow]")
         return
     table = Table(title="submissions known to the backend")
-    for col in ("id", "competition", "status", "block", "score"):
+    for col in ("id", "competition", "block", "status", "detail"):
         table.add_column(col)
     for sub in backend_view["submissions"]:
         table.add_row(
-            str(sub.get("id", sub.get("submission_id", ""))),
-            str(sub.get("competition_id", "")),
+            str(sub.get("id", "")),
+            str(sub.get("competition_id") or ""),
+            str(sub.get("commitment_block", "")),
             str(sub.get("status", "")),
-            str(sub.get("commitment_block", sub.get("block", ""))),
-            str(sub.get("score", sub.get("success_rate", ""))),
+            str(sub.get("rejection_reason") or ""),
         )
     console.print(table)
 
