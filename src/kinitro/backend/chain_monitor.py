@@ -61,8 +61,10 @@ class ChainMonitor:
             if await self.record(record):
                 new += 1
         await self.process_pending()
+        # the head block may still receive commitments after we read them: it is scanned
+        # again next time (dedup makes that harmless)
         async with self.state.engine.begin() as conn:
-            await repo_chain.save_progress(conn, SCANNER, chain.netuid, head)
+            await repo_chain.save_progress(conn, SCANNER, chain.netuid, head - 1)
         return new
 
     async def record(self, record: CommitmentRecord) -> bool:
