@@ -76,3 +76,49 @@ def test_chain_errors_are_clean(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "not found" in missing.stderr
     bad = kinitro("run", "--data-dir", str(tmp_path / "c"), "--block-interval", "0")
     assert bad.returncode == 2 and "block-interval" in bad.stderr
+
+
+def test_encrypted_coldkey(tmp_path: Path, chain_proc: LocalChainProcess) -> None:
+    import os
+
+    wp = str(tmp_path / "wallets")
+    env = {**os.environ, "KINITRO_CHAIN_COLDKEY_PASSWORD": "correct horse"}
+
+    def run(*args: str, password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kinitro", "chain", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**env, "KINITRO_CHAIN_COLDKEY_PASSWORD": password},
+        )
+
+    created = run(
+        "wallet",
+        "create",
+        "--name",
+        "enc",
+        "--wallet-path",
+        wp,
+        "--encrypt",
+        "--json",
+        password="correct horse",
+    )
+    assert created.returncode == 0 and json.loads(created.stdout)["coldkey"].startswith("5")
+    assert b"$NACL" in (tmp_path / "wallets" / "enc" / "coldkey").read_bytes()
+    args = (
+        "register",
+        "--wallet",
+        "enc",
+        "--wallet-path",
+        wp,
+        "--url",
+        chain_proc.url,
+        "--netuid",
+        "78",
+    )
+    wrong = run(*args, password="wrong")
+    assert wrong.returncode == 2 and "Wrong password" in wrong.stderr
+    assert "correct horse" not in wrong.stderr + wrong.stdout
+    assert run(*args, password="correct horse").returncode == 0

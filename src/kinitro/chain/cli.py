@@ -145,14 +145,28 @@ def wallet_create(
         Path("~/.bittensor/wallets"), "--wallet-path", help="Wallets directory."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing hotkey."),
+    encrypt: bool = typer.Option(
+        False,
+        "--encrypt",
+        help="Encrypt a new coldkey with a password (KINITRO_CHAIN_COLDKEY_PASSWORD or prompt).",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Create a wallet with real sr25519 keys (reuses an existing coldkey, adds the hotkey)."""
+    import os
+
     from kinitro.chain.errors import ChainError
     from kinitro.chain.wallets import create_wallet
 
+    password = None
+    if encrypt:
+        password = os.environ.get("KINITRO_CHAIN_COLDKEY_PASSWORD") or typer.prompt(
+            "coldkey password", hide_input=True, confirmation_prompt=True
+        )
     try:
-        info = create_wallet(name, hotkey, wallet_path, overwrite=overwrite)
+        info = create_wallet(
+            name, hotkey, wallet_path, overwrite=overwrite, coldkey_password=password
+        )
     except ChainError as exc:
         raise _fail(str(exc)) from None
     _print_wallet(info, as_json)
@@ -200,7 +214,12 @@ async def _local_admin(
     from kinitro.chain.wallets import load_coldkey, wallet_info
 
     info = wallet_info(settings.wallet_name, settings.hotkey, settings.wallet_path)
-    coldkey = load_coldkey(settings.wallet_name, settings.wallet_path)
+    password = settings.coldkey_password
+    coldkey = load_coldkey(
+        settings.wallet_name,
+        settings.wallet_path,
+        password=password.get_secret_value() if password else None,
+    )
     async with LocalChain(settings.local_url, settings.netuid, timeout=settings.timeout_s) as c:
         return await action(c, coldkey, info.hotkey)
 

@@ -6,7 +6,8 @@ Roles embed these fields (or build a :class:`ChainSettings`) and call :func:`ope
 
 Environment: ``KINITRO_CHAIN_BACKEND``, ``KINITRO_CHAIN_LOCAL_URL``, ``KINITRO_CHAIN_NETWORK``,
 ``KINITRO_CHAIN_NETUID``, ``KINITRO_CHAIN_WALLET_PATH``, ``KINITRO_CHAIN_WALLET_NAME``,
-``KINITRO_CHAIN_HOTKEY``, ``KINITRO_CHAIN_TIMEOUT_S``; TOML section ``[chain]``.
+``KINITRO_CHAIN_HOTKEY``, ``KINITRO_CHAIN_COLDKEY_PASSWORD``, ``KINITRO_CHAIN_TIMEOUT_S``;
+TOML section ``[chain]``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kinitro.chain.port import ChainClient
@@ -32,6 +34,7 @@ class ChainSettings(KinitroSettings):
     wallet_path: Path = DEFAULT_WALLET_PATH
     wallet_name: str = "default"
     hotkey: str = "default"
+    coldkey_password: SecretStr | None = None  # for encrypted coldkeys; never logged
     timeout_s: float = 10.0
 
 

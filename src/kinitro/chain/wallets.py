@@ -11,6 +11,10 @@ given. Mnemonics are returned once to the caller and never logged.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +34,21 @@ class WalletInfo:
     path: Path
     coldkey: str
     hotkey: str
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """bittensor-wallet prints "Encrypting..." to fd 1; send it to stderr so that
+    ``--json`` output on stdout stays machine-readable."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _wallet(name: str, hotkey: str, path: Path) -> Wallet:
@@ -62,12 +81,13 @@ def create_wallet(
     try:
         if not cold_exists:
             cold = Keypair.create_from_mnemonic(Keypair.generate_mnemonic(12))
-            wallet.set_coldkey(
-                cold,
-                encrypt=coldkey_password is not None,
-                overwrite=True,
-                coldkey_password=coldkey_password,
-            )
+            with _quiet_stdout():
+                wallet.set_coldkey(
+                    cold,
+                    encrypt=coldkey_password is not None,
+                    overwrite=True,
+                    coldkey_password=coldkey_password,
+                )
             wallet.set_coldkeypub(cold, overwrite=True)
         hot = Keypair.create_from_mnemonic(Keypair.generate_mnemonic(12))
         wallet.set_hotkey(hot, encrypt=False, overwrite=True)
@@ -108,6 +128,7 @@ def load_coldkey(
     """The coldkey keypair of a wallet (``password`` for encrypted coldkeys)."""
     wallet = _wallet(name, "default", path)
     try:
-        return wallet.get_coldkey(password=password)
+        with _quiet_stdout():
+            return wallet.get_coldkey(password=password)
     except Exception as exc:
         raise WalletError(f"cannot read coldkey {name} under {Path(wallet.path)}: {exc}") from exc
