@@ -1,0 +1,152 @@
+"""Scoring rules, table-driven: quorum/median, copies, thresholds, leader margin, weights."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from kinitro.backend.scoring import (
+    Candidate,
+    CompetitionShare,
+    ValidatorResult,
+    aggregate_job,
+    compute_weights,
+    decide_leader,
+    score,
+)
+
+V = ValidatorResult
+
+
+def cand(sid: int, block: int, sha: str, *results: tuple[int, int], jobs: int = 1) -> Candidate:
+    return Candidate(
+        submission_id=sid,
+        miner_hotkey=f"hk{sid}",
+        miner_uid=sid,
+        commitment_block=block,
+        sha256=sha,
+        jobs={"j": [V(f"v{i}", s, n) for i, (s, n) in enumerate(results)]} if results else {},
+        expected_jobs=jobs,
+    )
+
+
+@pytest.mark.parametrize(
+    ("results", "quorum", "band", "rate", "disagree"),
+    [
+        ([V("a", 5, 10)], 1, 0.2, 0.5, False),
+        ([V("a", 5, 10)], 2, 0.2, None, False),  # below quorum: no score
+        ([V("a", 2, 10), V("b", 5, 10), V("c", 6, 10)], 2, 0.2, 0.5, True),  # median, spread .4
+        ([V("a", 5, 10), V("b", 6, 10), V("c", 5, 10)], 3, 0.2, 0.5, False),
+        ([V("a", 0, 0), V("b", 7, 10)], 2, 0.2, None, False),  # no scored episodes ≠ a result
+        ([V("a", 4, 10), V("b", 6, 10)], 2, 0.5, 0.5, False),  # even count: mean of middles
+    ],
+)
+def test_aggregate_job(
+    results: list[ValidatorResult], quorum: int, band: float, rate: float | None, disagree: bool
+) -> None:
+    agg = aggregate_job("j", results, quorum=quorum, band=band)
+    if rate is None:
+        assert agg is None
+    else:
+        assert agg is not None and math.isclose(agg.rate, rate) and agg.disagreement is disagree
+
+
+def test_duplicate_results_do_not_change_the_median() -> None:
+    once = aggregate_job("j", [V("a", 3, 10), V("b", 5, 10)], quorum=1, band=1)
+    assert once is not None and once.validators == 2
+
+
+def test_copy_gets_nothing_and_original_is_credited() -> None:
+    scored = score(
+        [cand(2, 20, "s1", (9, 10)), cand(1, 10, "s1", (5, 10)), cand(3, 5, "s3", (4, 10))],
+        quorum=1,
+        band=0.2,
+        min_success_rate=0.0,
+    )
+    by = {s.submission_id: s for s in scored}
+    assert by[2].copy_of == 1 and not by[2].eligible  # later copy: nothing, whatever its score
+    assert by[1].copy_of is None and by[1].eligible
+    decision = decide_leader(scored, None, win_margin=0.05)
+    assert decision.leader == 1
+
+
+def test_earlier_commitment_outside_the_scored_set_still_wins() -> None:
+    scored = score(
+        [cand(5, 50, "s1", (9, 10))],
+        quorum=1,
+        band=0.2,
+        min_success_rate=0,
+        earlier={"s1": (10, 1)},
+    )
+    assert scored[0].copy_of == 1 and not scored[0].eligible
+
+
+@pytest.mark.parametrize(
+    ("threshold", "jobs", "eligible"),
+    [(0.5, 1, True), (0.6, 1, False), (0.0, 2, False)],  # below threshold; incomplete
+)
+def test_eligibility(threshold: float, jobs: int, eligible: bool) -> None:
+    [s] = score([cand(1, 1, "a", (5, 10), jobs=jobs)], quorum=1, band=1, min_success_rate=threshold)
+    assert s.eligible is eligible
+
+
+@pytest.mark.parametrize(
+    ("leader", "challenger", "margin", "replaced"),
+    [
+        ((50, 100), (60, 100), 0.05, False),  # better, but inside the noise
+        ((50, 100), (80, 100), 0.05, True),  # lower bound ~.71 > .55
+        ((50, 100), (70, 100), 0.15, False),  # lower bound ~.60 < .65
+        ((5, 10), (8, 10), 0.05, False),  # too few episodes to be sure (low bound ~.49)
+        ((50, 100), (90, 100), 0.0, True),
+    ],
+)
+def test_challenger_must_beat_leader_outside_noise(
+    leader: tuple[int, int], challenger: tuple[int, int], margin: float, replaced: bool
+) -> None:
+    scored = score(
+        [cand(1, 1, "a", leader), cand(2, 2, "b", challenger)],
+        quorum=1,
+        band=1,
+        min_success_rate=0,
+    )
+    decision = decide_leader(scored, 1, win_margin=margin)
+    assert decision.changed is replaced
+    assert decision.leader == (2 if replaced else 1)
+    if not replaced:
+        assert decision.margin_to_beat == pytest.approx(leader[0] / leader[1] + margin)
+
+
+def test_first_leader_is_best_eligible_ties_to_earliest() -> None:
+    scored = score(
+        [cand(1, 30, "a", (5, 10)), cand(2, 10, "b", (5, 10)), cand(3, 5, "c", (1, 10))],
+        quorum=1,
+        band=1,
+        min_success_rate=0,
+    )
+    decision = decide_leader(scored, None, win_margin=0.05)
+    assert (decision.leader, decision.reason) == (2, "first_leader")
+
+
+def test_no_eligible_means_no_leader() -> None:
+    scored = score([cand(1, 1, "a", (1, 10))], quorum=1, band=1, min_success_rate=0.5)
+    assert decide_leader(scored, None, win_margin=0.05).leader is None
+
+
+@pytest.mark.parametrize(
+    ("shares", "owner_share", "expected"),
+    [
+        ([CompetitionShare("a", 1, 7)], 0.0, {7: 1.0}),
+        ([CompetitionShare("a", 1, 7)], 0.2, {0: 0.2, 7: 0.8}),
+        ([CompetitionShare("a", 3, 7), CompetitionShare("b", 1, 8)], 0.0, {7: 0.75, 8: 0.25}),
+        ([CompetitionShare("a", 1, 7), CompetitionShare("b", 1, None)], 0.0, {0: 0.5, 7: 0.5}),
+        ([CompetitionShare("a", 1, 7), CompetitionShare("b", 1, 7)], 0.0, {7: 1.0}),
+        ([], 0.0, {0: 1.0}),
+    ],
+)
+def test_weights_sum_to_one(
+    shares: list[CompetitionShare], owner_share: float, expected: dict[int, float]
+) -> None:
+    weights = compute_weights(shares, owner_uid=0, owner_share=owner_share)
+    assert weights == pytest.approx(expected)
+    assert sum(weights.values()) == pytest.approx(1.0)
