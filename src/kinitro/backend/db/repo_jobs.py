@@ -32,6 +32,8 @@ RES = Result.__table__
 ACTIVE = ("assigned", "acked", "running")
 DONE = ("completed", "failed")
 LIVE_JOB = ("queued", "running")
+# every job column except the round seed, which is public only once the round is revealed
+PUBLIC = [c for c in J.c if c.name != "seed"]
 
 
 # ------------------------------------------------------------------ rounds
@@ -113,11 +115,11 @@ async def requeue_job(conn: AsyncConnection, job_id: str) -> bool:
 
 
 async def jobs_of_submission(conn: AsyncConnection, submission_id: int) -> list[dict[str, Any]]:
-    return rows(await conn.execute(select(J).where(J.c.submission_id == submission_id)))
+    return rows(await conn.execute(select(*PUBLIC).where(J.c.submission_id == submission_id)))
 
 
 async def get_job(conn: AsyncConnection, job_id: str) -> dict[str, Any] | None:
-    stmt = select(J, S.c.miner_hotkey, S.c.miner_uid).join(S, S.c.id == J.c.submission_id)
+    stmt = select(*PUBLIC, S.c.miner_hotkey, S.c.miner_uid).join(S, S.c.id == J.c.submission_id)
     row = (await conn.execute(stmt.where(J.c.id == job_id))).mappings().first()
     return dict(row) if row else None
 
@@ -142,7 +144,7 @@ async def list_jobs(
     if validator_hotkey is not None:
         conds.append(J.c.id.in_(select(A.c.job_id).where(A.c.validator_hotkey == validator_hotkey)))
     q = (
-        select(J, S.c.miner_hotkey, S.c.miner_uid)
+        select(*PUBLIC, S.c.miner_hotkey, S.c.miner_uid)
         .join(S, S.c.id == J.c.submission_id)
         .where(and_(True, *conds))
     )
@@ -353,7 +355,7 @@ async def settle_job(conn: AsyncConnection, job_id: str) -> str | None:
 
 async def live_jobs(conn: AsyncConnection, limit: int = 100) -> list[dict[str, Any]]:
     stmt = (
-        select(J, S.c.miner_hotkey)
+        select(*PUBLIC, S.c.miner_hotkey)
         .join(S, S.c.id == J.c.submission_id)
         .where(J.c.state.in_(LIVE_JOB))
         .order_by(J.c.created_at.desc())
