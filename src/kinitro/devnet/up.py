@@ -317,9 +317,16 @@ class Devnet:
         if wallet in self.state.committed:
             return
         env = self.miner_env(wallet)
-        self._kinitro("miner", "upload", str(bundle), env=env)
+        self._kinitro("miner", "upload", str(bundle), "--repo", f"devnet/{wallet}", env=env)
         out = self._kinitro(
-            "miner", "commit", "--competition", COMPETITION_ID, "--json", str(bundle), env=env
+            "miner",
+            "commit",
+            "--competition",
+            COMPETITION_ID,
+            "--from-upload",
+            str(bundle / ".kinitro" / "upload.json"),
+            "--json",
+            env=env,
         )
         block = 0
         with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -329,7 +336,12 @@ class Devnet:
 
     def miner_env(self, wallet: str) -> dict[str, str]:
         return {
-            **self.chain_env(wallet),
+            "KINITRO_MINER_CHAIN_BACKEND": "local",
+            "KINITRO_MINER_CHAIN_URL": self.chain_url,
+            "KINITRO_MINER_NETUID": str(self.state.netuid),
+            "KINITRO_MINER_WALLET_PATH": str(self.layout.wallets),
+            "KINITRO_MINER_WALLET_NAME": wallet,
+            "KINITRO_MINER_HOTKEY": "default",
             "KINITRO_MINER_REGISTRY": "local",
             "KINITRO_MINER_REGISTRY_DIR": str(self.layout.registry),
             "KINITRO_MINER_BACKEND_URL": self.backend_http,
@@ -488,6 +500,10 @@ def _make_random_agent(bundle: Path) -> None:
     (bundle / f"{module.replace('.', '/')}.py").write_text(
         RANDOM_AGENT.replace("class Agent", f"class {data['entrypoint'].split(':')[1]}")
     )
+    text = manifest.read_text()
+    if "description" in data:
+        text = text.replace(str(data["description"]), "Uniformly random actions (a baseline)")
+    manifest.write_text(text)
 
 
 def render_tables(devnet: Devnet) -> Table:
