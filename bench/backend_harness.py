@@ -1,0 +1,154 @@
+"""Shared set-up for the backend benchmarks: PostgreSQL, LocalChain and a backend process.
+
+PostgreSQL comes from ``--database-url`` / ``KINITRO_BENCH_DATABASE_URL`` (an admin URL;
+a throw-away database is created and dropped) or, when neither is given, from a private
+cluster started from the machine's binaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ADMIN_KEY = "bench-admin-key-0123456789"
+
+
+@dataclass
+class BenchNet:
+    backend_url: str
+    ws_url: str
+    db_url: str
+    chain_url: str
+    netuid: int
+    registry_dir: Path
+    work: Path
+
+
+def _admin_sql(admin_url: str, sql: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    from kinitro.core.db import dsn
+
+    async def run() -> None:
+        conn = await asyncpg.connect(dsn(admin_url))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@contextlib.contextmanager
+def postgres(admin_url: str | None, work: Path) -> Iterator[str]:
+    """A fresh, migrated backend database URL."""
+    from sqlalchemy.engine import make_url
+
+    from kinitro.core import migrations
+
+    cluster = None
+    if not admin_url:
+        from kinitro.core.pgcluster import PostgresCluster
+
+        cluster = PostgresCluster(work / "pg", fsync=False)
+        admin_url = cluster.ensure()
+    name = f"kinitro_bench_{uuid.uuid4().hex[:8]}"
+    _admin_sql(admin_url, f'CREATE DATABASE "{name}"')
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrations.upgrade("backend", url)
+        yield url
+    finally:
+        _admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if cluster is not None:
+            cluster.destroy()
+
+
+@contextlib.contextmanager
+def backend_net(database_url: str | None, **env_overrides: str) -> Iterator[BenchNet]:
+    from kinitro.chain.local.process import LocalChainProcess, free_port
+
+    with tempfile.TemporaryDirectory(prefix="kinitro-bench-") as tmp:
+        work = Path(tmp)
+        admin = database_url or os.environ.get("KINITRO_BENCH_DATABASE_URL")
+        with (
+            postgres(admin, work) as db_url,
+            LocalChainProcess(
+                work / "chain",
+                block_interval=0.2,
+                commit_rate_limit=1,
+                weights_rate_limit=1,
+                min_validator_stake=100.0,
+            ) as chain,
+        ):
+            port = free_port()
+            env = {
+                **os.environ,
+                "KINITRO_BACKEND_DATABASE_URL": db_url,
+                "KINITRO_BACKEND_CHAIN_URL": chain.url,
+                "KINITRO_BACKEND_NETUID": "1",
+                "KINITRO_BACKEND_REGISTRY_DIR": str(work / "registry"),
+                "KINITRO_BACKEND_ADMIN_API_KEY": ADMIN_KEY,
+                "KINITRO_BACKEND_MIGRATE_ON_START": "false",
+                "KINITRO_BACKEND_LOG_LEVEL": "WARNING",
+                "KINITRO_BACKEND_CHAIN_SCAN_INTERVAL_S": "0.5",
+                "KINITRO_BACKEND_SCHEDULER_INTERVAL_S": "0.5",
+                "KINITRO_BACKEND_REPLICATION": "1",
+                **env_overrides,
+            }
+            log = (work / "backend.log").open("wb")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "kinitro", "backend", "run", "--port", str(port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                url = f"http://127.0.0.1:{port}"
+                deadline = time.monotonic() + 90
+                while True:
+                    if proc.poll() is not None:
+                        raise RuntimeError((work / "backend.log").read_text()[-3000:])
+                    with contextlib.suppress(httpx.HTTPError):
+                        if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                            break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("backend did not start")
+                    time.sleep(0.2)
+                yield BenchNet(
+                    backend_url=url,
+                    ws_url=f"ws://127.0.0.1:{port}",
+                    db_url=db_url,
+                    chain_url=chain.url,
+                    netuid=1,
+                    registry_dir=work / "registry",
+                    work=work,
+                )
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                log.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
