@@ -30,7 +30,7 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
-ConfigOpt = typer.Option(None, "--config", help="TOML config file (section [chain]).")
+ConfigOpt = typer.Option(None, "--config", help="TOML config file (section \\[chain]).")
 UrlOpt = typer.Option(None, "--url", help="LocalChain URL (default http://127.0.0.1:9945).")
 NetuidOpt = typer.Option(None, "--netuid", help="Subnet id (default 1).")
 WalletOpt = typer.Option(None, "--wallet", "-w", help="Wallet name.")

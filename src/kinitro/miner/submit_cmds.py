@@ -37,7 +37,7 @@ TEMPLATE_FILES = {
 }
 STATE_DIR = ".kinitro"  # inside the bundle dir; never packaged
 
-ConfigOpt = typer.Option(None, "--config", help="TOML config file (section [miner]).")
+ConfigOpt = typer.Option(None, "--config", help="TOML config file (section \\[miner]).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 WalletOpt = typer.Option(None, "--wallet", "-w", help="Wallet name.")
 HotkeyOpt = typer.Option(None, "--hotkey", "-k", help="Hotkey name.")
