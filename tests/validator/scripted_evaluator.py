@@ -1,0 +1,130 @@
+"""A scripted evaluator process for the validator acceptance tests.
+
+It consumes the validator's pgqueuer queue exactly like ``kinitro evaluator run`` (same
+entrypoint, same ``QueueTimers``, same ``JobQueue`` API) but instead of simulating it
+writes a deterministic stream per job: ``starting``, then per episode an ``episode`` and an
+``episode_steps`` batch and a ``running`` status, then the terminal status and the
+``eval_result``. Every message id is derived from (job, attempt, kind, index), so a re-run
+after a crash produces the same natural keys (the backend's upserts make them single).
+
+    python scripted_evaluator.py DATABASE_URL [EPISODE_DELAY_S]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sys
+from datetime import UTC, datetime
+
+
+def _mid(*parts: object) -> str:
+    return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+async def main(url: str, delay_s: float) -> None:
+    import asyncpg
+    from pgqueuer.adapters.persistence.queries import Queries
+    from pgqueuer.models import Job
+    from pgqueuer.qm import QueueManager
+
+    from kinitro.core.db import dsn
+    from kinitro.jobqueue import EVAL_JOB_ENTRYPOINT, JobQueue, QueueTimers, job_id_from_payload
+    from kinitro.protocol.common import EvalMetrics, JobState, TaskMetrics
+    from kinitro.protocol.validator_ws import Episode, EpisodeSteps, EvalResult, StepSample
+
+    timers = QueueTimers.fast()
+    jq = JobQueue.connect(url, pool_size=3)
+    conn = await asyncpg.connect(dsn(url))
+    qm = QueueManager(Queries.from_asyncpg_connection(conn))
+
+    def metrics(tasks: list[str], per_task: int) -> EvalMetrics:
+        def one(n: int) -> TaskMetrics:
+            successes = (n + 1) // 2
+            return TaskMetrics(
+                episodes=n,
+                successes=successes,
+                success_rate=successes / n,
+                ci_low=0.0,
+                ci_high=1.0,
+                mean_return=1.0,
+                mean_steps_to_success=5.0,
+                failures={},
+                scored_episodes=n,
+            )
+
+        return EvalMetrics(
+            per_task={t: one(per_task) for t in tasks}, overall=one(per_task * len(tasks))
+        )
+
+    @qm.entrypoint(EVAL_JOB_ENTRYPOINT, concurrency_limit=4)
+    async def run(job: Job) -> None:
+        job_id = job_id_from_payload(job.payload)
+        logging.getLogger("scripted-evaluator").info("running %s", job_id)
+        record = await jq.get_job_record(job_id)
+        spec = record.eval_job()
+        attempt = spec.attempt
+        tasks = spec.benchmark.tasks
+        total = spec.benchmark.total_episodes
+        started = datetime.now(UTC)
+        await jq.report_status(job_id, JobState.STARTING, episodes_done=0, episodes_total=total)
+        for index in range(total):
+            task = tasks[index % len(tasks)]
+            episode = Episode(
+                id=_mid(job_id, attempt, "episode", index),
+                job_id=job_id,
+                episode_index=index,
+                task=task,
+                task_episode=index // len(tasks),
+                success=index % 2 == 0,
+                total_reward=float(index),
+                steps=10,
+                steps_to_success=5 if index % 2 == 0 else None,
+                terminated=index % 2 == 0,
+                truncated=index % 2 == 1,
+                duration_s=delay_s,
+            )
+            steps = EpisodeSteps(
+                id=_mid(job_id, attempt, "steps", index),
+                job_id=job_id,
+                episode_index=index,
+                batch_index=0,
+                samples=[
+                    StepSample(
+                        step=s, observation=[0.1] * 8, action=[0.0] * 4, reward=0.1, success=False
+                    )
+                    for s in range(0, 10, 5)
+                ],
+            )
+            await jq.append_outbox_many([episode, steps])
+            await jq.report_status(
+                job_id, JobState.RUNNING, episodes_done=index + 1, episodes_total=total
+            )
+            await asyncio.sleep(delay_s)
+        per_task = spec.benchmark.episodes_per_task
+        await jq.report_status(
+            job_id, JobState.COMPLETED, episodes_done=total, episodes_total=total
+        )
+        await jq.append_outbox(
+            EvalResult(
+                id=_mid(job_id, attempt, "result"),
+                job_id=job_id,
+                state=JobState.COMPLETED,
+                metrics=metrics(tasks, per_task),
+                started_at=started,
+                finished_at=datetime.now(UTC),
+                evaluator_version="scripted",
+            )
+        )
+
+    await qm.run(
+        heartbeat_timeout=timers.heartbeat_timeout,
+        dequeue_timeout=timers.dequeue_timeout,
+        batch_size=2,
+    )
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(main(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 0.02))
