@@ -15,7 +15,9 @@ from .conftest import free_port
 
 
 def test_backend_run_serves_health_metrics_and_openapi(
-    empty_db_url: str, chain_proc, tmp_path: Path  # type: ignore[no-untyped-def]
+    empty_db_url: str,
+    chain_proc,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     port = free_port()
     env = {
@@ -26,9 +28,20 @@ def test_backend_run_serves_health_metrics_and_openapi(
     }
     log = (tmp_path / "backend.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kinitro", "backend", "run", "--port", str(port),
-         "--media-dir", str(tmp_path / "media")],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "kinitro",
+            "backend",
+            "run",
+            "--port",
+            str(port),
+            "--media-dir",
+            str(tmp_path / "media"),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -63,7 +76,9 @@ def test_backend_run_serves_health_metrics_and_openapi(
 def test_backend_run_refuses_placeholder_secret_in_production() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "kinitro", "backend", "run", "--environment", "production"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 2
     assert "seed_secret" in out.stderr and "Traceback" not in out.stderr

@@ -249,3 +249,26 @@ async def test_expired_lease_is_reassigned(
         assert states[second.ss58_address] in ("assigned", "acked")
         await a.close()
         await b.close()
+
+
+async def test_refused_job_goes_to_another_validator_and_lite_gets_none(
+    backend: Backend, net: Net, registry: LocalRegistry
+) -> None:
+    from kinitro.protocol.common import ErrorCode
+
+    await create_competition(backend)
+    lite, _ = await login(backend, await net.validator(), lite=True)
+    a, _ = await login(backend, await net.validator())
+    await commit_artifact(net, registry)
+    job = await a.recv_type("eval_job", within=15)
+    await a.send(Ack.reject(job.id, ErrorCode.UNAVAILABLE, "disk full"))
+    b, _ = await login(backend, await net.validator())
+    moved = await b.recv_type("eval_job", within=10)
+    assert moved.job_id == job.job_id
+    try:
+        extra = await lite.recv_type("eval_job", within=1.0)
+    except TimeoutError:
+        extra = None
+    assert extra is None  # lite validators only follow weights
+    for c in (lite, a, b):
+        await c.close()

@@ -21,7 +21,7 @@ def run(
         None,
         "--config",
         "-c",
-        help="TOML config file (section [backend]).",
+        help="TOML config file (section \\[backend]).",
         envvar="KINITRO_CONFIG",
     ),
     host: str | None = typer.Option(None, help="Bind address (default 127.0.0.1)."),

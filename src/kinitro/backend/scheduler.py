@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kinitro.backend import events, seeds
-from kinitro.backend.db import repo_jobs, repo_validators
+from kinitro.backend.db import repo_admin, repo_jobs, repo_validators
 from kinitro.backend.db.common import utcnow
 from kinitro.backend.db.models import JobAssignment
 from kinitro.backend.locks import SCHEDULER, LeaderLock
@@ -146,6 +146,7 @@ class Scheduler:
             if woken:
                 self.state.metrics.jobs_assigned.inc(len(woken))
                 await events.wake_validators(conn, woken)
+            await repo_admin.purge_nonces(conn, now - _seconds(3600))
             secret = s.seed_secret.get_secret_value().encode()
             for rnd in await repo_jobs.reveal_ended_rounds(conn, now):
                 await repo_jobs.set_revealed(conn, rnd["id"], seeds.round_seed(secret, rnd["id"]))

@@ -435,7 +435,11 @@ class ValidatorSession:
         assert self.hotkey is not None
         lease = self.settings.lease_s
         async with self.state.engine.begin() as conn:
-            job_id = await repo_jobs.ack_assignment(conn, message.ack_id, self.hotkey, lease)
+            if message.ok:
+                job_id = await repo_jobs.ack_assignment(conn, message.ack_id, self.hotkey, lease)
+            else:
+                # the validator will not run it (e.g. lite): let the scheduler place it
+                job_id = await repo_jobs.refuse_assignment(conn, message.ack_id, self.hotkey)
             if job_id is None and not await repo_scoring.ack_message(
                 conn, self.hotkey, message.ack_id
             ):
@@ -448,7 +452,8 @@ class ValidatorSession:
                 message.error_code,
                 message.detail,
             )
-        self.state.metrics.ws_messages.labels("ack", "ok").inc()
+            self.state.scheduler_wake.set()
+        self.state.metrics.ws_messages.labels("ack", "ok" if message.ok else "refused").inc()
 
     async def _ingest(self, message: JobStatus | EvalResult | Episode | EpisodeSteps) -> None:
         assert self.hotkey is not None

@@ -166,7 +166,7 @@ class JobAssignment(Base):
     # message id of the eval_job frame: stable across resends, acked by the validator
     message_id: Mapped[str] = mapped_column(unique=True)
     attempt: Mapped[int] = mapped_column(Integer, server_default="1")
-    # assigned | acked | running | completed | failed | expired | cancelled
+    # assigned | acked | running | completed | failed | expired | refused | cancelled
     state: Mapped[str] = mapped_column(server_default="assigned")
     lease_expires_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]

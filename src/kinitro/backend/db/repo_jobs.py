@@ -380,3 +380,17 @@ async def settle_submission(conn: AsyncConnection, submission_id: int) -> bool:
         .returning(S.c.id)
     )
     return result.scalar() is not None
+
+
+async def refuse_assignment(conn: AsyncConnection, message_id: str, hotkey: str) -> str | None:
+    """The validator refused the eval_job: the assignment no longer counts (never re-offered)."""
+    stmt = (
+        update(A)
+        .where(
+            A.c.message_id == message_id, A.c.validator_hotkey == hotkey, A.c.state == "assigned"
+        )
+        .values(state="refused", finished_at=utcnow())
+        .returning(A.c.job_id)
+    )
+    job_id = (await conn.execute(stmt)).scalar()
+    return str(job_id) if job_id is not None else None

@@ -71,6 +71,7 @@ export interface CompetitionView {
   approvalMode?: string;
   replication?: number;
   benchmarks: BenchmarkView[];
+  leader?: LeaderView;
   leaderboard?: LeaderboardView;
 }
 
@@ -205,6 +206,7 @@ export function toCompetition(raw: Json): CompetitionView {
     approvalMode: str(pick(raw, "approval_mode")),
     replication: num(pick(raw, "replication")),
     benchmarks: arr(pick(raw, "benchmarks")).map(toBenchmark),
+    leader,
     leaderboard: lb === undefined ? undefined : toLeaderboard(lb, leader),
   };
   if (view.leaderboard) view.leaderboard = withMargin(view.leaderboard, view.winMargin);
@@ -396,7 +398,8 @@ function total(v: unknown): number | undefined {
 /** Counters from `/api/v1/stats` (nested counts by status/state) or a `stats` event. */
 export function toStats(raw: unknown): StatsView {
   if (!isObj(raw)) return {};
-  const byState = (state: string) => num(pick(raw, `jobs.${state}`));
+  const jobs = pick(raw, "jobs");
+  const byState = (state: string) => (isObj(jobs) ? (num(jobs[state]) ?? 0) : undefined);
   return {
     validatorsConnected: num(pick(raw, "validators_connected", "connected_validators")),
     submissions: num(pick(raw, "submissions_total")) ?? total(pick(raw, "submissions")),

@@ -16,6 +16,10 @@ function messageId(): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+function mark(name: string): void {
+  if (performance.getEntriesByName(name).length === 0) performance.mark(name);
+}
+
 export function realtimeUrl(): string {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   return `${proto}//${location.host}/ws/realtime`;
@@ -31,6 +35,7 @@ export function startRealtime(url = realtimeUrl()): () => void {
   const connect = () => {
     socket = new WebSocket(url);
     socket.addEventListener("open", () => {
+      mark("kinitro:ws-open");
       backoff = 500;
       socket?.send(
         JSON.stringify({ type: "subscribe", id: messageId(), event_types: [], filters: {} }),
@@ -51,6 +56,7 @@ export function startRealtime(url = realtimeUrl()): () => void {
       if (!isObj(msg)) return;
       switch (str(msg.type)) {
         case "snapshot":
+          mark("kinitro:snapshot");
           applySnapshot(pick(msg, "data"));
           setConnection("live");
           break;

@@ -33,6 +33,8 @@ export function installLinkInterception(): void {
     if (!a || a.target || a.hasAttribute("download")) return;
     const url = new URL(a.href, location.href);
     if (url.origin !== location.origin || !isDashboardPath(url.pathname)) return;
+    // In-page anchors (the skip link …) are the browser's job.
+    if (url.hash && url.pathname === location.pathname && url.search === location.search) return;
     ev.preventDefault();
     navigate(url.pathname + url.search);
   });

@@ -143,7 +143,7 @@ export function applySnapshot(data: unknown): void {
     if (isObj(boards)) {
       for (const [cid, lb] of Object.entries(boards)) {
         const c = s.competitions.get(cid);
-        if (c) c.leaderboard = toLeaderboard(lb);
+        if (c) c.leaderboard = withMargin(toLeaderboard(lb, c.leader), c.winMargin);
       }
     }
     s.submissions = listOf(pick(data, "recent_submissions", "submissions")).map(toSubmission);

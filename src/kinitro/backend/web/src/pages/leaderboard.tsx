@@ -91,7 +91,7 @@ export function LeaderboardTable(props: {
           {shown.map((r, i) => (
             <tr key={r.submissionId ?? i} class={r.isLeader ? "is-leader" : undefined}>
               <td>{r.rank ?? i + 1}</td>
-              <td>
+              <td class="nowrap">
                 <HotkeyText hotkey={r.minerHotkey} />
                 {r.minerUid !== undefined && <span class="muted"> uid {r.minerUid}</span>}
               </td>
@@ -103,7 +103,8 @@ export function LeaderboardTable(props: {
               </td>
               <td class="num">{r.episodes ?? DASH}</td>
               <td class="num">{r.validators ?? DASH}</td>
-              <td class="badges">
+              <td>
+                <span class="badges">
                 {r.isLeader && <Badge state="leader" label="leader" />}
                 {r.submissionId && pending.has(r.submissionId) && (
                   <Badge state="candidate" label="awaiting approval" />
@@ -115,6 +116,7 @@ export function LeaderboardTable(props: {
                 {r.disagreement && (
                   <Badge state="expired" label="validators disagree" title="Validator results differ beyond the agreement band" />
                 )}
+                </span>
               </td>
             </tr>
           ))}
