@@ -198,6 +198,16 @@ async def test_backend_killed_mid_flow_nothing_lost(
             await wait_all_delivered(net, [jq], within=90)
             await assert_exactly_once(net, [jq])
             assert node.validator.alive  # never crashed
+            # the weights the backend computed from these results end up on chain
+            deadline = time.monotonic() + 30
+            while True:
+                latest = await asyncio.to_thread(net.get, "/api/v1/weights/latest")
+                last = await jq.last_weights_set()
+                if last is not None and last.weights_id == latest["weights_id"]:
+                    break
+                assert time.monotonic() < deadline, (latest, last)
+                await asyncio.sleep(0.2)
+            assert last.block is not None
             print(
                 f"outbox while backend down: {piled_up}; "
                 f"recovered {time.monotonic() - down_at:.1f}s after the kill"

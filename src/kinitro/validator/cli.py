@@ -176,6 +176,7 @@ def status(
     if not settings.database_url:
         raise _fail("no database URL: pass --database-url or set KINITRO_VALIDATOR_DATABASE_URL")
     data = asyncio.run(_status(settings.database_url))
+    data["connection"]["effective_state"] = _connection_state(data["connection"])
     if as_json:
         typer.echo(json.dumps(data))
         return
@@ -198,13 +199,31 @@ async def _status(url: str) -> dict[str, Any]:
         await jq.close()
 
 
+STALE_AFTER_S = 90.0
+"""A "connected" row not refreshed for this long (heartbeats refresh it) is reported
+stale: the node was probably killed without a chance to say so."""
+
+
+def _connection_state(conn: dict[str, Any]) -> str:
+    from datetime import UTC, datetime
+
+    state = str(conn["state"])
+    seen = conn.get("last_seen_at")
+    if state == "connected" and seen:
+        age = (datetime.now(UTC) - datetime.fromisoformat(seen)).total_seconds()
+        if age > STALE_AFTER_S:
+            return f"stale (connected, but no heartbeat for {age:.0f}s)"
+    return state
+
+
 def _print_status(data: dict[str, Any]) -> None:
     conn, depths, last = data["connection"], data["depths"], data["last_weights"]
     table = Table(title="validator", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value")
-    colour = {"connected": "green", "disconnected": "yellow"}.get(conn["state"], "red")
-    table.add_row("connection", f"[{colour}]{conn['state']}[/{colour}]")
+    state = _connection_state(conn)
+    colour = {"connected": "green", "disconnected": "yellow"}.get(state, "red")
+    table.add_row("connection", f"[{colour}]{state}[/{colour}]")
     table.add_row("backend", str(conn["backend_url"] or "-"))
     table.add_row("hotkey / uid", f"{conn['hotkey'] or '-'} / {conn['uid']}")
     table.add_row("lite", str(conn["lite"]))

@@ -52,6 +52,3 @@ class Settings(KinitroSettings):
     weights_retry_s: float = Field(5.0, ge=0)
     block_time_s: float = Field(12.0, gt=0)
     """Expected block interval, to turn "retry in N blocks" into a wait."""
-
-    # status heartbeat into the database (for `validator status`)
-    status_interval_s: float = Field(5.0, gt=0)
