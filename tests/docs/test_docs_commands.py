@@ -1,11 +1,13 @@
 """Docs that are not executed drift: check every `kinitro` command the docs show.
 
-1. Every ``kinitro …`` line in a bash/console block of README.md and docs/*.md must parse
-   against the real CLI: the command path exists, every option exists and every value
-   has the right type (click's own parser, no command is run).
+1. Every ``kinitro …`` line in a bash/console block of README.md, docs/*.md and
+   docs/guides/*.md must parse against the real CLI: the command path exists, every
+   option exists and every value has the right type (click's own parser, no command is
+   run).
 2. Blocks preceded by ``<!-- doc-test: run -->`` are executed for real, in order, by bash
-   in a scratch directory with a running LocalChain and the environment described in
-   ``_run_env`` (see ``docs/miner.md``): the guide's walkthrough must work as written.
+   in a scratch directory with a running LocalChain and the environment set by the
+   ``local_chain_for_docs`` fixture (``tests/docs/conftest.py``; see
+   ``docs/guides/miner.md``): the guide's walkthrough must work as written.
 """
 
 from __future__ import annotations
@@ -17,12 +19,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pytest
+import typer.core
 import typer.main
 
+# typer vendors its own click (`typer._click`); the `click` package's classes never match.
+from typer._click import core as click_core
+from typer._click import exceptions as click_exceptions
+
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "docs" / "guides").glob("*.md")),
+]
 FENCE = re.compile(
     r"(?P<marker><!-- doc-test: run -->\s*)?```(?P<lang>bash|console|sh|shell)\n"
     r"(?P<body>.*?)```",
@@ -78,20 +88,20 @@ def test_command_parses_against_the_real_cli(doc: str, command: str) -> None:
 
     root = typer.main.get_command(app)
     words = shlex.split(os.path.expandvars(command))[1:]
-    cmd: click.Command = root
-    ctx = click.Context(root, info_name="kinitro")
-    while isinstance(cmd, click.Group) and words and not words[0].startswith("-"):
+    cmd: click_core.Command = root
+    ctx = click_core.Context(root, info_name="kinitro")
+    while isinstance(cmd, typer.core.TyperGroup) and words and not words[0].startswith("-"):
         sub = cmd.get_command(ctx, words[0])
         assert sub is not None, f"{doc}: unknown command {words[0]!r} in `{command}`"
         cmd, words = sub, words[1:]
-        ctx = click.Context(cmd, info_name=cmd.name, parent=ctx)
+        ctx = click_core.Context(cmd, info_name=cmd.name, parent=ctx)
     if "--help" in words or "-h" in words:
         return
     try:
         cmd.make_context(cmd.name, list(words), parent=ctx.parent, resilient_parsing=False)
-    except click.exceptions.Exit:
+    except typer.Exit:
         pass
-    except click.UsageError as exc:
+    except click_exceptions.UsageError as exc:
         pytest.fail(f"{doc}: `{command}` does not parse: {exc.format_message()}")
 
 
