@@ -292,3 +292,64 @@ def test_errors_carry_protocol_error_codes() -> None:
     with pytest.raises(rpc.WrongDtype) as exc3:
         rpc.check_action(np.zeros(4), ACTION_SPEC)
     assert exc3.value.code is ErrorCode.INVALID_ARRAY
+
+
+HOT = rpc.HotPath(OBS_SPEC, ACTION_SPEC)
+
+
+def outcome(fn: object, *args: object) -> object:
+    try:
+        return ("ok", fn(*args))  # type: ignore[operator]
+    except rpc.AgentRpcError as exc:
+        return ("error", type(exc), str(exc))
+
+
+def same_outcome(a: object, b: object) -> bool:
+    if a[0] == "ok" and b[0] == "ok":  # type: ignore[index]
+        return equal(a[1], b[1])  # type: ignore[index]
+    return a == b
+
+
+@given(hnp.arrays(np.float64, 39), ids)
+def test_hot_path_encodes_like_the_generic_codec(obs: np.ndarray, i: int) -> None:
+    assert HOT.encode_act(i, obs) == rpc.encode(rpc.Act(i, obs))
+    act = np.zeros(4, np.float32)
+    assert HOT.encode_action(i, act) == rpc.encode(rpc.Action(i, act))
+
+
+@given(st.data())
+def test_hot_path_decodes_like_the_generic_codec(data: st.DataObject) -> None:
+    i = data.draw(st.integers(0, 2**20))
+    obs = data.draw(hnp.arrays(np.float64, 39))
+    act = data.draw(hnp.arrays(np.float32, 4))
+    req = bytearray(body(HOT.encode_act(i, obs)))
+    resp = bytearray(body(rpc.encode(rpc.Action(i, act))))
+    for raw in (req, resp):
+        for _ in range(data.draw(st.integers(0, 3))):
+            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    assert same_outcome(
+        outcome(HOT.decode_request, bytes(req)), outcome(rpc.decode_request, bytes(req))
+    )
+    assert same_outcome(
+        outcome(HOT.decode_action, bytes(resp), i),
+        outcome(rpc.decode_action, bytes(resp), i, ACTION_SPEC),
+    )
+
+
+def test_hot_path_rejects_lookalikes() -> None:
+    good = {"dtype": "float32", "shape": [4], "data": bytes(16)}
+    for msg in (
+        {"type": "action", "id": 1.0, "action": good},
+        {"type": "action", "id": True, "action": good},
+        {"type": "action", "id": 1, "action": {**good, "shape": [4.0]}},
+    ):
+        with pytest.raises(rpc.AgentRpcError):
+            HOT.decode_action(msgpack.packb(msg), 1)
+
+
+def test_hot_path_coerce() -> None:
+    a = np.zeros(4, np.float32)
+    assert HOT.coerce_action(a) is a
+    np.testing.assert_array_equal(HOT.coerce_action([0, 0, 0, 0]), a)
+    with pytest.raises(rpc.NonFiniteValue):
+        HOT.coerce_action(np.array([0, np.inf, 0, 0], np.float32))

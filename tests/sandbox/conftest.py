@@ -21,7 +21,8 @@ from kinitro.protocol.agent_rpc import ArraySpec
 
 OBS_SPEC = ArraySpec("float64", (39,))
 ACTION_SPEC = ArraySpec("float32", (4,), -1.0, 1.0)
-TIMEOUTS = CallTimeouts(hello=20.0, reset=1.0, act=1.0, close=0.5)
+# Generous enough for a well-behaved agent on a loaded 2-core machine, short for the suite.
+TIMEOUTS = CallTimeouts(hello=30.0, reset=2.0, act=2.0, close=0.5)
 TIGHT_LIMITS = SandboxLimits(
     cpu_seconds=20,
     memory_bytes=1024**3,

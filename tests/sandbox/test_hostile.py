@@ -404,14 +404,14 @@ class Agent:
     def reset(self, task): pass
 
     def act(self, obs):
-        time.sleep(3)
+        time.sleep(60)
         return obs[:4].astype("float32")
 """
 
 
 def test_sleep_past_deadline(run_agent: RunAgent, make_bundle: BundleFactory) -> None:
     failure, _ = attack(run_agent, make_bundle(SLEEPER))
-    assert isinstance(failure, AgentTimeout) and "no answer within 1.0 s" in str(failure)
+    assert isinstance(failure, AgentTimeout) and f"no answer within {TIMEOUTS.act} s" in str(failure)
 
 
 # --------------------------------------------------------------------------- actions

@@ -23,6 +23,7 @@ from kinitro.evaluator.agent_client import (
     AgentInvalidAction,
     AgentProtocolViolation,
     AgentTimeout,
+    CallTimeouts,
 )
 from kinitro.evaluator.sandbox import AgentEndpoint
 from kinitro.protocol import agent_rpc as rpc
@@ -155,7 +156,8 @@ def test_act_before_hello_is_a_protocol_violation(
     launch: Launch, make_bundle: BundleFactory
 ) -> None:
     _, sock = launch(make_bundle())
-    agent = client_for(sock)
+    # No hello: the act deadline also covers loading the agent, so be generous.
+    agent = AgentClient(sock, OBS_SPEC, ACTION_SPEC, timeouts=CallTimeouts(act=30.0))
     with pytest.raises(AgentProtocolViolation, match="bad_state"):
         agent.act(np.zeros(39))
 

@@ -32,13 +32,12 @@ call raises at once. Close the sandbox and start a new one for the next episode.
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar
-
-import numpy as np
 
 from kinitro.evaluator.errors import EvaluatorError
 from kinitro.evaluator.sandbox.base import AgentEndpoint
@@ -110,6 +109,11 @@ class AgentClient:
         describe_exit: Callable[[], str | None] | None = None,
     ) -> None:
         self._sock = sock
+        # Blocking socket with kernel-side timeouts (SO_RCVTIMEO/SO_SNDTIMEO): one syscall
+        # per send/recv on the hot path instead of poll() + send/recv.
+        sock.settimeout(None)
+        self._kernel_timeout = -1.0
+        self._hot = rpc.HotPath(observation_spec, action_spec)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
         self.timeouts = timeouts or CallTimeouts()
@@ -179,15 +183,14 @@ class AgentClient:
             raise self._broken
         i = self._next_id
         self._next_id = i + 1
-        if isinstance(observation, np.ndarray):
-            data = rpc.encode_act(i, observation)
-        else:
-            data = rpc.encode(rpc.Act(i, observation))
-        self._deadline = time.monotonic() + self.timeouts.act
+        hot = self._hot
+        timeout = self.timeouts.act
+        self._deadline = time.monotonic() + timeout
         try:
-            self._send(data)
-            body = self._reader.read(self._recv_into)
-            return rpc.decode_action(body, i, self.action_spec)
+            if self._kernel_timeout != timeout:
+                self._set_kernel_timeout(timeout)
+            self._sock.sendall(hot.encode_act(i, observation))
+            return hot.decode_action(self._reader.read(self._recv_into), i)
         except Exception as exc:  # classify every failure, then re-raise typed
             raise self._classify(exc, "act") from exc
 
@@ -252,21 +255,29 @@ class AgentClient:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        self._sock.settimeout(remaining)
+        self._set_kernel_timeout(remaining)
         self._sock.sendall(data)
 
     def _recv_into(self, view: memoryview) -> int:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        self._sock.settimeout(remaining)
+        if remaining < self._kernel_timeout - 0.001:  # a later chunk: shrink to the deadline
+            self._set_kernel_timeout(remaining)
         return self._sock.recv_into(view)
+
+    def _set_kernel_timeout(self, seconds: float) -> None:
+        whole = int(seconds)
+        tv = struct.pack("ll", whole, max(1, int((seconds - whole) * 1e6)))
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+        self._kernel_timeout = seconds
 
     def _classify(self, exc: BaseException, call: str) -> AgentFailure:
         failure: AgentFailure
         if isinstance(exc, AgentFailure):
             return exc
-        if isinstance(exc, TimeoutError):
+        if isinstance(exc, TimeoutError | BlockingIOError):
             limit = getattr(self.timeouts, call, None)
             failure = AgentTimeout(f"no answer within {limit} s")
         elif isinstance(exc, rpc.AgentReportedError):

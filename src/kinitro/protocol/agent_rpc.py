@@ -741,6 +741,167 @@ def decode_action(body: bytes | bytearray | memoryview, request_id: int, spec: A
     raise InvalidMessage(f"expected 'action' for request {request_id}, got {t!r} for {i}")
 
 
+# --------------------------------------------------------------------------- hot path
+
+
+def _bin_header(n: int) -> bytes:
+    if n < 1 << 8:
+        return b"\xc4" + n.to_bytes(1, "big")
+    if n < 1 << 16:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
+def _array_prefix(key: str, spec: ArraySpec) -> bytes:
+    """msgpack bytes of ``key: {"dtype": .., "shape": .., "data": <bin header>`` for spec."""
+    return (
+        _packb_any(key)
+        + b"\x83"
+        + _packb_any("dtype")
+        + _packb_any(spec.dtype)
+        + _packb_any("shape")
+        + _packb_any(list(spec.shape))
+        + _packb_any("data")
+        + _bin_header(spec.size * DTYPES[spec.dtype].itemsize)
+    )
+
+
+def _packb_any(obj: object) -> bytes:
+    out: bytes = msgpack.packb(obj, use_bin_type=True)
+    return out
+
+
+class HotPath:
+    """Precomputed encoders/decoders for ``act``/``action`` of one negotiated spec pair.
+
+    Produces byte-for-byte the same frames as :func:`encode` and accepts exactly what
+    :func:`decode_request` / :func:`decode_action` accept: the fast path only handles the
+    valid, expected shape of a message and defers everything else to the full decoders,
+    which raise the specific errors. ``observation_spec`` may be ``None`` (or a dict of
+    fields), in which case observations take the generic path.
+    """
+
+    __slots__ = (
+        "_act_mid",
+        "_act_prefix",
+        "_action_mid",
+        "_action_prefix",
+        "_action_shape",
+        "_obs_shape",
+        "action_dtype",
+        "action_nbytes",
+        "action_spec",
+        "obs_dtype",
+        "obs_nbytes",
+        "observation_spec",
+    )
+
+    def __init__(self, observation_spec: ObservationSpec | None, action_spec: ArraySpec) -> None:
+        self.observation_spec = observation_spec
+        self.action_spec = action_spec
+        self.action_dtype = DTYPES[action_spec.dtype]
+        self.action_nbytes = action_spec.size * self.action_dtype.itemsize
+        self._action_shape = list(action_spec.shape)
+        self._action_prefix = b"\x83" + _packb_any("type") + _packb_any("action") + _packb_any("id")
+        self._action_mid = _array_prefix("action", action_spec)
+        self._act_prefix = b"\x83" + _packb_any("type") + _packb_any("act") + _packb_any("id")
+        if isinstance(observation_spec, ArraySpec):
+            self.obs_dtype: np.dtype[Any] | None = DTYPES[observation_spec.dtype]
+            self.obs_nbytes = observation_spec.size * DTYPES[observation_spec.dtype].itemsize
+            self._obs_shape: list[int] | None = list(observation_spec.shape)
+            self._act_mid: bytes | None = _array_prefix("observation", observation_spec)
+        else:
+            self.obs_dtype, self.obs_nbytes, self._obs_shape, self._act_mid = None, 0, None, None
+
+    # client side -------------------------------------------------------------
+
+    def encode_act(self, request_id: int, observation: Observation) -> bytes:
+        mid = self._act_mid
+        if (
+            mid is None
+            or type(observation) is not np.ndarray
+            or observation.dtype != self.obs_dtype
+            or observation.nbytes != self.obs_nbytes
+            or list(observation.shape) != self._obs_shape
+        ):
+            return encode(Act(request_id, observation))
+        body = self._act_prefix + _packb_any(request_id) + mid + observation.tobytes()
+        return HEADER.pack(len(body)) + body
+
+    def decode_action(self, body: bytes | bytearray | memoryview, request_id: int) -> Array:
+        m = _unpack(body)
+        a = m.get("action")
+        if (
+            len(m) == 3
+            and m.get("type") == "action"
+            and type(m.get("id")) is int
+            and m.get("id") == request_id
+            and type(a) is dict
+            and len(a) == 3
+            and a.get("dtype") == self.action_spec.dtype
+            and _same_shape(a.get("shape"), self._action_shape)
+            and type(data := a.get("data")) is bytes
+            and len(data) == self.action_nbytes
+        ):
+            arr: Array = np.frombuffer(data, dtype=self.action_dtype).reshape(
+                self.action_spec.shape
+            )
+            if self.action_dtype.kind == "f" and not _all_finite(arr):
+                raise NonFiniteValue("action", "contains NaN or Inf")
+            return arr
+        return decode_action(body, request_id, self.action_spec)
+
+    # agent side --------------------------------------------------------------
+
+    def decode_request(self, body: bytes | bytearray | memoryview) -> Request:
+        m = _unpack(body)
+        o = m.get("observation")
+        i = m.get("id")
+        if (
+            self._obs_shape is not None
+            and len(m) == 3
+            and m.get("type") == "act"
+            and type(i) is int
+            and i >= 0
+            and type(o) is dict
+            and len(o) == 3
+            and _same_shape(o.get("shape"), self._obs_shape)
+            and o.get("dtype") == self.observation_spec.dtype  # type: ignore[union-attr]
+            and type(data := o.get("data")) is bytes
+            and len(data) == self.obs_nbytes
+        ):
+            obs: Array = np.frombuffer(data, dtype=self.obs_dtype).reshape(self._obs_shape)
+            return Act(i, obs)
+        return decode_request(body)
+
+    def encode_action(self, request_id: int, action: Array) -> bytes:
+        """Frame for an action that already satisfies the spec (see :func:`coerce_action`)."""
+        body = self._action_prefix + _packb_any(request_id) + self._action_mid + action.tobytes()
+        return HEADER.pack(len(body)) + body
+
+    def coerce_action(self, value: object) -> Array:
+        if (
+            type(value) is np.ndarray
+            and value.dtype == self.action_dtype
+            and value.shape == self.action_spec.shape
+        ):
+            if self.action_dtype.kind == "f" and not _all_finite(value):
+                raise NonFiniteValue("action", "contains NaN or Inf")
+            return value
+        return coerce_action(value, self.action_spec)
+
+
+def _same_shape(shape: object, expected: list[int]) -> bool:
+    return type(shape) is list and shape == expected and all(type(d) is int for d in shape)
+
+
+def _all_finite(arr: Array) -> bool:
+    if arr.size <= 32:
+        isfinite = math.isfinite
+        return all(isfinite(x) for x in arr.ravel().tolist())
+    return bool(np.isfinite(arr).all())
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -803,6 +964,7 @@ __all__ = [
     "FrameTooLarge",
     "Hello",
     "HelloOk",
+    "HotPath",
     "InvalidArray",
     "InvalidMessage",
     "MalformedFrame",

@@ -320,6 +320,27 @@ class BubblewrapRunning:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def pids(self) -> list[int]:
+        """Host pids of the processes inside the sandbox (below its pid-namespace init)."""
+        if self.init_pid is None:
+            return []
+        children: dict[int, list[int]] = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    with open(f"/proc/{entry.name}/stat", "rb") as f:
+                        ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(ppid, []).append(int(entry.name))
+        out: list[int] = []
+        todo = [self.init_pid]
+        while todo:
+            kids = children.get(todo.pop(), [])
+            out += kids
+            todo += kids
+        return out
+
     def describe_exit(self, wait: float = 0.5) -> str | None:
         """How the sandbox ended, if it has (waits briefly for a dying process)."""
         try:

@@ -71,6 +71,7 @@ class Server:
         self.loaded = loaded
         self.reader = rpc.FrameReader(max_frame)
         self.closed = False
+        self.hot: rpc.HotPath | None = None
 
     def send(self, msg: rpc.Response) -> None:
         self.conn.sendall(rpc.encode(msg))
@@ -80,18 +81,36 @@ class Server:
 
     def serve(self) -> None:
         recv_into = self.conn.recv_into
+        sendall = self.conn.sendall
+        read = self.reader.read
         while not self.closed:
             try:
-                body = self.reader.read(recv_into)
+                body = read(recv_into)
             except rpc.ConnectionClosed:
                 return
             except rpc.FrameTooLarge as exc:
                 self.fail(0, "protocol_violation", str(exc))
                 return  # the stream cannot be resynchronised
+            hot = self.hot
             try:
-                request = rpc.decode_request(body)
+                request = hot.decode_request(body) if hot else rpc.decode_request(body)
             except rpc.AgentRpcError as exc:
                 self.fail(0, "protocol_violation", str(exc))
+                continue
+            if hot is not None and type(request) is rpc.Act:
+                # The hot loop, inlined: call the agent, check its action, answer.
+                i = request.id
+                try:
+                    raw = self.loaded.agent.act(request.observation)
+                except Exception as exc:  # noqa: BLE001 - miner code may raise anything
+                    self.fail(i, "agent_exception", _describe(exc))
+                    continue
+                try:
+                    action = hot.coerce_action(raw)
+                except rpc.AgentRpcError as exc:
+                    self.fail(i, "invalid_action", str(exc))
+                    continue
+                sendall(hot.encode_action(i, action))
                 continue
             self.handle(request)
 
@@ -158,4 +177,5 @@ class Server:
                 return
         loaded.obs_spec = request.observation_spec
         loaded.action_spec = request.action_spec
+        self.hot = rpc.HotPath(request.observation_spec, request.action_spec)
         self.send(rpc.HelloOk(i, loaded.manifest.name))
