@@ -1,0 +1,554 @@
+"""A real backend process with data, for the dashboard's browser tests.
+
+Everything goes through the platform's real paths: a LocalChain service (registered
+hotkeys, commitments), a local artifact registry, ``python -m kinitro backend run`` on a
+free port against the test's PostgreSQL, the admin REST API, and validators speaking the
+wire protocol over ``/ws/validator`` (challenge–response auth, eval_job → ack, job_status,
+episode + episode_steps, eval_result). Scoring and weights are computed by the backend's
+own engine. Media (action logs, a frame) are written with the evaluator's real encoders
+into the media directory the backend serves at ``/media``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import websockets
+from bittensor_wallet import Keypair
+
+from kinitro.chain.local.client import LocalChain
+from kinitro.evaluator.episode_logger import ActionLog, encode_action_log, encode_png
+from kinitro.protocol.commitment import encode_commitment
+from kinitro.protocol.common import EvalMetrics, FailureCause, JobState, TaskMetrics, wilson_interval
+from kinitro.protocol.validator_ws import (
+    Ack,
+    AuthResponse,
+    Episode,
+    EpisodeSteps,
+    EvalJob,
+    EvalResult,
+    JobStatus,
+    StepSample,
+    dump_message,
+    parse_validator_message,
+)
+from kinitro.storage.artifacts import LocalRegistry
+from kinitro.storage.media import LocalMediaStore
+
+ADMIN_KEY = "dashboard-test-admin-key-0123456789"
+TASKS = ["reach-v3", "push-v3", "pick-place-v3"]
+EPISODES_PER_TASK = 2
+COMPETITION = "mt3"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def new_key() -> Keypair:
+    return Keypair.create_from_mnemonic(Keypair.generate_mnemonic())
+
+
+async def wait_for(predicate: Any, timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+# ------------------------------------------------------------------ backend process
+
+
+class BackendProcess:
+    """``python -m kinitro backend run`` on a free loopback port; killed on stop."""
+
+    def __init__(self, *, database_url: str, chain_url: str, netuid: int, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.registry_dir = data_dir / "registry"
+        self.media_dir = data_dir / "media"
+        self.log_path = data_dir / "backend.log"
+        self.argv = [
+            sys.executable, "-m", "kinitro", "backend", "run",
+            "--port", str(self.port),
+            "--database-url", database_url,
+            "--chain-url", chain_url,
+            "--netuid", str(netuid),
+            "--registry-dir", str(self.registry_dir),
+            "--media-dir", str(self.media_dir),
+            "--replication", "2",
+            "--log-level", "WARNING",
+        ]  # fmt: skip
+        self.env = {
+            **os.environ,
+            "KINITRO_BACKEND_ADMIN_API_KEY": ADMIN_KEY,
+            "KINITRO_BACKEND_MIN_VALIDATOR_STAKE": "100",
+            "KINITRO_BACKEND_SCHEDULER_INTERVAL_S": "0.2",
+            "KINITRO_BACKEND_CHAIN_SCAN_INTERVAL_S": "0.2",
+            "KINITRO_BACKEND_SCORING_INTERVAL_S": "0.3",
+            "KINITRO_BACKEND_STATS_INTERVAL_S": "0.5",
+            "KINITRO_BACKEND_METAGRAPH_TTL_S": "0.5",
+            "KINITRO_BACKEND_HEARTBEAT_TIMEOUT_S": "60",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BackendProcess:
+        self.registry_dir.mkdir(parents=True, exist_ok=True)
+        self.media_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"backend exited ({self.proc.returncode}):\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"backend did not become healthy:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+
+# ------------------------------------------------------------------ validator client
+
+
+class Validator:
+    """A validator speaking the real wire protocol on /ws/validator."""
+
+    def __init__(self, key: Keypair) -> None:
+        self.key = key
+        self.ws: Any = None
+        self.seq: dict[str, int] = {}
+
+    @property
+    def hotkey(self) -> str:
+        return str(self.key.ss58_address)
+
+    async def connect(self, base_url: str) -> None:
+        ws_url = base_url.replace("http://", "ws://") + "/ws/validator"
+        self.ws = await websockets.connect(ws_url, max_size=8 * 1024 * 1024)
+        challenge = await self.recv()
+        assert challenge.type == "auth_challenge", challenge
+        payload = f"kinitro-auth:{challenge.nonce}:{self.hotkey}".encode()
+        await self.send(
+            AuthResponse(
+                hotkey=self.hotkey,
+                nonce=challenge.nonce,
+                signature=bytes(self.key.sign(payload)).hex(),
+                validator_version="dashboard-test",
+            )
+        )
+        ok = await self.recv()
+        assert ok.type == "auth_ok", ok
+
+    async def send(self, message: Any) -> None:
+        await self.ws.send(dump_message(message))
+
+    async def recv(self, timeout: float = 15.0) -> Any:
+        return parse_validator_message(await asyncio.wait_for(self.ws.recv(), timeout=timeout))
+
+    async def recv_type(self, kind: str, timeout: float = 20.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = await self.recv(timeout=max(0.05, deadline - time.monotonic()))
+            if msg.type == "set_weights":
+                await self.send(Ack.of(msg))
+            if msg.type == kind:
+                return msg
+
+    async def deliver(self, message: Any) -> None:
+        """Send a state-changing message and wait for its positive ack."""
+        await self.send(message)
+        while True:
+            reply = await self.recv()
+            if reply.type == "set_weights":
+                await self.send(Ack.of(reply))
+                continue
+            if reply.type == "ack" and reply.ack_id == message.id:
+                assert reply.ok, reply
+                return
+
+    async def status(self, job_id: str, state: JobState, done: int, total: int) -> None:
+        self.seq[job_id] = self.seq.get(job_id, 0) + 1
+        await self.deliver(
+            JobStatus(
+                job_id=job_id,
+                state=state,
+                seq=self.seq[job_id],
+                episodes_done=done,
+                episodes_total=total,
+                at=datetime.now(UTC),
+            )
+        )
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+            self.ws = None
+
+
+# ------------------------------------------------------------------ synthetic episodes
+
+
+def reach_episode(
+    rng: np.random.Generator, *, success: bool, steps: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A plausible Meta-World episode: the hand servoes towards a goal (or wanders).
+
+    Returns actions (steps×4), rewards, successes, observations (steps×39) and the
+    hand positions.
+    """
+    hand = np.array([0.0, 0.6, 0.2])
+    obj = np.array([rng.uniform(-0.1, 0.1), rng.uniform(0.6, 0.7), 0.02])
+    goal = np.array([rng.uniform(-0.1, 0.1), rng.uniform(0.8, 0.9), rng.uniform(0.05, 0.3)])
+    actions, rewards, succ, obs, hands = [], [], [], [], []
+    for _ in range(steps):
+        target = goal if success else goal + np.array([0.15, -0.12, 0.1])
+        a = np.clip((target - hand) * 30 + rng.normal(0, 0.08, 3), -1, 1)
+        action = np.append(a, rng.uniform(-1, 1))
+        hand = hand + np.clip(a, -1, 1) * 0.01
+        dist = float(np.linalg.norm(hand - goal))
+        actions.append(action)
+        rewards.append(10 * math.exp(-5 * dist))
+        succ.append(dist < 0.05)
+        obs.append(np.concatenate([hand, [0.5], obj, np.zeros(28), goal]))
+        hands.append(hand.copy())
+    return (
+        np.array(actions, dtype=np.float32),
+        np.array(rewards),
+        np.array(succ),
+        np.array(obs),
+        np.array(hands),
+    )
+
+
+def task_metrics(successes: int, episodes: int, failures: dict[FailureCause, int]) -> TaskMetrics:
+    scored = episodes - sum(n for c, n in failures.items() if not c.is_agent_fault)
+    low, high = wilson_interval(successes, scored)
+    return TaskMetrics(
+        episodes=episodes,
+        successes=successes,
+        success_rate=successes / scored if scored else 0.0,
+        ci_low=low,
+        ci_high=high,
+        mean_return=3.2 * successes / max(1, episodes),
+        failures=failures,
+        scored_episodes=scored,
+    )
+
+
+# ------------------------------------------------------------------ the stack
+
+
+@dataclass
+class Stack:
+    backend: BackendProcess
+    chain: LocalChain
+    registry: LocalRegistry
+    media: LocalMediaStore
+    coldkey: Keypair = field(default_factory=new_key)
+    validators: list[Validator] = field(default_factory=list)
+    miners: dict[str, Keypair] = field(default_factory=dict)
+    jobs: dict[str, EvalJob] = field(default_factory=dict)
+    ids: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    def http(self, admin: bool = False) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"} if admin else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10)
+
+    async def get(self, path: str, **params: Any) -> Any:
+        async with self.http() as http:
+            resp = await http.get(path, params=params)
+            assert resp.status_code == 200, f"{path}: {resp.status_code} {resp.text}"
+            return resp.json()
+
+    async def neuron(self, *, validator: bool = False) -> Keypair:
+        key = new_key()
+        await self.chain.register(self.coldkey, key.ss58_address)
+        if validator:
+            await self.chain.set_stake(self.coldkey, key.ss58_address, 1000.0)
+            await self.chain.set_permit(self.coldkey, key.ss58_address, True)
+        return key
+
+    async def add_validator(self) -> Validator:
+        v = Validator(await self.neuron(validator=True))
+        await v.connect(self.url)
+        self.validators.append(v)
+        return v
+
+    async def create_competitions(self) -> None:
+        async with self.http(admin=True) as http:
+            for body in (
+                {
+                    "id": COMPETITION,
+                    "name": "MT3 manipulation",
+                    "description": "Reach, push and pick-place on Meta-World v3.",
+                    "benchmarks": [
+                        {
+                            "benchmark_id": "metaworld/MT3-v3",
+                            "tasks": TASKS,
+                            "episodes_per_task": EPISODES_PER_TASK,
+                            "max_steps": 120,
+                        }
+                    ],
+                    "points": 3,
+                    "win_margin": 0.05,
+                    "active": True,
+                },
+                {
+                    "id": "reach",
+                    "name": "Reach sprint",
+                    "benchmarks": [
+                        {
+                            "benchmark_id": "metaworld/MT1-reach-v3",
+                            "tasks": ["reach-v3"],
+                            "episodes_per_task": 4,
+                        }
+                    ],
+                    "points": 1,
+                    "approval_mode": "admin",
+                    "active": True,
+                },
+            ):
+                resp = await http.post("/api/v1/admin/competitions", json=body)
+                assert resp.status_code == 201, resp.text
+
+    async def commit(self, name: str, content: bytes, *, bad_sha: bool = False) -> Keypair:
+        """Upload an artifact and commit it on chain for miner ``name``."""
+        path = self.registry.root.parent / f"upload-{os.urandom(4).hex()}.tar.gz"
+        path.write_bytes(content)
+        ref = self.registry.upload(path, f"{name}/agent")
+        miner = self.miners.get(name) or await self.neuron()
+        self.miners[name] = miner
+        sha = "0" * 64 if bad_sha else ref.sha256
+        text = encode_commitment(
+            competition_id=COMPETITION,
+            registry="local",
+            repo=ref.repo,
+            revision=ref.revision,
+            sha256=sha,
+        )
+        await self.chain.commit(miner, text)
+        return miner
+
+    async def take_job(self, validator: Validator, miner: Keypair) -> EvalJob:
+        """Receive (and ack) the eval_job of ``miner``'s latest submission."""
+        while True:
+            job = await validator.recv_type("eval_job")
+            await validator.send(Ack.of(job))
+            self.jobs[job.job_id] = job
+            if job.miner_hotkey == miner.ss58_address:
+                return job
+
+    async def evaluate(
+        self, validator: Validator, job: EvalJob, outcomes: dict[str, list[bool]], *, media: bool
+    ) -> None:
+        """Run a fake-but-faithful evaluation: status, episodes + steps, result."""
+        total = len(TASKS) * EPISODES_PER_TASK
+        await validator.status(job.job_id, JobState.RUNNING, 0, total)
+        rng = np.random.default_rng(abs(hash((job.job_id, validator.hotkey))) % 2**32)
+        index = 0
+        per_task: dict[str, TaskMetrics] = {}
+        all_failures: dict[FailureCause, int] = {}
+        for task in TASKS:
+            wins = 0
+            failures: dict[FailureCause, int] = {}
+            for task_episode, success in enumerate(outcomes[task]):
+                steps = 60 if success else 120
+                actions, rewards, succ, obs, _ = reach_episode(rng, success=success, steps=steps)
+                cause = None
+                if not success and task == "pick-place-v3" and task_episode == 1:
+                    cause = FailureCause.AGENT_TIMEOUT
+                    failures[cause] = failures.get(cause, 0) + 1
+                actions_ref = media_refs = None
+                if media:
+                    log = ActionLog(
+                        benchmark_id=job.benchmark.benchmark_id,
+                        task=task,
+                        job_id=job.job_id,
+                        episode_index=index,
+                        seed=index,
+                        max_steps=job.benchmark.max_steps,
+                        actions=actions,
+                        rewards=rewards,
+                        successes=succ,
+                    )
+                    key = f"{job.job_id}/{validator.hotkey[:8]}/ep{index}"
+                    actions_ref = self.media.put(f"{key}.kact", encode_action_log(log))
+                    frame = np.zeros((48, 64, 3), dtype=np.uint8)
+                    frame[:, :, 2] = 160
+                    frame[20:28, 10 + index * 4 : 18 + index * 4, 0] = 255
+                    media_refs = [self.media.put(f"{key}-frame.png", encode_png(frame))]
+                await validator.deliver(
+                    Episode(
+                        job_id=job.job_id,
+                        episode_index=index,
+                        task=task,
+                        task_episode=task_episode,
+                        success=success,
+                        total_reward=float(rewards.sum()),
+                        steps=steps,
+                        steps_to_success=int(np.argmax(succ)) + 1 if succ.any() else None,
+                        terminated=bool(success),
+                        truncated=not success,
+                        failure_cause=cause,
+                        failure_detail="no action within 0.5 s" if cause else None,
+                        actions_ref=actions_ref,
+                        media_refs=media_refs or [],
+                        duration_s=0.02 * steps,
+                    )
+                )
+                await validator.deliver(
+                    EpisodeSteps(
+                        job_id=job.job_id,
+                        episode_index=index,
+                        batch_index=0,
+                        samples=[
+                            StepSample(
+                                step=t,
+                                observation=[float(x) for x in obs[t]],
+                                action=[float(x) for x in actions[t]],
+                                reward=float(rewards[t]),
+                                success=bool(succ[t]),
+                            )
+                            for t in range(0, steps, 10)
+                        ],
+                    )
+                )
+                wins += int(success)
+                index += 1
+            per_task[task] = task_metrics(wins, len(outcomes[task]), failures)
+            for cause, n in failures.items():
+                all_failures[cause] = all_failures.get(cause, 0) + n
+        successes = sum(m.successes for m in per_task.values())
+        overall = task_metrics(successes, total, all_failures)
+        await validator.status(job.job_id, JobState.RUNNING, total, total)
+        now = datetime.now(UTC)
+        await validator.deliver(
+            EvalResult(
+                job_id=job.job_id,
+                state=JobState.COMPLETED,
+                metrics=EvalMetrics(per_task=per_task, overall=overall),
+                started_at=now,
+                finished_at=now,
+                evaluator_version="dashboard-test",
+            )
+        )
+
+    async def close(self) -> None:
+        for v in self.validators:
+            await v.close()
+        await self.chain.close()
+
+
+STRONG = {"reach-v3": [True, True], "push-v3": [True, True], "pick-place-v3": [True, False]}
+STRONG_B = {"reach-v3": [True, True], "push-v3": [True, False], "pick-place-v3": [True, False]}
+WEAK = {"reach-v3": [True, False], "push-v3": [False, False], "pick-place-v3": [False, False]}
+
+
+def _mark(what: str, t0: list[float]) -> None:
+    if os.environ.get("KINITRO_DASHBOARD_TIMING"):
+        print(f"[seed] {what}: {time.monotonic() - t0[0]:.2f}s", flush=True)
+
+
+async def seed(stack: Stack) -> None:
+    """Two validators, two evaluated miners (one leads), one rejected commitment, weights."""
+    t0 = [time.monotonic()]
+    await stack.create_competitions()
+    va = await stack.add_validator()
+    _mark('va = await stack.add_validator()', t0)
+    vb = await stack.add_validator()
+    leader = await stack.commit("alice", b"alice-bundle-v1")
+    job_a = await stack.take_job(va, leader)
+    _mark('job_a = await stack.take_job(va, leader)', t0)
+    await stack.take_job(vb, leader)
+    await stack.evaluate(va, job_a, STRONG, media=True)
+    await stack.evaluate(vb, job_a, STRONG_B, media=False)
+    _mark('await stack.evaluate(vb, job_a, STRONG_B', t0)
+
+    challenger = await stack.commit("bob", b"bob-bundle-v1")
+    job_b = await stack.take_job(va, challenger)
+    await stack.take_job(vb, challenger)
+    await stack.evaluate(va, job_b, WEAK, media=True)
+    await stack.evaluate(vb, job_b, WEAK, media=False)
+    _mark('await stack.evaluate(vb, job_b, WEAK, me', t0)
+
+    await stack.commit("mallory", b"mallory-bundle", bad_sha=True)
+
+    # A job in flight: one validator is two episodes in, the other has only acked it.
+    carol = await stack.commit("carol", b"carol-bundle-v1")
+    job_c = await stack.take_job(va, carol)
+    await stack.take_job(vb, carol)
+    await va.status(job_c.job_id, JobState.RUNNING, 2, len(TASKS) * EPISODES_PER_TASK)
+    _mark('await va.status(job_c.job_id, JobState.R', t0)
+
+    async def settled() -> bool:
+        board = await stack.get(f"/api/v1/competitions/{COMPETITION}/leaderboard")
+        subs = await stack.get("/api/v1/submissions", status="rejected")
+        weights = await stack.get("/api/v1/weights")
+        leader_ok = (board.get("leader") or {}).get("miner_hotkey") == leader.ss58_address
+        return (
+            leader_ok and len(board["rows"]) == 2 and subs["total"] == 1 and weights["total"] >= 1
+        )
+
+    await wait_for(settled, timeout=30, what="leaderboard, rejection and weights")
+    _mark('await wait_for(settled, timeout=30, what', t0)
+    stack.ids["job_leader"] = job_a.job_id
+    stack.ids["job_challenger"] = job_b.job_id
+    stack.ids["job_live"] = job_c.job_id
+    stack.ids["carol_hotkey"] = carol.ss58_address
+    stack.ids["submission_leader"] = job_a.submission_id
+    stack.ids["submission_challenger"] = job_b.submission_id
+    stack.ids["leader_hotkey"] = leader.ss58_address
+    stack.ids["validators"] = [va.hotkey, vb.hotkey]
+    episodes = await stack.get(
+        "/api/v1/episodes", job_id=job_a.job_id, validator_hotkey=va.hotkey, limit=50
+    )
+    with_log = [e for e in episodes["items"] if e["actions_ref"]]
+    stack.ids["episode"] = with_log[-1]["id"] if with_log else episodes["items"][0]["id"]
