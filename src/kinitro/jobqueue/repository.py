@@ -178,6 +178,11 @@ class JobQueue:
                 await conn.execute(select(func.count()).select_from(JobRow).limit(1))
                 await conn.execute(text("SELECT 1 FROM pgqueuer LIMIT 1"))
         except (ProgrammingError, DBAPIError) as exc:
+            if "database" in str(exc) and "does not exist" in str(exc):
+                raise SchemaNotReadyError(
+                    "the validator database does not exist: create it, then run "
+                    "`kinitro db upgrade --role validator --url …`"
+                ) from exc
             if "does not exist" in str(exc):
                 raise SchemaNotReadyError(
                     "validator database is not migrated: run "
