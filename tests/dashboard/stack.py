@@ -31,7 +31,13 @@ from bittensor_wallet import Keypair
 from kinitro.chain.local.client import LocalChain
 from kinitro.evaluator.episode_logger import ActionLog, encode_action_log, encode_png
 from kinitro.protocol.commitment import encode_commitment
-from kinitro.protocol.common import EvalMetrics, FailureCause, JobState, TaskMetrics, wilson_interval
+from kinitro.protocol.common import (
+    EvalMetrics,
+    FailureCause,
+    JobState,
+    TaskMetrics,
+    wilson_interval,
+)
 from kinitro.protocol.validator_ws import (
     Ack,
     AuthResponse,
@@ -63,8 +69,8 @@ def new_key() -> Keypair:
     return Keypair.create_from_mnemonic(Keypair.generate_mnemonic())
 
 
-async def wait_for(predicate: Any, timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate: Any, within: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + within
     while True:
         value = predicate()
         if asyncio.iscoroutine(value):
@@ -72,7 +78,7 @@ async def wait_for(predicate: Any, timeout: float = 20.0, what: str = "condition
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
+            raise AssertionError(f"{what} not met within {within}s")
         await asyncio.sleep(0.1)
 
 
@@ -186,13 +192,13 @@ class Validator:
     async def send(self, message: Any) -> None:
         await self.ws.send(dump_message(message))
 
-    async def recv(self, timeout: float = 15.0) -> Any:
-        return parse_validator_message(await asyncio.wait_for(self.ws.recv(), timeout=timeout))
+    async def recv(self, within: float = 15.0) -> Any:
+        return parse_validator_message(await asyncio.wait_for(self.ws.recv(), timeout=within))
 
-    async def recv_type(self, kind: str, timeout: float = 20.0) -> Any:
-        deadline = time.monotonic() + timeout
+    async def recv_type(self, kind: str, within: float = 20.0) -> Any:
+        deadline = time.monotonic() + within
         while True:
-            msg = await self.recv(timeout=max(0.05, deadline - time.monotonic()))
+            msg = await self.recv(within=max(0.05, deadline - time.monotonic()))
             if msg.type == "set_weights":
                 await self.send(Ack.of(msg))
             if msg.type == kind:
@@ -492,32 +498,22 @@ STRONG_B = {"reach-v3": [True, True], "push-v3": [True, False], "pick-place-v3":
 WEAK = {"reach-v3": [True, False], "push-v3": [False, False], "pick-place-v3": [False, False]}
 
 
-def _mark(what: str, t0: list[float]) -> None:
-    if os.environ.get("KINITRO_DASHBOARD_TIMING"):
-        print(f"[seed] {what}: {time.monotonic() - t0[0]:.2f}s", flush=True)
-
-
 async def seed(stack: Stack) -> None:
     """Two validators, two evaluated miners (one leads), one rejected commitment, weights."""
-    t0 = [time.monotonic()]
     await stack.create_competitions()
     va = await stack.add_validator()
-    _mark('va = await stack.add_validator()', t0)
     vb = await stack.add_validator()
     leader = await stack.commit("alice", b"alice-bundle-v1")
     job_a = await stack.take_job(va, leader)
-    _mark('job_a = await stack.take_job(va, leader)', t0)
     await stack.take_job(vb, leader)
     await stack.evaluate(va, job_a, STRONG, media=True)
     await stack.evaluate(vb, job_a, STRONG_B, media=False)
-    _mark('await stack.evaluate(vb, job_a, STRONG_B', t0)
 
     challenger = await stack.commit("bob", b"bob-bundle-v1")
     job_b = await stack.take_job(va, challenger)
     await stack.take_job(vb, challenger)
     await stack.evaluate(va, job_b, WEAK, media=True)
     await stack.evaluate(vb, job_b, WEAK, media=False)
-    _mark('await stack.evaluate(vb, job_b, WEAK, me', t0)
 
     await stack.commit("mallory", b"mallory-bundle", bad_sha=True)
 
@@ -526,7 +522,6 @@ async def seed(stack: Stack) -> None:
     job_c = await stack.take_job(va, carol)
     await stack.take_job(vb, carol)
     await va.status(job_c.job_id, JobState.RUNNING, 2, len(TASKS) * EPISODES_PER_TASK)
-    _mark('await va.status(job_c.job_id, JobState.R', t0)
 
     async def settled() -> bool:
         board = await stack.get(f"/api/v1/competitions/{COMPETITION}/leaderboard")
@@ -537,8 +532,7 @@ async def seed(stack: Stack) -> None:
             leader_ok and len(board["rows"]) == 2 and subs["total"] == 1 and weights["total"] >= 1
         )
 
-    await wait_for(settled, timeout=30, what="leaderboard, rejection and weights")
-    _mark('await wait_for(settled, timeout=30, what', t0)
+    await wait_for(settled, within=30, what="leaderboard, rejection and weights")
     stack.ids["job_leader"] = job_a.job_id
     stack.ids["job_challenger"] = job_b.job_id
     stack.ids["job_live"] = job_c.job_id

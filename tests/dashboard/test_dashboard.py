@@ -24,7 +24,7 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 async def run_scenario(
-    name: str, stack: Stack, handlers: dict[str, Handler] | None = None, timeout: float = 90
+    name: str, stack: Stack, handlers: dict[str, Handler] | None = None, within: float = 90
 ) -> dict[str, Any]:
     """Run ``browser/<name>.mjs``; answer its ``need`` requests with ``handlers``."""
     config = {
@@ -45,7 +45,7 @@ async def run_scenario(
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     outcome: dict[str, Any] | None = None
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while line := await proc.stdout.readline():
                 try:
                     msg = json.loads(line)
@@ -70,8 +70,9 @@ async def run_scenario(
             f"browser scenario {name!r} failed (exit {proc.returncode}):\n{detail}\n"
             f"stderr:\n{stderr[-3000:]}\nbackend log:\n{stack.backend.log()[-3000:]}"
         )
-    for shot in outcome.get("screenshots", []):
-        assert Path(shot).stat().st_size > 5_000, f"empty screenshot {shot}"
+    shots = outcome["screenshots"]
+    sizes = await asyncio.to_thread(lambda: [Path(p).stat().st_size for p in shots])
+    assert all(size > 5_000 for size in sizes), f"empty screenshot among {shots}"
     return outcome
 
 
@@ -118,7 +119,7 @@ async def test_new_events_appear_live(stack: Stack) -> None:
             board = await stack.get("/api/v1/competitions/mt3/leaderboard")
             return len(board["rows"]) == 3
 
-        await wait_for(on_board, timeout=20, what="carol on the leaderboard")
+        await wait_for(on_board, within=20, what="carol on the leaderboard")
         return {}
 
     async def validator_connect(_: dict[str, Any]) -> dict[str, Any]:
