@@ -184,7 +184,7 @@ async def realtime_endpoint(ws: WebSocket, state: BackendState) -> None:
             frame = receive.result()
             if frame["type"] == "websocket.disconnect":
                 return
-            raw = frame.get("text") if frame.get("text") is not None else frame.get("bytes", b"")
+            raw: str | bytes = frame.get("text") or frame.get("bytes") or b""
             try:
                 message = parse_client_message(raw)
             except ProtocolError as exc:

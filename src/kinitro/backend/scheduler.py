@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kinitro.backend import events, seeds
 from kinitro.backend.db import repo_admin, repo_jobs, repo_validators
-from kinitro.backend.db.common import utcnow
+from kinitro.backend.db.common import table, utcnow
 from kinitro.backend.db.models import JobAssignment
 from kinitro.backend.locks import SCHEDULER, LeaderLock
 
@@ -87,7 +87,7 @@ async def schedule_submission(
 
 
 async def active_load(conn: AsyncConnection) -> Counter[str]:
-    A = JobAssignment.__table__
+    A = table(JobAssignment)
     stmt = (
         select(A.c.validator_hotkey, func.count())
         .where(A.c.state.in_(repo_jobs.ACTIVE))

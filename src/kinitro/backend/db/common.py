@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -25,3 +25,8 @@ async def page(
     total = await conn.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     result = await conn.execute(query.order_by(*order).limit(limit).offset(offset))
     return rows(result), int(total or 0)
+
+
+def table(model: Any) -> Table:
+    """The Core ``Table`` of a declarative model (typed for mypy)."""
+    return cast(Table, model.__table__)

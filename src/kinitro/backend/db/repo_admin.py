@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend.db.common import rows, utcnow
+from kinitro.backend.db.common import rows, table, utcnow
 from kinitro.backend.db.models import ApiKey, AuthNonce
 
-K = ApiKey.__table__
-N = AuthNonce.__table__
+K = table(ApiKey)
+N = table(AuthNonce)
 
 
 async def create_key(

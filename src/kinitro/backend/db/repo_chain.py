@@ -6,10 +6,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend.db.common import utcnow
+from kinitro.backend.db.common import table, utcnow
 from kinitro.backend.db.models import ChainScanState
 
-T = ChainScanState.__table__
+T = table(ChainScanState)
 
 
 async def last_block(conn: AsyncConnection, name: str) -> int | None:

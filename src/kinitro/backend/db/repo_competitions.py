@@ -8,10 +8,10 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend.db.common import rows, utcnow
+from kinitro.backend.db.common import rows, table, utcnow
 from kinitro.backend.db.models import Competition
 
-T = Competition.__table__
+T = table(Competition)
 
 
 async def list_competitions(

@@ -12,14 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend.db.common import page, rows
+from kinitro.backend.db.common import page, rows, table
 from kinitro.backend.db.models import Episode, EpisodeStepBatch, Job, JobStatusEvent, Result
 
-H = JobStatusEvent.__table__
-RES = Result.__table__
-E = Episode.__table__
-ST = EpisodeStepBatch.__table__
-J = Job.__table__
+H = table(JobStatusEvent)
+RES = table(Result)
+E = table(Episode)
+ST = table(EpisodeStepBatch)
+J = table(Job)
 
 
 async def _insert_new(

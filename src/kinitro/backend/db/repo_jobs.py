@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend.db.common import page, rows, utcnow
+from kinitro.backend.db.common import page, rows, table, utcnow
 from kinitro.backend.db.models import (
     EvalRound,
     Job,
@@ -21,13 +21,13 @@ from kinitro.backend.db.models import (
     Validator,
 )
 
-J = Job.__table__
-A = JobAssignment.__table__
-R = EvalRound.__table__
-S = Submission.__table__
-H = JobStatusEvent.__table__
-V = Validator.__table__
-RES = Result.__table__
+J = table(Job)
+A = table(JobAssignment)
+R = table(EvalRound)
+S = table(Submission)
+H = table(JobStatusEvent)
+V = table(Validator)
+RES = table(Result)
 
 ACTIVE = ("assigned", "acked", "running")
 DONE = ("completed", "failed")
@@ -73,7 +73,8 @@ async def create_job(conn: AsyncConnection, values: dict[str, Any]) -> str | Non
         .on_conflict_do_nothing(index_elements=[J.c.submission_id, J.c.benchmark_id])
         .returning(J.c.id)
     )
-    return (await conn.execute(stmt)).scalar()
+    job_id = (await conn.execute(stmt)).scalar()
+    return str(job_id) if job_id is not None else None
 
 
 async def cancel_jobs_of_submissions(conn: AsyncConnection, submission_ids: list[int]) -> list[str]:

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend.db.common import page, rows, utcnow
+from kinitro.backend.db.common import page, rows, table, utcnow
 from kinitro.backend.db.models import (
     Job,
     LeaderDecision,
@@ -19,13 +19,13 @@ from kinitro.backend.db.models import (
     WeightSet,
 )
 
-SC = Score.__table__
-L = LeaderDecision.__table__
-W = WeightSet.__table__
-O = ValidatorMessage.__table__  # noqa: E741
-J = Job.__table__
-RES = Result.__table__
-S = Submission.__table__
+SC = table(Score)
+L = table(LeaderDecision)
+W = table(WeightSet)
+O = table(ValidatorMessage)  # noqa: E741
+J = table(Job)
+RES = table(Result)
+S = table(Submission)
 
 
 async def results_for_scoring(conn: AsyncConnection, competition_id: str) -> list[dict[str, Any]]:

@@ -8,10 +8,10 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend.db.common import page, rows, utcnow
+from kinitro.backend.db.common import page, rows, table, utcnow
 from kinitro.backend.db.models import Submission
 
-T = Submission.__table__
+T = table(Submission)
 LIVE = ("pending", "scheduled")
 
 
@@ -23,7 +23,8 @@ async def insert_submission(conn: AsyncConnection, values: dict[str, Any]) -> in
         .on_conflict_do_nothing(index_elements=[T.c.miner_hotkey, T.c.commitment_block])
         .returning(T.c.id)
     )
-    return (await conn.execute(stmt)).scalar()
+    new_id = (await conn.execute(stmt)).scalar()
+    return int(new_id) if new_id is not None else None
 
 
 async def reject(conn: AsyncConnection, submission_id: int, reason: str, detail: str) -> None:

@@ -9,11 +9,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend.db.common import rows, utcnow
+from kinitro.backend.db.common import rows, table, utcnow
 from kinitro.backend.db.models import Result, Validator
 
-V = Validator.__table__
-RES = Result.__table__
+V = table(Validator)
+RES = table(Result)
 
 
 async def connected(
