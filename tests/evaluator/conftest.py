@@ -35,6 +35,15 @@ class Agent:
         return self.rng.uniform(-1, 1, 4).astype(np.float32)
 """
 
+# Reach policy for "state+rgb" observations: checks the image it receives.
+RGB_REACH_AGENT = REACH_AGENT.replace(
+    "        hand, goal = observation[0:3], observation[36:39]",
+    "        assert observation['rgb'].shape == (48, 64, 3), observation['rgb'].shape\n"
+    "        assert observation['rgb'].dtype == np.uint8\n"
+    "        observation = observation['state']\n"
+    "        hand, goal = observation[0:3], observation[36:39]",
+)
+
 # Reach policy that hard-crashes (the whole runtime process) at step 5 of its 2nd episode
 # of each task.
 CRASH_AGENT = REACH_AGENT.replace(
@@ -88,6 +97,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "random": write_bundle(base / "random", RANDOM_AGENT),
         "crash": write_bundle(base / "crash", CRASH_AGENT),
         "slow": write_bundle(base / "slow", SLOW_AGENT),
+        "reach_rgb": write_bundle(base / "reach_rgb", RGB_REACH_AGENT),
     }
 
 

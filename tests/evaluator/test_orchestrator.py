@@ -132,20 +132,24 @@ async def _wait(predicate, limit_s: float, what: str, ev: Evaluator | None = Non
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_job_lifecycle_through_the_outbox(
+async def test_lifecycle_and_crash_recovery(
     validator_db_url: str, workdir: Path, bundles: dict[str, Path], evaluators: list[Evaluator]
 ) -> None:
+    """Job A runs to completion; job B is interrupted by SIGKILL, re-run, reported once."""
     jq = JobQueue.connect(validator_db_url, pool_size=2)
     try:
-        job = _job(workdir, bundles["reach"], "job-life", episodes=3, max_steps=80)
-        await jq.enqueue_job(job)
-        evaluators.append(ev := Evaluator(validator_db_url, workdir))
+        life = _job(workdir, bundles["reach"], "job-life", episodes=3, max_steps=80)
+        kill = _job(workdir, bundles["slow"], "job-kill", episodes=6, max_steps=60)
+        await jq.enqueue_job(life)
+        await jq.enqueue_job(kill)
+        evaluators.append(first := Evaluator(validator_db_url, workdir))
 
-        async def has_result() -> bool:
-            return (await jq.get_job_record(job.job_id)).has_result
+        async def has_result(job_id: str) -> bool:
+            return bool((await jq.get_job_record(job_id)).has_result)
 
-        await _wait(has_result, 90, "the job result", ev)
-        msgs = await _outbox(jq, job.job_id)
+        # --- job A: the whole lifecycle through the outbox
+        await _wait(lambda: has_result(life.job_id), 120, "job A's result", first)
+        msgs = await _outbox(jq, life.job_id)
         kinds = [m["type"] for m in msgs]
         states = [m["state"] for m in msgs if m["type"] == "job_status"]
         assert states[0] == "starting" and "running" in states and states[-1] == "completed"
@@ -161,45 +165,31 @@ async def test_job_lifecycle_through_the_outbox(
             key = ep["actions_ref"]
             assert key and (workdir / "media" / key).is_file()
         assert any(m["type"] == "episode_steps" for m in msgs)
-        record = await jq.get_job_record(job.job_id)
+        record = await jq.get_job_record(life.job_id)
         assert record.state == JobState.COMPLETED and record.episodes_done == 3
-    finally:
-        await jq.close()
 
-
-async def test_killed_evaluator_job_runs_again_and_reports_once(
-    validator_db_url: str, workdir: Path, bundles: dict[str, Path], evaluators: list[Evaluator]
-) -> None:
-    jq = JobQueue.connect(validator_db_url, pool_size=2)
-    try:
-        job = _job(workdir, bundles["slow"], "job-kill", episodes=6, max_steps=60)
-        await jq.enqueue_job(job)
-        evaluators.append(first := Evaluator(validator_db_url, workdir))
-
+        # --- job B: SIGKILL the evaluator mid-job, a new one finishes it
         async def some_episode() -> bool:
-            return any(m["type"] == "episode" for m in await _outbox(jq, job.job_id))
+            return any(m["type"] == "episode" for m in await _outbox(jq, kill.job_id))
 
-        await _wait(some_episode, 90, "the first episode", first)
-        assert not (await jq.get_job_record(job.job_id)).has_result
+        await _wait(some_episode, 90, "job B's first episode", first)
+        assert not await has_result(kill.job_id)
         first.kill()  # SIGKILL the whole evaluator (driver, Ray, sandboxes)
 
         evaluators.append(second := Evaluator(validator_db_url, workdir))
-
-        async def has_result() -> bool:
-            return (await jq.get_job_record(job.job_id)).has_result
-
-        await _wait(has_result, 120, "the result after restart", second)
-        msgs = await _outbox(jq, job.job_id)
+        await _wait(lambda: has_result(kill.job_id), 120, "job B's result after restart", second)
+        msgs = await _outbox(jq, kill.job_id)
         results = [m for m in msgs if m["type"] == "eval_result"]
         assert len(results) == 1 and results[0]["state"] == "completed"
         assert results[0]["metrics"]["overall"]["episodes"] == 6
         starts = [m for m in msgs if m["type"] == "job_status" and m["state"] == "starting"]
         assert len(starts) == 2  # the job really ran twice
-        episodes = {m["episode_index"] for m in msgs if m["type"] == "episode"}
-        assert episodes == set(range(6))
+        assert {m["episode_index"] for m in msgs if m["type"] == "episode"} == set(range(6))
         # Episode messages of both runs share ids (derived from job and index): no duplicates.
         ids = [m["id"] for m in msgs]
         assert len(ids) == len(set(ids))
-        assert (await jq.get_job_record(job.job_id)).state == JobState.COMPLETED
+        assert (await jq.get_job_record(kill.job_id)).state == JobState.COMPLETED
+        # Job A was not touched by the restart.
+        assert [m["type"] for m in await _outbox(jq, life.job_id)].count("eval_result") == 1
     finally:
         await jq.close()

@@ -91,6 +91,7 @@ class LocalMediaStore:
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
+                Path(tmp).chmod(0o644)  # served read-only by the backend
                 Path(tmp).replace(path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

@@ -19,6 +19,9 @@ from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
 from kinitro.evaluator.rollout.agent import AgentSession, classify
 from kinitro.protocol.agent_rpc import TaskInfo
 
+MAX_FRAMES = 64
+"""Frames kept per episode (the ``episode`` message carries at most 64 media refs)."""
+
 
 @dataclass(slots=True)
 class EpisodeRun:
@@ -76,7 +79,7 @@ def run_episode(
         if out.success and result.steps_to_success is None:
             result.steps_to_success = step
             result.success = True
-        if frame_every and (step % frame_every == 0 or ended):
+        if frame_every and (step % frame_every == 0 or ended) and len(frames) < MAX_FRAMES:
             _grab(env, step, frames)
         obs = out.observation
         if ended:
