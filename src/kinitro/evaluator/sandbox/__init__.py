@@ -42,9 +42,21 @@ from kinitro.evaluator.sandbox.base import (
 )
 from kinitro.evaluator.sandbox.bubblewrap import BubblewrapSandbox
 
+
+def __getattr__(name: str) -> object:
+    # The Kubernetes adapter imports the (heavy) kubernetes client: load it on first use.
+    if name in ("KubernetesSandbox", "KubernetesConfig"):
+        from kinitro.evaluator.sandbox import kubernetes
+
+        return getattr(kubernetes, name)
+    raise AttributeError(name)
+
+
 __all__ = [
     "AgentEndpoint",
     "BubblewrapSandbox",
+    "KubernetesConfig",
+    "KubernetesSandbox",
     "RunningSandbox",
     "Sandbox",
     "SandboxError",
