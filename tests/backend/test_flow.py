@@ -272,3 +272,36 @@ async def test_refused_job_goes_to_another_validator_and_lite_gets_none(
     assert extra is None  # lite validators only follow weights
     for c in (lite, a, b):
         await c.close()
+
+
+async def test_infrastructure_failure_is_retried_not_scored(
+    backend: Backend, net: Net, registry: LocalRegistry
+) -> None:
+    from kinitro.protocol.common import FailureCause
+
+    await create_competition(backend)
+    client, _ = await login(backend, await net.validator())
+    await commit_artifact(net, registry)
+    job = await client.recv_type("eval_job", within=15)
+    await client.send(Ack.of(job))
+    now = datetime.now(UTC)
+    lost = EvalResult(
+        job_id=job.job_id,
+        state=JobState.FAILED,
+        failure_cause=FailureCause.WORKER_LOST,
+        error="ray worker died",
+        started_at=now,
+        finished_at=now,
+        evaluator_version="test",
+    )
+    await client.send(lost)
+    assert (await client.recv_type("ack")).ack_id == lost.id
+    again = await client.recv_type("eval_job", within=10)  # nobody else: a new attempt
+    assert again.job_id == job.job_id and again.attempt == job.attempt + 1
+    await client.send(Ack.of(again))
+    await client.send(result(job.job_id, 2, 2))
+    await client.recv_type("ack")
+    detail = await get(backend, f"/api/v1/jobs/{job.job_id}")
+    assert detail["state"] == "completed"
+    assert [r["state"] for r in detail["results"]] == ["completed"]
+    await client.close()

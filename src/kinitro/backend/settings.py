@@ -54,6 +54,7 @@ class Settings(KinitroSettings):
     replication: int = 3
     job_deadline_s: int = 3600
     lease_s: float = 900.0
+    max_attempts: int = 3
     scheduler_interval_s: float = 2.0
     round_duration_s: int = 86_400
     seed_secret: SecretStr = SecretStr("devnet")

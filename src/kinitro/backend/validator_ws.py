@@ -459,7 +459,9 @@ class ValidatorSession:
         assert self.hotkey is not None
         try:
             async with self.state.ingest_slots, self.state.engine.begin() as conn:
-                outcome = await ingest(conn, self.hotkey, message, self.settings.lease_s)
+                outcome = await ingest(
+                    conn, self.hotkey, message, self.settings.lease_s, self.settings.max_attempts
+                )
         except (SQLAlchemyError, OSError) as exc:
             log.warning("storing %s from %s failed: %s", message.type, self.hotkey, exc)
             self.state.metrics.ws_messages.labels(message.type, "unavailable").inc()
@@ -490,7 +492,11 @@ class ValidatorSession:
 
 
 async def ingest(
-    conn: Any, hotkey: str, message: JobStatus | EvalResult | Episode | EpisodeSteps, lease_s: float
+    conn: Any,
+    hotkey: str,
+    message: JobStatus | EvalResult | Episode | EpisodeSteps,
+    lease_s: float,
+    max_attempts: int = 3,
 ) -> str:
     """Store one validator message: 'stored', 'duplicate', 'unknown_job' or 'not_assigned'."""
     job = await repo_jobs.get_job(conn, message.job_id)
@@ -539,6 +545,24 @@ async def ingest(
                     episodes_total=message.episodes_total,
                     detail=message.detail,
                 )
+        case EvalResult() if (
+            message.state is not JobState.COMPLETED
+            and message.failure_cause is not None
+            and message.failure_cause.is_retryable
+            and assignment["attempt"] < max_attempts
+            and assignment["state"] in repo_jobs.ACTIVE
+        ):
+            # an infrastructure fault is never scored: offer the job again (to another
+            # validator first), up to max_attempts
+            await repo_jobs.retry_assignment(conn, message.job_id, hotkey)
+            await events.emit(
+                conn,
+                "evaluation_completed",
+                **context,
+                state=message.state.value,
+                job_state=None,
+            )
+            return "stored"
         case EvalResult():
             overall = message.metrics.overall if message.metrics else None
             new = await repo_ingest.add_result(

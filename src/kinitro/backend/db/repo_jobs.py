@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kinitro.backend.db.common import page, rows, table, utcnow
 from kinitro.backend.db.models import (
+    Episode,
+    EpisodeStepBatch,
     EvalRound,
     Job,
     JobAssignment,
@@ -28,6 +30,8 @@ S = table(Submission)
 H = table(JobStatusEvent)
 V = table(Validator)
 RES = table(Result)
+E = table(Episode)
+ST = table(EpisodeStepBatch)
 
 ACTIVE = ("assigned", "acked", "running")
 DONE = ("completed", "failed")
@@ -98,7 +102,11 @@ async def cancel_jobs_of_submissions(conn: AsyncConnection, submission_ids: list
 
 
 async def requeue_job(conn: AsyncConnection, job_id: str) -> bool:
-    """Admin rerun: forget results and assignments, queue the job again."""
+    """Admin rerun: forget the job's results and telemetry and queue it again.
+
+    Assignments become ``expired``, so each validator is offered the job again as a new
+    attempt (validators re-run a finished job only for a newer attempt).
+    """
     now = utcnow()
     found = (
         await conn.execute(
@@ -110,9 +118,24 @@ async def requeue_job(conn: AsyncConnection, job_id: str) -> bool:
     ).scalar()
     if not found:
         return False
-    await conn.execute(RES.delete().where(RES.c.job_id == job_id))
-    await conn.execute(A.delete().where(A.c.job_id == job_id))
+    for telemetry in (RES, E, ST, H):
+        await conn.execute(telemetry.delete().where(telemetry.c.job_id == job_id))
+    await conn.execute(
+        update(A).where(A.c.job_id == job_id, A.c.state != "refused").values(state="expired")
+    )
     return True
+
+
+async def retry_assignment(conn: AsyncConnection, job_id: str, hotkey: str) -> int:
+    """An infrastructure failure: free the slot so the job is offered again; returns the
+    attempt that failed."""
+    stmt = (
+        update(A)
+        .where(A.c.job_id == job_id, A.c.validator_hotkey == hotkey)
+        .values(state="expired")
+        .returning(A.c.attempt)
+    )
+    return int((await conn.execute(stmt)).scalar() or 0)
 
 
 async def jobs_of_submission(conn: AsyncConnection, submission_id: int) -> list[dict[str, Any]]:

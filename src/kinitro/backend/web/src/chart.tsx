@@ -68,6 +68,10 @@ export function LineChart(props: ChartProps) {
         if (disposed || !host.current) return;
         const el = host.current;
         const width = Math.max(240, el.clientWidth);
+        // Canvas cannot resolve CSS variables: read the theme's colours once.
+        const css = getComputedStyle(document.documentElement);
+        const axis = css.getPropertyValue("--fg-muted").trim() || "#4a5568";
+        const grid = css.getPropertyValue("--grid").trim() || "#e6eaf0";
         const opts: uPlot.Options = {
           width,
           height: props.height ?? 240,
@@ -76,8 +80,8 @@ export function LineChart(props: ChartProps) {
             y: props.yRange ? { range: props.yRange } : {},
           },
           axes: [
-            { label: props.xLabel, stroke: "var(--fg-muted)", grid: { stroke: "var(--grid)" } },
-            { label: props.yLabel, stroke: "var(--fg-muted)", grid: { stroke: "var(--grid)" } },
+            { label: props.xLabel, stroke: axis, grid: { stroke: grid }, ticks: { stroke: grid } },
+            { label: props.yLabel, stroke: axis, grid: { stroke: grid }, ticks: { stroke: grid } },
           ],
           legend: { show: props.series.length > 1 },
           series: [

@@ -92,6 +92,8 @@ export interface LeaderboardRow {
 }
 
 export interface LeaderView {
+  /** Success rate when it was crowned (what `margin_to_beat` is measured from). */
+  crownedRate?: number;
   submissionId?: string;
   minerHotkey?: string;
   successRate?: number;
@@ -170,13 +172,22 @@ export function toLeaderboard(raw: unknown, fallbackLeader?: LeaderView): Leader
     r.rank ??= i + 1;
   });
   rows.sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0));
-  if (leader && leader.successRate === undefined) {
-    const row = rows.find((r) => r.isLeader);
-    if (row) Object.assign(leader, { successRate: row.successRate, ciLow: row.ciLow, ciHigh: row.ciHigh });
-  }
+  // The leader's current score is its leaderboard row (the decision keeps the rate it had
+  // when it was crowned).
+  const row = rows.find((r) => r.isLeader);
+  const current =
+    row?.successRate !== undefined
+      ? {
+          ...leader,
+          crownedRate: leader?.crownedRate ?? leader?.successRate,
+          successRate: row.successRate,
+          ciLow: row.ciLow,
+          ciHigh: row.ciHigh,
+        }
+      : leader;
   return {
     rows,
-    leader,
+    leader: current,
     marginToBeat: num(pick(raw, "margin_to_beat")),
     pendingCandidates: arr(pick(raw, "pending_candidates", "candidates"))
       .filter(isObj)
@@ -216,7 +227,7 @@ export function toCompetition(raw: Json): CompetitionView {
 /** `margin_to_beat` = leader success rate + win margin, when the backend did not say. */
 export function withMargin(board: LeaderboardView, winMargin: number | undefined): LeaderboardView {
   if (board.marginToBeat !== undefined || winMargin === undefined) return board;
-  const rate = board.leader?.successRate;
+  const rate = board.leader?.crownedRate ?? board.leader?.successRate;
   return rate === undefined ? board : { ...board, marginToBeat: Math.min(1, rate + winMargin) };
 }
 

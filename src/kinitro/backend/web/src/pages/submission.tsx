@@ -376,6 +376,7 @@ function ResultsBreakdown(props: { results: Json[]; score: unknown }) {
             <Empty>No validator has reported yet.</Empty>
           ) : (
             <>
+              <div class="table-wrap">
               <table data-testid="agreement">
                 <caption class="sr-only">Overall result of each validator</caption>
                 <thead>
@@ -413,6 +414,7 @@ function ResultsBreakdown(props: { results: Json[]; score: unknown }) {
                   ))}
                 </tbody>
               </table>
+              </div>
               <p class="muted">
                 {spread === undefined
                   ? "One validator so far: agreement is checked once several have reported."
