@@ -113,3 +113,10 @@ def ray_session() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A tmp dir the sandbox uid can traverse (bundle cache, media)."""
+    tmp_path.chmod(0o755)
+    return tmp_path

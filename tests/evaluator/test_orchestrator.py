@@ -76,12 +76,6 @@ class Evaluator:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    os.chmod(tmp_path, 0o755)
-    return tmp_path
-
-
-@pytest.fixture
 def evaluators(validator_db_url: str, workdir: Path) -> Iterator[list[Evaluator]]:
     started: list[Evaluator] = []
     try:
