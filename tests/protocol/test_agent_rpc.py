@@ -353,3 +353,18 @@ def test_hot_path_coerce() -> None:
     np.testing.assert_array_equal(HOT.coerce_action([0, 0, 0, 0]), a)
     with pytest.raises(rpc.NonFiniteValue):
         HOT.coerce_action(np.array([0, np.inf, 0, 0], np.float32))
+
+
+def test_wire_example_in_docs() -> None:
+    """docs/agent-rpc.md shows this exact frame; keep the document honest."""
+    from pathlib import Path
+
+    frame = rpc.encode(rpc.Act(3, np.array([1.0, 2.0], np.float32)))
+    assert frame[:4] == b"\x00\x00\x00\x40" and len(frame) == 4 + 64
+    assert frame[4:].hex(" ").endswith("c4 08 00 00 80 3f 00 00 00 40")
+    doc = (Path(__file__).parents[2] / "docs" / "agent-rpc.md").read_text()
+    assert "c4 08 00 00 80 3f 00 00 00 40" in doc and "(64-byte body)" in doc
+    for name in rpc.DTYPES:
+        assert f"`{name}`" in doc
+    for code in rpc.ERROR_CODES:
+        assert f"`{code}`" in doc
