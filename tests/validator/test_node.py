@@ -251,3 +251,43 @@ def test_latest_weights_url() -> None:
         latest_weights_url("wss://b.example:8443/ws/validator")
         == "https://b.example:8443/api/v1/weights/latest"
     )
+
+
+async def test_silent_server_times_out_and_stop_is_prompt(
+    jq: JobQueue, keypair: Keypair, validator_db_url: str
+) -> None:
+    accepted = 0
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        await reader.read()  # never answers the WebSocket handshake
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"ws://127.0.0.1:{port}/ws/validator"
+    node = ValidatorNode(
+        fast_settings(url, validator_db_url, connect_timeout_s=0.5, auth_timeout_s=0.5), jq, keypair
+    )
+    task = asyncio.create_task(node.run())
+    try:
+        for _ in range(100):
+            if accepted >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert accepted >= 2  # timed out and reconnected
+        conn = await jq.connection()
+        assert conn.state == "disconnected" and conn.last_error
+        # stop while a connection attempt hangs: returns promptly, not after the timeout
+        node.settings = fast_settings(url, validator_db_url, connect_timeout_s=30)
+        await asyncio.sleep(0.3)
+        started = asyncio.get_running_loop().time()
+        node.stop()
+        await asyncio.wait_for(task, 5)
+        assert asyncio.get_running_loop().time() - started < 2
+        assert (await jq.connection()).state == "stopped"
+    finally:
+        server.close()
+        if not task.done():
+            task.cancel()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STABLE_SESSION_S = 5.0
+"""Only a session that lasted this long resets the reconnect backoff."""
+
 
 @dataclass(slots=True)
 class SessionStats:
@@ -93,10 +97,11 @@ class ValidatorNode:
         try:
             while not self._stop.is_set():
                 error: str | None = None
+                started = time.monotonic()
                 try:
-                    authenticated = await self._session()
-                    if authenticated:
-                        backoff.reset()
+                    authenticated = await self._session_until_stopped()
+                    if authenticated and time.monotonic() - started > STABLE_SESSION_S:
+                        backoff.reset()  # a session that flaps right after auth keeps backing off
                 except AuthenticationError as exc:
                     error = f"authentication failed: {exc}"
                     log.error(error)
@@ -132,6 +137,21 @@ class ValidatorNode:
                 )
 
     # ------------------------------------------------------------------ session
+
+    async def _session_until_stopped(self) -> bool:
+        """Run one session; a stop request interrupts it even mid-connect or mid-auth."""
+        session = asyncio.create_task(self._session(), name="ws-session")
+        stopper = asyncio.create_task(self._stop.wait(), name="stop")
+        try:
+            await asyncio.wait({session, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if not session.done():
+            session.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await session
+            return False
+        return session.result()
 
     async def _session(self) -> bool:
         """One connection. Returns True if it got past authentication."""
