@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,44 @@ def test_camera_observations_and_frames(bundles: dict[str, Path], tmp_path: Path
     for key in result.media_refs:
         data = (media / key).read_bytes()
         assert data.startswith(b"\x89PNG") and data[16:24] == bytes.fromhex("0000004000000030")
+
+
+def test_sandbox_start_failures_are_retried_and_never_scored(
+    bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    private = tmp_path / "private"
+    private.mkdir()
+    for name in ("kinitro.toml", "agent.py"):
+        (private / name).write_bytes((bundles["reach"] / name).read_bytes())
+        (private / name).chmod(0o600)  # the sandbox uid cannot read it: start fails
+    outcome = evaluate(
+        _request("job-infra", episodes=2, max_steps=20),
+        SandboxLauncher(str(private)),
+        max_infra_retries=1,
+    )
+    assert all(r.failure_cause == "sandbox_start" and r.attempts == 2 for r in outcome.results)
+    overall = outcome.metrics.overall
+    assert overall.episodes == 2 and overall.scored_episodes == 0
+    assert overall.failures == {"sandbox_start": 2}
+
+
+def test_lost_worker_episode_is_rerun(bundles: dict[str, Path]) -> None:
+    import threading
+
+    import ray
+
+    def kill_first_actor(pool) -> None:
+        def later() -> None:
+            time.sleep(3.0)
+            ray.kill(pool._actors[0], no_restart=True)
+
+        threading.Thread(target=later, daemon=True).start()
+
+    outcome = evaluate(
+        _request("job-lost", episodes=3, max_steps=100),
+        SandboxLauncher(str(bundles["slow"])),
+        pool_hook=kill_first_actor,
+    )
+    assert [r.failure_cause for r in outcome.results] == [None, None, None]
+    assert max(r.attempts for r in outcome.results) == 2
+    assert outcome.metrics.overall.scored_episodes == 3
