@@ -254,13 +254,15 @@ def reach_episode(
         target = goal if success else goal + np.array([0.15, -0.12, 0.1])
         a = np.clip((target - hand) * 30 + rng.normal(0, 0.08, 3), -1, 1)
         action = np.append(a, rng.uniform(-1, 1))
+        # Meta-World's 39-dim observation the agent acted on: hand xyz, gripper, object
+        # pos + quat (+ a second object), the previous frame, the goal.
+        obs.append(np.concatenate([hand, [0.5], obj, [1, 0, 0, 0], np.zeros(25), goal]))
+        hands.append(hand.copy())
         hand = hand + np.clip(a, -1, 1) * 0.01
         dist = float(np.linalg.norm(hand - goal))
         actions.append(action)
         rewards.append(10 * math.exp(-5 * dist))
         succ.append(dist < 0.05)
-        obs.append(np.concatenate([hand, [0.5], obj, np.zeros(28), goal]))
-        hands.append(hand.copy())
     return (
         np.array(actions, dtype=np.float32),
         np.array(rewards),

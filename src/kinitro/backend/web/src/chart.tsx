@@ -21,6 +21,8 @@ export interface SeriesSpec {
   color?: string;
   points?: boolean;
   dash?: boolean;
+  /** Draw as steps (a value holds until the next point), e.g. weights. */
+  stepped?: boolean;
 }
 
 export interface ChartProps {
@@ -92,6 +94,7 @@ export function LineChart(props: ChartProps) {
               width: 2,
               dash: s.dash ? [6, 4] : undefined,
               points: { show: s.points ?? false },
+              paths: s.stepped ? UPlot.paths.stepped?.({ align: 1 }) : undefined,
               spanGaps: true,
             })),
           ],

@@ -41,7 +41,7 @@ export function Badge(props: { state?: string; label?: string; title?: string })
 export function HotkeyText(props: { hotkey?: string }) {
   if (!props.hotkey) return <span>{DASH}</span>;
   return (
-    <span class="mono" title={props.hotkey}>
+    <span class="mono hotkey" title={props.hotkey}>
       {shortKey(props.hotkey)}
     </span>
   );

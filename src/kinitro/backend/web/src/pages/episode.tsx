@@ -157,6 +157,7 @@ interface Series {
   cumulative: (number | null)[];
   actions: (number | null)[][];
   commanded?: number[][]; // per x index: xyz after that many actions
+  commandedStart?: number[]; // xyz at reset
   observed: { step: number; hand: number[]; obj: number[]; goal: number[] }[];
   successStep?: number;
 }
@@ -185,6 +186,7 @@ function buildSeries(samples: StepSample[], log?: ActionLog): Series {
       cumulative,
       actions,
       commanded: path.slice(1),
+      commandedStart: path[0],
       observed,
       successStep: successIndex >= 0 ? successIndex + 1 : undefined,
     };
@@ -329,7 +331,8 @@ function Trajectory(props: { series: Series; cursor: number }) {
             title={v.title}
             axes={v.axes}
             labels={v.labels}
-            commanded={commanded}
+            commanded={commanded && series.commandedStart ? [series.commandedStart, ...commanded] : commanded}
+            offset={series.commandedStart ? 1 : 0}
             observed={observed}
             cursor={cursor}
             obsNow={obsNow}
@@ -351,6 +354,7 @@ function TrajectoryView(props: {
   axes: [number, number];
   labels: [string, string];
   commanded?: number[][];
+  offset: number;
   observed: Series["observed"];
   cursor: number;
   obsNow?: Series["observed"][number];
@@ -376,7 +380,7 @@ function TrajectoryView(props: {
   const sy = (v: number) => W - ((v - y0) / (y1 - y0)) * W;
   const line = (ps: number[][]) => ps.map((p) => `${sx(p[ax]).toFixed(1)},${sy(p[ay]).toFixed(1)}`).join(" ");
   const cmd = props.commanded;
-  const now = cmd?.[Math.min(props.cursor, cmd.length - 1)];
+  const now = cmd?.[Math.min(props.cursor + props.offset, cmd.length - 1)];
   const obsHand = props.observed.map((o) => o.hand);
   const objs = props.observed.filter((o) => o.obj.length === 3).map((o) => o.obj);
   const goal = props.observed.find((o) => o.goal.length === 3)?.goal;

@@ -133,7 +133,7 @@ function WeightsHistory(props: { list: WeightsView[] }) {
       title="Weights history"
       description={`Weight of each of ${uids.length} uids across ${list.length} weight sets.`}
       x={x}
-      series={uids.map((u) => ({ label: `uid ${u}`, points: list.length < 30 }))}
+      series={uids.map((u) => ({ label: `uid ${u}`, points: list.length < 30, stepped: true }))}
       ys={ys}
       xLabel="time"
       yLabel="weight"
