@@ -243,3 +243,24 @@ def test_listening_modes(mode: str, make_bundle: BundleFactory, tmp_path: Path) 
         os.close(r)
         proc.kill()
         proc.wait()
+
+
+def test_unsupported_client_version(launch: Launch, make_bundle: BundleFactory) -> None:
+    _, sock = launch(make_bundle())
+    sock.sendall(rpc.encode(rpc.Hello(1, OBS_SPEC, ACTION_SPEC, spec_version=2)))
+    reader = rpc.FrameReader()
+    sock.settimeout(30)
+    resp = rpc.decode_response(reader.read(sock.recv_into))
+    assert isinstance(resp, rpc.Error) and resp.code == "unsupported_version" and resp.id == 1
+
+
+def test_runtime_survives_a_malformed_request(launch: Launch, make_bundle: BundleFactory) -> None:
+    _, sock = launch(make_bundle())
+    sock.settimeout(30)
+    reader = rpc.FrameReader()
+    sock.sendall(rpc.frame(b"\xc1"))
+    resp = rpc.decode_response(reader.read(sock.recv_into))
+    assert isinstance(resp, rpc.Error) and resp.code == "protocol_violation" and resp.id == 0
+    agent = client_for(sock)  # the runtime keeps serving the (trusted) evaluator
+    agent._next_id = 2
+    assert agent.hello() == "bundle"

@@ -362,8 +362,8 @@ class BubblewrapRunning:
             if self.init_pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.init_pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=5)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=5)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
         try:
