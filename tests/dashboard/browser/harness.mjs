@@ -50,6 +50,50 @@ export function check(cond, message) {
   if (!cond) throw new Error(`check failed: ${message}`);
 }
 
+/**
+ * A small accessibility audit of the current page: alt texts, labelled controls, named
+ * links and buttons, captioned tables, one h1, no skipped heading level, unique ids.
+ */
+export async function audit(page, where) {
+  const problems = await page.evaluate(() => {
+    const out = [];
+    const name = (el) =>
+      (el.getAttribute("aria-label") || el.textContent || el.getAttribute("title") || "").trim();
+    for (const img of document.querySelectorAll("img")) {
+      if (!img.hasAttribute("alt")) out.push(`img without alt: ${img.src}`);
+    }
+    for (const el of document.querySelectorAll("input, select, textarea")) {
+      const labelled =
+        el.labels?.length || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby");
+      if (!labelled) out.push(`unlabelled ${el.tagName.toLowerCase()} #${el.id}`);
+    }
+    for (const el of document.querySelectorAll("a[href], button")) {
+      if (!name(el)) out.push(`${el.tagName.toLowerCase()} without a name: ${el.outerHTML.slice(0, 80)}`);
+    }
+    for (const t of document.querySelectorAll("table:not([aria-hidden=true])")) {
+      if (!t.querySelector("caption") && !t.getAttribute("aria-label")) out.push("table without caption");
+    }
+    for (const el of document.querySelectorAll('[role="img"], [role="progressbar"]')) {
+      if (!el.getAttribute("aria-label")) out.push(`${el.getAttribute("role")} without aria-label`);
+    }
+    const h1 = document.querySelectorAll("h1").length;
+    if (h1 !== 1) out.push(`${h1} h1 elements`);
+    let level = 0;
+    for (const h of document.querySelectorAll("main h1, main h2, main h3, main h4")) {
+      const l = Number(h.tagName[1]);
+      if (l > level + 1) out.push(`heading level skipped before "${h.textContent.trim()}"`);
+      level = l;
+    }
+    const ids = [...document.querySelectorAll("[id]")].map((e) => e.id);
+    const dup = ids.filter((id, i) => ids.indexOf(id) !== i);
+    if (dup.length) out.push(`duplicate ids: ${[...new Set(dup)].join(", ")}`);
+    if (!document.documentElement.lang) out.push("no lang on <html>");
+    if (!document.title) out.push("no document title");
+    return out;
+  });
+  if (problems.length) throw new Error(`accessibility audit of ${where}:\n${problems.join("\n")}`);
+}
+
 export async function run(name, scenario) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kinitro-chromium-"));
   const context = await chromium.launchPersistentContext(userDataDir, {

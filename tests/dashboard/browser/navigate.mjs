@@ -1,5 +1,5 @@
 // Pages render from real data, links navigate without reloads, keyboard works.
-import { check, run } from "./harness.mjs";
+import { audit, check, run } from "./harness.mjs";
 
 await run("navigate", async ({ page, url, shot, config }) => {
   const ids = config.ids;
@@ -44,6 +44,7 @@ await run("navigate", async ({ page, url, shot, config }) => {
   check((await reach.innerText()).includes("admin approval"), "admin approval mode shown");
   check((await page.getByTestId("stat-episodes").innerText()).startsWith("24"), "episodes stat");
   await shot("overview");
+  await audit(page, "overview");
 
   // --- keyboard: the skip link comes first and moves focus to the content
   await page.keyboard.press("Tab");
@@ -77,6 +78,7 @@ await run("navigate", async ({ page, url, shot, config }) => {
   check((await failures.innerText()).includes("agent timeout"), "failure causes shown");
   await page.getByTestId("episodes").locator("tbody tr").first().waitFor();
   await shot("submission");
+  await audit(page, "submission");
 
   // --- episode page: summary, reward curve, replayed trajectory, media
   await page.locator(`[data-testid="episodes"] a[href="/episodes/${ids.episode}"]`).click();
@@ -102,6 +104,7 @@ await run("navigate", async ({ page, url, shot, config }) => {
   await page.getByRole("button", { name: "Replay" }).click();
   await page.waitForTimeout(400);
   await shot("episode");
+  await audit(page, "episode");
 
   // --- jobs page via the main navigation
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Jobs" }).click();
@@ -113,6 +116,7 @@ await run("navigate", async ({ page, url, shot, config }) => {
   await jobRow.locator('[role="progressbar"][aria-valuenow="2"]').waitFor(); // exposed to assistive tech
   await page.getByTestId("all-jobs").locator(`a[href="/jobs/${ids.job_leader}"]`).waitFor();
   await shot("jobs");
+  await audit(page, "jobs");
 
   // job detail
   await page.getByTestId("all-jobs").locator(`a[href="/jobs/${ids.job_leader}"]`).click();
@@ -131,6 +135,7 @@ await run("navigate", async ({ page, url, shot, config }) => {
   await page.getByTestId("weights-chart").locator("canvas").waitFor();
   await page.getByTestId("latest-weights").locator("li").first().waitFor();
   await shot("validators");
+  await audit(page, "validators");
 
   // --- competition page
   await page.goto(url("/competitions/mt3"));
@@ -138,6 +143,7 @@ await run("navigate", async ({ page, url, shot, config }) => {
   await page.locator("table.leaderboard tbody tr").nth(1).waitFor();
   await page.getByRole("heading", { name: "Evaluation rounds" }).waitFor();
   await shot("competition");
+  await audit(page, "competition");
 
   // --- deep link reload works (served by the SPA fallback), and unknown paths say so
   await page.goto(url(`/submissions/${ids.submission_challenger}`));
@@ -146,6 +152,7 @@ await run("navigate", async ({ page, url, shot, config }) => {
   await page.getByTestId("submissions").locator("tbody tr").nth(2).waitFor();
   check((await page.getByTestId("submissions").innerText()).includes("rejected"), "rejection listed");
   await shot("submissions");
+  await audit(page, "submissions");
 
   // --- small screens: the layout stacks, nothing overflows horizontally
   await page.setViewportSize({ width: 390, height: 844 });
@@ -154,5 +161,10 @@ await run("navigate", async ({ page, url, shot, config }) => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 1, `no horizontal overflow on mobile (${overflow}px)`);
   await shot("overview-mobile");
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto(url(`/submissions/${ids.submission_leader}`));
+  await page.getByTestId("per-task").waitFor();
+  await shot("submission-dark");
   return { firstViewMs: firstView, timings };
 });

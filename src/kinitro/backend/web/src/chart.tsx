@@ -121,6 +121,9 @@ export function LineChart(props: ChartProps) {
         };
         plot.current?.destroy();
         plot.current = new UPlot(opts, dataRef.current, el);
+        // The legend echoes hovered values for sighted users; the chart's label and
+        // caption describe it for assistive tech.
+        for (const legend of el.querySelectorAll(".u-legend")) legend.setAttribute("aria-hidden", "true");
         observer = new ResizeObserver(() => {
           const w = Math.max(240, el.clientWidth);
           if (plot.current && Math.abs(plot.current.width - w) > 2) {

@@ -349,7 +349,7 @@ function ResultsBreakdown(props: { results: Json[]; score: unknown }) {
           </div>
         )}
       </section>
-      <div class="two-col">
+      <div class="two-col wide-right">
         <section aria-labelledby="fail-h" class="card">
           <h2 id="fail-h">Failure causes</h2>
           {failures.size === 0 ? (
