@@ -152,6 +152,12 @@ async def run(args: argparse.Namespace, net: object) -> dict[str, float]:
     await ws.close()
     async with httpx.AsyncClient(base_url=n.backend_url) as http:  # type: ignore[attr-defined]
         stored = (await http.get("/api/v1/stats")).json()["step_samples"]
+        metrics = (await http.get("/metrics")).text
+    transactions = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("kinitro_backend_ingest_seconds_count")
+    )
     total = args.batches * args.batch_size
     return {
         "batches": args.batches,
@@ -162,6 +168,7 @@ async def run(args: argparse.Namespace, net: object) -> dict[str, float]:
         "elapsed_s": round(elapsed, 3),
         "samples_per_s": round(total / elapsed, 1),
         "batches_per_s": round(args.batches / elapsed, 1),
+        "messages_per_transaction": round(args.batches / max(transactions, 1), 1),
         "ack_p50_ms": round(percentile(ack_latency, 50) * 1000, 2),
         "ack_p99_ms": round(percentile(ack_latency, 99) * 1000, 2),
     }

@@ -57,4 +57,4 @@ async def test_upgrade_downgrade_roundtrip(empty_db_url: str) -> None:
     _in_thread(migrations.downgrade, "backend", empty_db_url)
     assert await _tables(empty_db_url) <= {"alembic_version"}
     _in_thread(migrations.upgrade, "backend", empty_db_url)
-    assert _in_thread(migrations.current, "backend", empty_db_url) == "0001"
+    assert _in_thread(migrations.current, "backend", empty_db_url) == "0002"

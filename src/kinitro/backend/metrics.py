@@ -27,8 +27,7 @@ class Metrics:
         )
         self.ingest_seconds = Histogram(
             "kinitro_backend_ingest_seconds",
-            "Time to store one validator message",
-            ["type"],
+            "Time to store one batch of validator messages (one transaction)",
             registry=r,
         )
         self.realtime_clients = Gauge(

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket, WebSocketDisconnect
+from pydantic import TypeAdapter
 from sqlalchemy.exc import SQLAlchemyError
 
 from kinitro import __version__
@@ -51,6 +52,7 @@ from kinitro.protocol.validator_ws import (
     Heartbeat,
     JobStatus,
     SetWeights,
+    StepSample,
     dump_message,
     parse_validator_message,
 )
@@ -66,8 +68,13 @@ CLOSE_TIMEOUT = 4408
 CLOSE_REPLACED = 4409
 CLOSE_ABUSIVE = 1008
 CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL = 1011
+
+INBOX_SIZE = 64  # parsed messages waiting to be stored, per socket
+INGEST_BATCH = 32  # messages stored per transaction at most
 
 _MESSAGE_ID_LEN = 32
+_SAMPLES: TypeAdapter[list[StepSample]] = TypeAdapter(list[StepSample])
 
 
 class SessionClosed(Exception):
@@ -117,6 +124,9 @@ class ValidatorSession:
         self.bad_frames = 0
         self._send_lock = asyncio.Lock()
         self._closed = False
+        self.inbox: asyncio.Queue[JobStatus | EvalResult | Episode | EpisodeSteps] = asyncio.Queue(
+            maxsize=INBOX_SIZE
+        )
         self.close_reason = "connection closed"
 
     # ------------------------------------------------------------ plumbing
@@ -227,9 +237,15 @@ class ValidatorSession:
                 CLOSE_AUTH_FAILED,
                 message.id,
             )
+
+        def permitted(neuron: Any) -> bool:
+            return neuron is not None and (
+                neuron.validator_permit or neuron.stake >= s.min_validator_stake
+            )
+
         metagraph = await self.state.metagraph()
         neuron = metagraph.by_hotkey(message.hotkey)
-        if neuron is None:
+        if not permitted(neuron):  # the cached metagraph may predate a registration
             metagraph = await self.state.metagraph(fresh=True)
             neuron = metagraph.by_hotkey(message.hotkey)
         if neuron is None:
@@ -239,7 +255,7 @@ class ValidatorSession:
                 CLOSE_NOT_PERMITTED,
                 message.id,
             )
-        if not (neuron.validator_permit or neuron.stake >= s.min_validator_stake):
+        if not permitted(neuron):
             return await self._refuse(
                 ErrorCode.NOT_PERMITTED,
                 f"hotkey has no validator permit and stake {neuron.stake} < "
@@ -294,13 +310,18 @@ class ValidatorSession:
 
     async def _serve(self) -> None:
         self.wake.set()
-        sender = asyncio.create_task(self._sender(), name=f"ws-sender-{self.hotkey}")
+        helpers = [
+            asyncio.create_task(self._sender(), name=f"ws-sender-{self.hotkey}"),
+            asyncio.create_task(self._ingester(), name=f"ws-ingester-{self.hotkey}"),
+        ]
         try:
             await self._reader()
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, SessionClosed):
-                await sender
+            for task in helpers:
+                task.cancel()
+            for task in helpers:
+                with contextlib.suppress(asyncio.CancelledError, SessionClosed):
+                    await task
 
     async def _cleanup(self) -> None:
         if self.hotkey is None:
@@ -396,14 +417,16 @@ class ValidatorSession:
                 nack=exc.message_type in ("job_status", "eval_result", "episode", "episode_steps"),
             )
             return
-        started = time.perf_counter()
         match message:
             case Heartbeat():
                 await self._on_heartbeat(message)
             case Ack():
                 await self._on_ack(message)
             case JobStatus() | EvalResult() | Episode() | EpisodeSteps():
-                await self._ingest(message)
+                # bounded: when storage falls behind, the reader stops reading (TCP
+                # backpressure on the validator)
+                await self.inbox.put(message)
+                return
             case ErrorMessage():
                 log.info(
                     "validator %s reported error %s: %s", self.hotkey, message.code, message.message
@@ -416,9 +439,6 @@ class ValidatorSession:
                     nack=False,
                 )
                 return
-        self.state.metrics.ingest_seconds.labels(message.type).observe(
-            time.perf_counter() - started
-        )
 
     async def _on_heartbeat(self, message: Heartbeat) -> None:
         assert self.hotkey is not None
@@ -455,37 +475,56 @@ class ValidatorSession:
             self.state.scheduler_wake.set()
         self.state.metrics.ws_messages.labels("ack", "ok" if message.ok else "refused").inc()
 
-    async def _ingest(self, message: JobStatus | EvalResult | Episode | EpisodeSteps) -> None:
+    async def _ingester(self) -> None:
+        """Store queued messages, several per transaction (group commit), ack in order."""
+        try:
+            while True:
+                batch = [await self.inbox.get()]
+                while len(batch) < INGEST_BATCH and not self.inbox.empty():
+                    batch.append(self.inbox.get_nowait())
+                await self._store(batch)
+        except SessionClosed:
+            return
+        except Exception:
+            log.exception("ingestion failed for %s", self.hotkey)
+            await self.close(CLOSE_INTERNAL, "internal error")
+
+    async def _store(self, batch: list[JobStatus | EvalResult | Episode | EpisodeSteps]) -> None:
         assert self.hotkey is not None
+        s = self.settings
+        started = time.perf_counter()
         try:
             async with self.state.ingest_slots, self.state.engine.begin() as conn:
-                outcome = await ingest(
-                    conn, self.hotkey, message, self.settings.lease_s, self.settings.max_attempts
-                )
+                outcomes = [
+                    await ingest(conn, self.hotkey, m, s.lease_s, s.max_attempts) for m in batch
+                ]
         except (SQLAlchemyError, OSError) as exc:
-            log.warning("storing %s from %s failed: %s", message.type, self.hotkey, exc)
-            self.state.metrics.ws_messages.labels(message.type, "unavailable").inc()
-            await self.error(
-                ErrorCode.UNAVAILABLE, "could not store the message; resend later", message.id
-            )
-            return
-        self.state.metrics.ws_messages.labels(message.type, outcome).inc()
-        if outcome in ("stored", "duplicate"):
-            await self.send(Ack.of(message))
-            if outcome == "stored" and isinstance(message, EvalResult):
-                self.state.scheduler_wake.set()
-        elif outcome == "unknown_job":
-            await self.send(
-                Ack.reject(message.id, ErrorCode.UNKNOWN_JOB, f"no job {message.job_id}")
-            )
-        else:
-            await self.send(
-                Ack.reject(
-                    message.id,
-                    ErrorCode.NOT_PERMITTED,
-                    f"job {message.job_id} is not assigned to this validator",
+            log.warning("storing %d messages from %s failed: %s", len(batch), self.hotkey, exc)
+            for message in batch:
+                self.state.metrics.ws_messages.labels(message.type, "unavailable").inc()
+                await self.error(
+                    ErrorCode.UNAVAILABLE, "could not store the message; resend later", message.id
                 )
-            )
+            return
+        self.state.metrics.ingest_seconds.observe(time.perf_counter() - started)
+        for message, outcome in zip(batch, outcomes, strict=True):
+            self.state.metrics.ws_messages.labels(message.type, outcome).inc()
+            if outcome in ("stored", "duplicate"):
+                await self.send(Ack.of(message))
+                if outcome == "stored" and isinstance(message, EvalResult):
+                    self.state.scheduler_wake.set()
+            elif outcome == "unknown_job":
+                await self.send(
+                    Ack.reject(message.id, ErrorCode.UNKNOWN_JOB, f"no job {message.job_id}")
+                )
+            else:
+                await self.send(
+                    Ack.reject(
+                        message.id,
+                        ErrorCode.NOT_PERMITTED,
+                        f"job {message.job_id} is not assigned to this validator",
+                    )
+                )
 
 
 # ---------------------------------------------------------------- ingestion
@@ -639,8 +678,8 @@ async def ingest(
                     batch_index=message.batch_index,
                     first_step=message.samples[0].step if message.samples else 0,
                     n_samples=len(message.samples),
-                    samples=[s.model_dump(mode="json") for s in message.samples],
                 ),
+                _SAMPLES.dump_json(message.samples).decode(),
             )
     return "stored" if new else "duplicate"
 

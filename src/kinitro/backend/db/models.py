@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -256,7 +256,9 @@ class EpisodeStepBatch(Base):
     batch_index: Mapped[int] = mapped_column(Integer)
     first_step: Mapped[int] = mapped_column(Integer)
     n_samples: Mapped[int] = mapped_column(Integer)
-    samples: Mapped[list[Any]]
+    # plain JSON (text, validated) rather than JSONB: stored as received, several times
+    # cheaper to ingest; it is only ever read back whole
+    samples: Mapped[list[Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = _now()
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, bindparam, cast, select
+from sqlalchemy.dialects.postgresql import JSON, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kinitro.backend.db.common import page, rows, table
@@ -45,7 +45,9 @@ async def add_episode(conn: AsyncConnection, values: dict[str, Any]) -> bool:
     return await _insert_new(conn, E, [E.c.job_id, E.c.validator_hotkey, E.c.episode_index], values)
 
 
-async def add_steps(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+async def add_steps(conn: AsyncConnection, values: dict[str, Any], samples_json: str) -> bool:
+    """``samples_json``: the batch's samples, already serialised (stored verbatim)."""
+    values = {**values, "samples": cast(bindparam("samples", samples_json, type_=Text), JSON)}
     return await _insert_new(
         conn,
         ST,
