@@ -58,3 +58,25 @@ async def test_upgrade_downgrade_roundtrip(empty_db_url: str) -> None:
     assert await _tables(empty_db_url) <= {"alembic_version"}
     _in_thread(migrations.upgrade, "backend", empty_db_url)
     assert _in_thread(migrations.current, "backend", empty_db_url) == "0002"
+
+
+async def test_replicas_starting_together_migrate_once(
+    empty_db_url: str, net: Any, registry: Any
+) -> None:
+    import asyncio
+    import contextlib
+
+    import httpx
+
+    from .conftest import serve, test_settings
+
+    settings = test_settings(empty_db_url, net, registry, migrate_on_start=True)
+    async with contextlib.AsyncExitStack() as stack:
+        one, two = await asyncio.gather(
+            stack.enter_async_context(serve(settings)),
+            stack.enter_async_context(serve(settings)),
+        )
+        for backend in (one, two):
+            async with httpx.AsyncClient(base_url=backend.url) as http:
+                assert (await http.get("/health")).json()["db"] is True
+    assert await _diff(empty_db_url) == []

@@ -53,9 +53,7 @@ def create_app(
         from kinitro.core.db import create_engine
 
         if settings.migrate_on_start:
-            from kinitro.core import migrations
-
-            await asyncio.to_thread(migrations.upgrade, "backend", settings.database_url)
+            await _migrate(settings.database_url)
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         own_chain = chain is None
         chain_client = chain if chain is not None else _open_chain(settings)
@@ -198,6 +196,22 @@ def _open_chain(settings: Settings) -> ChainClient:
             network=settings.bittensor_network,
         )
     )
+
+
+async def _migrate(url: str) -> None:
+    """Apply the backend migrations; replicas starting together take turns (advisory lock)."""
+    import asyncpg
+
+    from kinitro.backend.locks import MIGRATIONS
+    from kinitro.core import migrations
+    from kinitro.core.db import dsn
+
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATIONS)
+        await asyncio.to_thread(migrations.upgrade, "backend", url)
+    finally:
+        await conn.close()
 
 
 def _spawn(name: str, fn: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 CHAIN_MONITOR = 7_301
 SCHEDULER = 7_302
 SCORING = 7_303
+MIGRATIONS = 7_304
 
 
 class LeaderLock:

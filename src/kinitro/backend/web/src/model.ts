@@ -202,7 +202,7 @@ export function toLeaderboard(raw: unknown, fallbackLeader?: LeaderView): Leader
   };
 }
 
-export function toCompetition(raw: Json): CompetitionView {
+export function toCompetition(raw: unknown): CompetitionView {
   const lb = pick(raw, "leaderboard");
   const leader = toLeader(pick(raw, "leader", "current_leader"));
   const view: CompetitionView = {

@@ -423,4 +423,3 @@ export function throughputPerMinute(v: ValidatorView, now = Date.now()): number 
   return (recent.length * 60_000) / span;
 }
 
-export { arr };

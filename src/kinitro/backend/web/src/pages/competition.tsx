@@ -30,7 +30,7 @@ export function CompetitionPage(props: { id: string }) {
   const now = useNow();
   const id = encodeURIComponent(props.id);
   const key = s.touched.get(`competition:${props.id}`);
-  const comp = useResource(`competitions/${id}`, (raw) => toCompetition(raw as never), key);
+  const comp = useResource(`competitions/${id}`, toCompetition, key);
   const board = useResource(`competitions/${id}/leaderboard`, toLeaderboard, key);
   const subs = useResource(
     `submissions?competition_id=${id}&limit=20`,

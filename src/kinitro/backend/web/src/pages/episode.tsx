@@ -137,7 +137,6 @@ function Media(props: { urls: string[] }) {
         return (
           <li key={u}>
             {/\.(mp4|webm|ogv)$/.test(path) ? (
-              // biome-ignore lint/a11y/useMediaCaption: simulator recordings have no audio track
               <video src={u} controls preload="metadata" aria-label={`Episode recording ${i + 1}`} />
             ) : /\.(png|jpe?g|gif|webp)$/.test(path) ? (
               <img src={u} alt={`Episode frame ${i + 1}`} loading="lazy" />
