@@ -63,6 +63,21 @@ class LoadedAgent:
         return cls(manifest, agent=agent)
 
 
+
+class TaskView(dict[str, Any]):
+    """The task handed to ``agent.reset``: a plain dict that also allows attribute access.
+
+    ``task["name"]``, ``dict(task)`` and ``task.name`` all work, so agents written against
+    either style run unchanged; it never carries the seed.
+    """
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
 class Server:
     """Answer requests on ``conn`` until ``close`` or end of stream."""
 
@@ -137,7 +152,7 @@ class Server:
                     self.fail(i, "bad_state", "reset before hello")
                     return
                 try:
-                    loaded.agent.reset(task)
+                    loaded.agent.reset(TaskView(task.to_wire()))
                 except Exception as exc:  # noqa: BLE001 - miner code may raise anything
                     self.fail(i, "agent_exception", _describe(exc))
                     return
