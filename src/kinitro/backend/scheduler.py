@@ -17,6 +17,7 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -27,6 +28,7 @@ from kinitro.backend.db import repo_admin, repo_jobs, repo_validators
 from kinitro.backend.db.common import table, utcnow
 from kinitro.backend.db.models import JobAssignment
 from kinitro.backend.locks import SCHEDULER, LeaderLock
+from kinitro.core.db import dsn
 
 if TYPE_CHECKING:
     from kinitro.backend.settings import Settings
@@ -120,7 +122,7 @@ async def assign_pending(conn: AsyncConnection, lease_s: float) -> set[str]:
 class Scheduler:
     def __init__(self, state: BackendState) -> None:
         self.state = state
-        self.lock = LeaderLock(_dsn(state.settings.database_url), SCHEDULER)
+        self.lock = LeaderLock(dsn(state.settings.database_url), SCHEDULER)
 
     async def tick(self) -> None:
         s = self.state.settings
@@ -133,7 +135,7 @@ class Scheduler:
                 self.state.metrics.leases_expired.inc(len(expired))
                 log.info("%d assignment leases expired", len(expired))
             stale = await repo_validators.drop_stale(
-                conn, now - _seconds(max(s.heartbeat_timeout_s * 2, 30))
+                conn, now - timedelta(seconds=max(s.heartbeat_timeout_s * 2, 30))
             )
             for hotkey in stale:
                 await events.emit(
@@ -146,7 +148,7 @@ class Scheduler:
             if woken:
                 self.state.metrics.jobs_assigned.inc(len(woken))
                 await events.wake_validators(conn, woken)
-            await repo_admin.purge_nonces(conn, now - _seconds(3600))
+            await repo_admin.purge_nonces(conn, now - timedelta(seconds=3600))
             secret = s.seed_secret.get_secret_value().encode()
             for rnd in await repo_jobs.reveal_ended_rounds(conn, now):
                 await repo_jobs.set_revealed(conn, rnd["id"], seeds.round_seed(secret, rnd["id"]))
@@ -165,15 +167,3 @@ class Scheduler:
                 self.state.scheduler_wake.clear()
         finally:
             await self.lock.release()
-
-
-def _seconds(value: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=value)
-
-
-def _dsn(url: str) -> str:
-    from kinitro.core.db import dsn
-
-    return dsn(url)

@@ -24,6 +24,7 @@ from kinitro.backend import events, scoring
 from kinitro.backend.db import repo_competitions, repo_scoring, repo_submissions, repo_validators
 from kinitro.backend.locks import SCORING, LeaderLock
 from kinitro.chain.errors import ChainError
+from kinitro.protocol.validator_ws import SetWeights
 
 if TYPE_CHECKING:
     from kinitro.backend.state import BackendState
@@ -136,6 +137,18 @@ async def apply_decision(
     return True
 
 
+def set_weights_payload(weights: dict[str, Any]) -> dict[str, Any]:
+    """The ``set_weights`` message (as JSON data) of a stored weight set."""
+    return SetWeights(
+        id=weights["weights_id"],
+        weights_id=weights["weights_id"],
+        netuid=weights["netuid"],
+        weights={int(k): float(v) for k, v in weights["weights"].items()},
+        computed_at=weights["computed_at"],
+        competition_summary=weights["summary"] or None,
+    ).model_dump(mode="json")
+
+
 def _entries(scored: list[scoring.Scored], leader: dict[str, Any] | None) -> list[dict[str, Any]]:
     leader_id = leader["submission_id"] if leader else None
     return [
@@ -227,20 +240,17 @@ class ScoreEngine:
     async def _publish(
         self, conn: AsyncConnection, weights: dict[int, float], digest: str, summary: dict[str, Any]
     ) -> None:
-        from kinitro.backend.validator_ws import _set_weights_payload
-
-        s = self.state.settings
         row = await repo_scoring.add_weights(
             conn,
             dict(
                 weights_id=uuid.uuid4().hex,
-                netuid=s.netuid if self.state.chain is None else self.state.chain.netuid,
+                netuid=self.state.chain.netuid,
                 weights={str(k): v for k, v in weights.items()},
                 summary=summary,
                 digest=digest,
             ),
         )
-        payload = _set_weights_payload(row)
+        payload = set_weights_payload(row)
         await repo_scoring.supersede_messages(conn, "set_weights", row["weights_id"])
         hotkeys = [v["hotkey"] for v in await repo_validators.list_validators(conn)]
         for hotkey in hotkeys:

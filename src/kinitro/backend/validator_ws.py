@@ -37,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from kinitro import __version__
 from kinitro.backend import events
 from kinitro.backend.db import repo_admin, repo_ingest, repo_jobs, repo_scoring, repo_validators
+from kinitro.backend.score_engine import set_weights_payload
 from kinitro.protocol.common import ErrorCode, JobState
 from kinitro.protocol.errors import ProtocolError
 from kinitro.protocol.validator_ws import (
@@ -286,7 +287,7 @@ class ValidatorSession:
                     hotkey=self.hotkey,
                     message_id=latest["weights_id"],
                     type_="set_weights",
-                    payload=_set_weights_payload(latest),
+                    payload=set_weights_payload(latest),
                     reset=True,
                 )
             await events.emit(
@@ -708,17 +709,6 @@ def _eval_job(row: dict[str, Any]) -> EvalJob:
         attempt=row["attempt"],
         created_at=row["created_at"],
     )
-
-
-def _set_weights_payload(weights: dict[str, Any]) -> dict[str, Any]:
-    return SetWeights(
-        id=weights["weights_id"],
-        weights_id=weights["weights_id"],
-        netuid=weights["netuid"],
-        weights={int(k): float(v) for k, v in weights["weights"].items()},
-        computed_at=weights["computed_at"],
-        competition_summary=weights["summary"] or None,
-    ).model_dump(mode="json")
 
 
 async def validator_endpoint(ws: WebSocket, state: BackendState) -> None:

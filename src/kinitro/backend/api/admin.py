@@ -30,11 +30,6 @@ from kinitro.backend.errors import BadRequestError, ConflictError, NotFoundError
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
-def _competition_values(body: CompetitionIn | CompetitionPatch) -> dict[str, Any]:
-    values = body.model_dump(exclude_unset=True, mode="json")
-    return values
-
-
 @router.post("/competitions", response_model=Competition, status_code=status.HTTP_201_CREATED)
 async def create_competition(body: CompetitionIn, conn: ConnDep, who: AdminDep) -> dict[str, Any]:
     values = body.model_dump(mode="json")
@@ -48,7 +43,7 @@ async def create_competition(body: CompetitionIn, conn: ConnDep, who: AdminDep) 
 async def update_competition(
     competition_id: str, body: CompetitionPatch, conn: ConnDep, who: AdminDep
 ) -> dict[str, Any]:
-    values = _competition_values(body)
+    values = body.model_dump(exclude_unset=True, mode="json")
     if not values:
         raise BadRequestError("nothing to update")
     row = await repo_competitions.update_competition(conn, competition_id, values)

@@ -15,7 +15,7 @@ from kinitro.backend.db import (
     repo_submissions,
     repo_validators,
 )
-from kinitro.backend.deps import ConnDep, PageDep, StateDep
+from kinitro.backend.deps import ConnDep, PageDep
 from kinitro.backend.errors import NotFoundError
 from kinitro.backend.stats import collect_stats
 
@@ -158,7 +158,7 @@ async def list_results(
     return _page(items, total, p)
 
 
-def _media(state: StateDep, key: str | None) -> str | None:
+def _media(key: str | None) -> str | None:
     if not key:
         return None
     return f"/media/{key}"
@@ -188,15 +188,15 @@ async def list_episodes(
 
 
 @router.get("/episodes/{episode_id}")
-async def get_episode(episode_id: int, conn: ConnDep, state: StateDep) -> dict[str, Any]:
+async def get_episode(episode_id: int, conn: ConnDep) -> dict[str, Any]:
     """Episode summary with links to its media and action log."""
     ep = await repo_ingest.get_episode(conn, episode_id)
     if ep is None:
         raise NotFoundError(f"no episode {episode_id}")
     return {
         **ep,
-        "actions_url": _media(state, ep["actions_ref"]),
-        "media_urls": [_media(state, k) for k in ep["media_refs"]],
+        "actions_url": _media(ep["actions_ref"]),
+        "media_urls": [_media(k) for k in ep["media_refs"]],
     }
 
 
