@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from typer.testing import CliRunner
 
+from kinitro.cli.main import app
 from kinitro.evaluator.envs import EnvConfig, derive_episode_seed, get_benchmark, make_env
 from kinitro.evaluator.episode_logger import EpisodeRecorder, encode_action_log
 
@@ -123,13 +125,14 @@ def test_replay_matches_and_detects_tampering(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     report = json.loads(ok.stdout)
     assert report["ok"] and report["exact"] and report["steps"] == 30
-    human = kinitro("replay", str(log_file))
-    assert human.returncode == 0 and "match" in human.stdout
+    runner = CliRunner()
+    human = runner.invoke(app, ["replay", str(log_file)])
+    assert human.exit_code == 0 and "match" in human.output
     data = bytearray(log_file.read_bytes())
     data[-30 - 8 * 30 + 8 * 5 : -30 - 8 * 30 + 8 * 6] = np.float64(123.0).tobytes()
     (tmp_path / "bad.kact").write_bytes(bytes(data))
-    bad = kinitro("replay", str(tmp_path / "bad.kact"), "--json")
-    assert bad.returncode == 1
+    bad = runner.invoke(app, ["replay", str(tmp_path / "bad.kact"), "--json"])
+    assert bad.exit_code == 1
     assert json.loads(bad.stdout)["first_mismatch_step"] == 6
     garbage = tmp_path / "garbage.kact"
     garbage.write_bytes(b"not a log")

@@ -91,7 +91,7 @@ def test_camera_observations_and_frames(bundles: dict[str, Path], tmp_path: Path
         benchmark_id="metaworld/MT1-reach-v3",
         episodes_per_task=1,
         seed=3,
-        max_steps=20,
+        max_steps=12,
         observation_mode="state+rgb",
         resolution=(64, 48),
     )
@@ -133,13 +133,13 @@ def test_lost_worker_episode_is_rerun(bundles: dict[str, Path]) -> None:
 
     def kill_first_actor(pool) -> None:
         def later() -> None:
-            time.sleep(3.0)
+            time.sleep(2.0)
             ray.kill(pool._actors[0], no_restart=True)
 
         threading.Thread(target=later, daemon=True).start()
 
     outcome = evaluate(
-        _request("job-lost", episodes=3, max_steps=100),
+        _request("job-lost", episodes=3, max_steps=60),
         SandboxLauncher(str(bundles["slow"])),
         pool_hook=kill_first_actor,
     )
