@@ -1,0 +1,137 @@
+"""Fixtures for the executed doc walkthroughs (``<!-- doc-test: run -->`` blocks).
+
+``local_chain_for_docs`` gives each walkthrough what a new user would have after
+installing Kinitro and starting ``kinitro chain run``: a real LocalChain process, a scratch
+working directory, and the ``KINITRO_*`` environment a guide tells its reader to export
+(chain URL, wallets directory, local artifact registry, database URLs).
+
+One LocalChain serves the whole module (fast blocks, small rate limits). Every document
+gets its own scratch directory, wallets directory, registry and databases, created on
+first use and shared by that document's blocks, so a guide's blocks run in order as one
+session: a wallet created in its first block is there in the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kinitro.chain.local.process import LocalChainProcess, free_port
+
+NETUID = 1
+
+
+@dataclass
+class _DocsWorld:
+    chain: LocalChainProcess
+    root: Path
+    admin_url: str
+    per_doc: dict[str, dict[str, Any]] = field(default_factory=dict)
+    databases: list[str] = field(default_factory=list)
+
+
+def _database_url(admin_url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _admin(admin_url: str, statement: str) -> None:
+    import asyncpg
+
+    from kinitro.core.db import dsn
+
+    async def run() -> None:
+        conn = await asyncpg.connect(dsn(admin_url))
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def _create_database(world: _DocsWorld, purpose: str) -> str:
+    name = f"kinitro_docs_{purpose}_{uuid.uuid4().hex[:10]}"
+    _admin(world.admin_url, f'CREATE DATABASE "{name}"')
+    world.databases.append(name)
+    return _database_url(world.admin_url, name)
+
+
+@pytest.fixture(scope="module")
+def _docs_world(
+    tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str
+) -> Iterator[_DocsWorld]:
+    root = tmp_path_factory.mktemp("docs")
+    root.chmod(0o755)  # the sandbox runs agents as an unprivileged uid: bundles must be readable
+    with LocalChainProcess(
+        root / "chain",
+        block_interval=0.2,
+        commit_rate_limit=2,
+        weights_rate_limit=2,
+        min_validator_stake=1000.0,
+    ) as chain:
+        world = _DocsWorld(chain=chain, root=root, admin_url=pg_admin_url)
+        try:
+            yield world
+        finally:
+            for name in world.databases:
+                _admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _doc_session(world: _DocsWorld, doc: str) -> dict[str, Any]:
+    if doc in world.per_doc:
+        return world.per_doc[doc]
+    slug = Path(doc).stem.replace(".", "-")
+    home = world.root / slug
+    cwd = home / "work"
+    cwd.mkdir(parents=True)
+    wallets = home / "wallets"
+    registry = home / "registry"
+    url = world.chain.url
+    validator_db = _create_database(world, "validator")
+    backend_db = _create_database(world, "backend")
+    env = {
+        # chain + wallets (kinitro chain …, validator run)
+        "KINITRO_CHAIN_BACKEND": "local",
+        "KINITRO_CHAIN_LOCAL_URL": url,
+        "KINITRO_CHAIN_NETUID": str(NETUID),
+        "KINITRO_CHAIN_WALLET_PATH": str(wallets),
+        # miner CLI (its own settings section)
+        "KINITRO_MINER_CHAIN_BACKEND": "local",
+        "KINITRO_MINER_CHAIN_URL": url,
+        "KINITRO_MINER_NETUID": str(NETUID),
+        "KINITRO_MINER_WALLET_PATH": str(wallets),
+        "KINITRO_MINER_REGISTRY": "local",
+        "KINITRO_MINER_REGISTRY_DIR": str(registry),
+        # nothing listens there: `miner status` must cope with an absent backend
+        "KINITRO_MINER_BACKEND_URL": f"http://127.0.0.1:{free_port()}",
+        # validator node + evaluator share one database
+        "KINITRO_VALIDATOR_DATABASE_URL": validator_db,
+        "KINITRO_EVALUATOR_DATABASE_URL": validator_db,
+        "KINITRO_EVALUATOR_ARTIFACTS_DIR": str(registry),
+        "KINITRO_EVALUATOR_MEDIA_URL": str(home / "media"),
+        # backend
+        "KINITRO_BACKEND_DATABASE_URL": backend_db,
+        "KINITRO_BACKEND_CHAIN_URL": url,
+        "KINITRO_BACKEND_NETUID": str(NETUID),
+        "KINITRO_BACKEND_REGISTRY_DIR": str(registry),
+        "KINITRO_BACKEND_PORT": str(free_port()),
+    }
+    session = {"cwd": cwd, "env": env}
+    world.per_doc[doc] = session
+    return session
+
+
+@pytest.fixture
+def local_chain_for_docs(request: pytest.FixtureRequest, _docs_world: _DocsWorld) -> dict[str, Any]:
+    """``{"cwd": Path, "env": dict}`` for the document under test (see module docstring)."""
+    callspec = getattr(request.node, "callspec", None)
+    doc = str(callspec.params.get("doc", request.node.name)) if callspec else request.node.name
+    return _doc_session(_docs_world, doc)
