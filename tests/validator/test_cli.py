@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,23 +35,30 @@ def status_json(db: str) -> dict[str, Any]:
 
 
 def test_status_on_fresh_database(validator_db_url: str) -> None:
-    data = status_json(validator_db_url)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        as_json = pool.submit(status_json, validator_db_url)
+        table = pool.submit(kinitro, "validator", "status", "--database-url", validator_db_url)
+        data, table_out = as_json.result(), table.result()
     assert data["connection"]["state"] == "never connected"
     assert data["depths"]["jobs_queued"] == 0 and data["last_weights"] is None
-    table = kinitro("validator", "status", "--database-url", validator_db_url)
-    assert table.returncode == 0 and "jobs in flight" in table.stdout
+    assert table_out.returncode == 0 and "jobs in flight" in table_out.stdout
 
 
 def test_user_errors_are_clean(empty_db_url: str, tmp_path: Path) -> None:
-    env = {"KINITRO_VALIDATOR_DATABASE_URL": ""}
-    out = kinitro("validator", "run", env=env)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        no_url = pool.submit(
+            kinitro, "validator", "run", env={"KINITRO_VALIDATOR_DATABASE_URL": ""}
+        )
+        not_migrated = pool.submit(kinitro, "validator", "status", "--database-url", empty_db_url)
+        no_wallet = pool.submit(
+            kinitro, "validator", "run", "--database-url", empty_db_url,
+            "--wallet", "nobody", "--wallet-path", str(tmp_path),
+        )  # fmt: skip
+    out = no_url.result()
     assert out.returncode == 2 and "no database URL" in out.stderr
-    out = kinitro("validator", "status", "--database-url", empty_db_url)
+    out = not_migrated.result()
     assert out.returncode == 2 and "not migrated" in out.stderr and "Traceback" not in out.stderr
-    out = kinitro(
-        "validator", "run", "--database-url", empty_db_url,
-        "--wallet", "nobody", "--wallet-path", str(tmp_path),
-    )  # fmt: skip
+    out = no_wallet.result()
     assert out.returncode == 2 and "nobody" in out.stderr and "Traceback" not in out.stderr
 
 
