@@ -38,8 +38,17 @@ DbOpt = typer.Option(
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
     return typer.Exit(2)
+
+
+def _settings_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        return "invalid settings: " + "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<settings>'}: {e['msg']}" for e in errors()
+        )
+    return str(exc)
 
 
 def _load(config: Path | None, **overrides: Any) -> Settings:
@@ -49,7 +58,7 @@ def _load(config: Path | None, **overrides: Any) -> Settings:
     try:
         return Settings.load(config, **overrides)
     except (KinitroError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(_settings_error(exc)) from None
 
 
 def _chain_settings(config: Path | None, **overrides: Any) -> ChainSettings:
@@ -59,7 +68,7 @@ def _chain_settings(config: Path | None, **overrides: Any) -> ChainSettings:
     try:
         return ChainSettings.load(config, **overrides)
     except (KinitroError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(_settings_error(exc)) from None
 
 
 @app.command()
@@ -75,6 +84,9 @@ def run(
     wallet: str | None = typer.Option(None, "--wallet", "-w", help="Wallet name."),
     hotkey: str | None = typer.Option(None, "--hotkey", "-k", help="Hotkey name in the wallet."),
     wallet_path: Path | None = typer.Option(None, "--wallet-path", help="Wallets directory."),
+    chain: str | None = typer.Option(
+        None, "--chain", help="Chain adapter: local (LocalChain service) or bittensor."
+    ),
     chain_url: str | None = typer.Option(None, "--chain-url", help="LocalChain URL."),
     netuid: int | None = typer.Option(None, "--netuid", help="Subnet id."),
     migrate: bool = typer.Option(
@@ -96,7 +108,7 @@ def run(
     settings = _load(config, backend_url=backend_url, database_url=database_url, lite=lite)
     chain_settings = _chain_settings(
         config, wallet_name=wallet, hotkey=hotkey, wallet_path=wallet_path,
-        local_url=chain_url, netuid=netuid,
+        local_url=chain_url, netuid=netuid, backend=chain,
     )  # fmt: skip
     if not settings.database_url:
         raise _fail("no database URL: pass --database-url or set KINITRO_VALIDATOR_DATABASE_URL")

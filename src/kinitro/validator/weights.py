@@ -78,7 +78,12 @@ class WeightSetter:
             await asyncio.sleep(min(remaining * self.block_time_s, 60.0))
 
     async def set_one(self, entry: WeightsEntry) -> bool:
-        """Try to set ``entry``; True when it is on chain. Records every attempt."""
+        """Try to set ``entry``; True when it is on chain. Records every attempt.
+
+        An unreachable chain is retried without limit (with a capped backoff) until newer
+        weights supersede these; other chain errors (no permit, unknown uids, …) give up
+        after ``max_attempts``.
+        """
         if entry.netuid != self.chain.netuid:
             await self.jq.weights_attempt_failed(
                 entry.weights_id,
@@ -86,9 +91,10 @@ class WeightSetter:
                 give_up=True,
             )
             return False
-        await self._wait_rate_limit()
         try:
+            await self._wait_rate_limit()
             record = await self.chain.set_weights(self.hotkey, entry.weights)
+            block = record.block if record.block is not None else await self.chain.block()
         except RateLimitedError as exc:
             wait = max(1, exc.retry_in_blocks) * self.block_time_s
             log.info("chain rate-limited weights", extra={"retry_in_blocks": exc.retry_in_blocks})
@@ -98,16 +104,20 @@ class WeightSetter:
         except ChainError as exc:
             attempts = entry.attempts + 1
             transient = isinstance(exc, ChainUnavailableError)
-            give_up = not transient or attempts >= self.max_attempts
+            give_up = not transient and attempts >= self.max_attempts
             await self.jq.weights_attempt_failed(entry.weights_id, str(exc), give_up=give_up)
             log.warning(
                 "setting weights failed",
-                extra={"weights_id": entry.weights_id, "attempt": attempts, "give_up": give_up},
+                extra={
+                    "weights_id": entry.weights_id,
+                    "attempt": attempts,
+                    "give_up": give_up,
+                    "error": str(exc)[:300],
+                },
             )
             if not give_up:
-                await asyncio.sleep(self.retry_s * attempts)
+                await asyncio.sleep(self.retry_s * min(attempts, 12))
             return False
-        block = record.block if record.block is not None else await self.chain.block()
         await self.jq.weights_set(entry.weights_id, block)
         log.info("weights set on chain", extra={"weights_id": entry.weights_id, "block": block})
         return True
