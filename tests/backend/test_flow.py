@@ -234,13 +234,12 @@ async def test_expired_lease_is_reassigned(
 ) -> None:
     async with make_backend(lease_s=1.0) as backend:
         await create_competition(backend)
-        first = await net.validator()
+        first, second = await net.validator(), await net.validator()
         a, _ = await login(backend, first)
         await commit_artifact(net, registry)
         job = await a.recv_type("eval_job", within=15)
         await a.send(Ack.of(job))  # ... then silence: no progress within the lease
-        second = await net.validator()
-        b, _ = await login(backend, second)
+        b, _ = await login(backend, second)  # connected before the lease runs out
         moved = await b.recv_type("eval_job", within=10)
         assert moved.job_id == job.job_id
         detail = await get(backend, f"/api/v1/jobs/{job.job_id}")
