@@ -108,3 +108,19 @@ async def test_weights_are_set_on_chain_with_rate_limit(
             node.stop()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 10)
+
+
+async def test_unreachable_chain_is_retried_not_given_up(jq: JobQueue) -> None:
+    from bittensor_wallet import Keypair
+
+    hotkey = Keypair.create_from_mnemonic(Keypair.generate_mnemonic())
+    async with LocalChain("http://127.0.0.1:9", NETUID, timeout=0.5) as dead:
+        setter = WeightSetter(jq, dead, hotkey, max_attempts=1, retry_s=0.0)
+        await jq.record_weights(make_weights("w-1", NETUID, {0: 1.0}))
+        for _ in range(3):
+            entry = await jq.next_pending_weights()
+            assert entry is not None  # still pending: an unreachable chain never gives up
+            assert not await setter.set_one(entry)
+        entry = await jq.next_pending_weights()
+        assert entry is not None and entry.attempts == 3 and entry.error
+        assert await jq.last_weights_set() is None
