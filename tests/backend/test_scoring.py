@@ -150,3 +150,9 @@ def test_weights_sum_to_one(
     weights = compute_weights(shares, owner_uid=0, owner_share=owner_share)
     assert weights == pytest.approx(expected)
     assert sum(weights.values()) == pytest.approx(1.0)
+
+
+def test_leader_that_became_ineligible_is_dethroned() -> None:
+    scored = score([cand(1, 1, "a", (1, 10))], quorum=1, band=1, min_success_rate=0.5)
+    decision = decide_leader(scored, 1, win_margin=0.05)
+    assert decision.changed and decision.leader is None

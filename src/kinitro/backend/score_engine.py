@@ -112,9 +112,12 @@ async def apply_decision(
     decision: scoring.LeaderDecision,
 ) -> bool:
     """Record a leader change (or a candidate in admin mode); True when anything changed."""
-    if not decision.changed or decision.leader is None:
-        return False
     cid = competition["id"]
+    if not decision.changed:
+        return False
+    if decision.leader is None:  # the leader is no longer eligible and nobody else is
+        await repo_scoring.dethrone(conn, cid, by="auto")
+        return True
     row = next(s for s in scored if s.submission_id == decision.leader)
     values = dict(
         competition_id=cid,

@@ -6,10 +6,10 @@ import uuid
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from kinitro.core.settings import KinitroSettings
+from kinitro.core.settings import PLACEHOLDER_SECRETS, KinitroSettings
 
 
 class Settings(KinitroSettings):
@@ -67,6 +67,17 @@ class Settings(KinitroSettings):
 
     # --- admin
     admin_api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _real_admin_key(self) -> Settings:
+        key = self.admin_api_key.get_secret_value() if self.admin_api_key else None
+        weak = key is not None and (key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < 16)
+        if self.environment != "devnet" and weak:
+            raise ValueError(
+                "admin_api_key must be a real secret of at least 16 characters when "
+                f"environment={self.environment!r} (or leave it unset)"
+            )
+        return self
 
     # --- realtime
     realtime_queue_size: int = 256
