@@ -24,8 +24,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,8 @@ class Devnet:
         self.progress = Progress()
         self.database_urls: dict[str, str] = {}
         self.validator_names = VALIDATORS[: opts.validators]
+        self._names: dict[str, str] | None = None
+        self._state_lock = threading.Lock()
 
     # ---------------------------------------------------------------- URLs and envs --
     @property
@@ -188,12 +192,15 @@ class Devnet:
 
         async with LocalChain(self.chain_url, self.state.netuid) as chain:
             graph = await chain.metagraph()
-            for name in (*self.validator_names, *MINERS):
+            # The subnet owner registers first, so it holds uid 0 (where burned weight goes).
+            for name in ("owner", *self.validator_names, *MINERS):
                 info = create_wallet(name, "default", self.layout.wallets)
                 if graph.by_hotkey(info.hotkey) is not None:
                     continue
                 coldkey = load_coldkey(name, self.layout.wallets)
                 await chain.register(coldkey, info.hotkey)
+                if name == "owner":
+                    continue
                 if name in VALIDATORS:
                     await chain.set_stake(coldkey, info.hotkey, VALIDATOR_STAKE)
                     await chain.set_permit(coldkey, info.hotkey, True)
@@ -297,42 +304,57 @@ class Devnet:
         scripted = self.layout.miners / "scripted"
         rand = self.layout.miners / "random"
         copycat = self.layout.miners / "copycat"
-        if not (scripted / "kinitro.toml").exists():
-            self._kinitro("miner", "init", str(scripted), "--name", "scripted-reach")
-        if not (rand / "kinitro.toml").exists():
-            self._kinitro("miner", "init", str(rand), "--name", "random-agent")
-            _make_random_agent(rand)
-        if not (copycat / "kinitro.toml").exists():
-            # A byte-identical copy of the scripted bundle under another path and hotkey.
-            shutil.copytree(scripted, copycat, ignore=shutil.ignore_patterns(".kinitro"))
-        plan = [("miner-scripted", scripted), ("miner-random", rand)]
-        for wallet, bundle in plan:
-            self._submit(wallet, bundle)
-        # The copy is committed later, so the scripted miner's commitment is earlier.
-        self._wait_blocks(3)
+
+        def init_random() -> None:
+            if not (rand / "kinitro.toml").exists():
+                self._kinitro("miner", "init", str(rand), "--name", "random-agent")
+                _make_random_agent(rand)
+
+        def init_scripted() -> None:
+            if not (scripted / "kinitro.toml").exists():
+                self._kinitro("miner", "init", str(scripted), "--name", "scripted-reach")
+            if not (copycat / "kinitro.toml").exists():
+                # A byte-identical copy of the scripted bundle under another path and hotkey.
+                shutil.copytree(scripted, copycat, ignore=shutil.ignore_patterns(".kinitro"))
+
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            list(pool.map(lambda f: f(), (init_scripted, init_random)))
+            plan = [
+                ("miner-scripted", scripted, True),
+                ("miner-random", rand, True),
+                ("miner-copycat", copycat, False),  # uploaded now, committed later
+            ]
+            list(pool.map(lambda p: self._submit(p[0], p[1], commit=p[2]), plan))
+        # The copy is committed a few blocks later, so the scripted miner's is earlier.
+        self._wait_blocks(2)
         self._submit("miner-copycat", copycat)
         self.progress.note("3 miners committed (scripted, random, copy of scripted)")
 
-    def _submit(self, wallet: str, bundle: Path) -> None:
+    def _submit(self, wallet: str, bundle: Path, *, commit: bool = True) -> None:
         if wallet in self.state.committed:
             return
         env = self.miner_env(wallet)
-        self._kinitro("miner", "upload", str(bundle), "--repo", f"devnet/{wallet}", env=env)
+        upload_record = bundle / ".kinitro" / "upload.json"
+        if not upload_record.exists():
+            self._kinitro("miner", "upload", str(bundle), "--repo", f"devnet/{wallet}", env=env)
+        if not commit:
+            return
         out = self._kinitro(
             "miner",
             "commit",
             "--competition",
             COMPETITION_ID,
             "--from-upload",
-            str(bundle / ".kinitro" / "upload.json"),
+            str(upload_record),
             "--json",
             env=env,
         )
         block = 0
         with contextlib.suppress(ValueError, KeyError, TypeError):
             block = int(json.loads(out)["block"])
-        self.state.committed[wallet] = block
-        self.state.save(self.layout.data_dir)
+        with self._state_lock:
+            self.state.committed[wallet] = block
+            self.state.save(self.layout.data_dir)
 
     def miner_env(self, wallet: str) -> dict[str, str]:
         return {
@@ -386,13 +408,26 @@ class Devnet:
                     raise DevnetError(f"{names} keeps crashing; see {self.layout.logs}")
                 self._refresh(http)
                 render()
-                if self.progress.chain_weights:
+                if self._done():
                     self.progress.step = "weights on chain"
                     return
                 time.sleep(1.0)
         raise DevnetError(
             f"no weights on chain after {self.opts.timeout_s:.0f}s; logs in {self.layout.logs}"
         )
+
+    def _done(self) -> bool:
+        """Weights for a miner are on chain and every submission has been evaluated."""
+        miners = set(self.wallet_hotkeys(MINERS))
+        weighted = any(w > 0 for k, w in self.progress.chain_weights.items() if k in miners)
+        stats = self.progress.stats or {}
+        jobs = stats.get("jobs", {}) if isinstance(stats.get("jobs"), dict) else {}
+        submissions = stats.get("submissions", {})
+        total = sum(submissions.values()) if isinstance(submissions, dict) else 0
+        finished = ("completed", "failed", "timed_out", "cancelled")
+        busy = sum(int(v) for k, v in jobs.items() if k not in finished)
+        scored = len(self.progress.leaderboard) >= len(MINERS)
+        return weighted and total >= len(MINERS) and busy == 0 and scored
 
     def _refresh(self, http: httpx.Client) -> None:
         with contextlib.suppress(httpx.HTTPError, ValueError):
@@ -436,13 +471,21 @@ class Devnet:
             "data_dir": str(self.layout.data_dir),
         }
 
+    def wallet_hotkeys(self, names: tuple[str, ...]) -> list[str]:
+        inverse = {v: k for k, v in self.wallet_names().items()}
+        return [inverse[n] for n in names if n in inverse]
+
     def wallet_names(self) -> dict[str, str]:
+        if self._names is not None:
+            return self._names
         from kinitro.chain.wallets import wallet_info
 
         names: dict[str, str] = {}
-        for name in (*self.validator_names, *MINERS):
+        for name in ("owner", *self.validator_names, *MINERS):
             with contextlib.suppress(Exception):
                 names[wallet_info(name, "default", self.layout.wallets).hotkey] = name
+        if len(names) == 1 + len(self.validator_names) + len(MINERS):
+            self._names = names
         return names
 
 
