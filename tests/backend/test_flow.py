@@ -304,3 +304,21 @@ async def test_infrastructure_failure_is_retried_not_scored(
     assert detail["state"] == "completed"
     assert [r["state"] for r in detail["results"]] == ["completed"]
     await client.close()
+
+
+async def test_jobs_reach_a_validator_on_another_replica(
+    make_backend: Any, net: Net, registry: LocalRegistry
+) -> None:
+    async with make_backend() as one, make_backend() as two:
+        await create_competition(one)
+        # background tasks (monitor, scheduler) run on one replica; the socket is on the other
+        client, ok = await login(two, await net.validator())
+        assert ok.type == "auth_ok"
+        await commit_artifact(net, registry)
+        job = await client.recv_type("eval_job", within=15)
+        await client.send(Ack.of(job))
+        await client.send(result(job.job_id))
+        assert (await client.recv_type("ack")).ok
+        detail = await get(one, f"/api/v1/jobs/{job.job_id}")
+        assert detail["state"] == "completed"
+        await client.close()
