@@ -33,7 +33,7 @@ from kinitro.evaluator.sandbox.bubblewrap import BubblewrapRunning
 from kinitro.protocol.agent_rpc import TaskInfo
 from kinitro.protocol.common import FailureCause
 
-from .conftest import TIGHT_LIMITS, TIMEOUTS, ZERO_AGENT, BundleFactory
+from .conftest import SHORT, TIGHT_LIMITS, ZERO_AGENT, BundleFactory
 
 RunAgent = Callable[..., tuple[BubblewrapRunning, AgentClient]]
 OBS = np.zeros(39)
@@ -46,10 +46,10 @@ def attack(
     *,
     metadata: dict[str, str | int] | None = None,
     step: bool = True,
-    timeouts: CallTimeouts = TIMEOUTS,
+    timeouts: CallTimeouts | None = None,
 ) -> tuple[AgentFailure, BubblewrapRunning]:
     """Run hello, reset (and one act): return the failure the attack produced."""
-    running, agent = run_agent(bundle, timeouts)
+    running, agent = run_agent(bundle, *(() if timeouts is None else (timeouts,)))
     try:
         agent.hello()
         agent.reset(TaskInfo("reach-v3", "metaworld/MT1-reach-v3", 500, 0, metadata or {}))
@@ -289,7 +289,7 @@ class Agent:
 
 
 def test_fork_bomb(run_agent: RunAgent, make_bundle: BundleFactory) -> None:
-    failure, running = attack(run_agent, make_bundle(FORK_BOMB))
+    failure, running = attack(run_agent, make_bundle(FORK_BOMB), timeouts=SHORT)
     assert isinstance(failure, AgentTimeout) and failure.cause is FailureCause.AGENT_TIMEOUT
     assert running.alive()  # bombing, but capped at max_processes …
     running.close()  # … and gone with its whole tree (the fixture checks the uid)
@@ -308,8 +308,7 @@ class Agent:
 
 def test_memory_bomb(run_agent: RunAgent, make_bundle: BundleFactory) -> None:
     # Touching ~1 GiB of pages takes a while: give the step time to hit the limit.
-    slow = CallTimeouts(hello=20.0, reset=1.0, act=10.0, close=0.5)
-    failure, _ = attack(run_agent, make_bundle(MEMORY_BOMB), timeouts=slow)
+    failure, _ = attack(run_agent, make_bundle(MEMORY_BOMB))
     assert isinstance(failure, AgentCrashed) and "MemoryError" in str(failure)
 
 
@@ -360,7 +359,7 @@ class Agent:
 
 
 def test_cpu_spin_in_act_times_out(run_agent: RunAgent, make_bundle: BundleFactory) -> None:
-    failure, _ = attack(run_agent, make_bundle(CPU_SPIN))
+    failure, _ = attack(run_agent, make_bundle(CPU_SPIN), timeouts=SHORT)
     assert isinstance(failure, AgentTimeout) and failure.call == "act"
 
 
@@ -371,7 +370,7 @@ def test_cpu_time_limit_kills(make_bundle: BundleFactory) -> None:
     from .conftest import ACTION_SPEC, OBS_SPEC, processes_of_uid
 
     with sandbox.start(make_bundle(CPU_SPIN)) as running:
-        slow = CallTimeouts(hello=20.0, reset=1.0, act=15.0, close=0.5)
+        slow = CallTimeouts(hello=60.0, reset=20.0, act=30.0, close=0.5)
         agent = AgentClient.connect(running.endpoint, OBS_SPEC, ACTION_SPEC, timeouts=slow)
         agent.hello()
         agent.reset(TaskInfo("reach-v3"))
@@ -393,7 +392,7 @@ class Agent:
 
 
 def test_hang_in_reset(run_agent: RunAgent, make_bundle: BundleFactory) -> None:
-    failure, _ = attack(run_agent, make_bundle(HANG_IN_RESET), step=False)
+    failure, _ = attack(run_agent, make_bundle(HANG_IN_RESET), step=False, timeouts=SHORT)
     assert isinstance(failure, AgentTimeout) and failure.call == "reset"
 
 
@@ -410,8 +409,8 @@ class Agent:
 
 
 def test_sleep_past_deadline(run_agent: RunAgent, make_bundle: BundleFactory) -> None:
-    failure, _ = attack(run_agent, make_bundle(SLEEPER))
-    assert isinstance(failure, AgentTimeout) and f"no answer within {TIMEOUTS.act} s" in str(failure)
+    failure, _ = attack(run_agent, make_bundle(SLEEPER), timeouts=SHORT)
+    assert isinstance(failure, AgentTimeout) and f"no answer within {SHORT.act} s" in str(failure)
 
 
 # --------------------------------------------------------------------------- actions
