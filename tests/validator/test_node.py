@@ -291,3 +291,23 @@ async def test_silent_server_times_out_and_stop_is_prompt(
         server.close()
         if not task.done():
             task.cancel()
+
+
+async def test_appends_wake_the_sender_without_polling(
+    jq: JobQueue, keypair: Keypair, validator_db_url: str
+) -> None:
+    job = make_job()
+    await jq.enqueue_job(job)
+    async with (
+        ScriptedBackend() as peer,
+        running(peer, jq, keypair, validator_db_url, outbox_poll_s=60) as node,
+    ):
+        await peer.wait_for(lambda: peer.live is not None)
+        await asyncio.sleep(0.3)  # the sender is now idle, waiting for NOTIFY or the 60 s poll
+        started = asyncio.get_running_loop().time()
+        await jq.report_status(job.job_id, JobState.RUNNING, episodes_total=2)
+        await jq.append_outbox_many([make_episode(job.job_id, 0), make_steps(job.job_id, 0, 0)])
+        await peer.wait_for(lambda: len(peer.store) == 3, timeout=5)
+        latency = asyncio.get_running_loop().time() - started
+        assert latency < 2, latency
+        assert node.stats.sessions == 1

@@ -53,8 +53,10 @@ episodes_total=…, detail=…) -> JobStatus | None`` (assigns the next ``seq``)
 ``append_outbox(msg) -> bool`` / ``append_outbox_many(msgs)`` for ``job_status``,
 ``eval_result``, ``episode``, ``episode_steps`` (idempotent on the message id; per-job
 order = append order) · ``pending_outbox(limit=, exclude=) -> [OutboxEntry]`` in send
-order · ``mark_sent(ids)`` · ``ack_outbox(message_id)`` / ``ack_outbox_many(ids)`` (delete)
-· ``reject_outbox(message_id, error_code=, detail=)`` (move to dead letters).
+order · ``outbox_listener(on_append)`` (LISTEN on :data:`OUTBOX_CHANNEL`; every
+appending transaction NOTIFYs it at commit) · ``mark_sent(ids)`` ·
+``ack_outbox(message_id)`` / ``ack_outbox_many(ids)`` (delete) ·
+``reject_outbox(message_id, error_code=, detail=)`` (move to dead letters).
 
 Weights: ``record_weights(set_weights) -> bool`` · ``next_pending_weights()`` ·
 ``weights_set(weights_id, block)`` · ``weights_attempt_failed(weights_id, error, give_up=)``
@@ -81,6 +83,7 @@ from kinitro.jobqueue.errors import (
 )
 from kinitro.jobqueue.pgq import EVAL_JOB_ENTRYPOINT, QueueTimers
 from kinitro.jobqueue.repository import (
+    OUTBOX_CHANNEL,
     OUTBOX_TYPES,
     ConnectionInfo,
     EnqueueOutcome,
@@ -95,6 +98,7 @@ from kinitro.jobqueue.repository import (
 
 __all__ = [
     "EVAL_JOB_ENTRYPOINT",
+    "OUTBOX_CHANNEL",
     "OUTBOX_TYPES",
     "ConnectionInfo",
     "EnqueueOutcome",

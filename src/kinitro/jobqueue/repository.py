@@ -7,8 +7,9 @@ status/results/telemetry into the outbox). See the package docstring for the API
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 OUTBOX_TYPES = frozenset({"job_status", "eval_result", "episode", "episode_steps"})
 
 _TERMINAL = frozenset(s.value for s in JobState if s.is_terminal)
+
+#: PostgreSQL NOTIFY channel signalled (at commit) whenever outbox rows are appended.
+OUTBOX_CHANNEL = "kinitro_outbox"
 
 
 def _utcnow() -> datetime:
@@ -299,6 +303,7 @@ class JobQueue:
                 at=_utcnow(),
             )
             await self._append_locked(conn, row, message)
+            await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
             return message
 
     async def append_outbox(self, message: BaseModel) -> bool:
@@ -331,6 +336,11 @@ class JobQueue:
                 appended, row = await self._append_locked(conn, row, message)
                 locked[job_id] = row
                 results.append(appended)
+            if any(results):
+                # delivered at commit: wakes the validator's sender (it also polls)
+                await conn.execute(
+                    text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL}
+                )
         return results
 
     async def _append_locked(
@@ -390,6 +400,27 @@ class JobQueue:
                 )
             ).one()
         return True, row
+
+    @contextlib.asynccontextmanager
+    async def outbox_listener(self, on_append: Callable[[], None]) -> AsyncIterator[None]:
+        """LISTEN on :data:`OUTBOX_CHANNEL` on a dedicated connection while the context is
+        open; ``on_append()`` is called (on the event loop) after each committed append."""
+        import asyncpg
+
+        from kinitro.core.db import dsn
+
+        url = self.engine.url.render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn(url))
+
+        def relay(*_: object) -> None:
+            on_append()
+
+        try:
+            await conn.add_listener(OUTBOX_CHANNEL, relay)
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
 
     async def pending_outbox(
         self, *, limit: int = 100, exclude: Iterable[str] = ()
@@ -725,6 +756,7 @@ def _weights_entry(row: Any) -> WeightsEntry:
 
 
 __all__ = [
+    "OUTBOX_CHANNEL",
     "OUTBOX_TYPES",
     "ConnectionInfo",
     "EnqueueOutcome",

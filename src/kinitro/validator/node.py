@@ -239,6 +239,13 @@ class ValidatorNode:
         )
         self._sender = sender
         interval = s.heartbeat_interval_s or ok.heartbeat_interval_s
+        listener: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
+        try:
+            listener = self.jq.outbox_listener(sender.wake)
+            await listener.__aenter__()
+        except Exception as exc:  # noqa: BLE001 - polling still delivers, only slower
+            log.warning("outbox LISTEN unavailable; polling only", extra={"error": str(exc)})
+            listener = contextlib.nullcontext()
         tasks = [
             asyncio.create_task(self._reader(ws, sender, send), name="ws-reader"),
             asyncio.create_task(self._heartbeats(send, interval), name="ws-heartbeat"),
@@ -254,6 +261,8 @@ class ValidatorNode:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             self._sender = None
+            with contextlib.suppress(Exception):
+                await listener.__aexit__(None, None, None)
             with contextlib.suppress(Exception):
                 await sender.flush()  # persist acks that arrived before the drop
         for task in done:

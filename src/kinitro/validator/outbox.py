@@ -78,6 +78,10 @@ class OutboxSender:
     _sent_at: dict[str, float] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def wake(self) -> None:
+        """New rows were appended (NOTIFY from the evaluator's transaction)."""
+        self._wake.set()
+
     def on_ack(self, message_id: str, ok: bool, code: str | None, detail: str | None) -> bool:
         """Record the backend's answer for ``message_id`` (called by the reader; no I/O).
 

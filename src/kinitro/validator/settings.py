@@ -38,8 +38,8 @@ class Settings(KinitroSettings):
     # outbox
     outbox_window: int = Field(64, ge=1)
     """At most this many messages sent and not yet acked (backpressure)."""
-    outbox_poll_s: float = Field(0.2, gt=0)
-    """How often the sender looks for new outbox rows when idle."""
+    outbox_poll_s: float = Field(1.0, gt=0)
+    """Fallback poll for new outbox rows; appends also wake the sender by NOTIFY."""
     ack_timeout_s: float = Field(60.0, gt=0)
     """Reconnect (and resend) when a sent message stays unacked this long."""
     nack_retry_s: float = Field(2.0, ge=0)
