@@ -638,6 +638,7 @@ def run_up(opts: UpOptions) -> int:
             sys.stdout.write(json.dumps(summary) + "\n")
             sys.stdout.flush()
         else:
+            console.print()
             console.print(f"[green]First weights are on chain after {summary['elapsed_s']}s.")
         if opts.exit_after_weights:
             return 0
