@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket, WebSocketDisconnect
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from kinitro import __version__
@@ -355,7 +355,10 @@ class ValidatorSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=5.0)
             self.wake.clear()
-            await self._send_pending()
+            try:
+                await self._send_pending()
+            except (SQLAlchemyError, OSError) as exc:  # retried at the next wake-up
+                log.warning("sending pending work to %s failed: %s", self.hotkey, exc)
 
     async def _send_pending(self) -> None:
         assert self.hotkey is not None
@@ -366,16 +369,21 @@ class ValidatorSession:
         for row in jobs:
             if row["message_id"] in self.sent:
                 continue
-            await self.send(_eval_job(row))
             self.sent.add(row["message_id"])
+            try:
+                job = _eval_job(row)
+            except ValidationError as exc:  # cannot happen for verified submissions
+                log.error("job %s cannot be expressed as eval_job: %s", row["job_id"], exc)
+                continue
+            await self.send(job)
             sent.append(row["message_id"])
         for row in outbox:
             key = f"outbox:{row['message_id']}"
             if key in self.sent:
                 continue
+            self.sent.add(key)
             if row["type"] == "set_weights":
                 await self.send(SetWeights.model_validate(row["payload"]))
-            self.sent.add(key)
         if sent:
             async with self.state.engine.begin() as conn:
                 await repo_jobs.mark_sent(conn, sent)

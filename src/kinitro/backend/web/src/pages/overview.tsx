@@ -87,9 +87,11 @@ function StatsStrip(props: { s: State }) {
 function CompetitionCard(props: { c: CompetitionView; s: State }) {
   const { c, s } = props;
   const touched = s.touched.get(`competition:${c.id}`);
-  // The snapshot carries the leaderboard; after a leaderboard event, fetch the fresh one.
+  // The snapshot carries the leaderboard but not the candidates awaiting approval: fetch
+  // the full one for admin-approved competitions, and for any after a leaderboard event.
+  const needsRest = touched !== undefined || !c.leaderboard || c.approvalMode === "admin";
   const fresh = useResource(
-    touched !== undefined || !c.leaderboard ? `competitions/${encodeURIComponent(c.id)}/leaderboard` : undefined,
+    needsRest ? `competitions/${encodeURIComponent(c.id)}/leaderboard` : undefined,
     toLeaderboard,
     touched,
   );

@@ -50,7 +50,7 @@ export function ValidatorsPage() {
                     In flight
                   </th>
                   <th scope="col" class="num">
-                    Episodes / min
+                    Episodes / min (live)
                   </th>
                   <th scope="col">Version</th>
                 </tr>
