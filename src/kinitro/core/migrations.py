@@ -41,6 +41,7 @@ def alembic_config(role: str, url: str) -> Config:
         ) from None
     cfg = Config()
     cfg.set_main_option("script_location", str(location))
+    cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("version_locations", str(location / "versions"))
     cfg.attributes["kinitro_url"] = sqlalchemy_url(url)
     return cfg
