@@ -26,7 +26,7 @@ EPISODES = 2
 MAX_STEPS = 100
 
 
-def _devnet(data_dir: Path, *extra: str) -> subprocess.Popen[str]:
+def _devnet(data_dir: Path, *extra: str, exit_after: bool = True) -> subprocess.Popen[str]:
     env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
     return subprocess.Popen(
         [
@@ -37,7 +37,7 @@ def _devnet(data_dir: Path, *extra: str) -> subprocess.Popen[str]:
             "up",
             "--data-dir",
             str(data_dir),
-            "--exit-after-weights",
+            *(["--exit-after-weights"] if exit_after else []),
             "--json",
             "--episodes",
             str(EPISODES),
