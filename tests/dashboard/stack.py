@@ -108,6 +108,7 @@ class BackendProcess:
         self.env = {
             **os.environ,
             "KINITRO_BACKEND_ADMIN_API_KEY": ADMIN_KEY,
+            "KINITRO_BACKEND_MIGRATE_ON_START": "false",  # the test database is migrated
             "KINITRO_BACKEND_MIN_VALIDATOR_STAKE": "100",
             "KINITRO_BACKEND_SCHEDULER_INTERVAL_S": "0.2",
             "KINITRO_BACKEND_CHAIN_SCAN_INTERVAL_S": "0.2",
@@ -367,7 +368,9 @@ class Stack:
                 resp = await http.post("/api/v1/admin/competitions", json=body)
                 assert resp.status_code == 201, resp.text
 
-    async def commit(self, name: str, content: bytes, *, bad_sha: bool = False) -> Keypair:
+    async def commit(
+        self, name: str, content: bytes, *, bad_sha: bool = False, competition: str = COMPETITION
+    ) -> Keypair:
         """Upload an artifact and commit it on chain for miner ``name``."""
         path = self.registry.root.parent / f"upload-{os.urandom(4).hex()}.tar.gz"
         path.write_bytes(content)
@@ -376,7 +379,7 @@ class Stack:
         self.miners[name] = miner
         sha = "0" * 64 if bad_sha else ref.sha256
         text = encode_commitment(
-            competition_id=COMPETITION,
+            competition_id=competition,
             registry="local",
             repo=ref.repo,
             revision=ref.revision,
@@ -398,13 +401,14 @@ class Stack:
         self, validator: Validator, job: EvalJob, outcomes: dict[str, list[bool]], *, media: bool
     ) -> None:
         """Run a fake-but-faithful evaluation: status, episodes + steps, result."""
-        total = len(TASKS) * EPISODES_PER_TASK
+        tasks = job.benchmark.tasks
+        total = len(tasks) * job.benchmark.episodes_per_task
         await validator.status(job.job_id, JobState.RUNNING, 0, total)
         rng = np.random.default_rng(abs(hash((job.job_id, validator.hotkey))) % 2**32)
         index = 0
         per_task: dict[str, TaskMetrics] = {}
         all_failures: dict[FailureCause, int] = {}
-        for task in TASKS:
+        for task in tasks:
             wins = 0
             failures: dict[FailureCause, int] = {}
             for task_episode, success in enumerate(outcomes[task]):
@@ -525,20 +529,33 @@ async def seed(stack: Stack) -> None:
     await stack.take_job(vb, carol)
     await va.status(job_c.job_id, JobState.RUNNING, 2, len(TASKS) * EPISODES_PER_TASK)
 
+    # The "reach" competition needs an admin's approval: its best becomes a candidate.
+    erin = await stack.commit("erin", b"erin-bundle-v1", competition="reach")
+    job_e = await stack.take_job(va, erin)
+    await stack.take_job(vb, erin)
+    for v in (va, vb):
+        await stack.evaluate(v, job_e, {"reach-v3": [True, True, True, False]}, media=False)
+
     async def settled() -> bool:
         board = await stack.get(f"/api/v1/competitions/{COMPETITION}/leaderboard")
         subs = await stack.get("/api/v1/submissions", status="rejected")
         weights = await stack.get("/api/v1/weights")
         leader_ok = (board.get("leader") or {}).get("miner_hotkey") == leader.ss58_address
+        candidates = await stack.get("/api/v1/competitions/reach/leaderboard")
         return (
-            leader_ok and len(board["rows"]) == 2 and subs["total"] == 1 and weights["total"] >= 1
+            leader_ok
+            and len(board["rows"]) == 2
+            and len(candidates["pending_candidates"]) == 1
+            and subs["total"] == 1
+            and weights["total"] >= 1
         )
 
-    await wait_for(settled, within=30, what="leaderboard, rejection and weights")
+    await wait_for(settled, within=30, what="leaderboard, candidate, rejection and weights")
     stack.ids["job_leader"] = job_a.job_id
     stack.ids["job_challenger"] = job_b.job_id
     stack.ids["job_live"] = job_c.job_id
     stack.ids["carol_hotkey"] = carol.ss58_address
+    stack.ids["submission_candidate"] = job_e.submission_id
     stack.ids["submission_leader"] = job_a.submission_id
     stack.ids["submission_challenger"] = job_b.submission_id
     stack.ids["leader_hotkey"] = leader.ss58_address

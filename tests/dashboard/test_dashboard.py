@@ -76,7 +76,9 @@ async def run_scenario(
     return outcome
 
 
-async def test_dashboard_is_served_by_the_backend(stack: Stack) -> None:
+async def check_served(stack: Stack) -> None:
+    """The backend serves the app (deep links too), cached assets, and nothing external;
+    API paths keep their own 404."""
     async with httpx.AsyncClient(base_url=stack.url, timeout=10) as http:
         for path in ("/", "/jobs", f"/submissions/{stack.ids['submission_leader']}", "/validators"):
             resp = await http.get(path)
@@ -92,6 +94,7 @@ async def test_dashboard_is_served_by_the_backend(stack: Stack) -> None:
 
 
 async def test_pages_render_and_links_navigate(stack: Stack) -> None:
+    await check_served(stack)
     outcome = await run_scenario("navigate", stack)
     print("first view timings (ms):", outcome["timings"])
     assert 0 < outcome["firstViewMs"] < 1000

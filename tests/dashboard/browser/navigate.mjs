@@ -41,8 +41,9 @@ await run("navigate", async ({ page, url, shot, config }) => {
   check(/> \d+\.\d%/.test(await card.innerText()), "margin value shown");
   check((await card.innerText()).includes("automatic"), "approval status shown");
   const reach = page.getByTestId("competition-reach");
-  check((await reach.innerText()).includes("admin approval"), "admin approval mode shown");
-  check((await page.getByTestId("stat-episodes").innerText()).startsWith("24"), "episodes stat");
+  await reach.getByText("1 candidate awaiting admin approval").waitFor();
+  await reach.locator("tbody tr").getByText("awaiting approval").waitFor();
+  check((await page.getByTestId("stat-episodes").innerText()).startsWith("32"), "episodes stat");
   await shot("overview");
   await audit(page, "overview");
 
