@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LEADERBOARD_EVENT_ROWS = 20  # keeps the event under the NOTIFY payload limit
+
 
 async def score_competition(
     conn: AsyncConnection, competition: dict[str, Any], *, band: float
@@ -168,7 +170,7 @@ def _entries(scored: list[scoring.Scored], leader: dict[str, Any] | None) -> lis
             "eligible": x.eligible,
             "is_leader": x.submission_id == leader_id,
         }
-        for rank, x in enumerate(scored[:100], start=1)
+        for rank, x in enumerate(scored[:LEADERBOARD_EVENT_ROWS], start=1)
     ]
 
 

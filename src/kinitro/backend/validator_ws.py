@@ -676,6 +676,8 @@ async def ingest(
                     success=message.success,
                     total_reward=message.total_reward,
                     steps=message.steps,
+                    failure_cause=message.failure_cause,
+                    media_refs=list(message.media_refs),
                 )
         case EpisodeSteps():
             new = await repo_ingest.add_steps(
