@@ -236,7 +236,7 @@ class Network:
                 "KINITRO_VALIDATOR_DATABASE_URL": db,
                 "KINITRO_VALIDATOR_RECONNECT_MIN_S": "0.1",
                 "KINITRO_VALIDATOR_RECONNECT_MAX_S": "1",
-                "KINITRO_VALIDATOR_OUTBOX_POLL_S": "0.1",
+                "KINITRO_VALIDATOR_OUTBOX_POLL_S": "1",
                 "KINITRO_VALIDATOR_WEIGHTS_RATE_LIMIT_BLOCKS": "2",
                 "KINITRO_VALIDATOR_BLOCK_TIME_S": "0.1",
                 "KINITRO_VALIDATOR_WEIGHTS_RETRY_S": "0.2",
