@@ -128,3 +128,63 @@ async def test_events_reach_clients_of_every_replica(make_backend: Any, net: Net
         await client.close()
         await ws_one.close()
         await ws_two.close()
+
+
+async def test_every_event_type_of_a_full_evaluation_reaches_the_feed(
+    backend: Backend, net: Net, registry: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from kinitro.protocol.common import JobState
+    from kinitro.protocol.validator_ws import Ack, Episode, JobStatus
+
+    from .conftest import create_competition
+    from .test_flow import commit_artifact, result
+
+    feed, _ = await subscribe(backend)
+    await create_competition(backend)
+    client, _ = await login(backend, await net.validator())
+    await commit_artifact(net, registry)
+    job = await client.recv_type("eval_job", within=15)
+    await client.send(Ack.of(job))
+    now = datetime.now(UTC)
+    await client.send(
+        JobStatus(job_id=job.job_id, state=JobState.RUNNING, seq=1, episodes_total=2, at=now)
+    )
+    await client.send(
+        Episode(
+            job_id=job.job_id,
+            episode_index=0,
+            task="reach-v3",
+            task_episode=0,
+            success=True,
+            total_reward=1.0,
+            steps=10,
+            terminated=True,
+            truncated=False,
+            duration_s=0.1,
+        )
+    )
+    await client.send(result(job.job_id, 2, 2))
+    wanted = {
+        "validator_connected",
+        "submission_received",
+        "job_created",
+        "job_status",
+        "episode_completed",
+        "evaluation_completed",
+        "leaderboard_updated",
+        "weights_updated",
+        "stats",
+    }
+    seen: set[str] = set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not wanted <= seen and loop.time() < deadline:
+        seen.add((await next_event(feed, within=deadline - loop.time())).event_type)
+    assert wanted <= seen, wanted - seen
+    await client.close()
+    event = await next_event(feed)
+    while event.event_type != "validator_disconnected":
+        event = await next_event(feed)
+    await feed.close()
