@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import secrets
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +46,12 @@ class ScriptedBackend:
     nack_code: ErrorCode | None = None
     """Nack every validator message with this code (once per message id)."""
     reject_auth: bool = False
+    chaos: random.Random | None = None
+    """When set, each validator message risks (``chaos_p`` each): a drop mid-frame, a
+    garbage frame first, a retryable nack, or being stored but the connection dying before
+    the ack goes out."""
+    chaos_p: float = 0.05
+    chaos_events: Counter[str] = field(default_factory=Counter)
 
     server: Server | None = None
     port: int = 0
@@ -182,6 +189,9 @@ class ScriptedBackend:
                 self.answers.append(message)
             case JobStatus() | EvalResult() | Episode() | EpisodeSteps():
                 self.received.append(message)
+                if self.chaos is not None and await self._chaos(ws, message):
+                    self._changed.set()
+                    return
                 if self.nack_code is not None and message.id not in self.nacked:
                     self.nacked.add(message.id)
                     await ws.send(dump_message(Ack.reject(message.id, self.nack_code, "test")))
@@ -191,6 +201,29 @@ class ScriptedBackend:
             case _:
                 raise AssertionError(f"unexpected {message.type}")
         self._changed.set()
+
+    async def _chaos(self, ws: ServerConnection, message: Any) -> bool:
+        """Maybe misbehave; True when the message was fully handled here."""
+        assert self.chaos is not None
+        roll = self.chaos.random() / self.chaos_p
+        if roll < 1:
+            self.chaos_events["drop_mid_frame"] += 1
+            self.drop_mid_frame()
+            return True
+        if roll < 2:
+            self.chaos_events["garbage"] += 1
+            await ws.send(self.chaos.choice(["{not json", '{"type":"bogus"}', "\x00" * 10]))
+            return False
+        if roll < 3:
+            self.chaos_events["nack"] += 1
+            await ws.send(dump_message(Ack.reject(message.id, ErrorCode.UNAVAILABLE, "busy")))
+            return True
+        if roll < 4:
+            self.chaos_events["stored_then_dropped"] += 1
+            self._upsert(message)
+            ws.transport.abort()
+            return True
+        return False
 
     def _upsert(self, message: Any) -> None:
         match message:

@@ -311,3 +311,40 @@ async def test_appends_wake_the_sender_without_polling(
         latency = asyncio.get_running_loop().time() - started
         assert latency < 2, latency
         assert node.stats.sessions == 1
+
+
+async def test_chaotic_backend_exactly_once_in_effect(
+    jq: JobQueue, keypair: Keypair, validator_db_url: str
+) -> None:
+    import random
+
+    seed = random.randrange(2**32)
+    jobs = [make_job() for _ in range(5)]
+    async with (
+        ScriptedBackend(chaos=random.Random(seed), chaos_p=0.04) as peer,
+        running(peer, jq, keypair, validator_db_url, outbox_window=8) as node,
+    ):
+        for job in jobs:
+            await peer.push(job)
+        await peer.wait_for(lambda: not peer.pending, timeout=20)
+
+        async def evaluator(job_id: str) -> None:
+            await jq.report_status(job_id, JobState.STARTING, episodes_total=4)
+            for i in range(4):
+                await jq.append_outbox_many([make_episode(job_id, i), make_steps(job_id, i, 0)])
+                await jq.report_status(job_id, JobState.RUNNING, episodes_done=i + 1)
+            await jq.append_outbox(make_result(job_id))
+
+        await asyncio.gather(*(evaluator(job.job_id) for job in jobs))
+        expected = len(jobs) * (1 + 4 * 3 + 1)
+        await peer.wait_for(lambda: len(peer.store) == expected, timeout=60)
+        for _ in range(100):
+            depths = await jq.depths()
+            if depths.outbox == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert depths.outbox == 0 and depths.outbox_dead == 0, (seed, depths)
+        assert all(sorted(s) == list(range(1, 6)) for s in peer.seq_by_job.values()), seed
+        assert len(peer.results()) == len(jobs)
+        assert node.stats.sessions >= 1
+        print(f"seed={seed} chaos={dict(peer.chaos_events)} sessions={peer.authenticated}")
