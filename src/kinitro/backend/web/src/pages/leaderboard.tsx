@@ -40,7 +40,13 @@ export function LeaderSummary(props: { competition: CompetitionView; board?: Lea
         [
           "Leader success",
           leader?.successRate !== undefined ? (
-            <RateWithInterval rate={leader.successRate} lo={leader.ciLow} hi={leader.ciHigh} />
+            <>
+              <RateWithInterval rate={leader.successRate} lo={leader.ciLow} hi={leader.ciHigh} />
+              {leader.crownedRate !== undefined &&
+                Math.abs(leader.crownedRate - leader.successRate) > 0.0005 && (
+                  <span class="muted small"> (crowned at {pct(leader.crownedRate)})</span>
+                )}
+            </>
           ) : (
             DASH
           ),

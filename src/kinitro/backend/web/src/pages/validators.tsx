@@ -128,6 +128,12 @@ function WeightsHistory(props: { list: WeightsView[] }) {
   const uids = [...new Set(list.flatMap((w) => [...w.weights.keys()]))].sort((a, b) => a - b);
   const x = list.map((w) => Date.parse(w.computedAt ?? "") / 1000);
   const ys = uids.map((uid) => list.map((w) => w.weights.get(uid) ?? 0));
+  // The latest set holds until now: extend every step to the present.
+  const now = Date.now() / 1000;
+  if (now > x[x.length - 1]) {
+    x.push(now);
+    for (const y of ys) y.push(y[y.length - 1]);
+  }
   return (
     <LineChart
       title="Weights history"
