@@ -53,6 +53,16 @@ async def test_snapshot_then_filtered_events_in_order(backend: Backend, net: Net
     await ws.send("nope")
     err = parse_server_message(await ws.recv())
     assert err.type == "error" and err.code == "malformed_frame"
+    # snapshots are costly: re-subscribing is rate limited, the socket survives
+    await ws.send(dump_message(Subscribe()))
+    await ws.send(dump_message(Subscribe()))
+    for _ in range(20):
+        reply = parse_server_message(await asyncio.wait_for(ws.recv(), 10))
+        if reply.type == "error":
+            assert reply.code == "rate_limited"
+            break
+    else:
+        raise AssertionError("no rate_limited error")
     await ws.close()
 
 

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 CLOSE_SLOW = 1008
 SEND_TIMEOUT_S = 10.0
+MIN_SUBSCRIBE_INTERVAL_S = 1.0
 
 
 class Client:
@@ -172,6 +173,7 @@ async def realtime_endpoint(ws: WebSocket, state: BackendState) -> None:
             bc.drop(client)
 
     writer_task = asyncio.create_task(writer())
+    last_subscribe = float("-inf")
     try:
         while True:
             receive = asyncio.ensure_future(ws.receive())
@@ -196,6 +198,17 @@ async def realtime_endpoint(ws: WebSocket, state: BackendState) -> None:
                 continue
             match message:
                 case Subscribe():
+                    now = asyncio.get_running_loop().time()
+                    if now - last_subscribe < MIN_SUBSCRIBE_INTERVAL_S:
+                        reply(
+                            ErrorMessage(
+                                code=ErrorCode.RATE_LIMITED,
+                                message="at most one subscribe per second (snapshots are costly)",
+                                ref_id=message.id,
+                            )
+                        )
+                        continue
+                    last_subscribe = now
                     await _subscribe(state, client, message)
                 case Unsubscribe():
                     client.subscription = None
