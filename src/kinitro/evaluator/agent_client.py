@@ -189,8 +189,19 @@ class AgentClient:
         try:
             if self._kernel_timeout != timeout:
                 self._set_kernel_timeout(timeout)
-            self._sock.sendall(hot.encode_act(i, observation))
-            return hot.decode_action(self._reader.read(self._recv_into), i)
+            self._sock.sendall(hot.act_frame(i, observation))
+            reader = self._reader
+            if reader.buffered == 0:
+                # Usually the whole response arrives in one recv and is our own fixed
+                # layout: recognised by two byte comparisons, no msgpack, no FrameReader.
+                n = self._sock.recv_into(hot.recv_view)
+                if n == 0:
+                    raise rpc.ConnectionClosed("connection closed", mid_frame=False)
+                action = hot.parse_action(n, i)
+                if action is not None:
+                    return action
+                reader.feed(hot.recv_view[:n])
+            return hot.decode_action(reader.read(self._recv_into), i)
         except Exception as exc:  # classify every failure, then re-raise typed
             raise self._classify(exc, "act") from exc
 

@@ -576,6 +576,13 @@ class FrameReader:
                 )
             self._end += got
 
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append bytes received elsewhere (e.g. by a fast path that did not match)."""
+        n = len(data)
+        self._make_room(self._end - self._start + n)
+        self._view[self._end : self._end + n] = data
+        self._end += n
+
     def _make_room(self, need: int) -> None:
         if self._start + need <= len(self._buf) and self._end < len(self._buf):
             return
@@ -771,29 +778,87 @@ def _packb_any(obj: object) -> bytes:
     return out
 
 
-class HotPath:
-    """Precomputed encoders/decoders for ``act``/``action`` of one negotiated spec pair.
+_U32 = struct.Struct(">I")
 
-    Produces byte-for-byte the same frames as :func:`encode` and accepts exactly what
-    :func:`decode_request` / :func:`decode_action` accept: the fast path only handles the
-    valid, expected shape of a message and defers everything else to the full decoders,
-    which raise the specific errors. ``observation_spec`` may be ``None`` (or a dict of
-    fields), in which case observations take the generic path.
+
+class FrameTemplate:
+    """A fixed-layout frame ``{"type": T, "id": <uint32>, KEY: <array of spec>}``.
+
+    Our own client and runtime send ``act``/``action`` frames in exactly this layout (the
+    id always as msgpack ``uint32``, ``0xce``), which is ordinary msgpack; the receiver
+    recognises it with two byte comparisons and reads the id and the array at fixed
+    offsets. Anything else — another encoder's layout, a partial read, a malformed frame —
+    goes to the generic decoder, which accepts any valid encoding and raises the specific
+    error. Owns a reusable buffer: not thread-safe.
+    """
+
+    __slots__ = ("_data_off", "_head", "_id_off", "_mid", "array", "buf", "length", "spec")
+
+    def __init__(self, type_name: str, key: str, spec: ArraySpec) -> None:
+        self.spec = spec
+        prefix = b"\x83" + _packb_any("type") + _packb_any(type_name) + _packb_any("id") + b"\xce"
+        mid = _array_prefix(key, spec)
+        nbytes = spec.size * DTYPES[spec.dtype].itemsize
+        body_len = len(prefix) + 4 + len(mid) + nbytes
+        self._head = HEADER.pack(body_len) + prefix
+        self._id_off = len(self._head)
+        self._mid = mid
+        self._data_off = self._id_off + 4 + len(mid)
+        self.length = HEADER_SIZE + body_len
+        self.buf = bytearray(self._head + bytes(4) + mid + bytes(nbytes))
+        self.array: Array = np.frombuffer(
+            self.buf, dtype=DTYPES[spec.dtype], count=spec.size, offset=self._data_off
+        ).reshape(spec.shape)
+
+    def fill(self, request_id: int, arr: Array) -> bytearray:
+        """The frame for ``request_id`` carrying ``arr`` (which must match the spec)."""
+        _U32.pack_into(self.buf, self._id_off, request_id)
+        self.array[...] = arr
+        return self.buf
+
+    def match(self, view: memoryview, n: int) -> int | None:
+        """The id if ``view[:n]`` is exactly one frame of this layout, else ``None``."""
+        if (
+            n != self.length
+            or view[: self._id_off] != self._head
+            or view[self._id_off + 4 : self._data_off] != self._mid
+        ):
+            return None
+        i: int = _U32.unpack_from(view, self._id_off)[0]
+        return i
+
+    def array_in(self, buffer: bytearray) -> Array:
+        """A view of where a matched frame's array lies in ``buffer`` (copy before reuse)."""
+        return np.frombuffer(
+            buffer, dtype=DTYPES[self.spec.dtype], count=self.spec.size, offset=self._data_off
+        ).reshape(self.spec.shape)
+
+
+class HotPath:
+    """The hot loop's codec for one negotiated spec pair (``act`` ⇄ ``action``).
+
+    Sends :class:`FrameTemplate` frames and recognises them on receipt; everything that is
+    not exactly such a frame takes the generic path (:func:`decode_request`,
+    :func:`decode_action`), so what is accepted and the errors raised are the same as
+    with the generic codec. ``observation_spec`` may be a dict of fields, in which case
+    observations always take the generic path. One instance per connection (it owns
+    reusable buffers; not thread-safe).
     """
 
     __slots__ = (
-        "_act_mid",
-        "_act_prefix",
-        "_action_mid",
-        "_action_prefix",
+        "_act_in",
+        "_action_in",
         "_action_shape",
         "_obs_shape",
+        "act_t",
         "action_dtype",
         "action_nbytes",
         "action_spec",
+        "action_t",
         "obs_dtype",
-        "obs_nbytes",
         "observation_spec",
+        "recv_buffer",
+        "recv_view",
     )
 
     def __init__(self, observation_spec: ObservationSpec | None, action_spec: ArraySpec) -> None:
@@ -802,82 +867,69 @@ class HotPath:
         self.action_dtype = DTYPES[action_spec.dtype]
         self.action_nbytes = action_spec.size * self.action_dtype.itemsize
         self._action_shape = list(action_spec.shape)
-        self._action_prefix = b"\x83" + _packb_any("type") + _packb_any("action") + _packb_any("id")
-        self._action_mid = _array_prefix("action", action_spec)
-        self._act_prefix = b"\x83" + _packb_any("type") + _packb_any("act") + _packb_any("id")
+        self.action_t = FrameTemplate("action", "action", action_spec)
+        self.act_t: FrameTemplate | None = None
+        self.obs_dtype: np.dtype[Any] | None = None
+        self._obs_shape: tuple[int, ...] | None = None
+        self._act_in: Array | None = None
         if isinstance(observation_spec, ArraySpec):
-            self.obs_dtype: np.dtype[Any] | None = DTYPES[observation_spec.dtype]
-            self.obs_nbytes = observation_spec.size * DTYPES[observation_spec.dtype].itemsize
-            self._obs_shape: list[int] | None = list(observation_spec.shape)
-            self._act_mid: bytes | None = _array_prefix("observation", observation_spec)
-        else:
-            self.obs_dtype, self.obs_nbytes, self._obs_shape, self._act_mid = None, 0, None, None
+            self.act_t = FrameTemplate("act", "observation", observation_spec)
+            self.obs_dtype = DTYPES[observation_spec.dtype]
+            self._obs_shape = observation_spec.shape
+        # Receive into this buffer (one recv per frame on the fast path); the parsers read
+        # the array through views created once.
+        size = max(64 * 1024, self.action_t.length, self.act_t.length if self.act_t else 0)
+        self.recv_buffer = bytearray(size)
+        self.recv_view = memoryview(self.recv_buffer)
+        self._action_in = self.action_t.array_in(self.recv_buffer)
+        if self.act_t is not None:
+            self._act_in = self.act_t.array_in(self.recv_buffer)
 
     # client side -------------------------------------------------------------
 
-    def encode_act(self, request_id: int, observation: Observation) -> bytes:
-        mid = self._act_mid
+    def act_frame(self, request_id: int, observation: Observation) -> bytes | bytearray:
+        """The ``act`` frame (valid until the next call: it may be a reused buffer)."""
+        t = self.act_t
         if (
-            mid is None
+            t is None
             or type(observation) is not np.ndarray
             or observation.dtype != self.obs_dtype
-            or observation.nbytes != self.obs_nbytes
-            or list(observation.shape) != self._obs_shape
+            or observation.shape != self._obs_shape
+            or request_id > 0xFFFFFFFF
         ):
             return encode(Act(request_id, observation))
-        body = self._act_prefix + _packb_any(request_id) + mid + observation.tobytes()
-        return HEADER.pack(len(body)) + body
+        return t.fill(request_id, observation)
+
+    def parse_action(self, n: int, request_id: int) -> Array | None:
+        """The action if ``recv_buffer[:n]`` is exactly our ``action`` frame for the id."""
+        if self.action_t.match(self.recv_view, n) != request_id:
+            return None
+        arr = self._action_in.copy()
+        if self.action_dtype.kind == "f" and not _all_finite(arr):
+            raise NonFiniteValue("action", "contains NaN or Inf")
+        return arr
 
     def decode_action(self, body: bytes | bytearray | memoryview, request_id: int) -> Array:
-        m = _unpack(body)
-        a = m.get("action")
-        if (
-            len(m) == 3
-            and m.get("type") == "action"
-            and type(m.get("id")) is int
-            and m.get("id") == request_id
-            and type(a) is dict
-            and len(a) == 3
-            and a.get("dtype") == self.action_spec.dtype
-            and _same_shape(a.get("shape"), self._action_shape)
-            and type(data := a.get("data")) is bytes
-            and len(data) == self.action_nbytes
-        ):
-            arr: Array = np.frombuffer(data, dtype=self.action_dtype).reshape(
-                self.action_spec.shape
-            )
-            if self.action_dtype.kind == "f" and not _all_finite(arr):
-                raise NonFiniteValue("action", "contains NaN or Inf")
-            return arr
+        """Generic decoding and full validation of the response to ``act``."""
         return decode_action(body, request_id, self.action_spec)
 
     # agent side --------------------------------------------------------------
 
-    def decode_request(self, body: bytes | bytearray | memoryview) -> Request:
-        m = _unpack(body)
-        o = m.get("observation")
-        i = m.get("id")
-        if (
-            self._obs_shape is not None
-            and len(m) == 3
-            and m.get("type") == "act"
-            and type(i) is int
-            and i >= 0
-            and type(o) is dict
-            and len(o) == 3
-            and _same_shape(o.get("shape"), self._obs_shape)
-            and o.get("dtype") == self.observation_spec.dtype  # type: ignore[union-attr]
-            and type(data := o.get("data")) is bytes
-            and len(data) == self.obs_nbytes
-        ):
-            obs: Array = np.frombuffer(data, dtype=self.obs_dtype).reshape(self._obs_shape)
-            return Act(i, obs)
-        return decode_request(body)
+    def parse_act(self, n: int) -> Act | None:
+        """The request if ``recv_buffer[:n]`` is exactly our ``act`` frame, else ``None``."""
+        t = self.act_t
+        if t is None or self._act_in is None:
+            return None
+        i = t.match(self.recv_view, n)
+        if i is None:
+            return None
+        return Act(i, self._act_in.copy())
 
-    def encode_action(self, request_id: int, action: Array) -> bytes:
-        """Frame for an action that already satisfies the spec (see :func:`coerce_action`)."""
-        body = self._action_prefix + _packb_any(request_id) + self._action_mid + action.tobytes()
-        return HEADER.pack(len(body)) + body
+    def action_frame(self, request_id: int, action: Array) -> bytes | bytearray:
+        """The ``action`` frame for an action that satisfies the spec (see coerce_action)."""
+        if request_id > 0xFFFFFFFF:
+            return encode(Action(request_id, action))
+        return self.action_t.fill(request_id, action)
 
     def coerce_action(self, value: object) -> Array:
         if (
@@ -896,9 +948,10 @@ def _same_shape(shape: object, expected: list[int]) -> bool:
 
 
 def _all_finite(arr: Array) -> bool:
-    if arr.size <= 32:
-        isfinite = math.isfinite
-        return all(isfinite(x) for x in arr.ravel().tolist())
+    # Summing as Python floats: NaN/±Inf propagate (inf - inf = nan); only a huge finite
+    # float64 could overflow, and then the exact check decides.
+    if arr.size <= 32 and math.isfinite(sum(arr.ravel().tolist())):
+        return True
     return bool(np.isfinite(arr).all())
 
 
@@ -961,6 +1014,7 @@ __all__ = [
     "Error",
     "FrameError",
     "FrameReader",
+    "FrameTemplate",
     "FrameTooLarge",
     "Hello",
     "HelloOk",

@@ -63,7 +63,6 @@ class LoadedAgent:
         return cls(manifest, agent=agent)
 
 
-
 class TaskView(dict[str, Any]):
     """The task handed to ``agent.reset``: a plain dict that also allows attribute access.
 
@@ -95,23 +94,34 @@ class Server:
         self.send(rpc.Error(request_id, code, message))
 
     def serve(self) -> None:
-        recv_into = self.conn.recv_into
-        sendall = self.conn.sendall
-        read = self.reader.read
+        conn = self.conn
+        recv_into = conn.recv_into
+        sendall = conn.sendall
+        reader = self.reader
         while not self.closed:
-            try:
-                body = read(recv_into)
-            except rpc.ConnectionClosed:
-                return
-            except rpc.FrameTooLarge as exc:
-                self.fail(0, "protocol_violation", str(exc))
-                return  # the stream cannot be resynchronised
             hot = self.hot
-            try:
-                request = hot.decode_request(body) if hot else rpc.decode_request(body)
-            except rpc.AgentRpcError as exc:
-                self.fail(0, "protocol_violation", str(exc))
-                continue
+            request: rpc.Request | None = None
+            if hot is not None and reader.buffered == 0:
+                # Fast path: one recv holding exactly one ``act`` frame of our own layout.
+                n = recv_into(hot.recv_view)
+                if n == 0:
+                    return
+                request = hot.parse_act(n)
+                if request is None:
+                    reader.feed(hot.recv_view[:n])
+            if request is None:
+                try:
+                    body = reader.read(recv_into)
+                except rpc.ConnectionClosed:
+                    return
+                except rpc.FrameTooLarge as exc:
+                    self.fail(0, "protocol_violation", str(exc))
+                    return  # the stream cannot be resynchronised
+                try:
+                    request = rpc.decode_request(body)
+                except rpc.AgentRpcError as exc:
+                    self.fail(0, "protocol_violation", str(exc))
+                    continue
             if hot is not None and type(request) is rpc.Act:
                 # The hot loop, inlined: call the agent, check its action, answer.
                 i = request.id
@@ -125,7 +135,7 @@ class Server:
                 except rpc.AgentRpcError as exc:
                     self.fail(i, "invalid_action", str(exc))
                     continue
-                sendall(hot.encode_action(i, action))
+                sendall(hot.action_frame(i, action))
                 continue
             self.handle(request)
 
