@@ -6,7 +6,7 @@ import websockets
 
 from kinitro.protocol.validator_ws import AuthResponse
 
-from .conftest import Backend, Net, login, new_key
+from .conftest import Backend, Net, login, new_key, wait_for
 
 
 async def _closed_code(client) -> int | None:  # type: ignore[no-untyped-def]
@@ -91,3 +91,20 @@ async def test_garbage_before_auth_closes(backend: Backend, net: Net) -> None:
         await ws.recv()
     except websockets.ConnectionClosed as exc:
         assert exc.rcvd is not None and exc.rcvd.code == 4401
+
+
+async def test_silent_validator_times_out(make_backend, net: Net) -> None:  # type: ignore[no-untyped-def]
+    async with make_backend(heartbeat_timeout_s=1.0) as backend:
+        hotkey = await net.validator()
+        client, reply = await login(backend, hotkey)
+        assert reply.type == "auth_ok"
+        msg = await client.recv_type("error", within=5)  # no heartbeat: the session ends
+        assert msg.code == "deadline_exceeded"
+        assert await _closed_code(client) == 4408
+
+        async def disconnected() -> bool:
+            async with backend.client(None) as http:
+                vals = (await http.get("/api/v1/validators")).json()
+            return bool(vals[0]["hotkey"] == hotkey.ss58_address and not vals[0]["connected"])
+
+        await wait_for(disconnected, within=5)
