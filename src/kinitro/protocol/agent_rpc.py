@@ -816,15 +816,15 @@ class FrameTemplate:
         self.array[...] = arr
         return self.buf
 
-    def match(self, view: memoryview, n: int) -> int | None:
-        """The id if ``view[:n]`` is exactly one frame of this layout, else ``None``."""
+    def match(self, buffer: bytearray, n: int) -> int | None:
+        """The id if ``buffer[:n]`` is exactly one frame of this layout, else ``None``."""
         if (
             n != self.length
-            or view[: self._id_off] != self._head
-            or view[self._id_off + 4 : self._data_off] != self._mid
+            or not buffer.startswith(self._head)
+            or not buffer.startswith(self._mid, self._id_off + 4)
         ):
             return None
-        i: int = _U32.unpack_from(view, self._id_off)[0]
+        i: int = _U32.unpack_from(buffer, self._id_off)[0]
         return i
 
     def array_in(self, buffer: bytearray) -> Array:
@@ -902,7 +902,7 @@ class HotPath:
 
     def parse_action(self, n: int, request_id: int) -> Array | None:
         """The action if ``recv_buffer[:n]`` is exactly our ``action`` frame for the id."""
-        if self.action_t.match(self.recv_view, n) != request_id:
+        if self.action_t.match(self.recv_buffer, n) != request_id:
             return None
         arr = self._action_in.copy()
         if self.action_dtype.kind == "f" and not _all_finite(arr):
@@ -920,7 +920,7 @@ class HotPath:
         t = self.act_t
         if t is None or self._act_in is None:
             return None
-        i = t.match(self.recv_view, n)
+        i = t.match(self.recv_buffer, n)
         if i is None:
             return None
         return Act(i, self._act_in.copy())
