@@ -123,7 +123,9 @@ await run("navigate", async ({ page, url, shot, config }) => {
   await page.getByTestId("all-jobs").locator(`a[href="/jobs/${ids.job_leader}"]`).click();
   await page.waitForURL(`**/jobs/${ids.job_leader}`);
   await page.getByRole("heading", { name: "Results" }).waitFor();
-  await page.getByTestId("episodes").waitFor();
+  await page.getByTestId("episodes").locator("tbody tr").nth(11).waitFor();
+  await shot("job");
+  await audit(page, "job");
 
   // --- validators and weights
   await page.getByRole("link", { name: "Validators & weights" }).click();

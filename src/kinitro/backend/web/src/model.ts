@@ -318,6 +318,41 @@ export function toJob(raw: Json): JobView {
   return job;
 }
 
+const SETTLED_ASSIGNMENTS = new Set([...TERMINAL_STATES, "expired"]);
+
+/**
+ * A job from `/jobs/{id}`: assignments give each validator's state, the status history
+ * (ordered by seq) its latest progress.
+ */
+export function toJobDetail(raw: unknown): JobView {
+  const job = toJob(isObj(raw) ? raw : {});
+  for (const h of arr(pick(raw, "status_history"))) {
+    const hotkey = str(pick(h, "validator_hotkey"));
+    if (!hotkey) continue;
+    const prev = job.progress.get(hotkey);
+    const reported = str(pick(h, "state")) ?? "running";
+    job.progress.set(hotkey, {
+      hotkey,
+      state: prev && SETTLED_ASSIGNMENTS.has(prev.state) ? prev.state : reported,
+      episodesDone: num(pick(h, "episodes_done")),
+      episodesTotal: num(pick(h, "episodes_total")) ?? prev?.episodesTotal,
+      successRate: prev?.successRate,
+      at: str(pick(h, "at")),
+    });
+  }
+  for (const r of arr(pick(raw, "results"))) {
+    const hotkey = str(pick(r, "validator_hotkey"));
+    const prev = hotkey ? job.progress.get(hotkey) : undefined;
+    if (hotkey && prev) {
+      job.progress.set(hotkey, {
+        ...prev,
+        successRate: num(pick(r, "success_rate", "metrics.overall.success_rate")),
+      });
+    }
+  }
+  return job;
+}
+
 function totalEpisodes(benchmark: unknown): number | undefined {
   const perTask = num(pick(benchmark, "episodes_per_task"));
   const tasks = arr(pick(benchmark, "tasks")).length;

@@ -12,7 +12,6 @@ import {
   type ValidatorView,
   type WeightsView,
   TERMINAL_STATES,
-  arr,
   isObj,
   items,
   num,
@@ -20,6 +19,7 @@ import {
   str,
   toCompetition,
   toJob,
+  toJobDetail,
   toLeaderboard,
   toStats,
   toSubmission,
@@ -372,19 +372,7 @@ function pruneJobs(jobs: Map<string, JobView>): Map<string, JobView> {
 /** Merge a fetched `/jobs/{id}` (assignments + status history) into a live job. */
 export function mergeJobDetail(raw: unknown): void {
   if (!isObj(raw)) return;
-  const detail = toJob(raw);
-  // Latest status per validator from the history (ordered by seq).
-  for (const h of arr(pick(raw, "status_history"))) {
-    const hotkey = str(pick(h, "validator_hotkey"));
-    if (!hotkey) continue;
-    detail.progress.set(hotkey, {
-      hotkey,
-      state: str(pick(h, "state")) ?? "running",
-      episodesDone: num(pick(h, "episodes_done")),
-      episodesTotal: num(pick(h, "episodes_total")),
-      at: str(pick(h, "at")),
-    });
-  }
+  const detail = toJobDetail(raw);
   update((s) => {
     const live = s.jobs.get(detail.id);
     if (!live) return;

@@ -28,6 +28,7 @@ import {
   pick,
   str,
   toJob,
+  toJobDetail,
 } from "../model";
 import { mergeJobDetail, type State, useStore } from "../store";
 
@@ -229,7 +230,7 @@ export function JobPage(props: { id: string }) {
       </h1>
       <Async res={job} what="the job">
         {(raw) => {
-          const view = toJob(raw);
+          const view = toJobDetail(raw);
           // Live progress from the realtime feed overrides the fetched snapshot.
           if (live) for (const [k, v] of live.progress) view.progress.set(k, v);
           return (
