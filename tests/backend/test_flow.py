@@ -322,3 +322,19 @@ async def test_jobs_reach_a_validator_on_another_replica(
         detail = await get(one, f"/api/v1/jobs/{job.job_id}")
         assert detail["state"] == "completed"
         await client.close()
+
+
+async def test_job_running_past_its_deadline_is_offered_again(
+    make_backend: Any, net: Net, registry: LocalRegistry
+) -> None:
+    async with make_backend(job_deadline_s=1) as backend:
+        await create_competition(backend)
+        client, _ = await login(backend, await net.validator())
+        await commit_artifact(net, registry)
+        job = await client.recv_type("eval_job", within=15)
+        await client.send(Ack.of(job))
+        status = JobStatus(job_id=job.job_id, state=JobState.RUNNING, seq=1, at=datetime.now(UTC))
+        await client.send(status)  # progress renews the lease, but not the deadline
+        again = await client.recv_type("eval_job", within=10)
+        assert again.job_id == job.job_id and again.attempt == 2
+        await client.close()

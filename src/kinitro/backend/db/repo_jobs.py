@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -196,9 +196,18 @@ async def counts_by_state(conn: AsyncConnection) -> dict[str, int]:
 
 
 async def expire_leases(conn: AsyncConnection, now: datetime) -> list[dict[str, Any]]:
+    """Active assignments whose lease ran out, or that run past the job's deadline."""
+    past_deadline = (
+        select(J.c.id)
+        .where(
+            J.c.id == A.c.job_id,
+            A.c.acked_at + func.make_interval(0, 0, 0, 0, 0, 0, J.c.deadline_s) < now,
+        )
+        .exists()
+    )
     stmt = (
         update(A)
-        .where(A.c.state.in_(ACTIVE), A.c.lease_expires_at < now)
+        .where(A.c.state.in_(ACTIVE), or_(A.c.lease_expires_at < now, past_deadline))
         .values(state="expired")
         .returning(A.c.job_id, A.c.validator_hotkey)
     )
