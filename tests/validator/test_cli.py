@@ -88,3 +88,28 @@ async def test_run_connects_stores_jobs_and_stops_on_sigterm(
                 await proc.wait()
         data = await asyncio.to_thread(status_json, validator_db_url)
         assert data["connection"]["state"] == "stopped"
+
+
+async def test_dead_letters_list_and_requeue(validator_db_url: str) -> None:
+    from kinitro.jobqueue import JobQueue
+
+    from .factories import make_episode
+
+    async with JobQueue.connect(validator_db_url, pool_size=1) as jq:
+        job = make_job()
+        await jq.enqueue_job(job)
+        episode = make_episode(job.job_id, 0)
+        await jq.append_outbox(episode)
+        await jq.reject_outbox(episode.id, error_code="conflict", detail="differs")
+    out = await asyncio.to_thread(
+        kinitro, "validator", "dead-letters", "--database-url", validator_db_url, "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)["dead_letters"]
+    assert row["message_id"] == episode.id and row["error_code"] == "conflict"
+    out = await asyncio.to_thread(
+        kinitro, "validator", "dead-letters", "--database-url", validator_db_url, "--requeue"
+    )
+    assert out.returncode == 0 and "requeued 1" in out.stdout
+    async with JobQueue.connect(validator_db_url, pool_size=1) as jq:
+        assert (await jq.depths()).outbox == 1

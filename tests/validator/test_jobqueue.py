@@ -209,6 +209,12 @@ async def test_outbox_order_ack_and_single_result(jq: JobQueue) -> None:
     assert await jq.reject_outbox(pending[1].message_id, error_code="invalid_message", detail="x")
     depths = await jq.depths()
     assert depths.outbox == len(pending) - 2 and depths.outbox_dead == 1
+    (dead,) = await jq.dead_letters()
+    assert dead.message_id == pending[1].message_id and dead.error_code == "invalid_message"
+    assert await jq.requeue_dead_letters() == 1
+    depths = await jq.depths()
+    assert depths.outbox == len(pending) - 1 and depths.outbox_dead == 0
+    assert (await jq.pending_outbox(limit=100))[-1].message_id == dead.message_id
 
 
 async def test_outbox_refuses_non_outbox_messages(jq: JobQueue) -> None:

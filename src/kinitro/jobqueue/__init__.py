@@ -56,7 +56,8 @@ order = append order) · ``pending_outbox(limit=, exclude=) -> [OutboxEntry]`` i
 order · ``outbox_listener(on_append)`` (LISTEN on :data:`OUTBOX_CHANNEL`; every
 appending transaction NOTIFYs it at commit) · ``mark_sent(ids)`` ·
 ``ack_outbox(message_id)`` / ``ack_outbox_many(ids)`` (delete) ·
-``reject_outbox(message_id, error_code=, detail=)`` (move to dead letters).
+``reject_outbox(message_id, error_code=, detail=)`` (move to dead letters) ·
+``dead_letters()`` · ``requeue_dead_letters(ids | None)`` (back into the outbox).
 
 Weights: ``record_weights(set_weights) -> bool`` · ``next_pending_weights()`` ·
 ``weights_set(weights_id, block)`` · ``weights_attempt_failed(weights_id, error, give_up=)``
@@ -86,6 +87,7 @@ from kinitro.jobqueue.repository import (
     OUTBOX_CHANNEL,
     OUTBOX_TYPES,
     ConnectionInfo,
+    DeadLetter,
     EnqueueOutcome,
     JobQueue,
     JobRecord,
@@ -101,6 +103,7 @@ __all__ = [
     "OUTBOX_CHANNEL",
     "OUTBOX_TYPES",
     "ConnectionInfo",
+    "DeadLetter",
     "EnqueueOutcome",
     "JobNotFoundError",
     "JobQueue",

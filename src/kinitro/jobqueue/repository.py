@@ -94,6 +94,17 @@ class OutboxEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadLetter:
+    message_id: str
+    job_id: str | None
+    type: str
+    error_code: str | None
+    detail: str | None
+    created_at: datetime
+    rejected_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class WeightsEntry:
     weights_id: str
     netuid: int
@@ -501,6 +512,53 @@ class JobQueue:
             )
             return True
 
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Messages the backend rejected for good, newest first."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(OutboxDeadRow).order_by(OutboxDeadRow.rejected_at.desc()).limit(limit)
+                )
+            ).all()
+        return [
+            DeadLetter(
+                message_id=r.message_id,
+                job_id=r.job_id,
+                type=r.type,
+                error_code=r.error_code,
+                detail=r.detail,
+                created_at=r.created_at,
+                rejected_at=r.rejected_at,
+            )
+            for r in rows
+        ]
+
+    async def requeue_dead_letters(self, message_ids: Sequence[str] | None = None) -> int:
+        """Move dead letters (all, or ``message_ids``) back to the outbox to be sent again,
+        e.g. after a backend fix. Same message ids; they go to the end of the send order."""
+        async with self.engine.begin() as conn:
+            query = delete(OutboxDeadRow).returning(
+                OutboxDeadRow.message_id,
+                OutboxDeadRow.job_id,
+                OutboxDeadRow.type,
+                OutboxDeadRow.payload,
+                OutboxDeadRow.created_at,
+            )
+            if message_ids is not None:
+                query = query.where(OutboxDeadRow.message_id.in_(list(message_ids)))
+            rows = (await conn.execute(query)).all()
+            for row in rows:
+                await conn.execute(
+                    pg_insert(OutboxRow)
+                    .values(**row._asdict())
+                    .on_conflict_do_nothing(index_elements=[OutboxRow.message_id])
+                )
+            if rows:
+                await conn.execute(
+                    text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL}
+                )
+            return len(rows)
+
     # ------------------------------------------------------------------ weights
 
     async def record_weights(self, message: SetWeights) -> bool:
@@ -759,6 +817,7 @@ __all__ = [
     "OUTBOX_CHANNEL",
     "OUTBOX_TYPES",
     "ConnectionInfo",
+    "DeadLetter",
     "EnqueueOutcome",
     "JobQueue",
     "JobRecord",

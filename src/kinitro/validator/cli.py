@@ -257,3 +257,57 @@ def _print_status(data: dict[str, Any]) -> None:
     else:
         table.add_row("last weights", "-")
     console.print(table)
+
+
+@app.command("dead-letters")
+def dead_letters(
+    config: Path | None = ConfigOpt,
+    database_url: str | None = DbOpt,
+    requeue: bool = typer.Option(
+        False, "--requeue", help="Move them all back into the outbox to be sent again."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """List the messages the backend rejected for good (or requeue them after a fix)."""
+    settings = _load(config, database_url=database_url)
+    if not settings.database_url:
+        raise _fail("no database URL: pass --database-url or set KINITRO_VALIDATOR_DATABASE_URL")
+    rows, moved = asyncio.run(_dead_letters(settings.database_url, requeue))
+    if as_json:
+        typer.echo(json.dumps({"dead_letters": rows, "requeued": moved}))
+        return
+    if requeue:
+        console.print(f"requeued {moved} message(s) into the outbox")
+        return
+    table = Table(title=f"dead letters ({len(rows)})")
+    for column in ("rejected_at", "type", "job_id", "error_code", "detail"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *(str(row[c] or "") for c in ("rejected_at", "type", "job_id", "error_code", "detail"))
+        )
+    console.print(table)
+
+
+async def _dead_letters(url: str, requeue: bool) -> tuple[list[dict[str, Any]], int]:
+    from dataclasses import asdict
+
+    from kinitro.core.db import safe_url
+    from kinitro.jobqueue import JobQueue, SchemaNotReadyError
+
+    jq = JobQueue.connect(url, pool_size=1)
+    try:
+        await jq.check_schema()
+        if requeue:
+            return [], await jq.requeue_dead_letters()
+        rows = [
+            {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in asdict(d).items()}
+            for d in await jq.dead_letters(limit=1000)
+        ]
+        return rows, 0
+    except SchemaNotReadyError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot reach {safe_url(url)}: {exc}") from None
+    finally:
+        await jq.close()
