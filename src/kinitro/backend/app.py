@@ -219,17 +219,26 @@ def _spawn(name: str, fn: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Ta
 
 
 async def _stats_loop(state: Any) -> None:
+    """Emit a ``stats`` event when the counters change (one replica at a time)."""
     from kinitro.backend import events
+    from kinitro.backend.locks import STATS, LeaderLock
     from kinitro.backend.stats import collect_stats
+    from kinitro.core.db import dsn
 
+    lock = LeaderLock(dsn(state.settings.database_url), STATS)
     last = None
-    while True:
-        await asyncio.sleep(state.settings.stats_interval_s)
-        try:
-            async with state.engine.begin() as conn:
-                stats = await collect_stats(conn)
-                if stats != last:
-                    last = stats
-                    await events.emit(conn, "stats", stats=stats)
-        except Exception:
-            log.debug("stats pass failed", exc_info=True)
+    try:
+        while True:
+            await asyncio.sleep(state.settings.stats_interval_s)
+            try:
+                if not await lock.held():
+                    continue
+                async with state.engine.begin() as conn:
+                    stats = await collect_stats(conn)
+                    if stats != last:
+                        last = stats
+                        await events.emit(conn, "stats", stats=stats)
+            except Exception:  # stats are best effort
+                log.debug("stats pass failed", exc_info=True)
+    finally:
+        await lock.release()
