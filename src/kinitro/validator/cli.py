@@ -27,7 +27,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 ConfigOpt = typer.Option(
-    None, "--config", help="TOML config file (sections [validator] and [chain])."
+    None, "--config", help="TOML config file (sections \\[validator] and \\[chain])."
 )
 DbOpt = typer.Option(
     None,
