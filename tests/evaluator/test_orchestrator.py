@@ -128,7 +128,10 @@ async def _wait(predicate, limit_s: float, what: str, ev: Evaluator | None = Non
 
 @pytest.mark.e2e
 async def test_lifecycle_and_crash_recovery(
-    validator_db_url: str, workdir: Path, bundles: dict[str, Path], evaluators: list[Evaluator]
+    validator_db_url: str,
+    workdir: Path,
+    bundles: dict[str, Path],
+    evaluators: list[Evaluator],
 ) -> None:
     """Job A runs to completion; job B is interrupted by SIGKILL, re-run, reported once."""
     jq = JobQueue.connect(validator_db_url, pool_size=2)
@@ -186,5 +189,8 @@ async def test_lifecycle_and_crash_recovery(
         assert (await jq.get_job_record(kill.job_id)).state == JobState.COMPLETED
         # Job A was not touched by the restart.
         assert [m["type"] for m in await _outbox(jq, life.job_id)].count("eval_result") == 1
+        # SIGTERM: a clean, prompt exit.
+        second.proc.send_signal(signal.SIGTERM)
+        assert second.proc.wait(timeout=60) == 0
     finally:
         await jq.close()
