@@ -187,14 +187,18 @@ class Devnet:
         )
 
     async def _setup_wallets(self) -> None:
+        from kinitro.chain.errors import WalletError
         from kinitro.chain.local.client import LocalChain
-        from kinitro.chain.wallets import create_wallet, load_coldkey
+        from kinitro.chain.wallets import create_wallet, load_coldkey, wallet_info
 
         async with LocalChain(self.chain_url, self.state.netuid) as chain:
             graph = await chain.metagraph()
             # The subnet owner registers first, so it holds uid 0 (where burned weight goes).
             for name in ("owner", *self.validator_names, *MINERS):
-                info = create_wallet(name, "default", self.layout.wallets)
+                try:
+                    info = wallet_info(name, "default", self.layout.wallets)
+                except WalletError:
+                    info = create_wallet(name, "default", self.layout.wallets)
                 if graph.by_hotkey(info.hotkey) is not None:
                     continue
                 coldkey = load_coldkey(name, self.layout.wallets)
