@@ -374,11 +374,25 @@ def test_hot_path_coerce() -> None:
     a = np.zeros(4, np.float32)
     assert HOT.coerce_action(a) is a
     np.testing.assert_array_equal(HOT.coerce_action([0, 0, 0, 0]), a)
+    with pytest.raises(rpc.WrongShape):
+        HOT.coerce_action(np.zeros(5, np.float32))
+    # A matching array passes unchecked for NaN/Inf: the client rejects it on receipt.
+    bad = np.array([0, np.inf, 0, 0], np.float32)
+    assert HOT.coerce_action(bad) is bad
     with pytest.raises(rpc.NonFiniteValue):
-        HOT.coerce_action(np.array([0, np.inf, 0, 0], np.float32))
-    huge = rpc.HotPath(OBS_SPEC, rpc.ArraySpec("float64", (2,)))
+        parse(HOT.parse_action, bytes(HOT.action_frame(1, bad)), 1)
+    with pytest.raises(rpc.NonFiniteValue):  # converted values are fully checked
+        HOT.coerce_action([0.0, float("nan"), 0.0, 0.0])
+
+
+def test_finiteness_check_of_large_finite_values() -> None:
+    spec = rpc.ArraySpec("float64", (2,))
+    hot = rpc.HotPath(OBS_SPEC, spec)
     big = np.array([1e308, 1e308])  # finite, but its sum overflows: the exact check decides
-    assert huge.coerce_action(big) is big
+    frame = bytes(hot.action_frame(1, big))
+    hot.recv_buffer[: len(frame)] = frame
+    got = hot.parse_action(len(frame), 1)
+    assert got is not None and got.tolist() == [1e308, 1e308]
 
 
 def test_other_layouts_take_the_generic_path() -> None:

@@ -792,7 +792,17 @@ class FrameTemplate:
     error. Owns a reusable buffer: not thread-safe.
     """
 
-    __slots__ = ("_data_off", "_head", "_id_off", "_mid", "array", "buf", "length", "spec")
+    __slots__ = (
+        "_data_off",
+        "_head",
+        "_id_off",
+        "_mid",
+        "array",
+        "buf",
+        "floats",
+        "length",
+        "spec",
+    )
 
     def __init__(self, type_name: str, key: str, spec: ArraySpec) -> None:
         self.spec = spec
@@ -809,6 +819,19 @@ class FrameTemplate:
         self.array: Array = np.frombuffer(
             self.buf, dtype=DTYPES[spec.dtype], count=spec.size, offset=self._data_off
         ).reshape(spec.shape)
+        code = {"float16": "e", "float32": "f", "float64": "d"}.get(spec.dtype)
+        self.floats: struct.Struct | None = (
+            struct.Struct(f"<{spec.size}{code}") if code and spec.size <= 32 else None
+        )
+        """Unpacks a small float array straight from a buffer (for the finiteness check)."""
+
+    def finite_in(self, buffer: bytearray) -> bool:
+        """Whether the float array of a matched frame in ``buffer`` is all finite."""
+        if self.floats is not None and math.isfinite(
+            sum(self.floats.unpack_from(buffer, self._data_off))
+        ):
+            return True  # NaN/±Inf propagate through the sum; overflow → exact check below
+        return bool(np.isfinite(self.array_in(buffer)).all())
 
     def fill(self, request_id: int, arr: Array) -> bytearray:
         """The frame for ``request_id`` carrying ``arr`` (which must match the spec)."""
@@ -902,12 +925,12 @@ class HotPath:
 
     def parse_action(self, n: int, request_id: int) -> Array | None:
         """The action if ``recv_buffer[:n]`` is exactly our ``action`` frame for the id."""
-        if self.action_t.match(self.recv_buffer, n) != request_id:
+        t = self.action_t
+        if t.match(self.recv_buffer, n) != request_id:
             return None
-        arr = self._action_in.copy()
-        if self.action_dtype.kind == "f" and not _all_finite(arr):
+        if self.action_dtype.kind == "f" and not t.finite_in(self.recv_buffer):
             raise NonFiniteValue("action", "contains NaN or Inf")
-        return arr
+        return self._action_in.copy()
 
     def decode_action(self, body: bytes | bytearray | memoryview, request_id: int) -> Array:
         """Generic decoding and full validation of the response to ``act``."""
@@ -932,27 +955,22 @@ class HotPath:
         return self.action_t.fill(request_id, action)
 
     def coerce_action(self, value: object) -> Array:
-        if (
-            type(value) is np.ndarray
-            and value.dtype == self.action_dtype
-            and value.shape == self.action_spec.shape
-        ):
-            if self.action_dtype.kind == "f" and not _all_finite(value):
-                raise NonFiniteValue("action", "contains NaN or Inf")
-            return value
+        """Agent side: the action as an array of the spec's dtype and shape.
+
+        An array that already matches is passed through unchecked for finiteness: the
+        client validates every action it receives (it must: the agent controls this
+        process), so NaN/Inf is still rejected, as ``invalid_action``, one hop later.
+        Anything else goes through :func:`coerce_action` (casts, full checks).
+        """
+        if type(value) is np.ndarray and value.shape == self.action_spec.shape:
+            dt = value.dtype
+            if dt is self.action_dtype or dt == self.action_dtype:
+                return value
         return coerce_action(value, self.action_spec)
 
 
 def _same_shape(shape: object, expected: list[int]) -> bool:
     return type(shape) is list and shape == expected and all(type(d) is int for d in shape)
-
-
-def _all_finite(arr: Array) -> bool:
-    # Summing as Python floats: NaN/±Inf propagate (inf - inf = nan); only a huge finite
-    # float64 could overflow, and then the exact check decides.
-    if arr.size <= 32 and math.isfinite(sum(arr.ravel().tolist())):
-        return True
-    return bool(np.isfinite(arr).all())
 
 
 # --------------------------------------------------------------------------- helpers
