@@ -198,3 +198,34 @@ async def test_every_event_type_of_a_full_evaluation_reaches_the_feed(
     while event.event_type != "validator_disconnected":
         event = await next_event(feed)
     await feed.close()
+
+
+async def test_lost_event_stream_asks_clients_to_resubscribe(
+    backend: Backend, net: Net, backend_db_url: str
+) -> None:
+    ws, _ = await subscribe(backend, event_types=["validator_connected"])
+    conn = await asyncpg.connect(dsn(backend_db_url))
+    try:
+        killed = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
+        )
+    finally:
+        await conn.close()
+    assert killed >= 1
+    code = None
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), 15)
+    except websockets.ConnectionClosed as exc:
+        code = exc.rcvd.code if exc.rcvd else None
+    assert code == 1012
+    # a fresh subscription works once the listener is back
+    await asyncio.sleep(0.5)
+    ws, _ = await subscribe(backend, event_types=["validator_connected"])
+    hotkey = await net.validator()
+    client, _ = await login(backend, hotkey)
+    event = await next_event(ws, within=15)
+    assert event.validator_hotkey == hotkey.ss58_address
+    await client.close()
+    await ws.close()

@@ -1,8 +1,8 @@
 """LISTEN on the backend database: realtime events and validator wake-ups.
 
 One dedicated asyncpg connection per replica; it reconnects after a loss (events
-committed while it was down are not replayed — realtime clients resubscribe for a new
-snapshot, and validator sessions also poll for pending work).
+committed while it was down are not replayed: realtime clients are closed with 1012 so
+they re-subscribe for a fresh snapshot, and validator sessions re-check pending work).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Listener:
         self.state.hub.wake(payload)
 
     async def run(self) -> None:
+        first = True
         while True:
             conn = None
             try:
@@ -43,6 +44,15 @@ class Listener:
                 await conn.add_listener(EVENTS_CHANNEL, self._on_event)
                 await conn.add_listener(WAKE_CHANNEL, self._on_wake)
                 self.ready.set()
+                if not first:
+                    # events committed while we were not listening are gone: validator
+                    # sockets re-check their pending work, realtime clients are asked to
+                    # re-subscribe (a fresh snapshot covers what they missed)
+                    self.state.hub.wake_all()
+                    await self.state.broadcaster.close_all(
+                        code=1012, reason="event stream restarted"
+                    )
+                first = False
                 while not lost.is_set():
                     try:
                         await asyncio.wait_for(lost.wait(), timeout=5.0)
@@ -55,4 +65,3 @@ class Listener:
                 if conn is not None and not conn.is_closed():
                     await conn.close()
             await asyncio.sleep(1.0)
-            self.state.hub.wake_all()

@@ -113,11 +113,11 @@ class Broadcaster:
                 client.queue.get_nowait()
         client.queue.put_nowait(None)
 
-    async def close_all(self) -> None:
+    async def close_all(self, code: int = 1001, reason: str = "backend shutting down") -> None:
         for client in list(self.clients):
             self.remove(client)
             with contextlib.suppress(Exception):
-                await client.ws.close(code=1001, reason="backend shutting down")
+                await client.ws.close(code=code, reason=reason)
 
 
 def _json_safe(data: Any) -> Any:

@@ -6,7 +6,7 @@ import { isObj, pick, str } from "./model";
 import { applyEvent, applySnapshot, setConnection } from "./store";
 
 const PING_INTERVAL_MS = 20_000;
-const MAX_BACKOFF_MS = 15_000;
+const MAX_BACKOFF_MS = 5_000;
 
 function messageId(): string {
   const bytes = new Uint8Array(16);
@@ -74,7 +74,7 @@ export function startRealtime(url = realtimeUrl()): () => void {
       clearInterval(ping);
       if (stopped) return;
       setConnection("reconnecting");
-      retry = setTimeout(connect, backoff);
+      retry = setTimeout(connect, backoff * (0.75 + Math.random() / 2)); // jitter: no herd
       backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
     });
   };
