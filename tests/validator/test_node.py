@@ -348,3 +348,47 @@ async def test_chaotic_backend_exactly_once_in_effect(
         assert len(peer.results()) == len(jobs)
         assert node.stats.sessions >= 1
         print(f"seed={seed} chaos={dict(peer.chaos_events)} sessions={peer.authenticated}")
+
+
+async def test_database_connections_killed_mid_flow(
+    jq: JobQueue, keypair: Keypair, validator_db_url: str
+) -> None:
+    from sqlalchemy import text
+
+    from kinitro.core.db import create_engine
+
+    job = make_job()
+    await jq.enqueue_job(job)
+    async with (
+        ScriptedBackend() as peer,
+        running(peer, jq, keypair, validator_db_url, outbox_poll_s=60),
+    ):
+        await jq.append_outbox(make_episode(job.job_id, 0))
+        await peer.wait_for(lambda: len(peer.store) == 1)
+        admin = create_engine(validator_db_url, pool_size=1)
+        async with admin.connect() as conn:
+            killed = (
+                await conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            ).scalar()
+        await admin.dispose()
+        assert killed and killed >= 2  # the node's pool and its LISTEN connection
+        for i in range(1, 4):
+            for _ in range(20):  # the evaluator side retries its own transient failures
+                try:
+                    await jq.append_outbox(make_episode(job.job_id, i))
+                    break
+                except Exception:
+                    await asyncio.sleep(0.1)
+        # delivered without the 60 s poll: the LISTEN connection healed itself
+        await peer.wait_for(lambda: len(peer.store) == 4, timeout=20)
+        await asyncio.sleep(1.5)
+        await jq.append_outbox(make_episode(job.job_id, 4))
+        await peer.wait_for(lambda: len(peer.store) == 5, timeout=5)
+        job2 = make_job()
+        await peer.push(job2)
+        await peer.wait_for(lambda: acks_for(peer, job2.id), timeout=20)

@@ -7,6 +7,7 @@ status/results/telemetry into the outbox). See the package docstring for the API
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -413,25 +414,59 @@ class JobQueue:
         return True, row
 
     @contextlib.asynccontextmanager
-    async def outbox_listener(self, on_append: Callable[[], None]) -> AsyncIterator[None]:
-        """LISTEN on :data:`OUTBOX_CHANNEL` on a dedicated connection while the context is
-        open; ``on_append()`` is called (on the event loop) after each committed append."""
+    async def outbox_listener(
+        self, on_append: Callable[[], None], *, retry_s: float = 1.0
+    ) -> AsyncIterator[None]:
+        """LISTEN on :data:`OUTBOX_CHANNEL` while the context is open; ``on_append()`` is
+        called (on the event loop) after each committed append.
+
+        The LISTEN connection heals itself: if it is lost, ``on_append()`` is called once
+        (the caller re-reads the outbox) and the connection is re-opened every ``retry_s``
+        until it works again. The first connection is opened before entering.
+        """
         import asyncpg
 
         from kinitro.core.db import dsn
 
-        url = self.engine.url.render_as_string(hide_password=False)
-        conn = await asyncpg.connect(dsn(url))
+        target = dsn(self.engine.url.render_as_string(hide_password=False))
 
         def relay(*_: object) -> None:
             on_append()
 
-        try:
+        async def open_conn(lost: asyncio.Event) -> Any:
+            conn = await asyncpg.connect(target)
+            conn.add_termination_listener(lambda *_: lost.set())
             await conn.add_listener(OUTBOX_CHANNEL, relay)
+            return conn
+
+        async def keep_listening(conn: Any, lost: asyncio.Event) -> None:
+            while True:
+                await lost.wait()
+                on_append()
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)
+                while True:
+                    await asyncio.sleep(retry_s)
+                    lost = asyncio.Event()
+                    try:
+                        conn = await open_conn(lost)
+                        holder[0] = conn
+                        on_append()  # appends may have happened while deaf
+                        break
+                    except (OSError, asyncpg.PostgresError):
+                        continue
+
+        lost = asyncio.Event()
+        holder = [await open_conn(lost)]
+        task = asyncio.create_task(keep_listening(holder[0], lost), name="outbox-listen")
+        try:
             yield
         finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
             with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
+                await holder[0].close(timeout=2)
 
     async def pending_outbox(
         self, *, limit: int = 100, exclude: Iterable[str] = ()
