@@ -5,14 +5,20 @@ Measures, through the real bubblewrap sandbox and the real agent runtime:
 1. RPC round trip (``AgentClient.act``) p50/p99 for a 39-float state observation and for
    an 84×84×3 uint8 image, with a zero-compute agent.
 2. On the Meta-World MT10 task mix: the raw env step (``env.step``) against the eval loop
-   (``agent.act`` + ``env.step``), interleaved per task and round in the same process on
-   the same core; the ratio is raw time / loop time (1.0 = no overhead; target ≥ 0.90).
+   (``agent.act`` + ``env.step``) and against a *floor* (``env.step`` + a round trip to a
+   bare echo process: no sandbox, no codec — what any out-of-process agent costs),
+   interleaved per task and round (rotating which mode goes first) in the same process
+   on the same core. Ratios are raw time / loop time (1.0 = no overhead; target ≥ 0.90),
+   by wall clock and by CPU time (evaluator thread + agent process, from schedstat).
 
 The process pins itself to one core before starting the sandbox, so the agent runtime
 inherits the same affinity: on a VM a cross-core wake-up costs ~70 µs, a same-core switch
-~5 µs. Prints a Rich table, then one JSON line.
+a few. On a shared machine other tenants' processes run whenever the loop blocks on the
+agent; ``--isolate fifo`` (root) runs this process and the sandbox under SCHED_FIFO to
+emulate a dedicated core (as on a production evaluator), for raw and loop alike.
+Prints a Rich table, then one JSON line.
 
-    .venv/bin/python bench/agent_rpc.py [--rounds 6] [--steps 150] [--rtt-calls 5000]
+    .venv/bin/python bench/agent_rpc.py [--rounds 6] [--steps 150] [--isolate none|nice|fifo]
 """
 
 from __future__ import annotations
