@@ -264,3 +264,15 @@ def test_runtime_survives_a_malformed_request(launch: Launch, make_bundle: Bundl
     agent = client_for(sock)  # the runtime keeps serving the (trusted) evaluator
     agent._next_id = 2
     assert agent.hello() == "bundle"
+
+
+def test_runtime_cli_help_and_usage_errors(tmp_path: Path) -> None:
+    out = subprocess.run([*RUNTIME, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--bundle" in out.stdout and "--tcp" in out.stdout
+    bad = subprocess.run(
+        [*RUNTIME, "--bundle", str(tmp_path), "--tcp", "no-port"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "HOST:PORT" in bad.stderr + bad.stdout
