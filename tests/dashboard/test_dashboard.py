@@ -129,6 +129,14 @@ async def test_new_events_appear_live(stack: Stack) -> None:
         v = await stack.add_validator()
         return {"hotkey": v.hotkey}
 
+    async def backend_down(_: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.to_thread(stack.backend.stop)
+        return {}
+
+    async def backend_up(_: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.to_thread(stack.backend.start)
+        return {}
+
     await run_scenario(
         "live",
         stack,
@@ -137,5 +145,7 @@ async def test_new_events_appear_live(stack: Stack) -> None:
             "progress": progress,
             "finish_live_job": finish_live_job,
             "validator_connect": validator_connect,
+            "backend_down": backend_down,
+            "backend_up": backend_up,
         },
     )

@@ -106,10 +106,13 @@ export async function run(name, scenario) {
   const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(config.timeoutMs ?? 10_000);
   const problems = [];
+  const allowedConsole = [];
   const base = new URL(config.baseUrl);
   page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
   page.on("console", (msg) => {
-    if (msg.type() === "error") problems.push(`console error: ${msg.text()}`);
+    if (msg.type() === "error" && !allowedConsole.some((re) => re.test(msg.text()))) {
+      problems.push(`console error: ${msg.text()}`);
+    }
   });
   page.on("request", (req) => {
     const url = new URL(req.url());
@@ -123,6 +126,10 @@ export async function run(name, scenario) {
     page,
     context,
     url: (p) => new URL(p, config.baseUrl).toString(),
+    /** Console errors matching `re` are expected from now on (e.g. during an outage). */
+    allowConsoleErrors(re) {
+      allowedConsole.push(re);
+    },
     async shot(label, options = {}) {
       const file = path.join(config.screenshots, `${name}-${label}.png`);
       await page.screenshot({ path: file, fullPage: true, ...options });

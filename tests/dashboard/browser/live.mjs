@@ -2,7 +2,7 @@
 // evaluation reaching the leaderboard, a validator connecting.
 import { check, need, run } from "./harness.mjs";
 
-await run("live", async ({ page, url, shot, config }) => {
+await run("live", async ({ page, url, shot, config, allowConsoleErrors }) => {
   const ids = config.ids;
   const short = (k) => `${k.slice(0, 6)}…${k.slice(-4)}`;
   await page.goto(url("/"));
@@ -44,6 +44,14 @@ await run("live", async ({ page, url, shot, config }) => {
   const { hotkey } = await need("validator_connect");
   await table.locator(`tr[data-validator="${hotkey}"]`).getByText("connected").waitFor();
   await shot("validators-live");
+
+  // 5. the backend restarts: the page says so, reconnects and re-renders from a snapshot
+  allowConsoleErrors(/ERR_CONNECTION_REFUSED/);
+  await need("backend_down");
+  await page.getByTestId("connection").getByText("Reconnecting…").waitFor();
+  await need("backend_up");
+  await page.getByTestId("connection").getByText("Live").waitFor({ timeout: 30_000 });
+  await table.locator("tbody tr").nth(2).waitFor();
 
   check(await page.evaluate(() => window.__kinitroNoReload === true), "no reload happened");
   check(requests.length === 0, `no document request after the first load (${requests.join(", ")})`);
