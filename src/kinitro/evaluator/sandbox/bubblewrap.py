@@ -13,9 +13,15 @@ What the agent runtime sees (``bwrap`` mount namespace built from an empty root)
 Namespaces: pid, net (only a loopback device: no route anywhere), ipc, uts, cgroup. The
 RPC connection is one end of a ``socketpair`` passed as an inherited file descriptor, so
 the sandbox needs no writable host directory at all (tighter than binding a socket
-directory). The environment is cleared (no secrets, no ``HOME``), ``--die-with-parent``
-ties the sandbox to the evaluator, and closing SIGKILLs bwrap's process group; the pid
-namespace dies with its init, taking every descendant (even ``setsid`` ones) with it.
+directory). The environment is cleared (no secrets; ``HOME=/tmp``), ``--die-with-parent``
+ties the sandbox to the evaluator. Closing SIGKILLs the pid namespace's init (its host pid
+comes from ``bwrap --info-fd``): the kernel then kills every process in the namespace,
+even ``setsid`` ones, and bwrap exits once the init is reaped; then bwrap's process group
+is killed and, when the sandbox has its own uid, any process left with that uid.
+stdout/stderr are drained by threads and kept up to ``output_bytes`` each.
+
+Untested here: the non-root (user namespace) mode below, since this machine's Python
+lives under ``/root`` which a non-root evaluator could not read anyway.
 
 Limits (:class:`SandboxLimits`) are rlimits set by ``prlimit`` *inside* the sandbox:
 CPU time, address space, processes, open files, file size, no core files. ``RLIMIT_NPROC``
