@@ -179,7 +179,10 @@ export function applyEvent(event: Json): void {
   const type = str(pick(event, "event_type")) ?? "unknown";
   const at = str(pick(event, "at")) ?? new Date().toISOString();
   update((s) => {
-    s.feed = [{ key: ++feedKey, type, at, payload: event }, ...s.feed].slice(0, FEED_SIZE);
+    if (type !== "stats") {
+      // Periodic counters are not news: keep the feed for what happened.
+      s.feed = [{ key: ++feedKey, type, at, payload: event }, ...s.feed].slice(0, FEED_SIZE);
+    }
     const jobId = str(pick(event, "job_id"));
     const submissionId = str(pick(event, "submission_id"));
     const competitionId = str(pick(event, "competition_id"));

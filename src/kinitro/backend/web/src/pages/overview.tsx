@@ -188,7 +188,7 @@ export function describeEvent(type: string, p: Json): ComponentChildren {
 }
 
 function ActivityFeed(props: { feed: FeedEntry[]; now: number }) {
-  const feed = props.feed.filter((e) => e.type !== "stats").slice(0, 15);
+  const feed = props.feed.slice(0, 15);
   return (
     <div aria-live="polite" aria-relevant="additions" data-testid="activity">
       {feed.length === 0 ? (
