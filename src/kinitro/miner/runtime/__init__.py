@@ -14,9 +14,12 @@ The agent class contract (Python)::
     class Agent:
         def __init__(self) -> None: ...                        # no arguments
         def setup(self, observation_spec, action_spec) -> None  # optional, called on hello
-        def reset(self, task: TaskInfo) -> None: ...           # task name, never the seed
+        def reset(self, task) -> None: ...                     # task info, never the seed
         def act(self, observation) -> numpy.ndarray: ...       # one action per step
         def close(self) -> None: ...                           # optional
+
+``task`` is a dict (``name``, ``benchmark_id``, ``max_steps``, ``episode_index``,
+``metadata``) that also allows attribute access (``task.name``); see ``TaskView``.
 
 Readiness: the runtime writes ``ready\\n`` to ``--ready-fd`` once it can serve, *before*
 importing any miner code, so a sandbox that never becomes ready is an infrastructure
