@@ -127,6 +127,7 @@ async def _wait(predicate, limit_s: float, what: str, ev: Evaluator | None = Non
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(300)  # two evaluator processes, each starting its own Ray
 async def test_lifecycle_and_crash_recovery(
     validator_db_url: str,
     workdir: Path,
