@@ -146,3 +146,39 @@ def test_lost_worker_episode_is_rerun(bundles: dict[str, Path]) -> None:
     assert [r.failure_cause for r in outcome.results] == [None, None, None]
     assert max(r.attempts for r in outcome.results) == 2
     assert outcome.metrics.overall.scored_episodes == 3
+
+
+def test_action_logs_to_s3_and_replay_from_the_key(
+    bundles: dict[str, Path], s3_endpoint: str
+) -> None:
+    import boto3
+
+    from kinitro.storage.media import open_media_store
+
+    options = {
+        "endpoint_url": s3_endpoint,
+        "region": "us-east-1",
+        "access_key_id": "testing",
+        "secret_access_key": "testing",
+    }
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket="episodes")
+    outcome = evaluate(
+        _request("job-s3", episodes=2, max_steps=60),
+        SandboxLauncher(str(bundles["reach"])),
+        media_url="s3://episodes/validator-1",
+        media_options=options,
+    )
+    assert outcome.upload_failures == []
+    store = open_media_store("s3://episodes/validator-1", **options)
+    keys = [r.actions_ref for r in outcome.results]
+    assert all(k is not None for k in keys)
+    assert store.list("episodes/job-s3/") == sorted(keys)
+    for key in keys:
+        report = replay(load_action_log(key, "s3://episodes/validator-1", **options))
+        assert report.ok and report.exact

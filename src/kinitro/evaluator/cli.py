@@ -174,18 +174,27 @@ def replay_command(
     media: str | None = typer.Option(
         None, "--media", help="Media store holding the key: a directory or s3://bucket/prefix."
     ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="TOML config ([evaluator] S3 endpoint and credentials)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Re-simulate a logged episode from its seed and actions; check rewards and success.
 
-    Exit code 0 when the replay matches the log, 1 when it does not, 2 on bad input.
+    EPISODE is an action log file, or the episode's ``actions_ref`` key together with
+    ``--media`` (S3 endpoint and credentials come from the evaluator settings:
+    ``KINITRO_EVALUATOR_S3_*`` or ``--config``). Exit code 0 when the replay matches the
+    log, 1 when it does not, 2 on bad input.
     """
+    from kinitro.core.errors import KinitroError
     from kinitro.evaluator.errors import EvaluatorError
     from kinitro.evaluator.replay import load_action_log, replay
+    from kinitro.evaluator.settings import Settings
 
     try:
-        report = replay(load_action_log(episode, media))
-    except EvaluatorError as exc:
+        options = Settings.load(config, media_url=media).media_options() if media else {}
+        report = replay(load_action_log(episode, media, **options))
+    except (EvaluatorError, KinitroError) as exc:
         raise _fail(str(exc)) from None
     if json_output:
         typer.echo(json.dumps(report.to_dict()))
