@@ -91,6 +91,9 @@ def test_miner_eval_results_table() -> None:
 def test_evaluator_run_requires_a_database() -> None:
     out = kinitro("evaluator", "run")
     assert out.returncode == 2 and "database URL" in out.stderr
+    down = kinitro("evaluator", "run", "--database-url", "postgresql://u:hunter2@127.0.0.1:1/v")
+    assert down.returncode == 1 and "cannot reach the validator database" in down.stderr
+    assert "hunter2" not in down.stderr and "Traceback" not in down.stderr
 
 
 def _logged_episode(path: Path) -> None:

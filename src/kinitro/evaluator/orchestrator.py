@@ -374,13 +374,22 @@ def _with_stable_id(message: Any) -> Any:
 
 def run_orchestrator(settings: Settings) -> None:
     """Blocking entry point of ``kinitro evaluator run``."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError
+
+    from kinitro.core.db import safe_url
     from kinitro.jobqueue import JobQueue
 
     async def main() -> None:
         assert settings.database_url is not None
         jq = JobQueue.connect(settings.database_url)
         try:
-            await jq.check_schema()
+            try:
+                await jq.check_schema()
+            except (OSError, DBAPIError, InterfaceError) as exc:
+                raise EvaluatorError(
+                    f"cannot reach the validator database {safe_url(settings.database_url)}: "
+                    f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                ) from exc
             await Orchestrator(settings, jq).serve()
         finally:
             await jq.close()
