@@ -87,6 +87,44 @@ export async function audit(page, where) {
     const ids = [...document.querySelectorAll("[id]")].map((e) => e.id);
     const dup = ids.filter((id, i) => ids.indexOf(id) !== i);
     if (dup.length) out.push(`duplicate ids: ${[...new Set(dup)].join(", ")}`);
+    // WCAG AA contrast of every element that carries text (4.5:1, 3:1 for large text).
+    const rgba = (c) => {
+      const m = c.match(/rgba?\(([^)]+)\)/);
+      if (!m) return null;
+      const [r, g, b, a = 1] = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number);
+      return [r, g, b, a];
+    };
+    const lum = ([r, g, b]) => {
+      const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgba(getComputedStyle(e).backgroundColor);
+        if (c && c[3] > 0.5) return c;
+      }
+      return [255, 255, 255, 1];
+    };
+    const seen = new Set();
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+      const el = walker.currentNode.parentElement;
+      if (!el || seen.has(el) || !walker.currentNode.textContent.trim()) continue;
+      seen.add(el);
+      if (el.closest("[aria-hidden=true], .sr-only, noscript, svg, .skip")) continue;
+      const style = getComputedStyle(el);
+      if (style.visibility === "hidden" || style.display === "none") continue;
+      const fg = rgba(style.color);
+      if (!fg) continue;
+      const l1 = lum(fg);
+      const l2 = lum(background(el));
+      const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+      const size = Number.parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) {
+        out.push(`contrast ${ratio.toFixed(2)} for "${walker.currentNode.textContent.trim().slice(0, 30)}"`);
+      }
+    }
     if (!document.documentElement.lang) out.push("no lang on <html>");
     if (!document.title) out.push("no document title");
     return out;

@@ -169,5 +169,6 @@ await run("navigate", async ({ page, url, shot, config }) => {
   await page.goto(url(`/submissions/${ids.submission_leader}`));
   await page.getByTestId("per-task").waitFor();
   await shot("submission-dark");
+  await audit(page, "submission (dark)");
   return { firstViewMs: firstView, timings };
 });
