@@ -33,13 +33,17 @@ import {
 import { mergeJobDetail, type State, useStore } from "../store";
 
 const requestedDetails = new Set<string>();
+const MAX_DETAIL_FETCHES = 30;
 
 /**
  * The snapshot lists live jobs without their per-validator progress: fetch each shown
  * job's detail once (assignments + status history); later events keep it current.
  */
 function useJobDetails(jobs: JobView[]): void {
-  const missing = jobs.filter((j) => !j.detailLoaded && !requestedDetails.has(j.id)).map((j) => j.id);
+  const missing = jobs
+    .slice(0, MAX_DETAIL_FETCHES)
+    .filter((j) => !j.detailLoaded && !requestedDetails.has(j.id))
+    .map((j) => j.id);
   const key = missing.join(",");
   useEffect(() => {
     for (const id of missing) {
