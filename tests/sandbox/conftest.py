@@ -8,9 +8,13 @@ hostile-agent suite stays fast.
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +22,8 @@ from kinitro.evaluator.agent_client import AgentClient, CallTimeouts
 from kinitro.evaluator.sandbox import BubblewrapSandbox, SandboxLimits
 from kinitro.evaluator.sandbox.bubblewrap import BubblewrapRunning
 from kinitro.protocol.agent_rpc import ArraySpec
+
+from .fakekube import FakeKube, make_handler
 
 OBS_SPEC = ArraySpec("float64", (39,))
 ACTION_SPEC = ArraySpec("float32", (4,), -1.0, 1.0)
@@ -114,3 +120,31 @@ def run_agent(
         running.close()
         assert not running.alive()
         assert processes_of_uid(running.uid) == [], "sandbox processes survived close()"
+
+
+@pytest.fixture
+def fake_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeKube, str]]:
+    kube = FakeKube(sys.executable, tmp_path_factory.mktemp("kubelet-logs"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(kube))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield kube, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    for proc in kube.procs.values():
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def hostpath_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kinitro.evaluator.sandbox.kubernetes as k8s
+
+    original = k8s.pod_manifest
+
+    def patched(*args: Any) -> dict[str, Any]:
+        m = original(*args)
+        m["metadata"]["labels"]["test/allow-hostpath"] = "true"
+        return m
+
+    monkeypatch.setattr(k8s, "pod_manifest", patched)

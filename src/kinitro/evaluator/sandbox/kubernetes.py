@@ -272,6 +272,8 @@ class KubernetesSandbox:
             raise SandboxStartError(
                 f"bundle {bundle_dir} is not below the shared bundle root {self.config.bundle_root}"
             ) from None
+        if not Path(bundle_dir).is_dir():
+            raise SandboxStartError(f"bundle directory {bundle_dir} does not exist")
         self.ensure_network_policy()
         name = f"kinitro-agent-{uuid.uuid4().hex[:12]}"
         manifest = pod_manifest(name, sub_path.as_posix(), self.config, self.limits)
