@@ -163,3 +163,29 @@ def test_crash_report_names_the_exit(
         with pytest.raises(AgentCrashed, match="SIGSEGV"):
             agent.act(np.zeros(39))
     assert running.close().reason is not None
+
+
+def test_sandbox_inherits_a_pinned_core(make_bundle: BundleFactory) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os; from kinitro.evaluator.sandbox import BubblewrapSandbox, pin_to_one_core\n"
+        "from pathlib import Path; import sys\n"
+        "core = pin_to_one_core()\n"
+        "from tests.sandbox.conftest import TIGHT_LIMITS\n"
+        "with BubblewrapSandbox(TIGHT_LIMITS).start(Path(sys.argv[1])) as r:\n"
+        "    pids = r.pids()\n"
+        "    print(core, sorted({c for p in pids for c in os.sched_getaffinity(p)}))\n"
+    )
+    root = Path(__file__).parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(make_bundle())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+    )
+    assert out.returncode == 0, out.stderr
+    core, cores = out.stdout.split(" ", 1)
+    assert cores.strip() == f"[{core}]"

@@ -21,8 +21,8 @@ Typical use from a rollout worker (synchronous, it is the hot loop)::
     report = running.close()          # exit code, reason, captured stdout/stderr
 
 Performance: the sandboxed runtime inherits the caller's CPU affinity. Pin the rollout
-worker to one core (``os.sched_setaffinity(0, {core})``) *before* ``start()`` so worker and
-agent share it: a same-core round trip costs ~10 µs, a cross-core one ~70 µs on a VM.
+worker to one core (:func:`pin_to_one_core`) *before* ``start()`` so worker and agent
+share it: a same-core round trip costs ~10 µs, a cross-core one ~70 µs on a VM.
 
 Errors (under :class:`~kinitro.evaluator.errors.EvaluatorError`)::
 
@@ -43,6 +43,7 @@ from kinitro.evaluator.sandbox.base import (
     SandboxLimits,
     SandboxStartError,
     SandboxUnavailable,
+    pin_to_one_core,
 )
 from kinitro.evaluator.sandbox.bubblewrap import BubblewrapSandbox
 
@@ -68,4 +69,5 @@ __all__ = [
     "SandboxLimits",
     "SandboxStartError",
     "SandboxUnavailable",
+    "pin_to_one_core",
 ]

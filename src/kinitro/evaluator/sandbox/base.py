@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Callable
@@ -123,6 +124,20 @@ class Sandbox(Protocol):
         Raises :class:`SandboxStartError` (infrastructure fault) on failure.
         """
         ...
+
+
+def pin_to_one_core(core: int | None = None) -> int:
+    """Pin the calling process to one core (default: one of its allowed cores, spread by
+    pid) and return it. Call it in a rollout worker *before* ``Sandbox.start``: the
+    sandboxed agent inherits the affinity, so every RPC round trip is a same-core switch
+    (~10 µs) instead of a cross-core wake-up (~70 µs on a VM)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if core is None:
+        core = allowed[os.getpid() % len(allowed)]
+    elif core not in allowed:
+        raise ValueError(f"core {core} is not in this process's affinity set {allowed}")
+    os.sched_setaffinity(0, {core})
+    return core
 
 
 class OutputCapture:
