@@ -38,9 +38,16 @@ async def test_pages_assets_and_untouched_api() -> None:
             assert resp.status_code == 200, path
             assert resp.headers["cache-control"] == "no-cache"
             assert '<div id="app">' in resp.text
-        asset = next((STATIC_DIR / "assets").glob("*.js")).name
-        resp = await http.get(f"/assets/{asset}")
-        assert resp.status_code == 200 and "immutable" in resp.headers["cache-control"]
+        # every asset the page references is there (and cached for good)
+        page = (STATIC_DIR / "index.html").read_text()
+        referenced = re.findall(r'(?:src|href)="(/assets/[^"]+)"', page)
+        assert any(a.endswith(".js") for a in referenced) and any(
+            a.endswith(".css") for a in referenced
+        )
+        for asset in referenced:
+            resp = await http.get(asset)
+            assert resp.status_code == 200, asset
+            assert "immutable" in resp.headers["cache-control"]
         assert (await http.get("/assets/nope.js")).status_code == 404
         assert (await http.get("/api/v1/ping")).json() == {"pong": "yes"}
         assert (await http.get("/api/v1/nope")).status_code == 404
