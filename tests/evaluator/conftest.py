@@ -102,15 +102,19 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def ray_session() -> Iterator[None]:
-    """One local Ray for the whole session (startup is slow on 2 cores)."""
-    import ray
+def ray_session() -> Iterator[str]:
+    """One local Ray for the whole session (startup takes 5–40 s on this shared box).
 
+    Yields its address: evaluator subprocesses attach with ``--ray-address`` (they inherit
+    the cluster's token through ``RAY_AUTH_TOKEN``) instead of starting their own Ray.
+    """
     from kinitro.evaluator.rollout.pool import ensure_ray
 
     ensure_ray(num_cpus=2)
+    import ray
+
     try:
-        yield
+        yield str(ray.get_runtime_context().gcs_address)
     finally:
         ray.shutdown()
 

@@ -27,8 +27,11 @@ def kinitro(
     )
 
 
-def test_miner_eval_json_on_the_template_agent(tmp_path: Path) -> None:
-    """`kinitro miner init` writes the template; it solves reach through the validator path."""
+def test_miner_eval_json_on_the_template_agent(tmp_path: Path, ray_session: str) -> None:
+    """`kinitro miner init` writes the template; it solves reach through the validator path.
+
+    Attaches to the session's Ray (``--ray-address``) rather than starting another one.
+    """
     bundle = tmp_path / "agent"
     tmp_path.chmod(0o755)
     init = kinitro("miner", "init", str(bundle))

@@ -32,9 +32,9 @@ MINER_HOTKEY = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
 
 
 class Evaluator:
-    """An evaluator subprocess in its own process group (so Ray children die with it)."""
+    """An evaluator subprocess in its own process group, attached to the session's Ray."""
 
-    def __init__(self, url: str, workdir: Path) -> None:
+    def __init__(self, url: str, workdir: Path, ray_address: str) -> None:
         self.log = (workdir / f"evaluator-{time.monotonic_ns()}.log").open("wb")
         env = dict(
             os.environ,
@@ -133,6 +133,7 @@ async def test_lifecycle_and_crash_recovery(
     workdir: Path,
     bundles: dict[str, Path],
     evaluators: list[Evaluator],
+    ray_session: str,
 ) -> None:
     """Job A runs to completion; job B is interrupted by SIGKILL, re-run, reported once."""
     jq = JobQueue.connect(validator_db_url, pool_size=2)
@@ -141,7 +142,7 @@ async def test_lifecycle_and_crash_recovery(
         kill = _job(workdir, bundles["slow"], "job-kill", episodes=5, max_steps=50)
         await jq.enqueue_job(life)
         await jq.enqueue_job(kill)
-        evaluators.append(first := Evaluator(validator_db_url, workdir))
+        evaluators.append(first := Evaluator(validator_db_url, workdir, ray_session))
 
         async def has_result(job_id: str) -> bool:
             return bool((await jq.get_job_record(job_id)).has_result)
@@ -173,9 +174,9 @@ async def test_lifecycle_and_crash_recovery(
 
         await _wait(some_episode, 90, "job B's first episode", first)
         assert not await has_result(kill.job_id)
-        first.kill()  # SIGKILL the whole evaluator (driver, Ray, sandboxes)
+        first.kill()  # SIGKILL the evaluator: its Ray driver dies, so do its actors/sandboxes
 
-        evaluators.append(second := Evaluator(validator_db_url, workdir))
+        evaluators.append(second := Evaluator(validator_db_url, workdir, ray_session))
         await _wait(lambda: has_result(kill.job_id), 120, "job B's result after restart", second)
         msgs = await _outbox(jq, kill.job_id)
         results = [m for m in msgs if m["type"] == "eval_result"]

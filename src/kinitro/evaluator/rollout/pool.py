@@ -33,12 +33,27 @@ OBJECT_STORE_BYTES = 96 * 1024 * 1024
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
-    """Initialise Ray once per process: attach to ``address`` or start a local instance."""
+    """Initialise Ray once per process: attach to ``address`` or start a local instance.
+
+    Token authentication: a local instance gets its own random token in
+    ``RAY_AUTH_TOKEN`` (inherited by Ray's processes and by child processes that attach
+    with ``--ray-address``) instead of the shared ``~/.ray/auth_token``, so concurrent
+    clusters on one host cannot clobber each other's token. To attach to an existing
+    cluster, provide its token the usual Ray way (``RAY_AUTH_TOKEN`` or the token file).
+    """
+    import secrets
+    import sys
+
+    if "ray" not in sys.modules:  # Ray reads its auth config when it is imported
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if not address and "RAY_AUTH_MODE" not in os.environ:
+            os.environ["RAY_AUTH_MODE"] = "token"
+            if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
+                os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     import ray
 
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address:
         ray.init(address=address, include_dashboard=False, log_to_driver=True)
         return
