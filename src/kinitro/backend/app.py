@@ -19,6 +19,9 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kinitro import __version__
 from kinitro.backend.errors import BackendError
@@ -124,6 +127,37 @@ def create_app(
             {"detail": jsonable_errors(exc), "code": "invalid_request"}, status_code=422
         )
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # framework errors (unparsable body, unknown path, wrong method) in our shape
+        code = HTTP_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "")
+        return JSONResponse(
+            {"detail": str(exc.detail), "code": code or "internal_error"},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        status, code, detail = classify_db_error(exc)
+        if status >= 500:
+            log.warning("%s %s: database error: %s", request.method, request.url.path, exc.orig)
+        return JSONResponse({"detail": detail, "code": code}, status_code=status)
+
+    @app.exception_handler(PoolTimeoutError)
+    @app.exception_handler(OSError)
+    async def _db_unreachable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": "the database is unavailable, retry later", "code": "unavailable"},
+            status_code=503,
+        )
+
+    @app.exception_handler(Exception)
+    async def _internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+        # a bug: logged with its traceback (by the server), answered in the error shape
+        return JSONResponse({"detail": "internal error", "code": "internal_error"}, status_code=500)
+
     from kinitro.backend.api import admin, public
 
     app.include_router(public.router)
@@ -176,6 +210,51 @@ def create_app(
 
     mount_dashboard(app)
     return app
+
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def classify_db_error(exc: DBAPIError) -> tuple[int, str, str]:
+    """(status, code, detail) of a database error that reached the edge.
+
+    Values PostgreSQL cannot take (SQLSTATE class 22, or refused by the driver before
+    sending) are the client's fault: 400. Lost or refused connections are 503. Anything
+    else is a bug: 500.
+    """
+    import asyncpg
+
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc.orig
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__
+    sqlstate = next(
+        (str(getattr(c, "sqlstate", "") or "") for c in chain if getattr(c, "sqlstate", None)), ""
+    )
+    if sqlstate.startswith("22") or any(
+        isinstance(c, asyncpg.InterfaceError) and isinstance(c, ValueError) for c in chain
+    ):
+        return 400, "bad_request", "a request value cannot be stored or compared by the database"
+    if (
+        exc.connection_invalidated
+        or any(isinstance(c, OSError | asyncpg.PostgresConnectionError) for c in chain)
+        or sqlstate.startswith(("08", "53", "57"))
+    ):
+        return 503, "unavailable", "the database is unavailable, retry later"
+    return 500, "internal_error", "internal error"
 
 
 def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

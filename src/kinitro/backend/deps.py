@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,6 +16,28 @@ from kinitro.backend.db import repo_admin
 from kinitro.backend.db.common import utcnow
 from kinitro.backend.errors import AuthError, ForbiddenError
 from kinitro.backend.state import BackendState
+from kinitro.protocol.common import COMPETITION_ID_MAX, COMPETITION_ID_PATTERN
+
+MAX_ROW_ID = 2**63 - 1
+"""Row ids are PostgreSQL ``bigint``: larger values are refused with 422, not sent to SQL."""
+
+_IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
+_HOTKEY = r"^[1-9A-HJ-NP-Za-km-z]{46,48}$"
+_TASK = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+# --- path and query parameters, constrained like the wire types they name
+RowIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+RowIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
+CompetitionIdPath = Annotated[
+    str, Path(min_length=1, max_length=COMPETITION_ID_MAX, pattern=COMPETITION_ID_PATTERN)
+]
+CompetitionIdQuery = Annotated[
+    str | None, Query(min_length=1, max_length=COMPETITION_ID_MAX, pattern=COMPETITION_ID_PATTERN)
+]
+JobIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=_IDENTIFIER)]
+JobIdQuery = Annotated[str | None, Query(min_length=1, max_length=128, pattern=_IDENTIFIER)]
+HotkeyQuery = Annotated[str | None, Query(pattern=_HOTKEY, description="SS58 address")]
+TaskQuery = Annotated[str | None, Query(min_length=1, max_length=96, pattern=_TASK)]
 
 
 def get_state(request: Request) -> BackendState:
@@ -34,6 +57,24 @@ async def get_conn(state: StateDep) -> AsyncIterator[AsyncConnection]:
 ConnDep = Annotated[AsyncConnection, Depends(get_conn)]
 
 
+def single_valued_query(request: Request) -> None:
+    """Refuse a query parameter given more than once: no parameter of this API is a list,
+    and silently keeping one of the values would hide the client's mistake."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for name, _ in request.query_params.multi_items():
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    if repeated:
+        raise RequestValidationError(
+            [
+                {"loc": ("query", name), "msg": "given more than once", "type": "repeated"}
+                for name in repeated
+            ]
+        )
+
+
 @dataclass(frozen=True)
 class Pagination:
     limit: int
@@ -42,7 +83,7 @@ class Pagination:
 
 def pagination(
     limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Rows to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="Rows to skip")] = 0,
 ) -> Pagination:
     return Pagination(limit, offset)
 

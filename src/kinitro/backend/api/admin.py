@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
 from kinitro.backend import apikeys, events
 from kinitro.backend.api.schemas import (
@@ -15,6 +15,7 @@ from kinitro.backend.api.schemas import (
     CompetitionIn,
     CompetitionPatch,
     DecisionIn,
+    error_responses,
 )
 from kinitro.backend.db import (
     repo_admin,
@@ -24,13 +25,35 @@ from kinitro.backend.db import (
     repo_submissions,
 )
 from kinitro.backend.db.common import utcnow
-from kinitro.backend.deps import AdminDep, ConnDep, StateDep
+from kinitro.backend.deps import (
+    AdminDep,
+    CompetitionIdPath,
+    CompetitionIdQuery,
+    ConnDep,
+    JobIdPath,
+    RowIdPath,
+    StateDep,
+    single_valued_query,
+)
 from kinitro.backend.errors import BadRequestError, ConflictError, NotFoundError
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/api/v1/admin",
+    tags=["admin"],
+    responses=error_responses(400, 401, 403, 503),
+    dependencies=[Depends(single_valued_query)],
+)
+NOT_FOUND = error_responses(404)
+CONFLICT = error_responses(409)
+NOT_FOUND_OR_CONFLICT = error_responses(404, 409)
 
 
-@router.post("/competitions", response_model=Competition, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/competitions",
+    response_model=Competition,
+    status_code=status.HTTP_201_CREATED,
+    responses=CONFLICT,
+)
 async def create_competition(body: CompetitionIn, conn: ConnDep, who: AdminDep) -> dict[str, Any]:
     values = body.model_dump(mode="json")
     row = await repo_competitions.create_competition(conn, values)
@@ -39,9 +62,13 @@ async def create_competition(body: CompetitionIn, conn: ConnDep, who: AdminDep) 
     return row
 
 
-@router.patch("/competitions/{competition_id}", response_model=Competition)
+@router.patch(
+    "/competitions/{competition_id}",
+    response_model=Competition,
+    responses=error_responses(400, 404),
+)
 async def update_competition(
-    competition_id: str, body: CompetitionPatch, conn: ConnDep, who: AdminDep
+    competition_id: CompetitionIdPath, body: CompetitionPatch, conn: ConnDep, who: AdminDep
 ) -> dict[str, Any]:
     values = body.model_dump(exclude_unset=True, mode="json")
     if not values:
@@ -59,13 +86,21 @@ async def _set_active(conn: ConnDep, competition_id: str, active: bool) -> dict[
     return row
 
 
-@router.post("/competitions/{competition_id}/activate", response_model=Competition)
-async def activate(competition_id: str, conn: ConnDep, who: AdminDep) -> dict[str, Any]:
+@router.post(
+    "/competitions/{competition_id}/activate", response_model=Competition, responses=NOT_FOUND
+)
+async def activate(
+    competition_id: CompetitionIdPath, conn: ConnDep, who: AdminDep
+) -> dict[str, Any]:
     return await _set_active(conn, competition_id, True)
 
 
-@router.post("/competitions/{competition_id}/deactivate", response_model=Competition)
-async def deactivate(competition_id: str, conn: ConnDep, who: AdminDep) -> dict[str, Any]:
+@router.post(
+    "/competitions/{competition_id}/deactivate", response_model=Competition, responses=NOT_FOUND
+)
+async def deactivate(
+    competition_id: CompetitionIdPath, conn: ConnDep, who: AdminDep
+) -> dict[str, Any]:
     return await _set_active(conn, competition_id, False)
 
 
@@ -90,15 +125,15 @@ async def create_key(body: ApiKeyIn, conn: ConnDep, who: AdminDep) -> dict[str, 
     return {**row, "key": key}
 
 
-@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_key(key_id: int, conn: ConnDep, who: AdminDep) -> None:
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
+async def revoke_key(key_id: RowIdPath, conn: ConnDep, who: AdminDep) -> None:
     if not await repo_admin.revoke_key(conn, key_id):
         raise NotFoundError(f"no active API key {key_id}")
 
 
 @router.get("/leader-candidates")
 async def leader_candidates(
-    conn: ConnDep, who: AdminDep, competition_id: str | None = None
+    conn: ConnDep, who: AdminDep, competition_id: CompetitionIdQuery = None
 ) -> list[dict[str, Any]]:
     return await repo_scoring.candidates(conn, competition_id=competition_id)
 
@@ -112,9 +147,9 @@ async def _candidate(conn: ConnDep, decision_id: int) -> dict[str, Any]:
     return row
 
 
-@router.post("/leader-candidates/{decision_id}/approve")
+@router.post("/leader-candidates/{decision_id}/approve", responses=NOT_FOUND_OR_CONFLICT)
 async def approve(
-    decision_id: int, conn: ConnDep, who: AdminDep, body: DecisionIn | None = None
+    decision_id: RowIdPath, conn: ConnDep, who: AdminDep, body: DecisionIn | None = None
 ) -> dict[str, Any]:
     """Crown the candidate: the previous leader is dethroned."""
     row = await _candidate(conn, decision_id)
@@ -132,9 +167,9 @@ async def approve(
     return {**row, "status": "leader"}
 
 
-@router.post("/leader-candidates/{decision_id}/reject")
+@router.post("/leader-candidates/{decision_id}/reject", responses=NOT_FOUND_OR_CONFLICT)
 async def reject(
-    decision_id: int, conn: ConnDep, who: AdminDep, body: DecisionIn | None = None
+    decision_id: RowIdPath, conn: ConnDep, who: AdminDep, body: DecisionIn | None = None
 ) -> dict[str, Any]:
     row = await _candidate(conn, decision_id)
     await repo_scoring.set_decision(
@@ -143,8 +178,10 @@ async def reject(
     return {**row, "status": "rejected"}
 
 
-@router.post("/jobs/{job_id}/rerun")
-async def rerun_job(job_id: str, conn: ConnDep, state: StateDep, who: AdminDep) -> dict[str, Any]:
+@router.post("/jobs/{job_id}/rerun", responses=NOT_FOUND)
+async def rerun_job(
+    job_id: JobIdPath, conn: ConnDep, state: StateDep, who: AdminDep
+) -> dict[str, Any]:
     """Queue the job again: results and assignments are discarded, validators re-assigned."""
     if not await repo_jobs.requeue_job(conn, job_id):
         raise NotFoundError(f"no job {job_id!r}")
@@ -152,9 +189,9 @@ async def rerun_job(job_id: str, conn: ConnDep, state: StateDep, who: AdminDep) 
     return {"job_id": job_id, "state": "queued"}
 
 
-@router.post("/submissions/{submission_id}/rerun")
+@router.post("/submissions/{submission_id}/rerun", responses=NOT_FOUND)
 async def rerun_submission(
-    submission_id: int, conn: ConnDep, state: StateDep, who: AdminDep
+    submission_id: RowIdPath, conn: ConnDep, state: StateDep, who: AdminDep
 ) -> dict[str, Any]:
     """Verify the artifact again and re-run every job of the submission."""
     sub = await repo_submissions.get_submission(conn, submission_id)

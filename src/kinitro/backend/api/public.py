@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends
 
-from kinitro.backend.api.schemas import Competition, Job, Page, Row, Submission
+from kinitro.backend.api.schemas import Competition, Job, Page, Row, Submission, error_responses
 from kinitro.backend.db import (
     repo_competitions,
     repo_ingest,
@@ -15,11 +15,32 @@ from kinitro.backend.db import (
     repo_submissions,
     repo_validators,
 )
-from kinitro.backend.deps import ConnDep, PageDep
+from kinitro.backend.deps import (
+    CompetitionIdPath,
+    CompetitionIdQuery,
+    ConnDep,
+    HotkeyQuery,
+    JobIdPath,
+    JobIdQuery,
+    PageDep,
+    RowIdPath,
+    RowIdQuery,
+    TaskQuery,
+    single_valued_query,
+)
 from kinitro.backend.errors import NotFoundError
 from kinitro.backend.stats import collect_stats
 
-router = APIRouter(prefix="/api/v1", tags=["public"])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["public"],
+    responses=error_responses(400, 503),
+    dependencies=[Depends(single_valued_query)],
+)
+NOT_FOUND = error_responses(404)
+
+SubmissionStatus = Literal["pending", "rejected", "scheduled", "evaluated", "superseded"]
+JobStateName = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
 def _page(items: list[Any], total: int, p: PageDep) -> dict[str, Any]:
@@ -35,16 +56,16 @@ async def list_competitions(conn: ConnDep, active: bool | None = None) -> list[d
     return out
 
 
-@router.get("/competitions/{competition_id}", response_model=Competition)
-async def get_competition(competition_id: str, conn: ConnDep) -> dict[str, Any]:
+@router.get("/competitions/{competition_id}", response_model=Competition, responses=NOT_FOUND)
+async def get_competition(competition_id: CompetitionIdPath, conn: ConnDep) -> dict[str, Any]:
     c = await repo_competitions.get_competition(conn, competition_id)
     if c is None:
         raise NotFoundError(f"no competition {competition_id!r}")
     return {**c, "leader": await repo_scoring.current_leader(conn, competition_id)}
 
 
-@router.get("/competitions/{competition_id}/leaderboard")
-async def leaderboard(competition_id: str, conn: ConnDep) -> dict[str, Any]:
+@router.get("/competitions/{competition_id}/leaderboard", responses=NOT_FOUND)
+async def leaderboard(competition_id: CompetitionIdPath, conn: ConnDep) -> dict[str, Any]:
     """Ranked scores; ``margin_to_beat`` is what a challenger's Wilson lower bound must
     exceed to replace the leader."""
     c = await repo_competitions.get_competition(conn, competition_id)
@@ -73,9 +94,9 @@ async def leaderboard(competition_id: str, conn: ConnDep) -> dict[str, Any]:
 async def list_submissions(
     conn: ConnDep,
     p: PageDep,
-    competition_id: str | None = None,
-    miner_hotkey: str | None = None,
-    status: str | None = None,
+    competition_id: CompetitionIdQuery = None,
+    miner_hotkey: HotkeyQuery = None,
+    status: SubmissionStatus | None = None,
 ) -> dict[str, Any]:
     items, total = await repo_submissions.list_submissions(
         conn,
@@ -88,8 +109,8 @@ async def list_submissions(
     return _page(items, total, p)
 
 
-@router.get("/submissions/{submission_id}")
-async def get_submission(submission_id: int, conn: ConnDep) -> dict[str, Any]:
+@router.get("/submissions/{submission_id}", responses=NOT_FOUND)
+async def get_submission(submission_id: RowIdPath, conn: ConnDep) -> dict[str, Any]:
     """A submission with its jobs, per-validator results and aggregated score."""
     sub = await repo_submissions.get_submission(conn, submission_id)
     if sub is None:
@@ -108,10 +129,10 @@ async def get_submission(submission_id: int, conn: ConnDep) -> dict[str, Any]:
 async def list_jobs(
     conn: ConnDep,
     p: PageDep,
-    submission_id: int | None = None,
-    competition_id: str | None = None,
-    state: str | None = None,
-    validator_hotkey: str | None = None,
+    submission_id: RowIdQuery = None,
+    competition_id: CompetitionIdQuery = None,
+    state: JobStateName | None = None,
+    validator_hotkey: HotkeyQuery = None,
 ) -> dict[str, Any]:
     items, total = await repo_jobs.list_jobs(
         conn,
@@ -125,8 +146,8 @@ async def list_jobs(
     return _page(items, total, p)
 
 
-@router.get("/jobs/{job_id}")
-async def get_job(job_id: str, conn: ConnDep) -> dict[str, Any]:
+@router.get("/jobs/{job_id}", responses=NOT_FOUND)
+async def get_job(job_id: JobIdPath, conn: ConnDep) -> dict[str, Any]:
     """A job with its assignments, per-validator status history and results."""
     job = await repo_jobs.get_job(conn, job_id)
     if job is None:
@@ -143,9 +164,9 @@ async def get_job(job_id: str, conn: ConnDep) -> dict[str, Any]:
 async def list_results(
     conn: ConnDep,
     p: PageDep,
-    job_id: str | None = None,
-    submission_id: int | None = None,
-    validator_hotkey: str | None = None,
+    job_id: JobIdQuery = None,
+    submission_id: RowIdQuery = None,
+    validator_hotkey: HotkeyQuery = None,
 ) -> dict[str, Any]:
     items, total = await repo_ingest.list_results(
         conn,
@@ -168,10 +189,10 @@ def _media(key: str | None) -> str | None:
 async def list_episodes(
     conn: ConnDep,
     p: PageDep,
-    job_id: str | None = None,
-    submission_id: int | None = None,
-    validator_hotkey: str | None = None,
-    task: str | None = None,
+    job_id: JobIdQuery = None,
+    submission_id: RowIdQuery = None,
+    validator_hotkey: HotkeyQuery = None,
+    task: TaskQuery = None,
     success: bool | None = None,
 ) -> dict[str, Any]:
     items, total = await repo_ingest.list_episodes(
@@ -187,8 +208,8 @@ async def list_episodes(
     return _page(items, total, p)
 
 
-@router.get("/episodes/{episode_id}")
-async def get_episode(episode_id: int, conn: ConnDep) -> dict[str, Any]:
+@router.get("/episodes/{episode_id}", responses=NOT_FOUND)
+async def get_episode(episode_id: RowIdPath, conn: ConnDep) -> dict[str, Any]:
     """Episode summary with links to its media and action log."""
     ep = await repo_ingest.get_episode(conn, episode_id)
     if ep is None:
@@ -200,8 +221,8 @@ async def get_episode(episode_id: int, conn: ConnDep) -> dict[str, Any]:
     }
 
 
-@router.get("/episodes/{episode_id}/steps", response_model=Page[Row])
-async def episode_steps(episode_id: int, conn: ConnDep, p: PageDep) -> dict[str, Any]:
+@router.get("/episodes/{episode_id}/steps", response_model=Page[Row], responses=NOT_FOUND)
+async def episode_steps(episode_id: RowIdPath, conn: ConnDep, p: PageDep) -> dict[str, Any]:
     """Logged step samples of an episode, one item per batch, in order."""
     ep = await repo_ingest.get_episode(conn, episode_id)
     if ep is None:
@@ -227,7 +248,7 @@ async def stats(conn: ConnDep) -> dict[str, Any]:
     return await collect_stats(conn)
 
 
-@router.get("/weights/latest")
+@router.get("/weights/latest", responses=NOT_FOUND)
 async def latest_weights(conn: ConnDep) -> dict[str, Any]:
     w = await repo_scoring.latest_weights(conn)
     if w is None:
@@ -245,7 +266,7 @@ async def weights_history(conn: ConnDep, p: PageDep) -> dict[str, Any]:
 async def rounds(
     conn: ConnDep,
     p: PageDep,
-    competition_id: Annotated[str | None, Query()] = None,
+    competition_id: CompetitionIdQuery = None,
 ) -> dict[str, Any]:
     """Evaluation rounds: ``seed_hash`` is public from the start, ``seed`` once ended."""
     items, total = await repo_jobs.list_rounds(

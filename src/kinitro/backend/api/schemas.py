@@ -3,13 +3,68 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kinitro.protocol.common import COMPETITION_ID_PATTERN, BenchmarkSpec
 
 T = TypeVar("T")
+
+
+def _storable(value: str) -> str:
+    """PostgreSQL text holds neither NUL characters nor unpaired UTF-16 surrogates."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no unpaired surrogates)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+"""Free text from a client: any Unicode that PostgreSQL can store."""
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a human ``detail`` and a stable machine ``code``."""
+
+    detail: str
+    code: str = Field(examples=["not_found"])
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """422: the request does not match the schema; ``detail`` lists the fields."""
+
+    detail: list[FieldError]
+    code: Literal["invalid_request"]
+
+
+_DESCRIPTIONS = {
+    400: "Bad request (`bad_request`)",
+    401: "Missing, unknown, expired or revoked API key (`unauthorized`)",
+    403: "The API key lacks the role (`forbidden`)",
+    404: "No such resource (`not_found`)",
+    409: "Conflict with the current state (`conflict`)",
+    503: "The database is unavailable (`unavailable`); retry later",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting the error bodies of ``statuses`` (and 422)."""
+    out: dict[int | str, dict[str, Any]] = {
+        422: {"model": ValidationErrorBody, "description": "Invalid request (`invalid_request`)"}
+    }
+    for status in statuses:
+        out[status] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
+    return out
 
 
 class Page(BaseModel, Generic[T]):
@@ -27,8 +82,8 @@ class CompetitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=COMPETITION_ID_PATTERN, max_length=32)
-    name: str = Field(min_length=1, max_length=200)
-    description: str = ""
+    name: Text = Field(min_length=1, max_length=200)
+    description: Text = Field(default="", max_length=10_000)
     benchmarks: list[BenchmarkSpec] = Field(min_length=1)
     points: float = Field(default=1.0, ge=0)
     min_success_rate: float = Field(default=0.0, ge=0, le=1)
@@ -42,8 +97,8 @@ class CompetitionIn(BaseModel):
 class CompetitionPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = None
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    description: Text | None = Field(default=None, max_length=10_000)
     benchmarks: list[BenchmarkSpec] | None = Field(default=None, min_length=1)
     points: float | None = Field(default=None, ge=0)
     min_success_rate: float | None = Field(default=None, ge=0, le=1)
@@ -111,9 +166,9 @@ class Job(BaseModel):
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
-    roles: list[Literal["admin", "read"]] = Field(min_length=1)
-    expires_in_s: int | None = Field(default=None, ge=60)
+    name: Text = Field(min_length=1, max_length=100)
+    roles: list[Literal["admin", "read"]] = Field(min_length=1, max_length=2)
+    expires_in_s: int | None = Field(default=None, ge=60, le=100 * 365 * 86_400)
 
 
 class ApiKeyOut(BaseModel):
@@ -131,4 +186,4 @@ class ApiKeyOut(BaseModel):
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Text | None = Field(default=None, max_length=500)
