@@ -149,6 +149,8 @@ def main() -> None:
         "ratio_loop_vs_raw": round(loop_per_core / raw, 3),
         "ratio_wall_vs_raw": round(one["wall_steps_per_s"] / raw, 3),
         "speedup_1_to_2_workers": round(one["wall_s"] / two["wall_s"], 3),
+        "e2e_loop_steps_per_s_per_worker_2_workers": round(two["loop_steps_per_s"], 1),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "steps_per_job": one["steps"],
         "step_samples_logged": one["samples"],
         "step_log_interval": args.step_log_interval,
@@ -165,6 +167,8 @@ def main() -> None:
         ("loop / raw env", f"{figures['ratio_loop_vs_raw']:.3f}"),
         ("whole job / raw env (1 worker)", f"{figures['ratio_wall_vs_raw']:.3f}"),
         ("speed-up 1 → 2 workers (whole job)", f"{figures['speedup_1_to_2_workers']:.2f}×"),
+        ("in-episode loop with 2 workers (steps/s per worker)", f"{two['loop_steps_per_s']:,.0f}"),
+        ("host load average (1 min, other tenants)", f"{os.getloadavg()[0]:.2f}"),
     ]
     for name, value in rows:
         table.add_row(name, value)

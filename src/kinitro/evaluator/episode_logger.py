@@ -191,7 +191,7 @@ class EpisodeRecorder:
                     action=[float(x) for x in action],
                     reward=float(reward),
                     success=bool(success),
-                    info=dict(info),
+                    info=_scalars(info),
                 )
             )
 
@@ -219,6 +219,17 @@ class EpisodeRecorder:
             successes=self.successes[:n].copy(),
             goal_hidden=goal_hidden,
         )
+
+
+def _scalars(info: dict[str, Any]) -> dict[str, Any]:
+    """Finite numeric / boolean entries of an env info dict, as JSON-friendly values."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if isinstance(value, bool | np.bool_):
+            out[str(key)] = bool(value)
+        elif isinstance(value, int | float | np.integer | np.floating) and np.isfinite(value):
+            out[str(key)] = float(value)
+    return out
 
 
 def encode_png(frame: npt.NDArray[np.uint8]) -> bytes:

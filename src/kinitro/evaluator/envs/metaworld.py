@@ -39,7 +39,6 @@ PROVIDER = "metaworld"
 VERSION = "v3"
 DEFAULT_CAMERA = "corner"
 DEFAULT_RESOLUTION = (84, 84)
-_INFO_KEYS = ("near_object", "grasp_success", "grasp_reward", "in_place_reward", "obj_to_target")
 _MT1 = re.compile(r"^metaworld/MT1-(?P<task>[a-z0-9-]+-v3)$")
 
 
@@ -152,7 +151,7 @@ class MetaWorldTaskEnv:
             terminated=bool(terminated) or success,
             truncated=bool(truncated) and not success,
             success=success,
-            info={k: float(info[k]) for k in _INFO_KEYS if k in info},
+            info=info,  # raw; the recorder keeps scalar entries on sampled steps only
         )
 
     def render(self) -> npt.NDArray[np.uint8] | None:

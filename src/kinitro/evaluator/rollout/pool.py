@@ -1,8 +1,11 @@
 """Ray rollout pool: episodes sharded over N worker actors, with bounded infra retries.
 
 Scheduling is dynamic: each actor holds one episode at a time and gets the next as soon as
-it returns, so slow tasks do not stall a static shard. Results are deterministic anyway:
-every episode is fully determined by its seed (the simulator is reseeded per episode).
+it returns, so slow tasks do not stall a static shard. An idle actor prefers an episode of
+a task it has already built an environment for, then a task no other actor has built
+(building a MuJoCo env costs ~0.4 s; MT50 on every actor would cost 20 s each). Results
+are deterministic anyway: every episode is fully determined by its seed (the simulator is
+reseeded per episode).
 
 Faults:
 * an agent fault comes back inside the :class:`EpisodeResult` and is final (scored);
@@ -70,6 +73,28 @@ class Cancelled(Exception):
     """The caller asked the pool to stop (deadline, cancellation, shutdown)."""
 
 
+def _pick(
+    pending: deque[tuple[EpisodeSpec, int]], slot: int, owned: dict[int, set[str]]
+) -> tuple[EpisodeSpec, int]:
+    """Next episode for actor ``slot``: same task first, then an unclaimed task, then any."""
+    mine = owned.get(slot, set())
+    others: set[str] = set()
+    for other, tasks in owned.items():
+        if other != slot:
+            others |= tasks
+    fallback = None
+    for i, (spec, _attempt) in enumerate(pending):
+        if spec.task in mine:
+            fallback = i
+            break
+        if fallback is None and spec.task not in others:
+            fallback = i
+    index = fallback if fallback is not None else 0
+    item = pending[index]
+    del pending[index]
+    return item
+
+
 class RolloutPool:
     """N Ray actors running :class:`RolloutWorker` for one job."""
 
@@ -111,6 +136,7 @@ class RolloutPool:
         if not self._actors:
             self._actors = [self._spawn() for _ in range(min(self.n_workers, len(episodes)))]
         idle = list(range(len(self._actors)))
+        owned: dict[int, set[str]] = {}  # tasks whose env each actor has built
         in_flight: dict[Any, tuple[int, EpisodeSpec, int]] = {}
 
         def finish(spec: EpisodeSpec, attempt: int, result: EpisodeResult) -> None:
@@ -133,7 +159,8 @@ class RolloutPool:
                 raise Cancelled()
             while pending and idle:
                 slot = idle.pop()
-                spec, attempt = pending.popleft()
+                spec, attempt = _pick(pending, slot, owned)
+                owned.setdefault(slot, set()).add(spec.task)
                 ref = self._actors[slot].run_episode.remote(spec)
                 in_flight[ref] = (slot, spec, attempt)
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=poll_s)
@@ -144,6 +171,7 @@ class RolloutPool:
                 except ray.exceptions.RayActorError as exc:
                     log.warning("rollout worker %d lost: %s", slot, exc)
                     self._actors[slot] = self._spawn()
+                    owned.pop(slot, None)
                     result = EpisodeResult(
                         index=spec.index,
                         task=spec.task,
