@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -65,9 +66,17 @@ def run(
             log_level=log_level,
         )
     except (ConfigError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {settings_problem(exc, Settings)}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level)
+    try:
+        configure_logging(settings.log_level)
+    except ValueError as exc:
+        typer.echo(f"error: invalid log level {settings.log_level!r}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    problem = _database_problem(settings.database_url)
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
 
     import uvicorn
 
@@ -86,3 +95,53 @@ def run(
         )
     )
     server.run()
+
+
+def settings_problem(exc: Exception, settings_cls: Any) -> str:
+    """One line naming each invalid setting with where it comes from (env var / TOML)."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    section = getattr(settings_cls, "toml_section", None)
+    parts = []
+    for err in exc.errors():
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        if not loc:
+            parts.append(msg)
+            continue
+        field = loc.split(".")[0]
+        where = f"{prefix}{field.upper()}" + (f" or [{section}] {field}" if section else "")
+        got = err.get("input")
+        shown = (
+            f" (got {got!r})" if isinstance(got, str | int | float) and len(repr(got)) < 80 else ""
+        )
+        parts.append(f"invalid setting {loc} ({where}): {msg}{shown}")
+    return "; ".join(parts)
+
+
+def _database_problem(url: str) -> str | None:
+    """Why the backend database cannot be used (checked before serving), or None."""
+    import asyncio
+
+    import asyncpg
+
+    from kinitro.core.db import dsn, safe_url
+
+    try:
+        target = dsn(url)
+        shown = safe_url(url)
+    except Exception as exc:  # noqa: BLE001 - any unparsable URL is the same user error
+        return f"invalid database URL ({type(exc).__name__}: {exc})"
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(target, timeout=10)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return f"cannot connect to the backend database {shown}: {exc}"
+    return None

@@ -19,9 +19,9 @@ class Settings(KinitroSettings):
 
     # --- serving
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=0, le=65535)
     database_url: str = "postgresql://postgres@127.0.0.1:5432/kinitro_backend"
-    db_pool_size: int = 10
+    db_pool_size: int = Field(default=10, ge=1)
     migrate_on_start: bool = True
     replica_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
     log_level: str = "INFO"
@@ -39,6 +39,8 @@ class Settings(KinitroSettings):
     registry_dir: Path = Path(".kinitro/devnet/registry")
     hf_token: SecretStr | None = None
     artifact_max_bytes: int = 512 * 1024 * 1024
+    # tar artifacts are always inspected; this also refuses artifacts that are not tars
+    require_bundle_archive: bool = False
     media_dir: Path | None = None
 
     # --- validator WebSocket

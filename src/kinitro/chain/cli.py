@@ -40,7 +40,9 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(2)
 
 
@@ -69,7 +71,32 @@ def _settings(
             network=network,
         )
     except (KinitroError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(settings_problem(exc, ChainSettings)) from None
+
+
+def settings_problem(exc: Exception, settings_cls: Any) -> str:
+    """One line naming each invalid setting with where it comes from (env var / TOML)."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    section = getattr(settings_cls, "toml_section", None)
+    parts = []
+    for err in exc.errors():
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        if not loc:
+            parts.append(msg)
+            continue
+        field = loc.split(".")[0]
+        where = f"{prefix}{field.upper()}" + (f" or [{section}] {field}" if section else "")
+        got = err.get("input")
+        shown = (
+            f" (got {got!r})" if isinstance(got, str | int | float) and len(repr(got)) < 80 else ""
+        )
+        parts.append(f"invalid setting {loc} ({where}): {msg}{shown}")
+    return "; ".join(parts)
 
 
 def _run(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -92,16 +119,25 @@ def run(
         Path(".kinitro/devnet/chain"), "--data-dir", help="Directory holding the chain state."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
-    port: int = typer.Option(9945, "--port", help="HTTP port."),
+    port: int = typer.Option(9945, "--port", min=0, max=65535, help="HTTP port."),
     block_interval: float = typer.Option(1.0, "--block-interval", help="Seconds per block."),
     commit_rate_limit: int = typer.Option(
-        100, "--commit-rate-limit", help="Blocks between two commitments of a hotkey (genesis)."
+        100,
+        "--commit-rate-limit",
+        min=0,
+        help="Blocks between two commitments of a hotkey (genesis).",
     ),
     weights_rate_limit: int = typer.Option(
-        100, "--weights-rate-limit", help="Blocks between two weight sets of a uid (genesis)."
+        100,
+        "--weights-rate-limit",
+        min=0,
+        help="Blocks between two weight sets of a uid (genesis).",
     ),
     min_validator_stake: float = typer.Option(
-        1000.0, "--min-validator-stake", help="Stake that earns a validator permit (genesis)."
+        1000.0,
+        "--min-validator-stake",
+        min=0.0,
+        help="Stake that earns a validator permit (genesis).",
     ),
     log_level: str = typer.Option("info", "--log-level", help="Log level."),
 ) -> None:
@@ -118,7 +154,10 @@ def run(
 
     if block_interval <= 0:
         raise _fail("--block-interval must be > 0")
-    configure_logging(log_level)
+    try:
+        configure_logging(log_level)
+    except ValueError as exc:
+        raise _fail(f"invalid --log-level {log_level!r}: {exc}") from None
     rules = ChainRules(
         commit_rate_limit_blocks=commit_rate_limit,
         weights_rate_limit_blocks=weights_rate_limit,
@@ -135,6 +174,8 @@ def run(
         )
     except ChainError as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot use the data directory {data_dir}: {exc.strerror or exc}") from None
 
 
 @wallet_app.command("create")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,9 +52,23 @@ def _quiet_stdout() -> Iterator[None]:
         os.close(saved)
 
 
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
+
+
+def _check_name(kind: str, value: str) -> None:
+    """Wallet and hotkey names become file names: no separators, no ``..``."""
+    if not _NAME.fullmatch(value) or ".." in value:
+        raise WalletError(
+            f"{kind} name {value!r} is invalid: use 1-64 chars of [A-Za-z0-9._-], "
+            "not starting with '.' or '-'"
+        )
+
+
 def _wallet(name: str, hotkey: str, path: Path) -> Wallet:
     from bittensor_wallet import Wallet
 
+    _check_name("wallet", name)
+    _check_name("hotkey", hotkey)
     return Wallet(name=name, hotkey=hotkey, path=str(path.expanduser()))
 
 
@@ -100,13 +115,19 @@ def create_wallet(
 def wallet_info(name: str, hotkey: str = "default", path: Path = DEFAULT_WALLET_PATH) -> WalletInfo:
     """Public addresses of a wallet (reads only the public key files)."""
     wallet = _wallet(name, hotkey, path)
+    root = Path(wallet.path) / name
+    files = (root / "coldkeypub.txt", root / "hotkeys" / f"{hotkey}pub.txt")
+    if not all(f.is_file() for f in files):
+        raise WalletError(
+            f"wallet {name}/{hotkey} not found under {Path(wallet.path)} "
+            "(create it with `kinitro chain wallet create`)"
+        )
     try:
         cold = wallet.get_coldkeypub().ss58_address
         hot = wallet.get_hotkeypub().ss58_address
     except Exception as exc:
         raise WalletError(
-            f"wallet {name}/{hotkey} not found under {Path(wallet.path)} "
-            "(create it with `kinitro chain wallet create`)"
+            f"wallet {name}/{hotkey} under {Path(wallet.path)} is unreadable: {exc}"
         ) from exc
     return WalletInfo(name, hotkey, Path(wallet.path), cold, hot)
 

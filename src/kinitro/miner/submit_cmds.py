@@ -49,7 +49,9 @@ RegistryDirOpt = typer.Option(None, "--registry-dir", help="Local registry direc
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(2)
 
 
@@ -60,7 +62,32 @@ def _settings(config: Path | None, **overrides: Any) -> MinerSettings:
     try:
         return MinerSettings.load(config, **overrides)
     except (KinitroError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(settings_problem(exc, MinerSettings)) from None
+
+
+def settings_problem(exc: Exception, settings_cls: Any) -> str:
+    """One line naming each invalid setting with where it comes from (env var / TOML)."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    section = getattr(settings_cls, "toml_section", None)
+    parts = []
+    for err in exc.errors():
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        if not loc:
+            parts.append(msg)
+            continue
+        field = loc.split(".")[0]
+        where = f"{prefix}{field.upper()}" + (f" or [{section}] {field}" if section else "")
+        got = err.get("input")
+        shown = (
+            f" (got {got!r})" if isinstance(got, str | int | float) and len(repr(got)) < 80 else ""
+        )
+        parts.append(f"invalid setting {loc} ({where}): {msg}{shown}")
+    return "; ".join(parts)
 
 
 def _echo_json(data: Any) -> None:
@@ -93,9 +120,12 @@ def init_command(
     existing = [p.name for p in targets if p.exists()]
     if existing and not force:
         raise _fail(f"{', '.join(existing)} already exist in {directory} (use --force)")
-    directory.mkdir(parents=True, exist_ok=True)
-    for out, src in targets.items():
-        out.write_text(src.read_text().replace("{name}", agent_name))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for out, src in targets.items():
+            out.write_text(src.read_text().replace("{name}", agent_name))
+    except OSError as exc:
+        raise _fail(f"cannot create the bundle in {directory}: {exc.strerror or exc}") from None
     console.print(f"created agent bundle [bold]{agent_name}[/bold] in {directory}")
     console.print(f"next: kinitro miner eval {directory}  |  kinitro miner package {directory}")
 
@@ -109,6 +139,9 @@ def _package(directory: Path, out: Path | None, max_bytes: int) -> Any:
         return package_bundle(directory, target, max_bytes=max_bytes)
     except StorageError as exc:
         raise _fail(f"invalid bundle: {exc}") from None
+    except OSError as exc:
+        where = exc.filename or target
+        raise _fail(f"cannot package {directory}: {where}: {exc.strerror or exc}") from None
 
 
 def package_command(
@@ -174,7 +207,10 @@ def upload_command(
         raise _fail(str(exc)) from None
     data = ref.model_dump(mode="json")
     record = directory / STATE_DIR / "upload.json"
-    record.write_text(json.dumps(data, indent=2) + "\n")
+    try:
+        record.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise _fail(f"uploaded, but cannot save {record}: {exc.strerror or exc}") from None
     if as_json:
         _echo_json(data)
         return

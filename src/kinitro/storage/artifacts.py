@@ -160,6 +160,15 @@ class LocalRegistry:
         check_repo(repo)
         if not archive.is_file():
             raise ArtifactNotFoundError(f"archive not found: {archive}")
+        try:
+            return self._upload(archive, repo, progress)
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot store {archive.name} in the local registry {self.root}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+
+    def _upload(self, archive: Path, repo: str, progress: Progress | None) -> ArtifactRef:
         sha = sha256_file(archive)
         size = archive.stat().st_size
         blob = self._blob(sha)
@@ -198,10 +207,12 @@ class LocalRegistry:
         ref_path = self._ref(repo, revision)
         try:
             return ref_path.read_text().strip()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise ArtifactNotFoundError(
                 f"no artifact {repo}@{revision} in the local registry {self.root}"
             ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RegistryError(f"cannot read {repo}@{revision} in {self.root}: {exc}") from exc
 
     def stat(self, repo: str, revision: str) -> ArtifactStat:
         sha = self._resolve(repo, revision)

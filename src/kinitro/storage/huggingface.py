@@ -96,7 +96,7 @@ class HuggingFaceRegistry:
                     f"the Hub refused {what} (HTTP {status}): check the token's write access"
                 )
             return RegistryError(f"the Hub failed on {what} (HTTP {status})")
-        if isinstance(exc, httpx.HTTPError | OSError):
+        if isinstance(exc, _network_errors()):
             return RegistryError(f"cannot reach the Hub at {self.endpoint} for {what}: {exc}")
         return exc
 
@@ -212,6 +212,18 @@ class HuggingFaceRegistry:
                 )
         except httpx.HTTPError as exc:
             raise RegistryError(f"download of {what} failed: {type(exc).__name__}") from None
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """Transport errors of the HTTP clients huggingface_hub may use (httpx or httpx2)."""
+    errors: list[type[BaseException]] = [httpx.HTTPError, OSError]
+    try:
+        import httpx2
+    except ImportError:
+        pass
+    else:
+        errors.append(httpx2.HTTPError)
+    return tuple(errors)
 
 
 def _require_pinned(revision: str) -> None:

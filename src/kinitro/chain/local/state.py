@@ -343,8 +343,15 @@ class ChainStore:
         """Create genesis if needed, then replay the log into a fresh state."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.genesis_path.exists():
-            genesis = json.loads(self.genesis_path.read_text())
-            rules = ChainRules(**genesis["rules"])
+            try:
+                genesis = json.loads(self.genesis_path.read_text())
+                rules = ChainRules(**genesis["rules"])
+                str(genesis["chain_id"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ChainError(
+                    f"{self.genesis_path} is corrupted ({type(exc).__name__}: {exc}); restore "
+                    "it from a backup or start a new chain in an empty data directory"
+                ) from None
         else:
             genesis = {
                 "chain_id": "localchain-" + secrets.token_hex(8),
