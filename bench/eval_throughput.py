@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=500)
     parser.add_argument("--step-log-interval", type=int, default=10)
     parser.add_argument("--raw-steps", type=int, default=500, help="raw env steps per task")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin workers to a core")
     args = parser.parse_args()
 
     from kinitro.evaluator.envs import get_benchmark
@@ -154,6 +155,7 @@ def main() -> None:
         "steps_per_job": one["steps"],
         "step_samples_logged": one["samples"],
         "step_log_interval": args.step_log_interval,
+        "pinned_workers": not args.no_pin,
     }
     table = Table(title="Evaluation throughput — MT10 mix, zero-compute agent, logging on")
     table.add_column("measure")

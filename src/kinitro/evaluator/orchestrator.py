@@ -206,6 +206,10 @@ class Orchestrator:
         launcher = SandboxLauncher(
             str(bundle),
             backend=s.sandbox,
+            limits={
+                "memory_bytes": s.sandbox_memory_mb * 1024 * 1024,
+                "cpu_seconds": s.sandbox_cpu_seconds,
+            },
             act_timeout_s=s.action_timeout_s,
             reset_timeout_s=s.reset_timeout_s,
         )
@@ -223,6 +227,7 @@ class Orchestrator:
                 media_options=s.media_options(),
                 frame_every=s.frame_every,
                 max_infra_retries=s.max_infra_retries,
+                pin_workers=s.pin_workers,
                 on_result=on_result,
                 should_stop=should_stop,
             )

@@ -81,6 +81,7 @@ def evaluate(
     media_options: dict[str, Any] | None = None,
     frame_every: int = 0,
     max_infra_retries: int = 2,
+    pin_workers: bool = True,
     on_result: Callable[[EpisodeResult], None] = lambda _r: None,
     should_stop: Callable[[], bool] = lambda: False,
     pool_hook: Callable[[RolloutPool], None] = lambda _p: None,
@@ -102,6 +103,7 @@ def evaluate(
         media_url=media_url,
         media_options=dict(media_options or {}),
         frame_every=frame_every if request.observation_mode == "state+rgb" else 0,
+        pin_core=pin_workers,
     )
     ensure_ray(ray_address, num_cpus=ray_num_cpus)
     pool = RolloutPool(

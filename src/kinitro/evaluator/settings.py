@@ -45,6 +45,12 @@ class Settings(KinitroSettings):
     artifacts_dir: Path = Path(".kinitro/artifacts")
     bundle_cache_dir: Path = Path(".kinitro/bundles")
     sandbox: str = "bubblewrap"
+    sandbox_memory_mb: int = 4096
+    """Address-space limit of each agent sandbox."""
+    sandbox_cpu_seconds: int = 3600
+    """CPU-time limit of each agent sandbox (a whole job's worth of agent compute)."""
+    pin_workers: bool = True
+    """Pin each rollout actor and its agent to one core (same-core RPC round trips)."""
     action_timeout_s: float = 1.0
     reset_timeout_s: float = 10.0
     start_timeout_s: float = 30.0

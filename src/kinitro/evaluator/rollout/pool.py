@@ -115,8 +115,8 @@ class RolloutPool:
         self._actor_cls = ray.remote(num_cpus=worker_cpus, max_restarts=0)(RolloutWorker)
         self._actors: list[Any] = []
 
-    def _spawn(self) -> Any:
-        return self._actor_cls.remote(self.config)
+    def _spawn(self, index: int) -> Any:
+        return self._actor_cls.remote(self.config, index)
 
     def run(
         self,
@@ -134,7 +134,7 @@ class RolloutPool:
         pending: deque[tuple[EpisodeSpec, int]] = deque((spec, 1) for spec in episodes)
         done: dict[int, EpisodeResult] = {}
         if not self._actors:
-            self._actors = [self._spawn() for _ in range(min(self.n_workers, len(episodes)))]
+            self._actors = [self._spawn(i) for i in range(min(self.n_workers, len(episodes)))]
         idle = list(range(len(self._actors)))
         owned: dict[int, set[str]] = {}  # tasks whose env each actor has built
         in_flight: dict[Any, tuple[int, EpisodeSpec, int]] = {}
@@ -170,7 +170,7 @@ class RolloutPool:
                     result = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
                     log.warning("rollout worker %d lost: %s", slot, exc)
-                    self._actors[slot] = self._spawn()
+                    self._actors[slot] = self._spawn(slot)
                     owned.pop(slot, None)
                     result = EpisodeResult(
                         index=spec.index,
