@@ -47,23 +47,3 @@ def test_agent_faults_score_infra_faults_do_not() -> None:
     assert m.overall.success_rate == 0.5
     d = m.to_dict()
     assert d["overall"]["failures"] == {"agent_crash": 1, "worker_lost": 1}
-
-
-def test_pool_prefers_tasks_an_actor_already_built() -> None:
-    from collections import deque
-
-    from kinitro.evaluator.results import EpisodeSpec
-    from kinitro.evaluator.rollout.pool import _pick
-
-    tasks = ["a", "a", "b", "b", "c"]
-    pending = deque((EpisodeSpec(i, t, 0, i), 1) for i, t in enumerate(tasks))
-    owned: dict[int, set[str]] = {}
-    first, _ = _pick(pending, 0, owned)
-    owned[0] = {first.task}
-    second, _ = _pick(pending, 1, owned)
-    owned[1] = {second.task}
-    assert (first.task, second.task) == ("a", "b")
-    assert _pick(pending, 1, owned)[0].task == "b"  # same task again
-    assert _pick(pending, 0, owned)[0].task == "a"
-    assert _pick(pending, 0, owned)[0].task == "c"  # unclaimed task next
-    assert not pending

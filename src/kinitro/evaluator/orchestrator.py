@@ -210,6 +210,7 @@ class Orchestrator:
                 "memory_bytes": s.sandbox_memory_mb * 1024 * 1024,
                 "cpu_seconds": s.sandbox_cpu_seconds,
             },
+            kubernetes=s.kubernetes_options(),
             act_timeout_s=s.action_timeout_s,
             reset_timeout_s=s.reset_timeout_s,
         )

@@ -45,6 +45,14 @@ class Settings(KinitroSettings):
     artifacts_dir: Path = Path(".kinitro/artifacts")
     bundle_cache_dir: Path = Path(".kinitro/bundles")
     sandbox: str = "bubblewrap"
+    """``bubblewrap`` (local, default) or ``kubernetes`` (agent pods)."""
+    kubernetes_image: str | None = None
+    """Agent pod image (Python + Kinitro runtime + util-linux)."""
+    kubernetes_namespace: str = "kinitro-agents"
+    kubernetes_bundle_claim: str | None = None
+    """PersistentVolumeClaim holding ``bundle_cache_dir`` (mounted read-only in pods)."""
+    kubernetes_runtime_class: str | None = None
+    """e.g. ``gvisor`` or ``kata``."""
     sandbox_memory_mb: int = 4096
     """Address-space limit of each agent sandbox."""
     sandbox_cpu_seconds: int = 3600
@@ -57,6 +65,29 @@ class Settings(KinitroSettings):
 
     telemetry_batch: int = 64
     log_level: str = "INFO"
+
+    def kubernetes_options(self) -> dict[str, object]:
+        """``KubernetesConfig`` fields for the sandbox launcher (empty for bubblewrap)."""
+        if self.sandbox != "kubernetes":
+            return {}
+        if not self.kubernetes_image or not self.kubernetes_bundle_claim:
+            from kinitro.core.errors import ConfigError
+
+            raise ConfigError(
+                "sandbox=kubernetes needs kubernetes_image and kubernetes_bundle_claim"
+            )
+        return {
+            "image": self.kubernetes_image,
+            "namespace": self.kubernetes_namespace,
+            "bundle_volume": {
+                "persistentVolumeClaim": {
+                    "claimName": self.kubernetes_bundle_claim,
+                    "readOnly": True,
+                }
+            },
+            "bundle_root": str(self.bundle_cache_dir.resolve()),
+            "runtime_class_name": self.kubernetes_runtime_class,
+        }
 
     def media_options(self) -> dict[str, object]:
         if not self.media_url.startswith("s3://"):

@@ -38,6 +38,10 @@ class SandboxLauncher:
     bundle_dir: str
     backend: str = "bubblewrap"
     limits: dict[str, Any] = field(default_factory=dict)
+    kubernetes: dict[str, Any] = field(default_factory=dict)
+    """``KubernetesConfig`` fields when ``backend == "kubernetes"`` (image, bundle_volume,
+    bundle_root, namespace, runtime_class_name …); the API client comes from the
+    in-cluster service account or ``KUBECONFIG``."""
     act_timeout_s: float = 1.0
     reset_timeout_s: float = 10.0
     hello_timeout_s: float = 60.0
@@ -50,7 +54,18 @@ class SandboxLauncher:
             from kinitro.evaluator.sandbox.bubblewrap import BubblewrapSandbox
 
             return BubblewrapSandbox(limits)
+        if self.backend == "kubernetes":
+            from kinitro.evaluator.sandbox.kubernetes import KubernetesSandbox
+
+            return KubernetesSandbox(self.kubernetes_config(), limits)
         raise SandboxStartFailed(f"unsupported sandbox backend {self.backend!r}")
+
+    def kubernetes_config(self) -> Any:
+        from kinitro.evaluator.sandbox.kubernetes import KubernetesConfig
+
+        options = dict(self.kubernetes)
+        options["bundle_root"] = Path(options.get("bundle_root") or Path(self.bundle_dir).parent)
+        return KubernetesConfig(**options)
 
     def start(self, observation_spec: ObservationSpec, action_spec: ArraySpec) -> SandboxedAgent:
         from kinitro.evaluator.agent_client import AgentClient, CallTimeouts

@@ -1,0 +1,49 @@
+"""Pool scheduling and sandbox-backend configuration (no Ray, no sandbox)."""
+
+from __future__ import annotations
+
+
+def test_pool_prefers_tasks_an_actor_already_built() -> None:
+    from collections import deque
+
+    from kinitro.evaluator.results import EpisodeSpec
+    from kinitro.evaluator.rollout.pool import _pick
+
+    tasks = ["a", "a", "b", "b", "c"]
+    pending = deque((EpisodeSpec(i, t, 0, i), 1) for i, t in enumerate(tasks))
+    owned: dict[int, set[str]] = {}
+    first, _ = _pick(pending, 0, owned)
+    owned[0] = {first.task}
+    second, _ = _pick(pending, 1, owned)
+    owned[1] = {second.task}
+    assert (first.task, second.task) == ("a", "b")
+    assert _pick(pending, 1, owned)[0].task == "b"  # same task again
+    assert _pick(pending, 0, owned)[0].task == "a"
+    assert _pick(pending, 0, owned)[0].task == "c"  # unclaimed task next
+    assert not pending
+
+
+def test_kubernetes_sandbox_settings_map_to_the_pod_config(tmp_path) -> None:
+    import pytest
+
+    from kinitro.core.errors import ConfigError
+    from kinitro.evaluator.rollout.launcher import SandboxLauncher
+    from kinitro.evaluator.settings import Settings
+
+    settings = Settings(
+        sandbox="kubernetes",
+        kubernetes_image="ghcr.io/kinitro/agent:1",
+        kubernetes_bundle_claim="bundles",
+        kubernetes_runtime_class="gvisor",
+        bundle_cache_dir=tmp_path,
+    )
+    launcher = SandboxLauncher(
+        str(tmp_path / "abc"), backend="kubernetes", kubernetes=settings.kubernetes_options()
+    )
+    config = launcher.kubernetes_config()
+    assert config.image == "ghcr.io/kinitro/agent:1" and config.runtime_class_name == "gvisor"
+    assert config.bundle_volume["persistentVolumeClaim"]["readOnly"] is True
+    assert config.bundle_root == tmp_path.resolve()
+    with pytest.raises(ConfigError):
+        Settings(sandbox="kubernetes").kubernetes_options()
+    assert Settings().kubernetes_options() == {}
