@@ -22,6 +22,7 @@ def fetch_bundle(
     artifacts_dir: Path,
     cache_dir: Path,
     hf_token: str | None = None,
+    hf_endpoint: str | None = None,
 ) -> Path:
     """Return a local directory holding the unpacked bundle pinned by ``ref``.
 
@@ -38,7 +39,9 @@ def fetch_bundle(
     work = cache_dir / f".tmp-{ref.sha256[:16]}-{uuid.uuid4().hex[:8]}"
     work.mkdir()
     try:
-        registry = open_registry(ref.registry, local_dir=artifacts_dir, hf_token=hf_token)
+        registry = open_registry(
+            ref.registry, local_dir=artifacts_dir, hf_token=hf_token, hf_endpoint=hf_endpoint
+        )
         archive = registry.download(ref, work / "bundle.tar")
         unpacked = work / "bundle"
         extract_bundle(archive, unpacked)

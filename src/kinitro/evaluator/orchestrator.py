@@ -101,6 +101,12 @@ class Orchestrator:
                     job.artifact,
                     artifacts_dir=self.settings.artifacts_dir,
                     cache_dir=self.settings.bundle_cache_dir,
+                    hf_token=(
+                        self.settings.hf_token.get_secret_value()
+                        if self.settings.hf_token
+                        else None
+                    ),
+                    hf_endpoint=self.settings.hf_endpoint,
                 )
             except Exception as exc:  # noqa: BLE001 - classified in _bundle_failed
                 await self._bundle_failed(job_id, exc, started_at, attempts)

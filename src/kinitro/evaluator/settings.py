@@ -43,6 +43,10 @@ class Settings(KinitroSettings):
 
     # artifacts (agent bundles) and sandbox
     artifacts_dir: Path = Path(".kinitro/artifacts")
+    """Local artifact registry (devnet); ``hf`` artifacts come from the Hugging Face Hub."""
+    hf_token: SecretStr | None = None
+    """Token for private Hugging Face repos (never logged)."""
+    hf_endpoint: str | None = None
     bundle_cache_dir: Path = Path(".kinitro/bundles")
     sandbox: str = "bubblewrap"
     """``bubblewrap`` (local, default) or ``kubernetes`` (agent pods)."""
