@@ -73,6 +73,15 @@ class Agent:
 """
 
 
+BROKEN_AGENT = """
+import numpy_but_misspelled  # noqa: F401 - the bundle cannot be imported
+
+
+class Agent:
+    pass
+"""
+
+
 def write_bundle(root: Path, source: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "kinitro.toml").write_text(
@@ -98,6 +107,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "crash": write_bundle(base / "crash", CRASH_AGENT),
         "slow": write_bundle(base / "slow", SLOW_AGENT),
         "reach_rgb": write_bundle(base / "reach_rgb", RGB_REACH_AGENT),
+        "broken": write_bundle(base / "broken", BROKEN_AGENT),
     }
 
 

@@ -182,3 +182,13 @@ def test_action_logs_to_s3_and_replay_from_the_key(
     for key in keys:
         report = replay(load_action_log(key, "s3://episodes/validator-1", **options))
         assert report.ok and report.exact
+
+
+def test_agent_that_cannot_load_fails_fast_as_agent_fault(bundles: dict[str, Path]) -> None:
+    outcome = evaluate(_request("job-broken", episodes=4), SandboxLauncher(str(bundles["broken"])))
+    causes = [r.failure_cause for r in outcome.results]
+    assert causes == ["agent_crash"] * 4, [r.failure_detail for r in outcome.results]
+    assert "numpy_but_misspelled" in (outcome.results[0].failure_detail or "")
+    assert "failed to start again" in (outcome.results[-1].failure_detail or "")
+    overall = outcome.metrics.overall
+    assert overall.scored_episodes == 4 and overall.success_rate == 0.0

@@ -48,6 +48,16 @@ class WorkerConfig:
     an RPC round trip is then a same-core switch instead of a cross-core wake-up."""
 
 
+MAX_AGENT_START_FAULTS = 2
+"""Consecutive agent faults while starting (hello) after which a worker stops retrying."""
+
+
+class _RepeatedStartFault(Exception):
+    def __init__(self, cause: str, detail: str) -> None:
+        super().__init__(detail)
+        self.cause = cause
+
+
 def _pin(index: int) -> int | None:
     """Pin this process to the ``index``-th allowed core (round robin); None if unsupported."""
     import os
@@ -70,6 +80,8 @@ class RolloutWorker:
             self.core = _pin(index)
         self._envs: dict[str, TaskEnv] = {}
         self._agent: AgentSession | None = None
+        self._start_faults = 0
+        self._last_start_fault: tuple[str, str] | None = None
         self._uploader: MediaUploader | None = None
         if config.media_url:
             from kinitro.storage.media import open_media_store
@@ -114,9 +126,18 @@ class RolloutWorker:
                 failure_detail=f"cannot build env: {exc}",
             )
         try:
+            if self._start_faults >= MAX_AGENT_START_FAULTS and self._last_start_fault:
+                # The agent failed to come up repeatedly (import error, hang in __init__):
+                # do not pay the start deadline again for every remaining episode.
+                cause, detail = self._last_start_fault
+                raise _RepeatedStartFault(cause, f"agent failed to start again: {detail}")
             agent = self._ensure_agent(env)
+            self._start_faults = 0
         except Exception as exc:  # noqa: BLE001
             cause, detail = classify(exc)
+            if cause in fc.AGENT_FAULTS:
+                self._start_faults += 1
+                self._last_start_fault = (cause, detail)
             return EpisodeResult(
                 index=spec.index,
                 task=spec.task,
