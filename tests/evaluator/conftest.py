@@ -15,6 +15,7 @@ import numpy as np
 class Agent:
     # Scripted reach policy: move the hand towards the goal in the observation.
     def reset(self, task):
+        assert "seed" not in repr(task).lower(), task  # seeds never reach the agent
         self.task = task
 
     def act(self, observation):
@@ -47,8 +48,8 @@ RGB_REACH_AGENT = REACH_AGENT.replace(
 # Reach policy that hard-crashes (the whole runtime process) at step 5 of its 2nd episode
 # of each task.
 CRASH_AGENT = REACH_AGENT.replace(
-    "    def reset(self, task):\n        self.task = task\n",
-    "    def reset(self, task):\n        self.task = task\n        self.steps = 0\n",
+    "        self.task = task\n",
+    "        self.task = task\n        self.steps = 0\n",
 ).replace(
     "        hand, goal",
     "        self.steps += 1\n"
