@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import io
+import tarfile
 from typing import Any
 
 from kinitro.backend.chain_monitor import ChainMonitor
@@ -147,3 +150,132 @@ async def test_new_commitment_supersedes_and_copies_are_credited_to_the_first(
 async def _scheduled(backend: Backend, hotkey: str) -> dict[str, Any] | None:
     sub = await _submission_of(backend, hotkey)
     return sub if sub and sub["status"] == "scheduled" else None
+
+
+# ------------------------------------------------------------------ hostile miners
+
+
+def _tar(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def _file(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+MANIFEST = _file(
+    "kinitro.toml", b'name = "hostile"\nentrypoint = "agent:Agent"\nspec_version = 1\n'
+)
+AGENT = _file(
+    "agent.py", b"class Agent:\n    def act(self, observation):\n        return observation\n"
+)
+
+
+def _hostile_archives() -> dict[str, tuple[bytes, str]]:
+    """name → (archive bytes, expected problem in the rejection detail)."""
+    link = tarfile.TarInfo("agent.py")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    bomb = tarfile.TarInfo("weights.bin")
+    bomb.size = 10**12  # declared, never written: a header claiming a terabyte
+    return {
+        "traversal": (_tar([MANIFEST, AGENT, _file("../../escape.py", b"x")]), "unsafe"),
+        "absolute": (_tar([MANIFEST, AGENT, _file("/etc/cron.d/x", b"x")]), "unsafe"),
+        "symlink": (_tar([MANIFEST, (link, None)]), "regular files"),
+        "bomb": (_tar([MANIFEST, AGENT, (bomb, None)]), "oversize"),
+        "no-manifest": (_tar([AGENT]), "missing_manifest"),
+        "no-entrypoint": (_tar([MANIFEST]), "missing_entrypoint"),
+        "bad-manifest": (_tar([_file("kinitro.toml", b"name = [\x00"), AGENT]), "manifest"),
+        "gzip": (gzip.compress(_tar([MANIFEST, AGENT])), "bad_archive"),
+    }
+
+
+async def test_hostile_commitments_and_bundles_are_rejected_and_the_monitor_keeps_going(
+    make_backend: Any, net: Net, registry: LocalRegistry
+) -> None:
+    async with make_backend(artifact_max_bytes=256 * 1024) as backend:
+        await create_competition(backend, "mt1")
+        feed, _ = await subscribe(backend, event_types=["submission_rejected"])
+        expected: dict[str, tuple[str, str]] = {}  # hotkey → (reason, detail fragment)
+
+        # garbage and unicode-tricky text committed on the real chain
+        texts = {
+            "nul": ("k1:mt1:l:miner/agent\x00:r01:" + "A" * 43, "NUL"),
+            "fullwidth": ("k1:mt1:l:ｍｉｎｅｒ/agent:r01:" + "A" * 43, "repo"),
+            "rtl-override": ("k1:mt1\u202e:l:miner/agent:r01:" + "A" * 43, "competition_id"),
+            "zero-width": ("k1:mt1:l:miner/age\u200bnt:r01:" + "A" * 43, "repo"),
+            "emoji": ("🦀" * 32, "commitment"),
+        }
+        for text, fragment in texts.values():
+            miner = await net.neuron()
+            await net.chain.commit(miner, text)
+            expected[miner.ss58_address] = (
+                "invalid_commitment",
+                fragment,
+            )
+        # archives that would escape, explode or not load, pinned correctly on chain
+        for name, (archive, fragment) in _hostile_archives().items():
+            miner = await commit_artifact(net, registry, content=archive, repo=f"evil/{name}")
+            expected[miner.ss58_address] = ("invalid_bundle", fragment)
+        # what another chain adapter could hand over: unpaired surrogates, oversize data
+        monitor = ChainMonitor(backend.state)
+        head = await net.chain.block()
+        raw = {
+            "k1:mt1:l:\ud800/agent:r01:" + "A" * 43: "Unicode",
+            "k1:" + "界" * 5000: "128-byte limit",
+        }
+        for data, fragment in raw.items():
+            hotkey = new_key().ss58_address
+            record = CommitmentRecord(
+                netuid=net.chain.netuid, hotkey=hotkey, uid=9, block=head, data=data
+            )
+            assert await monitor.record(record) is True
+            expected[hotkey] = ("invalid_commitment", fragment)
+
+        # ... and then an honest miner with a real bundle is accepted
+        good = await commit_artifact(
+            net, registry, content=_tar([MANIFEST, AGENT]), repo="honest/agent"
+        )
+        assert (await wait_for(lambda: _scheduled(backend, good.ss58_address), within=20))["id"]
+
+        for hotkey, (reason, fragment) in expected.items():
+            sub = await _rejected(backend, hotkey)
+            assert sub["rejection_reason"] == reason, sub
+            assert fragment in sub["rejection_detail"], sub
+            assert len(sub["commitment"]) < 1000
+        seen: dict[str, str] = {}
+        while len(seen) < len(expected):
+            event = await next_event(feed, within=10)
+            seen[event.miner_hotkey] = event.reason
+        assert seen == {hotkey: reason for hotkey, (reason, _) in expected.items()}
+        await feed.close()
+
+
+async def test_a_submission_whose_verification_keeps_crashing_does_not_block_others(
+    make_backend: Any, net: Net, registry: LocalRegistry
+) -> None:
+    async with make_backend() as backend:
+        real = backend.state.verifier
+
+        class Exploding:
+            """The real verifier, except for one repo where it hits an unexpected bug."""
+
+            async def verify(self, commitment: Any, max_bytes: int) -> int:
+                if commitment.repo == "bug/agent":
+                    raise RuntimeError("unexpected")
+                return int(await real.verify(commitment, max_bytes))
+
+        backend.state.verifier = Exploding()
+        await create_competition(backend, "mt1")
+        poison = await commit_artifact(net, registry, content=b"p", repo="bug/agent")
+        good = await commit_artifact(net, registry, content=b"g", repo="good/agent")
+        await wait_for(lambda: _scheduled(backend, good.ss58_address), within=15)
+        sub = await _rejected(backend, poison.ss58_address)
+        assert sub["rejection_reason"] == "verification_failed"
+        assert "RuntimeError" in sub["rejection_detail"]

@@ -11,6 +11,7 @@ import pytest
 
 from kinitro.storage.bundle import (
     extract_bundle,
+    inspect_archive,
     package_bundle,
     parse_manifest,
     validate_bundle,
@@ -146,3 +147,36 @@ def test_extract_roundtrip_and_hostile_archives(tmp_path: Path) -> None:
     (tmp_path / "garbage.tar").write_bytes(b"not a tar at all" * 100)
     with pytest.raises(BundleError, match="not a valid bundle archive"):
         extract_bundle(tmp_path / "garbage.tar", tmp_path / "e4")
+
+
+def test_inspect_archive_checks_without_unpacking(tmp_path: Path) -> None:
+    packed = package_bundle(make_bundle(tmp_path / "a"), tmp_path / "a.tar")
+    assert inspect_archive(packed.path).entrypoint == "agent:Agent"
+    with pytest.raises(BundleError, match="more than") as too_big:
+        inspect_archive(packed.path, max_bytes=10)
+    assert too_big.value.problem == "oversize"
+
+    def archive(*members: tuple[str, bytes], size: int | None = None) -> Path:
+        path = tmp_path / f"i{len(list(tmp_path.iterdir()))}.tar"
+        with tarfile.open(path, "w") as tar:
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data) if size is None else size
+                tar.addfile(info, io.BytesIO(data) if size is None else None)
+        return path
+
+    manifest = ("kinitro.toml", b'name = "x"\nentrypoint = "agent:Agent"\nspec_version = 1\n')
+    cases = {
+        "bad_archive": archive(manifest, ("../../etc/evil.py", b"x")),
+        "missing_manifest": archive(("agent.py", b"class Agent: pass\n")),
+        "missing_entrypoint": archive(manifest),
+        "bad_manifest": archive(("kinitro.toml", b"\xff\xfe"), ("agent.py", b"")),
+    }
+    for problem, path in cases.items():
+        with pytest.raises(BundleError) as err:
+            inspect_archive(path)
+        assert err.value.problem == problem, (problem, err.value)
+    declared = archive(manifest, size=10**12)  # a header claiming a terabyte, no data
+    with pytest.raises(BundleError) as err:
+        inspect_archive(declared)
+    assert err.value.problem == "oversize"

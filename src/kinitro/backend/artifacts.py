@@ -31,11 +31,17 @@ class RegistryVerifier:
 
     ``stat`` gives the size (rejected above the cap without downloading); the archive is
     then downloaded to a throw-away directory, which checks the size cap and the sha256
-    while streaming. Nothing is kept and nothing is unpacked or imported.
+    while streaming. A tar archive is then inspected without unpacking it
+    (:func:`kinitro.storage.bundle.inspect_archive`: regular files with safe relative paths,
+    unpacked size within the cap, a valid manifest naming an entrypoint that exists) and
+    rejected as ``invalid_bundle`` otherwise. An artifact that is not a tar at all is
+    rejected too when ``require_bundle_archive`` is set. Nothing is kept, unpacked or
+    imported.
     """
 
-    def __init__(self, registries: dict[str, object]) -> None:
+    def __init__(self, registries: dict[str, object], *, require_bundle_archive: bool = False):
         self.registries = registries
+        self.require_bundle_archive = require_bundle_archive
 
     async def verify(self, commitment: Commitment, max_bytes: int) -> int:
         import asyncio
@@ -73,7 +79,8 @@ class RegistryVerifier:
                 )
             ref = commitment.to_artifact(stat.size_bytes)
             with tempfile.TemporaryDirectory(prefix="kinitro-verify-") as tmp:
-                registry.download(ref, Path(tmp) / "bundle", max_bytes=max_bytes)
+                archive = registry.download(ref, Path(tmp) / "bundle", max_bytes=max_bytes)
+                self._inspect(Path(archive), where, max_bytes)
             return int(stat.size_bytes)
         except ArtifactNotFoundError as exc:
             raise ArtifactRejected("artifact_not_found", str(exc)) from exc
@@ -83,6 +90,23 @@ class RegistryVerifier:
             raise ArtifactRejected("sha256_mismatch", str(exc)) from exc
         except StorageError as exc:
             raise ArtifactRejected("artifact_unavailable", str(exc)) from exc
+        except OSError as exc:  # the registry's own disk or network: retried later
+            raise ArtifactRejected("artifact_unavailable", f"{where}: {exc}") from exc
+
+    def _inspect(self, archive: Any, where: str, max_bytes: int) -> None:
+        import tarfile
+
+        from kinitro.storage.bundle import inspect_archive
+        from kinitro.storage.errors import BundleError
+
+        if not tarfile.is_tarfile(archive):
+            if self.require_bundle_archive:
+                raise ArtifactRejected("invalid_bundle", f"{where} is not a tar bundle archive")
+            return
+        try:
+            inspect_archive(archive, max_bytes=max_bytes)
+        except BundleError as exc:
+            raise ArtifactRejected("invalid_bundle", f"{where}: {exc.problem}: {exc}") from exc
 
 
 def open_verifier(settings: Any) -> RegistryVerifier:
@@ -94,4 +118,4 @@ def open_verifier(settings: Any) -> RegistryVerifier:
     if settings.registry == "hf":
         token = settings.hf_token.get_secret_value() if settings.hf_token else None
         registries["hf"] = open_registry("hf", local_dir=settings.registry_dir, hf_token=token)
-    return RegistryVerifier(registries)
+    return RegistryVerifier(registries, require_bundle_archive=settings.require_bundle_archive)

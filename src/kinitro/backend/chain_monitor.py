@@ -20,13 +20,15 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import DBAPIError
+
 from kinitro.backend import events
 from kinitro.backend.artifacts import ArtifactRejected
 from kinitro.backend.db import repo_chain, repo_competitions, repo_jobs, repo_submissions
 from kinitro.backend.locks import CHAIN_MONITOR, LeaderLock
 from kinitro.backend.scheduler import schedule_submission
 from kinitro.chain.errors import ChainError
-from kinitro.protocol.commitment import parse_commitment
+from kinitro.protocol.commitment import Commitment, parse_commitment
 from kinitro.protocol.errors import CommitmentError
 
 if TYPE_CHECKING:
@@ -37,6 +39,31 @@ log = logging.getLogger(__name__)
 
 SCANNER = "commitments"
 TRANSIENT = frozenset({"artifact_unavailable"})
+MAX_STORED_COMMITMENT = 512  # characters kept of a (necessarily invalid) oversize commitment
+MAX_DETAIL = 400  # characters of a rejection detail (the event must fit a NOTIFY payload)
+MAX_PROCESS_FAILURES = 3  # unexpected verification errors before a submission is rejected
+
+
+def storable_commitment(data: str) -> tuple[str, str | None]:
+    """The commitment text to store, and why it cannot be a valid commitment (or None).
+
+    Chain data is untrusted: PostgreSQL text holds neither NUL characters nor unpaired
+    surrogates, and an oversize value is kept only as a bounded, escaped excerpt.
+    """
+    problem = None
+    text = data
+    if "\x00" in text:
+        problem = "the commitment contains NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        problem = "the commitment is not valid Unicode (unpaired surrogates)"
+    if problem is not None:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    if len(text) > MAX_STORED_COMMITMENT:
+        size = len(data.encode("utf-8", "surrogatepass"))
+        text = f"{text[:MAX_STORED_COMMITMENT]}… ({size} bytes)"
+    return text, problem
 
 
 class ChainMonitor:
@@ -45,6 +72,7 @@ class ChainMonitor:
         from kinitro.core.db import dsn
 
         self.lock = LeaderLock(dsn(state.settings.database_url), CHAIN_MONITOR)
+        self._failures: dict[int, int] = {}
 
     async def tick(self) -> int:
         """One scan; returns the number of new submissions."""
@@ -73,18 +101,21 @@ class ChainMonitor:
             self.state.metrics.submissions.labels("unregistered").inc()
             log.info("ignoring commitment of unregistered hotkey %s", record.hotkey)
             return False
+        stored, unstorable = storable_commitment(record.data)
         values: dict[str, Any] = dict(
             miner_hotkey=record.hotkey,
             miner_uid=record.uid,
-            commitment=record.data,
+            commitment=stored,
             commitment_block=record.block,
         )
-        problem: CommitmentError | None = None
-        try:
-            c = parse_commitment(record.data)
-        except CommitmentError as exc:
-            problem = exc
-        else:
+        problem: CommitmentError | str | None = unstorable
+        c: Commitment | None = None
+        if problem is None:
+            try:
+                c = parse_commitment(record.data)
+            except CommitmentError as exc:
+                problem = exc
+        if c is not None:
             values.update(
                 artifact_registry=c.registry,
                 artifact_repo=c.repo,
@@ -92,7 +123,7 @@ class ChainMonitor:
                 artifact_sha256=c.sha256,
             )
         async with self.state.engine.begin() as conn:
-            if problem is None:
+            if c is not None:
                 competition = await repo_competitions.get_competition(conn, c.competition_id)
                 if competition is not None:
                     values["competition_id"] = c.competition_id
@@ -116,6 +147,8 @@ class ChainMonitor:
     async def _reject(
         self, conn: Any, submission_id: int, sub: dict[str, Any], reason: str, detail: str
     ) -> None:
+        if len(detail) > MAX_DETAIL:
+            detail = detail[: MAX_DETAIL - 1] + "…"
         await repo_submissions.reject(conn, submission_id, reason, detail)
         await events.emit(
             conn,
@@ -126,18 +159,41 @@ class ChainMonitor:
             miner_uid=sub.get("miner_uid"),
             commitment_block=sub.get("commitment_block"),
             reason=reason,
-            detail=detail[:4000],
+            detail=detail,
         )
         self.state.metrics.submissions.labels(f"rejected_{reason}").inc()
         log.info("submission %s rejected: %s (%s)", submission_id, reason, detail)
 
     async def process_pending(self) -> None:
+        """Process pending submissions oldest first; one failing never blocks the others.
+
+        A database outage stops the pass (everything is retried next tick). Any other
+        unexpected error leaves the submission pending; after ``MAX_PROCESS_FAILURES`` it is
+        rejected (``verification_failed``) so that it cannot be retried forever.
+        """
         async with self.state.engine.connect() as conn:
             pending, _ = await repo_submissions.list_submissions(
                 conn, status="pending", limit=100, offset=0
             )
         for sub in sorted(pending, key=lambda s: s["id"]):
-            await self.process(sub)
+            try:
+                await self.process(sub)
+            except (OSError, DBAPIError):
+                raise
+            except Exception as exc:
+                self.state.metrics.task_errors.labels("chain_monitor").inc()
+                failures = self._failures[sub["id"]] = self._failures.get(sub["id"], 0) + 1
+                log.exception("verifying submission %s failed (%d)", sub["id"], failures)
+                if failures >= MAX_PROCESS_FAILURES:
+                    async with self.state.engine.begin() as conn:
+                        await self._reject(
+                            conn,
+                            sub["id"],
+                            sub,
+                            "verification_failed",
+                            f"verification failed {failures} times: {type(exc).__name__}: {exc}",
+                        )
+                    self._failures.pop(sub["id"], None)
 
     async def process(self, sub: dict[str, Any]) -> None:
         """Verify a pending submission and schedule it, or reject it with a reason."""

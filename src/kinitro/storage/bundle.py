@@ -341,6 +341,64 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+MAX_MANIFEST_BYTES = 64 * 1024
+
+
+def _check_member(member: tarfile.TarInfo, total: int, max_bytes: int) -> int:
+    """Refuse what a bundle archive must not hold; return the running unpacked size."""
+    name = PurePosixPath(member.name)
+    if not member.isreg():
+        raise BundleError("bad_archive", f"{member.name!r}: only regular files allowed")
+    if not member.name or name.is_absolute() or ".." in name.parts or "\x00" in member.name:
+        raise BundleError("bad_archive", f"{member.name!r}: unsafe path")
+    total += member.size
+    if member.size < 0 or total > max_bytes:
+        raise BundleError("oversize", f"archive unpacks to more than {_human(max_bytes)}")
+    return total
+
+
+def inspect_archive(archive: Path, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES) -> BundleManifest:
+    """Check a bundle archive without unpacking it and return its manifest.
+
+    The same rules as :func:`extract_bundle` (an uncompressed tar of regular files with
+    safe relative paths, at most ``max_bytes`` unpacked and :data:`MAX_FILES` files), plus
+    a valid ``kinitro.toml`` whose entrypoint module is in the archive. Only tar headers
+    and the manifest are read: nothing is written, imported or executed. Raises
+    :class:`BundleError` (``bad_archive``, ``oversize``, ``missing_manifest``,
+    ``bad_manifest``, ``missing_entrypoint``).
+    """
+    total = 0
+    names: set[str] = set()
+    try:
+        with tarfile.open(archive, mode="r:") as tar:
+            manifest_member: tarfile.TarInfo | None = None
+            for count, member in enumerate(tar, start=1):
+                if count > MAX_FILES:
+                    raise BundleError("oversize", f"archive has more than {MAX_FILES} files")
+                total = _check_member(member, total, max_bytes)
+                rel = PurePosixPath(member.name).as_posix().removeprefix("./")
+                names.add(rel)
+                if rel == MANIFEST_NAME:
+                    manifest_member = member
+            if manifest_member is None:
+                raise BundleError("missing_manifest", f"no {MANIFEST_NAME} in the archive")
+            if manifest_member.size > MAX_MANIFEST_BYTES:
+                raise BundleError("bad_manifest", f"{MANIFEST_NAME} is over 64 KiB")
+            fh = tar.extractfile(manifest_member)
+            raw = fh.read() if fh is not None else b""
+    except tarfile.TarError as exc:
+        raise BundleError("bad_archive", f"not a valid bundle archive: {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise BundleError("bad_archive", f"unreadable bundle archive: {exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError("bad_manifest", f"{MANIFEST_NAME} is not UTF-8") from None
+    manifest = parse_manifest(text)
+    _entrypoint_file(archive, manifest, names)
+    return manifest
+
+
 def extract_bundle(
     archive: Path, dest: Path, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
 ) -> BundleManifest:
@@ -357,16 +415,7 @@ def extract_bundle(
         with tarfile.open(archive, mode="r:") as tar:
             members = tar.getmembers()
             for member in members:
-                name = PurePosixPath(member.name)
-                if not member.isreg():
-                    raise BundleError("bad_archive", f"{member.name}: only regular files allowed")
-                if name.is_absolute() or ".." in name.parts or not member.name:
-                    raise BundleError("bad_archive", f"{member.name}: unsafe path")
-                total += member.size
-                if total > max_bytes:
-                    raise BundleError(
-                        "oversize", f"archive unpacks to more than {_human(max_bytes)}"
-                    )
+                total = _check_member(member, total, max_bytes)
             tar.extractall(dest, members=members, filter="data")
     except tarfile.TarError as exc:
         raise BundleError(
