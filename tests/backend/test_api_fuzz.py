@@ -239,3 +239,22 @@ async def test_database_unreachable_is_503_unavailable(make_backend: Any) -> Non
             }
         health = await http.get("/health")
         assert health.status_code == 503 and health.json()["db"] is False
+
+
+def test_database_errors_map_to_specific_statuses() -> None:
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    from kinitro.backend.app import classify_db_error
+
+    def wrapped(orig: BaseException) -> DBAPIError:
+        return DBAPIError("SELECT 1", None, orig)  # type: ignore[arg-type]
+
+    deadlock = classify_db_error(wrapped(asyncpg.exceptions.DeadlockDetectedError("deadlock")))
+    assert deadlock[:2] == (409, "conflict")
+    nul = classify_db_error(wrapped(asyncpg.exceptions.CharacterNotInRepertoireError("0x00")))
+    assert nul[:2] == (400, "bad_request")
+    gone = classify_db_error(wrapped(ConnectionResetError("reset")))
+    assert gone[:2] == (503, "unavailable")
+    bug = classify_db_error(wrapped(asyncpg.exceptions.UndefinedColumnError("no column")))
+    assert bug[:2] == (500, "internal_error")

@@ -281,3 +281,21 @@ def test_db_upgrade_to_unknown_revision(empty_db_url: str, world: World) -> None
     )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "zz" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("role", ["chain", "backend"])
+def test_port_already_in_use(role: str, world: World, backend_db_url: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        if role == "chain":
+            argv = ["chain", "run", "--data-dir", "{root}/busy-chain", "--port", port]
+        else:
+            argv = ["backend", "run", "--database-url", backend_db_url, "--port", port]
+        env = {"KINITRO_BACKEND_CHAIN_URL": "{down}", "KINITRO_BACKEND_REGISTRY_DIR": "{root}/r"}
+        result = _run(world, Case(argv, "", env))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback" not in output, output
+    assert "address already in use" in output, output

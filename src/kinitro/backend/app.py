@@ -231,8 +231,9 @@ def classify_db_error(exc: DBAPIError) -> tuple[int, str, str]:
     """(status, code, detail) of a database error that reached the edge.
 
     Values PostgreSQL cannot take (SQLSTATE class 22, or refused by the driver before
-    sending) are the client's fault: 400. Lost or refused connections are 503. Anything
-    else is a bug: 500.
+    sending) are the client's fault: 400. A transaction aborted by a concurrent change
+    (class 40: deadlock, serialization) is 409, safe to retry. Lost or refused connections
+    are 503. Anything else is a bug: 500.
     """
     import asyncpg
 
@@ -244,6 +245,8 @@ def classify_db_error(exc: DBAPIError) -> tuple[int, str, str]:
     sqlstate = next(
         (str(getattr(c, "sqlstate", "") or "") for c in chain if getattr(c, "sqlstate", None)), ""
     )
+    if sqlstate.startswith("40"):  # deadlock / serialization failure with a concurrent change
+        return 409, "conflict", "the request conflicted with a concurrent change; retry it"
     if sqlstate.startswith("22") or any(
         isinstance(c, asyncpg.InterfaceError) and isinstance(c, ValueError) for c in chain
     ):

@@ -40,19 +40,16 @@ from kinitro.backend.errors import BadRequestError, ConflictError, NotFoundError
 router = APIRouter(
     prefix="/api/v1/admin",
     tags=["admin"],
-    responses=error_responses(400, 401, 403, 503),
+    responses=error_responses(400, 401, 403, 409, 503),
     dependencies=[Depends(single_valued_query)],
 )
 NOT_FOUND = error_responses(404)
-CONFLICT = error_responses(409)
-NOT_FOUND_OR_CONFLICT = error_responses(404, 409)
 
 
 @router.post(
     "/competitions",
     response_model=Competition,
     status_code=status.HTTP_201_CREATED,
-    responses=CONFLICT,
 )
 async def create_competition(body: CompetitionIn, conn: ConnDep, who: AdminDep) -> dict[str, Any]:
     values = body.model_dump(mode="json")
@@ -147,7 +144,7 @@ async def _candidate(conn: ConnDep, decision_id: int) -> dict[str, Any]:
     return row
 
 
-@router.post("/leader-candidates/{decision_id}/approve", responses=NOT_FOUND_OR_CONFLICT)
+@router.post("/leader-candidates/{decision_id}/approve", responses=NOT_FOUND)
 async def approve(
     decision_id: RowIdPath, conn: ConnDep, who: AdminDep, body: DecisionIn | None = None
 ) -> dict[str, Any]:
@@ -167,7 +164,7 @@ async def approve(
     return {**row, "status": "leader"}
 
 
-@router.post("/leader-candidates/{decision_id}/reject", responses=NOT_FOUND_OR_CONFLICT)
+@router.post("/leader-candidates/{decision_id}/reject", responses=NOT_FOUND)
 async def reject(
     decision_id: RowIdPath, conn: ConnDep, who: AdminDep, body: DecisionIn | None = None
 ) -> dict[str, Any]:
@@ -197,11 +194,12 @@ async def rerun_submission(
     sub = await repo_submissions.get_submission(conn, submission_id)
     if sub is None:
         raise NotFoundError(f"no submission {submission_id}")
-    jobs = await repo_jobs.jobs_of_submission(conn, submission_id)
-    for job in jobs:
-        await repo_jobs.requeue_job(conn, job["id"])
+    # the submission row first, then its jobs: the order the chain monitor locks them in
     await repo_submissions.set_status(
         conn, submission_id, "pending", rejection_reason=None, rejection_detail=None
     )
+    jobs = await repo_jobs.jobs_of_submission(conn, submission_id)
+    for job in jobs:
+        await repo_jobs.requeue_job(conn, job["id"])
     state.scheduler_wake.set()
     return {"submission_id": submission_id, "status": "pending", "jobs_requeued": len(jobs)}
