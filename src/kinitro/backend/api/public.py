@@ -40,7 +40,10 @@ router = APIRouter(
 NOT_FOUND = error_responses(404)
 
 SubmissionStatus = Literal["pending", "rejected", "scheduled", "evaluated", "superseded"]
-JobStateName = Literal["queued", "running", "completed", "failed", "cancelled"]
+# the backend stores queued/running/completed/failed/cancelled; any protocol state filters
+JobStateName = Literal[
+    "queued", "starting", "running", "completed", "failed", "timed_out", "cancelled"
+]
 
 
 def _page(items: list[Any], total: int, p: PageDep) -> dict[str, Any]:
