@@ -83,3 +83,23 @@ async def test_tampered_artifact_fails_without_running(
         assert json.dumps(result)  # a plain JSON message
     finally:
         await jq.close()
+
+
+async def test_job_with_foreign_tasks_fails_before_fetching(
+    validator_db_url: str, workdir: Path, bundles: dict[str, Path]
+) -> None:
+    jq = JobQueue.connect(validator_db_url, pool_size=2)
+    try:
+        job = _job(workdir, bundles["reach"], "job-foreign", episodes=1, max_steps=10)
+        bad = job.model_copy(
+            update={"benchmark": job.benchmark.model_copy(update={"tasks": ["push-v3"]})}
+        )
+        await jq.enqueue_job(bad)
+        await Orchestrator(_settings(validator_db_url, workdir), jq).handle_job(bad.job_id)
+        msgs = await _outbox(jq, bad.job_id)
+        result = next(m for m in msgs if m["type"] == "eval_result")
+        assert result["state"] == "failed" and "not part of benchmark" in result["error"]
+        assert [m["state"] for m in msgs if m["type"] == "job_status"] == ["failed"]
+        assert not (workdir / "bundles").exists()  # nothing was fetched
+    finally:
+        await jq.close()

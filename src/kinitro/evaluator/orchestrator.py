@@ -42,6 +42,7 @@ from typing import Any
 
 from kinitro import __version__
 from kinitro.evaluator.bundles import fetch_bundle
+from kinitro.evaluator.envs import get_benchmark
 from kinitro.evaluator.episode_logger import TelemetryBatcher
 from kinitro.evaluator.errors import EvaluatorError
 from kinitro.evaluator.results import EpisodeResult
@@ -85,10 +86,16 @@ class Orchestrator:
         if record.has_result:
             log.info("job %s already has a result; skipping", job_id)
             return
-        job = record.eval_job()
-        request = EvalRequest.from_job(job)
-        total = job.benchmark.total_episodes
         started_at = datetime.now(UTC)
+        try:
+            job = record.eval_job()
+            request = EvalRequest.from_job(job)
+            get_benchmark(request.benchmark_id, request.tasks or None)
+        except Exception as exc:  # noqa: BLE001 - a job we cannot run as specified
+            log.error("job %s: cannot be run: %s", job_id, exc)
+            await self._finish(job_id, JobState.FAILED, started_at, error=f"invalid job: {exc}")
+            return
+        total = job.benchmark.total_episodes
         deadline_s = self.settings.job_deadline_s or job.deadline_s
         deadline = time.monotonic() + deadline_s
         self.in_flight.add(job_id)
@@ -127,13 +134,7 @@ class Orchestrator:
                 log.warning("job %s interrupted by shutdown; re-queued", job_id)
                 raise RetryRequested(reason="evaluator shutting down") from None
             except EvaluatorError as exc:  # a job we cannot run as specified
-                await self._finish(
-                    job_id,
-                    JobState.FAILED,
-                    started_at,
-                    error=str(exc),
-                    cause=FailureCause.INTERNAL,
-                )
+                await self._finish(job_id, JobState.FAILED, started_at, error=str(exc))
                 return
             except Exception as exc:  # noqa: BLE001 - Ray/infra trouble: retry the job
                 await self._infra_failure(job_id, exc, started_at, attempts)
