@@ -111,6 +111,14 @@ class RolloutPool:
         self._ray = ray
         self.config = config
         self.n_workers = max(1, workers)
+        cpus = float(ray.cluster_resources().get("CPU", 0.0))  # type: ignore[no-untyped-call]
+        if cpus and worker_cpus > cpus:
+            log.warning("worker_cpus %.2f > cluster CPUs %.2f: using %.2f", worker_cpus, cpus, cpus)
+            worker_cpus = cpus
+        if cpus and worker_cpus and self.n_workers * worker_cpus > cpus:
+            fit = max(1, int(cpus // worker_cpus))
+            log.warning("%d workers do not fit in %.0f CPUs: using %d", self.n_workers, cpus, fit)
+            self.n_workers = fit
         self.max_infra_retries = max_infra_retries
         self._actor_cls = ray.remote(num_cpus=worker_cpus, max_restarts=0)(RolloutWorker)
         self._actors: list[Any] = []
