@@ -135,6 +135,10 @@ CASES: dict[str, Case] = {
         ["chain", "wallet", "create", "--name", "x", "--wallet-path", "{afile}/w"],
         "cannot create wallet",
     ),
+    "chain-wallet-encrypt-without-password": Case(
+        ["chain", "wallet", "create", "--name", "enc", "--encrypt", *W],
+        "KINITRO_CHAIN_COLDKEY_PASSWORD",
+    ),
     "chain-run-data-dir-is-file": Case(
         ["chain", "run", "--data-dir", "{afile}", "--port", "0"], "data directory"
     ),
@@ -250,6 +254,7 @@ def _run(world: World, case: Case) -> subprocess.CompletedProcess[str]:
     env.update({k: world.fill(v) for k, v in case.env.items()})
     return subprocess.run(
         [sys.executable, "-m", "kinitro", *(world.fill(a) for a in case.argv)],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,

@@ -195,11 +195,14 @@ def wallet_create(
 ) -> None:
     """Create a wallet with real sr25519 keys (reuses an existing coldkey, adds the hotkey)."""
     import os
+    import sys
 
     from kinitro.chain.errors import ChainError
     from kinitro.chain.wallets import create_wallet
 
     password = None
+    if encrypt and not os.environ.get("KINITRO_CHAIN_COLDKEY_PASSWORD") and not sys.stdin.isatty():
+        raise _fail("--encrypt needs KINITRO_CHAIN_COLDKEY_PASSWORD when not run in a terminal")
     if encrypt:
         password = os.environ.get("KINITRO_CHAIN_COLDKEY_PASSWORD") or typer.prompt(
             "coldkey password", hide_input=True, confirmation_prompt=True
