@@ -139,6 +139,13 @@ class Orchestrator:
             except Exception as exc:  # noqa: BLE001 - Ray/infra trouble: retry the job
                 await self._infra_failure(job_id, exc, started_at, attempts)
                 return
+            if outcome.upload_failures:
+                log.warning(
+                    "job %s: %d media uploads failed (episodes keep their keys): %s",
+                    job_id,
+                    len(outcome.upload_failures),
+                    outcome.upload_failures[0],
+                )
             overall = outcome.metrics.overall
             if overall.episodes and not overall.scored_episodes:
                 causes = sorted(overall.failures, key=lambda c: -overall.failures[c])
