@@ -135,6 +135,9 @@ class RolloutPool:
     ) -> list[EpisodeResult]:
         """Run every episode; call ``on_result`` for each final result (in completion order).
 
+        Uploads may still be in flight when this returns: call :meth:`flush` before
+        reporting the job's result.
+
         Raises :class:`Cancelled` as soon as ``should_stop()`` returns True (actors are
         killed by :meth:`close`, which callers run in ``finally``).
         """
@@ -199,7 +202,6 @@ class RolloutPool:
                     )
                 idle.append(slot)
                 finish(spec, attempt, result)
-        self.flush()
         return [done[i] for i in sorted(done)]
 
     def flush(self) -> list[str]:
