@@ -192,3 +192,25 @@ def test_agent_that_cannot_load_fails_fast_as_agent_fault(bundles: dict[str, Pat
     assert "failed to start again" in (outcome.results[-1].failure_detail or "")
     overall = outcome.metrics.overall
     assert overall.scored_episodes == 4 and overall.success_rate == 0.0
+
+
+def test_unreachable_media_store_does_not_fail_the_episodes(bundles: dict[str, Path]) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    outcome = evaluate(
+        _request("job-nomedia", episodes=1, max_steps=40),
+        SandboxLauncher(str(bundles["reach"])),
+        media_url="s3://episodes",
+        media_options={
+            "endpoint_url": f"http://127.0.0.1:{port}",
+            "region": "us-east-1",
+            "access_key_id": "k",
+            "secret_access_key": "s",
+            "timeout_s": 1.0,
+        },
+    )
+    assert outcome.results[0].failure_cause is None and outcome.results[0].success
+    assert len(outcome.upload_failures) == 1 and "cannot write media" in outcome.upload_failures[0]
