@@ -82,12 +82,12 @@ def test_miner_eval_results_table() -> None:
         "failures": {"agent_timeout": 1},
         "scored_episodes": 4,
     }
-    console = Console(record=True, width=120)
+    console = Console(record=True, width=80)
     _print_table(
         console, "metaworld/MT1-reach-v3", {"per_task": {"reach-v3": task}, "overall": task}
     )
     text = console.export_text()
-    for needle in ("reach-v3", "overall", "75.0%", "30.0%–95.0%", "120.5", "agent_timeout=1"):
+    for needle in ("reach-v3", "overall", "75.0%", "(30–95)", "120.5", "agent_timeout=1"):
         assert needle in text, text
 
 

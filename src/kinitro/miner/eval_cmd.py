@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -127,21 +128,25 @@ def _pct(value: float) -> str:
 
 
 def _print_table(console: Console, benchmark: str, metrics: dict[str, Any]) -> None:
-    table = Table(title=f"{benchmark}", show_lines=False)
-    for column in ("task", "episodes", "success", "95% CI", "mean return", "steps to success"):
-        table.add_column(column, justify="left" if column == "task" else "right")
-    table.add_column("failures")
+    table = Table(title=f"{benchmark}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("task", no_wrap=True)
+    table.add_column("eps", justify="right")
+    table.add_column("success (95% CI)", justify="right", no_wrap=True)
+    table.add_column("return", justify="right")
+    table.add_column("steps", justify="right")
+    table.add_column("failures", no_wrap=True)
     rows = [*sorted(metrics["per_task"].items()), ("overall", metrics["overall"])]
     for name, task in rows:
         steps = task.get("mean_steps_to_success")
-        failures = ", ".join(f"{k}={v}" for k, v in sorted(task.get("failures", {}).items()))
+        failures = "\n".join(f"{k}={v}" for k, v in sorted(task.get("failures", {}).items()))
         table.add_row(
             f"[bold]{name}[/]" if name == "overall" else name,
             str(task["episodes"]),
-            _pct(task["success_rate"]),
-            f"{_pct(task['ci_low'])}–{_pct(task['ci_high'])}",
+            f"{_pct(task['success_rate'])} "
+            f"({100 * task['ci_low']:.0f}–{100 * task['ci_high']:.0f})",
             f"{task['mean_return']:.1f}",
             "-" if steps is None else f"{steps:.0f}",
             failures or "-",
         )
     console.print(table)
+    console.print("steps = mean steps to success; return = mean episode return", style="dim")
