@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -189,3 +190,16 @@ def test_sandbox_inherits_a_pinned_core(make_bundle: BundleFactory) -> None:
     assert out.returncode == 0, out.stderr
     core, cores = out.stdout.split(" ", 1)
     assert cores.strip() == f"[{core}]"
+
+
+def test_private_tmp_is_mounted_before_the_interpreter_paths(tmp_path: Path) -> None:
+    """An interpreter or venv under /tmp on the host (e.g. a fresh clone in /tmp) must be
+    bound on top of the sandbox's private /tmp, not hidden by it."""
+    from kinitro.evaluator.sandbox import BubblewrapSandbox
+
+    argv = BubblewrapSandbox().argv(tmp_path, 3, 4, 100_001)
+    tmpfs_at = argv.index("--tmpfs")
+    binds = [i for i, arg in enumerate(argv) if arg == "--ro-bind"]
+    python_binds = [i for i in binds if argv[i + 2].startswith(str(Path(sys.prefix).resolve()))]
+    assert python_binds, argv
+    assert all(i > tmpfs_at for i in python_binds), argv

@@ -166,6 +166,9 @@ class BubblewrapSandbox:
                 a += ["--ro-bind", d, d]
         for f in _LOADER_FILES:
             a += ["--ro-bind-try", f, f]
+        # The private /tmp first: an interpreter or venv that lives under /tmp on the host
+        # (a fresh clone in /tmp, say) is then bound on top of it instead of being hidden.
+        a += ["--perms", "1777", "--size", str(lim.tmp_bytes), "--tmpfs", SANDBOX_TMP]
         made: set[Path] = set()
         for p in _python_paths():
             # Parents bwrap would create 0700 (unreadable for the sandbox uid): make them 0755.
@@ -176,7 +179,6 @@ class BubblewrapSandbox:
             a += ["--ro-bind", str(p), str(p)]
         a += ["--ro-bind", str(bundle_dir), BUNDLE_MOUNT]
         a += ["--proc", "/proc", "--dev", "/dev"]
-        a += ["--perms", "1777", "--size", str(lim.tmp_bytes), "--tmpfs", SANDBOX_TMP]
         a += ["--remount-ro", "/", "--chdir", SANDBOX_TMP, "--clearenv"]
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
