@@ -90,6 +90,7 @@ class Progress:
     stats: dict[str, Any] = field(default_factory=dict)
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     chain_weights: dict[str, float] = field(default_factory=dict)
+    chain_weights_for_miners: bool = False
 
     def note(self, text: str) -> None:
         self.notes.append(f"{time.monotonic() - self.started:6.1f}s  {text}")
@@ -112,6 +113,7 @@ class Devnet:
         self.validator_names = VALIDATORS[: opts.validators]
         self._names: dict[str, str] | None = None
         self._state_lock = threading.Lock()
+        self._failed_since: float | None = None
 
     # ---------------------------------------------------------------- URLs and envs --
     @property
@@ -412,6 +414,7 @@ class Devnet:
                     raise DevnetError(f"{names} keeps crashing; see {self.layout.logs}")
                 self._refresh(http)
                 render()
+                self._check_failures()
                 if self._done():
                     self.progress.step = "weights on chain"
                     return
@@ -419,6 +422,26 @@ class Devnet:
         raise DevnetError(
             f"no weights on chain after {self.opts.timeout_s:.0f}s; logs in {self.layout.logs}"
         )
+
+    def _check_failures(self) -> None:
+        """Fail fast with the cause when every job ended and some failed without weights."""
+        stats = self.progress.stats or {}
+        jobs = stats.get("jobs", {}) if isinstance(stats.get("jobs"), dict) else {}
+        failed = int(jobs.get("failed", 0)) + int(jobs.get("timed_out", 0))
+        finished = ("completed", "failed", "timed_out", "cancelled")
+        busy = sum(int(v) for k, v in jobs.items() if k not in finished)
+        if not failed or busy or self.progress.chain_weights_for_miners:
+            self._failed_since = None
+            return
+        now = time.monotonic()
+        if self._failed_since is None:
+            self._failed_since = now
+        elif now - self._failed_since > 30:
+            hints = _log_hints(self.layout.logs)
+            raise DevnetError(
+                f"{failed} evaluation job(s) failed and none is left running.\n{hints}\n"
+                f"Logs: {self.layout.logs}"
+            )
 
     def _done(self) -> bool:
         """Weights for a miner are on chain and every submission has been evaluated."""
@@ -430,6 +453,7 @@ class Devnet:
         total = sum(submissions.values()) if isinstance(submissions, dict) else 0
         finished = ("completed", "failed", "timed_out", "cancelled")
         busy = sum(int(v) for k, v in jobs.items() if k not in finished)
+        self.progress.chain_weights_for_miners = weighted
         scored = len(self.progress.leaderboard) >= len(MINERS)
         return weighted and total >= len(MINERS) and busy == 0 and scored
 
@@ -530,6 +554,20 @@ def _wait_http(url: str, name: str, supervisor: Supervisor, timeout: float) -> N
                 return
         time.sleep(0.3)
     raise DevnetError(f"{name} did not become ready at {url} within {timeout:.0f}s")
+
+
+def _log_hints(log_dir: Path, limit: int = 5) -> str:
+    """The last distinct warning/error messages of the evaluator and validator logs."""
+    seen: list[str] = []
+    for path in sorted(log_dir.glob("evaluator-*.log")) + sorted(log_dir.glob("validator-*.log")):
+        for line in _tail(path, 200).splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("level") in ("warning", "error") and record.get("msg") not in seen:
+                seen.append(str(record.get("msg")))
+    return "\n".join(f"  {path_msg}" for path_msg in seen[-limit:]) or "  (no warnings logged)"
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -655,7 +693,8 @@ def run_up(opts: UpOptions) -> int:
         interrupted = True
         return 130
     except DevnetError as exc:
-        console.print(f"[red]devnet: {exc}")
+        console.print()
+        console.print(f"[red]devnet: {exc}", highlight=False)
         return 1
     finally:
         if interrupted:
