@@ -188,6 +188,12 @@ async def test_errors_outside_the_schema_keep_the_error_shape(backend: Backend) 
             (await http.get("/api/v1/no-such-route"), 404, "not_found"),
             (await http.delete("/api/v1/competitions"), 405, "method_not_allowed"),
             (await http.get("/api/v1/jobs?state=queued&state=running"), 422, "invalid_request"),
+            (await http.get("/api/v1/submissions?miner=5Grw"), 422, "invalid_request"),
+            (
+                await http.patch("/api/v1/admin/competitions/nope", json={"name": None}),
+                422,
+                "invalid_request",
+            ),
             (await http.get(f"/api/v1/submissions/{2**63}"), 422, "invalid_request"),
             (await http.get("/api/v1/episodes?task=%00"), 422, "invalid_request"),
             (
@@ -221,8 +227,11 @@ async def test_errors_outside_the_schema_keep_the_error_shape(backend: Backend) 
         for resp, status, code in cases:
             assert resp.status_code == status, (resp.request.url, resp.text)
             assert resp.json()["code"] == code and resp.json()["detail"], resp.text
-        # nothing above broke the service
+        unknown = (await http.get("/api/v1/submissions?miner=5Grw")).json()["detail"][0]
+        assert unknown["loc"] == ["query", "miner"] and "miner_hotkey" in unknown["msg"]
+        # nothing above broke the service; declared parameters still work
         assert (await http.get("/api/v1/stats")).status_code == 200
+        assert (await http.get("/api/v1/validators?limit=500&connected=true")).status_code == 200
 
 
 async def test_database_unreachable_is_503_unavailable(make_backend: Any) -> None:

@@ -231,7 +231,8 @@ def classify_db_error(exc: DBAPIError) -> tuple[int, str, str]:
     """(status, code, detail) of a database error that reached the edge.
 
     Values PostgreSQL cannot take (SQLSTATE class 22, or refused by the driver before
-    sending) are the client's fault: 400. A transaction aborted by a concurrent change
+    sending, or a NOT NULL / CHECK constraint) are the client's fault: 400; unique and
+    foreign-key violations are 409. A transaction aborted by a concurrent change
     (class 40: deadlock, serialization) is 409, safe to retry. Lost or refused connections
     are 503. Anything else is a bug: 500.
     """
@@ -247,8 +248,12 @@ def classify_db_error(exc: DBAPIError) -> tuple[int, str, str]:
     )
     if sqlstate.startswith("40"):  # deadlock / serialization failure with a concurrent change
         return 409, "conflict", "the request conflicted with a concurrent change; retry it"
-    if sqlstate.startswith("22") or any(
-        isinstance(c, asyncpg.InterfaceError) and isinstance(c, ValueError) for c in chain
+    if sqlstate in ("23505", "23503", "23P01"):  # unique / foreign key / exclusion
+        return 409, "conflict", "the request conflicts with existing data"
+    if (
+        sqlstate.startswith("22")
+        or sqlstate.startswith("23")
+        or any(isinstance(c, asyncpg.InterfaceError) and isinstance(c, ValueError) for c in chain)
     ):
         return 400, "bad_request", "a request value cannot be stored or compared by the database"
     if (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -57,22 +57,42 @@ async def get_conn(state: StateDep) -> AsyncIterator[AsyncConnection]:
 ConnDep = Annotated[AsyncConnection, Depends(get_conn)]
 
 
-def single_valued_query(request: Request) -> None:
-    """Refuse a query parameter given more than once: no parameter of this API is a list,
-    and silently keeping one of the values would hide the client's mistake."""
+def strict_query(request: Request) -> None:
+    """Refuse query parameters the route does not declare (a mistyped filter would
+    otherwise be ignored and return everything) and any given more than once (no
+    parameter of this API is a list)."""
+    route = request.scope.get("route")
+    declared = None
+    if route is not None:
+        # keyed by the endpoint function: module-level, so shared by every app instance
+        declared = _QUERY_NAMES.get(route.endpoint)
+        if declared is None:
+            declared = _QUERY_NAMES[route.endpoint] = _declared_query(route.dependant)
     seen: set[str] = set()
-    repeated: list[str] = []
+    problems: list[dict[str, object]] = []
     for name, _ in request.query_params.multi_items():
-        if name in seen and name not in repeated:
-            repeated.append(name)
-        seen.add(name)
-    if repeated:
-        raise RequestValidationError(
-            [
+        if declared is not None and name not in declared:
+            msg = "unknown query parameter" + (
+                f" (this route takes: {', '.join(sorted(declared))})" if declared else ""
+            )
+            problems.append({"loc": ("query", name), "msg": msg, "type": "unknown"})
+        elif name in seen:
+            problems.append(
                 {"loc": ("query", name), "msg": "given more than once", "type": "repeated"}
-                for name in repeated
-            ]
-        )
+            )
+        seen.add(name)
+    if problems:
+        raise RequestValidationError(problems)
+
+
+_QUERY_NAMES: dict[Any, frozenset[str]] = {}
+
+
+def _declared_query(dependant: Any) -> frozenset[str]:
+    names = {str(field.alias) for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _declared_query(sub)
+    return frozenset(names)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from kinitro.backend.deps import (
     JobIdPath,
     RowIdPath,
     StateDep,
-    single_valued_query,
+    strict_query,
 )
 from kinitro.backend.errors import BadRequestError, ConflictError, NotFoundError
 
@@ -41,7 +41,7 @@ router = APIRouter(
     prefix="/api/v1/admin",
     tags=["admin"],
     responses=error_responses(400, 401, 403, 409, 503),
-    dependencies=[Depends(single_valued_query)],
+    dependencies=[Depends(strict_query)],
 )
 NOT_FOUND = error_responses(404)
 

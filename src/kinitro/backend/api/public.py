@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from kinitro.backend.api.schemas import Competition, Job, Page, Row, Submission, error_responses
 from kinitro.backend.db import (
@@ -26,7 +26,7 @@ from kinitro.backend.deps import (
     RowIdPath,
     RowIdQuery,
     TaskQuery,
-    single_valued_query,
+    strict_query,
 )
 from kinitro.backend.errors import NotFoundError
 from kinitro.backend.stats import collect_stats
@@ -35,7 +35,7 @@ router = APIRouter(
     prefix="/api/v1",
     tags=["public"],
     responses=error_responses(400, 503),
-    dependencies=[Depends(single_valued_query)],
+    dependencies=[Depends(strict_query)],
 )
 NOT_FOUND = error_responses(404)
 
@@ -242,8 +242,13 @@ async def episode_steps(episode_id: RowIdPath, conn: ConnDep, p: PageDep) -> dic
 
 
 @router.get("/validators")
-async def list_validators(conn: ConnDep, connected: bool | None = None) -> list[dict[str, Any]]:
-    return await repo_validators.list_validators(conn, connected=connected)
+async def list_validators(
+    conn: ConnDep,
+    connected: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="At most this many")] = 500,
+) -> list[dict[str, Any]]:
+    """Validators seen by this backend (a list, not paginated: there are few)."""
+    return (await repo_validators.list_validators(conn, connected=connected))[:limit]
 
 
 @router.get("/stats")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from kinitro.protocol.common import COMPETITION_ID_PATTERN, BenchmarkSpec
 
@@ -107,6 +107,18 @@ class CompetitionPatch(BaseModel):
     approval_mode: Literal["auto", "admin"] | None = None
     replication: int | None = Field(default=None, ge=1, le=64)
     active: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_null_values(self) -> CompetitionPatch:
+        # omitted = unchanged; null only means something for replication (backend default)
+        nulls = sorted(
+            name
+            for name in self.model_fields_set
+            if getattr(self, name) is None and name != "replication"
+        )
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} cannot be null (omit a field to keep it)")
+        return self
 
 
 class Competition(BaseModel):
