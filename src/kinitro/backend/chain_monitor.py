@@ -178,6 +178,7 @@ class ChainMonitor:
         for sub in sorted(pending, key=lambda s: s["id"]):
             try:
                 await self.process(sub)
+                self._failures.pop(sub["id"], None)
             except (OSError, DBAPIError):
                 raise
             except Exception as exc:
