@@ -338,3 +338,64 @@ async def test_job_running_past_its_deadline_is_offered_again(
         again = await client.recv_type("eval_job", within=10)
         assert again.job_id == job.job_id and again.attempt == 2
         await client.close()
+
+
+async def test_agent_text_with_nul_characters_is_stored_not_stuck(
+    backend: Backend, net: Net, registry: LocalRegistry
+) -> None:
+    """Crash output of a miner's agent reaches the backend in free-text fields: NUL
+    characters (which PostgreSQL text refuses) must not turn the message into one the
+    validator resends forever."""
+    from kinitro.protocol.common import FailureCause
+
+    await create_competition(backend)
+    client, _ = await login(backend, await net.validator())
+    await commit_artifact(net, registry)
+    job = await client.recv_type("eval_job", within=15)
+    await client.send(Ack.of(job))
+    now = datetime.now(UTC)
+    messages = [
+        JobStatus(
+            job_id=job.job_id, state=JobState.RUNNING, seq=1, at=now, detail="agent said \x00"
+        ),
+        Episode(
+            job_id=job.job_id,
+            episode_index=0,
+            task="reach-v3",
+            task_episode=0,
+            success=False,
+            total_reward=0.0,
+            steps=1,
+            terminated=True,
+            truncated=False,
+            duration_s=0.1,
+            failure_cause=FailureCause.AGENT_CRASH,
+            failure_detail="Traceback\x00\x00 boom",
+        ),
+        EpisodeSteps(
+            job_id=job.job_id,
+            episode_index=0,
+            batch_index=0,
+            samples=[
+                StepSample(
+                    step=0,
+                    observation=[0.0],
+                    action=[0.0],
+                    reward=0.0,
+                    success=False,
+                    info={"note\x00": "v\x00"},
+                )
+            ],
+        ),
+    ]
+    for message in messages:
+        await client.send(message)
+        ack = await client.recv_type("ack")
+        assert ack.ack_id == message.id and ack.ok, ack
+    detail = await get(backend, f"/api/v1/jobs/{job.job_id}")
+    assert detail["status_history"][0]["detail"] == "agent said \ufffd"
+    episodes = await get(backend, "/api/v1/episodes", job_id=job.job_id)
+    assert episodes["items"][0]["failure_detail"] == "Traceback\ufffd\ufffd boom"
+    steps = await get(backend, f"/api/v1/episodes/{episodes['items'][0]['id']}/steps")
+    assert steps["items"][0]["samples"][0]["info"] == {"note\x00": "v\x00"}
+    await client.close()

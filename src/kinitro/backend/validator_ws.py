@@ -28,7 +28,7 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import TypeAdapter, ValidationError
@@ -569,7 +569,7 @@ async def ingest(
                     validator_hotkey=hotkey,
                     seq=message.seq,
                     state=message.state.value,
-                    detail=message.detail,
+                    detail=storable(message.detail),
                     episodes_done=message.episodes_done,
                     episodes_total=message.episodes_total,
                     at=message.at,
@@ -591,7 +591,7 @@ async def ingest(
                     state=message.state.value,
                     episodes_done=message.episodes_done,
                     episodes_total=message.episodes_total,
-                    detail=message.detail,
+                    detail=storable(message.detail),
                 )
         case EvalResult() if (
             message.state is not JobState.COMPLETED
@@ -623,11 +623,11 @@ async def ingest(
                     success_rate=overall.success_rate if overall else None,
                     episodes=overall.scored_episodes if overall else None,
                     successes=overall.successes if overall else None,
-                    error=message.error
+                    error=storable(message.error)
                     or (message.failure_cause.value if message.failure_cause else None),
                     started_at=message.started_at,
                     finished_at=message.finished_at,
-                    evaluator_version=message.evaluator_version,
+                    evaluator_version=storable(message.evaluator_version),
                 ),
             )
             if new:
@@ -660,9 +660,9 @@ async def ingest(
                     terminated=message.terminated,
                     truncated=message.truncated,
                     failure_cause=message.failure_cause.value if message.failure_cause else None,
-                    failure_detail=message.failure_detail,
-                    actions_ref=message.actions_ref,
-                    media_refs=list(message.media_refs),
+                    failure_detail=storable(message.failure_detail),
+                    actions_ref=storable(message.actions_ref),
+                    media_refs=[storable(ref) for ref in message.media_refs],
                     duration_s=message.duration_s,
                 ),
             )
@@ -693,6 +693,17 @@ async def ingest(
                 _SAMPLES.dump_json(message.samples).decode(),
             )
     return "stored" if new else "duplicate"
+
+
+@overload
+def storable(text: str) -> str: ...
+@overload
+def storable(text: None) -> None: ...
+def storable(text: str | None) -> str | None:
+    """Free text from a validator (often an agent's own crash output, so miner-controlled)
+    as PostgreSQL text can hold it: NUL characters become U+FFFD. Refusing the message
+    instead would block the validator's outbox on it forever."""
+    return None if text is None else text.replace("\x00", "\ufffd")
 
 
 def _eval_job(row: dict[str, Any]) -> EvalJob:
