@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -66,7 +65,9 @@ def run(
             log_level=log_level,
         )
     except (ConfigError, ValueError) as exc:
-        typer.echo(f"error: {settings_problem(exc, Settings)}", err=True)
+        from kinitro.core.settings import describe_settings_error
+
+        typer.echo(f"error: {describe_settings_error(exc, Settings)}", err=True)
         raise typer.Exit(2) from None
     try:
         configure_logging(settings.log_level)
@@ -95,31 +96,6 @@ def run(
         )
     )
     server.run()
-
-
-def settings_problem(exc: Exception, settings_cls: Any) -> str:
-    """One line naming each invalid setting with where it comes from (env var / TOML)."""
-    from pydantic import ValidationError
-
-    if not isinstance(exc, ValidationError):
-        return str(exc)
-    prefix = str(settings_cls.model_config.get("env_prefix", ""))
-    section = getattr(settings_cls, "toml_section", None)
-    parts = []
-    for err in exc.errors():
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        if not loc:
-            parts.append(msg)
-            continue
-        field = loc.split(".")[0]
-        where = f"{prefix}{field.upper()}" + (f" or [{section}] {field}" if section else "")
-        got = err.get("input")
-        shown = (
-            f" (got {got!r})" if isinstance(got, str | int | float) and len(repr(got)) < 80 else ""
-        )
-        parts.append(f"invalid setting {loc} ({where}): {msg}{shown}")
-    return "; ".join(parts)
 
 
 def _database_problem(url: str) -> str | None:

@@ -248,4 +248,3 @@ def _reachable_by(path: Path, user: pwd.struct_passwd) -> bool:
         if not mode_ok:
             return False
     return True
-

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -100,3 +100,26 @@ def _read_toml(path: Path, section: str | None) -> dict[str, Any]:
     if not isinstance(part, dict):
         raise ConfigError(f"[{section}] in {path} must be a table")
     return part
+
+
+def describe_settings_error(exc: Exception, settings_cls: type[BaseSettings]) -> str:
+    """One line naming each invalid setting with where it comes from (env var / TOML)."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    section = getattr(settings_cls, "toml_section", None)
+    parts: list[str] = []
+    for err in exc.errors():
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        if not loc:
+            parts.append(msg)
+            continue
+        field = loc.split(".")[0]
+        where = f"{prefix}{field.upper()}" + (f" or [{section}] {field}" if section else "")
+        got = err.get("input")
+        shown = (
+            f" (got {got!r})" if isinstance(got, str | int | float) and len(repr(got)) < 80 else ""
+        )
+        parts.append(f"invalid setting {loc} ({where}): {msg}{shown}")
+    return "; ".join(parts)

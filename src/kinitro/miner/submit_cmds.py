@@ -62,32 +62,9 @@ def _settings(config: Path | None, **overrides: Any) -> MinerSettings:
     try:
         return MinerSettings.load(config, **overrides)
     except (KinitroError, ValueError) as exc:
-        raise _fail(settings_problem(exc, MinerSettings)) from None
+        from kinitro.core.settings import describe_settings_error
 
-
-def settings_problem(exc: Exception, settings_cls: Any) -> str:
-    """One line naming each invalid setting with where it comes from (env var / TOML)."""
-    from pydantic import ValidationError
-
-    if not isinstance(exc, ValidationError):
-        return str(exc)
-    prefix = str(settings_cls.model_config.get("env_prefix", ""))
-    section = getattr(settings_cls, "toml_section", None)
-    parts = []
-    for err in exc.errors():
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        if not loc:
-            parts.append(msg)
-            continue
-        field = loc.split(".")[0]
-        where = f"{prefix}{field.upper()}" + (f" or [{section}] {field}" if section else "")
-        got = err.get("input")
-        shown = (
-            f" (got {got!r})" if isinstance(got, str | int | float) and len(repr(got)) < 80 else ""
-        )
-        parts.append(f"invalid setting {loc} ({where}): {msg}{shown}")
-    return "; ".join(parts)
+        raise _fail(describe_settings_error(exc, MinerSettings)) from None
 
 
 def _echo_json(data: Any) -> None:
