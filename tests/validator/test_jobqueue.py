@@ -266,3 +266,14 @@ async def test_status_snapshot(jq: JobQueue) -> None:
     assert status["connection"]["state"] == "connected" and status["connection"]["uid"] == 7
     assert status["depths"]["jobs_queued"] == 1
     assert status["last_weights"] is None
+
+
+async def test_status_detail_with_nul_from_an_agent_is_stored(jq: JobQueue) -> None:
+    """An agent's crash text may contain NUL; PostgreSQL text cannot, so it is replaced."""
+    job = make_job()
+    await jq.enqueue_job(job)
+    sent = await jq.report_status(job.job_id, JobState.FAILED, detail="boom\x00bang")
+    assert sent is not None
+    record = await jq.get_job_record(job.job_id)
+    assert record is not None
+    assert record.detail == "boom\ufffdbang"

@@ -377,7 +377,7 @@ class JobQueue:
                     "status_seq": seq,
                     "episodes_done": message.episodes_done,  # type: ignore[attr-defined]
                     "episodes_total": message.episodes_total,  # type: ignore[attr-defined]
-                    "detail": message.detail,  # type: ignore[attr-defined]
+                    "detail": _pg_text(message.detail),  # type: ignore[attr-defined]
                 }
         inserted = (
             await conn.execute(
@@ -542,7 +542,7 @@ class JobQueue:
                 return False
             await conn.execute(
                 pg_insert(OutboxDeadRow)
-                .values(**row._asdict(), error_code=error_code, detail=detail)
+                .values(**row._asdict(), error_code=error_code, detail=_pg_text(detail))
                 .on_conflict_do_nothing()
             )
             return True
@@ -862,3 +862,8 @@ __all__ = [
     "WeightsEntry",
     "job_id_from_payload",
 ]
+
+
+def _pg_text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: agent-supplied text keeps U+FFFD in its place."""
+    return None if value is None else value.replace("\x00", "\ufffd")
