@@ -114,6 +114,7 @@ class Devnet:
         self._names: dict[str, str] | None = None
         self._state_lock = threading.Lock()
         self._failed_since: float | None = None
+        self.cluster: Any = None  # the private PostgreSQL cluster, when we started one
 
     # ---------------------------------------------------------------- URLs and envs --
     @property
@@ -142,7 +143,8 @@ class Devnet:
         else:
             from kinitro.core.pgcluster import PostgresCluster
 
-            admin = PostgresCluster(self.layout.postgres).ensure()
+            self.cluster = PostgresCluster(self.layout.postgres)
+            admin = self.cluster.ensure()
         names = {"backend": "kinitro_backend"}
         for i, name in enumerate(self.validator_names, 1):
             names[name] = f"kinitro_validator_{i}"
@@ -700,5 +702,8 @@ def run_up(opts: UpOptions) -> int:
         if interrupted:
             console.print("Stopping the devnet…")
         devnet.supervisor.stop_all()
+        if devnet.cluster is not None:
+            with contextlib.suppress(Exception):
+                devnet.cluster.stop()
         if interrupted:
             console.print("Stopped. Run it again to resume from the same data directory.")
