@@ -140,3 +140,28 @@ def test_hf_bad_token_and_unpinned_revision(hub: FakeHub, archive: Path) -> None
     assert "hf_wrongtoken" not in str(info.value)
     with pytest.raises(RegistryError, match="not pinned"):
         HuggingFaceRegistry(token=TOKEN, endpoint=hub.url).stat("alice/agent", "main")
+
+
+def test_local_concurrent_uploads_of_the_same_bundle(archive: Path, tmp_path: Path) -> None:
+    """Two miners uploading identical bytes at once (a copy) both succeed.
+
+    Regression: a fixed temporary name let one upload rename the other's partial file away.
+    """
+    import multiprocessing
+
+    registry_root = tmp_path / "registry"
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(8) as pool:
+        refs = pool.starmap(
+            _upload_in_child, [(registry_root, archive, f"miner/copy-{i % 4}") for i in range(32)]
+        )
+    assert len({ref.sha256 for ref in refs}) == 1
+    registry = LocalRegistry(registry_root)
+    for ref in refs:
+        assert registry.stat(ref.repo, ref.revision).sha256 == ref.sha256
+    leftovers = [p.name for p in registry_root.rglob(".*.partial")]
+    assert leftovers == []
+
+
+def _upload_in_child(root: Path, archive: Path, repo: str) -> ArtifactRef:
+    return LocalRegistry(root).upload(archive, repo)

@@ -174,9 +174,12 @@ class LocalRegistry:
         blob = self._blob(sha)
         if not blob.exists():
             blob.parent.mkdir(parents=True, exist_ok=True)
-            tmp = blob.with_name(f".{sha}.partial")
+            # A unique temporary name: two miners uploading the same bundle at once (a
+            # copy, say) must not steal each other's partial file before the rename.
+            fd, tmp_name = tempfile.mkstemp(dir=blob.parent, prefix=f".{sha}.", suffix=".partial")
+            tmp = Path(tmp_name)
             try:
-                with archive.open("rb") as src, tmp.open("wb") as dst:
+                with archive.open("rb") as src, os.fdopen(fd, "wb") as dst:
                     done = 0
                     while chunk := src.read(_CHUNK):
                         dst.write(chunk)
@@ -196,9 +199,17 @@ class LocalRegistry:
         revision = sha[:16]
         ref_path = self._ref(repo, revision)
         ref_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_ref = ref_path.with_name(f".{revision}.partial")
-        tmp_ref.write_text(sha + "\n")
-        tmp_ref.replace(ref_path)
+        fd, tmp_ref_name = tempfile.mkstemp(
+            dir=ref_path.parent, prefix=f".{revision}.", suffix=".partial"
+        )
+        tmp_ref = Path(tmp_ref_name)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(sha + "\n")
+            tmp_ref.chmod(0o644)
+            tmp_ref.replace(ref_path)
+        finally:
+            tmp_ref.unlink(missing_ok=True)
         return ArtifactRef(
             registry="local", repo=repo, revision=revision, sha256=sha, size_bytes=size
         )
