@@ -8,6 +8,8 @@ hostile-agent suite stays fast.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
 import textwrap
 import threading
@@ -59,10 +61,12 @@ class Agent:
 BundleFactory = Callable[..., Path]
 
 
-def write_bundle(root: Path, source: str, *, entrypoint: str = "agent:Agent") -> Path:
+def write_bundle(
+    root: Path, source: str, *, entrypoint: str = "agent:Agent", manifest_extra: str = ""
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "kinitro.toml").write_text(
-        f'name = "{root.name}"\nentrypoint = "{entrypoint}"\nspec_version = 1\n'
+        f'name = "{root.name}"\nentrypoint = "{entrypoint}"\nspec_version = 1\n{manifest_extra}'
     )
     (root / "agent.py").write_text(textwrap.dedent(source))
     os.chmod(root, 0o755)
@@ -77,6 +81,32 @@ def make_bundle(tmp_path: Path) -> BundleFactory:
         return write_bundle(tmp_path / name, source, **kw)
 
     return make
+
+
+RUNTIME = [sys.executable, "-m", "kinitro.miner.runtime"]
+
+Launch = Callable[..., tuple[subprocess.Popen[bytes], socket.socket]]
+
+
+@pytest.fixture
+def launch() -> Iterator[Launch]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(bundle: Path) -> tuple[subprocess.Popen[bytes], socket.socket]:
+        parent, child = socket.socketpair()
+        proc = subprocess.Popen(
+            [*RUNTIME, "--bundle", str(bundle), "--fd", str(child.fileno())],
+            pass_fds=(child.fileno(),),
+            stdout=subprocess.DEVNULL,
+        )
+        child.close()
+        procs.append(proc)
+        return proc, parent
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait()
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,32 +27,16 @@ from kinitro.evaluator.sandbox import AgentEndpoint
 from kinitro.protocol import agent_rpc as rpc
 from kinitro.protocol.common import FailureCause
 
-from .conftest import ACTION_SPEC, OBS_SPEC, SHORT, TIMEOUTS, ZERO_AGENT, BundleFactory
-
-RUNTIME = [sys.executable, "-m", "kinitro.miner.runtime"]
-
-Launch = Callable[..., tuple[subprocess.Popen[bytes], socket.socket]]
-
-
-@pytest.fixture
-def launch() -> Iterator[Launch]:
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(bundle: Path) -> tuple[subprocess.Popen[bytes], socket.socket]:
-        parent, child = socket.socketpair()
-        proc = subprocess.Popen(
-            [*RUNTIME, "--bundle", str(bundle), "--fd", str(child.fileno())],
-            pass_fds=(child.fileno(),),
-            stdout=subprocess.DEVNULL,
-        )
-        child.close()
-        procs.append(proc)
-        return proc, parent
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait()
+from .conftest import (
+    ACTION_SPEC,
+    OBS_SPEC,
+    RUNTIME,
+    SHORT,
+    TIMEOUTS,
+    ZERO_AGENT,
+    BundleFactory,
+    Launch,
+)
 
 
 def client_for(sock: socket.socket) -> AgentClient:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar
@@ -53,13 +53,23 @@ class AgentFailure(EvaluatorError):
 
     cause: ClassVar[FailureCause] = FailureCause.AGENT_CRASH
 
-    def __init__(self, message: str, *, call: str = "", exit_detail: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        call: str = "",
+        exit_detail: str | None = None,
+        slot: int | None = None,
+    ) -> None:
         detail = f"{call}: {message}" if call else message
         if exit_detail:
             detail = f"{detail} ({exit_detail})"
         super().__init__(detail)
         self.detail = detail
         self.call = call
+        self.slot = slot
+        """The slot whose agent instance failed, when the agent named it (``act_batch``,
+        ``reset``); ``None`` when the failure is the connection's (timeout, crash, …)."""
 
 
 class AgentTimeout(AgentFailure):
@@ -124,6 +134,9 @@ class AgentClient:
         self._broken: AgentFailure | None = None
         self._closed = False
         self.agent_name: str | None = None
+        self._batch_timeout = 0.0
+        self.slots = 1
+        """Slots granted by the agent at ``hello`` (concurrent episodes)."""
 
     @classmethod
     def connect(
@@ -152,10 +165,13 @@ class AgentClient:
 
     # ------------------------------------------------------------------ calls
 
-    def hello(self) -> str:
-        """Handshake: send the specs, let the runtime load the agent. Returns its name."""
+    def hello(self, slots: int = 1) -> str:
+        """Handshake: send the specs, let the runtime load the agent. Returns its name.
+
+        ``slots`` asks for that many concurrent episodes (agent instances); the agent grants
+        at most that many, recorded in :attr:`slots`."""
         i = self._take_id()
-        msg = rpc.Hello(i, self.observation_spec, self.action_spec)
+        msg = rpc.Hello(i, self.observation_spec, self.action_spec, slots=slots)
         resp = self._call("hello", msg, self.timeouts.hello)
         if not isinstance(resp, rpc.HelloOk):
             raise self._fail(
@@ -165,13 +181,18 @@ class AgentClient:
             raise self._fail(
                 AgentProtocolViolation(f"agent speaks agent RPC v{resp.spec_version}"), "hello"
             )
+        if not 1 <= resp.slots <= slots:
+            raise self._fail(
+                AgentProtocolViolation(f"agent granted {resp.slots} slots of {slots}"), "hello"
+            )
         self.agent_name = resp.agent_name
+        self.slots = resp.slots
         return resp.agent_name
 
-    def reset(self, task: rpc.TaskInfo) -> None:
-        """Start an episode: the agent learns the task (never the seed)."""
+    def reset(self, task: rpc.TaskInfo, slot: int = 0) -> None:
+        """Start an episode in ``slot``: the agent learns the task (never the seed)."""
         i = self._take_id()
-        resp = self._call("reset", rpc.Reset(i, task), self.timeouts.reset)
+        resp = self._call("reset", rpc.Reset(i, task, slot), self.timeouts.reset)
         if not isinstance(resp, rpc.ResetOk):
             raise self._fail(
                 AgentProtocolViolation(f"expected reset_ok, got {_name(resp)}"), "reset"
@@ -204,6 +225,30 @@ class AgentClient:
             return hot.decode_action(reader.read(self._recv_into), i)
         except Exception as exc:  # classify every failure, then re-raise typed
             raise self._classify(exc, "act") from exc
+
+    def act_batch(self, slots: Sequence[int], observations: rpc.Observation) -> rpc.Array:
+        """One step of each of ``slots`` in one round trip.
+
+        ``observations`` stacks one observation per slot along a new first axis (a dict
+        observation: each field stacked). Returns the actions stacked the same way, each
+        validated like :meth:`act`. The deadline is the ``act`` deadline per slot. A
+        failure the agent attributes to one slot carries it in ``AgentFailure.slot``.
+        """
+        if self._broken is not None:
+            raise self._broken
+        i = self._next_id
+        self._next_id = i + 1
+        n = len(slots)
+        timeout = self._batch_timeout = self.timeouts.act * n
+        self._deadline = time.monotonic() + timeout
+        try:
+            if self._kernel_timeout != timeout:
+                self._set_kernel_timeout(timeout)
+            self._sock.sendall(rpc.encode(rpc.ActBatch(i, tuple(slots), observations)))
+            body = self._reader.read(self._recv_into)
+            return rpc.decode_actions(body, i, self.action_spec, slots)
+        except Exception as exc:  # classify every failure, then re-raise typed
+            raise self._classify(exc, "act_batch") from exc
 
     def close(self) -> None:
         """Ask the agent to close (best effort, short deadline) and drop the connection."""
@@ -259,7 +304,8 @@ class AgentClient:
             )
         if isinstance(resp, rpc.Error):
             cls = _REPORTED.get(resp.code, AgentProtocolViolation)
-            raise self._fail(cls(f"agent reported {resp.code[:64]}: {resp.message}"), call)
+            failure = cls(f"agent reported {resp.code[:64]}: {resp.message}", slot=resp.slot)
+            raise self._fail(failure, call)
         return resp
 
     def _send(self, data: bytes) -> None:
@@ -289,15 +335,15 @@ class AgentClient:
         if isinstance(exc, AgentFailure):
             return exc
         if isinstance(exc, TimeoutError | BlockingIOError):
-            limit = getattr(self.timeouts, call, None)
+            limit = getattr(self.timeouts, call, self._batch_timeout)
             failure = AgentTimeout(f"no answer within {limit} s")
         elif isinstance(exc, rpc.AgentReportedError):
             cls = _REPORTED.get(exc.agent_code, AgentProtocolViolation)
-            failure = cls(str(exc))
+            failure = cls(str(exc), slot=exc.slot)
         elif isinstance(exc, rpc.ConnectionClosed):
             failure = AgentCrashed(str(exc))
         elif isinstance(exc, rpc.ArraySpecMismatch):
-            failure = AgentInvalidAction(str(exc))
+            failure = AgentInvalidAction(str(exc), slot=exc.slot)
         elif isinstance(exc, rpc.AgentRpcError):
             failure = AgentProtocolViolation(f"{type(exc).__name__}: {exc}")
         elif isinstance(exc, OSError):
@@ -311,7 +357,9 @@ class AgentClient:
             exit_detail = None
             if isinstance(failure, AgentCrashed | AgentTimeout) and self._describe_exit:
                 exit_detail = _safe(self._describe_exit)
-            failure = type(failure)(failure.detail, call=call, exit_detail=exit_detail)
+            failure = type(failure)(
+                failure.detail, call=call, exit_detail=exit_detail, slot=failure.slot
+            )
         self._broken = failure
         return failure
 

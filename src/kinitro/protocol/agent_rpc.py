@@ -12,9 +12,16 @@ A connection carries *frames* in both directions::
 
 Every request (client → agent) carries ``type`` and ``id`` (uint, increasing per
 connection); every response (agent → client) echoes the ``id`` of its request. Requests:
-``hello``, ``reset``, ``act``, ``close``; responses ``hello_ok``, ``reset_ok``, ``action``,
-``close_ok`` or ``error``. Arrays travel as a map ``{"dtype": name, "shape": [..],
-"data": bin}`` (C order, little-endian), see :data:`DTYPES`.
+``hello``, ``reset``, ``act``, ``act_batch``, ``close``; responses ``hello_ok``, ``reset_ok``,
+``action``, ``actions``, ``close_ok`` or ``error``. Arrays travel as a map
+``{"dtype": name, "shape": [..], "data": bin}`` (C order, little-endian), see :data:`DTYPES`.
+
+Slots: ``hello`` may ask for several *slots* (concurrent episodes, one agent instance
+each); ``hello_ok`` grants at most that many. ``reset`` then names its slot, and one
+``act_batch`` carries the observations of several slots stacked along a new first axis and
+is answered by one ``actions`` (the actions stacked the same way): a round trip — two
+context switches and four system calls — serves a whole batch of episodes. Without slots
+(the default, 1) the protocol is plain ``act`` / ``action``.
 
 The hot loop (``act`` / ``action``) avoids pydantic and per-step Python objects beyond the
 message itself: :func:`encode_act` / :func:`decode_action` are the fast paths, and the array
@@ -45,7 +52,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias
 
@@ -73,6 +80,8 @@ DEFAULT_MAX_FRAME: Final = 16 * 1024 * 1024
 """Largest frame body either side accepts unless configured otherwise (16 MiB)."""
 
 MAX_NDIM: Final = 8
+MAX_SLOTS: Final = 64
+"""Most slots (concurrent episodes, one agent instance each) a connection may hold."""
 MAX_STRING: Final = 64 * 1024
 
 DTYPES: Final[Mapping[str, np.dtype[Any]]] = {
@@ -153,6 +162,8 @@ class ArraySpecMismatch(InvalidArray):
     def __init__(self, what: str, message: str) -> None:
         super().__init__(f"{what}: {message}")
         self.what = what
+        self.slot: int | None = None
+        """The slot whose action it is, when known (``act_batch``)."""
 
 
 class WrongDtype(ArraySpecMismatch):
@@ -177,10 +188,12 @@ class AgentReportedError(AgentRpcError):
 
     default_code = ErrorCode.UNEXPECTED_MESSAGE
 
-    def __init__(self, agent_code: str, message: str) -> None:
-        super().__init__(f"agent reported {agent_code[:64]}: {message}")
+    def __init__(self, agent_code: str, message: str, slot: int | None = None) -> None:
+        where = f" in slot {slot}" if slot is not None else ""
+        super().__init__(f"agent reported {agent_code[:64]}{where}: {message}")
         self.agent_code = agent_code
         self.agent_message = message
+        self.slot = slot
 
 
 # --------------------------------------------------------------------------- specs
@@ -337,18 +350,32 @@ class Hello:
     observation_spec: ObservationSpec
     action_spec: ArraySpec
     spec_version: int = SPEC_VERSION
+    slots: int = 1
+    """Slots the client would like (1..MAX_SLOTS); the agent may grant fewer."""
 
 
 @dataclass(frozen=True, slots=True)
 class Reset:
     id: int
     task: TaskInfo
+    slot: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Act:
+    """One step of slot 0."""
+
     id: int
     observation: Observation
+
+
+@dataclass(frozen=True, slots=True)
+class ActBatch:
+    """One step of each of ``slots``: observations stacked along a new first axis."""
+
+    id: int
+    slots: tuple[int, ...]
+    observations: Observation
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +388,8 @@ class HelloOk:
     id: int
     agent_name: str
     spec_version: int = SPEC_VERSION
+    slots: int = 1
+    """Slots granted (1..the number asked for)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +404,14 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
+class Actions:
+    """The answer to ``act_batch``: one action per requested slot, in request order."""
+
+    id: int
+    actions: Array
+
+
+@dataclass(frozen=True, slots=True)
 class CloseOk:
     id: int
 
@@ -384,10 +421,12 @@ class Error:
     id: int
     code: str
     message: str
+    slot: int | None = None
+    """The slot whose agent instance failed (``act_batch``), when known."""
 
 
-Request: TypeAlias = Hello | Reset | Act | Close
-Response: TypeAlias = HelloOk | ResetOk | Action | CloseOk | Error
+Request: TypeAlias = Hello | Reset | Act | ActBatch | Close
+Response: TypeAlias = HelloOk | ResetOk | Action | Actions | CloseOk | Error
 
 
 # --------------------------------------------------------------------------- arrays
@@ -604,6 +643,15 @@ def encode(msg: Request | Response) -> bytes:
             body = {"type": "act", "id": i, "observation": _encode_observation(obs)}
         case Action(id=i, action=a):
             body = {"type": "action", "id": i, "action": encode_array(a)}
+        case ActBatch(id=i, slots=slots, observations=obs):
+            body = {
+                "type": "act_batch",
+                "id": i,
+                "slots": list(slots),
+                "observations": _encode_observation(obs),
+            }
+        case Actions(id=i, actions=a):
+            body = {"type": "actions", "id": i, "actions": encode_array(a)}
         case Hello():
             body = {
                 "type": "hello",
@@ -612,8 +660,12 @@ def encode(msg: Request | Response) -> bytes:
                 "observation_spec": observation_spec_to_wire(msg.observation_spec),
                 "action_spec": msg.action_spec.to_wire(),
             }
-        case Reset(id=i, task=t):
+            if msg.slots != 1:
+                body["slots"] = msg.slots
+        case Reset(id=i, task=t, slot=slot):
             body = {"type": "reset", "id": i, "task": t.to_wire()}
+            if slot:
+                body["slot"] = slot
         case Close(id=i):
             body = {"type": "close", "id": i}
         case HelloOk():
@@ -623,12 +675,16 @@ def encode(msg: Request | Response) -> bytes:
                 "spec_version": msg.spec_version,
                 "agent_name": msg.agent_name,
             }
+            if msg.slots != 1:
+                body["slots"] = msg.slots
         case ResetOk(id=i):
             body = {"type": "reset_ok", "id": i}
         case CloseOk(id=i):
             body = {"type": "close_ok", "id": i}
-        case Error(id=i, code=c, message=m):
+        case Error(id=i, code=c, message=m, slot=slot):
             body = {"type": "error", "id": i, "code": c, "message": m[:MAX_STRING]}
+            if slot is not None:
+                body["slot"] = slot
     return frame(_packb(body))
 
 
@@ -683,10 +739,26 @@ def decode_request(body: bytes | bytearray | memoryview) -> Request:
             if "observation" not in m:
                 raise InvalidMessage("act has no observation")
             return Act(i, _decode_observation(m["observation"]))
+        case "act_batch":
+            if "observations" not in m:
+                raise InvalidMessage("act_batch has no observations")
+            slots = _slot_list(m.get("slots"))
+            obs = _decode_observation(m["observations"])
+            for name, arr in obs.items() if isinstance(obs, dict) else [("", obs)]:
+                if arr.ndim == 0 or arr.shape[0] != len(slots):
+                    where = f"observations.{name}" if name else "observations"
+                    raise InvalidMessage(
+                        f"act_batch: {where} must stack {len(slots)} observations "
+                        f"along its first axis, got shape {arr.shape}"
+                    )
+            return ActBatch(i, slots, obs)
         case "reset":
             if "task" not in m:
                 raise InvalidMessage("reset has no task")
-            return Reset(i, TaskInfo.from_wire(m["task"]))
+            slot = _uint(m, "slot", "reset", default=0)
+            if slot >= MAX_SLOTS:
+                raise InvalidMessage(f"reset.slot must be below {MAX_SLOTS}")
+            return Reset(i, TaskInfo.from_wire(m["task"]), slot)
         case "hello":
             if "observation_spec" not in m or "action_spec" not in m:
                 raise InvalidMessage("hello needs observation_spec and action_spec")
@@ -695,6 +767,7 @@ def decode_request(body: bytes | bytearray | memoryview) -> Request:
                 observation_spec_from_wire(m["observation_spec"]),
                 ArraySpec.from_wire(m["action_spec"], "action_spec"),
                 _uint(m, "spec_version", "hello"),
+                _slot_count(m, "hello"),
             )
         case "close":
             return Close(i)
@@ -712,17 +785,65 @@ def decode_response(body: bytes | bytearray | memoryview) -> Response:
             return Action(i, decode_array(m["action"], "action"))
         case "reset_ok":
             return ResetOk(i)
+        case "actions":
+            if "actions" not in m:
+                raise InvalidMessage("actions response has no actions")
+            return Actions(i, decode_array(m["actions"], "actions"))
         case "hello_ok":
             return HelloOk(
                 i,
                 _get(m, "agent_name", str, "hello_ok", default=""),
                 _uint(m, "spec_version", "hello_ok"),
+                _slot_count(m, "hello_ok"),
             )
         case "close_ok":
             return CloseOk(i)
         case "error":
-            return Error(i, _get(m, "code", str, "error"), _get(m, "message", str, "error"))
+            return Error(
+                i,
+                _get(m, "code", str, "error"),
+                _get(m, "message", str, "error"),
+                _opt_slot(m),
+            )
     raise UnknownMessageType(f"unknown response type {t[:64]!r}")
+
+
+def decode_actions(
+    body: bytes | bytearray | memoryview,
+    request_id: int,
+    spec: ArraySpec,
+    slots: Sequence[int],
+) -> Array:
+    """Decode and fully validate the answer to ``act_batch`` ``request_id`` for ``slots``:
+    an array of ``len(slots)`` actions of ``spec``. An ``error`` answer raises
+    :class:`AgentReportedError`, a non-finite action :class:`NonFiniteValue`, both with
+    the failing ``slot`` when known."""
+    count = len(slots)
+    m = _unpack(body)
+    t, i = _header(m)
+    if t == "actions" and i == request_id:
+        if "actions" not in m:
+            raise InvalidMessage("actions response has no actions")
+        arr = decode_array(m["actions"], "actions")
+        if arr.dtype != DTYPES[spec.dtype]:
+            raise WrongDtype("action", f"dtype {_dtype_label(arr.dtype)}, expected {spec.dtype}")
+        if arr.shape != (count, *spec.shape):
+            raise WrongShape("action", f"batch shape {arr.shape}, expected {(count, *spec.shape)}")
+        if arr.dtype.kind in _FLOAT_KINDS and not np.isfinite(arr).all():
+            row = int(np.flatnonzero(~np.isfinite(arr.reshape(count, -1)).all(axis=1))[0])
+            exc = NonFiniteValue("action", f"of slot {slots[row]} contains NaN or Inf")
+            exc.slot = slots[row]
+            raise exc
+        return arr
+    if t == "error" and i == request_id:
+        raise AgentReportedError(
+            _get(m, "code", str, "error"),
+            _get(m, "message", str, "error")[:MAX_STRING],
+            _opt_slot(m),
+        )
+    if t not in ("action", "actions", "error", "reset_ok", "hello_ok", "close_ok"):
+        raise UnknownMessageType(f"unknown response type {t[:64]!r}")
+    raise InvalidMessage(f"expected 'actions' for request {request_id}, got {t!r} for {i}")
 
 
 def decode_action(body: bytes | bytearray | memoryview, request_id: int, spec: ArraySpec) -> Array:
@@ -741,9 +862,11 @@ def decode_action(body: bytes | bytearray | memoryview, request_id: int, spec: A
         return arr
     if t == "error" and i == request_id:
         raise AgentReportedError(
-            _get(m, "code", str, "error"), _get(m, "message", str, "error")[:MAX_STRING]
+            _get(m, "code", str, "error"),
+            _get(m, "message", str, "error")[:MAX_STRING],
+            _opt_slot(m),
         )
-    if t not in ("action", "error", "reset_ok", "hello_ok", "close_ok"):
+    if t not in ("action", "actions", "error", "reset_ok", "hello_ok", "close_ok"):
         raise UnknownMessageType(f"unknown response type {t[:64]!r}")
     raise InvalidMessage(f"expected 'action' for request {request_id}, got {t!r} for {i}")
 
@@ -1006,6 +1129,29 @@ def _uint(m: dict[Any, Any], key: str, what: str, default: int | None = None) ->
     return v
 
 
+def _slot_count(m: dict[Any, Any], what: str) -> int:
+    n = _uint(m, "slots", what, default=1)
+    if not 1 <= n <= MAX_SLOTS:
+        raise InvalidMessage(f"{what}.slots must be between 1 and {MAX_SLOTS}")
+    return n
+
+
+def _opt_slot(m: dict[Any, Any]) -> int | None:
+    if m.get("slot") is None:
+        return None
+    return _uint(m, "slot", "error")
+
+
+def _slot_list(value: object) -> tuple[int, ...]:
+    if type(value) is not list or not 1 <= len(value) <= MAX_SLOTS:
+        raise InvalidMessage(f"act_batch.slots must be a list of 1 to {MAX_SLOTS} slot numbers")
+    if not all(type(v) is int and 0 <= v < MAX_SLOTS for v in value):
+        raise InvalidMessage(f"act_batch.slots must hold integers in [0, {MAX_SLOTS})")
+    if len(set(value)) != len(value):
+        raise InvalidMessage("act_batch.slots must not repeat a slot")
+    return tuple(value)
+
+
 def _opt_number(m: dict[Any, Any], key: str, what: str) -> float | None:
     v = m.get(key)
     if v is None:
@@ -1019,9 +1165,12 @@ __all__ = [
     "DEFAULT_MAX_FRAME",
     "DTYPES",
     "HEADER_SIZE",
+    "MAX_SLOTS",
     "SPEC_VERSION",
     "Act",
+    "ActBatch",
     "Action",
+    "Actions",
     "AgentReportedError",
     "AgentRpcError",
     "ArraySpec",
@@ -1055,6 +1204,7 @@ __all__ = [
     "check_observation",
     "coerce_action",
     "decode_action",
+    "decode_actions",
     "decode_array",
     "decode_request",
     "decode_response",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST_NAME = "kinitro.toml"
+MAX_SLOTS = 64  # kinitro.protocol.agent_rpc.MAX_SLOTS (not imported: stdlib only here)
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -26,6 +27,8 @@ class RuntimeManifest:
     module: str
     class_name: str
     spec_version: int
+    slots: int = 1
+    """Agent instances the runtime may hold at once, one per concurrent episode."""
 
 
 def load_manifest(bundle_dir: Path) -> RuntimeManifest:
@@ -53,4 +56,7 @@ def load_manifest(bundle_dir: Path) -> RuntimeManifest:
         version = int(version)
     if not isinstance(version, int) or isinstance(version, bool):
         raise ManifestError("spec_version must be an integer")
-    return RuntimeManifest(name or cls, module, cls, version)
+    slots = table.get("slots", data.get("slots", 1))
+    if not isinstance(slots, int) or isinstance(slots, bool) or not 1 <= slots <= MAX_SLOTS:
+        raise ManifestError(f"slots must be an integer from 1 to {MAX_SLOTS}")
+    return RuntimeManifest(name or cls, module, cls, version, slots)

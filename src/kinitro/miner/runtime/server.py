@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kinitro.miner.runtime.manifest import ManifestError, RuntimeManifest, load_manifest
 from kinitro.protocol import agent_rpc as rpc
 
@@ -31,6 +33,21 @@ class LoadedAgent:
     error: str | None = None
     action_spec: rpc.ArraySpec | None = None
     obs_spec: rpc.ObservationSpec | None = field(default=None)
+    factory: Any = None
+    agents: list[Any] = field(default_factory=list)
+    """One instance per granted slot; ``agents[0] is agent``."""
+
+    def grow(self, slots: int) -> str | None:
+        """Hold ``slots`` instances (one per concurrent episode); an error text if the
+        agent class fails to construct another one."""
+        if not self.agents:
+            self.agents.append(self.agent)
+        while len(self.agents) < slots:
+            try:
+                self.agents.append(self.factory())
+            except Exception as exc:  # noqa: BLE001 - miner code may raise anything
+                return f"creating agent instance {len(self.agents)}: " + _describe(exc)
+        return None
 
     @classmethod
     def load(cls, bundle_dir: Path) -> LoadedAgent:
@@ -60,7 +77,7 @@ class LoadedAgent:
         for method in ("reset", "act"):
             if not callable(getattr(agent, method, None)):
                 return cls(manifest, error=f"agent class has no {method}() method")
-        return cls(manifest, agent=agent)
+        return cls(manifest, agent=agent, factory=factory, agents=[agent])
 
 
 class TaskView(dict[str, Any]):
@@ -86,12 +103,15 @@ class Server:
         self.reader = rpc.FrameReader(max_frame)
         self.closed = False
         self.hot: rpc.HotPath | None = None
+        self.granted = 1
 
     def send(self, msg: rpc.Response) -> None:
         self.conn.sendall(rpc.encode(msg))
 
-    def fail(self, request_id: int, code: rpc.AgentErrorCode, message: str) -> None:
-        self.send(rpc.Error(request_id, code, message))
+    def fail(
+        self, request_id: int, code: rpc.AgentErrorCode, message: str, slot: int | None = None
+    ) -> None:
+        self.send(rpc.Error(request_id, code, message, slot))
 
     def serve(self) -> None:
         conn = self.conn
@@ -157,28 +177,66 @@ class Server:
                     self.fail(i, "invalid_action", str(exc))
                     return
                 self.send(rpc.Action(i, action))
-            case rpc.Reset(id=i, task=task):
+            case rpc.ActBatch():
+                self.act_batch(request)
+            case rpc.Reset(id=i, task=task, slot=slot):
                 if loaded.action_spec is None:
                     self.fail(i, "bad_state", "reset before hello")
                     return
+                if slot >= self.granted:
+                    self.fail(i, "bad_state", f"slot {slot} not granted", slot)
+                    return
                 try:
-                    loaded.agent.reset(TaskView(task.to_wire()))
+                    loaded.agents[slot].reset(TaskView(task.to_wire()))
                 except Exception as exc:  # noqa: BLE001 - miner code may raise anything
-                    self.fail(i, "agent_exception", _describe(exc))
+                    self.fail(i, "agent_exception", _describe(exc), slot)
                     return
                 self.send(rpc.ResetOk(i))
             case rpc.Hello(id=i):
                 self.hello(request)
             case rpc.Close(id=i):
                 self.closed = True
-                close = getattr(loaded.agent, "close", None)
-                if callable(close):
-                    try:
-                        close()
-                    except Exception as exc:  # noqa: BLE001 - miner code may raise anything
-                        self.fail(i, "agent_exception", _describe(exc))
-                        return
+                for slot, agent in enumerate(loaded.agents or [loaded.agent]):
+                    close = getattr(agent, "close", None)
+                    if callable(close):
+                        try:
+                            close()
+                        except Exception as exc:  # noqa: BLE001 - miner code may raise anything
+                            self.fail(i, "agent_exception", _describe(exc), slot)
+                            return
                 self.send(rpc.CloseOk(i))
+
+    def act_batch(self, request: rpc.ActBatch) -> None:
+        """One step of several slots: call each slot's agent, answer all actions at once.
+
+        The first agent that raises or returns an invalid action fails the whole request
+        with an ``error`` naming its slot (the client then abandons the connection)."""
+        loaded = self.loaded
+        i = request.id
+        hot = self.hot
+        if hot is None or loaded.action_spec is None:
+            self.fail(i, "bad_state", "act_batch before hello")
+            return
+        agents = loaded.agents
+        for slot in request.slots:
+            if slot >= self.granted:
+                self.fail(i, "bad_state", f"slot {slot} not granted", slot)
+                return
+        obs = request.observations
+        out = np.empty((len(request.slots), *loaded.action_spec.shape), hot.action_dtype)
+        for j, slot in enumerate(request.slots):
+            one = {k: v[j] for k, v in obs.items()} if isinstance(obs, dict) else obs[j]
+            try:
+                raw = agents[slot].act(one)
+            except Exception as exc:  # noqa: BLE001 - miner code may raise anything
+                self.fail(i, "agent_exception", _describe(exc), slot)
+                return
+            try:
+                out[j] = hot.coerce_action(raw)
+            except rpc.AgentRpcError as exc:
+                self.fail(i, "invalid_action", str(exc), slot)
+                return
+        self.conn.sendall(rpc.encode(rpc.Actions(i, out)))
 
     def hello(self, request: rpc.Hello) -> None:
         loaded = self.loaded
@@ -193,14 +251,21 @@ class Server:
         if loaded.error is not None or loaded.manifest is None:
             self.fail(i, "load_failed", loaded.error or "agent not loaded")
             return
-        setup = getattr(loaded.agent, "setup", None)
-        if callable(setup):
-            try:
-                setup(request.observation_spec, request.action_spec)
-            except Exception as exc:  # noqa: BLE001 - miner code may raise anything
-                self.fail(i, "agent_exception", _describe(exc))
-                return
+        slots = min(request.slots, loaded.manifest.slots)
+        error = loaded.grow(slots)
+        if error is not None:
+            self.fail(i, "agent_exception", error)
+            return
+        for slot, agent in enumerate(loaded.agents[:slots]):
+            setup = getattr(agent, "setup", None)
+            if callable(setup):
+                try:
+                    setup(request.observation_spec, request.action_spec)
+                except Exception as exc:  # noqa: BLE001 - miner code may raise anything
+                    self.fail(i, "agent_exception", _describe(exc), slot)
+                    return
         loaded.obs_spec = request.observation_spec
         loaded.action_spec = request.action_spec
         self.hot = rpc.HotPath(request.observation_spec, request.action_spec)
-        self.send(rpc.HelloOk(i, loaded.manifest.name))
+        self.granted = slots
+        self.send(rpc.HelloOk(i, loaded.manifest.name, slots=slots))
