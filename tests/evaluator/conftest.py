@@ -59,6 +59,13 @@ CRASH_AGENT = REACH_AGENT.replace(
     "        hand, goal",
 )
 
+# Reach policy whose code raises at step 5 of its 2nd episode of each task (the runtime
+# survives and names the slot).
+RAISES_AGENT = CRASH_AGENT.replace(
+    "            import os\n            os._exit(3)\n",
+    '            raise RuntimeError("policy bug in episode 1")\n',
+)
+
 # Zero actions, slowly: ~max_steps * 20 ms per episode (used to kill the evaluator mid-job).
 SLOW_AGENT = """
 import time
@@ -83,10 +90,11 @@ class Agent:
 """
 
 
-def write_bundle(root: Path, source: str) -> Path:
+def write_bundle(root: Path, source: str, *, slots: int = 1) -> Path:
+    """A bundle directory; ``slots`` > 1 lets the evaluator batch that many episodes."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "kinitro.toml").write_text(
-        f'name = "{root.name}"\nentrypoint = "agent:Agent"\nspec_version = 1\n'
+        f'name = "{root.name}"\nentrypoint = "agent:Agent"\nspec_version = 1\nslots = {slots}\n'
     )
     (root / "agent.py").write_text(textwrap.dedent(source))
     for p in [root, *root.rglob("*")]:
@@ -103,11 +111,15 @@ def write_bundle(root: Path, source: str) -> Path:
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("bundles")
     return {
-        "reach": write_bundle(base / "reach", REACH_AGENT),
-        "random": write_bundle(base / "random", RANDOM_AGENT),
-        "crash": write_bundle(base / "crash", CRASH_AGENT),
+        # Batched (several episodes per round trip) unless the name ends in "_single".
+        "reach": write_bundle(base / "reach", REACH_AGENT, slots=4),
+        "reach_single": write_bundle(base / "reach_single", REACH_AGENT),
+        "random": write_bundle(base / "random", RANDOM_AGENT, slots=4),
+        "random_single": write_bundle(base / "random_single", RANDOM_AGENT),
+        "crash": write_bundle(base / "crash", CRASH_AGENT, slots=4),
+        "raises": write_bundle(base / "raises", RAISES_AGENT, slots=4),
         "slow": write_bundle(base / "slow", SLOW_AGENT),
-        "reach_rgb": write_bundle(base / "reach_rgb", RGB_REACH_AGENT),
+        "reach_rgb": write_bundle(base / "reach_rgb", RGB_REACH_AGENT, slots=2),
         "broken": write_bundle(base / "broken", BROKEN_AGENT),
     }
 

@@ -69,6 +69,35 @@ def test_identical_seeds_give_identical_metrics_across_shardings(
     assert [r.total_reward for r in a.results] == [r.total_reward for r in b.results]
 
 
+def test_batched_and_single_slot_agents_give_identical_results(
+    bundles: dict[str, Path],
+) -> None:
+    """Playing episodes in lockstep (slots) changes nothing about any episode."""
+    request = _request("job-slots", episodes=5, seed=9, max_steps=40)
+    batched = evaluate(request, SandboxLauncher(str(bundles["random"])), env_slots=4)
+    single = evaluate(request, SandboxLauncher(str(bundles["random_single"])), env_slots=4)
+    unbatched = evaluate(request, SandboxLauncher(str(bundles["random"])), env_slots=1)
+    for other in (single, unbatched):
+        assert [r.total_reward for r in batched.results] == [r.total_reward for r in other.results]
+        assert [r.steps for r in batched.results] == [r.steps for r in other.results]
+    assert batched.metrics.to_dict() == single.metrics.to_dict()
+
+
+def test_agent_exception_in_one_slot_fails_only_its_episode(bundles: dict[str, Path]) -> None:
+    """The runtime names the failing slot: that episode is the agent's fault; its siblings,
+    cut short by the broken connection, are replayed and finish normally."""
+    outcome = evaluate(
+        _request("job-raises", episodes=4), SandboxLauncher(str(bundles["raises"])), env_slots=4
+    )
+    by_index = {r.index: r for r in outcome.results}
+    assert by_index[1].failure_cause == "agent_crash", by_index[1]
+    assert "policy bug in episode 1" in (by_index[1].failure_detail or "")
+    assert by_index[1].steps == 4
+    for i in (0, 2, 3):
+        assert by_index[i].failure_cause is None and by_index[i].success, by_index[i]
+    assert outcome.metrics.overall.failures == {"agent_crash": 1}
+
+
 def test_agent_crash_mid_episode_is_an_agent_fault_others_continue(
     bundles: dict[str, Path],
 ) -> None:
@@ -184,12 +213,22 @@ def test_action_logs_to_s3_and_replay_from_the_key(
         assert report.ok and report.exact
 
 
-def test_agent_that_cannot_load_fails_fast_as_agent_fault(bundles: dict[str, Path]) -> None:
-    outcome = evaluate(_request("job-broken", episodes=4), SandboxLauncher(str(bundles["broken"])))
+@pytest.mark.parametrize("env_slots", [1, 4])
+def test_agent_that_cannot_load_fails_fast_as_agent_fault(
+    bundles: dict[str, Path], env_slots: int
+) -> None:
+    outcome = evaluate(
+        _request("job-broken", episodes=4),
+        SandboxLauncher(str(bundles["broken"])),
+        env_slots=env_slots,
+    )
     causes = [r.failure_cause for r in outcome.results]
     assert causes == ["agent_crash"] * 4, [r.failure_detail for r in outcome.results]
     assert "numpy_but_misspelled" in (outcome.results[0].failure_detail or "")
-    assert "failed to start again" in (outcome.results[-1].failure_detail or "")
+    if env_slots == 1:  # one episode at a time: after two failed starts, no more attempts
+        assert "failed to start again" in (outcome.results[-1].failure_detail or "")
+    else:  # the batch shared the one failed start
+        assert all("numpy_but_misspelled" in (r.failure_detail or "") for r in outcome.results)
     overall = outcome.metrics.overall
     assert overall.scored_episodes == 4 and overall.success_rate == 0.0
 

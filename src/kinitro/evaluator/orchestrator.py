@@ -243,6 +243,7 @@ class Orchestrator:
                 frame_every=s.frame_every,
                 max_infra_retries=s.max_infra_retries,
                 pin_workers=s.pin_workers,
+                env_slots=s.env_slots,
                 on_result=on_result,
                 should_stop=should_stop,
             )

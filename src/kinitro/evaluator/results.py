@@ -68,3 +68,15 @@ class EpisodeResult:
     @property
     def infra_fault(self) -> bool:
         return self.failure_cause is not None and not is_agent_fault(self.failure_cause)
+
+    @classmethod
+    def failed(cls, spec: EpisodeSpec, cause: str, detail: str) -> EpisodeResult:
+        """The result of an episode that ended (or never started) with ``cause``."""
+        return cls(
+            index=spec.index,
+            task=spec.task,
+            task_episode=spec.task_episode,
+            seed=spec.seed,
+            failure_cause=cause,
+            failure_detail=detail,
+        )

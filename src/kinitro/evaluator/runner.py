@@ -82,6 +82,7 @@ def evaluate(
     frame_every: int = 0,
     max_infra_retries: int = 2,
     pin_workers: bool = True,
+    env_slots: int = 8,
     on_result: Callable[[EpisodeResult], None] = lambda _r: None,
     should_stop: Callable[[], bool] = lambda: False,
     pool_hook: Callable[[RolloutPool], None] = lambda _p: None,
@@ -104,6 +105,7 @@ def evaluate(
         media_options=dict(media_options or {}),
         frame_every=frame_every if request.observation_mode == "state+rgb" else 0,
         pin_core=pin_workers,
+        env_slots=env_slots,
     )
     ensure_ray(ray_address, num_cpus=ray_num_cpus)
     pool = RolloutPool(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kinitro.core.settings import KinitroSettings
@@ -63,6 +63,9 @@ class Settings(KinitroSettings):
     """CPU-time limit of each agent sandbox (a whole job's worth of agent compute)."""
     pin_workers: bool = True
     """Pin each rollout actor and its agent to one core (same-core RPC round trips)."""
+    env_slots: int = Field(default=8, ge=1, le=64)
+    """Episodes each rollout actor plays at once on one agent connection (one round trip
+    per step for all of them); capped by the ``slots`` the agent's manifest allows."""
     action_timeout_s: float = 1.0
     reset_timeout_s: float = 10.0
     start_timeout_s: float = 30.0

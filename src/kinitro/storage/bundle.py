@@ -6,6 +6,7 @@ A bundle is a directory with a manifest ``kinitro.toml`` plus code and weights::
     entrypoint = "agent:Agent"      # module:Class, module relative to the bundle root
     spec_version = 1                # agent contract version (see below)
     description = "optional"
+    slots = 8                       # optional: concurrent episodes, one instance each
 
     [resources]                     # optional, what the agent asks for
     cpus = 1.0
@@ -92,6 +93,10 @@ class BundleManifest(BaseModel):
     entrypoint: str
     spec_version: int = 1
     description: str = Field(default="", max_length=1000)
+    slots: int = Field(default=1, ge=1, le=64)
+    """Agent instances the runtime may create, one per concurrent episode (the evaluator
+    then steps them together, one round trip per step for all). Raise it for small
+    policies; keep 1 when one instance needs most of the sandbox's memory."""
     resources: Resources = Resources()
 
     @property

@@ -9,6 +9,7 @@ fault, since a crashed agent is gone).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,9 +20,14 @@ from kinitro.protocol.agent_rpc import ArraySpec, ObservationSpec, TaskInfo
 
 
 class AgentSession(Protocol):
-    def reset(self, task: TaskInfo) -> None: ...
+    slots: int
+    """Concurrent episodes the agent accepted (agent instances, one per slot)."""
+
+    def reset(self, task: TaskInfo, slot: int = 0) -> None: ...
 
     def act(self, observation: Any) -> npt.NDArray[np.float32]: ...
+
+    def act_batch(self, slots: Sequence[int], observations: Any) -> npt.NDArray[np.float32]: ...
 
     def close(self) -> None: ...
 
@@ -29,7 +35,9 @@ class AgentSession(Protocol):
 class AgentLauncher(Protocol):
     """Picklable recipe (shipped to Ray actors) that starts an agent session."""
 
-    def start(self, observation_spec: ObservationSpec, action_spec: ArraySpec) -> AgentSession: ...
+    def start(
+        self, observation_spec: ObservationSpec, action_spec: ArraySpec, slots: int = 1
+    ) -> AgentSession: ...
 
 
 class AgentFault(Exception):

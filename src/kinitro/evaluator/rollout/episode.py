@@ -1,14 +1,23 @@
-"""The hot loop: one episode = reset, then (agent act → env step) until the episode ends.
+"""The hot loop: reset, then (agent act → env step) until the episode ends.
 
-Per step it does one agent round trip, one simulator step and one O(1) record into
-preallocated arrays; everything else (encoding, uploads, telemetry) happens after the
-episode or on other threads.
+Two drivers share one per-episode state machine (:class:`EpisodePlay`):
+
+* :func:`run_episode` — one episode, one ``act`` round trip per step;
+* :func:`run_batch` — up to *K* episodes in lockstep on one agent connection (one slot,
+  i.e. one agent instance, per episode): one ``act_batch`` round trip per step serves every
+  still-running episode, so the fixed cost of a round trip (two context switches, four
+  system calls, framing) is paid once per K simulator steps.
+
+Per step each episode does one simulator step and one O(1) record into preallocated
+arrays; everything else (encoding, uploads, telemetry) happens after the episode or on
+other threads.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +39,111 @@ class EpisodeRun:
     frames: list[tuple[int, np.ndarray]]
 
 
+class EpisodePlay:
+    """One episode in progress: its environment, current observation and records."""
+
+    __slots__ = (
+        "done",
+        "env",
+        "frame_every",
+        "frames",
+        "max_steps",
+        "obs",
+        "recorder",
+        "result",
+        "spec",
+        "started",
+        "step_no",
+        "task",
+        "total",
+    )
+
+    def __init__(
+        self,
+        env: TaskEnv,
+        spec: EpisodeSpec,
+        task: TaskInfo,
+        *,
+        max_steps: int,
+        step_log_interval: int,
+        frame_every: int = 0,
+    ) -> None:
+        self.env = env
+        self.spec = spec
+        self.task = task
+        self.max_steps = max_steps
+        self.frame_every = frame_every
+        self.started = time.perf_counter()
+        self.result = EpisodeResult(
+            index=spec.index, task=spec.task, task_episode=spec.task_episode, seed=spec.seed
+        )
+        self.recorder = EpisodeRecorder(max_steps, env.action_dim, step_log_interval)
+        self.frames: list[tuple[int, np.ndarray]] = []
+        self.obs: Any = None
+        self.step_no = 0
+        self.total = 0.0
+        self.done = False
+
+    def begin(self) -> bool:
+        """Reset the simulator with the episode's seed; False (and done) if it fails."""
+        try:
+            self.obs = self.env.reset(self.spec.seed)
+        except Exception as exc:  # noqa: BLE001 - a simulator failure is data, not a crash
+            self.fail(fc.SIMULATOR_ERROR, f"reset: {exc}")
+            return False
+        if self.frame_every:
+            self._grab(0)
+        return True
+
+    def fail(self, cause: str, detail: str) -> None:
+        """End the episode with a failure (agent fault, simulator error)."""
+        self.result.failure_cause, self.result.failure_detail = cause, detail
+        self.done = True
+
+    def fail_agent(self, exc: BaseException) -> None:
+        self.fail(*classify(exc))
+
+    def advance(self, action: np.ndarray) -> bool:
+        """Step the simulator with ``action`` and record it; True once the episode ended."""
+        step = self.step_no + 1
+        result = self.result
+        try:
+            out = self.env.step(action)
+        except Exception as exc:  # noqa: BLE001
+            self.fail(fc.SIMULATOR_ERROR, f"step {step}: {type(exc).__name__}: {exc}")
+            return True
+        self.step_no = step
+        self.total += out.reward
+        ended = out.terminated or out.truncated or step == self.max_steps
+        self.recorder.record(step, self.obs, action, out.reward, out.success, out.info, last=ended)
+        if out.success and result.steps_to_success is None:
+            result.steps_to_success = step
+            result.success = True
+        if self.frame_every and (step % self.frame_every == 0 or ended):
+            self._grab(step)
+        self.obs = out.observation
+        if ended:
+            result.terminated = out.terminated
+            result.truncated = out.truncated or (step == self.max_steps and not out.terminated)
+            self.done = True
+        return ended
+
+    def _grab(self, step: int) -> None:
+        if len(self.frames) >= MAX_FRAMES:
+            return
+        frame = self.env.render()
+        if frame is not None:
+            self.frames.append((step, frame))
+
+    def finish(self) -> EpisodeRun:
+        result = self.result
+        result.steps = self.recorder.steps
+        result.total_reward = self.total
+        result.samples = self.recorder.samples
+        result.duration_s = time.perf_counter() - self.started
+        return EpisodeRun(result, self.recorder, self.frames)
+
+
 def run_episode(
     env: TaskEnv,
     agent: AgentSession,
@@ -41,65 +155,125 @@ def run_episode(
     frame_every: int = 0,
 ) -> EpisodeRun:
     """Play one episode; agent and simulator failures become a ``failure_cause``."""
-    started = time.perf_counter()
-    result = EpisodeResult(
-        index=spec.index, task=spec.task, task_episode=spec.task_episode, seed=spec.seed
+    play = EpisodePlay(
+        env,
+        spec,
+        task,
+        max_steps=max_steps,
+        step_log_interval=step_log_interval,
+        frame_every=frame_every,
     )
-    recorder = EpisodeRecorder(max_steps, env.action_dim, step_log_interval)
-    frames: list[tuple[int, np.ndarray]] = []
-    run = EpisodeRun(result, recorder, frames)
-    try:
-        obs = env.reset(spec.seed)
-    except Exception as exc:  # noqa: BLE001 - a simulator failure is data, not a crash
-        result.failure_cause, result.failure_detail = fc.SIMULATOR_ERROR, f"reset: {exc}"
-        return _finish(run, started)
+    if not play.begin():
+        return play.finish()
     try:
         agent.reset(task)
     except Exception as exc:  # noqa: BLE001
-        result.failure_cause, result.failure_detail = classify(exc)
-        return _finish(run, started)
-    if frame_every:
-        _grab(env, 0, frames)
-    total = 0.0
-    for step in range(1, max_steps + 1):
+        play.fail_agent(exc)
+        return play.finish()
+    act = agent.act
+    advance = play.advance
+    while True:
         try:
-            action = agent.act(obs)
+            action = act(play.obs)
         except Exception as exc:  # noqa: BLE001
-            result.failure_cause, result.failure_detail = classify(exc)
+            play.fail_agent(exc)
             break
+        if advance(action):
+            break
+    return play.finish()
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What :func:`run_batch` leaves: finished episodes and episodes to play again.
+
+    ``interrupted`` episodes were cut short by a fault that cannot be pinned on them (a
+    sibling slot's agent timed out or the connection died): they are not results, and
+    should be replayed on a fresh agent, alone.
+    """
+
+    runs: list[EpisodeRun] = field(default_factory=list)
+    interrupted: list[EpisodeSpec] = field(default_factory=list)
+    agent_failed: bool = False
+
+
+def run_batch(plays: list[EpisodePlay], agent: AgentSession) -> BatchOutcome:
+    """Play ``plays`` in lockstep, slot ``i`` = ``plays[i]``, one ``act_batch`` per step.
+
+    A failure the agent pins on one slot (its code raised, its action was invalid) ends
+    that slot's episode with the fault; the connection is then unusable, so the other
+    running episodes are *interrupted*. A failure without a slot (timeout, crash,
+    protocol violation) is that episode's fault when only one episode was running, and
+    otherwise interrupts them all: each is replayed alone and gets its own verdict.
+    """
+    out = BatchOutcome()
+    running: list[int] = []
+    for slot, play in enumerate(plays):
+        if play.begin():
+            running.append(slot)
+    try:
+        for slot in running:
+            agent.reset(plays[slot].task, slot)
+    except Exception as exc:  # noqa: BLE001
+        _blame(plays, running, exc, out)
+        running = []
+    first = plays[running[0]].obs if running else None
+    stacked: Any = _stack_buffer(first, len(plays))
+    act_batch = agent.act_batch
+    while running:
+        n = len(running)
+        _fill(stacked, [plays[s].obs for s in running])
         try:
-            out = env.step(action)
+            actions = act_batch(running, _head(stacked, n))
         except Exception as exc:  # noqa: BLE001
-            result.failure_cause = fc.SIMULATOR_ERROR
-            result.failure_detail = f"step {step}: {type(exc).__name__}: {exc}"
+            _blame(plays, running, exc, out)
             break
-        total += out.reward
-        ended = out.terminated or out.truncated or step == max_steps
-        recorder.record(step, obs, action, out.reward, out.success, out.info, last=ended)
-        if out.success and result.steps_to_success is None:
-            result.steps_to_success = step
-            result.success = True
-        if frame_every and (step % frame_every == 0 or ended) and len(frames) < MAX_FRAMES:
-            _grab(env, step, frames)
-        obs = out.observation
-        if ended:
-            result.terminated = out.terminated
-            result.truncated = out.truncated or (step == max_steps and not out.terminated)
-            break
-    result.steps = recorder.steps
-    result.total_reward = total
-    result.samples = recorder.samples
-    return _finish(run, started)
+        still = []
+        for j, slot in enumerate(running):
+            if not plays[slot].advance(actions[j]):
+                still.append(slot)
+        running = still
+    for play in plays:
+        if play.done:
+            out.runs.append(play.finish())
+    return out
 
 
-def _grab(env: TaskEnv, step: int, frames: list[tuple[int, np.ndarray]]) -> None:
-    frame = env.render()
-    if frame is not None:
-        frames.append((step, frame))
+def _blame(
+    plays: list[EpisodePlay], running: list[int], exc: BaseException, out: BatchOutcome
+) -> None:
+    out.agent_failed = True
+    slot = getattr(exc, "slot", None)
+    if slot is None and len(running) == 1:
+        slot = running[0]
+    for s in running:
+        if s == slot:
+            plays[s].fail_agent(exc)
+        else:
+            out.interrupted.append(plays[s].spec)
 
 
-def _finish(run: EpisodeRun, started: float) -> EpisodeRun:
-    run.result.steps = run.recorder.steps
-    run.result.samples = run.recorder.samples
-    run.result.duration_s = time.perf_counter() - started
-    return run
+def _stack_buffer(obs: Any, k: int) -> Any:
+    """A reusable (k, *shape) buffer per observation field."""
+    if obs is None:
+        return None
+    if isinstance(obs, dict):
+        return {name: np.empty((k, *np.shape(v)), np.asarray(v).dtype) for name, v in obs.items()}
+    arr = np.asarray(obs)
+    return np.empty((k, *arr.shape), arr.dtype)
+
+
+def _fill(buffer: Any, observations: list[Any]) -> None:
+    if isinstance(buffer, dict):
+        for name, column in buffer.items():
+            for j, obs in enumerate(observations):
+                column[j] = obs[name]
+        return
+    for j, obs in enumerate(observations):
+        buffer[j] = obs
+
+
+def _head(buffer: Any, n: int) -> Any:
+    if isinstance(buffer, dict):
+        return {name: column[:n] for name, column in buffer.items()}
+    return buffer[:n]

@@ -14,6 +14,7 @@ the miner's class inside the sandbox). Failures keep their meaning:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,10 @@ class SandboxLauncher:
         options["bundle_root"] = Path(options.get("bundle_root") or Path(self.bundle_dir).parent)
         return KubernetesConfig(**options)
 
-    def start(self, observation_spec: ObservationSpec, action_spec: ArraySpec) -> SandboxedAgent:
+    def start(
+        self, observation_spec: ObservationSpec, action_spec: ArraySpec, slots: int = 1
+    ) -> SandboxedAgent:
+        """Start the sandbox and say hello, asking for ``slots`` concurrent episodes."""
         from kinitro.evaluator.agent_client import AgentClient, CallTimeouts
         from kinitro.evaluator.sandbox.base import SandboxError
 
@@ -84,7 +88,7 @@ class SandboxLauncher:
                     hello=self.hello_timeout_s, reset=self.reset_timeout_s, act=self.act_timeout_s
                 ),
             )
-            client.hello()
+            client.hello(slots)
         except BaseException:
             running.close()
             raise
@@ -97,13 +101,13 @@ class SandboxedAgent:
     def __init__(self, running: Any, client: Any) -> None:
         self._running = running
         self._client = client
+        self.slots: int = client.slots
+        # The client's bound methods: no wrapper call per step on the hot path.
+        self.act: Callable[[Any], npt.NDArray[np.float32]] = client.act
+        self.act_batch: Callable[[Sequence[int], Any], npt.NDArray[np.float32]] = client.act_batch
 
-    def reset(self, task: TaskInfo) -> None:
-        self._client.reset(task)
-
-    def act(self, observation: Any) -> npt.NDArray[np.float32]:
-        action: npt.NDArray[np.float32] = self._client.act(observation)
-        return action
+    def reset(self, task: TaskInfo, slot: int = 0) -> None:
+        self._client.reset(task, slot)
 
     def close(self) -> None:
         try:

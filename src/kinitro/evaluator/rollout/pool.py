@@ -1,7 +1,9 @@
 """Ray rollout pool: episodes sharded over N worker actors, with bounded infra retries.
 
-Scheduling is dynamic: each actor holds one episode at a time and gets the next as soon as
-it returns, so slow tasks do not stall a static shard. An idle actor prefers an episode of
+Scheduling is dynamic: each actor holds a small batch of episodes at a time (up to
+``env_slots``, which it plays in lockstep on one agent connection, fewer when little work
+is left so no actor idles) and gets the next as soon as it returns, so slow tasks do not
+stall a static shard. An idle actor prefers an episode of
 a task it has already built an environment for, then a task no other actor has built
 (building a MuJoCo env costs ~0.4 s; MT50 on every actor would cost 20 s each). Results
 are deterministic anyway: every episode is fully determined by its seed (the simulator is
@@ -148,7 +150,8 @@ class RolloutPool:
             self._actors = [self._spawn(i) for i in range(min(self.n_workers, len(episodes)))]
         idle = list(range(len(self._actors)))
         owned: dict[int, set[str]] = {}  # tasks whose env each actor has built
-        in_flight: dict[Any, tuple[int, EpisodeSpec, int]] = {}
+        in_flight: dict[Any, tuple[int, list[tuple[EpisodeSpec, int]]]] = {}
+        slots = max(1, self.config.env_slots)
 
         def finish(spec: EpisodeSpec, attempt: int, result: EpisodeResult) -> None:
             result.attempts = attempt
@@ -170,38 +173,36 @@ class RolloutPool:
                 raise Cancelled()
             while pending and idle:
                 slot = idle.pop()
-                spec, attempt = _pick(pending, slot, owned)
-                owned.setdefault(slot, set()).add(spec.task)
-                ref = self._actors[slot].run_episode.remote(spec)
-                in_flight[ref] = (slot, spec, attempt)
+                # Share what is left fairly: a full batch each while there is plenty.
+                size = min(slots, -(-len(pending) // (len(idle) + 1)))
+                batch = []
+                for _ in range(size):
+                    spec, attempt = _pick(pending, slot, owned)
+                    owned.setdefault(slot, set()).add(spec.task)
+                    batch.append((spec, attempt))
+                ref = self._actors[slot].run_episodes.remote([spec for spec, _ in batch])
+                in_flight[ref] = (slot, batch)
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=poll_s)
             for ref in ready:
-                slot, spec, attempt = in_flight.pop(ref)
+                slot, batch = in_flight.pop(ref)
                 try:
-                    result = ray.get(ref)
+                    results = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
                     log.warning("rollout worker %d lost: %s", slot, exc)
                     self._actors[slot] = self._spawn(slot)
                     owned.pop(slot, None)
-                    result = EpisodeResult(
-                        index=spec.index,
-                        task=spec.task,
-                        task_episode=spec.task_episode,
-                        seed=spec.seed,
-                        failure_cause=fc.WORKER_LOST,
-                        failure_detail=str(exc)[:500],
-                    )
+                    results = [
+                        EpisodeResult.failed(spec, fc.WORKER_LOST, str(exc)[:500])
+                        for spec, _ in batch
+                    ]
                 except ray.exceptions.RayTaskError as exc:
-                    result = EpisodeResult(
-                        index=spec.index,
-                        task=spec.task,
-                        task_episode=spec.task_episode,
-                        seed=spec.seed,
-                        failure_cause=fc.INTERNAL,
-                        failure_detail=str(exc)[:2000],
-                    )
+                    results = [
+                        EpisodeResult.failed(spec, fc.INTERNAL, str(exc)[:2000])
+                        for spec, _ in batch
+                    ]
                 idle.append(slot)
-                finish(spec, attempt, result)
+                for (spec, attempt), result in zip(batch, results, strict=True):
+                    finish(spec, attempt, result)
         return [done[i] for i in sorted(done)]
 
     def flush(self) -> list[str]:

@@ -1,14 +1,19 @@
 """Rollout worker: owns its environments, its own agent sandbox and an uploader.
 
-A plain class; :mod:`kinitro.evaluator.rollout.pool` turns it into a Ray actor. One worker
-runs one episode at a time. Environments are built once per task and reused (every
-episode reseeds them). The agent session is started on first use and restarted after an
-agent fault (a crashed or misbehaving agent is not trusted for the next episode).
+A plain class; :mod:`kinitro.evaluator.rollout.pool` turns it into a Ray actor. A worker
+is handed a few episodes at a time (:meth:`RolloutWorker.run_episodes`) and plays up to
+``env_slots`` of them in lockstep on one agent connection, when the agent's manifest
+allows that many slots (one agent instance per episode; see
+:func:`~kinitro.evaluator.rollout.episode.run_batch`); otherwise one at a time.
+Environments are built once per task and slot and reused (every episode reseeds them).
+The agent session is started on first use and restarted after an agent fault (a crashed
+or misbehaving agent is not trusted for the next episode).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +29,7 @@ from kinitro.evaluator.episode_logger import (
 )
 from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
 from kinitro.evaluator.rollout.agent import AgentLauncher, AgentSession, classify
-from kinitro.evaluator.rollout.episode import run_episode
+from kinitro.evaluator.rollout.episode import EpisodePlay, EpisodeRun, run_batch, run_episode
 from kinitro.protocol.agent_rpc import TaskInfo
 
 log = logging.getLogger(__name__)
@@ -46,7 +51,13 @@ class WorkerConfig:
     pin_core: bool = True
     """Pin each actor (and so its sandboxed agent, which inherits the affinity) to one core:
     an RPC round trip is then a same-core switch instead of a cross-core wake-up."""
+    env_slots: int = 8
+    """Episodes a worker plays at once on one agent connection (one ``act_batch`` round
+    trip per step for all of them), capped by the slots the agent's manifest allows."""
 
+
+MAX_ENVS = 64
+"""Environments a worker keeps built; beyond it, the least recently used task's go."""
 
 MAX_AGENT_START_FAULTS = 2
 """Consecutive agent faults while starting (hello) after which a worker stops retrying."""
@@ -78,7 +89,7 @@ class RolloutWorker:
         self.core: int | None = None
         if config.pin_core:
             self.core = _pin(index)
-        self._envs: dict[str, TaskEnv] = {}
+        self._envs: dict[str, list[TaskEnv]] = {}  # task → one env per slot, LRU order
         self._agent: AgentSession | None = None
         self._start_faults = 0
         self._last_start_fault: tuple[str, str] | None = None
@@ -93,15 +104,26 @@ class RolloutWorker:
     def ping(self) -> bool:
         return True
 
-    def _env(self, task: str) -> TaskEnv:
-        env = self._envs.get(task)
-        if env is None:
-            env = self._envs[task] = make_env(self.config.benchmark, task, self.config.env)
-        return env
+    def _env(self, task: str, index: int = 0) -> TaskEnv:
+        """The ``index``-th environment of ``task`` (built on first use)."""
+        envs = self._envs.pop(task, [])
+        self._envs[task] = envs  # most recently used last
+        while len(envs) <= index:
+            envs.append(make_env(self.config.benchmark, task, self.config.env))
+        total = sum(len(v) for v in self._envs.values())
+        for old in list(self._envs):
+            if total <= MAX_ENVS or old == task:
+                break
+            for env in self._envs.pop(old):
+                total -= 1
+                _close_env(env)
+        return envs[index]
 
     def _ensure_agent(self, env: TaskEnv) -> AgentSession:
         if self._agent is None:
-            self._agent = self.config.launcher.start(env.observation_spec(), env.action_spec())
+            self._agent = self.config.launcher.start(
+                env.observation_spec(), env.action_spec(), max(1, self.config.env_slots)
+            )
         return self._agent
 
     def _drop_agent(self) -> None:
@@ -112,18 +134,48 @@ class RolloutWorker:
             except Exception as exc:  # noqa: BLE001 - closing a dead agent may fail
                 log.debug("closing agent failed: %s", exc)
 
-    def run_episode(self, spec: EpisodeSpec) -> EpisodeResult:
+    def run_episodes(self, specs: list[EpisodeSpec]) -> list[EpisodeResult]:
+        """Play ``specs``, up to the agent's slots at a time; one result per spec, in order.
+
+        An episode interrupted by a sibling slot's fault is replayed alone on a fresh
+        agent, so every result is the episode's own.
+        """
+        queue = deque(specs)
+        alone: set[int] = set()
+        results: dict[int, EpisodeResult] = {}
+        while queue:
+            batch = [queue.popleft()]
+            if batch[0].index not in alone:
+                while queue and len(batch) < max(1, self.config.env_slots):
+                    batch.append(queue.popleft())
+            done, replay, later = self._play(batch, alone)
+            results.update(done)
+            queue.extendleft(reversed(later))
+            for spec in replay:
+                alone.add(spec.index)
+                queue.appendleft(spec)
+        return [results[spec.index] for spec in specs]
+
+    def _play(
+        self, batch: list[EpisodeSpec], alone: set[int]
+    ) -> tuple[dict[int, EpisodeResult], list[EpisodeSpec], list[EpisodeSpec]]:
+        """Play as much of ``batch`` as the agent's slots allow.
+
+        Returns the results by episode index, the interrupted episodes (to replay alone)
+        and the episodes not started (no slot left for them).
+        """
         cfg = self.config
         try:
-            env = self._env(spec.task)
+            env0 = self._env(batch[0].task)
         except Exception as exc:  # noqa: BLE001
-            return EpisodeResult(
-                index=spec.index,
-                task=spec.task,
-                task_episode=spec.task_episode,
-                seed=spec.seed,
-                failure_cause=fc.SIMULATOR_ERROR,
-                failure_detail=f"cannot build env: {exc}",
+            return (
+                {
+                    batch[0].index: EpisodeResult.failed(
+                        batch[0], fc.SIMULATOR_ERROR, f"cannot build env: {exc}"
+                    )
+                },
+                [],
+                batch[1:],
             )
         try:
             if self._start_faults >= MAX_AGENT_START_FAULTS and self._last_start_fault:
@@ -131,53 +183,92 @@ class RolloutWorker:
                 # do not pay the start deadline again for every remaining episode.
                 cause, detail = self._last_start_fault
                 raise _RepeatedStartFault(cause, f"agent failed to start again: {detail}")
-            agent = self._ensure_agent(env)
+            agent = self._ensure_agent(env0)
             self._start_faults = 0
         except Exception as exc:  # noqa: BLE001
             cause, detail = classify(exc)
             if cause in fc.AGENT_FAULTS:
                 self._start_faults += 1
                 self._last_start_fault = (cause, detail)
-            return EpisodeResult(
-                index=spec.index,
-                task=spec.task,
-                task_episode=spec.task_episode,
-                seed=spec.seed,
-                failure_cause=cause,
-                failure_detail=detail,
+            return {spec.index: EpisodeResult.failed(spec, cause, detail) for spec in batch}, [], []
+        slots = max(1, min(agent.slots, cfg.env_slots))
+        batch, later = batch[:slots], batch[slots:]
+        envs = [env0]
+        seen = {batch[0].task: 1}
+        try:
+            for spec in batch[1:]:
+                envs.append(self._env(spec.task, seen.get(spec.task, 0)))
+                seen[spec.task] = seen.get(spec.task, 0) + 1
+        except Exception as exc:  # noqa: BLE001
+            later = batch[len(envs) :] + later
+            batch = batch[: len(envs)]
+            log.warning("cannot build more envs for a batch: %s", exc)
+        if agent.slots <= 1:
+            run = run_episode(
+                env0,
+                agent,
+                batch[0],
+                self._task(batch[0]),
+                max_steps=cfg.env.max_steps,
+                step_log_interval=cfg.step_log_interval,
+                frame_every=cfg.frame_every,
             )
-        task = TaskInfo(
+            runs, interrupted, failed = [run], [], run.result.failure_cause is not None
+        else:
+            plays = [
+                EpisodePlay(
+                    env,
+                    spec,
+                    self._task(spec),
+                    max_steps=cfg.env.max_steps,
+                    step_log_interval=cfg.step_log_interval,
+                    frame_every=cfg.frame_every,
+                )
+                for env, spec in zip(envs, batch, strict=True)
+            ]
+            outcome = run_batch(plays, agent)
+            runs, interrupted = outcome.runs, outcome.interrupted
+            failed = outcome.agent_failed or any(r.result.failure_cause for r in runs)
+        if failed:
+            # Agent faults and transport failures leave the agent in an unknown state.
+            self._drop_agent()
+        done = {run.result.index: self._publish(run) for run in runs}
+        replay = []
+        for spec in interrupted:
+            if spec.index in alone:  # cannot happen: a lone episode owns every fault
+                done[spec.index] = EpisodeResult.failed(
+                    spec, fc.INTERNAL, "episode interrupted twice"
+                )
+            else:
+                replay.append(spec)
+        return done, replay, later
+
+    def _task(self, spec: EpisodeSpec) -> TaskInfo:
+        cfg = self.config
+        return TaskInfo(
             name=spec.task,
             benchmark_id=cfg.benchmark.benchmark_id,
             max_steps=cfg.env.max_steps,
             episode_index=spec.task_episode,
             metadata={"provider": cfg.benchmark.provider, "mode": cfg.env.observation_mode},
         )
-        run = run_episode(
-            env,
-            agent,
-            spec,
-            task,
-            max_steps=cfg.env.max_steps,
-            step_log_interval=cfg.step_log_interval,
-            frame_every=cfg.frame_every,
-        )
+
+    def _publish(self, run: EpisodeRun) -> EpisodeResult:
+        """Queue the episode's action log and frames for upload; the result refs them."""
+        cfg = self.config
         result = run.result
-        if result.failure_cause is not None:
-            # Agent faults and transport failures leave the agent in an unknown state.
-            self._drop_agent()
         if self._uploader is not None and cfg.log_actions and run.recorder.steps:
             action_log = run.recorder.action_log(
                 benchmark_id=cfg.benchmark.benchmark_id,
-                task=spec.task,
+                task=result.task,
                 job_id=cfg.job_id,
-                episode_index=spec.index,
-                seed=spec.seed,
+                episode_index=result.index,
+                seed=result.seed,
                 max_steps=cfg.env.max_steps,
                 goal_hidden=not cfg.benchmark.goal_observable,
             )
             result.actions_ref = self._uploader.submit(
-                action_log_key(cfg.job_id, spec.index),
+                action_log_key(cfg.job_id, result.index),
                 encode_action_log(action_log),
                 ACTION_LOG_CONTENT_TYPE,
             )
@@ -185,7 +276,7 @@ class RolloutWorker:
             for step, frame in run.frames:
                 result.media_refs.append(
                     self._uploader.submit(
-                        frame_key(cfg.job_id, spec.index, step), encode_png(frame), "image/png"
+                        frame_key(cfg.job_id, result.index, step), encode_png(frame), "image/png"
                     )
                 )
         return result
@@ -198,9 +289,14 @@ class RolloutWorker:
         self._drop_agent()
         if self._uploader is not None:
             self._uploader.close()
-        for env in self._envs.values():
-            try:
-                env.close()
-            except Exception as exc:  # noqa: BLE001
-                log.debug("closing env failed: %s", exc)
+        for envs in self._envs.values():
+            for env in envs:
+                _close_env(env)
         self._envs.clear()
+
+
+def _close_env(env: TaskEnv) -> None:
+    try:
+        env.close()
+    except Exception as exc:  # noqa: BLE001
+        log.debug("closing env failed: %s", exc)
