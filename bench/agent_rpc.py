@@ -73,7 +73,7 @@ ACTION_SPEC = ArraySpec("float32", (4,), -1.0, 1.0)
 STATE_SPEC = ArraySpec("float64", (39,))
 IMAGE_SPEC = ArraySpec("uint8", (84, 84, 3))
 TIMEOUTS = CallTimeouts(hello=60.0, reset=10.0, act=5.0, close=1.0)
-MODES = ("raw", "loop", "loop1", "floor")
+MODES = ("raw", "rawk", "loop", "loop1", "floor")
 
 
 def make_bundle(root: Path, slots: int) -> Path:
@@ -212,7 +212,15 @@ def measure(
                 batch[j] = obs[j]
             actions = agents["loop"].act_batch(slots, batch)
         for j in slots:
-            if mode == "raw":
+            if mode == "raw":  # one env, consecutive steps: the simulator at its best
+                o, _r, terminated, truncated, _info = envs[0].step(zero)
+                if terminated or truncated:
+                    r = clock()
+                    o, _ = envs[0].reset()
+                    resets += clock() - r
+                obs[0] = o
+                continue
+            if mode == "rawk":
                 action = zero
             elif mode == "loop":
                 action = actions[j]
@@ -383,7 +391,8 @@ def main() -> None:
     table.add_row("RPC round trip, 39-float state: p50 / p99", f"{s50:.1f} / {s99:.1f} µs")
     table.add_row("RPC round trip, 84×84×3 uint8: p50 / p99", f"{i50:.1f} / {i99:.1f} µs")
     us: Callable[[float], str] = lambda ns: f"{ns / n_steps / 1e3:.1f} µs"  # noqa: E731
-    table.add_row("MT10 raw env step, wall (mean)", us(wall["raw"]))
+    table.add_row("MT10 raw env step (one env, consecutive steps), wall (mean)", us(wall["raw"]))
+    table.add_row(f"raw, {k} envs stepped in turn (lockstep's cache cost)", us(wall["rawk"]))
     table.add_row(f"loop: env step + agent, {k} episodes per round trip", us(wall["loop"]))
     table.add_row("loop, 1 episode per round trip", us(wall["loop1"]))
     table.add_row(
@@ -391,6 +400,10 @@ def main() -> None:
         f"[bold]{ratio['loop']:.3f}[/]",
     )
     table.add_row("  CPU-time ratio (evaluator + agent)", f"{cpu_ratio['loop']:.3f}")
+    table.add_row(
+        f"  of which: {k} envs in turn / RPC (loop vs raw in turn)",
+        f"{ratio['rawk']:.3f} / {wall['rawk'] / wall['loop']:.3f}",
+    )
     table.add_row(
         "ratio with 1 episode per round trip (wall / CPU)",
         f"{ratio['loop1']:.3f} / {cpu_ratio['loop1']:.3f}",
@@ -424,6 +437,8 @@ def main() -> None:
                 "ratio": round(ratio["loop"], 4),
                 "cpu_ratio": round(cpu_ratio["loop"], 4),
                 "ratio_1_slot": round(ratio["loop1"], 4),
+                "raw_in_turn_ratio": round(ratio["rawk"], 4),
+                "loop_vs_raw_in_turn": round(wall["rawk"] / wall["loop"], 4),
                 "echo_floor_ratio": round(ratio["floor"], 4),
                 "production_ratio": round(prod_ratio, 4),
                 "loadavg": [round(load_before, 2), round(load_after, 2)],

@@ -66,6 +66,24 @@ RAISES_AGENT = CRASH_AGENT.replace(
     '            raise RuntimeError("policy bug in episode 1")\n',
 )
 
+# Tags every action with which instance of the class produced it (the gripper channel).
+INSTANCE_AGENT = """
+import numpy as np
+
+class Agent:
+    made = 0
+
+    def __init__(self):
+        Agent.made += 1
+        self.tag = Agent.made / 10.0
+
+    def reset(self, task):
+        pass
+
+    def act(self, observation):
+        return np.array([0.0, 0.0, 0.0, self.tag], np.float32)
+"""
+
 # Zero actions, slowly: ~max_steps * 20 ms per episode (used to kill the evaluator mid-job).
 SLOW_AGENT = """
 import time
@@ -118,6 +136,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "random_single": write_bundle(base / "random_single", RANDOM_AGENT),
         "crash": write_bundle(base / "crash", CRASH_AGENT, slots=4),
         "raises": write_bundle(base / "raises", RAISES_AGENT, slots=4),
+        "instances": write_bundle(base / "instances", INSTANCE_AGENT, slots=4),
         "slow": write_bundle(base / "slow", SLOW_AGENT),
         "reach_rgb": write_bundle(base / "reach_rgb", RGB_REACH_AGENT, slots=2),
         "broken": write_bundle(base / "broken", BROKEN_AGENT),

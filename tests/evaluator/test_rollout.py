@@ -83,6 +83,28 @@ def test_batched_and_single_slot_agents_give_identical_results(
     assert batched.metrics.to_dict() == single.metrics.to_dict()
 
 
+def test_episodes_are_played_together_when_the_agent_allows(
+    bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    """After its first episode (the agent says how many slots it grants), a worker plays
+    up to min(env_slots, slots) episodes at once, each with its own agent instance."""
+    media = tmp_path / "media"
+    outcome = evaluate(
+        _request("job-instances", episodes=5, max_steps=20),
+        SandboxLauncher(str(bundles["instances"])),
+        env_slots=4,
+        media_url=str(media),
+    )
+    tags = []
+    for result in outcome.results:
+        assert result.failure_cause is None, result
+        log = load_action_log(result.actions_ref or "", str(media))
+        assert len(set(log.actions[:, 3].tolist())) == 1  # one instance per episode
+        tags.append(round(float(log.actions[0, 3]) * 10))
+    assert tags[0] == 1  # the first episode alone, on instance 1
+    assert sorted(tags[1:]) == [1, 2, 3, 4]  # then four at once, one instance each
+
+
 def test_agent_exception_in_one_slot_fails_only_its_episode(bundles: dict[str, Path]) -> None:
     """The runtime names the failing slot: that episode is the agent's fault; its siblings,
     cut short by the broken connection, are replayed and finish normally."""

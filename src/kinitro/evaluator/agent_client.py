@@ -226,13 +226,17 @@ class AgentClient:
         except Exception as exc:  # classify every failure, then re-raise typed
             raise self._classify(exc, "act") from exc
 
-    def act_batch(self, slots: Sequence[int], observations: rpc.Observation) -> rpc.Array:
+    def act_batch(
+        self,
+        slots: Sequence[int],
+        observations: Sequence[rpc.Observation] | rpc.Array | dict[str, rpc.Array],
+    ) -> rpc.Array:
         """One step of each of ``slots`` in one round trip.
 
-        ``observations`` stacks one observation per slot along a new first axis (a dict
-        observation: each field stacked). Returns the actions stacked the same way, each
-        validated like :meth:`act`. The deadline is the ``act`` deadline per slot. A
-        failure the agent attributes to one slot carries it in ``AgentFailure.slot``.
+        ``observations``: one per slot, as a list or stacked along a new first axis (a
+        dict observation: each field stacked). Returns the actions stacked along the
+        first axis, each validated like :meth:`act`. The deadline is the ``act`` deadline
+        per slot. A failure the agent pins on one slot carries it in ``AgentFailure.slot``.
         """
         if self._broken is not None:
             raise self._broken
@@ -244,9 +248,18 @@ class AgentClient:
         try:
             if self._kernel_timeout != timeout:
                 self._set_kernel_timeout(timeout)
-            self._sock.sendall(rpc.encode(rpc.ActBatch(i, tuple(slots), observations)))
-            body = self._reader.read(self._recv_into)
-            return rpc.decode_actions(body, i, self.action_spec, slots)
+            hot = self._hot
+            self._sock.sendall(hot.act_batch_frame(i, slots, observations))
+            reader = self._reader
+            if reader.buffered == 0:  # usually one recv holding exactly our fixed layout
+                got = self._sock.recv_into(hot.recv_view)
+                if got == 0:
+                    raise rpc.ConnectionClosed("connection closed", mid_frame=False)
+                actions = hot.parse_actions(got, i, n)
+                if actions is not None:
+                    return actions
+                reader.feed(hot.recv_view[:got])
+            return rpc.decode_actions(reader.read(self._recv_into), i, self.action_spec, slots)
         except Exception as exc:  # classify every failure, then re-raise typed
             raise self._classify(exc, "act_batch") from exc
 

@@ -896,6 +896,29 @@ def _array_prefix(key: str, spec: ArraySpec) -> bytes:
     )
 
 
+def _stack(observations: Sequence[Observation] | Array | dict[str, Array]) -> Observation:
+    """Per-slot observations stacked along a new first axis (already stacked: as is)."""
+    if isinstance(observations, np.ndarray | dict):
+        return observations
+    first = observations[0]
+    if isinstance(first, dict):
+        return {k: np.stack([o[k] for o in observations]) for k in first}
+    return np.stack(observations)  # type: ignore[arg-type]
+
+
+def _batch_frame_length(spec: ArraySpec, n: int) -> int:
+    """Length of our fixed-layout ``act_batch`` frame of ``n`` observations of ``spec``."""
+    body = (
+        1
+        + len(_packb_any("type") + _packb_any("act_batch") + _packb_any("id"))
+        + 5
+        + len(_packb_any("slots") + _packb_any([0] * n))
+        + len(_array_prefix("observations", ArraySpec(spec.dtype, (n, *spec.shape))))
+        + n * spec.size * DTYPES[spec.dtype].itemsize
+    )
+    return HEADER_SIZE + body
+
+
 def _packb_any(obj: object) -> bytes:
     out: bytes = msgpack.packb(obj, use_bin_type=True)
     return out
@@ -905,7 +928,8 @@ _U32 = struct.Struct(">I")
 
 
 class FrameTemplate:
-    """A fixed-layout frame ``{"type": T, "id": <uint32>, KEY: <array of spec>}``.
+    """A fixed-layout frame ``{"type": T, "id": <uint32>, KEY: <array of spec>}``, or with
+    ``slot_count``, ``{"type": T, "id": <uint32>, "slots": [..], KEY: <array>}``.
 
     Our own client and runtime send ``act``/``action`` frames in exactly this layout (the
     id always as msgpack ``uint32``, ``0xce``), which is ordinary msgpack; the receiver
@@ -920,25 +944,46 @@ class FrameTemplate:
         "_head",
         "_id_off",
         "_mid",
+        "_mid_off",
+        "_slots_key",
+        "_slots_off",
         "array",
         "buf",
         "floats",
         "length",
+        "slot_count",
         "spec",
     )
 
-    def __init__(self, type_name: str, key: str, spec: ArraySpec) -> None:
+    def __init__(self, type_name: str, key: str, spec: ArraySpec, slot_count: int = 0) -> None:
+        """``slot_count`` > 0 adds ``"slots": [s0, …]`` (that many slot numbers, each one
+        byte: msgpack positive fixints) between the id and the array (``act_batch``)."""
         self.spec = spec
-        prefix = b"\x83" + _packb_any("type") + _packb_any(type_name) + _packb_any("id") + b"\xce"
+        self.slot_count = slot_count
+        prefix = (
+            bytes([0x80 | (4 if slot_count else 3)])
+            + _packb_any("type")
+            + _packb_any(type_name)
+            + _packb_any("id")
+            + b"\xce"
+        )
+        slots_key = b""
+        if slot_count:  # the array header of `slot_count` one-byte ints, without the ints
+            slots_key = _packb_any("slots") + _packb_any([0] * slot_count)[:-slot_count]
         mid = _array_prefix(key, spec)
         nbytes = spec.size * DTYPES[spec.dtype].itemsize
-        body_len = len(prefix) + 4 + len(mid) + nbytes
+        body_len = len(prefix) + 4 + len(slots_key) + slot_count + len(mid) + nbytes
         self._head = HEADER.pack(body_len) + prefix
         self._id_off = len(self._head)
+        self._slots_key = slots_key
+        self._slots_off = self._id_off + 4 + len(slots_key)
         self._mid = mid
-        self._data_off = self._id_off + 4 + len(mid)
+        self._mid_off = self._slots_off + slot_count
+        self._data_off = self._mid_off + len(mid)
         self.length = HEADER_SIZE + body_len
-        self.buf = bytearray(self._head + bytes(4) + mid + bytes(nbytes))
+        self.buf = bytearray(
+            self._head + bytes(4) + slots_key + bytes(slot_count) + mid + bytes(nbytes)
+        )
         self.array: Array = np.frombuffer(
             self.buf, dtype=DTYPES[spec.dtype], count=spec.size, offset=self._data_off
         ).reshape(spec.shape)
@@ -956,22 +1001,41 @@ class FrameTemplate:
             return True  # NaN/±Inf propagate through the sum; overflow → exact check below
         return bool(np.isfinite(self.array_in(buffer)).all())
 
+    def with_id(self, request_id: int) -> bytearray:
+        """The frame with ``request_id`` and whatever ``array`` holds now."""
+        _U32.pack_into(self.buf, self._id_off, request_id)
+        return self.buf
+
     def fill(self, request_id: int, arr: Array) -> bytearray:
         """The frame for ``request_id`` carrying ``arr`` (which must match the spec)."""
         _U32.pack_into(self.buf, self._id_off, request_id)
         self.array[...] = arr
         return self.buf
 
+    def fill_slots(self, slots: Sequence[int]) -> None:
+        """Write the slot numbers (each below 128) of the next frame."""
+        off = self._slots_off
+        self.buf[off : off + self.slot_count] = bytes(slots)
+
     def match(self, buffer: bytearray, n: int) -> int | None:
         """The id if ``buffer[:n]`` is exactly one frame of this layout, else ``None``."""
         if (
             n != self.length
             or not buffer.startswith(self._head)
-            or not buffer.startswith(self._mid, self._id_off + 4)
+            or not buffer.startswith(self._mid, self._mid_off)
+            or not buffer.startswith(self._slots_key, self._id_off + 4)
         ):
             return None
         i: int = _U32.unpack_from(buffer, self._id_off)[0]
         return i
+
+    def slots_in(self, buffer: bytearray) -> tuple[int, ...] | None:
+        """The slot numbers of a matched frame, or None unless they are valid."""
+        off = self._slots_off
+        slots = tuple(buffer[off : off + self.slot_count])
+        if max(slots) >= MAX_SLOTS or len(set(slots)) != len(slots):
+            return None
+        return slots
 
     def array_in(self, buffer: bytearray) -> Array:
         """A view of where a matched frame's array lies in ``buffer`` (copy before reuse)."""
@@ -995,6 +1059,9 @@ class HotPath:
         "_act_in",
         "_action_in",
         "_action_shape",
+        "_batch_lengths",
+        "_batch_t",
+        "_batches_t",
         "_obs_shape",
         "act_t",
         "action_dtype",
@@ -1018,10 +1085,17 @@ class HotPath:
         self.obs_dtype: np.dtype[Any] | None = None
         self._obs_shape: tuple[int, ...] | None = None
         self._act_in: Array | None = None
+        # act_batch / actions templates per batch size n, with a view of where their
+        # array lies in the receive buffer (created on first use).
+        self._batch_t: dict[int, tuple[FrameTemplate, Array]] = {}
+        self._batches_t: dict[int, tuple[FrameTemplate, Array]] = {}
+        self._batch_lengths: dict[int, int] = {}  # act_batch frame length → n
         if isinstance(observation_spec, ArraySpec):
             self.act_t = FrameTemplate("act", "observation", observation_spec)
             self.obs_dtype = DTYPES[observation_spec.dtype]
             self._obs_shape = observation_spec.shape
+            for n in range(1, MAX_SLOTS + 1):
+                self._batch_lengths[_batch_frame_length(observation_spec, n)] = n
         # Receive into this buffer (one recv per frame on the fast path); the parsers read
         # the array through views created once.
         size = max(64 * 1024, self.action_t.length, self.act_t.length if self.act_t else 0)
@@ -1059,6 +1133,65 @@ class HotPath:
         """Generic decoding and full validation of the response to ``act``."""
         return decode_action(body, request_id, self.action_spec)
 
+    def act_batch_frame(
+        self,
+        request_id: int,
+        slots: Sequence[int],
+        observations: Sequence[Observation] | Array | dict[str, Array],
+    ) -> bytes | bytearray:
+        """The ``act_batch`` frame (valid until the next call: it may be a reused buffer).
+
+        ``observations``: one per slot (a list, or an array stacked along its first axis),
+        copied once, straight into the frame; anything our fixed layout cannot carry
+        (dict observations, other dtypes or shapes) is encoded by the generic codec."""
+        n = len(slots)
+        entry = self._batch_t.get(n)
+        if entry is None and self.act_t is not None and 0 < n <= MAX_SLOTS:
+            entry = self._act_batch_template(n)
+        if entry is not None and request_id <= 0xFFFFFFFF and max(slots) < MAX_SLOTS:
+            t = entry[0]
+            rows = t.array
+            dtype, shape = self.obs_dtype, self._obs_shape
+            j = 0
+            for obs in observations:
+                if type(obs) is not np.ndarray or obs.shape != shape or obs.dtype != dtype:
+                    break
+                rows[j] = obs
+                j += 1
+            if j == n:
+                t.fill_slots(slots)
+                return t.with_id(request_id)
+        return encode(ActBatch(request_id, tuple(slots), _stack(observations)))
+
+    def parse_actions(self, n: int, request_id: int, count: int) -> Array | None:
+        """The actions if ``recv_buffer[:n]`` is exactly our ``actions`` frame for the id
+        with ``count`` rows, all finite; else ``None`` (the generic path decides)."""
+        t, view = self._actions_template(count)
+        if t.match(self.recv_buffer, n) != request_id:
+            return None
+        if self.action_dtype.kind == "f" and not t.finite_in(self.recv_buffer):
+            return None  # the generic decoder names the slot
+        return view.copy()
+
+    def _act_batch_template(self, n: int) -> tuple[FrameTemplate, Array]:
+        entry = self._batch_t.get(n)
+        if entry is None:
+            spec = self.observation_spec
+            assert isinstance(spec, ArraySpec)
+            t = FrameTemplate(
+                "act_batch", "observations", ArraySpec(spec.dtype, (n, *spec.shape)), n
+            )
+            entry = self._batch_t[n] = (t, t.array_in(self.recv_buffer))
+        return entry
+
+    def _actions_template(self, n: int) -> tuple[FrameTemplate, Array]:
+        entry = self._batches_t.get(n)
+        if entry is None:
+            spec = self.action_spec
+            t = FrameTemplate("actions", "actions", ArraySpec(spec.dtype, (n, *spec.shape)))
+            entry = self._batches_t[n] = (t, t.array_in(self.recv_buffer))
+        return entry
+
     # agent side --------------------------------------------------------------
 
     def parse_act(self, n: int) -> Act | None:
@@ -1070,6 +1203,24 @@ class HotPath:
         if i is None:
             return None
         return Act(i, self._act_in.copy())
+
+    def parse_act_batch(self, n: int) -> ActBatch | None:
+        """The request if ``recv_buffer[:n]`` is exactly our ``act_batch`` frame."""
+        count = self._batch_lengths.get(n)
+        if count is None or self.act_t is None or n > len(self.recv_buffer):
+            return None
+        t, view = self._act_batch_template(count)
+        i = t.match(self.recv_buffer, n)
+        if i is None:
+            return None
+        slots = t.slots_in(self.recv_buffer)
+        if slots is None:
+            return None
+        return ActBatch(i, slots, view.copy())
+
+    def actions_out(self, n: int) -> FrameTemplate:
+        """The ``actions`` template for ``n`` rows: fill ``.array``, then :meth:`send_id`."""
+        return self._actions_template(n)[0]
 
     def action_frame(self, request_id: int, action: Array) -> bytes | bytearray:
         """The ``action`` frame for an action that satisfies the spec (see coerce_action)."""

@@ -217,14 +217,10 @@ def run_batch(plays: list[EpisodePlay], agent: AgentSession) -> BatchOutcome:
     except Exception as exc:  # noqa: BLE001
         _blame(plays, running, exc, out)
         running = []
-    first = plays[running[0]].obs if running else None
-    stacked: Any = _stack_buffer(first, len(plays))
     act_batch = agent.act_batch
     while running:
-        n = len(running)
-        _fill(stacked, [plays[s].obs for s in running])
         try:
-            actions = act_batch(running, _head(stacked, n))
+            actions = act_batch(running, [plays[s].obs for s in running])
         except Exception as exc:  # noqa: BLE001
             _blame(plays, running, exc, out)
             break
@@ -251,29 +247,3 @@ def _blame(
             plays[s].fail_agent(exc)
         else:
             out.interrupted.append(plays[s].spec)
-
-
-def _stack_buffer(obs: Any, k: int) -> Any:
-    """A reusable (k, *shape) buffer per observation field."""
-    if obs is None:
-        return None
-    if isinstance(obs, dict):
-        return {name: np.empty((k, *np.shape(v)), np.asarray(v).dtype) for name, v in obs.items()}
-    arr = np.asarray(obs)
-    return np.empty((k, *arr.shape), arr.dtype)
-
-
-def _fill(buffer: Any, observations: list[Any]) -> None:
-    if isinstance(buffer, dict):
-        for name, column in buffer.items():
-            for j, obs in enumerate(observations):
-                column[j] = obs[name]
-        return
-    for j, obs in enumerate(observations):
-        buffer[j] = obs
-
-
-def _head(buffer: Any, n: int) -> Any:
-    if isinstance(buffer, dict):
-        return {name: column[:n] for name, column in buffer.items()}
-    return buffer[:n]

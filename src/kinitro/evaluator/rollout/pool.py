@@ -1,9 +1,10 @@
 """Ray rollout pool: episodes sharded over N worker actors, with bounded infra retries.
 
-Scheduling is dynamic: each actor holds a small batch of episodes at a time (up to
-``env_slots``, which it plays in lockstep on one agent connection, fewer when little work
-is left so no actor idles) and gets the next as soon as it returns, so slow tasks do not
-stall a static shard. An idle actor prefers an episode of
+Scheduling is dynamic: each actor holds a small batch of episodes at a time and gets the
+next as soon as it returns, so slow tasks do not stall a static shard. A batch is as large
+as the actor can play in lockstep on one agent connection (its ``slots``: ``env_slots``
+capped by what the agent granted, so 1 until its agent has started), fewer when little
+work is left so no actor idles. An idle actor prefers an episode of
 a task it has already built an environment for, then a task no other actor has built
 (building a MuJoCo env costs ~0.4 s; MT50 on every actor would cost 20 s each). Results
 are deterministic anyway: every episode is fully determined by its seed (the simulator is
@@ -151,7 +152,7 @@ class RolloutPool:
         idle = list(range(len(self._actors)))
         owned: dict[int, set[str]] = {}  # tasks whose env each actor has built
         in_flight: dict[Any, tuple[int, list[tuple[EpisodeSpec, int]]]] = {}
-        slots = max(1, self.config.env_slots)
+        slots = [1] * len(self._actors)  # what each actor reported it can play at once
 
         def finish(spec: EpisodeSpec, attempt: int, result: EpisodeResult) -> None:
             result.attempts = attempt
@@ -174,7 +175,7 @@ class RolloutPool:
             while pending and idle:
                 slot = idle.pop()
                 # Share what is left fairly: a full batch each while there is plenty.
-                size = min(slots, -(-len(pending) // (len(idle) + 1)))
+                size = min(slots[slot], -(-len(pending) // (len(idle) + 1)))
                 batch = []
                 for _ in range(size):
                     spec, attempt = _pick(pending, slot, owned)
@@ -186,11 +187,12 @@ class RolloutPool:
             for ref in ready:
                 slot, batch = in_flight.pop(ref)
                 try:
-                    results = ray.get(ref)
+                    results, slots[slot] = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
                     log.warning("rollout worker %d lost: %s", slot, exc)
                     self._actors[slot] = self._spawn(slot)
                     owned.pop(slot, None)
+                    slots[slot] = 1
                     results = [
                         EpisodeResult.failed(spec, fc.WORKER_LOST, str(exc)[:500])
                         for spec, _ in batch

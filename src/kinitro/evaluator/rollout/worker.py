@@ -134,8 +134,18 @@ class RolloutWorker:
             except Exception as exc:  # noqa: BLE001 - closing a dead agent may fail
                 log.debug("closing agent failed: %s", exc)
 
-    def run_episodes(self, specs: list[EpisodeSpec]) -> list[EpisodeResult]:
-        """Play ``specs``, up to the agent's slots at a time; one result per spec, in order.
+    @property
+    def slots(self) -> int:
+        """Episodes this worker plays at once: ``env_slots``, capped by the running agent's
+        granted slots (1 until an agent has started: batches are only worth handing out
+        once the agent has said it takes them)."""
+        if self._agent is None:
+            return 1
+        return max(1, min(self._agent.slots, self.config.env_slots))
+
+    def run_episodes(self, specs: list[EpisodeSpec]) -> tuple[list[EpisodeResult], int]:
+        """Play ``specs``, up to the agent's slots at a time; one result per spec, in order,
+        and :attr:`slots` afterwards (how many to hand this worker next time).
 
         An episode interrupted by a sibling slot's fault is replayed alone on a fresh
         agent, so every result is the episode's own.
@@ -154,7 +164,7 @@ class RolloutWorker:
             for spec in replay:
                 alone.add(spec.index)
                 queue.appendleft(spec)
-        return [results[spec.index] for spec in specs]
+        return [results[spec.index] for spec in specs], self.slots
 
     def _play(
         self, batch: list[EpisodeSpec], alone: set[int]

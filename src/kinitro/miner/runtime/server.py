@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kinitro.miner.runtime.manifest import ManifestError, RuntimeManifest, load_manifest
 from kinitro.protocol import agent_rpc as rpc
 
@@ -126,7 +124,7 @@ class Server:
                 n = recv_into(hot.recv_view)
                 if n == 0:
                     return
-                request = hot.parse_act(n)
+                request = hot.parse_act(n) or hot.parse_act_batch(n)
                 if request is None:
                     reader.feed(hot.recv_view[:n])
             if request is None:
@@ -156,6 +154,9 @@ class Server:
                     self.fail(i, "invalid_action", str(exc))
                     continue
                 sendall(hot.action_frame(i, action))
+                continue
+            if hot is not None and type(request) is rpc.ActBatch:
+                self.act_batch(request)
                 continue
             self.handle(request)
 
@@ -223,7 +224,8 @@ class Server:
                 self.fail(i, "bad_state", f"slot {slot} not granted", slot)
                 return
         obs = request.observations
-        out = np.empty((len(request.slots), *loaded.action_spec.shape), hot.action_dtype)
+        template = hot.actions_out(len(request.slots))
+        out = template.array
         for j, slot in enumerate(request.slots):
             one = {k: v[j] for k, v in obs.items()} if isinstance(obs, dict) else obs[j]
             try:
@@ -236,7 +238,9 @@ class Server:
             except rpc.AgentRpcError as exc:
                 self.fail(i, "invalid_action", str(exc), slot)
                 return
-        self.conn.sendall(rpc.encode(rpc.Actions(i, out)))
+        self.conn.sendall(
+            template.with_id(i) if i <= 0xFFFFFFFF else rpc.encode(rpc.Actions(i, out))
+        )
 
     def hello(self, request: rpc.Hello) -> None:
         loaded = self.loaded
