@@ -8,7 +8,10 @@ Measures, through the real bubblewrap sandbox and the real agent runtime:
    interleaved per task and round (rotating which mode goes first) in the same process on
    the same core:
 
-   * **raw**: ``env.step`` with a constant action — the simulator alone;
+   * **raw**: ``env.step`` with a constant action on one env, consecutive steps — the
+     simulator alone, at its best (the headline ratio's reference);
+   * **raw, K in turn**: the K envs stepped in turn with a constant action — what
+     lockstep costs the simulator by itself (each env's state is cache-cold at its turn);
    * **loop**: the evaluator's loop with a zero-compute agent in the sandbox: the K
      episodes in lockstep, one ``act_batch`` round trip per step for all K (the agent's
      manifest grants K slots), then K ``env.step`` — what a rollout worker does;
@@ -17,7 +20,8 @@ Measures, through the real bubblewrap sandbox and the real agent runtime:
      no codec): what any out-of-process agent called once per step costs.
 
    Ratios are raw time / mode time (1.0 = no overhead; target ≥ 0.90 for the loop), by
-   wall clock and by CPU time (evaluator thread + agent process, from schedstat).
+   wall clock and by CPU time (evaluator thread + agent process, from schedstat); the
+   loop's is also split into its two factors (K envs in turn, and the RPC on top).
 3. The production driver (``kinitro.evaluator.rollout.episode.run_batch``: episode reset,
    per-step recording into the action log buffers, success tracking) against raw
    episodes (reset + steps), same envs.
