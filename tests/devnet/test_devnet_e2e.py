@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from kinitro.core.pgcluster import PostgresCluster
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 EPISODES = 2
@@ -104,9 +106,10 @@ def _check_nothing_lost(summary: dict[str, Any]) -> None:
 @pytest.fixture
 def no_live_backend_after(tmp_path: Path):
     yield
-    # The devnet must have stopped everything it started.
+    # The devnet must have stopped everything it started, its PostgreSQL included.
     pids = tmp_path / "devnet" / "pids.json"
     assert not pids.exists()
+    assert not PostgresCluster(tmp_path / "devnet" / "postgres").is_running()
 
 
 def _read_summary(proc: subprocess.Popen[str], data_dir: Path) -> dict[str, Any]:

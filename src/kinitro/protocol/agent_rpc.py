@@ -54,7 +54,7 @@ import math
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, NoReturn, TypeAlias
 
 import msgpack
 import numpy as np
@@ -835,15 +835,7 @@ def decode_actions(
             exc.slot = slots[row]
             raise exc
         return arr
-    if t == "error" and i == request_id:
-        raise AgentReportedError(
-            _get(m, "code", str, "error"),
-            _get(m, "message", str, "error")[:MAX_STRING],
-            _opt_slot(m),
-        )
-    if t not in ("action", "actions", "error", "reset_ok", "hello_ok", "close_ok"):
-        raise UnknownMessageType(f"unknown response type {t[:64]!r}")
-    raise InvalidMessage(f"expected 'actions' for request {request_id}, got {t!r} for {i}")
+    _not_the_answer(m, t, i, request_id, "actions")
 
 
 def decode_action(body: bytes | bytearray | memoryview, request_id: int, spec: ArraySpec) -> Array:
@@ -860,6 +852,12 @@ def decode_action(body: bytes | bytearray | memoryview, request_id: int, spec: A
         arr = decode_array(m["action"], "action")
         check_action(arr, spec)
         return arr
+    _not_the_answer(m, t, i, request_id, "action")
+
+
+def _not_the_answer(m: dict[Any, Any], t: str, i: int, request_id: int, expected: str) -> NoReturn:
+    """Raise for a response that is not the expected answer to ``request_id``: the agent's
+    ``error`` as :class:`AgentReportedError`, anything else as the specific violation."""
     if t == "error" and i == request_id:
         raise AgentReportedError(
             _get(m, "code", str, "error"),
@@ -868,7 +866,7 @@ def decode_action(body: bytes | bytearray | memoryview, request_id: int, spec: A
         )
     if t not in ("action", "actions", "error", "reset_ok", "hello_ok", "close_ok"):
         raise UnknownMessageType(f"unknown response type {t[:64]!r}")
-    raise InvalidMessage(f"expected 'action' for request {request_id}, got {t!r} for {i}")
+    raise InvalidMessage(f"expected {expected!r} for request {request_id}, got {t!r} for {i}")
 
 
 # --------------------------------------------------------------------------- hot path
