@@ -3,6 +3,8 @@ together by ``act_batch`` (runtime as a real subprocess, real socket)."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -11,8 +13,11 @@ from kinitro.evaluator.agent_client import (
     AgentCrashed,
     AgentInvalidAction,
     AgentProtocolViolation,
+    AgentTimeout,
+    CallTimeouts,
 )
 from kinitro.protocol import agent_rpc as rpc
+from kinitro.protocol.common import FailureCause
 
 from .conftest import ACTION_SPEC, OBS_SPEC, TIMEOUTS, BundleFactory, Launch
 
@@ -163,3 +168,28 @@ def test_codec_rejects_badly_stacked_batches() -> None:
     with pytest.raises(rpc.NonFiniteValue, match="slot 5") as exc:
         rpc.decode_actions(bad[4:], 7, ACTION_SPEC, (3, 5))
     assert exc.value.slot == 5
+
+
+def test_a_hang_in_one_slot_times_out_the_batch(launch: Launch, make_bundle: BundleFactory) -> None:
+    """The deadline of act_batch is the act deadline once per slot; a timeout names no
+    slot (the client cannot know whose policy hung)."""
+    src = """
+    import time
+    import numpy as np
+    class Agent:
+        def reset(self, task): self.hang = task.episode_index == 1
+        def act(self, obs):
+            if self.hang:
+                time.sleep(30)
+            return np.zeros(4, np.float32)
+    """
+    _, sock = launch(make_bundle(src, manifest_extra="slots = 2\n"))
+    agent = AgentClient(sock, OBS_SPEC, ACTION_SPEC, timeouts=CallTimeouts(act=0.5, reset=20))
+    agent.hello(slots=2)
+    agent.reset(rpc.TaskInfo("reach-v3", episode_index=0), slot=0)
+    agent.reset(rpc.TaskInfo("reach-v3", episode_index=1), slot=1)
+    started = time.monotonic()
+    with pytest.raises(AgentTimeout, match=r"within 1\.0 s") as exc:
+        agent.act_batch([0, 1], np.zeros((2, 39)))
+    assert 1.0 <= time.monotonic() - started < 3.0
+    assert exc.value.slot is None and exc.value.cause is FailureCause.AGENT_TIMEOUT
