@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,27 @@ def test_evaluator_run_requires_a_database() -> None:
     down = kinitro("evaluator", "run", "--database-url", "postgresql://u:hunter2@127.0.0.1:1/v")
     assert down.returncode == 1 and "cannot reach the validator database" in down.stderr
     assert "hunter2" not in down.stderr and "Traceback" not in down.stderr
+
+
+def test_evaluator_run_refuses_an_incomplete_kubernetes_sandbox() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "kinitro", "evaluator", "run", "--database-url", "postgresql://x/y"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KINITRO_EVALUATOR_SANDBOX": "kubernetes"},
+    )
+    assert out.returncode == 2, out.stderr
+    assert "KINITRO_EVALUATOR_KUBERNETES_IMAGE" in out.stderr and "Traceback" not in out.stderr
+    typo = subprocess.run(
+        [sys.executable, "-m", "kinitro", "evaluator", "run", "--database-url", "postgresql://x/y"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KINITRO_EVALUATOR_SANDBOX": "docker"},
+    )
+    assert typo.returncode == 2
+    assert "KINITRO_EVALUATOR_SANDBOX or [evaluator] sandbox" in " ".join(typo.stderr.split())
 
 
 def _logged_episode(path: Path) -> None:

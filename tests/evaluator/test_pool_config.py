@@ -25,8 +25,8 @@ def test_pool_prefers_tasks_an_actor_already_built() -> None:
 
 def test_kubernetes_sandbox_settings_map_to_the_pod_config(tmp_path) -> None:
     import pytest
+    from pydantic import ValidationError
 
-    from kinitro.core.errors import ConfigError
     from kinitro.evaluator.rollout.launcher import SandboxLauncher
     from kinitro.evaluator.settings import Settings
 
@@ -44,6 +44,6 @@ def test_kubernetes_sandbox_settings_map_to_the_pod_config(tmp_path) -> None:
     assert config.image == "ghcr.io/kinitro/agent:1" and config.runtime_class_name == "gvisor"
     assert config.bundle_volume["persistentVolumeClaim"]["readOnly"] is True
     assert config.bundle_root == tmp_path.resolve()
-    with pytest.raises(ConfigError):
-        Settings(sandbox="kubernetes").kubernetes_options()
+    with pytest.raises(ValidationError, match=r"kubernetes_image .* and kubernetes_bundle_claim"):
+        Settings(sandbox="kubernetes")
     assert Settings().kubernetes_options() == {}

@@ -25,7 +25,9 @@ _err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    _err.print(f"[red]error:[/] {message}")
+    from rich.markup import escape
+
+    _err.print(f"[red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -77,7 +79,9 @@ def run_command(
             log_level=log_level,
         )
     except (KinitroError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        from kinitro.core.settings import describe_settings_error
+
+        raise _fail(describe_settings_error(exc, Settings)) from None
     if not settings.database_url:
         raise _fail("no database URL: pass --database-url or set KINITRO_EVALUATOR_DATABASE_URL")
     configure_logging(settings.log_level)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from kinitro.core.settings import KinitroSettings
@@ -48,7 +48,7 @@ class Settings(KinitroSettings):
     """Token for private Hugging Face repos (never logged)."""
     hf_endpoint: str | None = None
     bundle_cache_dir: Path = Path(".kinitro/bundles")
-    sandbox: str = "bubblewrap"
+    sandbox: Literal["bubblewrap", "kubernetes"] = "bubblewrap"
     """``bubblewrap`` (local, default) or ``kubernetes`` (agent pods)."""
     kubernetes_image: str | None = None
     """Agent pod image (Python + Kinitro runtime + util-linux)."""
@@ -73,16 +73,25 @@ class Settings(KinitroSettings):
     telemetry_batch: int = 64
     log_level: str = "INFO"
 
+    @model_validator(mode="after")
+    def _kubernetes_is_complete(self) -> Settings:
+        # Refused at startup, not discovered by every job's first sandbox start.
+        missing = [
+            name
+            for name in ("kubernetes_image", "kubernetes_bundle_claim")
+            if self.sandbox == "kubernetes" and not getattr(self, name)
+        ]
+        if missing:
+            raise ValueError(
+                "sandbox=kubernetes needs "
+                + " and ".join(f"{m} (KINITRO_EVALUATOR_{m.upper()})" for m in missing)
+            )
+        return self
+
     def kubernetes_options(self) -> dict[str, object]:
         """``KubernetesConfig`` fields for the sandbox launcher (empty for bubblewrap)."""
         if self.sandbox != "kubernetes":
             return {}
-        if not self.kubernetes_image or not self.kubernetes_bundle_claim:
-            from kinitro.core.errors import ConfigError
-
-            raise ConfigError(
-                "sandbox=kubernetes needs kubernetes_image and kubernetes_bundle_claim"
-            )
         return {
             "image": self.kubernetes_image,
             "namespace": self.kubernetes_namespace,

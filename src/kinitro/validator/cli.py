@@ -38,7 +38,9 @@ DbOpt = typer.Option(
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
     return typer.Exit(2)
 
 
