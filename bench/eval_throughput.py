@@ -11,9 +11,12 @@ Measures, in one run on the same machine:
 
 "loop" rates count env steps over the time spent inside episodes (the steady state);
 "wall" rates count them over the whole job (actor start, sandbox start, env construction).
-Per-core figures divide by the number of rollout workers.
+Per-core figures divide by the number of rollout workers. The agent's manifest grants
+``--slots`` (default 8): each worker plays that many episodes in lockstep, so episodes
+overlap and their summed durations are divided by the batch size (the first episode of
+each worker runs alone while the worker learns the agent's slots: a slight undercount).
 
-    .venv/bin/python bench/eval_throughput.py [--episodes-per-task 2] [--max-steps 500]
+    .venv/bin/python bench/eval_throughput.py [--episodes-per-task 2] [--max-steps 500] [--slots 8]
 """
 
 from __future__ import annotations
@@ -72,7 +75,13 @@ def raw_env_rate(tasks: tuple[str, ...], steps: int) -> tuple[float, float]:
 
 
 def end_to_end(
-    bundle: Path, media: Path, workers: int, episodes: int, max_steps: int, interval: int
+    bundle: Path,
+    media: Path,
+    workers: int,
+    episodes: int,
+    max_steps: int,
+    interval: int,
+    slots: int,
 ) -> dict[str, float]:
     from kinitro.evaluator.rollout.launcher import SandboxLauncher
     from kinitro.evaluator.runner import EvalRequest, evaluate
@@ -86,10 +95,16 @@ def end_to_end(
         step_log_interval=interval,
     )
     t0 = time.perf_counter()
-    outcome = evaluate(request, SandboxLauncher(str(bundle)), workers=workers, media_url=str(media))
+    outcome = evaluate(
+        request,
+        SandboxLauncher(str(bundle)),
+        workers=workers,
+        media_url=str(media),
+        env_slots=slots,
+    )
     wall = time.perf_counter() - t0
     steps = sum(r.steps for r in outcome.results)
-    loop = sum(r.duration_s for r in outcome.results)
+    loop = sum(r.duration_s for r in outcome.results) / slots  # lockstep episodes overlap
     failures = outcome.metrics.overall.failures
     if failures:
         raise SystemExit(f"episodes failed: {failures}")
@@ -109,6 +124,7 @@ def main() -> None:
     parser.add_argument("--step-log-interval", type=int, default=10)
     parser.add_argument("--raw-steps", type=int, default=500, help="raw env steps per task")
     parser.add_argument("--no-pin", action="store_true", help="do not pin workers to a core")
+    parser.add_argument("--slots", type=int, default=8, help="episodes per agent round trip")
     args = parser.parse_args()
 
     from kinitro.evaluator.envs import get_benchmark
@@ -120,7 +136,7 @@ def main() -> None:
     bundle = work / "zero"
     bundle.mkdir()
     (bundle / "kinitro.toml").write_text(
-        'name = "zero"\nentrypoint = "agent:Agent"\nspec_version = 1\n'
+        f'name = "zero"\nentrypoint = "agent:Agent"\nspec_version = 1\nslots = {args.slots}\n'
     )
     (bundle / "agent.py").write_text(textwrap.dedent(ZERO_AGENT))
     for p in [bundle, *bundle.iterdir()]:
@@ -129,10 +145,22 @@ def main() -> None:
     raw_before, wrap_before = raw_env_rate(tasks, args.raw_steps)
     ensure_ray(num_cpus=os.cpu_count() or 2)
     one = end_to_end(
-        bundle, work / "media1", 1, args.episodes_per_task, args.max_steps, args.step_log_interval
+        bundle,
+        work / "media1",
+        1,
+        args.episodes_per_task,
+        args.max_steps,
+        args.step_log_interval,
+        args.slots,
     )
     two = end_to_end(
-        bundle, work / "media2", 2, args.episodes_per_task, args.max_steps, args.step_log_interval
+        bundle,
+        work / "media2",
+        2,
+        args.episodes_per_task,
+        args.max_steps,
+        args.step_log_interval,
+        args.slots,
     )
     raw_after, wrap_after = raw_env_rate(tasks, args.raw_steps)
     raw = (raw_before + raw_after) / 2
