@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import websockets
 
 from kinitro.protocol.commitment import encode_commitment
@@ -83,8 +84,16 @@ async def get(backend: Backend, path: str, **params: Any) -> Any:
         return resp.json()
 
 
+@pytest.mark.parametrize("media_base", ["/media", "https://media.example.org/kinitro/"])
 async def test_commitment_becomes_job_and_results_are_idempotent(
-    backend: Backend, net: Net, registry: LocalRegistry
+    make_backend: Any, net: Net, registry: LocalRegistry, media_base: str
+) -> None:
+    async with make_backend(media_base_url=media_base) as backend:
+        await _commitment_to_results(backend, net, registry, media_base.rstrip("/"))
+
+
+async def _commitment_to_results(
+    backend: Backend, net: Net, registry: LocalRegistry, media: str
 ) -> None:
     await create_competition(backend)
     validator = await net.validator()
@@ -141,7 +150,8 @@ async def test_commitment_becomes_job_and_results_are_idempotent(
     eps = await get(backend, "/api/v1/episodes", job_id=job.job_id)
     assert eps["total"] == 1
     one = await get(backend, f"/api/v1/episodes/{eps['items'][0]['id']}")
-    assert one["media_urls"] == ["/media/videos/ep0.mp4"]
+    assert one["media_urls"] == [f"{media}/videos/ep0.mp4"]
+    assert one["actions_url"] == f"{media}/actions/ep0.bin"
     batches = await get(backend, f"/api/v1/episodes/{one['id']}/steps")
     assert batches["total"] == 1 and len(batches["items"][0]["samples"]) == 5
     sub = await get(backend, f"/api/v1/submissions/{subs['items'][0]['id']}")

@@ -42,6 +42,10 @@ class Settings(KinitroSettings):
     # tar artifacts are always inspected; this also refuses artifacts that are not tars
     require_bundle_archive: bool = False
     media_dir: Path | None = None
+    media_base_url: str = "/media"
+    """Prefix of episode media links (action logs, frames) in the API and dashboard:
+    ``/media`` when this backend serves ``media_dir`` itself, else the public URL of the
+    bucket the validators' evaluators upload to (an R2 custom domain, a CDN)."""
 
     # --- validator WebSocket
     min_validator_stake: float = 1000.0

@@ -25,6 +25,7 @@ from kinitro.backend.deps import (
     PageDep,
     RowIdPath,
     RowIdQuery,
+    StateDep,
     TaskQuery,
     strict_query,
 )
@@ -182,10 +183,10 @@ async def list_results(
     return _page(items, total, p)
 
 
-def _media(key: str | None) -> str | None:
+def _media(base: str, key: str | None) -> str | None:
     if not key:
         return None
-    return f"/media/{key}"
+    return f"{base.rstrip('/')}/{key}"
 
 
 @router.get("/episodes", response_model=Page[Row])
@@ -212,15 +213,16 @@ async def list_episodes(
 
 
 @router.get("/episodes/{episode_id}", responses=NOT_FOUND)
-async def get_episode(episode_id: RowIdPath, conn: ConnDep) -> dict[str, Any]:
+async def get_episode(episode_id: RowIdPath, conn: ConnDep, state: StateDep) -> dict[str, Any]:
     """Episode summary with links to its media and action log."""
     ep = await repo_ingest.get_episode(conn, episode_id)
     if ep is None:
         raise NotFoundError(f"no episode {episode_id}")
+    base = state.settings.media_base_url
     return {
         **ep,
-        "actions_url": _media(ep["actions_ref"]),
-        "media_urls": [_media(k) for k in ep["media_refs"]],
+        "actions_url": _media(base, ep["actions_ref"]),
+        "media_urls": [_media(base, k) for k in ep["media_refs"]],
     }
 
 
