@@ -29,6 +29,7 @@ import websockets
 from bittensor_wallet import Keypair
 
 from kinitro.chain.local.client import LocalChain
+from kinitro.core.processes import ProcessExited, stop_process, wait_http_ok
 from kinitro.evaluator.episode_logger import ActionLog, encode_action_log, encode_png
 from kinitro.protocol.commitment import encode_commitment
 from kinitro.protocol.common import (
@@ -126,29 +127,17 @@ class BackendProcess:
             self.proc = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env
             )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"backend exited ({self.proc.returncode}):\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        try:
+            if wait_http_ok(f"{self.url}/health", 60, alive=self.proc):
+                return self
+        except ProcessExited as exc:
+            raise RuntimeError(f"backend {exc}:\n{self.log()}") from None
         self.stop()
         raise RuntimeError(f"backend did not become healthy:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            stop_process(self.proc, timeout=15)
         self.proc = None
 
     def log(self) -> str:

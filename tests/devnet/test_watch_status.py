@@ -7,14 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kinitro.chain.local.process import LocalChainProcess, free_port
+from kinitro.core.processes import ProcessExited, stop_process, wait_http_ok
 
 ADMIN_KEY = "kin_test_admin_key_for_watch_tests"
 
@@ -47,18 +46,13 @@ def backend_url(tmp_path: Path, backend_db_url: str, chain_url: str) -> Iterator
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "backend.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        try:
+            assert wait_http_ok(f"{url}/health", 60, alive=proc), "backend did not start"
+        except ProcessExited:
+            pytest.fail((tmp_path / "backend.log").read_text()[-3000:])
         yield url
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_process(proc, timeout=20)
         log.close()
 
 

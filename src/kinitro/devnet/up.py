@@ -38,6 +38,7 @@ from rich.live import Live
 from rich.table import Table
 
 from kinitro.core.db import dsn
+from kinitro.core.processes import ProcessExited, wait_http_ok
 from kinitro.devnet.layout import (
     COMPETITION_ID,
     MINERS,
@@ -545,16 +546,17 @@ async def _wait_blocks(chain_url: str, netuid: int, n: int) -> None:
 
 
 def _wait_http(url: str, name: str, supervisor: Supervisor, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def alive() -> bool:
         child = supervisor.children.get(name)
-        if child is not None and child.process is not None and not child.alive():
-            tail = _tail(child.log_path)
-            raise DevnetError(f"{name} exited with code {child.process.returncode}:\n{tail}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.3)
+        return child is None or child.process is None or child.alive()
+
+    try:
+        if wait_http_ok(url, timeout, alive=alive, interval=0.3):
+            return
+    except ProcessExited:
+        child = supervisor.children[name]
+        code = child.process.returncode if child.process is not None else None
+        raise DevnetError(f"{name} exited with code {code}:\n{_tail(child.log_path)}") from None
     raise DevnetError(f"{name} did not become ready at {url} within {timeout:.0f}s")
 
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
 
-import httpx
-
 from kinitro.chain.errors import ChainUnavailableError
+from kinitro.core.processes import ProcessExited, stop_process, wait_http_ok
 
 
 def free_port() -> int:
@@ -76,31 +74,17 @@ class LocalChainProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
             self.proc = subprocess.Popen(self.argv, stdout=log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ChainUnavailableError(
-                    f"LocalChain exited with {self.proc.returncode}; see {self.log_path}"
-                )
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        try:
+            if wait_http_ok(f"{self.url}/health", self.startup_timeout, alive=self.proc):
+                return self
+        except ProcessExited as exc:
+            raise ChainUnavailableError(f"LocalChain {exc}; see {self.log_path}") from None
         self.stop()
         raise ChainUnavailableError(f"LocalChain did not start in time; see {self.log_path}")
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def __enter__(self) -> LocalChainProcess:
