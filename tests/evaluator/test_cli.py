@@ -17,7 +17,7 @@ from kinitro.evaluator.episode_logger import EpisodeRecorder, encode_action_log
 
 
 def kinitro(
-    *args: str, cwd: Path | None = None, timeout: float = 120
+    *args: str, cwd: Path | None = None, timeout: float = 120, **env: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kinitro", *args],
@@ -25,6 +25,7 @@ def kinitro(
         text=True,
         timeout=timeout,
         cwd=cwd,
+        env={**os.environ, **env},
     )
 
 
@@ -101,22 +102,11 @@ def test_evaluator_run_requires_a_database() -> None:
 
 
 def test_evaluator_run_refuses_an_incomplete_kubernetes_sandbox() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "kinitro", "evaluator", "run", "--database-url", "postgresql://x/y"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "KINITRO_EVALUATOR_SANDBOX": "kubernetes"},
-    )
+    run = ("evaluator", "run", "--database-url", "postgresql://x/y")
+    out = kinitro(*run, KINITRO_EVALUATOR_SANDBOX="kubernetes")
     assert out.returncode == 2, out.stderr
     assert "KINITRO_EVALUATOR_KUBERNETES_IMAGE" in out.stderr and "Traceback" not in out.stderr
-    typo = subprocess.run(
-        [sys.executable, "-m", "kinitro", "evaluator", "run", "--database-url", "postgresql://x/y"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "KINITRO_EVALUATOR_SANDBOX": "docker"},
-    )
+    typo = kinitro(*run, KINITRO_EVALUATOR_SANDBOX="docker")
     assert typo.returncode == 2
     assert "KINITRO_EVALUATOR_SANDBOX or [evaluator] sandbox" in " ".join(typo.stderr.split())
 
