@@ -13,7 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from kinitro.chain.settings import ChainSettings
+    from kinitro.jobqueue import JobQueue
     from kinitro.validator.settings import Settings
 
 app = typer.Typer(
@@ -197,20 +200,28 @@ def status(
     _print_status(data)
 
 
-async def _status(url: str) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def _queue(url: str) -> AsyncIterator[JobQueue]:
+    """The validator's job queue with its schema checked, for a one-shot command: an
+    unmigrated or unreachable database is a clear error, not a traceback."""
     from kinitro.core.db import safe_url
     from kinitro.jobqueue import JobQueue, SchemaNotReadyError
 
     jq = JobQueue.connect(url, pool_size=1)
     try:
         await jq.check_schema()
-        return (await jq.status()).to_dict()
+        yield jq
     except SchemaNotReadyError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"cannot reach {safe_url(url)}: {exc}") from None
     finally:
         await jq.close()
+
+
+async def _status(url: str) -> dict[str, Any]:
+    async with _queue(url) as jq:
+        return (await jq.status()).to_dict()
 
 
 STALE_AFTER_S = 90.0
@@ -294,12 +305,7 @@ def dead_letters(
 async def _dead_letters(url: str, requeue: bool) -> tuple[list[dict[str, Any]], int]:
     from dataclasses import asdict
 
-    from kinitro.core.db import safe_url
-    from kinitro.jobqueue import JobQueue, SchemaNotReadyError
-
-    jq = JobQueue.connect(url, pool_size=1)
-    try:
-        await jq.check_schema()
+    async with _queue(url) as jq:
         if requeue:
             return [], await jq.requeue_dead_letters()
         rows = [
@@ -307,9 +313,3 @@ async def _dead_letters(url: str, requeue: bool) -> tuple[list[dict[str, Any]], 
             for d in await jq.dead_letters(limit=1000)
         ]
         return rows, 0
-    except SchemaNotReadyError as exc:
-        raise _fail(str(exc)) from None
-    except OSError as exc:
-        raise _fail(f"cannot reach {safe_url(url)}: {exc}") from None
-    finally:
-        await jq.close()
