@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -33,19 +32,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-ZERO_AGENT = """
-import numpy as np
-
-class Agent:
-    def __init__(self):
-        self.action = np.zeros(4, np.float32)
-
-    def reset(self, task):
-        pass
-
-    def act(self, observation):
-        return self.action
-"""
+from agent_rpc import make_bundle  # bench/ is this script's directory
 
 
 def raw_env_rate(tasks: tuple[str, ...], steps: int) -> tuple[float, float]:
@@ -133,14 +120,7 @@ def main() -> None:
     tasks = get_benchmark("metaworld/MT10-v3").tasks
     work = Path(tempfile.mkdtemp(prefix="kinitro-bench-"))
     work.chmod(0o755)
-    bundle = work / "zero"
-    bundle.mkdir()
-    (bundle / "kinitro.toml").write_text(
-        f'name = "zero"\nentrypoint = "agent:Agent"\nspec_version = 1\nslots = {args.slots}\n'
-    )
-    (bundle / "agent.py").write_text(textwrap.dedent(ZERO_AGENT))
-    for p in [bundle, *bundle.iterdir()]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
+    bundle = make_bundle(work / "zero", args.slots)  # the zero-compute agent of agent_rpc.py
 
     raw_before, wrap_before = raw_env_rate(tasks, args.raw_steps)
     ensure_ray(num_cpus=os.cpu_count() or 2)
