@@ -904,17 +904,29 @@ def _stack(observations: Sequence[Observation] | Array | dict[str, Array]) -> Ob
     return np.stack(observations)  # type: ignore[arg-type]
 
 
-def _batch_frame_length(spec: ArraySpec, n: int) -> int:
-    """Length of our fixed-layout ``act_batch`` frame of ``n`` observations of ``spec``."""
-    body = (
-        1
-        + len(_packb_any("type") + _packb_any("act_batch") + _packb_any("id"))
-        + 5
-        + len(_packb_any("slots") + _packb_any([0] * n))
-        + len(_array_prefix("observations", ArraySpec(spec.dtype, (n, *spec.shape))))
-        + n * spec.size * DTYPES[spec.dtype].itemsize
+def _layout(
+    type_name: str, key: str, spec: ArraySpec, slot_count: int
+) -> tuple[bytes, bytes, bytes, int]:
+    """The constant parts of a fixed-layout frame (see :class:`FrameTemplate`): the body up
+    to the uint32 id, the ``slots`` key and array header, the array's prefix, and the
+    number of array data bytes."""
+    prefix = (
+        bytes([0x80 | (4 if slot_count else 3)])
+        + _packb_any("type")
+        + _packb_any(type_name)
+        + _packb_any("id")
+        + b"\xce"
     )
-    return HEADER_SIZE + body
+    slots_key = b""
+    if slot_count:  # the array header of `slot_count` one-byte ints, without the ints
+        slots_key = _packb_any("slots") + _packb_any([0] * slot_count)[:-slot_count]
+    return prefix, slots_key, _array_prefix(key, spec), spec.size * DTYPES[spec.dtype].itemsize
+
+
+def _frame_length(type_name: str, key: str, spec: ArraySpec, slot_count: int = 0) -> int:
+    """Length (header included) of a fixed-layout frame, without building its buffer."""
+    prefix, slots_key, mid, nbytes = _layout(type_name, key, spec, slot_count)
+    return HEADER_SIZE + len(prefix) + 4 + len(slots_key) + slot_count + len(mid) + nbytes
 
 
 def _packb_any(obj: object) -> bytes:
@@ -958,18 +970,7 @@ class FrameTemplate:
         byte: msgpack positive fixints) between the id and the array (``act_batch``)."""
         self.spec = spec
         self.slot_count = slot_count
-        prefix = (
-            bytes([0x80 | (4 if slot_count else 3)])
-            + _packb_any("type")
-            + _packb_any(type_name)
-            + _packb_any("id")
-            + b"\xce"
-        )
-        slots_key = b""
-        if slot_count:  # the array header of `slot_count` one-byte ints, without the ints
-            slots_key = _packb_any("slots") + _packb_any([0] * slot_count)[:-slot_count]
-        mid = _array_prefix(key, spec)
-        nbytes = spec.size * DTYPES[spec.dtype].itemsize
+        prefix, slots_key, mid, nbytes = _layout(type_name, key, spec, slot_count)
         body_len = len(prefix) + 4 + len(slots_key) + slot_count + len(mid) + nbytes
         self._head = HEADER.pack(body_len) + prefix
         self._id_off = len(self._head)
@@ -1093,7 +1094,8 @@ class HotPath:
             self.obs_dtype = DTYPES[observation_spec.dtype]
             self._obs_shape = observation_spec.shape
             for n in range(1, MAX_SLOTS + 1):
-                self._batch_lengths[_batch_frame_length(observation_spec, n)] = n
+                stacked = ArraySpec(observation_spec.dtype, (n, *observation_spec.shape))
+                self._batch_lengths[_frame_length("act_batch", "observations", stacked, n)] = n
         # Receive into this buffer (one recv per frame on the fast path); the parsers read
         # the array through views created once.
         size = max(64 * 1024, self.action_t.length, self.act_t.length if self.act_t else 0)

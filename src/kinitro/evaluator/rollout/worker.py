@@ -201,8 +201,7 @@ class RolloutWorker:
                 self._start_faults += 1
                 self._last_start_fault = (cause, detail)
             return {spec.index: EpisodeResult.failed(spec, cause, detail) for spec in batch}, [], []
-        slots = max(1, min(agent.slots, cfg.env_slots))
-        batch, later = batch[:slots], batch[slots:]
+        batch, later = batch[: self.slots], batch[self.slots :]
         envs = [env0]
         seen = {batch[0].task: 1}
         try:
