@@ -333,6 +333,20 @@ def outcome(fn: object, *args: object) -> tuple[object, ...]:
         return ("error", type(exc))
 
 
+def mutate_and_decode(
+    data: st.DataObject, raw: bytearray, fast: object, slow: object, *, min_flips: int
+) -> tuple[tuple[object, ...], tuple[object, ...]] | None:
+    """Overwrite ``min_flips``..3 random bytes of the frame ``raw``; the outcomes of the
+    fast and the generic parser on it, or ``None`` if the fast path does not recognise it."""
+    for _ in range(data.draw(st.integers(min_flips, 3))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    f = bytes(raw)
+    fast_out = outcome(fast, f)
+    if fast_out[0] == "ok" and fast_out[1] is None:
+        return None
+    return fast_out, outcome(slow, f)
+
+
 @given(hnp.arrays(np.float64, 39), st.integers(0, 2**32 - 1))
 def test_hot_frames_are_plain_msgpack(obs: np.ndarray, i: int) -> None:
     """Fast-path frames decode with the generic codec (any msgpack decoder) to the same
@@ -373,13 +387,10 @@ def test_hot_path_never_accepts_what_the_generic_codec_rejects(data: st.DataObje
             lambda f: rpc.decode_action(body(f), i, ACTION_SPEC),
         ),
     ):
-        for _ in range(data.draw(st.integers(0, 3))):
-            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
-        f = bytes(raw)
-        fast_out = outcome(fast, f)
-        if fast_out[0] == "ok" and fast_out[1] is None:
+        outcomes = mutate_and_decode(data, raw, fast, slow, min_flips=0)
+        if outcomes is None:
             continue  # not recognised: the caller takes the generic path
-        slow_out = outcome(slow, f)
+        fast_out, slow_out = outcomes
         assert fast_out[0] == slow_out[0]
         if fast_out[0] == "ok":
             assert equal(fast_out[1], slow_out[1])
@@ -417,14 +428,11 @@ def test_batch_hot_path_agrees_with_the_generic_codec(data: st.DataObject) -> No
             lambda f: rpc.decode_actions(body(f), i, ACTION_SPEC, slots),
         ),
     ):
-        for _ in range(data.draw(st.integers(1, 3))):
-            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
-        f = bytes(raw)
-        fast_out = outcome(fast, f)
-        if fast_out[0] == "ok" and fast_out[1] is None:
+        outcomes = mutate_and_decode(data, raw, fast, slow, min_flips=1)
+        if outcomes is None:
             continue  # not recognised: the caller takes the generic path
+        fast_out, slow_out = outcomes
         assert fast_out[0] == "ok"  # the fast parsers never raise: they defer
-        slow_out = outcome(slow, f)
         assert slow_out[0] == "ok" and equal(fast_out[1], slow_out[1])
 
 
