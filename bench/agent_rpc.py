@@ -14,7 +14,8 @@ Measures, through the real bubblewrap sandbox and the real agent runtime:
      lockstep costs the simulator by itself (each env's state is cache-cold at its turn);
    * **loop**: the evaluator's loop with a zero-compute agent in the sandbox: the K
      episodes in lockstep, one ``act_batch`` round trip per step for all K (the agent's
-     manifest grants K slots), then K ``env.step`` — what a rollout worker does;
+     manifest grants K slots; the K latest observations passed as a list, as
+     ``run_batch`` does), then K ``env.step`` — what a rollout worker does;
    * **loop, 1 slot**: the same with one episode per round trip (``act``), for reference;
    * **floor**: ``env.step`` + a round trip per step to a bare echo process (no sandbox,
      no codec): what any out-of-process agent called once per step costs;
@@ -24,7 +25,10 @@ Measures, through the real bubblewrap sandbox and the real agent runtime:
    Each mode runs in blocks of ``--steps`` lockstep rounds, modes interleaved block by
    block. Ratios come from total times, and again from each task's 10th-percentile block
    (robust to other tenants' bursts on a shared machine, which only ever add time).
-   The agent's context switches per round trip are counted from ``/proc``.
+   The agent's context switches per round trip are counted from ``/proc``, and the CPU
+   time per round trip beyond K envs stepped in turn is split between the agent process
+   and the evaluator thread (client code, syscalls, and the simulator's cache refill
+   after the agent ran), next to the same split for the bare echo.
 
    Ratios are raw time / mode time (1.0 = no overhead; target ≥ 0.90 for the loop), by
    wall clock and by CPU time (evaluator thread + agent process, from schedstat); the
@@ -239,10 +243,8 @@ def measure(
     cpu0 = cpu_clock()
     t0 = clock()
     for _ in range(steps):
-        if mode == "loop":
-            for j in slots:
-                batch[j] = obs[j]
-            actions = agents["loop"].act_batch(slots, batch)
+        if mode == "loop":  # as run_batch does: the K latest observations, as a list
+            actions = agents["loop"].act_batch(slots, obs)
         elif mode == "floork":
             agents["floor"].act(batch)
         for j in slots:
@@ -423,6 +425,18 @@ def main() -> None:
     }
     loop_round_trips = total("loop", "steps") / k
     switches = total("loop", "switches") / loop_round_trips
+
+    def cpu_split(mode: str) -> tuple[float, float]:
+        """CPU µs per round trip on top of K env steps in turn: the peer process's, and
+        the evaluator thread's own share (client codec, syscalls, the switches' cost to it,
+        the simulator's cache refill)."""
+        trips = total(mode, "steps") / k
+        peer = total(mode, "agent_cpu") / trips / 1e3
+        own = (total(mode, "cpu") - total("rawk", "cpu") * total(mode, "steps") / n_steps) / trips
+        return peer, own / 1e3
+
+    agent_us, client_us = cpu_split("loop")
+    echo_us, echo_client_us = cpu_split("floork")
     per_task = {t: totals["raw"][t].wall / totals["loop"][t].wall for t in tasks}
     prod_ratio = prod_raw / prod_loop
 
@@ -462,6 +476,14 @@ def main() -> None:
         f"{ratio['floork']:.3f} / {robust['floork']:.3f}",
     )
     table.add_row("agent context switches per round trip (loop)", f"{switches:.2f}")
+    table.add_row(
+        "CPU per round trip (loop, beyond K envs in turn): agent / evaluator",
+        f"{agent_us:.1f} / {client_us:.1f} µs",
+    )
+    table.add_row(
+        "  the same for the bare echo per K steps: echo / evaluator",
+        f"{echo_us:.1f} / {echo_client_us:.1f} µs",
+    )
     table.add_row("production driver (run_batch + recording) vs raw episodes", f"{prod_ratio:.3f}")
     table.add_row(
         "per-task loop ratio min / median / max",
@@ -495,6 +517,10 @@ def main() -> None:
                 "echo_floor_k_robust_ratio": round(robust["floork"], 4),
                 "raw_in_turn_robust_ratio": round(robust["rawk"], 4),
                 "agent_switches_per_round_trip": round(switches, 2),
+                "agent_cpu_per_round_trip_us": round(agent_us, 1),
+                "evaluator_cpu_per_round_trip_us": round(client_us, 1),
+                "echo_cpu_per_round_trip_us": round(echo_us, 1),
+                "echo_evaluator_cpu_per_round_trip_us": round(echo_client_us, 1),
                 "production_ratio": round(prod_ratio, 4),
                 "loadavg": [round(load_before, 2), round(load_after, 2)],
                 "target": 0.90,

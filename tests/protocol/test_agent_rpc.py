@@ -408,6 +408,7 @@ def test_batch_hot_path_agrees_with_the_generic_codec(data: st.DataObject) -> No
     obs = data.draw(hnp.arrays(np.float64, (n, 39)))
     acts = data.draw(hnp.arrays(np.float32, (n, 4), elements=st.floats(-1, 1, width=32)))
     frame = bytes(HOT.act_batch_frame(i, slots, list(obs)))
+    assert bytes(HOT.act_batch_frame(i, slots, obs)) == frame  # stacked: the same frame
     assert equal(rpc.decode_request(body(frame)), rpc.ActBatch(i, slots, obs))
     assert equal(parse(HOT.parse_act_batch, frame), rpc.ActBatch(i, slots, obs))
     template = HOT.actions_out(n)
@@ -434,6 +435,18 @@ def test_batch_hot_path_agrees_with_the_generic_codec(data: st.DataObject) -> No
         fast_out, slow_out = outcomes
         assert fast_out[0] == "ok"  # the fast parsers never raise: they defer
         assert slow_out[0] == "ok" and equal(fast_out[1], slow_out[1])
+
+
+def test_batch_frame_sends_other_stackings_through_the_generic_codec() -> None:
+    """A stacked array the fixed layout cannot carry (wrong count, dtype or row shape) is
+    encoded as it is, so the agent's decoder names the problem."""
+    slots = (0, 1, 2)
+    too_few = bytes(HOT.act_batch_frame(1, slots, np.zeros((2, 39))))
+    with pytest.raises(rpc.InvalidMessage, match="must stack 3 observations"):
+        rpc.decode_request(body(too_few))
+    for stacked in (np.zeros((3, 39), np.float32), np.zeros((3, 40))):
+        got = rpc.decode_request(body(bytes(HOT.act_batch_frame(1, slots, stacked))))
+        assert isinstance(got, rpc.ActBatch) and same_array(got.observations, stacked)
 
 
 def test_hot_path_rejects_non_finite_actions() -> None:

@@ -1153,11 +1153,16 @@ class HotPath:
             rows = t.array
             dtype, shape = self.obs_dtype, self._obs_shape
             j = 0
-            for obs in observations:
-                if type(obs) is not np.ndarray or obs.shape != shape or obs.dtype != dtype:
-                    break
-                rows[j] = obs
-                j += 1
+            if type(observations) is np.ndarray:  # already stacked: one copy
+                if observations.shape == rows.shape and observations.dtype == dtype:
+                    rows[...] = observations
+                    j = n
+            else:
+                for obs in observations:
+                    if type(obs) is not np.ndarray or obs.shape != shape or obs.dtype != dtype:
+                        break
+                    rows[j] = obs
+                    j += 1
             if j == n:
                 t.fill_slots(slots)
                 return t.with_id(request_id)
