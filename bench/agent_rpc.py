@@ -430,10 +430,9 @@ def main() -> None:
         """CPU µs per round trip on top of K env steps in turn: the peer process's, and
         the evaluator thread's own share (client codec, syscalls, the switches' cost to it,
         the simulator's cache refill)."""
-        trips = total(mode, "steps") / k
-        peer = total(mode, "agent_cpu") / trips / 1e3
-        own = (total(mode, "cpu") - total("rawk", "cpu") * total(mode, "steps") / n_steps) / trips
-        return peer, own / 1e3
+        trips = n_steps / k  # every mode runs the same number of env steps
+        own = total(mode, "cpu") - total("rawk", "cpu")
+        return total(mode, "agent_cpu") / trips / 1e3, own / trips / 1e3
 
     agent_us, client_us = cpu_split("loop")
     echo_us, echo_client_us = cpu_split("floork")
