@@ -10,6 +10,8 @@ await run("navigate", async ({ page, url, shot, config }) => {
   const leaderboard = page.getByTestId("competition-mt3").locator("table.leaderboard");
   const measure = async () => {
     await leaderboard.locator("tbody tr").first().waitFor();
+    // after a reload the old page's rows can satisfy the wait: wait for this load's mark
+    await page.waitForFunction(() => performance.getEntriesByName("kinitro:first-view").length);
     return page.evaluate(() => {
       const at = (n) => Math.round(performance.getEntriesByName(n)[0]?.startTime ?? -1);
       const nav = performance.getEntriesByType("navigation")[0];
