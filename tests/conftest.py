@@ -7,6 +7,11 @@
 * ``backend_db_url`` / ``validator_db_url`` (function): a new database cloned with
   ``CREATE DATABASE … TEMPLATE`` from a template migrated once per session.
 * ``empty_db_url`` (function): a new empty database.
+* ``installed_wheel`` (session): the wheel built from this tree (``scripts/build-dist``)
+  installed with its ``constraints.txt`` in a fresh venv that shares nothing with the
+  development ``.venv``, as an operator installs it. uv's resolver and cache do the install
+  so a CI run pays seconds instead of a gigabyte of downloads; the operator's
+  ``pip install -c constraints.txt kinitro-*.whl`` reads the same wheel metadata.
 
 Every database a test gets is dropped afterwards.
 """
@@ -16,10 +21,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -149,3 +157,52 @@ def make_empty_db(pg_admin_url: str) -> Iterator[Callable[[], str]]:
     for gen in made:
         for _ in gen:
             pass
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class InstalledWheel:
+    wheel: Path
+    constraints: Path
+    venv: Path
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    @property
+    def kinitro(self) -> Path:
+        """The console script the wheel installs."""
+        return self.venv / "bin" / "kinitro"
+
+
+def _check_run(*argv: str | Path, cwd: Path) -> None:
+    result = subprocess.run(
+        [str(a) for a in argv], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(map(str, argv))} exited {result.returncode}\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+
+
+@pytest.fixture(scope="session")
+def installed_wheel() -> Iterator[InstalledWheel]:
+    root = Path(tempfile.mkdtemp(prefix="kinitro-wheel-"))
+    root.chmod(0o755)  # the sandbox binds the venv read-only for an unprivileged uid
+    dist, venv = root / "dist", root / "venv"
+    try:
+        _check_run(REPO / "scripts" / "build-dist", dist, cwd=REPO)
+        (wheel,) = dist.glob("kinitro-*.whl")
+        _check_run(sys.executable, "-m", "venv", venv, cwd=root)
+        uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
+        _check_run(
+            uv, "pip", "install", "--quiet", "--python", venv / "bin" / "python",
+            "-c", dist / "constraints.txt", wheel, cwd=root,
+        )  # fmt: skip
+        yield InstalledWheel(wheel=wheel, constraints=dist / "constraints.txt", venv=venv)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

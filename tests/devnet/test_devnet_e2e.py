@@ -1,8 +1,11 @@
 """End-to-end: the whole devnet with a tiny budget reaches weights on chain.
 
 The scripted miner leads, the byte-identical copy committed later gets nothing, and no
-result is lost. A variant kills a validator and the backend during the run (the devnet
-supervisor restarts them) and still converges to the same weights.
+result is lost. The first test runs the network from the built wheel installed in a fresh
+venv (``installed_wheel``: the ``kinitro`` console script, as an operator installs it),
+then resumes it with ``kinitro devnet up --exit-after-weights``. A variant kills a
+validator and the backend during the run (the devnet supervisor restarts them) and still
+converges to the same weights.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from kinitro.core.pgcluster import PostgresCluster
+
+if TYPE_CHECKING:
+    from tests.conftest import InstalledWheel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -28,13 +34,14 @@ EPISODES = 2
 MAX_STEPS = 100
 
 
-def _devnet(data_dir: Path, *extra: str, exit_after: bool = True) -> subprocess.Popen[str]:
+def _devnet(
+    data_dir: Path, *extra: str, exit_after: bool = True, kinitro: Path | None = None
+) -> subprocess.Popen[str]:
     env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
+    command = [str(kinitro)] if kinitro else [sys.executable, "-m", "kinitro"]
     return subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "kinitro",
+            *command,
             "devnet",
             "up",
             "--data-dir",
@@ -122,9 +129,11 @@ def _read_summary(proc: subprocess.Popen[str], data_dir: Path) -> dict[str, Any]
     pytest.fail("devnet printed no summary")
 
 
-def test_devnet_reaches_weights(tmp_path: Path, no_live_backend_after: None) -> None:
+def test_devnet_reaches_weights(
+    tmp_path: Path, no_live_backend_after: None, installed_wheel: InstalledWheel
+) -> None:
     data_dir = tmp_path / "devnet"
-    proc = _devnet(data_dir, exit_after=False)
+    proc = _devnet(data_dir, exit_after=False, kinitro=installed_wheel.kinitro)
     try:
         summary = _read_summary(proc, data_dir)
         _check_converged(summary)
@@ -134,7 +143,7 @@ def test_devnet_reaches_weights(tmp_path: Path, no_live_backend_after: None) -> 
         proc.wait(120)
     assert proc.returncode in (0, 130)
     # Running it again resumes: the weights are already there, nothing is redone.
-    second = _finish(_devnet(data_dir), data_dir)
+    second = _finish(_devnet(data_dir, kinitro=installed_wheel.kinitro), data_dir)
     _check_converged(second)
 
 
