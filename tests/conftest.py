@@ -7,6 +7,8 @@
 * ``backend_db_url`` / ``validator_db_url`` (function): a new database cloned with
   ``CREATE DATABASE … TEMPLATE`` from a template migrated once per session.
 * ``empty_db_url`` (function): a new empty database.
+* ``s3_server`` (session): moto's S3 over HTTPS with a self-signed certificate, behind a
+  gate that refuses what Cloudflare R2 refuses (``tests/s3_server.py``).
 * ``installed_wheel`` (session): the wheel built from this tree (``scripts/build-dist``)
   installed with its ``constraints.txt`` in a fresh venv that shares nothing with the
   development ``.venv``, as an operator installs it. uv's resolver and cache do the install
@@ -205,4 +207,18 @@ def installed_wheel() -> Iterator[InstalledWheel]:
         )  # fmt: skip
         yield InstalledWheel(wheel=wheel, constraints=dist / "constraints.txt", venv=venv)
     finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    from s3_server import start_s3_server  # tests/ is on sys.path (rootdir conftest)
+
+    root = Path(tempfile.mkdtemp(prefix="kinitro-s3-"))
+    root.chmod(0o755)
+    server = start_s3_server(root)
+    try:
+        yield server
+    finally:
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -161,24 +161,6 @@ def ray_session() -> Iterator[str]:
         ray.shutdown()
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """A local S3-compatible server (moto) on a free loopback port."""
-    import socket
-
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """A tmp dir the sandbox uid can traverse (bundle cache, media)."""

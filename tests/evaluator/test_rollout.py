@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -200,25 +201,12 @@ def test_lost_worker_episode_is_rerun(bundles: dict[str, Path]) -> None:
 
 
 def test_action_logs_to_s3_and_replay_from_the_key(
-    bundles: dict[str, Path], s3_endpoint: str
+    bundles: dict[str, Path], s3_server: Any
 ) -> None:
-    import boto3
-
     from kinitro.storage.media import open_media_store
 
-    options = {
-        "endpoint_url": s3_endpoint,
-        "region": "us-east-1",
-        "access_key_id": "testing",
-        "secret_access_key": "testing",
-    }
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).create_bucket(Bucket="episodes")
+    options = s3_server.options()  # HTTPS, behind the R2 gate (tests/s3_server.py)
+    s3_server.create_bucket("episodes")
     outcome = evaluate(
         _request("job-s3", episodes=2, max_steps=60),
         SandboxLauncher(str(bundles["reach"])),
