@@ -1,9 +1,8 @@
-"""The validator database repository, against real PostgreSQL + pgqueuer tables."""
+"""What only the PostgreSQL adapter of the validator database has: migrations, pgqueuer's
+tables, transactions. Everything both adapters share is in ``tests/jobqueue``."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,19 +16,12 @@ from kinitro.jobqueue import (
     EnqueueOutcome,
     JobNotFoundError,
     JobQueue,
-    UnsupportedMessageError,
 )
 from kinitro.jobqueue.models import PGQUEUER_TABLES, Base, include_object
 from kinitro.protocol.common import JobState
-from kinitro.protocol.validator_ws import Heartbeat
 
 from .factories import (
-    make_episode,
     make_job,
-    make_result,
-    make_status,
-    make_steps,
-    make_weights,
 )
 
 
@@ -142,138 +134,3 @@ async def test_enqueue_rolls_back_when_the_queue_insert_fails(
         await conn.execute(text("ALTER TABLE pgqueuer_gone RENAME TO pgqueuer"))
     await engine.dispose()
     assert await jq.enqueue_job(job) is EnqueueOutcome.CREATED
-
-
-async def test_requeue_when_lost_from_queue_or_newer_attempt(
-    jq: JobQueue, validator_db_url: str
-) -> None:
-    job = make_job()
-    await jq.enqueue_job(job)
-    # pgqueuer dropped the job (e.g. handler raised) while it never finished: requeue
-    engine = create_engine(validator_db_url, pool_size=1)
-    async with engine.begin() as conn:
-        await conn.execute(text("DELETE FROM pgqueuer"))
-    assert await jq.enqueue_job(job) is EnqueueOutcome.REQUEUED
-    # finished: the same attempt is a duplicate, a newer attempt runs again
-    async with engine.begin() as conn:
-        await conn.execute(text("DELETE FROM pgqueuer"))
-    await engine.dispose()
-    assert await jq.append_outbox(make_result(job.job_id))
-    assert await jq.enqueue_job(job) is EnqueueOutcome.DUPLICATE
-    retry = make_job(job.job_id, attempt=2)
-    assert await jq.enqueue_job(retry) is EnqueueOutcome.REQUEUED
-    record = await jq.get_job_record(job.job_id)
-    assert record.attempt == 2 and not record.has_result and record.state is JobState.QUEUED
-    assert (await jq.depths()).jobs_queued == 1
-
-
-async def test_unknown_job(jq: JobQueue) -> None:
-    with pytest.raises(JobNotFoundError):
-        await jq.get_job("nope")
-    with pytest.raises(JobNotFoundError):
-        await jq.append_outbox(make_episode("nope", 0))
-
-
-# ---------------------------------------------------------------- outbox
-
-
-async def test_outbox_order_ack_and_single_result(jq: JobQueue) -> None:
-    a, b = make_job(), make_job()
-    await jq.enqueue_job(a)
-    await jq.enqueue_job(b)
-    s1 = await jq.report_status(a.job_id, JobState.STARTING, episodes_total=2)
-    assert s1 is not None and s1.seq == 1
-    assert await jq.append_outbox(make_episode(b.job_id, 0))
-    assert await jq.append_outbox_many([make_episode(a.job_id, 0), make_steps(a.job_id, 0, 0)])
-    s2 = await jq.report_status(a.job_id, JobState.RUNNING, episodes_done=1)
-    assert s2 is not None and s2.seq == 2 and s2.episodes_total == 2
-    result = make_result(a.job_id)
-    assert await jq.append_outbox(result)
-    assert not await jq.append_outbox(result)  # same id
-    assert not await jq.append_outbox(make_result(a.job_id))  # second result of the job
-    assert await jq.report_status(a.job_id, JobState.RUNNING) is None  # after terminal
-
-    pending = await jq.pending_outbox()
-    a_types = [e.type for e in pending if e.job_id == a.job_id]
-    assert a_types == ["job_status", "episode", "episode_steps", "job_status", "eval_result"]
-    assert [e.outbox_id for e in pending] == sorted(e.outbox_id for e in pending)
-    record = await jq.get_job_record(a.job_id)
-    assert record.state is JobState.COMPLETED and record.has_result and record.status_seq == 2
-
-    first = pending[0]
-    rest = await jq.pending_outbox(exclude=[first.message_id], limit=2)
-    assert first.message_id not in {e.message_id for e in rest} and len(rest) == 2
-    await jq.mark_sent([first.message_id])
-    assert await jq.ack_outbox(first.message_id)
-    assert not await jq.ack_outbox(first.message_id)
-    assert await jq.reject_outbox(pending[1].message_id, error_code="invalid_message", detail="x")
-    depths = await jq.depths()
-    assert depths.outbox == len(pending) - 2 and depths.outbox_dead == 1
-    (dead,) = await jq.dead_letters()
-    assert dead.message_id == pending[1].message_id and dead.error_code == "invalid_message"
-    assert await jq.requeue_dead_letters() == 1
-    depths = await jq.depths()
-    assert depths.outbox == len(pending) - 1 and depths.outbox_dead == 0
-    assert (await jq.pending_outbox(limit=100))[-1].message_id == dead.message_id
-
-
-async def test_outbox_refuses_non_outbox_messages(jq: JobQueue) -> None:
-    with pytest.raises(UnsupportedMessageError):
-        await jq.append_outbox(Heartbeat(sent_at=make_status("j", 1).at))
-
-
-async def test_concurrent_appends_keep_per_job_order(jq: JobQueue) -> None:
-    job = make_job()
-    await jq.enqueue_job(job)
-
-    async def writer(offset: int) -> None:
-        for i in range(10):
-            await jq.append_outbox(make_episode(job.job_id, offset + i))
-
-    await asyncio.gather(writer(0), writer(100))
-    pending = await jq.pending_outbox(limit=100)
-    indices = [json.loads(e.payload)["episode_index"] for e in pending]
-    assert len(indices) == 20
-    assert sorted(i for i in indices if i < 100) == [i for i in indices if i < 100]
-    assert sorted(i for i in indices if i >= 100) == [i for i in indices if i >= 100]
-
-
-# ---------------------------------------------------------------- weights & status
-
-
-async def test_weights_lifecycle(jq: JobQueue) -> None:
-    old = make_weights("w-1", 1, {0: 1.0})
-    new = make_weights("w-2", 1, {0: 0.5, 1: 0.5})
-    assert await jq.record_weights(old)
-    assert await jq.record_weights(new)
-    assert not await jq.record_weights(new)
-    pending = await jq.next_pending_weights()
-    assert pending is not None and pending.weights_id == "w-2"  # w-1 superseded
-    await jq.weights_attempt_failed("w-2", "chain down", give_up=False)
-    await jq.weights_set("w-2", 1234)
-    last = await jq.last_weights_set()
-    assert last is not None and last.block == 1234 and last.weights == {0: 0.5, 1: 0.5}
-    assert await jq.next_pending_weights() is None
-    # an older set arriving late (e.g. from the REST catch-up) is never set over a newer one
-    assert await jq.record_weights(old.model_copy(update={"weights_id": "w-0"}))
-    assert await jq.next_pending_weights() is None
-
-
-async def test_status_snapshot(jq: JobQueue) -> None:
-    await jq.set_connection("connected", backend_url="ws://b", uid=7, session_id="s1")
-    await jq.enqueue_job(make_job())
-    status = (await jq.status()).to_dict()
-    assert status["connection"]["state"] == "connected" and status["connection"]["uid"] == 7
-    assert status["depths"]["jobs_queued"] == 1
-    assert status["last_weights"] is None
-
-
-async def test_status_detail_with_nul_from_an_agent_is_stored(jq: JobQueue) -> None:
-    """An agent's crash text may contain NUL; PostgreSQL text cannot, so it is replaced."""
-    job = make_job()
-    await jq.enqueue_job(job)
-    sent = await jq.report_status(job.job_id, JobState.FAILED, detail="boom\x00bang")
-    assert sent is not None
-    record = await jq.get_job_record(job.job_id)
-    assert record is not None
-    assert record.detail == "boom\ufffdbang"

@@ -1,6 +1,8 @@
-"""Errors of the validator database layer."""
+"""Errors of the validator database layer (the tree is in :mod:`kinitro.jobqueue`)."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from kinitro.core.errors import KinitroError
 
@@ -23,3 +25,15 @@ class UnsupportedMessageError(JobQueueError):
 
 class SchemaNotReadyError(JobQueueError):
     """The validator database is not migrated (run ``kinitro db upgrade --role validator``)."""
+
+
+class RetryJob(JobQueueError):
+    """Raised by a job handler: put the job back in the queue, to run again after ``delay``.
+
+    Not a failure of the queue: the consumer turns it into pgqueuer's retry (the queue
+    row keeps the job, durably, and counts the attempt)."""
+
+    def __init__(self, reason: str, *, delay: timedelta = timedelta(0)) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay

@@ -11,16 +11,27 @@ pgqueuer 1.6 semantics that the timers below rely on (read from the installed pa
   handed to a second consumer, as long as its event loop is not blocked for ~``T/2``.
 * ``dedupe_key`` is unique among ``queued``/``picked`` rows: we use the job id, so one job
   is never queued twice.
+
+:func:`consume_jobs` is the one consumer loop, shared by both adapters of the validator
+database: PostgreSQL hands it pgqueuer's SQL ``Queries`` on a dedicated connection, the
+in-memory twin pgqueuer's own ``InMemoryQueries``. Either way the same pgqueuer code picks,
+heart-beats and retries, so the evaluator's lifecycle tests on the twin exercise it too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from kinitro.jobqueue.errors import JobQueueError, RetryJob
+
 if TYPE_CHECKING:
     from pgqueuer.domain.settings import DBSettings
+    from pgqueuer.ports import RepositoryPort
 
 #: pgqueuer entrypoint of evaluation jobs. Payload: the job id (UTF-8); the full
 #: ``eval_job`` is read with ``JobQueue.get_job(job_id)``.
@@ -54,6 +65,56 @@ class QueueTimers:
             retry_delay=timedelta(seconds=1),
             max_attempts=3,
         )
+
+
+def job_id_from_payload(payload: bytes | None) -> str:
+    """The job id carried by a pgqueuer ``eval_job`` job's payload."""
+    if not payload:
+        raise JobQueueError("pgqueuer eval_job without payload")
+    return payload.decode()
+
+
+async def consume_jobs(
+    queries: RepositoryPort,
+    handler: Callable[[str, int], Awaitable[None]],
+    *,
+    concurrency: int,
+    timers: QueueTimers,
+    stop: asyncio.Event,
+) -> None:
+    """Run ``handler(job_id, attempts)`` for ``eval_job`` entries until ``stop`` is set.
+
+    :class:`~kinitro.jobqueue.errors.RetryJob` from the handler becomes pgqueuer's
+    ``RetryRequested`` (the entry goes back to ``queued`` after its delay, attempts + 1).
+    """
+    from pgqueuer import RetryRequested
+    from pgqueuer.models import Job
+    from pgqueuer.qm import QueueManager
+
+    qm = QueueManager(queries)
+
+    @qm.entrypoint(EVAL_JOB_ENTRYPOINT, concurrency_limit=max(1, concurrency))
+    async def _run(job: Job) -> None:
+        try:
+            await handler(job_id_from_payload(job.payload), job.attempts)
+        except RetryJob as exc:
+            raise RetryRequested(delay=exc.delay, reason=exc.reason[:500]) from None
+
+    async def relay_stop() -> None:
+        await stop.wait()
+        qm.shutdown.set()
+
+    relay = asyncio.create_task(relay_stop(), name="eval-job-consumer-stop")
+    try:
+        await qm.run(
+            batch_size=1,
+            heartbeat_timeout=timers.heartbeat_timeout,
+            dequeue_timeout=timers.dequeue_timeout,
+        )
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
 
 
 def _settings() -> DBSettings:

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from kinitro import __version__
 from kinitro.chain.signing import sign_message
-from kinitro.jobqueue import JobQueue
+from kinitro.jobqueue import ValidatorDatabase
 from kinitro.protocol.common import ErrorCode
 from kinitro.protocol.errors import ProtocolError
 from kinitro.protocol.validator_ws import (
@@ -75,7 +75,7 @@ class SessionStats:
 @dataclass
 class ValidatorNode:
     settings: Settings
-    jq: JobQueue
+    jq: ValidatorDatabase
     hotkey: Keypair
     weight_setter: WeightSetter | None = None
     stats: SessionStats = field(default_factory=SessionStats)

@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from kinitro.jobqueue import JobQueue, OutboxEntry
+from kinitro.jobqueue import OutboxEntry, OutboxFeed
 from kinitro.protocol.common import ErrorCode
 from kinitro.validator.errors import SessionError
 
@@ -64,7 +64,7 @@ class _Nack:
 class OutboxSender:
     """One per connection. ``run()`` until the connection ends; feed it ``on_ack``."""
 
-    jq: JobQueue
+    jq: OutboxFeed
     send: Callable[[str], Awaitable[None]]
     window: int = 64
     poll_s: float = 0.2

@@ -21,7 +21,7 @@ from kinitro.chain.errors import (
     ChainUnavailableError,
     RateLimitedError,
 )
-from kinitro.jobqueue import JobQueue, WeightsEntry
+from kinitro.jobqueue import WeightsEntry, WeightsStore
 
 if TYPE_CHECKING:
     from bittensor_wallet import Keypair
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WeightSetter:
-    jq: JobQueue
+    jq: WeightsStore
     chain: ChainClient
     hotkey: Keypair
     rate_limit_blocks: int = 100
