@@ -294,7 +294,7 @@ def production(task: str, k: int, agent: AgentClient, steps: int, episode: int) 
     bench = get_benchmark("metaworld/MT10-v3")
     config = EnvConfig(max_steps=steps)
     envs = [make_env(bench, task, config) for _ in range(k)]
-    info = TaskInfo(task, bench.benchmark_id, steps, episode)
+    info = TaskInfo(task, bench.benchmark_id, steps)
     specs = [EpisodeSpec(i, task, episode, 1000 * episode + i) for i in range(k)]
     zero = np.zeros(4, np.float32)
     t = time.perf_counter_ns()
@@ -359,7 +359,7 @@ def main() -> None:
                 client = AgentClient.connect(running.endpoint, spec, ACTION_SPEC, timeouts=TIMEOUTS)
                 client.hello(slots)
                 for slot in range(client.slots):
-                    client.reset(TaskInfo("reach-v3", "metaworld/MT10-v3", 500, 0), slot)
+                    client.reset(TaskInfo("reach-v3", "metaworld/MT10-v3", 500), slot)
                 return client
 
             batched = connect(run_batched, STATE_SPEC, k)

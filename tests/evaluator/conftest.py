@@ -16,6 +16,7 @@ class Agent:
     # Scripted reach policy: move the hand towards the goal in the observation.
     def reset(self, task):
         assert "seed" not in repr(task).lower(), task  # seeds never reach the agent
+        assert sorted(task) == ["benchmark_id", "max_steps", "metadata", "name"], task
         self.task = task
 
     def act(self, observation):
@@ -25,14 +26,19 @@ class Agent:
 """
 
 RANDOM_AGENT = """
+import hashlib
 import numpy as np
 
 class Agent:
-    # Uniform random actions, reseeded per episode so results do not depend on sharding.
+    # Uniform random actions, seeded by the episode's first observation (the agent is not
+    # told which episode it plays), so results depend neither on sharding nor on order.
     def reset(self, task):
-        self.rng = np.random.default_rng(1000 + task.episode_index)
+        self.rng = None
 
     def act(self, observation):
+        if self.rng is None:
+            digest = hashlib.sha256(np.ascontiguousarray(observation).tobytes()).digest()
+            self.rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         return self.rng.uniform(-1, 1, 4).astype(np.float32)
 """
 
@@ -45,22 +51,25 @@ RGB_REACH_AGENT = REACH_AGENT.replace(
     "        hand, goal = observation[0:3], observation[36:39]",
 )
 
-# Reach policy that hard-crashes (the whole runtime process) at step 5 of its 2nd episode
-# of each task.
+# Reach policy that hard-crashes (the whole runtime process) at step 5 of one episode: the
+# one whose first observation starts with TARGET (filled in by the ``bundles`` fixture with
+# episode 1 of a seed-11 reach job; the agent is never told which episode it plays).
 CRASH_AGENT = REACH_AGENT.replace(
     "        self.task = task\n",
     "        self.task = task\n        self.steps = 0\n",
 ).replace(
     "        hand, goal",
     "        self.steps += 1\n"
-    "        if self.task.episode_index == 1 and self.steps == 5:\n"
+    "        if self.steps == 1:\n"
+    "            self.marked = np.allclose(observation[:6], TARGET, atol=1e-6)\n"
+    "        if self.marked and self.steps == 5:\n"
     "            import os\n"
     "            os._exit(3)\n"
     "        hand, goal",
 )
 
-# Reach policy whose code raises at step 5 of its 2nd episode of each task (the runtime
-# survives and names the slot).
+# Reach policy whose code raises at step 5 of that same episode (the runtime survives and
+# names the slot).
 RAISES_AGENT = CRASH_AGENT.replace(
     "            import os\n            os._exit(3)\n",
     '            raise RuntimeError("policy bug in episode 1")\n',
@@ -125,17 +134,30 @@ def write_bundle(root: Path, source: str, *, slots: int = 1) -> Path:
     return root
 
 
+def first_observation(seed: int, task: str, k: int) -> list[float]:
+    """The first observation of episode ``k`` of ``task`` in a job with base ``seed``."""
+    from kinitro.evaluator.envs import EnvConfig, derive_episode_seed, get_benchmark, make_env
+
+    env = make_env(get_benchmark(f"metaworld/MT1-{task}"), task, EnvConfig(max_steps=10))
+    try:
+        obs = env.reset(derive_episode_seed(seed, task, k))
+    finally:
+        env.close()
+    return [float(x) for x in obs]  # type: ignore[union-attr]
+
+
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("bundles")
+    target = f"TARGET = {first_observation(11, 'reach-v3', 1)[:6]!r}\n"
     return {
         # Batched (several episodes per round trip) unless the name ends in "_single".
         "reach": write_bundle(base / "reach", REACH_AGENT, slots=4),
         "reach_single": write_bundle(base / "reach_single", REACH_AGENT),
         "random": write_bundle(base / "random", RANDOM_AGENT, slots=4),
         "random_single": write_bundle(base / "random_single", RANDOM_AGENT),
-        "crash": write_bundle(base / "crash", CRASH_AGENT, slots=4),
-        "raises": write_bundle(base / "raises", RAISES_AGENT, slots=4),
+        "crash": write_bundle(base / "crash", target + CRASH_AGENT, slots=4),
+        "raises": write_bundle(base / "raises", target + RAISES_AGENT, slots=4),
         "instances": write_bundle(base / "instances", INSTANCE_AGENT, slots=4),
         "slow": write_bundle(base / "slow", SLOW_AGENT),
         "reach_rgb": write_bundle(base / "reach_rgb", RGB_REACH_AGENT, slots=2),

@@ -52,7 +52,6 @@ tasks = st.builds(
     names,
     st.text(max_size=30),
     st.integers(0, 10_000),
-    st.integers(0, 10_000),
     st.dictionaries(st.sampled_from(["camera", "mode", "x"]), scalars, max_size=3),
 )
 slot_counts = st.integers(1, rpc.MAX_SLOTS)
@@ -191,6 +190,7 @@ def test_malformed_bodies(payload: bytes) -> None:
         {"type": "act", "id": True},
         {"id": 3},
         {"type": "reset", "id": 1, "task": {"name": "reach-v3", "seed": 42}},
+        {"type": "reset", "id": 1, "task": {"name": "reach-v3", "episode_index": 3}},
         {"type": "reset", "id": 1, "task": {"name": "reach-v3", "metadata": {"seed": 1}}},
         {"type": "hello", "id": 1, "observation_spec": {"dtype": "float64"}},
         {"type": "act", "id": 1, "observation": {"fields": 3}},

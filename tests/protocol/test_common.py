@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -47,6 +48,36 @@ def test_benchmark_spec_defaults() -> None:
     assert spec.total_episodes == 10
     with pytest.raises(ValidationError):
         BenchmarkSpec(benchmark_id="MT10", tasks=["reach-v3"], episodes_per_task=1)
+
+
+@pytest.mark.parametrize(
+    ("benchmark_id", "revealed"),
+    [
+        ("metaworld/MT10-v3", True),
+        ("metaworld/MT1-reach-v3", True),
+        ("metaworld/ML10-test-v3", False),
+        ("metaworld/ML45-test-v3", False),
+    ],
+)
+def test_task_names_are_hidden_by_default_for_meta_learning_test_sets(
+    benchmark_id: str, revealed: bool
+) -> None:
+    body = {"benchmark_id": benchmark_id, "tasks": ["reach-v3"], "episodes_per_task": 1}
+    for spec in (
+        BenchmarkSpec.model_validate(body),
+        BenchmarkSpec.model_validate({**body, "reveal_task_name": None}),
+        BenchmarkSpec.model_validate_json(json.dumps(body), strict=True),  # as the codecs
+    ):
+        assert spec.reveal_task_name is revealed
+        # the stored / sent form is explicit, so a later change of default changes nothing
+        assert spec.model_dump()["reveal_task_name"] is revealed
+    for explicit in (True, False):
+        spec = BenchmarkSpec.model_validate({**body, "reveal_task_name": explicit})
+        assert spec.reveal_task_name is explicit
+    with pytest.raises(ValidationError):
+        BenchmarkSpec.model_validate_json(
+            json.dumps({**body, "reveal_task_name": "no"}), strict=True
+        )
 
 
 def test_task_metrics_consistency() -> None:

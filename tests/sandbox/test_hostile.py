@@ -53,7 +53,7 @@ def attack(
     running, agent = run_agent(bundle, *(() if timeouts is None else (timeouts,)))
     try:
         agent.hello()
-        agent.reset(TaskInfo("reach-v3", "metaworld/MT1-reach-v3", 500, 0, metadata or {}))
+        agent.reset(TaskInfo("reach-v3", "metaworld/MT1-reach-v3", 500, metadata or {}))
         if step:
             agent.act(OBS)
     except AgentFailure as failure:

@@ -47,7 +47,7 @@ def test_full_session(launch: Launch, make_bundle: BundleFactory) -> None:
     proc, sock = launch(make_bundle(ZERO_AGENT))
     with client_for(sock) as agent:
         assert agent.hello() == "bundle"
-        agent.reset(rpc.TaskInfo("reach-v3", "metaworld/MT1-reach-v3", 500, 0))
+        agent.reset(rpc.TaskInfo("reach-v3", "metaworld/MT1-reach-v3", 500))
         for _ in range(100):
             action = agent.act(np.random.default_rng(0).random(39))
             assert action.dtype == np.float32 and action.shape == (4,)

@@ -34,7 +34,7 @@ class Agent:
         self.episode = -1
 
     def reset(self, task):
-        self.episode = task.episode_index
+        self.episode = task.max_steps  # any per-reset value the test sets
         self.calls = 0
 
     def act(self, observation):
@@ -65,7 +65,7 @@ def test_act_batch_steps_each_slot_with_its_own_instance(
     agent = _client(launch, make_bundle, COUNTING_AGENT, "slots = 3\n")
     agent.hello(slots=3)
     for slot in range(3):
-        agent.reset(rpc.TaskInfo("reach-v3", episode_index=10 + slot), slot=slot)
+        agent.reset(rpc.TaskInfo("reach-v3", max_steps=10 + slot), slot=slot)
     obs = np.zeros((3, 39))
     obs[:, 0] = [0.5, 1.5, 2.5]
     first = agent.act_batch([0, 1, 2], obs)
@@ -87,7 +87,7 @@ def test_agent_exception_names_its_slot(launch: Launch, make_bundle: BundleFacto
     src = """
     import numpy as np
     class Agent:
-        def reset(self, task): self.bad = task.episode_index == 1
+        def reset(self, task): self.bad = task.max_steps == 1
         def act(self, obs):
             if self.bad:
                 raise RuntimeError("slot policy exploded")
@@ -95,8 +95,8 @@ def test_agent_exception_names_its_slot(launch: Launch, make_bundle: BundleFacto
     """
     agent = _client(launch, make_bundle, src, "slots = 2\n")
     agent.hello(slots=2)
-    agent.reset(rpc.TaskInfo("reach-v3", episode_index=0), slot=0)
-    agent.reset(rpc.TaskInfo("reach-v3", episode_index=1), slot=1)
+    agent.reset(rpc.TaskInfo("reach-v3", max_steps=0), slot=0)
+    agent.reset(rpc.TaskInfo("reach-v3", max_steps=1), slot=1)
     with pytest.raises(AgentCrashed, match="slot policy exploded") as exc:
         agent.act_batch([0, 1], np.zeros((2, 39)))
     assert exc.value.slot == 1 and exc.value.call == "act_batch"
@@ -106,14 +106,14 @@ def test_invalid_action_names_its_slot(launch: Launch, make_bundle: BundleFactor
     src = """
     import numpy as np
     class Agent:
-        def reset(self, task): self.nan = task.episode_index == 0
+        def reset(self, task): self.nan = task.max_steps == 0
         def act(self, obs):
             return np.full(4, np.nan if self.nan else 0.0, np.float32)
     """
     agent = _client(launch, make_bundle, src, "slots = 2\n")
     agent.hello(slots=2)
-    agent.reset(rpc.TaskInfo("reach-v3", episode_index=1), slot=1)
-    agent.reset(rpc.TaskInfo("reach-v3", episode_index=0), slot=0)
+    agent.reset(rpc.TaskInfo("reach-v3", max_steps=1), slot=1)
+    agent.reset(rpc.TaskInfo("reach-v3", max_steps=0), slot=0)
     with pytest.raises(AgentInvalidAction) as exc:
         agent.act_batch([1, 0], np.zeros((2, 39)))
     assert exc.value.slot == 0
@@ -177,7 +177,7 @@ def test_a_hang_in_one_slot_times_out_the_batch(launch: Launch, make_bundle: Bun
     import time
     import numpy as np
     class Agent:
-        def reset(self, task): self.hang = task.episode_index == 1
+        def reset(self, task): self.hang = task.max_steps == 1
         def act(self, obs):
             if self.hang:
                 time.sleep(30)
@@ -186,8 +186,8 @@ def test_a_hang_in_one_slot_times_out_the_batch(launch: Launch, make_bundle: Bun
     _, sock = launch(make_bundle(src, manifest_extra="slots = 2\n"))
     agent = AgentClient(sock, OBS_SPEC, ACTION_SPEC, timeouts=CallTimeouts(act=0.5, reset=20))
     agent.hello(slots=2)
-    agent.reset(rpc.TaskInfo("reach-v3", episode_index=0), slot=0)
-    agent.reset(rpc.TaskInfo("reach-v3", episode_index=1), slot=1)
+    agent.reset(rpc.TaskInfo("reach-v3", max_steps=0), slot=0)
+    agent.reset(rpc.TaskInfo("reach-v3", max_steps=1), slot=1)
     started = time.monotonic()
     with pytest.raises(AgentTimeout, match=r"within 1\.0 s") as exc:
         agent.act_batch([0, 1], np.zeros((2, 39)))

@@ -125,6 +125,7 @@ def local_command(
     from kinitro.core.errors import KinitroError
     from kinitro.evaluator.rollout.launcher import SandboxLauncher
     from kinitro.evaluator.runner import EvalRequest, evaluate, plan_episodes
+    from kinitro.protocol.common import default_reveal_task_name
 
     request = EvalRequest(
         job_id="local",
@@ -133,6 +134,7 @@ def local_command(
         seed=seed,
         max_steps=max_steps,
         step_log_interval=step_log_interval,
+        reveal_task_name=default_reveal_task_name(benchmark),  # as validators run it
     )
     try:
         from kinitro.evaluator.envs import get_benchmark

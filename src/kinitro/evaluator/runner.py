@@ -7,6 +7,7 @@ them take the same path: sandboxed agent, Ray rollout workers, the same metrics.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ class EvalRequest:
     camera: str | None = None
     resolution: tuple[int, int] | None = None
     step_log_interval: int = 10
+    reveal_task_name: bool = True
 
     @classmethod
     def from_job(cls, job: Any) -> EvalRequest:
@@ -49,6 +51,7 @@ class EvalRequest:
             camera=spec.camera,
             resolution=tuple(spec.resolution) if spec.resolution else None,
             step_log_interval=spec.step_log_interval,
+            reveal_task_name=spec.reveal_task_name,
         )
 
 
@@ -60,12 +63,21 @@ class EvalOutcome:
     upload_failures: list[str] = field(default_factory=list)
 
 
-def plan_episodes(bench: BenchmarkDef, episodes_per_task: int, base_seed: int) -> list[EpisodeSpec]:
-    """Episodes in a fixed order (task by task); seeds derived, never sent to the agent."""
+def plan_episodes(
+    bench: BenchmarkDef, episodes_per_task: int, base_seed: int, *, shuffle: bool = False
+) -> list[EpisodeSpec]:
+    """The job's episodes, indexed task by task; seeds derived, never sent to the agent.
+
+    ``shuffle`` (used when task names are hidden from the agent) plays them in an order
+    drawn from the base seed instead of task by task, so an agent cannot tell the task
+    by counting its resets; indices, seeds and results are the same either way.
+    """
     out: list[EpisodeSpec] = []
     for task in bench.tasks:
         for k in range(episodes_per_task):
             out.append(EpisodeSpec(len(out), task, k, derive_episode_seed(base_seed, task, k)))
+    if shuffle:
+        random.Random(f"kinitro-play-order:{int(base_seed)}").shuffle(out)
     return out
 
 
@@ -89,7 +101,9 @@ def evaluate(
 ) -> EvalOutcome:
     """Run ``request`` to the end (blocking). Raises ``Cancelled`` if ``should_stop()``."""
     bench = get_benchmark(request.benchmark_id, request.tasks or None)
-    episodes = plan_episodes(bench, request.episodes_per_task, request.seed)
+    episodes = plan_episodes(
+        bench, request.episodes_per_task, request.seed, shuffle=not request.reveal_task_name
+    )
     config = WorkerConfig(
         job_id=request.job_id,
         benchmark=bench,
@@ -106,6 +120,7 @@ def evaluate(
         frame_every=frame_every if request.observation_mode == "state+rgb" else 0,
         pin_core=pin_workers,
         env_slots=env_slots,
+        reveal_task_name=request.reveal_task_name,
     )
     ensure_ray(ray_address, num_cpus=ray_num_cpus)
     pool = RolloutPool(

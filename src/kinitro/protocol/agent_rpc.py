@@ -280,14 +280,16 @@ def observation_spec_from_wire(obj: object) -> ObservationSpec:
 class TaskInfo:
     """What an agent learns about the episode it is about to play.
 
-    Deliberately has no seed: seeds are never sent to the agent. ``metadata`` is free-form
-    but may not contain a ``seed`` key either.
+    Deliberately nothing derived from the episode seed or the episode's place in the job:
+    no seed, no episode index (an agent that knew either could look its episode up in a
+    table built offline). ``name`` is the empty string when the competition hides task
+    names (``BenchmarkSpec.reveal_task_name = false``). ``metadata`` is free-form but may
+    not contain a ``seed`` key either.
     """
 
     name: str
     benchmark_id: str = ""
     max_steps: int = 0
-    episode_index: int = 0
     metadata: dict[str, Scalar] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -299,14 +301,13 @@ class TaskInfo:
             "name": self.name,
             "benchmark_id": self.benchmark_id,
             "max_steps": self.max_steps,
-            "episode_index": self.episode_index,
             "metadata": dict(self.metadata),
         }
 
     @classmethod
     def from_wire(cls, obj: object) -> TaskInfo:
         m = _as_map(obj, "task")
-        unknown = set(m) - {"name", "benchmark_id", "max_steps", "episode_index", "metadata"}
+        unknown = set(m) - {"name", "benchmark_id", "max_steps", "metadata"}
         if unknown:
             raise InvalidMessage(f"task has unknown fields {sorted(map(str, unknown))}")
         metadata = _as_map(m.get("metadata", {}), "task.metadata")
@@ -317,7 +318,6 @@ class TaskInfo:
             name=_get(m, "name", str, "task"),
             benchmark_id=_get(m, "benchmark_id", str, "task", default=""),
             max_steps=_uint(m, "max_steps", "task", default=0),
-            episode_index=_uint(m, "episode_index", "task", default=0),
             metadata=dict(metadata),
         )
 

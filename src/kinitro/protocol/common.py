@@ -17,6 +17,7 @@ normalised to UTC.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -288,6 +289,14 @@ class ArtifactRef(WireModel):
         return self
 
 
+_META_TEST_SET = re.compile(r"/ML[0-9]+-test-v[0-9]+$")
+
+
+def default_reveal_task_name(benchmark_id: str) -> bool:
+    """False for meta-learning test sets (``metaworld/ML10-test-v3`` …), true otherwise."""
+    return _META_TEST_SET.search(benchmark_id) is None
+
+
 class BenchmarkSpec(WireModel):
     """What to evaluate: a Meta-World benchmark with resolved task names.
 
@@ -295,6 +304,13 @@ class BenchmarkSpec(WireModel):
     ``metaworld/MT1-reach-v3`` …; the ``-vN`` suffix is bumped whenever a change could
     change scores. ``step_log_interval`` is the number of steps between logged step
     samples (0 disables step logging).
+
+    ``reveal_task_name``: whether the agent is told the task's name at reset (otherwise
+    it gets the empty string and must infer the task from what it observes). Omitted or
+    null, it takes the benchmark's default, :func:`default_reveal_task_name`: true for
+    multi-task sets (MT1/MT10/…), false for meta-learning test sets (ML10/ML45 test
+    tasks), whose point is that the agent does not know which task it faces. Parsed
+    specs always carry an explicit value.
     """
 
     provider: Literal["metaworld"] = "metaworld"
@@ -310,6 +326,15 @@ class BenchmarkSpec(WireModel):
     resolution: tuple[Pixels, Pixels] | None = None
     """``(width, height)`` of rendered images, when ``observation_mode`` includes rgb."""
     step_log_interval: Annotated[int, Field(ge=0, le=100_000)] = 10
+    reveal_task_name: bool = Field(default=None, validate_default=True)
+
+    @field_validator("reveal_task_name", mode="before")
+    @classmethod
+    def _default_reveal_task_name(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:  # omitted or null: the benchmark's default, made explicit
+            benchmark_id = info.data.get("benchmark_id")
+            return default_reveal_task_name(benchmark_id) if isinstance(benchmark_id, str) else True
+        return value
 
     @property
     def total_episodes(self) -> int:

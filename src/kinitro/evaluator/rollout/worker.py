@@ -54,6 +54,8 @@ class WorkerConfig:
     env_slots: int = 8
     """Episodes a worker plays at once on one agent connection (one ``act_batch`` round
     trip per step for all of them), capped by the slots the agent's manifest allows."""
+    reveal_task_name: bool = True
+    """False: the agent's task info carries ``name = ""`` (``BenchmarkSpec``)."""
 
 
 MAX_ENVS = 64
@@ -255,10 +257,9 @@ class RolloutWorker:
     def _task(self, spec: EpisodeSpec) -> TaskInfo:
         cfg = self.config
         return TaskInfo(
-            name=spec.task,
+            name=spec.task if cfg.reveal_task_name else "",
             benchmark_id=cfg.benchmark.benchmark_id,
             max_steps=cfg.env.max_steps,
-            episode_index=spec.task_episode,
             metadata={"provider": cfg.benchmark.provider, "mode": cfg.env.observation_mode},
         )
 

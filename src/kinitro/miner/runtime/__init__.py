@@ -18,8 +18,9 @@ The agent class contract (Python)::
         def act(self, observation) -> numpy.ndarray: ...       # one action per step
         def close(self) -> None: ...                           # optional
 
-``task`` is a dict (``name``, ``benchmark_id``, ``max_steps``, ``episode_index``,
-``metadata``) that also allows attribute access (``task.name``); see ``TaskView``.
+``task`` is a dict (``name``, ``benchmark_id``, ``max_steps``, ``metadata``) that also
+allows attribute access (``task.name``); see ``TaskView``. ``name`` is ``""`` when the
+competition hides task names; nothing in it derives from the episode seed.
 
 Readiness: the runtime writes ``ready\\n`` to ``--ready-fd`` once it can serve, *before*
 importing any miner code, so a sandbox that never becomes ready is an infrastructure
