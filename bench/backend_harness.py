@@ -88,7 +88,7 @@ def backend_net(database_url: str | None, **env_overrides: str) -> Iterator[Benc
             LocalChainProcess(
                 work / "chain",
                 block_interval=0.2,
-                commit_rate_limit=1,
+                tempo=20,  # 2-4 s epochs: commitment space is never the bottleneck
                 weights_rate_limit=1,
                 min_validator_stake=100.0,
             ) as chain,

@@ -52,7 +52,7 @@ def chain_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChainP
     with LocalChainProcess(
         data_dir,
         block_interval=0.1,
-        commit_rate_limit=1,
+        tempo=20,  # 2-4 s epochs: commitment space is never the bottleneck
         weights_rate_limit=1,
         min_validator_stake=100.0,
     ) as proc:

@@ -15,6 +15,8 @@ _NETUIDS = itertools.count(10)
 
 RATE_LIMIT = 3  # blocks; small so rate-limit tests stay fast
 BLOCK_INTERVAL = 0.1
+TEMPO = 40  # blocks per epoch (4 s): room for a few commitments within one epoch
+COMMIT_SPACE = 300  # bytes per epoch: three small commitments (each uses >= 100)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,8 @@ def chain_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChainP
     with LocalChainProcess(
         data_dir,
         block_interval=BLOCK_INTERVAL,
-        commit_rate_limit=RATE_LIMIT,
+        tempo=TEMPO,
+        commit_space=COMMIT_SPACE,
         weights_rate_limit=RATE_LIMIT,
         min_validator_stake=100.0,
     ) as proc:

@@ -6,8 +6,13 @@ the storage items and runtime API the SDK reads and dispatches the two extrinsic
 Kinitro submits with the chain's own rules and error names:
 
 * ``Commitments.set_commitment`` — hotkey must be registered (``AccountNotAllowedCommit``),
-  one ``Raw<N>`` field of N ≤ 128 bytes (larger data cannot be encoded), space quota per
-  epoch of ``tempo`` blocks (each commitment uses ≥ 100 bytes; ``SpaceLimitExceeded``).
+  one ``Raw<N>`` field of N ≤ 128 bytes (larger data cannot be encoded), space quota of
+  ``max_space`` bytes (3,100 like ``MaxSpace``) per subnet epoch, each commitment using
+  ``max(100, size)`` (``SpaceLimitExceeded``), as ``pallets/commitments`` does.
+
+Storage reads honour ``block_hash``: ``Commitments.CommitmentOf`` at an older block answers
+the commitment as it was then, within ``state_pruning`` blocks of the head (a lite node);
+older blocks fail like a pruned node does (``State already discarded``).
 * ``SubtensorModule.set_mechanism_weights`` — registered (``HotKeyNotRegisteredInSubNet``),
   validator permit (``NeuronNoValidatorPermit``), rate limit (``SettingWeightsTooFast``),
   u16 values and known uids (``UidVecContainInvalidOne``).
@@ -42,9 +47,10 @@ class FakeNeuron:
 class FakeSubnet:
     tempo: int = 10
     weights_rate_limit: int = 100
-    max_space: int = 128  # bytes per epoch and account: one commitment per epoch
+    max_space: int = 3100  # bytes per epoch and account (MaxSpace)
     neurons: list[FakeNeuron] = field(default_factory=list)
     commitments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # oldest first
     used_space: dict[str, tuple[int, int]] = field(default_factory=dict)  # hotkey -> (epoch, used)
     weights: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     last_update: dict[int, int] = field(default_factory=dict)
@@ -59,9 +65,10 @@ class FakeSubnet:
 class FakeSubtensor:
     """Implements the parts of ``bittensor.Substrate`` the SDK uses for Kinitro's calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, state_pruning: int | None = None) -> None:
         self.token_symbols: dict[int, str] = {}
         self.block = 100
+        self.state_pruning = state_pruning  # None: an archive node
         self.subnets: dict[int, FakeSubnet] = {}
         self.submitted: list[tuple[str, str, str]] = []  # (module, function, signer)
 
@@ -112,6 +119,20 @@ class FakeSubtensor:
     def _subnet(self, netuid: int) -> FakeSubnet | None:
         return self.subnets.get(int(netuid))
 
+    def _at(self, block_hash: str | None) -> int:
+        """The block a read is pinned to; a pruned block fails like a lite node."""
+        if block_hash is None:
+            return self.block
+        number = int(block_hash, 16)
+        if self.state_pruning is not None and number < self.block - self.state_pruning:
+            raise ChainError(f"State already discarded for {block_hash}", name="UnknownBlock")
+        return number
+
+    @staticmethod
+    def epoch(netuid: int, block: int, tempo: int) -> int:
+        """Subtensor runs a subnet's epoch where (block + netuid + 1) % (tempo + 1) == 0."""
+        return (block + netuid + 1) // (tempo + 1)
+
     async def query(
         self,
         module: str,
@@ -127,7 +148,9 @@ class FakeSubtensor:
         if key == ("SubtensorModule", "Uids"):
             return None if subnet is None else subnet.uid(params[1])
         if key == ("Commitments", "CommitmentOf"):
-            return None if subnet is None else subnet.commitments.get(params[1])
+            at = self._at(block_hash)
+            past = [] if subnet is None else subnet.history.get(params[1], [])
+            return next((c for c in reversed(past) if c["block"] <= at), None)
         if key == ("SubtensorModule", "LastUpdate"):
             if subnet is None:
                 return []
@@ -300,14 +323,16 @@ class FakeSubtensor:
         size = sum(
             len(bytes.fromhex(str(v).removeprefix("0x"))) for e in fields for v in e.values()
         )
-        epoch = self.block // subnet.tempo
+        epoch = self.epoch(int(params["netuid"]), self.block, subnet.tempo)
         last_epoch, used = subnet.used_space.get(signer, (epoch, 0))
         used = used if last_epoch == epoch else 0
         cost = max(100, size)
         if used + cost > subnet.max_space:
             return self._fail("SpaceLimitExceeded", "commitment space quota used up for this epoch")
         subnet.used_space[signer] = (epoch, used + cost)
-        subnet.commitments[signer] = {"block": self.block, "deposit": 0, "info": {"fields": fields}}
+        record = {"block": self.block, "deposit": 0, "info": {"fields": fields}}
+        subnet.commitments[signer] = record
+        subnet.history.setdefault(signer, []).append(record)
         return self._ok()
 
     def _set_weights(self, signer: str, params: dict[str, Any]) -> ExtrinsicResult:

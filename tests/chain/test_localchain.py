@@ -24,12 +24,12 @@ from kinitro.chain.errors import (
 )
 from kinitro.chain.local.client import LocalChain
 from kinitro.chain.local.process import LocalChainProcess, free_port
-from kinitro.chain.local.state import signing_payload
+from kinitro.chain.local.state import epoch_index, signing_payload
 from kinitro.chain.signing import sign_message, verify_signature
 from kinitro.chain.wallets import WalletInfo, load_coldkey, load_hotkey
 from kinitro.chain.weights import normalize_u16
 
-from .conftest import BLOCK_INTERVAL, RATE_LIMIT
+from .conftest import BLOCK_INTERVAL, TEMPO
 
 
 async def _wait_blocks(chain: LocalChain, n: int) -> None:
@@ -71,7 +71,7 @@ async def test_unknown_hotkey_cannot_commit_or_set_weights(
             await chain.set_weights(load_hotkey("other", "default", wallet_path), {0: 1.0})
 
 
-async def test_commitment_limit_and_rate_limit(
+async def test_commitment_limit_and_space(
     chain_proc: LocalChainProcess, netuid: int, wallets: dict[str, WalletInfo], wallet_path: Path
 ) -> None:
     async with LocalChain(chain_proc.url, netuid) as chain:
@@ -79,17 +79,25 @@ async def test_commitment_limit_and_rate_limit(
         hotkey = load_hotkey("miner", "default", wallet_path)
         with pytest.raises(CommitmentTooLargeError, match="129 bytes; the chain limit is 128"):
             await chain.commit(hotkey, "x" * 129)
+        head = await chain.block()
+        epoch = epoch_index(netuid, head, TEMPO)
+        while epoch_index(netuid, head, TEMPO) == epoch:  # start at the beginning of an epoch
+            await asyncio.sleep(BLOCK_INTERVAL / 2)
+            head = await chain.block()
         record = await chain.commit(hotkey, "x" * 128)
         assert record.data == "x" * 128 and record.uid == 0
-        with pytest.raises(RateLimitedError) as info:
-            await chain.commit(hotkey, "second")
-        assert 0 < info.value.retry_in_blocks <= RATE_LIMIT
-        await _wait_blocks(chain, RATE_LIMIT)
-        second = await chain.commit(hotkey, "second")
-        assert second.block >= record.block + RATE_LIMIT
+        await chain.commit(hotkey, "second")  # 128 + 100 of the 300 bytes
+        with pytest.raises(RateLimitedError, match="228 of its 300 bytes") as info:
+            await chain.commit(hotkey, "third")
+        head = await chain.block()
+        assert epoch_index(netuid, head + info.value.retry_in_blocks, TEMPO) > epoch_index(
+            netuid, head, TEMPO
+        )
+        await _wait_blocks(chain, info.value.retry_in_blocks)
+        third = await chain.commit(hotkey, "third")
         current = await chain.commitments()
         assert [(c.hotkey, c.block, c.data) for c in current] == [
-            (hotkey.ss58_address, second.block, "second")
+            (hotkey.ss58_address, third.block, "third")
         ]
 
 
@@ -182,7 +190,9 @@ async def test_state_survives_restart_and_is_shared_by_processes(
     tmp_path: Path, wallets: dict[str, WalletInfo], wallet_path: Path
 ) -> None:
     data_dir = tmp_path / "chain"
-    with LocalChainProcess(data_dir, block_interval=BLOCK_INTERVAL) as proc:
+    # one commitment per (long) epoch, so the space used must survive the restart
+    rules = {"tempo": 1000, "commit_space": 100}
+    with LocalChainProcess(data_dir, block_interval=BLOCK_INTERVAL, **rules) as proc:
         async with LocalChain(proc.url, 1) as chain:
             await chain.register(load_coldkey("miner", wallet_path), wallets["miner"].hotkey)
             record = await chain.commit(load_hotkey("miner", "default", wallet_path), "persist")
@@ -203,13 +213,13 @@ async def test_state_survives_restart_and_is_shared_by_processes(
     # a torn final line (crash mid-write) is dropped on restart
     with (data_dir / "extrinsics.jsonl").open("a") as fh:
         fh.write('{"block": 99, "ext": {"tor')
-    with LocalChainProcess(data_dir, block_interval=BLOCK_INTERVAL) as proc:
+    with LocalChainProcess(data_dir, block_interval=BLOCK_INTERVAL, **rules) as proc:
         async with LocalChain(proc.url, 1) as chain:
             assert await chain.block() >= height
             assert [(c.block, c.data) for c in await chain.commitments()] == [
                 (record.block, "persist")
             ]
-            with pytest.raises(RateLimitedError):  # rate limit state replayed too
+            with pytest.raises(RateLimitedError):  # commitment space replayed too
                 await chain.commit(load_hotkey("miner", "default", wallet_path), "again")
 
 

@@ -148,9 +148,9 @@ CASES: dict[str, Case] = {
     "chain-run-zero-block-interval": Case(
         ["chain", "run", "--data-dir", "{root}/c0", "--block-interval", "0"], "block-interval"
     ),
-    "chain-run-negative-rate-limit": Case(
-        ["chain", "run", "--data-dir", "{root}/c1", "--commit-rate-limit", "-1"],
-        "commit-rate-limit",
+    "chain-run-tiny-commit-space": Case(
+        ["chain", "run", "--data-dir", "{root}/c1", "--commit-space", "99"],
+        "commit-space",
     ),
     # ---------------------------------------------------------------- kinitro miner
     "miner-init-onto-file": Case(["miner", "init", "{afile}"], "cannot create the bundle"),

@@ -73,7 +73,7 @@ def _docs_world(
     with LocalChainProcess(
         root / "chain",
         block_interval=0.2,
-        commit_rate_limit=2,
+        tempo=20,  # 4 s epochs: commitment space is never the bottleneck
         weights_rate_limit=2,
         min_validator_stake=1000.0,
     ) as chain:

@@ -142,7 +142,7 @@ class Network:
             self.root / "chain",
             block_interval=0.1,
             weights_rate_limit=2,
-            commit_rate_limit=1,
+            tempo=20,  # 2-4 s epochs: commitment space is never the bottleneck
             min_validator_stake=100.0,
             log_path=logs / "chain.log",
         )

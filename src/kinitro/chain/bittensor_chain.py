@@ -8,6 +8,9 @@ chain-access seam, ``Client(substrate=...)``), so the real SDK code — reads, t
 * block — ``client.block()``
 * metagraph — ``client.subnets.metagraph(netuid, commitments=False)`` (one runtime call)
 * commitments — ``client.subnets.commitments(netuid)`` (Commitments pallet maps)
+* commitment as of a block — ``client.identity.commitment(netuid, hotkey, block=N)``
+  (``Commitments.CommitmentOf`` read at block N's hash: needs an archive node for blocks
+  older than the node's state pruning window, ~256 blocks on a default lite node)
 * commit — ``Commitments.set_commitment`` with one ``Raw<N>`` field, signed by the hotkey
 * set_weights — the ``SetWeights`` intent (clip, u16 normalisation, rate-limit preflight,
   commit-reveal when the subnet uses it), signed by the hotkey
@@ -45,6 +48,10 @@ if TYPE_CHECKING:
     from bittensor_wallet import Keypair
 
 
+# what substrate nodes answer for a block whose state they pruned (or never had)
+_PRUNED_STATE = ("State already discarded", "UnknownBlock", "Unknown block")
+
+
 def _translate(exc: BaseException, what: str) -> ChainError:
     """Map an SDK exception to our error tree by its ``ErrorCode``."""
     code = getattr(getattr(exc, "code", None), "value", None)
@@ -60,6 +67,11 @@ def _translate(exc: BaseException, what: str) -> ChainError:
         return InvalidWeightsError(message) if "weight" in what else InvalidRequestError(message)
     if type(exc).__name__ in ("RpcConnectionError", "ConnectionNotReady", "RpcPolicyError"):
         return ChainUnavailableError(message)
+    if any(hint in message for hint in _PRUNED_STATE):
+        return ChainUnavailableError(
+            f"{message} (this node no longer has that block's state: reading old blocks "
+            "needs an archive node, e.g. --network wss://archive.chain.opentensor.ai:443)"
+        )
     return ChainError(message, code=str(code or "chain_error"))
 
 
@@ -146,6 +158,32 @@ class BittensorChain:
         ]
         records.sort(key=lambda r: (-r.block, r.hotkey))
         return records
+
+    async def commitment(self, hotkey: str, block: int | None = None) -> CommitmentRecord | None:
+        where = "commitment" if block is None else f"commitment at block {block}"
+
+        async def read(client: Any) -> tuple[Any, Any]:
+            if block is not None and block > await client.block():
+                # a node resolves an unknown block number to no hash, i.e. to the head
+                raise InvalidRequestError(f"block {block} does not exist yet")
+            found = await client.identity.commitment(self._netuid, hotkey, block=block)
+            if found is None:
+                return None, None
+            uid = await client.query(
+                ("SubtensorModule", "Uids"), [self._netuid, hotkey], block=block
+            )
+            return found, uid
+
+        found, uid = await self._call(where, read)
+        if found is None:
+            return None
+        return CommitmentRecord(
+            netuid=self._netuid,
+            hotkey=hotkey,
+            uid=None if uid is None else int(uid),
+            block=int(found.block),
+            data=str(found.data),
+        )
 
     async def weights(self) -> list[WeightsRecord]:
         async def read(client: Any) -> list[WeightsRecord]:

@@ -98,11 +98,17 @@ def run(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
     port: int = typer.Option(9945, "--port", min=0, max=65535, help="HTTP port."),
     block_interval: float = typer.Option(1.0, "--block-interval", help="Seconds per block."),
-    commit_rate_limit: int = typer.Option(
-        100,
-        "--commit-rate-limit",
-        min=0,
-        help="Blocks between two commitments of a hotkey (genesis).",
+    tempo: int = typer.Option(
+        360,
+        "--tempo",
+        min=1,
+        help="Blocks per subnet epoch: the period of the commitment space budget (genesis).",
+    ),
+    commit_space: int = typer.Option(
+        3100,
+        "--commit-space",
+        min=100,
+        help="Bytes a hotkey may commit per epoch; a commitment uses max(100, its size) (genesis).",
     ),
     weights_rate_limit: int = typer.Option(
         100,
@@ -120,9 +126,9 @@ def run(
 ) -> None:
     """Run the LocalChain service: a persistent chain shared over HTTP by every process.
 
-    The rate limits and permit stake are fixed when the data directory is first created
-    (genesis); later runs on the same directory keep them. Stop with Ctrl-C: the state
-    survives restarts.
+    The commitment space, weights rate limit and permit stake are fixed when the data
+    directory is first created (genesis); later runs on the same directory keep them.
+    Stop with Ctrl-C: the state survives restarts.
     """
     from kinitro.chain.errors import ChainError
     from kinitro.chain.local.service import run as serve
@@ -136,7 +142,8 @@ def run(
     except ValueError as exc:
         raise _fail(f"invalid --log-level {log_level!r}: {exc}") from None
     rules = ChainRules(
-        commit_rate_limit_blocks=commit_rate_limit,
+        tempo=tempo,
+        commit_space_bytes=commit_space,
         weights_rate_limit_blocks=weights_rate_limit,
         min_validator_stake=min_validator_stake,
     )

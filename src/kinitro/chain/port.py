@@ -10,8 +10,10 @@ runs against both:
 A client is bound to one subnet (``netuid``). All calls are async. Writes are signed by
 the hotkey keypair passed in (a ``bittensor_wallet.Keypair``, see
 :mod:`kinitro.chain.wallets`); the chain enforces registration, the 128-byte commitment
-limit, the commitment and weights rate limits and u16 weight normalisation, and the
-adapters raise the matching :mod:`kinitro.chain.errors` subclass.
+limit, the commitment space and weights rate limits and u16 weight normalisation, and the
+adapters raise the matching :mod:`kinitro.chain.errors` subclass. Commitments follow the
+real chain's space rule: per subnet epoch (``tempo`` blocks) a hotkey may commit 3,100
+bytes, each commitment using ``max(100, size)`` of them (``RateLimitedError`` beyond).
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ class ChainClient(Protocol):
 
     async def commitments(self) -> list[CommitmentRecord]:
         """Every hotkey's current commitment on the subnet with its block, newest first."""
+        ...
+
+    async def commitment(self, hotkey: str, block: int | None = None) -> CommitmentRecord | None:
+        """``hotkey``'s commitment as of ``block`` (default: the head): the latest one made
+        at or before that block, with the block it was made in; None if it had none.
+
+        A hotkey holds only its latest commitment, so this is how an older one is proven.
+        On Bittensor, reading a block older than the node keeps state for needs an archive
+        node (``ChainUnavailableError`` says so); LocalChain keeps every commitment."""
         ...
 
     async def commit(self, hotkey: Keypair, data: str) -> CommitmentRecord:

@@ -168,6 +168,22 @@ class LocalChain:
             for c in body["commitments"]
         ]
 
+    async def commitment(self, hotkey: str, block: int | None = None) -> CommitmentRecord | None:
+        params = {} if block is None else {"block": block}
+        body = await self._request(
+            "GET", f"/v1/subnets/{self._netuid}/commitments/{hotkey}", params=params
+        )
+        c = body.get("commitment")
+        if not isinstance(c, dict):
+            return None
+        return CommitmentRecord(
+            netuid=self._netuid,
+            hotkey=str(c["hotkey"]),
+            uid=None if c["uid"] is None else int(c["uid"]),
+            block=int(c["block"]),
+            data=str(c["data"]),
+        )
+
     async def commit(self, hotkey: Keypair, data: str) -> CommitmentRecord:
         size = len(data.encode())
         if size > MAX_COMMITMENT_BYTES:

@@ -9,6 +9,8 @@ Routes (JSON)::
     GET  /v1/accounts/{ss58}/nonce             {"nonce": N}
     GET  /v1/subnets/{netuid}/metagraph        {"netuid", "block", "neurons": [...]}
     GET  /v1/subnets/{netuid}/commitments      {"netuid", "block", "commitments": [...]}
+    GET  /v1/subnets/{netuid}/commitments/{hotkey}?block=N
+                                               {"netuid", "block", "commitment": {...}|null}
     GET  /v1/subnets/{netuid}/weights          {"netuid", "block", "weights": [...]}
     POST /v1/extrinsics                        signed call → {"block": N, "result": {...}}
 
@@ -201,6 +203,15 @@ def create_app(
             "netuid": netuid,
             "block": service.chain.block,
             "commitments": [asdict(c) for c in service.chain.commitments(netuid)],
+        }
+
+    @app.get("/v1/subnets/{netuid}/commitments/{hotkey}")
+    async def commitment(netuid: int, hotkey: str, block: int | None = None) -> dict[str, Any]:
+        record = service.chain.commitment_at(netuid, hotkey, block)
+        return {
+            "netuid": netuid,
+            "block": service.chain.block if block is None else block,
+            "commitment": None if record is None else asdict(record),
         }
 
     @app.get("/v1/subnets/{netuid}/weights")

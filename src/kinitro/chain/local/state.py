@@ -15,11 +15,12 @@ Data directory layout::
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,15 +53,31 @@ SIGNING_PREFIX = "kinitro-localchain:v1:"
 OPS = ("register", "set_stake", "set_permit", "commit", "set_weights")
 
 
+COMMITMENT_MIN_COST = 100
+"""Bytes of space a commitment uses at least (subtensor's commitments pallet)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChainRules:
-    """What the chain enforces. Fixed at genesis (stored in ``genesis.json``)."""
+    """What the chain enforces. Fixed at genesis (stored in ``genesis.json``).
 
-    commit_rate_limit_blocks: int = 100
+    Commitments follow subtensor's space rule, not a fixed rate limit: each hotkey may
+    commit ``commit_space_bytes`` per subnet epoch (``tempo`` blocks), a commitment using
+    ``max(100, its size)`` bytes of it (:func:`epoch_index`).
+    """
+
+    tempo: int = 360
+    commit_space_bytes: int = 3100
     weights_rate_limit_blocks: int = 100
     max_uids: int = 256
     max_validators: int = 64
     min_validator_stake: float = 1000.0
+
+
+def epoch_index(netuid: int, block: int, tempo: int) -> int:
+    """The subnet epoch ``block`` belongs to: subtensor runs a subnet's epoch at blocks
+    where ``(block + netuid + 1) % (tempo + 1) == 0``."""
+    return (block + netuid + 1) // (tempo + 1)
 
 
 @dataclass(slots=True)
@@ -79,6 +96,9 @@ class _Subnet:
     neurons: list[_Neuron] = field(default_factory=list)
     uid_of: dict[str, int] = field(default_factory=dict)
     commitments: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # every commitment a hotkey made, oldest first: reads "as of a block" (archive node)
+    history: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    used_space: dict[str, tuple[int, int]] = field(default_factory=dict)  # (epoch, bytes)
     weights: dict[int, tuple[int, dict[int, int]]] = field(default_factory=dict)
 
 
@@ -151,6 +171,22 @@ class ChainState:
         ]
         records.sort(key=lambda r: (-r.block, r.hotkey))
         return records
+
+    def commitment_at(self, netuid: int, hotkey: str, block: int | None) -> CommitmentRecord | None:
+        """``hotkey``'s commitment as of ``block`` (default: now): the latest made at or
+        before it, or None."""
+        if block is not None and not 0 <= block <= self.block:
+            raise InvalidRequestError(f"block {block} does not exist yet (head is {self.block})")
+        subnet = self._subnet(netuid)
+        history = subnet.history.get(hotkey, [])
+        at = self.block if block is None else block
+        i = bisect.bisect_right(history, at, key=lambda entry: entry[0])
+        if i == 0:
+            return None
+        made, data = history[i - 1]
+        return CommitmentRecord(
+            netuid=netuid, hotkey=hotkey, uid=subnet.uid_of.get(hotkey), block=made, data=data
+        )
 
     def weights(self, netuid: int) -> list[WeightsRecord]:
         subnet = self._subnet(netuid)
@@ -266,16 +302,23 @@ class ChainState:
                 f"commitment is {size} bytes; the chain limit is {MAX_COMMITMENT_BYTES} bytes"
             )
         subnet, neuron = self._registered(netuid, signer)
-        previous = subnet.commitments.get(signer)
-        limit = self.rules.commit_rate_limit_blocks
-        if previous is not None and self.block - previous[0] < limit:
-            wait = limit - (self.block - previous[0])
+        tempo = max(1, self.rules.tempo)
+        epoch = epoch_index(netuid, self.block, tempo)
+        last_epoch, used = subnet.used_space.get(signer, (epoch, 0))
+        used = used if last_epoch == epoch else 0
+        cost = max(COMMITMENT_MIN_COST, size)
+        budget = self.rules.commit_space_bytes
+        if used + cost > budget:
+            wait = (epoch + 1) * (tempo + 1) - netuid - 1 - self.block
             raise RateLimitedError(
-                f"hotkey {signer} committed at block {previous[0]}; the commitment rate limit "
-                f"is {limit} blocks, retry in {wait} blocks",
+                f"hotkey {signer} used {used} of its {budget} bytes of commitment space this "
+                f"epoch (a commitment uses max(100, its size) = {cost}); the next epoch "
+                f"starts in {wait} blocks",
                 retry_in_blocks=wait,
             )
+        subnet.used_space[signer] = (epoch, used + cost)
         subnet.commitments[signer] = (self.block, data)
+        subnet.history.setdefault(signer, []).append((self.block, data))
         return {"uid": neuron.uid, "hotkey": signer, "data": data}
 
     def _op_set_weights(self, signer: str, netuid: int, args: dict[str, Any]) -> dict[str, Any]:
@@ -345,7 +388,10 @@ class ChainStore:
         if self.genesis_path.exists():
             try:
                 genesis = json.loads(self.genesis_path.read_text())
-                rules = ChainRules(**genesis["rules"])
+                # rules of older versions (a fixed commit rate limit) are dropped: the
+                # chain then applies today's defaults for what it did not record
+                known = {f.name for f in fields(ChainRules)}
+                rules = ChainRules(**{k: v for k, v in genesis["rules"].items() if k in known})
                 str(genesis["chain_id"])
             except (ValueError, KeyError, TypeError) as exc:
                 raise ChainError(
