@@ -5,13 +5,13 @@ A *benchmark* (``metaworld/MT10-v3``) is a versioned, named list of *tasks*
 :class:`TaskEnv`, a thin Gymnasium-style wrapper that the rollout loop drives:
 ``reset(seed)`` then ``step(action)`` until ``terminated`` or ``truncated``.
 
-Episode seeds are derived by :func:`derive_episode_seed` from the job's base seed; they seed
-the simulator only and are never part of what the agent sees (:meth:`TaskEnv.task_info`).
+Episode seeds are derived by :func:`derive_episode_seed` (``kinitro.protocol.rounds``) from
+the job's base seed; they seed the simulator only and are never part of what the agent
+sees (:meth:`TaskEnv.task_info`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -19,23 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from kinitro.protocol.agent_rpc import ArraySpec, ObservationSpec
+from kinitro.protocol.rounds import episode_seed
 
 ObservationMode = Literal["state", "state+rgb"]
 Observation = npt.NDArray[Any] | dict[str, npt.NDArray[Any]]
 
-SEED_DERIVATION_VERSION = "kinitro-episode-seed-v1"
-
-
-def derive_episode_seed(base_seed: int, task: str, task_episode: int) -> int:
-    """Deterministic 63-bit episode seed from the job's base seed, task name and index.
-
-    sha256 over a versioned, unambiguous string: the same inputs give the same seed on
-    every machine, different tasks/indices give independent seeds, and nothing about the
-    base seed can be recovered from an episode seed.
-    """
-    material = f"{SEED_DERIVATION_VERSION}\x00{int(base_seed)}\x00{task}\x00{int(task_episode)}"
-    digest = hashlib.sha256(material.encode()).digest()
-    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+# One derivation for everyone who recomputes seeds (evaluator, backend, round verify).
+derive_episode_seed = episode_seed
 
 
 @dataclass(frozen=True, slots=True)
