@@ -32,6 +32,7 @@ async def run(args: argparse.Namespace, net: object) -> dict[str, float]:
     from bittensor_wallet import Keypair
 
     from kinitro.chain.local.client import LocalChain
+    from kinitro.core.runtime import local_runtime
     from kinitro.protocol.commitment import encode_commitment
     from kinitro.protocol.validator_ws import (
         Ack,
@@ -84,6 +85,7 @@ async def run(args: argparse.Namespace, net: object) -> dict[str, float]:
                 nonce=challenge.nonce,
                 signature=sig.hex(),
                 validator_version="bench",
+                runtime=local_runtime(),
             )
         )
     )

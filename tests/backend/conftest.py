@@ -24,7 +24,9 @@ from kinitro.backend.app import create_app
 from kinitro.backend.settings import Settings
 from kinitro.chain.local.client import LocalChain
 from kinitro.chain.local.process import LocalChainProcess
+from kinitro.core.runtime import local_runtime
 from kinitro.protocol.common import ArtifactRef
+from kinitro.protocol.runtime import RuntimeVersions
 from kinitro.protocol.validator_ws import (
     AuthResponse,
     dump_message,
@@ -225,9 +227,15 @@ class ValidatorClient:
 
 
 async def login(
-    backend: Backend, hotkey: Keypair, *, sign_with: Keypair | None = None, lite: bool = False
+    backend: Backend,
+    hotkey: Keypair,
+    *,
+    sign_with: Keypair | None = None,
+    lite: bool = False,
+    runtime: RuntimeVersions | None = None,
 ) -> tuple[ValidatorClient, Any]:
-    """Connect and answer the challenge; returns (client, auth_ok or error message)."""
+    """Connect and answer the challenge; returns (client, auth_ok or error message).
+    ``runtime`` defaults to this environment's (what a real validator states)."""
     ws = await websockets.connect(f"{backend.ws_url}/ws/validator", max_size=8 * 1024 * 1024)
     client = ValidatorClient(ws, hotkey)
     challenge = await client.recv()
@@ -241,6 +249,7 @@ async def login(
             signature=signature.hex(),
             validator_version="test",
             lite=lite,
+            runtime=runtime or local_runtime(),
         )
     )
     return client, await client.recv()

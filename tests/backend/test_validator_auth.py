@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import websockets
 
+from kinitro.core.runtime import local_runtime
 from kinitro.protocol.validator_ws import AuthResponse
 
 from .conftest import Backend, Net, login, new_key, wait_for
@@ -66,6 +67,7 @@ async def test_replayed_challenge_is_refused(backend: Backend, net: Net) -> None
         nonce=challenge.nonce,
         signature=sig.hex(),
         validator_version="test",
+        runtime=local_runtime(),
     )
     await ws1.send(dump_message(captured))
     assert parse_validator_message(await ws1.recv()).type == "auth_ok"

@@ -30,6 +30,7 @@ from bittensor_wallet import Keypair
 
 from kinitro.chain.local.client import LocalChain
 from kinitro.core.processes import ProcessExited, stop_process, wait_http_ok
+from kinitro.core.runtime import local_runtime
 from kinitro.evaluator.episode_logger import ActionLog, encode_action_log, encode_png
 from kinitro.protocol.commitment import encode_commitment
 from kinitro.protocol.common import (
@@ -174,6 +175,7 @@ class Validator:
                 nonce=challenge.nonce,
                 signature=bytes(self.key.sign(payload)).hex(),
                 validator_version="dashboard-test",
+                runtime=local_runtime(),
             )
         )
         ok = await self.recv()

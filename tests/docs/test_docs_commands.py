@@ -1,9 +1,9 @@
 """Docs that are not executed drift: check every `kinitro` command the docs show.
 
-1. Every ``kinitro …`` line in a bash/console block of README.md, docs/*.md and
-   docs/guides/*.md must parse against the real CLI: the command path exists, every
-   option exists and every value has the right type (click's own parser, no command is
-   run).
+1. Every ``kinitro …`` line in a bash/console block of README.md, docs/*.md,
+   docs/guides/*.md and docs/ops/*.md must parse against the real CLI: the command path
+   exists, every option exists and every value has the right type (click's own parser, no
+   command is run).
 2. Blocks preceded by ``<!-- doc-test: run -->`` are executed for real, in order, by bash
    in a scratch directory with a running LocalChain and the environment set by the
    ``local_chain_for_docs`` fixture (``tests/docs/conftest.py``; see
@@ -32,6 +32,7 @@ DOCS = [
     ROOT / "README.md",
     *sorted((ROOT / "docs").glob("*.md")),
     *sorted((ROOT / "docs" / "guides").glob("*.md")),
+    *sorted((ROOT / "docs" / "ops").glob("*.md")),
 ]
 FENCE = re.compile(
     r"(?P<marker><!-- doc-test: run -->\s*)?```(?P<lang>bash|console|sh|shell)\n"

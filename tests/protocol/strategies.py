@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, JsonValue, ValidationError
 from pydantic.fields import FieldInfo
 
 from kinitro.protocol.common import ArtifactRef, EvalMetrics, JobState, TaskMetrics
+from kinitro.protocol.runtime import RuntimeVersions
 from kinitro.protocol.validator_ws import Ack, EvalResult, JobStatus
 
 _MAX_COLLECTION = 4
@@ -218,6 +219,7 @@ def _eval_result(draw: st.DrawFn) -> EvalResult:
         started_at=started,
         finished_at=started + draw(st.timedeltas(timedelta(0), timedelta(days=2))),
         evaluator_version=draw(st.from_regex(r"[0-9]\.[0-9]{1,3}", fullmatch=True)),
+        runtime=draw(st.none() | model_strategy(RuntimeVersions)),
     )
 
 

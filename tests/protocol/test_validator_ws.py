@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from kinitro.protocol.common import ErrorCode, JobState
+from kinitro.protocol.common import PROTOCOL_VERSION, ErrorCode, JobState
 from kinitro.protocol.errors import (
     FrameTooLargeError,
     InvalidMessageError,
@@ -255,4 +255,4 @@ def test_auth_payload() -> None:
         hotkey=hotkey, nonce="ab" * 16, signature="00" * 64, validator_version="0.1.0"
     )
     assert resp.signed_payload() == auth_payload("ab" * 16, hotkey)
-    assert resp.protocol_version == 1 and resp.lite is False
+    assert resp.protocol_version == PROTOCOL_VERSION and resp.lite is False

@@ -30,6 +30,7 @@ async def main(url: str, delay_s: float) -> None:
     from pgqueuer.qm import QueueManager
 
     from kinitro.core.db import dsn
+    from kinitro.core.runtime import local_runtime
     from kinitro.jobqueue import EVAL_JOB_ENTRYPOINT, JobQueue, QueueTimers, job_id_from_payload
     from kinitro.protocol.common import EvalMetrics, JobState, TaskMetrics
     from kinitro.protocol.validator_ws import Episode, EpisodeSteps, EvalResult, StepSample
@@ -115,6 +116,7 @@ async def main(url: str, delay_s: float) -> None:
                 started_at=started,
                 finished_at=datetime.now(UTC),
                 evaluator_version="scripted",
+                runtime=local_runtime(),
             )
         )
 

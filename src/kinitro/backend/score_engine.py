@@ -1,6 +1,8 @@
 """Scoring and weights on a schedule (one replica at a time).
 
-Per active competition: load the completed results of scorable submissions, apply
+Per active competition: load the completed results of scorable submissions, keep one
+evaluator runtime per submission (:func:`.runtimes.one_runtime_per_submission`: results of
+different simulator versions are never combined), apply
 :mod:`.scoring` (median across validators, quorum ``min_validators``, copies, threshold),
 store the scores, decide the leader (``approval_mode`` ``auto`` crowns directly, ``admin``
 records a candidate for an admin to approve), then compute the weights across
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend import events, scoring
+from kinitro.backend import events, runtimes, scoring
 from kinitro.backend.db import repo_competitions, repo_scoring, repo_submissions, repo_validators
 from kinitro.backend.locks import SCORING, LeaderLock
 from kinitro.chain.errors import ChainError
@@ -35,14 +37,23 @@ LEADERBOARD_EVENT_ROWS = 20  # keeps the event under the NOTIFY payload limit
 
 
 async def score_competition(
-    conn: AsyncConnection, competition: dict[str, Any], *, band: float
+    conn: AsyncConnection,
+    competition: dict[str, Any],
+    *,
+    band: float,
+    policy: runtimes.RuntimePolicy,
 ) -> tuple[list[scoring.Scored], scoring.LeaderDecision]:
     cid = competition["id"]
     subs = [s for s in await repo_submissions.scorable(conn, cid) if s["artifact_sha256"]]
     per_job: dict[int, dict[str, list[scoring.ValidatorResult]]] = defaultdict(
         lambda: defaultdict(list)
     )
-    for r in await repo_scoring.results_for_scoring(conn, cid):
+    results, runtime_of = runtimes.one_runtime_per_submission(
+        await repo_scoring.results_for_scoring(conn, cid),
+        policy,
+        quorum=competition["min_validators"],
+    )
+    for r in results:
         per_job[r["submission_id"]][r["job_id"]].append(
             scoring.ValidatorResult(r["validator_hotkey"], r["successes"] or 0, r["episodes"] or 0)
         )
@@ -85,6 +96,7 @@ async def score_competition(
                 copy_of=s.copy_of,
                 detail={
                     "complete": s.complete,
+                    "runtime": runtime_of.get(s.submission_id),
                     "jobs": [
                         {
                             "job_id": j.job_id,
@@ -199,9 +211,12 @@ class ScoreEngine:
         except ChainError as exc:
             log.warning("no metagraph for weights: %s", exc)
             uids = None
+        policy = runtimes.RuntimePolicy.from_setting(s.accepted_simulators)
         async with self.state.engine.begin() as conn:
             for comp in await repo_competitions.list_competitions(conn, active=True):
-                scored, decision = await score_competition(conn, comp, band=s.disagreement_band)
+                scored, decision = await score_competition(
+                    conn, comp, band=s.disagreement_band, policy=policy
+                )
                 changed = await apply_decision(conn, comp, scored, decision)
                 board = json.dumps(
                     [(x.submission_id, round(x.success_rate, 6), x.eligible) for x in scored]

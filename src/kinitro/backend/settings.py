@@ -55,6 +55,11 @@ class Settings(KinitroSettings):
     max_frame_bytes: int = 4 * 1024 * 1024
     max_bad_frames: int = 20
     ingest_concurrency: int = 8
+    accepted_simulators: dict[str, list[str]] | None = None
+    """Simulator versions a validator's evaluator may run, per package (mujoco,
+    metaworld, gymnasium), preferred first; unset packages accept exactly this backend's
+    own installed version. Results of different versions are never combined in one score.
+    Env: JSON, e.g. ``KINITRO_BACKEND_ACCEPTED_SIMULATORS='{"mujoco": ["3.3.0"]}'``."""
 
     # --- scheduler
     replication: int = 3

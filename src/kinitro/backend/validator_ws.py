@@ -3,7 +3,9 @@
 Session: the backend sends ``auth_challenge`` (a single-use nonce stored in the DB);
 the validator answers ``auth_response`` signed by its hotkey; the signature is verified
 and the hotkey must be registered on the subnet with a validator permit or at least
-``min_validator_stake``. Refusals get a typed ``error`` and the socket is closed.
+``min_validator_stake``; its protocol version and evaluator runtime must be accepted
+(:mod:`.runtimes`, close code 4426). Refusals get a typed ``error`` and the socket is
+closed with the reason.
 
 Authenticated, the session runs two loops:
 
@@ -35,8 +37,15 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from kinitro import __version__
-from kinitro.backend import events
-from kinitro.backend.db import repo_admin, repo_ingest, repo_jobs, repo_scoring, repo_validators
+from kinitro.backend import events, runtimes
+from kinitro.backend.db import (
+    repo_admin,
+    repo_competitions,
+    repo_ingest,
+    repo_jobs,
+    repo_scoring,
+    repo_validators,
+)
 from kinitro.backend.score_engine import set_weights_payload
 from kinitro.protocol.common import ErrorCode, JobState
 from kinitro.protocol.errors import ProtocolError
@@ -67,6 +76,7 @@ CLOSE_AUTH_FAILED = 4401
 CLOSE_NOT_PERMITTED = 4403
 CLOSE_TIMEOUT = 4408
 CLOSE_REPLACED = 4409
+CLOSE_INCOMPATIBLE = 4426  # protocol or evaluator runtime not accepted ("upgrade required")
 CLOSE_ABUSIVE = 1008
 CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL = 1011
@@ -182,7 +192,8 @@ class ValidatorSession:
         log.info("validator refused: %s (%s)", message, code.value)
         with contextlib.suppress(SessionClosed):
             await self.error(code, message, ref)
-        await self.close(close_code, code.value)
+        reason = f"{code.value}: {message}" if close_code == CLOSE_INCOMPATIBLE else code.value
+        await self.close(close_code, reason)
         return False
 
     async def _authenticate(self) -> bool:
@@ -204,11 +215,23 @@ class ValidatorSession:
         try:
             message = parse_validator_message(raw)
         except ProtocolError as exc:
+            version = runtimes.peek_protocol_version(raw)
+            problem = runtimes.protocol_problem(version) if version is not None else None
+            if problem:  # a peer of another protocol: say so, not "invalid message"
+                return await self._refuse(
+                    ErrorCode.UNSUPPORTED_VERSION, problem, CLOSE_INCOMPATIBLE, exc.message_id
+                )
             return await self._refuse(
                 ErrorCode.AUTH_REQUIRED,
                 f"expected auth_response: {exc.message}",
                 CLOSE_AUTH_FAILED,
                 exc.message_id,
+            )
+        if isinstance(message, AuthResponse) and (
+            problem := runtimes.protocol_problem(message.protocol_version)
+        ):
+            return await self._refuse(
+                ErrorCode.UNSUPPORTED_VERSION, problem, CLOSE_INCOMPATIBLE, message.id
             )
         if not isinstance(message, AuthResponse):
             return await self._refuse(
@@ -264,6 +287,15 @@ class ValidatorSession:
                 CLOSE_NOT_PERMITTED,
                 message.id,
             )
+        async with self.state.engine.connect() as conn:
+            in_use = runtimes.series_of(
+                await repo_competitions.list_competitions(conn, active=True)
+            )
+        problem = runtimes.check_handshake(message, self._policy(), in_use)
+        if problem:
+            return await self._refuse(
+                ErrorCode.UNSUPPORTED_VERSION, problem, CLOSE_INCOMPATIBLE, message.id
+            )
         self.hotkey, self.uid = message.hotkey, neuron.uid
         previous = self.state.hub.sessions.get(self.hotkey)
         if previous is not None:
@@ -279,6 +311,7 @@ class ValidatorSession:
                 replica_id=s.replica_id,
                 version=message.validator_version,
                 lite=message.lite,
+                runtime=message.runtime.model_dump(mode="json") if message.runtime else None,
             )
             latest = await repo_scoring.latest_weights(conn)
             if latest is not None:
@@ -308,6 +341,9 @@ class ValidatorSession:
         self.state.scheduler_wake.set()
         log.info("validator %s (uid %s) connected", self.hotkey, neuron.uid)
         return True
+
+    def _policy(self) -> runtimes.RuntimePolicy:
+        return runtimes.RuntimePolicy.from_setting(self.settings.accepted_simulators)
 
     async def _serve(self) -> None:
         self.wake.set()
@@ -502,10 +538,21 @@ class ValidatorSession:
         assert self.hotkey is not None
         s = self.settings
         started = time.perf_counter()
+        policy = self._policy()
+        refused = {
+            m.id: problem
+            for m in batch
+            if isinstance(m, EvalResult)
+            and m.runtime is not None
+            and (problem := policy.problem(m.runtime))
+        }
         try:
             async with self.state.ingest_slots, self.state.engine.begin() as conn:
                 outcomes = [
-                    await ingest(conn, self.hotkey, m, s.lease_s, s.max_attempts) for m in batch
+                    "refused_runtime"
+                    if m.id in refused
+                    else await ingest(conn, self.hotkey, m, s.lease_s, s.max_attempts)
+                    for m in batch
                 ]
         except (SQLAlchemyError, OSError) as exc:
             log.warning("storing %d messages from %s failed: %s", len(batch), self.hotkey, exc)
@@ -525,6 +572,15 @@ class ValidatorSession:
             elif outcome == "unknown_job":
                 await self.send(
                     Ack.reject(message.id, ErrorCode.UNKNOWN_JOB, f"no job {message.job_id}")
+                )
+            elif outcome == "refused_runtime":
+                await self.send(
+                    Ack.reject(
+                        message.id,
+                        ErrorCode.UNSUPPORTED_VERSION,
+                        f"result of job {message.job_id}: evaluator runtime refused: "
+                        f"{refused[message.id]}",
+                    )
                 )
             else:
                 await self.send(
@@ -628,6 +684,8 @@ async def ingest(
                     started_at=message.started_at,
                     finished_at=message.finished_at,
                     evaluator_version=storable(message.evaluator_version),
+                    runtime=message.runtime.model_dump(mode="json") if message.runtime else None,
+                    runtime_key=message.runtime.key if message.runtime else None,
                 ),
             )
             if new:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from kinitro import __version__
+from kinitro.core.runtime import local_runtime
 from kinitro.evaluator.bundles import fetch_bundle
 from kinitro.evaluator.envs import get_benchmark
 from kinitro.evaluator.episode_logger import TelemetryBatcher
@@ -287,6 +288,7 @@ class Orchestrator:
                 started_at=started_at,
                 finished_at=datetime.now(UTC),
                 evaluator_version=__version__,
+                runtime=local_runtime(),  # Ray workers run this same environment
             )
         )
         if not appended:

@@ -7,6 +7,8 @@ channel, parsed once with a ``TypeAdapter`` and dispatched with ``match``.
   ``ErrorCode``), constrained types and models (``ArtifactRef``, ``BenchmarkSpec``,
   ``TaskMetrics``, ``EvalMetrics``).
 * :mod:`kinitro.protocol.validator_ws` — backend ↔ validator WebSocket (``/ws/validator``).
+* :mod:`kinitro.protocol.runtime` — evaluator runtime versions (simulator stack, benchmark
+  ``-vN``) carried by the handshake and every result.
 * :mod:`kinitro.protocol.realtime` — public realtime WebSocket (``/ws/realtime``).
 * :mod:`kinitro.protocol.commitment` — the ≤ 128-byte chain commitment codec.
 * :mod:`kinitro.protocol.agent_rpc` — evaluator ↔ sandboxed agent RPC (msgpack frames).

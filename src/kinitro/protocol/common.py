@@ -36,8 +36,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-PROTOCOL_VERSION = 1
-"""Version of the WebSocket protocols; bumped on any incompatible wire change."""
+PROTOCOL_VERSION = 2
+"""Version of the WebSocket protocols; bumped on any incompatible wire change.
+2: ``auth_response.runtime`` (required unless lite) and ``eval_result.runtime``."""
 
 
 class WireModel(BaseModel):

@@ -8,9 +8,11 @@ hex, generated once and kept across resends). Parse with :func:`parse_validator_
 Session::
 
     backend                                   validator
-      auth_challenge {nonce, expires_at}  →
-                                          ←   auth_response {hotkey, nonce, signature}
-      auth_ok {uid, heartbeat_interval_s} →   (or error{auth_failed|…} and close)
+      auth_challenge {nonce, expires_at, protocol_version}  →
+                                          ←   auth_response {hotkey, nonce, signature,
+                                                             protocol_version, runtime}
+      auth_ok {uid, heartbeat_interval_s} →   (or error{auth_failed|unsupported_version|…}
+                                               and close)
       eval_job / set_weights              →
                                           ←   ack {ack_id}
                                           ←   job_status / episode / episode_steps / eval_result
@@ -52,6 +54,7 @@ from kinitro.protocol.common import (
     UtcDatetime,
     WireModel,
 )
+from kinitro.protocol.runtime import RuntimeVersions
 
 MAX_FRAME_BYTES: Final = 4 * 1024 * 1024
 """Largest accepted frame; WebSocket servers/clients must allow at least this size."""
@@ -89,7 +92,9 @@ class AuthChallenge(IdentifiedMessage):
 class AuthResponse(IdentifiedMessage):
     """validator → backend. ``signature`` = hex sr25519 signature by ``hotkey`` over
     :func:`auth_payload` (``kinitro-auth:{nonce}:{hotkey}``). ``lite`` validators set
-    weights but run no evaluator."""
+    weights but run no evaluator. ``runtime`` — the simulator stack and benchmark series
+    its evaluator runs — is required unless ``lite``; the backend refuses runtimes it
+    does not accept (``unsupported_version``)."""
 
     type: Literal["auth_response"] = "auth_response"
     hotkey: Hotkey
@@ -98,6 +103,7 @@ class AuthResponse(IdentifiedMessage):
     validator_version: ShortText
     protocol_version: Annotated[int, Field(ge=1)] = PROTOCOL_VERSION
     lite: bool = False
+    runtime: RuntimeVersions | None = None
 
     def signed_payload(self) -> bytes:
         """The bytes ``signature`` must verify against."""
@@ -249,7 +255,9 @@ class EvalResult(IdentifiedMessage):
 
     Natural key: ``(job_id, validator_hotkey)``. ``metrics`` is required when
     ``state`` is ``completed``. For a failed job, ``failure_cause`` says whether the
-    agent (scored) or the infrastructure (retried, never scored) is to blame.
+    agent (scored) or the infrastructure (retried, never scored) is to blame. ``runtime``
+    is the evaluator's simulator stack (results of different runtimes are never combined
+    in one score); None only for a result queued by an evaluator older than protocol 2.
     """
 
     type: Literal["eval_result"] = "eval_result"
@@ -261,6 +269,7 @@ class EvalResult(IdentifiedMessage):
     started_at: UtcDatetime
     finished_at: UtcDatetime
     evaluator_version: ShortText
+    runtime: RuntimeVersions | None = None
 
     @model_validator(mode="after")
     def _terminal(self) -> Self:

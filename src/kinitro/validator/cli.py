@@ -40,11 +40,16 @@ DbOpt = typer.Option(
 )
 
 
-def _fail(message: str) -> typer.Exit:
+EXIT_INCOMPATIBLE = 78
+"""``run`` exits with this code (EX_CONFIG) when the backend refuses this release: a
+restart cannot help (the systemd unit sets ``RestartPreventExitStatus=78``)."""
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
     from rich.markup import escape
 
     err_console.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
-    return typer.Exit(2)
+    return typer.Exit(code)
 
 
 def _settings_error(exc: Exception) -> str:
@@ -106,7 +111,9 @@ def run(
 
     Connects to the backend, authenticates with the hotkey, stores incoming jobs in the
     validator database (pgqueuer) for `kinitro evaluator run`, forwards its results, and
-    sets the backend's weights on chain. Reconnects forever with jittered backoff.
+    sets the backend's weights on chain. Reconnects forever with jittered backoff, except
+    when the backend refuses this release (protocol or simulator versions): then it
+    prints the backend's reason and exits with code 78.
     """
     from kinitro.core.logging import configure_logging
 
@@ -127,11 +134,14 @@ async def _run(
 ) -> None:
     import signal
 
+    from kinitro import __version__
     from kinitro.chain.errors import WalletError
     from kinitro.chain.settings import open_chain
     from kinitro.chain.wallets import load_hotkey
     from kinitro.core.db import safe_url
     from kinitro.jobqueue import JobQueue, SchemaNotReadyError
+    from kinitro.protocol.common import PROTOCOL_VERSION
+    from kinitro.validator.errors import IncompatibleError
     from kinitro.validator.node import ValidatorNode
     from kinitro.validator.weights import WeightSetter
 
@@ -172,7 +182,17 @@ async def _run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, node.stop)
-        await node.run()
+        try:
+            await node.run()
+        except IncompatibleError as exc:
+            from kinitro.core.runtime import local_runtime
+
+            raise _fail(
+                f"the backend refuses this validator: {exc}\n"
+                f"this validator: kinitro {__version__}, protocol {PROTOCOL_VERSION}, "
+                f"evaluator runtime {local_runtime().key}",
+                EXIT_INCOMPATIBLE,
+            ) from None
     finally:
         if chain is not None:
             await chain.close()

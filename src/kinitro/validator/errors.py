@@ -4,6 +4,8 @@
 
     ValidatorError (KinitroError)
     ├── AuthenticationError   the backend refused our hotkey (or never sent a challenge)
+    │   └── IncompatibleError the backend refuses this release: protocol or evaluator
+    │                         runtime (retrying cannot help: the node stops)
     └── SessionError          the backend broke the session protocol (reconnect)
 """
 
@@ -18,6 +20,10 @@ class ValidatorError(KinitroError):
 
 class AuthenticationError(ValidatorError):
     """Authentication with the backend failed."""
+
+
+class IncompatibleError(AuthenticationError):
+    """The backend does not accept this validator's protocol or evaluator runtime."""
 
 
 class SessionError(ValidatorError):

@@ -30,8 +30,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from kinitro import __version__
 from kinitro.chain.signing import sign_message
+from kinitro.core.runtime import local_runtime
 from kinitro.jobqueue import ValidatorDatabase
-from kinitro.protocol.common import ErrorCode
+from kinitro.protocol.common import PROTOCOL_VERSION, ErrorCode
 from kinitro.protocol.errors import ProtocolError
 from kinitro.protocol.validator_ws import (
     Ack,
@@ -47,7 +48,7 @@ from kinitro.protocol.validator_ws import (
     parse_validator_message,
 )
 from kinitro.validator.backoff import Backoff
-from kinitro.validator.errors import AuthenticationError, SessionError
+from kinitro.validator.errors import AuthenticationError, IncompatibleError, SessionError
 from kinitro.validator.outbox import OutboxSender
 from kinitro.validator.weights import WeightSetter
 
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 
 STABLE_SESSION_S = 5.0
 """Only a session that lasted this long resets the reconnect backoff."""
+CLOSE_INCOMPATIBLE = 4426
+"""The backend's close code for a protocol or evaluator runtime it does not accept."""
 
 
 @dataclass(slots=True)
@@ -94,6 +97,7 @@ class ValidatorNode:
             else None
         )
         reconnects = 0
+        stopped_by: str | None = None
         try:
             while not self._stop.is_set():
                 error: str | None = None
@@ -102,6 +106,10 @@ class ValidatorNode:
                     authenticated = await self._session_until_stopped()
                     if authenticated and time.monotonic() - started > STABLE_SESSION_S:
                         backoff.reset()  # a session that flaps right after auth keeps backing off
+                except IncompatibleError as exc:
+                    log.error("the backend refuses this validator", extra={"error": str(exc)})
+                    stopped_by = f"incompatible: {exc}"
+                    raise
                 except AuthenticationError as exc:
                     error = f"authentication failed: {exc}"
                     log.error(error)
@@ -133,7 +141,10 @@ class ValidatorNode:
                     await setter_task
             with contextlib.suppress(Exception):
                 await self.jq.set_connection(
-                    "stopped", backend_url=self.settings.backend_url, lite=self.settings.lite
+                    "stopped",
+                    backend_url=self.settings.backend_url,
+                    lite=self.settings.lite,
+                    **({"last_error": stopped_by} if stopped_by else {}),
                 )
 
     # ------------------------------------------------------------------ session
@@ -189,15 +200,31 @@ class ValidatorNode:
             return True
 
     async def _authenticate(self, ws: ClientConnection) -> AuthOk:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            return await self._handshake(ws)
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == CLOSE_INCOMPATIBLE:
+                raise IncompatibleError(exc.rcvd.reason) from None
+            raise
+
+    async def _handshake(self, ws: ClientConnection) -> AuthOk:
         s = self.settings
         try:
             first = parse_validator_message(await asyncio.wait_for(ws.recv(), s.auth_timeout_s))
         except TimeoutError:
             raise AuthenticationError("backend sent no auth_challenge") from None
         if isinstance(first, ErrorMessage):
-            raise AuthenticationError(f"{first.code}: {first.message}")
+            raise _refusal(first)
         if not isinstance(first, AuthChallenge):
             raise SessionError(f"expected auth_challenge, got {first.type}")
+        if first.protocol_version != PROTOCOL_VERSION:
+            raise IncompatibleError(
+                f"backend {first.backend_version} speaks protocol {first.protocol_version}, "
+                f"this validator ({__version__}) speaks {PROTOCOL_VERSION}: install the "
+                "kinitro release that matches the backend"
+            )
         ss58 = self.hotkey.ss58_address
         signature = sign_message(self.hotkey, auth_payload(first.nonce, ss58)).removeprefix("0x")
         await ws.send(
@@ -208,6 +235,7 @@ class ValidatorNode:
                     signature=signature,
                     validator_version=__version__,
                     lite=s.lite,
+                    runtime=None if s.lite else local_runtime(),
                 )
             )
         )
@@ -216,7 +244,7 @@ class ValidatorNode:
         except TimeoutError:
             raise AuthenticationError("backend did not answer auth_response") from None
         if isinstance(reply, ErrorMessage):
-            raise AuthenticationError(f"{reply.code}: {reply.message}")
+            raise _refusal(reply)
         if not isinstance(reply, AuthOk):
             raise SessionError(f"expected auth_ok, got {reply.type}")
         return reply
@@ -391,6 +419,13 @@ class ValidatorNode:
         if await self.jq.record_weights(message) and self.weight_setter is not None:
             log.info("caught up latest weights", extra={"weights_id": message.weights_id})
             self.weight_setter.wake()
+
+
+def _refusal(error: ErrorMessage) -> AuthenticationError:
+    text = f"{error.code}: {error.message}"
+    if error.code is ErrorCode.UNSUPPORTED_VERSION:
+        return IncompatibleError(text)
+    return AuthenticationError(text)
 
 
 def latest_weights_url(backend_ws_url: str) -> str:

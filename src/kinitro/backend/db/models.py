@@ -211,6 +211,10 @@ class Result(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     evaluator_version: Mapped[str | None]
+    # protocol.runtime.RuntimeVersions of the evaluator, and its key (results with
+    # different keys are never combined in one score); NULL before protocol 2
+    runtime: Mapped[Json | None]
+    runtime_key: Mapped[str | None]
     received_at: Mapped[datetime] = _now()
 
 
@@ -273,6 +277,7 @@ class Validator(Base):
     session_id: Mapped[str | None]
     replica_id: Mapped[str | None]
     validator_version: Mapped[str | None]
+    runtime: Mapped[Json | None]  # RuntimeVersions announced in the last handshake
     lite: Mapped[bool] = mapped_column(Boolean, server_default="false")
     queue_depth: Mapped[int | None] = mapped_column(Integer)
     jobs_in_flight: Mapped[int | None] = mapped_column(Integer)

@@ -29,7 +29,8 @@ S = table(Submission)
 
 
 async def results_for_scoring(conn: AsyncConnection, competition_id: str) -> list[dict[str, Any]]:
-    """Per job of scorable submissions: completed results (job_id, validator, counts)."""
+    """Per job of scorable submissions: completed results (job_id, validator, counts,
+    evaluator runtime)."""
     stmt = (
         select(
             J.c.submission_id,
@@ -37,6 +38,8 @@ async def results_for_scoring(conn: AsyncConnection, competition_id: str) -> lis
             RES.c.validator_hotkey,
             RES.c.successes,
             RES.c.episodes,
+            RES.c.runtime,
+            RES.c.runtime_key,
         )
         .join(RES, RES.c.job_id == J.c.id)
         .where(

@@ -25,6 +25,7 @@ async def connected(
     replica_id: str,
     version: str,
     lite: bool,
+    runtime: dict[str, Any] | None = None,
 ) -> None:
     now = utcnow()
     values = dict(
@@ -33,6 +34,7 @@ async def connected(
         session_id=session_id,
         replica_id=replica_id,
         validator_version=version,
+        runtime=runtime,
         lite=lite,
         connected_at=now,
         last_seen_at=now,

@@ -34,9 +34,10 @@ from kinitro.evaluator.envs.base import (
     StepOutcome,
 )
 from kinitro.protocol.agent_rpc import ArraySpec, ObservationSpec
+from kinitro.protocol.runtime import BENCHMARK_SERIES
 
 PROVIDER = "metaworld"
-VERSION = "v3"
+VERSION = f"v{BENCHMARK_SERIES[PROVIDER]}"  # the series validators announce in the handshake
 DEFAULT_CAMERA = "corner"
 DEFAULT_RESOLUTION = (84, 84)
 _MT1 = re.compile(r"^metaworld/MT1-(?P<task>[a-z0-9-]+-v3)$")
