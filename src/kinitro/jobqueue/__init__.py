@@ -10,7 +10,8 @@ who uses it (:mod:`.ports`):
 * :mod:`.postgres`    :class:`JobQueue`, the production adapter: one module per user
                       (``jobs``, ``reports``, ``outbox``, ``weights``, ``status``), the
                       only SQL for this schema.
-* :mod:`.memory`      :class:`MemoryJobQueue`, the in-memory twin (tests, drills).
+* :mod:`.memory`      :class:`MemoryJobQueue`, the in-memory twin (tests, drills), cut the
+                      same way (``jobs``, ``outbox``, ``status``).
                       ``tests/jobqueue/test_conformance.py`` runs one suite on both.
 * :mod:`.rules`       the outbox rules both adapters apply (first result wins, …).
 * :mod:`.records`     the frozen values both adapters return.
