@@ -6,7 +6,8 @@ Measures, in one run on the same machine:
 * **end-to-end**: the validator path — Ray rollout actor(s), each with its own bubblewrap
   sandbox running a zero-compute agent over the agent RPC, step logging on (step samples
   every ``--step-log-interval`` steps, every action in the binary action log written to a
-  local media store), telemetry batched off the hot loop;
+  local media store), results awaited on the driver's event loop as in ``kinitro
+  evaluator run`` (``runner.evaluate``);
 * **speed-up** from 1 to 2 Ray workers on the same job.
 
 "loop" rates count env steps over the time spent inside episodes (the steady state);
@@ -22,6 +23,7 @@ each worker runs alone while the worker learns the agent's slots: a slight under
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import tempfile
@@ -71,6 +73,7 @@ def end_to_end(
     slots: int,
 ) -> dict[str, float]:
     from kinitro.evaluator.rollout.launcher import SandboxLauncher
+    from kinitro.evaluator.rollout.port import RolloutOptions
     from kinitro.evaluator.runner import EvalRequest, evaluate
 
     request = EvalRequest(
@@ -82,12 +85,12 @@ def end_to_end(
         step_log_interval=interval,
     )
     t0 = time.perf_counter()
-    outcome = evaluate(
-        request,
-        SandboxLauncher(str(bundle)),
-        workers=workers,
-        media_url=str(media),
-        env_slots=slots,
+    outcome = asyncio.run(
+        evaluate(
+            request,
+            SandboxLauncher(str(bundle)),
+            RolloutOptions(workers=workers, media_url=str(media), env_slots=slots),
+        )
     )
     wall = time.perf_counter() - t0
     steps = sum(r.steps for r in outcome.results)

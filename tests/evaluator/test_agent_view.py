@@ -15,6 +15,7 @@ import pytest
 
 from kinitro.evaluator.envs import get_benchmark
 from kinitro.evaluator.rollout.launcher import SandboxLauncher
+from kinitro.evaluator.rollout.port import RolloutOptions
 from kinitro.evaluator.runner import EvalRequest, evaluate, plan_episodes
 
 from .conftest import write_bundle
@@ -42,7 +43,7 @@ def _seen(detail: str | None) -> dict[str, object]:
     ("benchmark_id", "reveal"),
     [("metaworld/ML10-test-v3", False), ("metaworld/MT1-reach-v3", True)],
 )
-def test_the_agent_is_told_the_task_only_when_the_competition_reveals_it(
+async def test_the_agent_is_told_the_task_only_when_the_competition_reveals_it(
     tmp_path: Path, benchmark_id: str, reveal: bool
 ) -> None:
     tasks = get_benchmark(benchmark_id).tasks[:2]
@@ -56,7 +57,7 @@ def test_the_agent_is_told_the_task_only_when_the_competition_reveals_it(
         reveal_task_name=reveal,
     )
     spy = write_bundle(tmp_path / "spy", SPY_AGENT)
-    outcome = evaluate(request, SandboxLauncher(str(spy)), env_slots=1)
+    outcome = await evaluate(request, SandboxLauncher(str(spy)), RolloutOptions(env_slots=1))
     assert [r.failure_cause for r in outcome.results] == ["agent_crash"] * len(outcome.results)
     for result in outcome.results:
         seen = _seen(result.failure_detail)

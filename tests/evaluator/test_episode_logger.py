@@ -1,10 +1,8 @@
-"""Episode logger: action log codec, PNG frames, telemetry batching off the hot loop."""
+"""Episode logger: action log codec, step recorder, PNG frames (telemetry: test_telemetry)."""
 
 from __future__ import annotations
 
 import struct
-import threading
-import time
 import zlib
 
 import numpy as np
@@ -13,14 +11,11 @@ import pytest
 from kinitro.evaluator.episode_logger import (
     ActionLog,
     EpisodeRecorder,
-    TelemetryBatcher,
     decode_action_log,
     encode_action_log,
     encode_png,
-    episode_messages,
 )
 from kinitro.evaluator.errors import EpisodeLogError
-from kinitro.evaluator.results import EpisodeResult, StepSample
 
 
 def _log(steps: int = 7) -> ActionLog:
@@ -89,75 +84,3 @@ def test_png_frames_decode() -> None:
     raw = zlib.decompress(png[41 : 41 + idat_len])
     rows = [raw[i * 16 + 1 : (i + 1) * 16] for i in range(6)]
     assert rows[2][9:12] == bytes([255, 10, 20])
-
-
-def _result(index: int, samples: int) -> EpisodeResult:
-    return EpisodeResult(
-        index=index,
-        task="reach-v3",
-        task_episode=index,
-        seed=1,
-        success=True,
-        total_reward=2.0,
-        steps=samples,
-        steps_to_success=samples,
-        terminated=True,
-        actions_ref=f"episodes/j/{index:06d}/actions.kact",
-        samples=[
-            StepSample(
-                step=i,
-                observation=[0.0] * 39,
-                action=[0.0] * 4,
-                reward=1.0,
-                success=False,
-                info={"near_object": 0.5},
-            )
-            for i in range(samples)
-        ],
-        failure_cause="agent_timeout" if index == 2 else None,
-        failure_detail="act: no answer" if index == 2 else None,
-    )
-
-
-def test_episode_messages_are_valid_wire_messages() -> None:
-    msgs = episode_messages("job-9", _result(2, 120), batch_size=50)
-    assert [m.type for m in msgs] == ["episode", "episode_steps", "episode_steps", "episode_steps"]
-    assert msgs[0].failure_cause == "agent_timeout" and msgs[0].actions_ref
-    assert [m.batch_index for m in msgs[1:]] == [0, 1, 2]
-    assert sum(len(m.samples) for m in msgs[1:]) == 120
-
-
-def test_batcher_never_blocks_the_producer_and_delivers_everything() -> None:
-    delivered: list = []
-    gate = threading.Event()
-
-    def slow_sink(batch) -> None:
-        gate.wait(5)
-        delivered.extend(batch)
-
-    batcher = TelemetryBatcher("job-9", slow_sink, batch_messages=4, flush_interval_s=0.05)
-    t0 = time.perf_counter()
-    for i in range(20):
-        batcher.submit(_result(i, 3))
-    assert time.perf_counter() - t0 < 0.05  # submit is a queue put, the sink is stuck
-    gate.set()
-    batcher.close()
-    episodes = [m for m in delivered if m.type == "episode"]
-    assert sorted(m.episode_index for m in episodes) == list(range(20))
-    assert batcher.sent == len(delivered) == 40 and batcher.dropped == 0
-
-
-def test_batcher_retries_a_failing_sink() -> None:
-    calls = {"n": 0}
-    got: list = []
-
-    def flaky(batch) -> None:
-        calls["n"] += 1
-        if calls["n"] < 3:
-            raise ConnectionError("database away")
-        got.extend(batch)
-
-    batcher = TelemetryBatcher("job-9", flaky, batch_messages=100, flush_interval_s=0.05)
-    batcher.submit(_result(0, 1))
-    batcher.close()
-    assert len(got) == 2 and calls["n"] == 3

@@ -1,8 +1,9 @@
-"""End-to-end rollouts through the real path: Ray actors, bubblewrap sandbox, agent RPC."""
+"""End-to-end rollouts through the real path: Ray actors, bubblewrap sandbox, agent RPC;
+results awaited on the test's event loop as the orchestrator does."""
 
 from __future__ import annotations
 
-import time
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 
 from kinitro.evaluator.replay import load_action_log, replay
 from kinitro.evaluator.rollout.launcher import SandboxLauncher
+from kinitro.evaluator.rollout.pool import RolloutPool
+from kinitro.evaluator.rollout.port import RolloutOptions
 from kinitro.evaluator.runner import EvalRequest, evaluate
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -26,13 +29,15 @@ def _request(job_id: str, *, episodes: int = 3, seed: int = 11, max_steps: int =
     )
 
 
-def test_reach_agent_succeeds_and_episodes_replay(bundles: dict[str, Path], tmp_path: Path) -> None:
+async def test_reach_agent_succeeds_and_episodes_replay(
+    bundles: dict[str, Path], tmp_path: Path
+) -> None:
     media = tmp_path / "media"
     seen = []
-    outcome = evaluate(
+    outcome = await evaluate(
         _request("job-reach"),
         SandboxLauncher(str(bundles["reach"])),
-        media_url=str(media),
+        RolloutOptions(media_url=str(media)),
         on_result=seen.append,
     )
     overall = outcome.metrics.overall
@@ -50,8 +55,8 @@ def test_reach_agent_succeeds_and_episodes_replay(bundles: dict[str, Path], tmp_
         assert report.replayed_return == pytest.approx(result.total_reward, abs=1e-9)
 
 
-def test_random_agent_scores_low(bundles: dict[str, Path]) -> None:
-    outcome = evaluate(
+async def test_random_agent_scores_low(bundles: dict[str, Path]) -> None:
+    outcome = await evaluate(
         _request("job-random", max_steps=60), SandboxLauncher(str(bundles["random"]))
     )
     overall = outcome.metrics.overall
@@ -60,41 +65,45 @@ def test_random_agent_scores_low(bundles: dict[str, Path]) -> None:
     assert overall.ci_low == 0.0 or overall.success_rate < 0.5
 
 
-def test_identical_seeds_give_identical_metrics_across_shardings(
+async def test_identical_seeds_give_identical_metrics_across_shardings(
     bundles: dict[str, Path],
 ) -> None:
     launcher = SandboxLauncher(str(bundles["random"]))
-    a = evaluate(_request("job-a", episodes=4, seed=5, max_steps=40), launcher, workers=1)
-    b = evaluate(_request("job-b", episodes=4, seed=5, max_steps=40), launcher, workers=2)
+    a = await evaluate(
+        _request("job-a", episodes=4, seed=5, max_steps=40), launcher, RolloutOptions(workers=1)
+    )
+    b = await evaluate(
+        _request("job-b", episodes=4, seed=5, max_steps=40), launcher, RolloutOptions(workers=2)
+    )
     assert a.metrics.to_dict() == b.metrics.to_dict()
     assert [r.total_reward for r in a.results] == [r.total_reward for r in b.results]
 
 
-def test_batched_and_single_slot_agents_give_identical_results(
+async def test_batched_and_single_slot_agents_give_identical_results(
     bundles: dict[str, Path],
 ) -> None:
     """Playing episodes in lockstep (slots) changes nothing about any episode."""
     request = _request("job-slots", episodes=5, seed=9, max_steps=40)
-    batched = evaluate(request, SandboxLauncher(str(bundles["random"])), env_slots=4)
-    single = evaluate(request, SandboxLauncher(str(bundles["random_single"])), env_slots=4)
-    unbatched = evaluate(request, SandboxLauncher(str(bundles["random"])), env_slots=1)
+    four, one = RolloutOptions(env_slots=4), RolloutOptions(env_slots=1)
+    batched = await evaluate(request, SandboxLauncher(str(bundles["random"])), four)
+    single = await evaluate(request, SandboxLauncher(str(bundles["random_single"])), four)
+    unbatched = await evaluate(request, SandboxLauncher(str(bundles["random"])), one)
     for other in (single, unbatched):
         assert [r.total_reward for r in batched.results] == [r.total_reward for r in other.results]
         assert [r.steps for r in batched.results] == [r.steps for r in other.results]
     assert batched.metrics.to_dict() == single.metrics.to_dict()
 
 
-def test_episodes_are_played_together_when_the_agent_allows(
+async def test_episodes_are_played_together_when_the_agent_allows(
     bundles: dict[str, Path], tmp_path: Path
 ) -> None:
     """After its first episode (the agent says how many slots it grants), a worker plays
     up to min(env_slots, slots) episodes at once, each with its own agent instance."""
     media = tmp_path / "media"
-    outcome = evaluate(
+    outcome = await evaluate(
         _request("job-instances", episodes=5, max_steps=20),
         SandboxLauncher(str(bundles["instances"])),
-        env_slots=4,
-        media_url=str(media),
+        RolloutOptions(env_slots=4, media_url=str(media)),
     )
     tags = []
     for result in outcome.results:
@@ -106,11 +115,13 @@ def test_episodes_are_played_together_when_the_agent_allows(
     assert sorted(tags[1:]) == [1, 2, 3, 4]  # then four at once, one instance each
 
 
-def test_agent_exception_in_one_slot_fails_only_its_episode(bundles: dict[str, Path]) -> None:
+async def test_agent_exception_in_one_slot_fails_only_its_episode(bundles: dict[str, Path]) -> None:
     """The runtime names the failing slot: that episode is the agent's fault; its siblings,
     cut short by the broken connection, are replayed and finish normally."""
-    outcome = evaluate(
-        _request("job-raises", episodes=4), SandboxLauncher(str(bundles["raises"])), env_slots=4
+    outcome = await evaluate(
+        _request("job-raises", episodes=4),
+        SandboxLauncher(str(bundles["raises"])),
+        RolloutOptions(env_slots=4),
     )
     by_index = {r.index: r for r in outcome.results}
     assert by_index[1].failure_cause == "agent_crash", by_index[1]
@@ -121,10 +132,12 @@ def test_agent_exception_in_one_slot_fails_only_its_episode(bundles: dict[str, P
     assert outcome.metrics.overall.failures == {"agent_crash": 1}
 
 
-def test_agent_crash_mid_episode_is_an_agent_fault_others_continue(
+async def test_agent_crash_mid_episode_is_an_agent_fault_others_continue(
     bundles: dict[str, Path],
 ) -> None:
-    outcome = evaluate(_request("job-crash", episodes=4), SandboxLauncher(str(bundles["crash"])))
+    outcome = await evaluate(
+        _request("job-crash", episodes=4), SandboxLauncher(str(bundles["crash"]))
+    )
     by_index = {r.index: r for r in outcome.results}
     crashed = by_index[1]
     assert crashed.failure_cause == "agent_crash", crashed
@@ -136,7 +149,7 @@ def test_agent_crash_mid_episode_is_an_agent_fault_others_continue(
     assert overall.scored_episodes == 4 and overall.successes == 3
 
 
-def test_camera_observations_and_frames(bundles: dict[str, Path], tmp_path: Path) -> None:
+async def test_camera_observations_and_frames(bundles: dict[str, Path], tmp_path: Path) -> None:
     """state+rgb: the agent gets {"state", "rgb"}; PNG frames land in the media store."""
     request = EvalRequest(
         job_id="job-rgb",
@@ -148,8 +161,10 @@ def test_camera_observations_and_frames(bundles: dict[str, Path], tmp_path: Path
         resolution=(64, 48),
     )
     media = tmp_path / "media"
-    outcome = evaluate(
-        request, SandboxLauncher(str(bundles["reach_rgb"])), media_url=str(media), frame_every=10
+    outcome = await evaluate(
+        request,
+        SandboxLauncher(str(bundles["reach_rgb"])),
+        RolloutOptions(media_url=str(media), frame_every=10),
     )
     result = outcome.results[0]
     assert result.failure_cause is None, result.failure_detail
@@ -159,7 +174,7 @@ def test_camera_observations_and_frames(bundles: dict[str, Path], tmp_path: Path
         assert data.startswith(b"\x89PNG") and data[16:24] == bytes.fromhex("0000004000000030")
 
 
-def test_sandbox_start_failures_are_retried_and_never_scored(
+async def test_sandbox_start_failures_are_retried_and_never_scored(
     bundles: dict[str, Path], tmp_path: Path
 ) -> None:
     private = tmp_path / "private"
@@ -167,10 +182,10 @@ def test_sandbox_start_failures_are_retried_and_never_scored(
     for name in ("kinitro.toml", "agent.py"):
         (private / name).write_bytes((bundles["reach"] / name).read_bytes())
         (private / name).chmod(0o600)  # the sandbox uid cannot read it: start fails
-    outcome = evaluate(
+    outcome = await evaluate(
         _request("job-infra", episodes=2, max_steps=20),
         SandboxLauncher(str(private)),
-        max_infra_retries=1,
+        RolloutOptions(max_infra_retries=1),
     )
     assert all(r.failure_cause == "sandbox_start" and r.attempts == 2 for r in outcome.results)
     overall = outcome.metrics.overall
@@ -178,40 +193,42 @@ def test_sandbox_start_failures_are_retried_and_never_scored(
     assert overall.failures == {"sandbox_start": 2}
 
 
-def test_lost_worker_episode_is_rerun(bundles: dict[str, Path]) -> None:
-    import threading
-
+async def test_lost_worker_episode_is_rerun(bundles: dict[str, Path]) -> None:
     import ray
 
-    def kill_first_actor(pool) -> None:
-        def later() -> None:
-            time.sleep(2.0)
-            ray.kill(pool._actors[0], no_restart=True)
+    pools: list[RolloutPool] = []
 
-        threading.Thread(target=later, daemon=True).start()
+    def pool(config, options) -> RolloutPool:  # the Ray pool, kept to kill one of its actors
+        pools.append(RolloutPool(config, options))
+        return pools[-1]
 
-    outcome = evaluate(
+    async def kill_first_actor() -> None:
+        await asyncio.sleep(2.0)
+        ray.kill(pools[0].actors[0], no_restart=True)
+
+    killer = asyncio.create_task(kill_first_actor())
+    outcome = await evaluate(
         _request("job-lost", episodes=3, max_steps=60),
         SandboxLauncher(str(bundles["slow"])),
-        pool_hook=kill_first_actor,
+        rollouts=pool,
     )
+    await killer
     assert [r.failure_cause for r in outcome.results] == [None, None, None]
     assert max(r.attempts for r in outcome.results) == 2
     assert outcome.metrics.overall.scored_episodes == 3
 
 
-def test_action_logs_to_s3_and_replay_from_the_key(
+async def test_action_logs_to_s3_and_replay_from_the_key(
     bundles: dict[str, Path], s3_server: Any
 ) -> None:
     from kinitro.storage.media import open_media_store
 
     options = s3_server.options()  # HTTPS, behind the R2 gate (tests/s3_server.py)
     s3_server.create_bucket("episodes")
-    outcome = evaluate(
+    outcome = await evaluate(
         _request("job-s3", episodes=2, max_steps=60),
         SandboxLauncher(str(bundles["reach"])),
-        media_url="s3://episodes/validator-1",
-        media_options=options,
+        RolloutOptions(media_url="s3://episodes/validator-1", media_options=options),
     )
     assert outcome.upload_failures == []
     store = open_media_store("s3://episodes/validator-1", **options)
@@ -224,13 +241,13 @@ def test_action_logs_to_s3_and_replay_from_the_key(
 
 
 @pytest.mark.parametrize("env_slots", [1, 4])
-def test_agent_that_cannot_load_fails_fast_as_agent_fault(
+async def test_agent_that_cannot_load_fails_fast_as_agent_fault(
     bundles: dict[str, Path], env_slots: int
 ) -> None:
-    outcome = evaluate(
+    outcome = await evaluate(
         _request("job-broken", episodes=4),
         SandboxLauncher(str(bundles["broken"])),
-        env_slots=env_slots,
+        RolloutOptions(env_slots=env_slots),
     )
     causes = [r.failure_cause for r in outcome.results]
     assert causes == ["agent_crash"] * 4, [r.failure_detail for r in outcome.results]
@@ -243,23 +260,25 @@ def test_agent_that_cannot_load_fails_fast_as_agent_fault(
     assert overall.scored_episodes == 4 and overall.success_rate == 0.0
 
 
-def test_unreachable_media_store_does_not_fail_the_episodes(bundles: dict[str, Path]) -> None:
+async def test_unreachable_media_store_does_not_fail_the_episodes(bundles: dict[str, Path]) -> None:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    outcome = evaluate(
+    outcome = await evaluate(
         _request("job-nomedia", episodes=1, max_steps=40),
         SandboxLauncher(str(bundles["reach"])),
-        media_url="s3://episodes",
-        media_options={
-            "endpoint_url": f"http://127.0.0.1:{port}",
-            "region": "us-east-1",
-            "access_key_id": "k",
-            "secret_access_key": "s",
-            "timeout_s": 1.0,
-        },
+        RolloutOptions(
+            media_url="s3://episodes",
+            media_options={
+                "endpoint_url": f"http://127.0.0.1:{port}",
+                "region": "us-east-1",
+                "access_key_id": "k",
+                "secret_access_key": "s",
+                "timeout_s": 1.0,
+            },
+        ),
     )
     assert outcome.results[0].failure_cause is None and outcome.results[0].success
     assert len(outcome.upload_failures) == 1 and "cannot write media" in outcome.upload_failures[0]

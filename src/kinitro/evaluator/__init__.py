@@ -1,18 +1,28 @@
 """Evaluator role: runs queued jobs against benchmarks with untrusted agents in sandboxes.
 
 Modules: ``envs/`` (benchmark providers, task environments, seeding), ``metrics``
-(success rate, Wilson interval, failure causes), ``rollout/`` (the episode loop and Ray
-rollout workers), ``episode_logger`` (action logs, step samples, media, telemetry batches),
-``replay`` (re-simulate a logged episode), ``orchestrator`` (``kinitro evaluator run``:
-pgqueuer consumer, lifecycle, deadlines, recovery).
+(success rate, Wilson interval, failure causes), ``rollout/`` (the episode loop, Ray
+rollout workers, the work-distribution port), ``runner`` (one evaluation, awaited on the
+event loop), ``episode_logger`` (action logs, step samples, media), ``telemetry``
+(episode messages with stable ids, written to the outbox), ``replay`` (re-simulate a
+logged episode), ``orchestrator`` (``kinitro evaluator run``: consumer, lifecycle,
+deadlines, recovery, cancellation).
 
 Exceptions::
 
     EvaluatorError (KinitroError)
-    ├── UnknownBenchmarkError   benchmark id or task not registered
-    ├── EpisodeLogError         action log / replay record missing or malformed
-    ├── ReplayMismatchError     re-simulation does not reproduce a logged episode
-    └── JobError                a job cannot be run (bad spec, missing artifact)
+    ├── UnknownBenchmarkError       benchmark id or task not registered
+    ├── EpisodeLogError             action log / replay record missing or malformed
+    ├── TelemetryError              the outbox kept refusing a job's telemetry (retried)
+    ├── AgentFailure                the agent misbehaved (``agent_client``; has a ``cause``)
+    │   ├── AgentTimeout            no answer within the call deadline
+    │   ├── AgentCrashed            connection lost, agent code raised, bundle failed to load
+    │   ├── AgentInvalidAction      wrong dtype/shape, NaN/Inf
+    │   └── AgentProtocolViolation  malformed frame, wrong request id, unexpected message
+    └── SandboxError                the sandbox itself failed (``sandbox``; infrastructure)
+        ├── SandboxStartError       could not be created or did not become ready
+        │   └── SandboxStartFailed  the launcher's start failure (``cause`` sandbox_start)
+        └── SandboxUnavailable      this backend cannot run on this host
 
 Agent faults and infrastructure faults inside an episode are not exceptions that escape:
 they are recorded as data (``FailureCause``) on the episode result.

@@ -122,8 +122,12 @@ def local_command(
     if not manifest.is_file():
         emit({"event": "error", "message": f"{manifest} not found: not an agent bundle"})
         raise _fail(f"{manifest} not found: not an agent bundle")
+    import asyncio
+
     from kinitro.core.errors import KinitroError
     from kinitro.evaluator.rollout.launcher import SandboxLauncher
+    from kinitro.evaluator.rollout.pool import ensure_ray
+    from kinitro.evaluator.rollout.port import RolloutOptions
     from kinitro.evaluator.runner import EvalRequest, evaluate, plan_episodes
     from kinitro.protocol.common import default_reveal_task_name
 
@@ -154,13 +158,14 @@ def local_command(
             _err.print(f"episode {done}/{total}", end="\r")
 
     try:
-        outcome = evaluate(
-            request,
-            SandboxLauncher(str(bundle_dir.resolve())),
-            workers=workers,
-            ray_address=ray_address,
-            media_url=media or None,
-            on_result=on_result,
+        ensure_ray(ray_address)
+        outcome = asyncio.run(
+            evaluate(
+                request,
+                SandboxLauncher(str(bundle_dir.resolve())),
+                RolloutOptions(workers=workers, media_url=media or None),
+                on_result=on_result,
+            )
         )
     except KinitroError as exc:
         emit({"event": "error", "message": str(exc)})

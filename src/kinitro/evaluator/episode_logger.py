@@ -1,6 +1,6 @@
-"""Episode logging: compact action logs, step samples, media and batched telemetry.
+"""Episode logging in the rollout worker: compact action logs, step samples, media.
 
-Three pieces, split by where they run:
+Two pieces:
 
 * :class:`EpisodeRecorder` lives in the rollout hot loop. It writes each step's action,
   reward and success flag into preallocated arrays (no allocation, no I/O per step) and
@@ -13,22 +13,18 @@ Three pieces, split by where they run:
       job_id | steps×action_dim float32 actions | steps float64 rewards | steps u8 success
 
   All little-endian. The float32 actions are exactly what the simulator received.
-* :class:`TelemetryBatcher` runs on the driver: a background thread turns finished
-  :class:`EpisodeResult` objects into ``episode`` / ``episode_steps`` wire messages and
-  hands them to a sink in batches, so logging never blocks the rollout loop.
 
 Uploads (action logs, frames) run on a small thread pool owned by the rollout worker
-(:class:`MediaUploader`) for the same reason.
+(:class:`MediaUploader`), so the hot loop never waits for the media store. What the
+driver makes of finished episodes (wire messages, the outbox) is
+:mod:`kinitro.evaluator.telemetry`.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import struct
-import threading
 import zlib
-from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kinitro.evaluator.errors import EpisodeLogError
-from kinitro.evaluator.results import EpisodeResult, StepSample
+from kinitro.evaluator.results import StepSample
 
 log = logging.getLogger(__name__)
 
@@ -285,130 +281,3 @@ class MediaUploader:
     def close(self) -> None:
         self.flush()
         self._pool.shutdown(wait=True)
-
-
-# ------------------------------------------------------------------ telemetry (driver)
-
-
-def episode_messages(job_id: str, result: EpisodeResult, batch_size: int) -> list[Any]:
-    """Wire messages for one finished episode: ``episode`` then its ``episode_steps``."""
-    from kinitro.protocol.common import FailureCause
-    from kinitro.protocol.validator_ws import Episode, EpisodeSteps
-    from kinitro.protocol.validator_ws import StepSample as WireStepSample
-
-    messages: list[Any] = [
-        Episode(
-            job_id=job_id,
-            episode_index=result.index,
-            task=result.task,
-            task_episode=result.task_episode,
-            success=result.success,
-            total_reward=result.total_reward,
-            steps=result.steps,
-            steps_to_success=result.steps_to_success,
-            terminated=result.terminated,
-            truncated=result.truncated,
-            failure_cause=FailureCause(result.failure_cause) if result.failure_cause else None,
-            failure_detail=result.failure_detail,
-            actions_ref=result.actions_ref,
-            media_refs=list(result.media_refs),
-            duration_s=result.duration_s,
-        )
-    ]
-    samples = result.samples
-    for batch_index, start in enumerate(range(0, len(samples), max(1, batch_size))):
-        batch = samples[start : start + batch_size]
-        messages.append(
-            EpisodeSteps(
-                job_id=job_id,
-                episode_index=result.index,
-                batch_index=batch_index,
-                samples=[
-                    WireStepSample(
-                        step=s.step,
-                        observation=s.observation,
-                        action=s.action,
-                        reward=s.reward,
-                        success=s.success,
-                        info=s.info,
-                    )
-                    for s in batch
-                ],
-            )
-        )
-    return messages
-
-
-Sink = Callable[[Sequence[Any]], None]
-
-
-class TelemetryBatcher:
-    """Background thread: episode results in, batches of wire messages out to ``sink``.
-
-    ``submit`` never blocks (unbounded queue of small objects); ``close`` drains and joins.
-    A sink error is logged and the batch is retried a few times, then dropped with an
-    error log — telemetry must not take the evaluation down, and the job's result is
-    written separately by the orchestrator.
-    """
-
-    def __init__(
-        self,
-        job_id: str,
-        sink: Sink,
-        *,
-        batch_messages: int = 64,
-        samples_per_message: int = 50,
-        flush_interval_s: float = 0.5,
-        max_sink_retries: int = 5,
-    ) -> None:
-        self.job_id = job_id
-        self._sink = sink
-        self._batch = batch_messages
-        self._samples = samples_per_message
-        self._interval = flush_interval_s
-        self._retries = max_sink_retries
-        self._queue: queue.Queue[EpisodeResult | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="telemetry", daemon=True)
-        self.sent = 0
-        self.dropped = 0
-        self._thread.start()
-
-    def submit(self, result: EpisodeResult) -> None:
-        self._queue.put(result)
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-
-    def _run(self) -> None:
-        pending: list[Any] = []
-        done = False
-        while not done:
-            idle = False
-            try:
-                item = self._queue.get(timeout=self._interval)
-            except queue.Empty:
-                item, idle = None, True
-            if item is None and not idle:
-                done = True
-            elif item is not None:
-                try:
-                    pending += episode_messages(self.job_id, item, self._samples)
-                except Exception:
-                    log.exception("cannot build telemetry for episode %s", item.index)
-            if pending and (done or idle or len(pending) >= self._batch):
-                while pending:
-                    chunk, pending = pending[: self._batch], pending[self._batch :]
-                    self._deliver(chunk)
-
-    def _deliver(self, chunk: list[Any]) -> None:
-        for attempt in range(self._retries):
-            try:
-                self._sink(chunk)
-                self.sent += len(chunk)
-                return
-            except Exception as exc:  # noqa: BLE001
-                log.warning("telemetry sink failed (attempt %d): %s", attempt + 1, exc)
-                threading.Event().wait(min(2.0, 0.1 * 2**attempt))
-        self.dropped += len(chunk)
-        log.error("dropped %d telemetry messages for job %s", len(chunk), self.job_id)

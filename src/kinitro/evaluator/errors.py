@@ -1,4 +1,4 @@
-"""Evaluator exception tree (see :mod:`kinitro.evaluator`)."""
+"""Evaluator exception tree (drawn in :mod:`kinitro.evaluator`)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ class EpisodeLogError(EvaluatorError):
     """An episode log (action log, replay record) is missing or malformed."""
 
 
-class ReplayMismatchError(EvaluatorError):
-    """A re-simulated episode does not reproduce the logged rewards or success."""
+class TelemetryError(EvaluatorError):
+    """A job's telemetry could not be written to the outbox within the retry budget.
 
-
-class JobError(EvaluatorError):
-    """A job cannot be run (bad spec, missing artifact)."""
+    Infrastructure trouble, never the miner's: the job is not completed; it is re-queued
+    (and fails with this cause once its attempts are spent)."""

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kinitro.evaluator.results import EpisodeResult, is_agent_fault
-from kinitro.protocol.common import wilson_interval
+from kinitro.evaluator.results import EpisodeResult
+from kinitro.protocol.common import FailureCause, wilson_interval
 
 __all__ = ["EvalStats", "TaskStats", "compute_metrics", "task_stats", "wilson_interval"]
 
@@ -32,7 +32,7 @@ class TaskStats:
     ci_high: float = 1.0
     mean_return: float = 0.0
     mean_steps_to_success: float | None = None
-    failures: dict[str, int] = field(default_factory=dict)
+    failures: dict[FailureCause, int] = field(default_factory=dict)
     scored_episodes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -44,7 +44,7 @@ class TaskStats:
             "ci_high": self.ci_high,
             "mean_return": self.mean_return,
             "mean_steps_to_success": self.mean_steps_to_success,
-            "failures": dict(sorted(self.failures.items())),
+            "failures": {str(cause): n for cause, n in sorted(self.failures.items())},
             "scored_episodes": self.scored_episodes,
         }
 
@@ -69,7 +69,7 @@ class EvalStats:
 
 def task_stats(results: Iterable[EpisodeResult]) -> TaskStats:
     episodes = list(results)
-    scored = [e for e in episodes if e.failure_cause is None or is_agent_fault(e.failure_cause)]
+    scored = [e for e in episodes if e.scored]
     successes = [e for e in scored if e.success]
     steps = [e.steps_to_success for e in successes if e.steps_to_success is not None]
     low, high = wilson_interval(len(successes), len(scored))

@@ -1,89 +1,128 @@
-"""``kinitro evaluator run``: consume evaluation jobs from the validator's pgqueuer queue.
+"""``kinitro evaluator run``: consume evaluation jobs from the validator database.
 
-Per job (``handle_job``)::
+One event loop carries a job from the queue to its result, with no thread in between::
+
+    JobSource.consume ─▶ handle_job ─▶ fetch bundle (a thread: registry/Hub I/O)
+        ─▶ evaluate(): Ray actors play the episodes; each result is awaited on the loop
+        ─▶ TelemetryWriter (a task): episode + step messages ─▶ ResultSink (the outbox)
+        ─▶ terminal job_status, then eval_result
+
+Per job (:meth:`Orchestrator.handle_job`)::
 
     queued ─▶ starting ─▶ running ─▶ completed | failed | timed_out
                  │            │
                  └── bundle fetched, Ray pool up, one sandbox per worker
 
-* **Status** goes to the validator outbox (``JobQueue.report_status``), progress at most
-  every ``PROGRESS_EVERY_S``; the terminal status is written *before* the ``eval_result``
-  (the repository drops statuses after a result, and keeps only the first result).
-* **Telemetry** (``episode`` + ``episode_steps``) is batched by a background thread
-  (:class:`~kinitro.evaluator.episode_logger.TelemetryBatcher`) into
-  ``append_outbox_many``. Message ids are derived from (job, episode, batch), so a re-run
-  after a crash does not duplicate them in the outbox.
+* **Status** goes to the outbox through the :class:`~kinitro.jobqueue.ResultSink`;
+  progress counts episodes whose telemetry is stored, at most every
+  ``PROGRESS_EVERY_S``; the terminal status is written *before* the ``eval_result`` (the
+  database drops statuses after a result, and keeps only the first result).
+* **Telemetry** (``episode`` + ``episode_steps``, ids derived from job/episode/batch) is
+  written by :class:`~kinitro.evaluator.telemetry.TelemetryWriter`; a job is completed
+  only once all of it is stored. If the outbox keeps refusing it, the job is an
+  infrastructure failure (re-queued, then ``failed`` with the cause) — never completed.
 * **Deadline**: ``deadline_s`` of the job (or the ``job_deadline_s`` override) from the
-  moment this run starts; on expiry the pool is stopped and the job ends ``timed_out``.
-* **Recovery**: a crashed evaluator stops heart-beating its picked job; pgqueuer re-picks
-  it after ``heartbeat_timeout`` (see :class:`kinitro.jobqueue.QueueTimers`) and the new run
-  reports again. The repository keeps the first ``eval_result`` only, so the job reports
-  once. A job whose result is already stored is skipped.
+  moment this run starts; on expiry the rollouts are cancelled and the job ends
+  ``timed_out`` (telemetry of the finished episodes is still written).
+* **Recovery**: a crashed evaluator stops heart-beating its picked job; the queue hands it
+  out again after ``heartbeat_timeout`` (see :class:`kinitro.jobqueue.QueueTimers`) and the
+  new run reports again; the first ``eval_result`` wins. A job whose result is stored is
+  skipped.
 * **Infrastructure failures** of a whole job (Ray, registry unreachable, no episode could
-  be scored) are retried through pgqueuer (``RetryRequested``) up to
+  be scored, telemetry not stored) are retried through the queue (``RetryJob``) up to
   ``QueueTimers.max_attempts``, then reported ``failed`` with the cause — never scored.
-* **Shutdown** (SIGINT/SIGTERM): running pools are stopped (sandboxes and actors closed)
-  and their jobs re-queued for the next evaluator.
+* **Shutdown** (SIGINT/SIGTERM) and :meth:`Orchestrator.cancel`: the job's rollouts task is
+  cancelled (actors stop before their next batch and are closed), and the job re-queued.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import logging
 import signal
-import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from kinitro import __version__
 from kinitro.core.runtime import local_runtime
 from kinitro.evaluator.bundles import fetch_bundle
 from kinitro.evaluator.envs import get_benchmark
-from kinitro.evaluator.episode_logger import TelemetryBatcher
-from kinitro.evaluator.errors import EvaluatorError
-from kinitro.evaluator.results import EpisodeResult
+from kinitro.evaluator.errors import EvaluatorError, TelemetryError
 from kinitro.evaluator.rollout.launcher import SandboxLauncher
-from kinitro.evaluator.rollout.pool import Cancelled, ensure_ray
+from kinitro.evaluator.rollout.pool import RolloutPool, ensure_ray
+from kinitro.evaluator.rollout.port import RolloutsFactory
 from kinitro.evaluator.runner import EvalOutcome, EvalRequest, evaluate
 from kinitro.evaluator.settings import Settings
+from kinitro.evaluator.telemetry import TelemetryWriter
+from kinitro.jobqueue import JobSource, QueueTimers, ResultSink, RetryJob
+from kinitro.protocol.common import ArtifactRef, EvalMetrics, FailureCause, JobState
+from kinitro.protocol.validator_ws import EvalResult
+from kinitro.storage.errors import RegistryError, StorageError
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 2.0
-SINK_TIMEOUT_S = 120.0
 
 
-def message_id(*parts: object) -> str:
-    """Deterministic 32-hex message id (stable across re-runs of the same job)."""
-    return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:32]
+@dataclass(slots=True)
+class _Ending:
+    """How a job ends (``_finish`` writes it)."""
 
-
-class _Deadline(Exception):
-    pass
+    state: JobState
+    error: str | None = None
+    cause: FailureCause | None = None
+    metrics: EvalMetrics | None = None
+    episodes_done: int | None = None
+    episodes_total: int | None = None
 
 
 class Orchestrator:
-    def __init__(self, settings: Settings, jq: Any) -> None:
-        from kinitro.jobqueue import QueueTimers
+    """Runs queued jobs: ``jobs`` hands them out, ``results`` stores what they produce,
+    ``rollouts`` plays their episodes (the Ray pool unless a test swaps it)."""
 
+    def __init__(
+        self,
+        settings: Settings,
+        jobs: JobSource,
+        results: ResultSink,
+        *,
+        rollouts: RolloutsFactory = RolloutPool,
+    ) -> None:
         self.settings = settings
-        self.jq = jq
+        self.jobs = jobs
+        self.results = results
+        self.rollouts = rollouts
         self.timers = QueueTimers.fast() if settings.fast_timers else QueueTimers()
-        self.stopping = threading.Event()
-        self.in_flight: set[str] = set()
+        self.stopping = asyncio.Event()
+        self._running: dict[str, asyncio.Task[EvalOutcome]] = {}
+
+    @property
+    def in_flight(self) -> set[str]:
+        """Jobs whose episodes are being played."""
+        return set(self._running)
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop ``job_id``'s rollouts now; its handler re-queues it. ``False`` if not running."""
+        task = self._running.get(job_id)
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    def stop(self) -> None:
+        """Shutdown: take no new job, cancel the running ones (they are re-queued)."""
+        log.info("stopping: interrupting %d job(s)", len(self._running))
+        self.stopping.set()
+        for job_id in list(self._running):
+            self.cancel(job_id)
 
     # ------------------------------------------------------------------ job
 
     async def handle_job(self, job_id: str, attempts: int = 0) -> None:
-        from kinitro.protocol.common import FailureCause, JobState
-
-        jq = self.jq
-        record = await jq.get_job_record(job_id)
+        record = await self.jobs.get_job_record(job_id)
         if record.has_result:
             log.info("job %s already has a result; skipping", job_id)
             return
@@ -94,131 +133,120 @@ class Orchestrator:
             get_benchmark(request.benchmark_id, request.tasks or None)
         except Exception as exc:  # noqa: BLE001 - a job we cannot run as specified
             log.error("job %s: cannot be run: %s", job_id, exc)
-            await self._finish(job_id, JobState.FAILED, started_at, error=f"invalid job: {exc}")
+            await self._finish(job_id, started_at, _Ending(JobState.FAILED, f"invalid job: {exc}"))
             return
         total = job.benchmark.total_episodes
         deadline_s = self.settings.job_deadline_s or job.deadline_s
         deadline = time.monotonic() + deadline_s
-        self.in_flight.add(job_id)
         log.info("job %s: starting (%d episodes, attempt %d)", job_id, total, attempts + 1)
-        await jq.report_status(job_id, JobState.STARTING, episodes_done=0, episodes_total=total)
+        await self.results.report_status(
+            job_id, JobState.STARTING, episodes_done=0, episodes_total=total
+        )
         try:
-            try:
-                bundle = await asyncio.to_thread(
-                    fetch_bundle,
-                    job.artifact,
-                    artifacts_dir=self.settings.artifacts_dir,
-                    cache_dir=self.settings.bundle_cache_dir,
-                    hf_token=(
-                        self.settings.hf_token.get_secret_value()
-                        if self.settings.hf_token
-                        else None
-                    ),
-                    hf_endpoint=self.settings.hf_endpoint,
-                )
-            except Exception as exc:  # noqa: BLE001 - classified in _bundle_failed
-                await self._bundle_failed(job_id, exc, started_at, attempts)
-                return
-            try:
-                outcome = await self._evaluate(job_id, request, bundle, total, deadline)
-            except _Deadline:
-                await self._finish(
-                    job_id,
-                    JobState.TIMED_OUT,
-                    started_at,
-                    error=f"deadline of {deadline_s:.0f}s exceeded",
-                )
-                return
-            except Cancelled:
-                from pgqueuer import RetryRequested
+            bundle = await asyncio.to_thread(self._fetch_bundle, job.artifact)
+        except Exception as exc:  # noqa: BLE001 - classified in _bundle_failed
+            await self._finish(job_id, started_at, self._bundle_failed(job_id, exc, attempts))
+            return
+        ending = await self._play(job_id, request, bundle, total, deadline, attempts)
+        if ending.state is JobState.TIMED_OUT:
+            ending.error = f"deadline of {deadline_s:.0f}s exceeded"
+        await self._finish(job_id, started_at, ending)
 
-                log.warning("job %s interrupted by shutdown; re-queued", job_id)
-                raise RetryRequested(reason="evaluator shutting down") from None
-            except EvaluatorError as exc:  # a job we cannot run as specified
-                await self._finish(job_id, JobState.FAILED, started_at, error=str(exc))
-                return
-            except Exception as exc:  # noqa: BLE001 - Ray/infra trouble: retry the job
-                await self._infra_failure(job_id, exc, started_at, attempts)
-                return
-            if outcome.upload_failures:
-                log.warning(
-                    "job %s: %d media uploads failed (episodes keep their keys): %s",
-                    job_id,
-                    len(outcome.upload_failures),
-                    outcome.upload_failures[0],
-                )
-            overall = outcome.metrics.overall
-            if overall.episodes and not overall.scored_episodes:
-                causes = sorted(overall.failures, key=lambda c: -overall.failures[c])
-                err = RuntimeError(f"no episode could be scored: {dict(overall.failures)}")
-                await self._infra_failure(
-                    job_id, err, started_at, attempts, cause=FailureCause(causes[0])
-                )
-                return
-            await self._finish(
-                job_id,
-                JobState.COMPLETED,
-                started_at,
-                metrics=outcome.metrics.to_protocol(),
-                episodes_done=len(outcome.results),
-                episodes_total=total,
-            )
-            log.info(
-                "job %s: completed, success rate %.3f over %d scored episodes",
-                job_id,
-                overall.success_rate,
-                overall.scored_episodes,
-            )
-        finally:
-            self.in_flight.discard(job_id)
-
-    async def _evaluate(
-        self, job_id: str, request: EvalRequest, bundle: Path, total: int, deadline: float
-    ) -> EvalOutcome:
-        from kinitro.protocol.common import JobState
-
-        jq = self.jq
-        loop = asyncio.get_running_loop()
+    def _fetch_bundle(self, artifact: ArtifactRef) -> Path:
         s = self.settings
+        return fetch_bundle(
+            artifact,
+            artifacts_dir=s.artifacts_dir,
+            cache_dir=s.bundle_cache_dir,
+            hf_token=s.hf_token.get_secret_value() if s.hf_token else None,
+            hf_endpoint=s.hf_endpoint,
+        )
 
-        def sink(batch: Sequence[Any]) -> None:
-            ids = [_with_stable_id(m) for m in batch]
-            fut = asyncio.run_coroutine_threadsafe(jq.append_outbox_many(ids), loop)
-            fut.result(timeout=SINK_TIMEOUT_S)
+    async def _play(
+        self,
+        job_id: str,
+        request: EvalRequest,
+        bundle: Path,
+        total: int,
+        deadline: float,
+        attempts: int,
+    ) -> _Ending:
+        """Play the job's episodes under its deadline; how the job ends."""
+        run = asyncio.create_task(self._rollouts(request, bundle, total), name=f"job-{job_id}")
+        self._running[job_id] = run
+        try:
+            done, _ = await asyncio.wait({run}, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+                log.warning("job %s: deadline exceeded", job_id)
+                return _Ending(JobState.TIMED_OUT)
+            outcome = run.result()
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if run.cancelled() and current is not None and not current.cancelling():
+                log.warning("job %s interrupted (shutdown or cancel); re-queued", job_id)
+                raise RetryJob("evaluator interrupted the job") from None
+            raise
+        except TelemetryError as exc:  # the outbox kept failing: never completed
+            return self._infra_failure(job_id, exc, attempts)
+        except EvaluatorError as exc:  # a job we cannot run as specified
+            return _Ending(JobState.FAILED, str(exc))
+        except Exception as exc:  # noqa: BLE001 - Ray/infra trouble: retry the job
+            return self._infra_failure(job_id, exc, attempts)
+        finally:
+            self._running.pop(job_id, None)
+            if not run.done():
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await run
+        return self._judge(job_id, outcome, total, attempts)
 
-        batcher = TelemetryBatcher(job_id, sink, batch_messages=s.telemetry_batch)
-        done = 0
-        last = 0.0
-        status_futs: list[Future[Any]] = []
+    async def _rollouts(self, request: EvalRequest, bundle: Path, total: int) -> EvalOutcome:
+        """The rollouts and the telemetry writer side by side; done when both are."""
+        s = self.settings
+        job_id = request.job_id
+        await self.results.report_status(
+            job_id, JobState.RUNNING, episodes_done=0, episodes_total=total
+        )
+        writer = TelemetryWriter(
+            job_id,
+            self.results,
+            episodes_total=total,
+            batch_messages=s.telemetry_batch,
+            progress_every_s=PROGRESS_EVERY_S,
+            retry_budget_s=s.telemetry_retry_s,
+        )
+        writing = asyncio.create_task(writer.run(), name=f"telemetry-{job_id}")
+        playing = asyncio.create_task(
+            evaluate(
+                request,
+                self._launcher(bundle),
+                s.rollout_options(),
+                on_result=writer.add,
+                rollouts=self.rollouts,
+            ),
+            name=f"rollouts-{job_id}",
+        )
+        try:
+            await asyncio.wait({writing, playing}, return_when=asyncio.FIRST_COMPLETED)
+            if writing.done():  # it only stops early when the outbox failed: raise that
+                writing.result()
+            outcome = await playing
+        finally:
+            if not playing.done():
+                playing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await playing
+            writer.close()  # what finished is still written (deadline, shutdown)
+            await asyncio.shield(writing)
+        log.info("job %s: %d telemetry messages stored", job_id, writer.messages)
+        return outcome
 
-        def report(n: int) -> None:
-            status_futs.append(
-                asyncio.run_coroutine_threadsafe(
-                    jq.report_status(
-                        job_id, JobState.RUNNING, episodes_done=n, episodes_total=total
-                    ),
-                    loop,
-                )
-            )
-
-        def on_result(result: EpisodeResult) -> None:
-            nonlocal done, last
-            done += 1
-            batcher.submit(result)
-            now = time.monotonic()
-            if now - last >= PROGRESS_EVERY_S or done == total:
-                last = now
-                report(done)
-
-        timed_out = threading.Event()
-
-        def should_stop() -> bool:
-            if time.monotonic() > deadline:
-                timed_out.set()
-                return True
-            return self.stopping.is_set()
-
-        launcher = SandboxLauncher(
+    def _launcher(self, bundle: Path) -> SandboxLauncher:
+        s = self.settings
+        return SandboxLauncher(
             str(bundle),
             backend=s.sandbox,
             limits={
@@ -229,62 +257,49 @@ class Orchestrator:
             act_timeout_s=s.action_timeout_s,
             reset_timeout_s=s.reset_timeout_s,
         )
-        report(0)
-        try:
-            return await asyncio.to_thread(
-                evaluate,
-                request,
-                launcher,
-                workers=s.workers_per_job,
-                worker_cpus=s.worker_cpus,
-                ray_address=s.ray_address,
-                ray_num_cpus=s.ray_num_cpus,
-                media_url=s.media_url,
-                media_options=s.media_options(),
-                frame_every=s.frame_every,
-                max_infra_retries=s.max_infra_retries,
-                pin_workers=s.pin_workers,
-                env_slots=s.env_slots,
-                on_result=on_result,
-                should_stop=should_stop,
+
+    def _judge(self, job_id: str, outcome: EvalOutcome, total: int, attempts: int) -> _Ending:
+        if outcome.upload_failures:
+            log.warning(
+                "job %s: %d media uploads failed (episodes keep their keys): %s",
+                job_id,
+                len(outcome.upload_failures),
+                outcome.upload_failures[0],
             )
-        except Cancelled:
-            if timed_out.is_set():
-                raise _Deadline() from None
-            raise
-        finally:
-            await asyncio.to_thread(batcher.close)
-            for fut in status_futs:
-                await asyncio.wrap_future(fut)
-
-    async def _finish(
-        self,
-        job_id: str,
-        state: Any,
-        started_at: datetime,
-        *,
-        metrics: Any = None,
-        error: str | None = None,
-        cause: Any = None,
-        episodes_done: int | None = None,
-        episodes_total: int | None = None,
-    ) -> None:
-        from kinitro.protocol.validator_ws import EvalResult
-
-        await self.jq.report_status(
+        overall = outcome.metrics.overall
+        if overall.episodes and not overall.scored_episodes:
+            cause = max(overall.failures, key=lambda c: overall.failures[c])
+            err = RuntimeError(f"no episode could be scored: {dict(overall.failures)}")
+            return self._infra_failure(job_id, err, attempts, cause=cause)
+        log.info(
+            "job %s: completed, success rate %.3f over %d scored episodes",
             job_id,
-            state,
-            episodes_done=episodes_done,
-            episodes_total=episodes_total,
-            detail=(error or "")[:4096] or None,
+            overall.success_rate,
+            overall.scored_episodes,
         )
-        appended = await self.jq.append_outbox(
+        return _Ending(
+            JobState.COMPLETED,
+            metrics=outcome.metrics.to_protocol(),
+            episodes_done=len(outcome.results),
+            episodes_total=total,
+        )
+
+    async def _finish(self, job_id: str, started_at: datetime, ending: _Ending) -> None:
+        error = (ending.error or "")[:4096] or None
+        await self.results.report_status(
+            job_id,
+            ending.state,
+            episodes_done=ending.episodes_done,
+            episodes_total=ending.episodes_total,
+            detail=error,
+        )
+        appended = await self.results.append_outbox(
             EvalResult(
                 job_id=job_id,
-                state=state,
-                metrics=metrics,
-                error=(error or "")[:4096] or None,
-                failure_cause=cause,
+                state=ending.state,
+                metrics=ending.metrics,
+                error=error,
+                failure_cause=ending.cause,
                 started_at=started_at,
                 finished_at=datetime.now(UTC),
                 evaluator_version=__version__,
@@ -294,105 +309,47 @@ class Orchestrator:
         if not appended:
             log.info("job %s: a result was already recorded; this run's is dropped", job_id)
 
-    async def _bundle_failed(
-        self, job_id: str, exc: Exception, started_at: datetime, attempts: int
-    ) -> None:
-        from kinitro.protocol.common import JobState
-        from kinitro.storage.errors import RegistryError, StorageError
-
+    def _bundle_failed(self, job_id: str, exc: Exception, attempts: int) -> _Ending:
         if isinstance(exc, RegistryError) or not isinstance(exc, StorageError):
-            await self._infra_failure(job_id, exc, started_at, attempts)
-            return
+            return self._infra_failure(job_id, exc, attempts)
         # Missing, tampered, oversized or invalid bundle: the submission's fault, final.
         log.warning("job %s: bundle rejected: %s", job_id, exc)
-        await self._finish(job_id, JobState.FAILED, started_at, error=f"bundle: {exc}")
+        return _Ending(JobState.FAILED, f"bundle: {exc}")
 
-    async def _infra_failure(
+    def _infra_failure(
         self,
         job_id: str,
         exc: BaseException,
-        started_at: datetime,
         attempts: int,
         *,
-        cause: Any = None,
-    ) -> None:
-        from pgqueuer import RetryRequested
-
-        from kinitro.protocol.common import FailureCause, JobState
-
+        cause: FailureCause = FailureCause.INTERNAL,
+    ) -> _Ending:
+        """Re-queue the job (raises :class:`RetryJob`) or, attempts spent, fail it."""
         if attempts + 1 < self.timers.max_attempts and not self.stopping.is_set():
             log.warning("job %s: infrastructure failure, retrying: %s", job_id, exc)
-            raise RetryRequested(delay=self.timers.retry_delay, reason=str(exc)[:500])
+            raise RetryJob(str(exc)[:500], delay=self.timers.retry_delay)
         log.error("job %s: infrastructure failure, giving up: %s", job_id, exc)
-        await self._finish(
-            job_id,
-            JobState.FAILED,
-            started_at,
-            error=f"infrastructure: {exc}"[:4096],
-            cause=cause or FailureCause.INTERNAL,
-        )
+        return _Ending(JobState.FAILED, f"infrastructure: {exc}", cause)
 
     # ------------------------------------------------------------------ loop
 
     async def serve(self) -> None:
-        import asyncpg
-        from pgqueuer.adapters.persistence.queries import Queries
-        from pgqueuer.models import Job
-        from pgqueuer.qm import QueueManager
-
-        from kinitro.core.db import dsn
-        from kinitro.jobqueue import EVAL_JOB_ENTRYPOINT, job_id_from_payload
-
+        """Consume jobs until SIGINT/SIGTERM (or :meth:`stop`)."""
         s = self.settings
-        assert s.database_url is not None
-        await asyncio.to_thread(ensure_ray, s.ray_address, num_cpus=s.ray_num_cpus)
-        conn = await asyncpg.connect(dsn(s.database_url))
-        try:
-            qm = QueueManager(Queries.from_asyncpg_connection(conn))
-
-            @qm.entrypoint(EVAL_JOB_ENTRYPOINT, concurrency_limit=max(1, s.concurrency))
-            async def _run(job: Job) -> None:
-                await self.handle_job(job_id_from_payload(job.payload), job.attempts)
-
-            loop = asyncio.get_running_loop()
-
-            def stop() -> None:
-                log.info("stopping: interrupting %d job(s)", len(self.in_flight))
-                self.stopping.set()
-                qm.shutdown.set()
-
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop)
-            log.info(
-                "evaluator consuming %r (concurrency %d, %d worker(s)/job)",
-                EVAL_JOB_ENTRYPOINT,
-                s.concurrency,
-                s.workers_per_job,
-            )
-            await qm.run(
-                batch_size=1,
-                heartbeat_timeout=self.timers.heartbeat_timeout,
-                dequeue_timeout=self.timers.dequeue_timeout,
-            )
-        finally:
-            await conn.close()
-
-
-def _with_stable_id(message: Any) -> Any:
-    kind = message.type
-    if kind == "episode":
-        return message.model_copy(
-            update={"id": message_id(message.job_id, "episode", message.episode_index)}
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        log.info(
+            "evaluator consuming jobs (concurrency %d, %d worker(s)/job)",
+            s.concurrency,
+            s.workers_per_job,
         )
-    if kind == "episode_steps":
-        return message.model_copy(
-            update={
-                "id": message_id(
-                    message.job_id, "steps", message.episode_index, message.batch_index
-                )
-            }
+        await self.jobs.consume(
+            self.handle_job,
+            concurrency=max(1, s.concurrency),
+            timers=self.timers,
+            stop=self.stopping,
         )
-    return message
 
 
 def run_orchestrator(settings: Settings) -> None:
@@ -413,7 +370,11 @@ def run_orchestrator(settings: Settings) -> None:
                     f"cannot reach the validator database {safe_url(settings.database_url)}: "
                     f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 ) from exc
-            await Orchestrator(settings, jq).serve()
+            # Ray starts once, before the first job (seconds; a thread keeps the loop free).
+            await asyncio.to_thread(
+                ensure_ray, settings.ray_address, num_cpus=settings.ray_num_cpus
+            )
+            await Orchestrator(settings, jq, jq).serve()
         finally:
             await jq.close()
 

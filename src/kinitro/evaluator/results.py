@@ -1,26 +1,15 @@
-"""Internal result records of the evaluation loop (dataclasses; converted to wire at the edge)."""
+"""Internal result records of the evaluation loop (dataclasses; converted to wire at the edge).
+
+Faults are :class:`~kinitro.protocol.common.FailureCause` members from the agent client
+up to the wire message: one vocabulary, whose ``is_agent_fault`` decides what is scored.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-# FailureCause values (mirrors kinitro.protocol.common.FailureCause).
-AGENT_TIMEOUT = "agent_timeout"
-AGENT_CRASH = "agent_crash"
-INVALID_ACTION = "invalid_action"
-PROTOCOL_VIOLATION = "protocol_violation"
-SANDBOX_START = "sandbox_start"
-SIMULATOR_ERROR = "simulator_error"
-WORKER_LOST = "worker_lost"
-INTERNAL = "internal"
-
-AGENT_FAULTS = frozenset({AGENT_TIMEOUT, AGENT_CRASH, INVALID_ACTION, PROTOCOL_VIOLATION})
-INFRA_FAULTS = frozenset({SANDBOX_START, SIMULATOR_ERROR, WORKER_LOST, INTERNAL})
-
-
-def is_agent_fault(cause: str | None) -> bool:
-    return cause in AGENT_FAULTS
+from kinitro.protocol.common import FailureCause
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +46,7 @@ class EpisodeResult:
     steps_to_success: int | None = None
     terminated: bool = False
     truncated: bool = False
-    failure_cause: str | None = None
+    failure_cause: FailureCause | None = None
     failure_detail: str | None = None
     actions_ref: str | None = None
     media_refs: list[str] = field(default_factory=list)
@@ -65,12 +54,22 @@ class EpisodeResult:
     samples: list[StepSample] = field(default_factory=list)
     attempts: int = 1
 
+    def __post_init__(self) -> None:
+        if self.failure_cause is not None:  # a plain value becomes the member (or raises)
+            self.failure_cause = FailureCause(self.failure_cause)
+
+    @property
+    def scored(self) -> bool:
+        """Counts for the miner: a clean episode or an agent fault."""
+        return self.failure_cause is None or self.failure_cause.is_agent_fault
+
     @property
     def infra_fault(self) -> bool:
-        return self.failure_cause is not None and not is_agent_fault(self.failure_cause)
+        """Ours (retried, never scored)."""
+        return not self.scored
 
     @classmethod
-    def failed(cls, spec: EpisodeSpec, cause: str, detail: str) -> EpisodeResult:
+    def failed(cls, spec: EpisodeSpec, cause: FailureCause, detail: str) -> EpisodeResult:
         """The result of an episode that ended (or never started) with ``cause``."""
         return cls(
             index=spec.index,

@@ -1,12 +1,19 @@
-"""One evaluation, end to end: plan episodes, run them on the Ray pool, compute metrics.
+"""One evaluation, end to end: plan episodes, play them, compute metrics.
 
 Shared by ``kinitro evaluator run`` (jobs from the validator queue), ``kinitro evaluator
 local`` / ``kinitro miner eval`` (a local bundle) and the throughput benchmark, so all of
 them take the same path: sandboxed agent, Ray rollout workers, the same metrics.
+
+:func:`evaluate` is a coroutine: results are awaited on the caller's event loop as the
+actors finish them and handed to ``on_result`` one by one (it runs on the loop between
+two results, so it must not block: the orchestrator queues them for its telemetry
+writer). Cancel the task to stop the evaluation; the rollouts are closed either way.
+Ray must be running (:func:`~kinitro.evaluator.rollout.pool.ensure_ray`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +23,8 @@ from kinitro.evaluator.envs import BenchmarkDef, EnvConfig, derive_episode_seed,
 from kinitro.evaluator.metrics import EvalStats, compute_metrics
 from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
 from kinitro.evaluator.rollout.agent import AgentLauncher
-from kinitro.evaluator.rollout.pool import RolloutPool, ensure_ray
+from kinitro.evaluator.rollout.pool import RolloutPool
+from kinitro.evaluator.rollout.port import RolloutOptions, RolloutsFactory
 from kinitro.evaluator.rollout.worker import WorkerConfig
 
 
@@ -81,25 +89,15 @@ def plan_episodes(
     return out
 
 
-def evaluate(
+async def evaluate(
     request: EvalRequest,
     launcher: AgentLauncher,
+    options: RolloutOptions = RolloutOptions(),
     *,
-    workers: int = 1,
-    worker_cpus: float = 1.0,
-    ray_address: str | None = None,
-    ray_num_cpus: int | None = None,
-    media_url: str | None = None,
-    media_options: dict[str, Any] | None = None,
-    frame_every: int = 0,
-    max_infra_retries: int = 2,
-    pin_workers: bool = True,
-    env_slots: int = 8,
-    on_result: Callable[[EpisodeResult], None] = lambda _r: None,
-    should_stop: Callable[[], bool] = lambda: False,
-    pool_hook: Callable[[RolloutPool], None] = lambda _p: None,
+    on_result: Callable[[EpisodeResult], None] | None = None,
+    rollouts: RolloutsFactory = RolloutPool,
 ) -> EvalOutcome:
-    """Run ``request`` to the end (blocking). Raises ``Cancelled`` if ``should_stop()``."""
+    """Play ``request`` to the end; ``on_result`` sees each final result as it comes."""
     bench = get_benchmark(request.benchmark_id, request.tasks or None)
     episodes = plan_episodes(
         bench, request.episodes_per_task, request.seed, shuffle=not request.reveal_task_name
@@ -115,21 +113,23 @@ def evaluate(
         ),
         launcher=launcher,
         step_log_interval=request.step_log_interval,
-        media_url=media_url,
-        media_options=dict(media_options or {}),
-        frame_every=frame_every if request.observation_mode == "state+rgb" else 0,
-        pin_core=pin_workers,
-        env_slots=env_slots,
+        media_url=options.media_url,
+        media_options=dict(options.media_options),
+        frame_every=options.frame_every if request.observation_mode == "state+rgb" else 0,
+        pin_core=options.pin_workers,
+        env_slots=options.env_slots,
         reveal_task_name=request.reveal_task_name,
     )
-    ensure_ray(ray_address, num_cpus=ray_num_cpus)
-    pool = RolloutPool(
-        config, workers, worker_cpus=worker_cpus, max_infra_retries=max_infra_retries
-    )
-    pool_hook(pool)
+    pool = rollouts(config, options)
+    results: list[EpisodeResult] = []
     try:
-        results = pool.run(episodes, on_result=on_result, should_stop=should_stop)
-        failures = pool.flush()
+        async with contextlib.aclosing(pool.play(episodes)) as played:
+            async for result in played:
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+        failures = await pool.flush()
     finally:
-        pool.close()
+        await pool.close()
+    results.sort(key=lambda r: r.index)
     return EvalOutcome(bench, results, compute_metrics(results, bench.tasks), failures)

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from kinitro.core.settings import KinitroSettings
+from kinitro.evaluator.rollout.port import RolloutOptions
 
 
 class Settings(KinitroSettings):
@@ -71,6 +72,10 @@ class Settings(KinitroSettings):
     start_timeout_s: float = 30.0
 
     telemetry_batch: int = 64
+    """Most outbox messages written in one transaction (whole episodes; fewer when idle)."""
+    telemetry_retry_s: float = Field(default=60.0, gt=0)
+    """How long a failing outbox write is retried before the job is re-queued (it is never
+    completed with telemetry missing)."""
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -104,6 +109,19 @@ class Settings(KinitroSettings):
             "bundle_root": str(self.bundle_cache_dir.resolve()),
             "runtime_class_name": self.kubernetes_runtime_class,
         }
+
+    def rollout_options(self) -> RolloutOptions:
+        """How each job's episodes are played (workers, slots, media)."""
+        return RolloutOptions(
+            workers=self.workers_per_job,
+            worker_cpus=self.worker_cpus,
+            max_infra_retries=self.max_infra_retries,
+            pin_workers=self.pin_workers,
+            env_slots=self.env_slots,
+            media_url=self.media_url,
+            media_options=self.media_options(),
+            frame_every=self.frame_every,
+        )
 
     def media_options(self) -> dict[str, object]:
         if not self.media_url.startswith("s3://"):

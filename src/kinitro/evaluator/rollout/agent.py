@@ -15,8 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from kinitro.evaluator import results as fc
 from kinitro.protocol.agent_rpc import ArraySpec, ObservationSpec, TaskInfo
+from kinitro.protocol.common import FailureCause
 
 
 class AgentSession(Protocol):
@@ -40,36 +40,15 @@ class AgentLauncher(Protocol):
     ) -> AgentSession: ...
 
 
-class AgentFault(Exception):
-    """A failure attributed to the agent or to the infrastructure, with its cause."""
-
-    def __init__(self, cause: str, detail: str) -> None:
-        super().__init__(f"{cause}: {detail}")
-        self.cause = cause
-        self.detail = detail
-
-
-_CAUSE_BY_NAME = {
-    "timeout": fc.AGENT_TIMEOUT,
-    "crash": fc.AGENT_CRASH,
-    "invalid_action": fc.INVALID_ACTION,
-    "protocol_violation": fc.PROTOCOL_VIOLATION,
-    "sandbox_start": fc.SANDBOX_START,
-}
-
-
-def classify(exc: BaseException) -> tuple[str, str]:
+def classify(exc: BaseException) -> tuple[FailureCause, str]:
     """Map an exception raised while talking to the agent to ``(FailureCause, detail)``.
 
-    Typed client failures carry their cause (a ``cause`` attribute holding a
-    ``FailureCause`` or its value); anything unrecognised is an internal fault, i.e. ours,
-    retried and never scored.
+    Typed failures carry their cause in a ``cause`` attribute (the agent client's
+    ``AgentFailure`` subclasses, a failed sandbox start); anything else is an internal
+    fault, i.e. ours: retried and never scored.
     """
     detail = (str(exc) or type(exc).__name__)[:2000]
     cause = getattr(exc, "cause", None)
-    if cause is not None:
-        value = str(getattr(cause, "value", cause))
-        value = _CAUSE_BY_NAME.get(value, value)
-        if value in fc.AGENT_FAULTS or value in fc.INFRA_FAULTS:
-            return value, detail
-    return fc.INTERNAL, f"{type(exc).__name__}: {detail}"
+    if isinstance(cause, FailureCause):
+        return cause, detail
+    return FailureCause.INTERNAL, f"{type(exc).__name__}: {detail}"

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from kinitro.evaluator import results as fc
 from kinitro.evaluator.envs import TaskEnv
 from kinitro.evaluator.episode_logger import EpisodeRecorder
 from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
 from kinitro.evaluator.rollout.agent import AgentSession, classify
 from kinitro.protocol.agent_rpc import TaskInfo
+from kinitro.protocol.common import FailureCause
 
 MAX_FRAMES = 64
 """Frames kept per episode (the ``episode`` message carries at most 64 media refs)."""
@@ -89,13 +89,13 @@ class EpisodePlay:
         try:
             self.obs = self.env.reset(self.spec.seed)
         except Exception as exc:  # noqa: BLE001 - a simulator failure is data, not a crash
-            self.fail(fc.SIMULATOR_ERROR, f"reset: {exc}")
+            self.fail(FailureCause.SIMULATOR_ERROR, f"reset: {exc}")
             return False
         if self.frame_every:
             self._grab(0)
         return True
 
-    def fail(self, cause: str, detail: str) -> None:
+    def fail(self, cause: FailureCause, detail: str) -> None:
         """End the episode with a failure (agent fault, simulator error)."""
         self.result.failure_cause, self.result.failure_detail = cause, detail
         self.done = True
@@ -110,7 +110,7 @@ class EpisodePlay:
         try:
             out = self.env.step(action)
         except Exception as exc:  # noqa: BLE001
-            self.fail(fc.SIMULATOR_ERROR, f"step {step}: {type(exc).__name__}: {exc}")
+            self.fail(FailureCause.SIMULATOR_ERROR, f"step {step}: {type(exc).__name__}: {exc}")
             return True
         self.step_no = step
         self.total += out.reward

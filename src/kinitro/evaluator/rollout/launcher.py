@@ -22,13 +22,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from kinitro.evaluator.sandbox.base import SandboxStartError
 from kinitro.protocol.agent_rpc import ArraySpec, ObservationSpec, TaskInfo
 from kinitro.protocol.common import FailureCause
 
 log = logging.getLogger(__name__)
 
 
-class SandboxStartFailed(Exception):
+class SandboxStartFailed(SandboxStartError):
+    """The agent's sandbox did not start: an infrastructure fault (retried, never scored)."""
+
     cause = FailureCause.SANDBOX_START
 
 

@@ -1,5 +1,8 @@
 """Ray rollout pool: episodes sharded over N worker actors, with bounded infra retries.
 
+The production :class:`~kinitro.evaluator.rollout.port.Rollouts`: ``play`` is an async
+generator that awaits the actors' results on the caller's event loop.
+
 Scheduling is dynamic: each actor holds a small batch of episodes at a time and gets the
 next as soon as it returns, so slow tasks do not stall a static shard. A batch is as large
 as the actor can play in lockstep on one agent connection (its ``slots``: ``env_slots``
@@ -22,16 +25,18 @@ a modest object store) once per process and reuses it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from kinitro.evaluator import results as fc
+from kinitro.evaluator.errors import EvaluatorError
 from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
+from kinitro.evaluator.rollout.port import RolloutOptions
 from kinitro.evaluator.rollout.worker import RolloutWorker, WorkerConfig
+from kinitro.protocol.common import FailureCause
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +77,6 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     )
 
 
-class Cancelled(Exception):
-    """The caller asked the pool to stop (deadline, cancellation, shutdown)."""
-
-
 def _pick(
     pending: deque[tuple[EpisodeSpec, int]], slot: int, owned: dict[int, set[str]]
 ) -> tuple[EpisodeSpec, int]:
@@ -99,21 +100,22 @@ def _pick(
 
 
 class RolloutPool:
-    """N Ray actors running :class:`RolloutWorker` for one job."""
+    """N Ray actors running :class:`RolloutWorker` for one job (a :class:`Rollouts`).
 
-    def __init__(
-        self,
-        config: WorkerConfig,
-        workers: int = 1,
-        *,
-        worker_cpus: float = 1.0,
-        max_infra_retries: int = 2,
-    ) -> None:
+    Results are awaited on the caller's event loop (Ray resolves an ``ObjectRef``'s
+    future from its own I/O thread; no thread of ours waits), so the orchestrator consumes
+    them as they come and can cancel the job at any await.
+    """
+
+    def __init__(self, config: WorkerConfig, options: RolloutOptions) -> None:
         import ray
 
+        if not ray.is_initialized():
+            raise EvaluatorError("Ray is not initialised: call ensure_ray() at start-up")
         self._ray = ray
         self.config = config
-        self.n_workers = max(1, workers)
+        self.n_workers = max(1, options.workers)
+        worker_cpus = options.worker_cpus
         cpus = float(ray.cluster_resources().get("CPU", 0.0))  # type: ignore[no-untyped-call]
         if cpus and worker_cpus > cpus:
             log.warning("worker_cpus %.2f > cluster CPUs %.2f: using %.2f", worker_cpus, cpus, cpus)
@@ -122,126 +124,129 @@ class RolloutPool:
             fit = max(1, int(cpus // worker_cpus))
             log.warning("%d workers do not fit in %.0f CPUs: using %d", self.n_workers, cpus, fit)
             self.n_workers = fit
-        self.max_infra_retries = max_infra_retries
+        self.max_infra_retries = options.max_infra_retries
         self._actor_cls = ray.remote(num_cpus=worker_cpus, max_restarts=0)(RolloutWorker)
         self._actors: list[Any] = []
+        self._running: set[Any] = set()  # ObjectRefs of batches being played
 
     def _spawn(self, index: int) -> Any:
         return self._actor_cls.remote(self.config, index)
 
-    def run(
-        self,
-        episodes: list[EpisodeSpec],
-        on_result: Callable[[EpisodeResult], None] = lambda _r: None,
-        should_stop: Callable[[], bool] = lambda: False,
-        poll_s: float = 0.25,
-    ) -> list[EpisodeResult]:
-        """Run every episode; call ``on_result`` for each final result (in completion order).
+    @property
+    def actors(self) -> list[Any]:
+        """The actor handles (e.g. for a test that kills one)."""
+        return list(self._actors)
 
-        Uploads may still be in flight when this returns: call :meth:`flush` before
-        reporting the job's result.
+    async def play(self, episodes: Sequence[EpisodeSpec]) -> AsyncGenerator[EpisodeResult, None]:
+        """Run every episode; yield each final result as it completes.
 
-        Raises :class:`Cancelled` as soon as ``should_stop()`` returns True (actors are
-        killed by :meth:`close`, which callers run in ``finally``).
+        Uploads may still be in flight when the last result is out: :meth:`flush` before
+        reporting the job's result. Cancelling the consumer cancels the batches in flight
+        (each actor stops before its next batch); :meth:`close` frees the actors.
         """
         ray = self._ray
         pending: deque[tuple[EpisodeSpec, int]] = deque((spec, 1) for spec in episodes)
-        done: dict[int, EpisodeResult] = {}
         if not self._actors:
             self._actors = [self._spawn(i) for i in range(min(self.n_workers, len(episodes)))]
         idle = list(range(len(self._actors)))
         owned: dict[int, set[str]] = {}  # tasks whose env each actor has built
-        in_flight: dict[Any, tuple[int, list[tuple[EpisodeSpec, int]]]] = {}
+        in_flight: dict[asyncio.Future[Any], tuple[int, list[tuple[EpisodeSpec, int]], Any]] = {}
         slots = [1] * len(self._actors)  # what each actor reported it can play at once
+        try:
+            while pending or in_flight:
+                while pending and idle:
+                    slot = idle.pop()
+                    # Share what is left fairly: a full batch each while there is plenty.
+                    size = min(slots[slot], -(-len(pending) // (len(idle) + 1)))
+                    batch = []
+                    for _ in range(size):
+                        spec, attempt = _pick(pending, slot, owned)
+                        owned.setdefault(slot, set()).add(spec.task)
+                        batch.append((spec, attempt))
+                    ref = self._actors[slot].run_episodes.remote([spec for spec, _ in batch])
+                    self._running.add(ref)
+                    in_flight[asyncio.wrap_future(ref.future())] = (slot, batch, ref)
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for fut in done:
+                    slot, batch, ref = in_flight.pop(fut)
+                    self._running.discard(ref)
+                    try:
+                        results, slots[slot] = fut.result()
+                    except ray.exceptions.RayActorError as exc:
+                        log.warning("rollout worker %d lost: %s", slot, exc)
+                        self._actors[slot] = self._spawn(slot)
+                        owned.pop(slot, None)
+                        slots[slot] = 1
+                        results = [
+                            EpisodeResult.failed(spec, FailureCause.WORKER_LOST, str(exc)[:500])
+                            for spec, _ in batch
+                        ]
+                    except ray.exceptions.RayTaskError as exc:
+                        results = [
+                            EpisodeResult.failed(spec, FailureCause.INTERNAL, str(exc)[:2000])
+                            for spec, _ in batch
+                        ]
+                    idle.append(slot)
+                    for (spec, attempt), result in zip(batch, results, strict=True):
+                        result.attempts = attempt
+                        if result.infra_fault and attempt <= self.max_infra_retries:
+                            log.warning(
+                                "episode %d: %s (%s), retry %d",
+                                spec.index,
+                                result.failure_cause,
+                                result.failure_detail,
+                                attempt,
+                            )
+                            pending.appendleft((spec, attempt + 1))
+                        else:
+                            yield result
+        finally:
+            for fut in in_flight:  # unhooks Ray's completion callback from this loop
+                fut.cancel()
+            self._cancel_running()
 
-        def finish(spec: EpisodeSpec, attempt: int, result: EpisodeResult) -> None:
-            result.attempts = attempt
-            if result.infra_fault and attempt <= self.max_infra_retries:
-                log.warning(
-                    "episode %d: %s (%s), retry %d",
-                    spec.index,
-                    result.failure_cause,
-                    result.failure_detail,
-                    attempt,
-                )
-                pending.appendleft((spec, attempt + 1))
-                return
-            done[spec.index] = result
-            on_result(result)
+    def _cancel_running(self) -> None:
+        """Ask the actors to stop the batches they are playing (they stop between batches)."""
+        running, self._running = self._running, set()
+        for ref in running:
+            try:
+                self._ray.cancel(ref)
+            except Exception as exc:  # noqa: BLE001 - already finished, actor gone, …
+                log.debug("cancel failed: %s", exc)
 
-        while pending or in_flight:
-            if should_stop():
-                raise Cancelled()
-            while pending and idle:
-                slot = idle.pop()
-                # Share what is left fairly: a full batch each while there is plenty.
-                size = min(slots[slot], -(-len(pending) // (len(idle) + 1)))
-                batch = []
-                for _ in range(size):
-                    spec, attempt = _pick(pending, slot, owned)
-                    owned.setdefault(slot, set()).add(spec.task)
-                    batch.append((spec, attempt))
-                ref = self._actors[slot].run_episodes.remote([spec for spec, _ in batch])
-                in_flight[ref] = (slot, batch)
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=poll_s)
-            for ref in ready:
-                slot, batch = in_flight.pop(ref)
-                try:
-                    results, slots[slot] = ray.get(ref)
-                except ray.exceptions.RayActorError as exc:
-                    log.warning("rollout worker %d lost: %s", slot, exc)
-                    self._actors[slot] = self._spawn(slot)
-                    owned.pop(slot, None)
-                    slots[slot] = 1
-                    results = [
-                        EpisodeResult.failed(spec, fc.WORKER_LOST, str(exc)[:500])
-                        for spec, _ in batch
-                    ]
-                except ray.exceptions.RayTaskError as exc:
-                    results = [
-                        EpisodeResult.failed(spec, fc.INTERNAL, str(exc)[:2000])
-                        for spec, _ in batch
-                    ]
-                idle.append(slot)
-                for (spec, attempt), result in zip(batch, results, strict=True):
-                    finish(spec, attempt, result)
-        return [done[i] for i in sorted(done)]
-
-    def flush(self) -> list[str]:
+    async def flush(self, timeout_s: float = 300.0) -> list[str]:
         """Wait until every worker's uploads are stored; return upload failures."""
-        ray = self._ray
         failures: list[str] = []
         for ref in [a.flush.remote() for a in self._actors]:
             try:
-                failures += ray.get(ref, timeout=300)
-            except Exception as exc:  # noqa: BLE001
-                failures.append(str(exc))
+                failures += await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout_s)
+            except Exception as exc:  # noqa: BLE001 - reported, never fatal
+                failures.append(str(exc) or type(exc).__name__)
         return failures
 
-    def close(self, timeout_s: float = 20.0) -> None:
-        """Close every worker (agent sandboxes, envs) then kill the actors. Idempotent."""
+    async def close(self, grace_s: float = 20.0) -> None:
+        """Close every worker (agent sandboxes, envs) then kill the actors. Idempotent.
+
+        Batches still running are cancelled first; an actor that has not closed within
+        ``grace_s`` is killed (its bubblewrap sandboxes die with it)."""
         ray = self._ray
+        self._cancel_running()
         actors, self._actors = self._actors, []
-        refs = []
+        closing = []
         for actor in actors:
             try:
-                refs.append(actor.close.remote())
+                closing.append(asyncio.wrap_future(actor.close.remote().future()))
             except Exception as exc:  # noqa: BLE001
                 log.debug("close request failed: %s", exc)
-        if refs:
-            deadline = time.monotonic() + timeout_s
-            try:
-                ray.wait(refs, num_returns=len(refs), timeout=max(0.0, deadline - time.monotonic()))
-            except Exception as exc:  # noqa: BLE001
-                log.debug("waiting for close failed: %s", exc)
+        if closing:
+            await asyncio.wait(closing, timeout=grace_s)
+            for fut in closing:
+                if not fut.done():
+                    fut.cancel()
+                elif not fut.cancelled() and fut.exception() is not None:
+                    log.debug("closing a worker failed: %s", fut.exception())
         for actor in actors:
             try:
                 ray.kill(actor, no_restart=True)
             except Exception as exc:  # noqa: BLE001
                 log.debug("kill failed: %s", exc)
-
-    def __enter__(self) -> RolloutPool:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()

@@ -17,7 +17,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from kinitro.evaluator import results as fc
 from kinitro.evaluator.envs import BenchmarkDef, EnvConfig, TaskEnv, make_env
 from kinitro.evaluator.episode_logger import (
     ACTION_LOG_CONTENT_TYPE,
@@ -31,6 +30,7 @@ from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
 from kinitro.evaluator.rollout.agent import AgentLauncher, AgentSession, classify
 from kinitro.evaluator.rollout.episode import EpisodePlay, EpisodeRun, run_batch, run_episode
 from kinitro.protocol.agent_rpc import TaskInfo
+from kinitro.protocol.common import FailureCause
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,21 @@ MAX_AGENT_START_FAULTS = 2
 
 
 class _RepeatedStartFault(Exception):
-    def __init__(self, cause: str, detail: str) -> None:
+    def __init__(self, cause: FailureCause, detail: str) -> None:
         super().__init__(detail)
         self.cause = cause
+
+
+def _cancel_requested() -> bool:
+    """True when the driver cancelled the Ray call being run (deadline, shutdown)."""
+    import ray
+
+    if not ray.is_initialized():
+        return False
+    try:
+        return ray.get_runtime_context().is_canceled()
+    except RuntimeError:  # not inside a Ray worker
+        return False
 
 
 def _pin(index: int) -> int | None:
@@ -94,7 +106,7 @@ class RolloutWorker:
         self._envs: dict[str, list[TaskEnv]] = {}  # task → one env per slot, LRU order
         self._agent: AgentSession | None = None
         self._start_faults = 0
-        self._last_start_fault: tuple[str, str] | None = None
+        self._last_start_fault: tuple[FailureCause, str] | None = None
         self._uploader: MediaUploader | None = None
         if config.media_url:
             from kinitro.storage.media import open_media_store
@@ -102,9 +114,6 @@ class RolloutWorker:
             self._uploader = MediaUploader(
                 open_media_store(config.media_url, **config.media_options)
             )
-
-    def ping(self) -> bool:
-        return True
 
     def _env(self, task: str, index: int = 0) -> TaskEnv:
         """The ``index``-th environment of ``task`` (built on first use)."""
@@ -150,12 +159,15 @@ class RolloutWorker:
         and :attr:`slots` afterwards (how many to hand this worker next time).
 
         An episode interrupted by a sibling slot's fault is replayed alone on a fresh
-        agent, so every result is the episode's own.
+        agent, so every result is the episode's own. A cancelled call (``ray.cancel``, the
+        job is being stopped) returns before its next lockstep batch.
         """
         queue = deque(specs)
         alone: set[int] = set()
         results: dict[int, EpisodeResult] = {}
         while queue:
+            if _cancel_requested():  # the job is being cancelled: nobody reads these
+                return list(results.values()), self.slots
             batch = [queue.popleft()]
             if batch[0].index not in alone:
                 while queue and len(batch) < max(1, self.config.env_slots):
@@ -183,7 +195,7 @@ class RolloutWorker:
             return (
                 {
                     batch[0].index: EpisodeResult.failed(
-                        batch[0], fc.SIMULATOR_ERROR, f"cannot build env: {exc}"
+                        batch[0], FailureCause.SIMULATOR_ERROR, f"cannot build env: {exc}"
                     )
                 },
                 [],
@@ -199,7 +211,7 @@ class RolloutWorker:
             self._start_faults = 0
         except Exception as exc:  # noqa: BLE001
             cause, detail = classify(exc)
-            if cause in fc.AGENT_FAULTS:
+            if cause.is_agent_fault:
                 self._start_faults += 1
                 self._last_start_fault = (cause, detail)
             return {spec.index: EpisodeResult.failed(spec, cause, detail) for spec in batch}, [], []
@@ -248,7 +260,7 @@ class RolloutWorker:
         for spec in interrupted:
             if spec.index in alone:  # cannot happen: a lone episode owns every fault
                 done[spec.index] = EpisodeResult.failed(
-                    spec, fc.INTERNAL, "episode interrupted twice"
+                    spec, FailureCause.INTERNAL, "episode interrupted twice"
                 )
             else:
                 replay.append(spec)
