@@ -126,6 +126,7 @@ def test_settings(db_url: str, net: Net, registry: LocalRegistry, **overrides: A
         registry_dir=registry.root,
         min_validator_stake=100.0,
         replication=1,
+        min_validators=1,
         scheduler_interval_s=0.2,
         chain_scan_interval_s=0.2,
         scoring_interval_s=0.3,

@@ -66,6 +66,15 @@ async def test_competition_admin_crud(backend: Backend) -> None:
         assert dup.status_code == 409
         patched = await admin.patch("/api/v1/admin/competitions/c1", json={"win_margin": 0.1})
         assert patched.json()["win_margin"] == 0.1
+        assert (patched.json()["quorum"], patched.json()["min_validators"]) == (1, None)
+        # a quorum the replication can never reach is refused, naming both
+        unreachable = await admin.patch("/api/v1/admin/competitions/c1", json={"min_validators": 2})
+        assert unreachable.status_code == 400
+        assert "min_validators 2 exceeds replication 1" in unreachable.json()["detail"]
+        both = await admin.patch(
+            "/api/v1/admin/competitions/c1", json={"min_validators": 2, "replication": 3}
+        )
+        assert (both.json()["quorum"], both.json()["effective_replication"]) == (2, 3)
         assert (await admin.post("/api/v1/admin/competitions/c1/activate")).json()["active"]
         missing = await admin.post("/api/v1/admin/competitions/zz/activate")
         assert missing.status_code == 404

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -156,3 +157,33 @@ def test_leader_that_became_ineligible_is_dethroned() -> None:
     scored = score([cand(1, 1, "a", (1, 10))], quorum=1, band=1, min_success_rate=0.5)
     decision = decide_leader(scored, 1, win_margin=0.05)
     assert decision.changed and decision.leader is None
+
+
+def test_one_validator_alone_never_counts_below_quorum() -> None:
+    """A single (even perfect) result leaves a submission awaiting quorum: neither
+    eligible nor leader, so it cannot take the weights."""
+    leader = cand(1, 10, "s1", (8, 10), (9, 10), (8, 10))
+    liar = cand(2, 20, "s2", (10, 10))
+    scored = score([leader, liar], quorum=3, band=0.2, min_success_rate=0.0)
+    by = {s.submission_id: s for s in scored}
+    assert (by[2].quorum_have, by[2].quorum_need, by[2].awaiting_quorum) == (1, 3, True)
+    assert not by[2].eligible and by[2].episodes == 0
+    assert not by[1].awaiting_quorum and by[1].eligible
+    decision = decide_leader(scored, 1, win_margin=0.05)
+    assert decision.leader == 1 and not decision.changed
+
+
+def test_quorum_counts_the_job_with_fewest_results() -> None:
+    c = Candidate(
+        submission_id=1,
+        miner_hotkey="hk",
+        miner_uid=1,
+        commitment_block=1,
+        sha256="s",
+        jobs={"a": [V("x", 5, 10), V("y", 5, 10)], "b": [V("x", 5, 10)]},
+        expected_jobs=3,
+    )
+    (s,) = score([c], quorum=2, band=0.2, min_success_rate=0.0)
+    assert (s.quorum_have, s.awaiting_quorum, s.eligible) == (0, True, False)  # job 3: none
+    (s,) = score([replace(c, expected_jobs=2)], quorum=2, band=0.2, min_success_rate=0.0)
+    assert (s.quorum_have, s.awaiting_quorum, s.eligible) == (1, True, False)

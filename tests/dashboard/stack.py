@@ -105,6 +105,7 @@ class BackendProcess:
             "--registry-dir", str(self.registry_dir),
             "--media-dir", str(self.media_dir),
             "--replication", "2",
+            "--min-validators", "2",
             "--log-level", "WARNING",
         ]  # fmt: skip
         self.env = {

@@ -40,7 +40,13 @@ def run(
         None, "--media-dir", help="Local media store directory served at /media."
     ),
     replication: int | None = typer.Option(
-        None, help="Validators per job (1 on the devnet, 3 in production)."
+        None, help="Validators per job (default 3; the devnet: its validator count)."
+    ),
+    min_validators: int | None = typer.Option(
+        None,
+        "--min-validators",
+        help="Quorum: validators' results a job needs before it counts (default 3, at most "
+        "--replication).",
     ),
     environment: str | None = typer.Option(None, help="devnet or production."),
     log_level: str | None = typer.Option(None, "--log-level", help="Log level."),
@@ -61,6 +67,7 @@ def run(
             registry_dir=registry_dir,
             media_dir=media_dir,
             replication=replication,
+            min_validators=min_validators,
             environment=environment,
             log_level=log_level,
         )

@@ -28,6 +28,7 @@ from kinitro.backend.db import repo_admin, repo_jobs, repo_validators
 from kinitro.backend.db.common import table, utcnow
 from kinitro.backend.db.models import JobAssignment
 from kinitro.backend.locks import SCHEDULER, LeaderLock
+from kinitro.backend.quorum import replication_of
 from kinitro.core.db import dsn
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ async def schedule_submission(
             seed_hash=rnd.seed_hash,
         ),
     )
-    replication = competition["replication"] or settings.replication
+    replication = replication_of(competition, settings)
     created = []
     for bench in competition["benchmarks"]:
         job_id = await repo_jobs.create_job(

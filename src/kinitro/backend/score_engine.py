@@ -2,9 +2,10 @@
 
 Per active competition: load the completed results of scorable submissions, keep one
 evaluator runtime per submission (:func:`.runtimes.one_runtime_per_submission`: results of
-different simulator versions are never combined), apply
-:mod:`.scoring` (median across validators, quorum ``min_validators``, copies, threshold),
-store the scores, decide the leader (``approval_mode`` ``auto`` crowns directly, ``admin``
+different simulator versions are never combined), apply :mod:`.scoring` (median across
+validators, quorum :func:`.quorum.quorum_of`, copies, threshold), store the scores (a
+submission with results but not at quorum yet is stored *awaiting quorum*, never
+eligible), decide the leader (``approval_mode`` ``auto`` crowns directly, ``admin``
 records a candidate for an admin to approve), then compute the weights across
 competitions and, when they changed, store a new weight set and queue ``set_weights`` to
 every known validator (sent now to connected ones, on reconnect to the others).
@@ -25,10 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kinitro.backend import events, runtimes, scoring
 from kinitro.backend.db import repo_competitions, repo_scoring, repo_submissions, repo_validators
 from kinitro.backend.locks import SCORING, LeaderLock
+from kinitro.backend.quorum import quorum_of
 from kinitro.chain.errors import ChainError
 from kinitro.protocol.validator_ws import SetWeights
 
 if TYPE_CHECKING:
+    from kinitro.backend.settings import Settings
     from kinitro.backend.state import BackendState
 
 log = logging.getLogger(__name__)
@@ -42,8 +45,10 @@ async def score_competition(
     *,
     band: float,
     policy: runtimes.RuntimePolicy,
+    settings: Settings,
 ) -> tuple[list[scoring.Scored], scoring.LeaderDecision]:
     cid = competition["id"]
+    need = quorum_of(competition, settings)
     subs = [s for s in await repo_submissions.scorable(conn, cid) if s["artifact_sha256"]]
     per_job: dict[int, dict[str, list[scoring.ValidatorResult]]] = defaultdict(
         lambda: defaultdict(list)
@@ -51,7 +56,7 @@ async def score_competition(
     results, runtime_of = runtimes.one_runtime_per_submission(
         await repo_scoring.results_for_scoring(conn, cid),
         policy,
-        quorum=competition["min_validators"],
+        quorum=need,
     )
     for r in results:
         per_job[r["submission_id"]][r["job_id"]].append(
@@ -72,13 +77,15 @@ async def score_competition(
     ]
     scored = scoring.score(
         candidates,
-        quorum=competition["min_validators"],
+        quorum=need,
         band=band,
         min_success_rate=competition["min_success_rate"],
         earlier=await repo_submissions.earliest_artifacts(conn, cid),
     )
+    # a scorable submission none of whose results stands (all discarded) has no score
+    await repo_scoring.drop_scores(conn, [x["id"] for x in subs if x["id"] not in per_job])
     for s in scored:
-        if not s.jobs and not s.complete:
+        if s.submission_id not in per_job:
             continue
         await repo_scoring.save_score(
             conn,
@@ -96,6 +103,7 @@ async def score_competition(
                 copy_of=s.copy_of,
                 detail={
                     "complete": s.complete,
+                    "quorum": {"have": s.quorum_have, "need": s.quorum_need},
                     "runtime": runtime_of.get(s.submission_id),
                     "jobs": [
                         {
@@ -180,6 +188,7 @@ def _entries(scored: list[scoring.Scored], leader: dict[str, Any] | None) -> lis
             "episodes": x.episodes,
             "validators": x.validators,
             "eligible": x.eligible,
+            "quorum": {"have": x.quorum_have, "need": x.quorum_need},
             "is_leader": x.submission_id == leader_id,
         }
         for rank, x in enumerate(scored[:LEADERBOARD_EVENT_ROWS], start=1)
@@ -215,11 +224,18 @@ class ScoreEngine:
         async with self.state.engine.begin() as conn:
             for comp in await repo_competitions.list_competitions(conn, active=True):
                 scored, decision = await score_competition(
-                    conn, comp, band=s.disagreement_band, policy=policy
+                    conn,
+                    comp,
+                    band=s.disagreement_band,
+                    policy=policy,
+                    settings=s,
                 )
                 changed = await apply_decision(conn, comp, scored, decision)
                 board = json.dumps(
-                    [(x.submission_id, round(x.success_rate, 6), x.eligible) for x in scored]
+                    [
+                        (x.submission_id, round(x.success_rate, 6), x.eligible, x.quorum_have)
+                        for x in scored
+                    ]
                 )
                 leader = await repo_scoring.current_leader(conn, comp["id"])
                 if changed or self._boards.get(comp["id"]) != board:

@@ -1,9 +1,14 @@
 """Scoring rules, pure (no I/O): aggregation across validators, copies, leader, weights.
 
-* **Aggregation** — per job, the completed results of at least ``quorum`` validators are
-  combined by the median success rate; a spread (max − min) beyond ``band`` is flagged
-  as disagreement. A submission's score sums the per-job medians (successes and scored
-  episodes) and carries a Wilson 95 % interval.
+* **Quorum** — a job counts only once the completed results of ``quorum`` distinct
+  validators are in (``min_validators``); until every job of a submission is there, the
+  submission is *awaiting quorum* (``have``/``need``: the fewest results any of its jobs
+  has) and can be neither eligible, nor leader, nor weighted. One validator alone can
+  never move the leaderboard's top or the weights.
+* **Aggregation** — per job at quorum, the results are combined by the median success
+  rate; a spread (max − min) beyond ``band`` is flagged as disagreement. A submission's
+  score sums the per-job medians (successes and scored episodes) and carries a Wilson
+  95 % interval.
 * **Copies** — among submissions with the same artifact sha256, only the earliest
   commitment (lowest block, then lowest id) is credited; later copies get nothing.
 * **Leader** — the first eligible submission becomes leader; afterwards a challenger
@@ -96,6 +101,12 @@ class Scored:
     eligible: bool
     copy_of: int | None
     jobs: tuple[JobAggregate, ...] = field(default=())
+    quorum_have: int = 0  # results of the job with the fewest (0 while a job has none)
+    quorum_need: int = 1
+
+    @property
+    def awaiting_quorum(self) -> bool:
+        return self.quorum_have < self.quorum_need
 
     @property
     def sort_key(self) -> tuple[float, int, int]:
@@ -135,6 +146,8 @@ def score(
         original = first[c.sha256][1]
         copy_of = None if original == c.submission_id else original
         complete = len(done) >= c.expected_jobs and episodes > 0
+        counts = [sum(1 for r in rs if r.episodes > 0) for rs in c.jobs.values()]
+        have = min(counts) if counts and len(counts) >= c.expected_jobs else 0
         rate = successes / episodes if episodes else 0.0
         out.append(
             Scored(
@@ -153,6 +166,8 @@ def score(
                 eligible=complete and copy_of is None and rate >= min_success_rate,
                 copy_of=copy_of,
                 jobs=tuple(done),
+                quorum_have=have,
+                quorum_need=max(1, quorum),
             )
         )
     out.sort(key=lambda s: s.sort_key)

@@ -62,7 +62,11 @@ class Settings(KinitroSettings):
     Env: JSON, e.g. ``KINITRO_BACKEND_ACCEPTED_SIMULATORS='{"mujoco": ["3.3.0"]}'``."""
 
     # --- scheduler
-    replication: int = 3
+    replication: int = Field(default=3, ge=1)
+    """Validators each job is assigned to (competitions may set their own)."""
+    min_validators: int = Field(default=3, ge=1)
+    """Quorum: results of this many validators a job needs before it counts for ranking
+    and weights (competitions may set their own). Never above ``replication``."""
     job_deadline_s: int = 3600
     lease_s: float = 900.0
     max_attempts: int = 3
@@ -78,6 +82,15 @@ class Settings(KinitroSettings):
 
     # --- admin
     admin_api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> Settings:
+        if self.min_validators > self.replication:
+            raise ValueError(
+                f"min_validators ({self.min_validators}) must not exceed replication "
+                f"({self.replication}): a job could never reach its quorum"
+            )
+        return self
 
     @model_validator(mode="after")
     def _real_admin_key(self) -> Settings:

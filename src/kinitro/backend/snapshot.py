@@ -11,6 +11,7 @@ from kinitro.backend.db import (
     repo_submissions,
     repo_validators,
 )
+from kinitro.backend.quorum import annotate_board
 from kinitro.backend.stats import collect_stats
 
 if TYPE_CHECKING:
@@ -26,7 +27,10 @@ async def build_snapshot(state: BackendState, sub: Subscribe) -> dict[str, Any]:
         competitions = await repo_competitions.list_competitions(conn)
         if "competition_id" in f:
             competitions = [c for c in competitions if c["id"] == f["competition_id"]]
-        boards = {c["id"]: await repo_scoring.leaderboard(conn, c["id"]) for c in competitions}
+        boards = {
+            c["id"]: annotate_board(await repo_scoring.leaderboard(conn, c["id"]))
+            for c in competitions
+        }
         leaders = {c["id"]: await repo_scoring.current_leader(conn, c["id"]) for c in competitions}
         submissions, _ = await repo_submissions.list_submissions(
             conn,

@@ -231,7 +231,9 @@ class Devnet:
             "KINITRO_BACKEND_REGISTRY": "local",
             "KINITRO_BACKEND_REGISTRY_DIR": str(self.layout.registry),
             "KINITRO_BACKEND_MEDIA_DIR": str(self.layout.media),
-            "KINITRO_BACKEND_REPLICATION": "1",
+            # every validator evaluates every job, and all of them are the quorum
+            "KINITRO_BACKEND_REPLICATION": str(len(self.validator_names)),
+            "KINITRO_BACKEND_MIN_VALIDATORS": str(len(self.validator_names)),
             "KINITRO_BACKEND_SEED_SECRET": self.state.seed_secret,
             "KINITRO_BACKEND_ADMIN_API_KEY": self.state.admin_api_key,
             "KINITRO_BACKEND_SCORING_INTERVAL_S": "5",
@@ -268,7 +270,6 @@ class Devnet:
                 "min_success_rate": 0.5,
                 "win_margin": 0.05,
                 "approval_mode": "auto",
-                "replication": 1,
                 "active": True,
             }
             response = http.post("/api/v1/admin/competitions", json=body)

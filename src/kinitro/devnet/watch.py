@@ -115,6 +115,10 @@ class View:
         for validator in data.get("validators", []) or []:
             if isinstance(validator, dict) and "hotkey" in validator:
                 self.validators[str(validator["hotkey"])] = bool(validator.get("connected"))
+        boards = data.get("leaderboards")
+        if isinstance(boards, dict):
+            for competition, rows in boards.items():
+                self.leaderboard[str(competition)] = _entries(rows)
         weights = data.get("weights") or data.get("latest_weights")
         if isinstance(weights, dict) and isinstance(weights.get("weights"), dict):
             self.weights = {int(k): float(v) for k, v in weights["weights"].items()}
@@ -160,6 +164,8 @@ class View:
                 board.add_column(col)
             for entry in entries[:10]:
                 rate = "-" if entry.success_rate is None else f"{entry.success_rate:.0%}"
+                if entry.quorum is not None and entry.quorum.awaiting:
+                    rate = entry.quorum.describe()
                 ci = (
                     "-"
                     if entry.ci_low is None or entry.ci_high is None
@@ -182,6 +188,31 @@ class View:
             parts.append(weights)
         parts.extend(f"[dim]{line}[/dim]" for line in self.log)
         return Group(*parts)
+
+
+def _entries(rows: Any) -> list[rt.LeaderboardEntry]:
+    """Snapshot leaderboard rows (score rows of the REST API) as event entries."""
+    out: list[rt.LeaderboardEntry] = []
+    for rank, row in enumerate(rows if isinstance(rows, list) else [], start=1):
+        try:
+            out.append(
+                rt.LeaderboardEntry(
+                    rank=rank,
+                    submission_id=str(row["submission_id"]),
+                    miner_hotkey=row["miner_hotkey"],
+                    miner_uid=row.get("miner_uid"),
+                    success_rate=row.get("success_rate"),
+                    ci_low=row.get("ci_low"),
+                    ci_high=row.get("ci_high"),
+                    episodes=row.get("episodes"),
+                    validators=row.get("validators"),
+                    eligible=row.get("eligible"),
+                    quorum=row.get("quorum"),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            continue  # a row this version cannot read: leave it out, keep watching
+    return out
 
 
 def _flatten(stats: dict[str, Any]) -> str:

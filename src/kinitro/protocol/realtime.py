@@ -180,6 +180,22 @@ class EvaluationCompletedEvent(_Event):
     metrics: EvalMetrics | None = None
 
 
+class QuorumProgress(WireModel):
+    """Validators' results in (``have``: the fewest any job of the submission has) and
+    needed (``need``) before a submission's score counts for ranking and weights."""
+
+    have: NonNegInt
+    need: Annotated[int, Field(ge=1)]
+
+    @property
+    def awaiting(self) -> bool:
+        return self.have < self.need
+
+    def describe(self) -> str:
+        """``awaiting quorum (1/3)`` while short of quorum, else ``""``."""
+        return f"awaiting quorum ({self.have}/{self.need})" if self.awaiting else ""
+
+
 class LeaderboardEntry(WireModel):
     """One row of a competition leaderboard (optional fields: not yet known)."""
 
@@ -194,6 +210,7 @@ class LeaderboardEntry(WireModel):
     episodes: NonNegInt | None = None
     validators: NonNegInt | None = None
     eligible: bool | None = None
+    quorum: QuorumProgress | None = None
     is_leader: bool = False
 
 

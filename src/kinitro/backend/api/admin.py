@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, status
 
-from kinitro.backend import apikeys, events
+from kinitro.backend import apikeys, events, quorum
 from kinitro.backend.api.schemas import (
     ApiKeyIn,
     ApiKeyOut,
@@ -51,12 +51,16 @@ NOT_FOUND = error_responses(404)
     response_model=Competition,
     status_code=status.HTTP_201_CREATED,
 )
-async def create_competition(body: CompetitionIn, conn: ConnDep, who: AdminDep) -> dict[str, Any]:
+async def create_competition(
+    body: CompetitionIn, conn: ConnDep, who: AdminDep, state: StateDep
+) -> dict[str, Any]:
     values = body.model_dump(mode="json")
+    if problem := quorum.problem(values, state.settings):
+        raise BadRequestError(problem)
     row = await repo_competitions.create_competition(conn, values)
     if row is None:
         raise ConflictError(f"competition {body.id!r} already exists")
-    return row
+    return quorum.with_effective(row, state.settings)
 
 
 @router.patch(
@@ -65,40 +69,51 @@ async def create_competition(body: CompetitionIn, conn: ConnDep, who: AdminDep) 
     responses=error_responses(400, 404),
 )
 async def update_competition(
-    competition_id: CompetitionIdPath, body: CompetitionPatch, conn: ConnDep, who: AdminDep
+    competition_id: CompetitionIdPath,
+    body: CompetitionPatch,
+    conn: ConnDep,
+    who: AdminDep,
+    state: StateDep,
 ) -> dict[str, Any]:
     values = body.model_dump(exclude_unset=True, mode="json")
     if not values:
         raise BadRequestError("nothing to update")
+    current = await repo_competitions.get_competition(conn, competition_id)
+    if current is None:
+        raise NotFoundError(f"no competition {competition_id!r}")
+    if problem := quorum.problem({**current, **values}, state.settings):
+        raise BadRequestError(problem)
     row = await repo_competitions.update_competition(conn, competition_id, values)
     if row is None:
         raise NotFoundError(f"no competition {competition_id!r}")
-    return row
+    return quorum.with_effective(row, state.settings)
 
 
-async def _set_active(conn: ConnDep, competition_id: str, active: bool) -> dict[str, Any]:
+async def _set_active(
+    conn: ConnDep, state: StateDep, competition_id: str, active: bool
+) -> dict[str, Any]:
     row = await repo_competitions.update_competition(conn, competition_id, {"active": active})
     if row is None:
         raise NotFoundError(f"no competition {competition_id!r}")
-    return row
+    return quorum.with_effective(row, state.settings)
 
 
 @router.post(
     "/competitions/{competition_id}/activate", response_model=Competition, responses=NOT_FOUND
 )
 async def activate(
-    competition_id: CompetitionIdPath, conn: ConnDep, who: AdminDep
+    competition_id: CompetitionIdPath, conn: ConnDep, who: AdminDep, state: StateDep
 ) -> dict[str, Any]:
-    return await _set_active(conn, competition_id, True)
+    return await _set_active(conn, state, competition_id, True)
 
 
 @router.post(
     "/competitions/{competition_id}/deactivate", response_model=Competition, responses=NOT_FOUND
 )
 async def deactivate(
-    competition_id: CompetitionIdPath, conn: ConnDep, who: AdminDep
+    competition_id: CompetitionIdPath, conn: ConnDep, who: AdminDep, state: StateDep
 ) -> dict[str, Any]:
-    return await _set_active(conn, competition_id, False)
+    return await _set_active(conn, state, competition_id, False)
 
 
 @router.get("/api-keys", response_model=list[ApiKeyOut])

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from kinitro.backend import quorum
 from kinitro.backend.api.schemas import Competition, Job, Page, Row, Submission, error_responses
 from kinitro.backend.db import (
     repo_competitions,
@@ -52,20 +53,26 @@ def _page(items: list[Any], total: int, p: PageDep) -> dict[str, Any]:
 
 
 @router.get("/competitions", response_model=list[Competition])
-async def list_competitions(conn: ConnDep, active: bool | None = None) -> list[dict[str, Any]]:
-    """Competitions with their current leader."""
+async def list_competitions(
+    conn: ConnDep, state: StateDep, active: bool | None = None
+) -> list[dict[str, Any]]:
+    """Competitions with their current leader and effective quorum."""
     out = []
     for c in await repo_competitions.list_competitions(conn, active=active):
-        out.append({**c, "leader": await repo_scoring.current_leader(conn, c["id"])})
+        leader = await repo_scoring.current_leader(conn, c["id"])
+        out.append({**quorum.with_effective(c, state.settings), "leader": leader})
     return out
 
 
 @router.get("/competitions/{competition_id}", response_model=Competition, responses=NOT_FOUND)
-async def get_competition(competition_id: CompetitionIdPath, conn: ConnDep) -> dict[str, Any]:
+async def get_competition(
+    competition_id: CompetitionIdPath, conn: ConnDep, state: StateDep
+) -> dict[str, Any]:
     c = await repo_competitions.get_competition(conn, competition_id)
     if c is None:
         raise NotFoundError(f"no competition {competition_id!r}")
-    return {**c, "leader": await repo_scoring.current_leader(conn, competition_id)}
+    leader = await repo_scoring.current_leader(conn, competition_id)
+    return {**quorum.with_effective(c, state.settings), "leader": leader}
 
 
 @router.get("/competitions/{competition_id}/leaderboard", responses=NOT_FOUND)
@@ -75,7 +82,7 @@ async def leaderboard(competition_id: CompetitionIdPath, conn: ConnDep) -> dict[
     c = await repo_competitions.get_competition(conn, competition_id)
     if c is None:
         raise NotFoundError(f"no competition {competition_id!r}")
-    rows = await repo_scoring.leaderboard(conn, competition_id)
+    rows = quorum.annotate_board(await repo_scoring.leaderboard(conn, competition_id))
     leader = await repo_scoring.current_leader(conn, competition_id)
     margin = None
     if leader is not None:

@@ -87,7 +87,12 @@ class CompetitionIn(BaseModel):
     benchmarks: list[BenchmarkSpec] = Field(min_length=1)
     points: float = Field(default=1.0, ge=0)
     min_success_rate: float = Field(default=0.0, ge=0, le=1)
-    min_validators: int = Field(default=1, ge=1, le=64)
+    min_validators: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Quorum: validators whose results a job needs (null: backend default).",
+    )
     win_margin: float = Field(default=0.05, ge=0, le=1)
     approval_mode: Literal["auto", "admin"] = "auto"
     replication: int | None = Field(default=None, ge=1, le=64)
@@ -110,11 +115,12 @@ class CompetitionPatch(BaseModel):
 
     @model_validator(mode="after")
     def _no_null_values(self) -> CompetitionPatch:
-        # omitted = unchanged; null only means something for replication (backend default)
+        # omitted = unchanged; null only means something for replication and
+        # min_validators (the backend's default)
         nulls = sorted(
             name
             for name in self.model_fields_set
-            if getattr(self, name) is None and name != "replication"
+            if getattr(self, name) is None and name not in ("replication", "min_validators")
         )
         if nulls:
             raise ValueError(f"{', '.join(nulls)} cannot be null (omit a field to keep it)")
@@ -129,10 +135,13 @@ class Competition(BaseModel):
     points: float
     active: bool
     min_success_rate: float
-    min_validators: int
+    min_validators: int | None
     win_margin: float
     approval_mode: str
     replication: int | None
+    quorum: int | None = None
+    """Effective quorum (``min_validators``, else the backend default)."""
+    effective_replication: int | None = None
     created_at: datetime
     updated_at: datetime
     leader: dict[str, Any] | None = None

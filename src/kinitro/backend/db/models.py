@@ -66,7 +66,7 @@ class Competition(Base):
     points: Mapped[float] = mapped_column(Float, server_default="1")
     active: Mapped[bool] = mapped_column(Boolean, server_default="false")
     min_success_rate: Mapped[float] = mapped_column(Float, server_default="0")
-    min_validators: Mapped[int] = mapped_column(Integer, server_default="1")
+    min_validators: Mapped[int | None] = mapped_column(Integer)  # quorum; null: backend default
     win_margin: Mapped[float] = mapped_column(Float, server_default="0.05")
     approval_mode: Mapped[str] = mapped_column(server_default="auto")  # auto | admin
     replication: Mapped[int | None] = mapped_column(Integer)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -70,6 +70,12 @@ async def save_score(conn: AsyncConnection, values: dict[str, Any]) -> None:
     await conn.execute(
         stmt.on_conflict_do_update(index_elements=[SC.c.submission_id], set_=update_cols)
     )
+
+
+async def drop_scores(conn: AsyncConnection, submission_ids: list[int]) -> None:
+    """Delete the scores of these submissions (none of their results stands any more)."""
+    if submission_ids:
+        await conn.execute(delete(SC).where(SC.c.submission_id.in_(submission_ids)))
 
 
 async def leaderboard(conn: AsyncConnection, competition_id: str) -> list[dict[str, Any]]:

@@ -88,7 +88,16 @@ export interface LeaderboardRow {
   eligible?: boolean;
   disagreement?: boolean;
   copyOf?: string;
+  /** Results in / needed before the score counts (`quorum` of the API row or event). */
+  quorumHave?: number;
+  quorumNeed?: number;
   isLeader: boolean;
+}
+
+/** "awaiting quorum (1/3)" while a submission's jobs lack validators' results. */
+export function awaitingQuorum(r: LeaderboardRow): string | undefined {
+  if (r.quorumHave === undefined || r.quorumNeed === undefined) return undefined;
+  return r.quorumHave < r.quorumNeed ? `awaiting quorum (${r.quorumHave}/${r.quorumNeed})` : undefined;
 }
 
 export interface LeaderView {
@@ -162,6 +171,8 @@ export function toLeaderboard(raw: unknown, fallbackLeader?: LeaderView): Leader
         eligible: bool(pick(r, "eligible")),
         disagreement: bool(pick(r, "disagreement")),
         copyOf: str(pick(r, "copy_of")),
+        quorumHave: num(pick(r, "quorum.have", "detail.quorum.have")),
+        quorumNeed: num(pick(r, "quorum.need", "detail.quorum.need")),
         isLeader:
           bool(pick(r, "is_leader", "leader")) ??
           (leader?.submissionId !== undefined && leader.submissionId === submissionId),

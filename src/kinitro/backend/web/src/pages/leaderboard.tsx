@@ -9,7 +9,7 @@ import {
   SubmissionLink,
 } from "../components";
 import { DASH, pct } from "../format";
-import type { CompetitionView, LeaderboardView } from "../model";
+import { awaitingQuorum, type CompetitionView, type LeaderboardView } from "../model";
 
 export function LeaderSummary(props: { competition: CompetitionView; board?: LeaderboardView }) {
   const { competition: c, board } = props;
@@ -105,7 +105,11 @@ export function LeaderboardTable(props: {
                 <SubmissionLink id={r.submissionId} />
               </td>
               <td>
-                <RateWithInterval rate={r.successRate} lo={r.ciLow} hi={r.ciHigh} />
+                {awaitingQuorum(r) ? (
+                  <span class="muted" data-testid="awaiting-quorum">{awaitingQuorum(r)}</span>
+                ) : (
+                  <RateWithInterval rate={r.successRate} lo={r.ciLow} hi={r.ciHigh} />
+                )}
               </td>
               <td class="num">{r.episodes ?? DASH}</td>
               <td class="num">{r.validators ?? DASH}</td>
@@ -118,7 +122,11 @@ export function LeaderboardTable(props: {
                 {r.copyOf && (
                   <Badge state="superseded" label={`copy of #${r.copyOf}`} title="Credit goes to the earliest identical artifact" />
                 )}
-                {r.eligible === false && <Badge state="cancelled" label="not eligible" />}
+                {awaitingQuorum(r) ? (
+                  <Badge state="queued" label="awaiting quorum" title="Counts once enough validators' results are in" />
+                ) : (
+                  r.eligible === false && <Badge state="cancelled" label="not eligible" />
+                )}
                 {r.disagreement && (
                   <Badge state="expired" label="validators disagree" title="Validator results differ beyond the agreement band" />
                 )}
