@@ -3,9 +3,10 @@
 The scripted miner leads, the byte-identical copy committed later gets nothing, and no
 result is lost. The first test runs the network from the built wheel installed in a fresh
 venv (``installed_wheel``: the ``kinitro`` console script, as an operator installs it),
-then resumes it with ``kinitro devnet up --exit-after-weights``. A variant kills a
-validator and the backend during the run (the devnet supervisor restarts them) and still
-converges to the same weights.
+scrapes the Prometheus metrics of every role (backend, validators, evaluators: real
+processes on loopback), then resumes it with ``kinitro devnet up --exit-after-weights``.
+A variant kills a validator and the backend during the run (the devnet supervisor
+restarts them) and still converges to the same weights.
 """
 
 from __future__ import annotations
@@ -129,6 +130,65 @@ def _read_summary(proc: subprocess.Popen[str], data_dir: Path) -> dict[str, Any]
     pytest.fail("devnet printed no summary")
 
 
+def _scrape(url: str) -> dict[str, float]:
+    """Samples of a Prometheus endpoint: ``name{label="v",…}`` → value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(url, timeout=5)
+    assert response.status_code == 200, (url, response.status_code)
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
+
+
+def _total(samples: dict[str, float], name: str) -> float:
+    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
+def _check_metrics(data_dir: Path) -> None:
+    """Every role serves its metrics, and they tell the story the network just lived."""
+    state = json.loads((data_dir / "devnet.json").read_text())
+    backend = _scrape(f"http://127.0.0.1:{state['backend_port']}/metrics")
+    assert backend["kinitro_backend_validators_connected"] == 2
+
+    def settled() -> bool:
+        ports = state["metrics_ports"]
+        validators = [_scrape(f"http://127.0.0.1:{ports[v]}/metrics") for v in VALIDATORS]
+        evaluators = [_scrape(f"http://127.0.0.1:{ports[e]}/metrics") for e in EVALUATORS]
+        return (
+            all(v["kinitro_validator_connected"] == 1 for v in validators)
+            and all(
+                v['kinitro_validator_connection_state{state="connected"}'] == 1
+                and v["kinitro_validator_outbox_lag_seconds"] >= 0
+                and "kinitro_validator_jobs_queued" in v
+                for v in validators
+            )
+            and max(v["kinitro_validator_weights_last_set_timestamp_seconds"] for v in validators)
+            > 0
+            and all(
+                _total(e, "kinitro_evaluator_episodes_total") > 0
+                and _total(e, "kinitro_evaluator_steps_total") > 0
+                and e["kinitro_evaluator_sandbox_starts_total"] > 0
+                and e["kinitro_evaluator_rollout_workers"] == 1
+                and 'kinitro_evaluator_episode_failures_total{cause="sandbox_start",fault="infra"}'
+                in e
+                for e in evaluators
+            )
+        )
+
+    deadline = time.monotonic() + 30  # the validators' gauges refresh every few seconds
+    while not settled():
+        assert time.monotonic() < deadline, "metrics did not settle"
+        time.sleep(1)
+
+
+VALIDATORS = ("validator-1", "validator-2")
+EVALUATORS = ("evaluator-1", "evaluator-2")
+
+
 def test_devnet_reaches_weights(
     tmp_path: Path, no_live_backend_after: None, installed_wheel: InstalledWheel
 ) -> None:
@@ -138,6 +198,7 @@ def test_devnet_reaches_weights(
         summary = _read_summary(proc, data_dir)
         _check_converged(summary)
         _check_nothing_lost(summary)
+        _check_metrics(data_dir)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(120)

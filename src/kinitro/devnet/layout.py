@@ -38,6 +38,7 @@ class DevnetState:
     seed_secret: str = ""
     netuid: int = 1
     committed: dict[str, int] = field(default_factory=dict)  # miner → commitment block
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # process → Prometheus port
 
     @classmethod
     def load(cls, data_dir: Path) -> DevnetState:
@@ -57,6 +58,12 @@ class DevnetState:
         if not state.seed_secret:
             state.seed_secret = secrets.token_hex(32)
         return state
+
+    def metrics_port(self, process: str) -> int:
+        """The Prometheus port of a validator or evaluator process (chosen once, kept)."""
+        if process not in self.metrics_ports:
+            self.metrics_ports[process] = free_port()
+        return self.metrics_ports[process]
 
     def save(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)

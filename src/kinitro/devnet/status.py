@@ -30,6 +30,13 @@ def devnet_status(data_dir: Path) -> dict[str, Any]:
         validators = _probe(f"{backend_url}/api/v1/validators").get("body") or {}
         report["validators"] = validators.get("items", []) if isinstance(validators, dict) else []
         report["weights"] = _probe(f"{backend_url}/api/v1/weights/latest").get("body")
+    report["metrics"] = {
+        "backend": f"{backend_url}/metrics",
+        **{
+            name: f"http://127.0.0.1:{port}/metrics"
+            for name, port in sorted(state.get("metrics_ports", {}).items())
+        },
+    }
     report["committed"] = state.get("committed", {})
     report["logs"] = sorted(p.name for p in (data_dir / "logs").glob("*.log"))
     return report
@@ -68,6 +75,8 @@ def render_status(report: dict[str, Any]) -> None:
             "connected" if validator.get("connected") else "disconnected",
             f"{str(validator.get('hotkey', ''))[:12]} jobs done={validator.get('jobs_done')}",
         )
+    for name, url in report.get("metrics", {}).items():
+        table.add_row("metrics", name, url)
     stats = report.get("stats")
     if isinstance(stats, dict):
         table.add_row("stats", "", json.dumps(stats)[:120])

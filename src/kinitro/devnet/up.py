@@ -293,6 +293,7 @@ class Devnet:
                 "KINITRO_VALIDATOR_WEIGHTS_RATE_LIMIT_BLOCKS": "10",
                 "KINITRO_VALIDATOR_BLOCK_TIME_S": "1",
                 "KINITRO_VALIDATOR_RECONNECT_MAX_S": "5",
+                "KINITRO_VALIDATOR_METRICS_PORT": str(self.state.metrics_port(name)),
             }
             self.supervisor.start(name, ["validator", "run"], env)
             evaluator_env = {
@@ -305,8 +306,11 @@ class Devnet:
                 "KINITRO_EVALUATOR_MEDIA_URL": str(self.layout.media),
                 "KINITRO_EVALUATOR_ARTIFACTS_DIR": str(self.layout.registry),
                 "KINITRO_EVALUATOR_BUNDLE_CACHE_DIR": str(self.layout.data_dir / f"bundles-{i}"),
+                "KINITRO_EVALUATOR_METRICS_PORT": str(self.state.metrics_port(f"evaluator-{i}")),
             }
             self.supervisor.start(f"evaluator-{i}", ["evaluator", "run"], evaluator_env)
+        with self._state_lock:
+            self.state.save(self.layout.data_dir)  # the metrics ports, for `devnet status`
         self.progress.note(f"{len(self.validator_names)} validators and evaluators started")
 
     def submit_miners(self) -> None:

@@ -51,6 +51,8 @@ from kinitro.core.runtime import local_runtime
 from kinitro.evaluator.bundles import fetch_bundle
 from kinitro.evaluator.envs import get_benchmark
 from kinitro.evaluator.errors import EvaluatorError, TelemetryError
+from kinitro.evaluator.prometheus import EvaluatorMetrics
+from kinitro.evaluator.results import EpisodeResult
 from kinitro.evaluator.rollout.launcher import SandboxLauncher
 from kinitro.evaluator.rollout.pool import RolloutPool, ensure_ray
 from kinitro.evaluator.rollout.port import RolloutsFactory
@@ -98,6 +100,9 @@ class Orchestrator:
         self.timers = QueueTimers.fast() if settings.fast_timers else QueueTimers()
         self.stopping = asyncio.Event()
         self._running: dict[str, asyncio.Task[EvalOutcome]] = {}
+        self.metrics = EvaluatorMetrics(
+            concurrency=max(1, settings.concurrency), workers_per_job=settings.workers_per_job
+        )
 
     @property
     def in_flight(self) -> set[str]:
@@ -174,6 +179,7 @@ class Orchestrator:
         """Play the job's episodes under its deadline; how the job ends."""
         run = asyncio.create_task(self._rollouts(request, bundle, total), name=f"job-{job_id}")
         self._running[job_id] = run
+        self.metrics.running(len(self._running))
         try:
             done, _ = await asyncio.wait({run}, timeout=max(0.0, deadline - time.monotonic()))
             if not done:
@@ -197,6 +203,7 @@ class Orchestrator:
             return self._infra_failure(job_id, exc, attempts)
         finally:
             self._running.pop(job_id, None)
+            self.metrics.running(len(self._running))
             if not run.done():
                 run.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -219,12 +226,17 @@ class Orchestrator:
             retry_budget_s=s.telemetry_retry_s,
         )
         writing = asyncio.create_task(writer.run(), name=f"telemetry-{job_id}")
+
+        def on_result(result: EpisodeResult) -> None:
+            self.metrics.episode(result)
+            writer.add(result)
+
         playing = asyncio.create_task(
             evaluate(
                 request,
                 self._launcher(bundle),
                 s.rollout_options(),
-                on_result=writer.add,
+                on_result=on_result,
                 rollouts=self.rollouts,
             ),
             name=f"rollouts-{job_id}",
@@ -285,6 +297,7 @@ class Orchestrator:
         )
 
     async def _finish(self, job_id: str, started_at: datetime, ending: _Ending) -> None:
+        self.metrics.job_finished(ending.state, _since(started_at))
         error = (ending.error or "")[:4096] or None
         await self.results.report_status(
             job_id,
@@ -327,6 +340,7 @@ class Orchestrator:
         """Re-queue the job (raises :class:`RetryJob`) or, attempts spent, fail it."""
         if attempts + 1 < self.timers.max_attempts and not self.stopping.is_set():
             log.warning("job %s: infrastructure failure, retrying: %s", job_id, exc)
+            self.metrics.job_finished("retried", None)
             raise RetryJob(str(exc)[:500], delay=self.timers.retry_delay)
         log.error("job %s: infrastructure failure, giving up: %s", job_id, exc)
         return _Ending(JobState.FAILED, f"infrastructure: {exc}", cause)
@@ -352,6 +366,10 @@ class Orchestrator:
         )
 
 
+def _since(started_at: datetime) -> float:
+    return (datetime.now(UTC) - started_at).total_seconds()
+
+
 def run_orchestrator(settings: Settings) -> None:
     """Blocking entry point of ``kinitro evaluator run``."""
     from sqlalchemy.exc import DBAPIError, InterfaceError
@@ -374,7 +392,23 @@ def run_orchestrator(settings: Settings) -> None:
             await asyncio.to_thread(
                 ensure_ray, settings.ray_address, num_cpus=settings.ray_num_cpus
             )
-            await Orchestrator(settings, jq, jq).serve()
+            orchestrator = Orchestrator(settings, jq, jq)
+            server = None
+            if settings.metrics_port is not None:
+                from kinitro.core.prometheus import MetricsServer
+
+                server = MetricsServer(
+                    orchestrator.metrics.registry,
+                    host=settings.metrics_host,
+                    port=settings.metrics_port,
+                    path=settings.metrics_path,
+                )
+                log.info("serving metrics on %s", server.url)
+            try:
+                await orchestrator.serve()
+            finally:
+                if server is not None:
+                    server.close()
         finally:
             await jq.close()
 

@@ -53,6 +53,10 @@ class EpisodeResult:
     duration_s: float = 0.0
     samples: list[StepSample] = field(default_factory=list)
     attempts: int = 1
+    sandbox_starts: int = 0
+    """Agent sandboxes the rollout workers started for this episode's attempts (metrics)."""
+    retried: list[FailureCause] = field(default_factory=list)
+    """Causes of the earlier attempts, retried as infrastructure faults (metrics)."""
 
     def __post_init__(self) -> None:
         if self.failure_cause is not None:  # a plain value becomes the member (or raises)

@@ -78,6 +78,12 @@ class Settings(KinitroSettings):
     completed with telemetry missing)."""
     log_level: str = "INFO"
 
+    # Prometheus metrics (docs/ops/metrics.md)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve metrics on this port (None: off; 0: any free port, logged)."""
+    metrics_host: str = "127.0.0.1"
+    metrics_path: str = "/metrics"
+
     @model_validator(mode="after")
     def _kubernetes_is_complete(self) -> Settings:
         # Refused at startup, not discovered by every job's first sandbox start.

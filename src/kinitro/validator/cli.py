@@ -183,7 +183,8 @@ async def _run(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, node.stop)
         try:
-            await node.run()
+            async with _metrics(settings, jq):
+                await node.run()
         except IncompatibleError as exc:
             from kinitro.core.runtime import local_runtime
 
@@ -197,6 +198,39 @@ async def _run(
         if chain is not None:
             await chain.close()
         await jq.close()
+
+
+@contextlib.asynccontextmanager
+async def _metrics(settings: Settings, jq: Any) -> AsyncIterator[None]:
+    """Serve Prometheus metrics while the node runs (when ``metrics_port`` is set)."""
+    if settings.metrics_port is None:
+        yield
+        return
+    import logging
+
+    from kinitro.core.errors import ConfigError
+    from kinitro.core.prometheus import MetricsServer
+    from kinitro.validator.prometheus import ValidatorMetrics
+
+    metrics = ValidatorMetrics(stale_after_s=STALE_AFTER_S)
+    try:
+        server = MetricsServer(
+            metrics.registry,
+            host=settings.metrics_host,
+            port=settings.metrics_port,
+            path=settings.metrics_path,
+        )
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    logging.getLogger(__name__).info("serving metrics", extra={"url": server.url})
+    task = asyncio.create_task(metrics.refresh_forever(jq, settings.metrics_interval_s))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        server.close()
 
 
 @app.command()

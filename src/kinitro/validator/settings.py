@@ -52,3 +52,11 @@ class Settings(KinitroSettings):
     weights_retry_s: float = Field(5.0, ge=0)
     block_time_s: float = Field(12.0, gt=0)
     """Expected block interval, to turn "retry in N blocks" into a wait."""
+
+    # Prometheus metrics (docs/ops/metrics.md)
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    """Serve metrics on this port (None: off; 0: any free port, logged)."""
+    metrics_host: str = "127.0.0.1"
+    metrics_path: str = "/metrics"
+    metrics_interval_s: float = Field(5.0, gt=0)
+    """How often the metrics are read from the database."""

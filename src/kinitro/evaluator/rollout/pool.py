@@ -152,6 +152,9 @@ class RolloutPool:
         owned: dict[int, set[str]] = {}  # tasks whose env each actor has built
         in_flight: dict[asyncio.Future[Any], tuple[int, list[tuple[EpisodeSpec, int]], Any]] = {}
         slots = [1] * len(self._actors)  # what each actor reported it can play at once
+        # earlier attempts of re-queued episodes: their causes and sandbox starts, handed
+        # to the final result (evaluator metrics count every attempt)
+        carried: dict[int, tuple[list[FailureCause], int]] = {}
         try:
             while pending or in_flight:
                 while pending and idle:
@@ -189,7 +192,14 @@ class RolloutPool:
                     idle.append(slot)
                     for (spec, attempt), result in zip(batch, results, strict=True):
                         result.attempts = attempt
+                        causes, starts = carried.pop(spec.index, ([], 0))
+                        result.sandbox_starts += starts
                         if result.infra_fault and attempt <= self.max_infra_retries:
+                            assert result.failure_cause is not None
+                            carried[spec.index] = (
+                                [*causes, result.failure_cause],
+                                result.sandbox_starts,
+                            )
                             log.warning(
                                 "episode %d: %s (%s), retry %d",
                                 spec.index,
@@ -199,6 +209,7 @@ class RolloutPool:
                             )
                             pending.appendleft((spec, attempt + 1))
                         else:
+                            result.retried = causes
                             yield result
         finally:
             for fut in in_flight:  # unhooks Ray's completion callback from this loop

@@ -106,6 +106,7 @@ class RolloutWorker:
         self._envs: dict[str, list[TaskEnv]] = {}  # task → one env per slot, LRU order
         self._agent: AgentSession | None = None
         self._start_faults = 0
+        self._sandbox_starts = 0  # since the last run_episodes returned (metrics)
         self._last_start_fault: tuple[FailureCause, str] | None = None
         self._uploader: MediaUploader | None = None
         if config.media_url:
@@ -135,6 +136,7 @@ class RolloutWorker:
             self._agent = self.config.launcher.start(
                 env.observation_spec(), env.action_spec(), max(1, self.config.env_slots)
             )
+            self._sandbox_starts += 1
         return self._agent
 
     def _drop_agent(self) -> None:
@@ -178,7 +180,10 @@ class RolloutWorker:
             for spec in replay:
                 alone.add(spec.index)
                 queue.appendleft(spec)
-        return [results[spec.index] for spec in specs], self.slots
+        ordered = [results[spec.index] for spec in specs]
+        if ordered:  # reported once per call, on its first result
+            ordered[0].sandbox_starts, self._sandbox_starts = self._sandbox_starts, 0
+        return ordered, self.slots
 
     def _play(
         self, batch: list[EpisodeSpec], alone: set[int]
