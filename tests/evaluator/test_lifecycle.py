@@ -245,9 +245,44 @@ async def test_tampered_artifact_fails_without_running(
     msgs = await _outbox(jq, bad.job_id)
     result = next(m for m in msgs if m["type"] == "eval_result")
     assert result["state"] == "failed" and result["error"].startswith("bundle:")
-    assert result["metrics"] is None
+    assert result["failure_cause"] == "invalid_bundle" and result["metrics"] is None
     assert not any(m["type"] == "episode" for m in msgs)
     assert json.dumps(result)  # a plain JSON message
+
+
+async def test_a_bundle_that_does_not_unpack_is_the_miners_fault_never_retried(
+    workdir: Path, bundles: dict[str, Path]
+) -> None:
+    """An archive the backend's gate would refuse (a file and a directory of the same name)
+    reached the validator anyway, e.g. published before the gate existed: it fails the job
+    at once as the miner's ``invalid_bundle``, through the queue, without a second try."""
+    import io
+    import tarfile
+
+    from kinitro.storage.artifacts import LocalRegistry
+
+    archive = workdir / "conflict.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name in ("kinitro.toml", "agent.py", "weights", "weights/w.bin"):
+            data = (bundles["reach"] / name).read_bytes() if name.endswith(("py", "toml")) else b"x"
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    job = _job(workdir, bundles["reach"], "job-conflict", episodes=1, max_steps=10)
+    job = job.model_copy(
+        update={"artifact": LocalRegistry(workdir / "artifacts").upload(archive, "miner/evil")}
+    )
+    twin = MemoryJobQueue()
+    await twin.enqueue_job(job)
+    made: list[ScriptedRollouts] = []
+    orch = Orchestrator(_settings(workdir), twin, twin, rollouts=scripted(made))
+    await _consume_until(orch, twin, _has_result(twin, job.job_id), 30)
+    msgs = await _outbox(twin, job.job_id)
+    (result,) = [m for m in msgs if m["type"] == "eval_result"]
+    assert result["state"] == "failed" and result["failure_cause"] == "invalid_bundle"
+    assert "needs 'weights' to be a directory" in result["error"]
+    assert [m["state"] for m in msgs if m["type"] == "job_status"] == ["starting", "failed"]
+    assert not made  # nothing was played
 
 
 async def test_job_with_foreign_tasks_fails_before_fetching(

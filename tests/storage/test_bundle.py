@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from kinitro.storage.archive import extract_bundle, inspect_archive
 from kinitro.storage.bundle import (
-    extract_bundle,
-    inspect_archive,
     package_bundle,
     parse_manifest,
     validate_bundle,

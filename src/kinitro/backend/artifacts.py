@@ -32,8 +32,8 @@ class RegistryVerifier:
     ``stat`` gives the size (rejected above the cap without downloading); the archive is
     then downloaded to a throw-away directory, which checks the size cap and the sha256
     while streaming. A tar archive is then inspected without unpacking it
-    (:func:`kinitro.storage.bundle.inspect_archive`: regular files with safe relative paths,
-    unpacked size within the cap, a valid manifest naming an entrypoint that exists) and
+    (:func:`kinitro.storage.archive.inspect_archive`: the same gate the evaluator unpacks
+    through, so whatever passes unpacks; a valid manifest naming an entrypoint that exists) and
     rejected as ``invalid_bundle`` otherwise. An artifact that is not a tar at all is
     rejected too when ``require_bundle_archive`` is set. Nothing is kept, unpacked or
     imported.
@@ -96,7 +96,7 @@ class RegistryVerifier:
     def _inspect(self, archive: Any, where: str, max_bytes: int) -> None:
         import tarfile
 
-        from kinitro.storage.bundle import inspect_archive
+        from kinitro.storage.archive import inspect_archive
         from kinitro.storage.errors import BundleError
 
         if not tarfile.is_tarfile(archive):

@@ -2,7 +2,7 @@
 
 The cache is keyed by the pinned sha256, so a bundle is downloaded and unpacked once per
 machine and a tampered registry can never change what a cached key holds. Unpacking is
-static (:func:`kinitro.storage.bundle.extract_bundle`): nothing is imported or executed.
+static (:func:`kinitro.storage.archive.extract_bundle`): nothing is imported or executed.
 Files are made world-readable because the sandbox runs the agent as an unprivileged uid.
 """
 
@@ -13,7 +13,8 @@ import uuid
 from pathlib import Path
 
 from kinitro.protocol.common import ArtifactRef
-from kinitro.storage.bundle import MANIFEST_NAME, extract_bundle
+from kinitro.storage.archive import extract_bundle
+from kinitro.storage.bundle import MANIFEST_NAME
 
 
 def fetch_bundle(

@@ -325,9 +325,9 @@ class Orchestrator:
     def _bundle_failed(self, job_id: str, exc: Exception, attempts: int) -> _Ending:
         if isinstance(exc, RegistryError) or not isinstance(exc, StorageError):
             return self._infra_failure(job_id, exc, attempts)
-        # Missing, tampered, oversized or invalid bundle: the submission's fault, final.
+        # Missing, tampered, oversized or not unpackable: the submission's fault, final.
         log.warning("job %s: bundle rejected: %s", job_id, exc)
-        return _Ending(JobState.FAILED, f"bundle: {exc}")
+        return _Ending(JobState.FAILED, f"bundle: {exc}", FailureCause.INVALID_BUNDLE)
 
     def _infra_failure(
         self,

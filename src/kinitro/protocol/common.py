@@ -96,17 +96,26 @@ _TERMINAL_JOB_STATES = frozenset(
 
 
 class FailureCause(StrEnum):
-    """Why an episode (or a whole job) failed.
+    """Why an episode (or a whole job) failed, and so who pays for it.
 
-    Agent faults score against the miner; infrastructure faults are retried and never
-    scored as zero.
+    Agent faults (the miner's) score against the miner and earn no retry; infrastructure
+    faults (the validator's or the platform's) are retried and never scored. The blame
+    table in ``docs/evaluator.md`` says which event produces which cause.
     """
 
     # agent faults
     AGENT_TIMEOUT = "agent_timeout"
+    """No answer within the call's deadline, or the episode's compute budget ran out."""
     AGENT_CRASH = "agent_crash"
+    """The agent's code raised, its process died, or it failed to load."""
     INVALID_ACTION = "invalid_action"
+    """An action of the wrong dtype or shape, or not finite."""
     PROTOCOL_VIOLATION = "protocol_violation"
+    """An answer that is not a valid answer to the request (malformed frame, wrong id,
+    wrong number of actions, an error naming a slot the request did not have …)."""
+    INVALID_BUNDLE = "invalid_bundle"
+    """The job's bundle cannot be used: it does not unpack, its sha256 or manifest is
+    wrong, or it is gone from the registry (a whole-job fault)."""
     # infrastructure faults
     SANDBOX_START = "sandbox_start"
     SIMULATOR_ERROR = "simulator_error"
@@ -130,6 +139,7 @@ _AGENT_FAULTS = frozenset(
         FailureCause.AGENT_CRASH,
         FailureCause.INVALID_ACTION,
         FailureCause.PROTOCOL_VIOLATION,
+        FailureCause.INVALID_BUNDLE,
     }
 )
 

@@ -5,7 +5,9 @@
 * :mod:`kinitro.storage.huggingface` — ``HuggingFaceRegistry`` (huggingface_hub; pinned
   revisions, size cap, sha256 verification).
 * :mod:`kinitro.storage.bundle` — agent bundle manifest (``kinitro.toml``), validation and
-  deterministic packaging / safe extraction.
+  deterministic packaging.
+* :mod:`kinitro.storage.archive` — the archive gate (one definition of what unpacks, used
+  by the backend's inspection and the evaluator's unpacker) and the unpacker.
 * :mod:`kinitro.storage.media` — the media store port (owner: evaluator).
 
 Errors (:mod:`kinitro.storage.errors`)::

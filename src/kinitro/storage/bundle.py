@@ -1,4 +1,7 @@
-"""Agent bundles: manifest, static validation, deterministic packaging, safe extraction.
+"""Agent bundles: manifest, static validation, deterministic packaging.
+
+Archives (the gate of what may be unpacked, and the unpacker) are
+:mod:`kinitro.storage.archive`.
 
 A bundle is a directory with a manifest ``kinitro.toml`` plus code and weights::
 
@@ -36,7 +39,7 @@ import stat
 import tarfile
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -226,7 +229,7 @@ def _collect(root: Path, max_bytes: int) -> tuple[list[BundleFile], int]:
             if total > max_bytes:
                 raise BundleError(
                     "oversize",
-                    f"bundle is larger than the {_human(max_bytes)} limit (reached at {rel}); "
+                    f"bundle is larger than the {human_bytes(max_bytes)} limit (reached at {rel}); "
                     "move large weights out or shrink them",
                 )
             files.append(BundleFile(rel, info.st_size, bool(info.st_mode & stat.S_IXUSR)))
@@ -244,7 +247,8 @@ def _check_symlink(path: Path, real_root: Path, rel: str) -> None:
         )
 
 
-def _entrypoint_file(root: Path, manifest: BundleManifest, names: set[str]) -> str:
+def entrypoint_file(manifest: BundleManifest, names: set[str]) -> str:
+    """The entrypoint module's file among ``names``; raises ``missing_entrypoint``."""
     parts = manifest.module.split(".")
     candidates = ["/".join(parts) + ".py", "/".join([*parts, "__init__.py"])]
     for candidate in candidates:
@@ -296,7 +300,7 @@ def validate_bundle(root: Path, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES) ->
         raise BundleError("not_a_directory", f"bundle directory not found: {root}")
     manifest = load_manifest(root)
     files, total = _collect(root, max_bytes)
-    entry = _entrypoint_file(root, manifest, {f.path for f in files})
+    entry = entrypoint_file(manifest, {f.path for f in files})
     _check_class(root, entry, manifest)
     return BundleReport(root, manifest, tuple(files), total, entry)
 
@@ -346,90 +350,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-MAX_MANIFEST_BYTES = 64 * 1024
-
-
-def _check_member(member: tarfile.TarInfo, total: int, max_bytes: int) -> int:
-    """Refuse what a bundle archive must not hold; return the running unpacked size."""
-    name = PurePosixPath(member.name)
-    if not member.isreg():
-        raise BundleError("bad_archive", f"{member.name!r}: only regular files allowed")
-    if not member.name or name.is_absolute() or ".." in name.parts or "\x00" in member.name:
-        raise BundleError("bad_archive", f"{member.name!r}: unsafe path")
-    total += member.size
-    if member.size < 0 or total > max_bytes:
-        raise BundleError("oversize", f"archive unpacks to more than {_human(max_bytes)}")
-    return total
-
-
-def inspect_archive(archive: Path, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES) -> BundleManifest:
-    """Check a bundle archive without unpacking it and return its manifest.
-
-    The same rules as :func:`extract_bundle` (an uncompressed tar of regular files with
-    safe relative paths, at most ``max_bytes`` unpacked and :data:`MAX_FILES` files), plus
-    a valid ``kinitro.toml`` whose entrypoint module is in the archive. Only tar headers
-    and the manifest are read: nothing is written, imported or executed. Raises
-    :class:`BundleError` (``bad_archive``, ``oversize``, ``missing_manifest``,
-    ``bad_manifest``, ``missing_entrypoint``).
-    """
-    total = 0
-    names: set[str] = set()
-    try:
-        with tarfile.open(archive, mode="r:") as tar:
-            manifest_member: tarfile.TarInfo | None = None
-            for count, member in enumerate(tar, start=1):
-                if count > MAX_FILES:
-                    raise BundleError("oversize", f"archive has more than {MAX_FILES} files")
-                total = _check_member(member, total, max_bytes)
-                rel = PurePosixPath(member.name).as_posix().removeprefix("./")
-                names.add(rel)
-                if rel == MANIFEST_NAME:
-                    manifest_member = member
-            if manifest_member is None:
-                raise BundleError("missing_manifest", f"no {MANIFEST_NAME} in the archive")
-            if manifest_member.size > MAX_MANIFEST_BYTES:
-                raise BundleError("bad_manifest", f"{MANIFEST_NAME} is over 64 KiB")
-            fh = tar.extractfile(manifest_member)
-            raw = fh.read() if fh is not None else b""
-    except tarfile.TarError as exc:
-        raise BundleError("bad_archive", f"not a valid bundle archive: {exc}") from None
-    except (OSError, EOFError) as exc:
-        raise BundleError("bad_archive", f"unreadable bundle archive: {exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BundleError("bad_manifest", f"{MANIFEST_NAME} is not UTF-8") from None
-    manifest = parse_manifest(text)
-    _entrypoint_file(archive, manifest, names)
-    return manifest
-
-
-def extract_bundle(
-    archive: Path, dest: Path, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
-) -> BundleManifest:
-    """Safely unpack a bundle archive into an empty ``dest`` and return its manifest.
-
-    Only regular files with relative paths are accepted (no links, devices, absolute or
-    ``..`` paths); the unpacked size is capped. Nothing is executed or imported.
-    """
-    dest.mkdir(parents=True, exist_ok=True)
-    if any(dest.iterdir()):
-        raise BundleError("not_empty", f"extraction directory {dest} is not empty")
-    total = 0
-    try:
-        with tarfile.open(archive, mode="r:") as tar:
-            members = tar.getmembers()
-            for member in members:
-                total = _check_member(member, total, max_bytes)
-            tar.extractall(dest, members=members, filter="data")
-    except tarfile.TarError as exc:
-        raise BundleError(
-            "bad_archive", f"{archive} is not a valid bundle archive: {exc}"
-        ) from None
-    return load_manifest(dest)
-
-
-def _human(n: int) -> str:
+def human_bytes(n: int) -> str:
+    """``n`` bytes for people: ``512 B``, ``1.5 MiB``."""
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
