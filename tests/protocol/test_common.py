@@ -30,7 +30,13 @@ def test_job_state_terminal() -> None:
 
 def test_failure_cause_split() -> None:
     agent = {c for c in FailureCause if c.is_agent_fault}
-    assert agent == {"agent_timeout", "agent_crash", "invalid_action", "protocol_violation"}
+    assert agent == {
+        "agent_timeout",
+        "agent_crash",
+        "invalid_action",
+        "protocol_violation",
+        "invalid_bundle",
+    }
     assert all(c.is_retryable for c in FailureCause if c not in agent)
 
 

@@ -428,7 +428,13 @@ function ResultsBreakdown(props: { results: Json[]; score: unknown }) {
   );
 }
 
-const AGENT_FAULTS = new Set(["agent_timeout", "agent_crash", "invalid_action", "protocol_violation"]);
+const AGENT_FAULTS = new Set([
+  "agent_timeout",
+  "agent_crash",
+  "invalid_action",
+  "protocol_violation",
+  "invalid_bundle",
+]);
 
 function median(values: (number | undefined)[]): number | undefined {
   const v = values.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
