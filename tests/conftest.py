@@ -222,3 +222,29 @@ def s3_server() -> Iterator[Any]:
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The sandbox runs the agent environment's *installed* copy of ``kinitro-agent``
+    (``.venv/agent-envs/base``, a wheel, not the source tree): refuse to test a stale one."""
+    from kinitro.evaluator.sandbox.agent_env import AgentEnvironment
+    from kinitro.evaluator.sandbox.base import SandboxUnavailable
+
+    source = Path(__file__).parent.parent / "packages" / "kinitro-agent" / "src" / "kinitro_agent"
+    try:
+        env = AgentEnvironment.find()
+    except SandboxUnavailable as exc:
+        pytest.exit(f"{exc}", returncode=2)
+    (installed,) = env.root.glob("lib/python3*/site-packages/kinitro_agent")
+    stale = [
+        str(p.relative_to(source))
+        for p in source.rglob("*.py")
+        if not (installed / p.relative_to(source)).is_file()
+        or (installed / p.relative_to(source)).read_bytes() != p.read_bytes()
+    ]
+    if stale:
+        pytest.exit(
+            f"the agent environment {env.root} is stale ({', '.join(stale[:5])}): "
+            "run scripts/bootstrap",
+            returncode=2,
+        )

@@ -33,7 +33,7 @@ def _settings(url: str, workdir: Path, **kw: object) -> Settings:
 def _runtimes(bundle: Path) -> list[str]:
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [
-        line for line in ps.splitlines() if "kinitro.miner.runtime" in line and "bwrap" not in line
+        line for line in ps.splitlines() if "kinitro_agent.runtime" in line and "bwrap" not in line
     ]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +21,8 @@ import pytest
 
 from kinitro.evaluator.agent_client import AgentClient, CallTimeouts
 from kinitro.evaluator.sandbox import BubblewrapSandbox, SandboxLimits
+from kinitro.evaluator.sandbox.agent_env import AgentEnvironment
+from kinitro.evaluator.sandbox.base import RUNTIME_MODULE
 from kinitro.evaluator.sandbox.bubblewrap import BubblewrapRunning
 from kinitro.protocol.agent_rpc import ArraySpec
 
@@ -83,7 +84,9 @@ def make_bundle(tmp_path: Path) -> BundleFactory:
     return make
 
 
-RUNTIME = [sys.executable, "-m", "kinitro.miner.runtime"]
+AGENT_PYTHON = str(AgentEnvironment.find().python)
+"""The agent environment's interpreter: the runtime runs there, as in the sandbox."""
+RUNTIME = [AGENT_PYTHON, "-m", RUNTIME_MODULE]
 
 Launch = Callable[..., tuple[subprocess.Popen[bytes], socket.socket]]
 
@@ -150,11 +153,13 @@ def run_agent(
         running.close()
         assert not running.alive()
         assert processes_of_uid(running.uid) == [], "sandbox processes survived close()"
+        if running.cgroup is not None:
+            assert not any(f.parent.exists() for f in running.cgroup.procs_files), "cgroup left"
 
 
 @pytest.fixture
 def fake_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeKube, str]]:
-    kube = FakeKube(sys.executable, tmp_path_factory.mktemp("kubelet-logs"))
+    kube = FakeKube(AGENT_PYTHON, tmp_path_factory.mktemp("kubelet-logs"))
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(kube))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

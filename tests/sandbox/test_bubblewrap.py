@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import kinitro_agent
 from kinitro.evaluator.agent_client import AgentClient, AgentCrashed
 from kinitro.evaluator.sandbox import (
     BubblewrapSandbox,
@@ -102,7 +103,8 @@ def test_isolation_properties(sandbox: BubblewrapSandbox, make_bundle: BundleFac
         limits = report["limits"]
         assert limits == {  # type: ignore[comparison-overlap]
             "RLIMIT_CPU": TIGHT_LIMITS.cpu_seconds,
-            "RLIMIT_AS": TIGHT_LIMITS.memory_bytes,
+            # memory is the cgroup's; the address space is bounded only without one
+            "RLIMIT_AS": -1 if running.cgroup is not None else TIGHT_LIMITS.memory_bytes,
             "RLIMIT_NPROC": TIGHT_LIMITS.max_processes,
             "RLIMIT_NOFILE": TIGHT_LIMITS.max_open_files,
             "RLIMIT_FSIZE": TIGHT_LIMITS.max_file_size,
@@ -131,10 +133,35 @@ def test_unreadable_bundle_is_refused(
         sandbox.start(bundle)
 
 
-def test_broken_interpreter_is_a_start_error(make_bundle: BundleFactory) -> None:
-    sandbox = BubblewrapSandbox(TIGHT_LIMITS, python="/usr/bin/does-not-exist")
+def test_broken_interpreter_is_a_start_error(make_bundle: BundleFactory, tmp_path: Path) -> None:
+    env = tmp_path / "envs" / "base"
+    (
+        env
+        / "lib"
+        / "python3.11"
+        / "site-packages"
+        / f"kinitro_agent-{kinitro_agent.__version__}.dist-info"
+    ).mkdir(parents=True)
+    (env / "bin").mkdir()
+    (env / "bin" / "python").write_text("#!/bin/sh\nexit 3\n")
+    (env / "bin" / "python").chmod(0o755)
+    (env / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    for p in [tmp_path, tmp_path / "envs", *env.rglob("*"), env]:
+        p.chmod(p.stat().st_mode | 0o005)
+    sandbox = BubblewrapSandbox(TIGHT_LIMITS, agent_envs=tmp_path / "envs")
     with pytest.raises(SandboxStartError, match="exited before it was ready"):
         sandbox.start(make_bundle())
+
+
+def test_missing_agent_environment_is_unavailable(
+    make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    sandbox = BubblewrapSandbox(TIGHT_LIMITS, agent_envs=tmp_path / "none")
+    with pytest.raises(SandboxUnavailable, match="agent environment 'base' not found"):
+        sandbox.start(make_bundle())
+    bundle = make_bundle(manifest_extra='profile = "torch"\n', name="torch-bundle")
+    with pytest.raises(SandboxUnavailable, match="KINITRO_AGENT_PROFILES='base torch'"):
+        sandbox.start(bundle)
 
 
 def test_start_deadline(make_bundle: BundleFactory) -> None:

@@ -14,10 +14,9 @@ import itertools
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from kinitro.evaluator.agent_client import (
@@ -30,37 +29,11 @@ from kinitro.evaluator.agent_client import (
     CallTimeouts,
 )
 from kinitro.evaluator.sandbox import BubblewrapSandbox
-from kinitro.evaluator.sandbox.bubblewrap import BubblewrapRunning
 from kinitro.protocol.agent_rpc import TaskInfo
 from kinitro.protocol.common import FailureCause
 
 from .conftest import SHORT, TIGHT_LIMITS, ZERO_AGENT, BundleFactory
-
-RunAgent = Callable[..., tuple[BubblewrapRunning, AgentClient]]
-OBS = np.zeros(39)
-SECRET = "hunter2-validator-coldkey-secret"
-
-
-def attack(
-    run_agent: RunAgent,
-    bundle: Path,
-    *,
-    metadata: dict[str, str | int] | None = None,
-    step: bool = True,
-    timeouts: CallTimeouts | None = None,
-) -> tuple[AgentFailure, BubblewrapRunning]:
-    """Run hello, reset (and one act): return the failure the attack produced."""
-    running, agent = run_agent(bundle, *(() if timeouts is None else (timeouts,)))
-    try:
-        agent.hello()
-        agent.reset(TaskInfo("reach-v3", "metaworld/MT1-reach-v3", 500, metadata or {}))
-        if step:
-            agent.act(OBS)
-    except AgentFailure as failure:
-        assert failure.cause.is_agent_fault
-        return failure, running
-    pytest.fail("the attack was not stopped")
-
+from .hostile import OBS, SECRET, RunAgent, attack
 
 # --------------------------------------------------------------------------- network
 
@@ -310,8 +283,12 @@ class Agent:
 
 def test_memory_bomb(run_agent: RunAgent, make_bundle: BundleFactory) -> None:
     # Touching ~1 GiB of pages takes a while: give the step time to hit the limit.
-    failure, _ = attack(run_agent, make_bundle(MEMORY_BOMB))
-    assert isinstance(failure, AgentCrashed) and "MemoryError" in str(failure)
+    failure, running = attack(run_agent, make_bundle(MEMORY_BOMB))
+    assert isinstance(failure, AgentCrashed)
+    if running.cgroup is not None:  # the group's OOM kill, named
+        assert f"memory limit ({TIGHT_LIMITS.memory_bytes} bytes, cgroup OOM)" in str(failure)
+    else:  # RLIMIT_AS only
+        assert "MemoryError" in str(failure)
 
 
 DISK_FILL = """

@@ -1,6 +1,6 @@
 """The agent runtime and the client, talking over a real socket (no sandbox: fast paths).
 
-The runtime runs as a real subprocess (``python -m kinitro.miner.runtime``) exactly as the
+The runtime runs as a real subprocess (``python -m kinitro_agent.runtime``) exactly as the
 sandbox starts it; only the isolation is missing here (see ``test_bubblewrap.py``).
 """
 

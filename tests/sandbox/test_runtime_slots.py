@@ -149,7 +149,7 @@ def test_codec_rejects_badly_stacked_batches() -> None:
     with pytest.raises(rpc.InvalidMessage, match="must stack 3 observations"):
         rpc.decode_request(frame[4:])
     for slots in ([], [0, 0], [rpc.MAX_SLOTS], ["a"]):
-        body = rpc._packb(
+        body = rpc.packb(
             {
                 "type": "act_batch",
                 "id": 1,

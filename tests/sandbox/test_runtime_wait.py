@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from kinitro.miner.runtime.server import waiting_recv_into
+from kinitro_agent.runtime.server import waiting_recv_into
 
 
 def _switches(tid: int) -> int:

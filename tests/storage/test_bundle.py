@@ -51,11 +51,18 @@ def test_valid_bundle_report(tmp_path: Path) -> None:
         ('name = "t"\nentrypoint = "agent:Agent"\ntypo = 1\n', "typo"),
         ("name = [", "not valid TOML"),
         ('name = "bad name!"\nentrypoint = "agent:Agent"\n', "name"),
+        ('name = "t"\nentrypoint = "agent:Agent"\nprofile = "cuda"\n', "profile"),
     ],
 )
 def test_bad_manifests(manifest: str, expected: str) -> None:
     with pytest.raises(BundleError, match=expected):
         parse_manifest(manifest)
+
+
+def test_profile_defaults_to_base_and_names_a_known_environment() -> None:
+    assert parse_manifest('name = "t"\nentrypoint = "agent:Agent"\n').profile == "base"
+    m = parse_manifest('name = "t"\nentrypoint = "agent:Agent"\nprofile = "torch"\n')
+    assert m.profile == "torch"
 
 
 def test_missing_manifest_module_and_class(tmp_path: Path) -> None:

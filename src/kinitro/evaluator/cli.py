@@ -124,12 +124,24 @@ def local_command(
         raise _fail(f"{manifest} not found: not an agent bundle")
     import asyncio
 
+    from rich.markup import escape
+
     from kinitro.core.errors import KinitroError
     from kinitro.evaluator.rollout.launcher import SandboxLauncher
     from kinitro.evaluator.rollout.pool import ensure_ray
     from kinitro.evaluator.rollout.port import RolloutOptions
     from kinitro.evaluator.runner import EvalRequest, evaluate, plan_episodes
+    from kinitro.evaluator.sandbox.host import prepare_host
     from kinitro.protocol.common import default_reveal_task_name
+
+    # The validators' sandbox; on a machine without cgroups (a miner's laptop, non-root)
+    # it still runs, with weaker limits and a warning saying so.
+    try:
+        for warning in prepare_host("bubblewrap", allow_no_cgroup=True).warnings:
+            _err.print(f"[yellow]warning:[/] {escape(warning)}")
+    except KinitroError as exc:
+        emit({"event": "error", "message": str(exc)})
+        raise _fail(str(exc)) from None
 
     request = EvalRequest(
         job_id="local",
@@ -162,7 +174,7 @@ def local_command(
         outcome = asyncio.run(
             evaluate(
                 request,
-                SandboxLauncher(str(bundle_dir.resolve())),
+                SandboxLauncher(str(bundle_dir.resolve()), bubblewrap={"allow_no_cgroup": True}),
                 RolloutOptions(workers=workers, media_url=media or None),
                 on_result=on_result,
             )

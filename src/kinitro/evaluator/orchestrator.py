@@ -261,10 +261,8 @@ class Orchestrator:
         return SandboxLauncher(
             str(bundle),
             backend=s.sandbox,
-            limits={
-                "memory_bytes": s.sandbox_memory_mb * 1024 * 1024,
-                "cpu_seconds": s.sandbox_cpu_seconds,
-            },
+            limits=s.sandbox_limits(),
+            bubblewrap=s.bubblewrap_options(),
             kubernetes=s.kubernetes_options(),
             act_timeout_s=s.action_timeout_s,
             reset_timeout_s=s.reset_timeout_s,
@@ -375,7 +373,15 @@ def run_orchestrator(settings: Settings) -> None:
     from sqlalchemy.exc import DBAPIError, InterfaceError
 
     from kinitro.core.db import safe_url
+    from kinitro.evaluator.sandbox.host import prepare_host
     from kinitro.jobqueue import JobQueue
+
+    # Refuse a host that cannot contain agents before taking any job (#18).
+    prepare_host(
+        settings.sandbox,
+        agent_envs=settings.agent_envs_dir,
+        allow_no_cgroup=settings.sandbox_allow_no_cgroup,
+    )
 
     async def main() -> None:
         assert settings.database_url is not None

@@ -58,8 +58,19 @@ class Settings(KinitroSettings):
     """PersistentVolumeClaim holding ``bundle_cache_dir`` (mounted read-only in pods)."""
     kubernetes_runtime_class: str | None = None
     """e.g. ``gvisor`` or ``kata``."""
+    agent_envs_dir: Path | None = None
+    """Built agent environments, one directory per profile (default: ``agent-envs`` in
+    the evaluator's own Python environment, where ``scripts/bootstrap`` builds them)."""
     sandbox_memory_mb: int = 4096
-    """Address-space limit of each agent sandbox."""
+    """Memory limit of each agent sandbox (its cgroup: shared memory, memfd and tmpfs
+    included, no swap)."""
+    sandbox_cpus: float = Field(default=1.0, gt=0, le=64)
+    """CPU quota of each agent sandbox, in cores (on the rollout worker's own core)."""
+    sandbox_max_processes: int = Field(default=64, ge=4, le=4096)
+    """Processes and threads of each agent sandbox."""
+    sandbox_allow_no_cgroup: bool = False
+    """Run sandboxes without cgroup limits when the host has none (development only: the
+    evaluator logs a loud warning; by default it refuses to start)."""
     sandbox_cpu_seconds: int = 3600
     """CPU-time limit of each agent sandbox (a whole job's worth of agent compute)."""
     pin_workers: bool = True
@@ -98,6 +109,23 @@ class Settings(KinitroSettings):
                 + " and ".join(f"{m} (KINITRO_EVALUATOR_{m.upper()})" for m in missing)
             )
         return self
+
+    def bubblewrap_options(self) -> dict[str, object]:
+        """``BubblewrapSandbox`` options for the sandbox launcher (picklable)."""
+        return {
+            "agent_envs": str(self.agent_envs_dir) if self.agent_envs_dir else None,
+            "allow_no_cgroup": self.sandbox_allow_no_cgroup,
+        }
+
+    def sandbox_limits(self) -> dict[str, object]:
+        """``SandboxLimits`` fields for the sandbox launcher (picklable)."""
+        return {
+            "memory_bytes": self.sandbox_memory_mb * 1024 * 1024,
+            "cpu_seconds": self.sandbox_cpu_seconds,
+            "cpus": self.sandbox_cpus,
+            "max_processes": self.sandbox_max_processes,
+            "start_timeout_s": self.start_timeout_s,
+        }
 
     def kubernetes_options(self) -> dict[str, object]:
         """``KubernetesConfig`` fields for the sandbox launcher (empty for bubblewrap)."""

@@ -10,6 +10,7 @@ A bundle is a directory with a manifest ``kinitro.toml`` plus code and weights::
     spec_version = 1                # agent contract version (see below)
     description = "optional"
     slots = 8                       # optional: concurrent episodes, one instance each
+    profile = "base"                # optional: agent environment (kinitro_agent.profiles)
 
     [resources]                     # optional, what the agent asks for
     cpus = 1.0
@@ -42,9 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kinitro.storage.errors import BundleError
+from kinitro_agent.profiles import DEFAULT_PROFILE, PROFILES
 
 MANIFEST_NAME = "kinitro.toml"
 ARCHIVE_NAME = "bundle.tar"
@@ -100,7 +102,17 @@ class BundleManifest(BaseModel):
     """Agent instances the runtime may create, one per concurrent episode (the evaluator
     then steps them together, one round trip per step for all). Raise it for small
     policies; keep 1 when one instance needs most of the sandbox's memory."""
+    profile: str = DEFAULT_PROFILE
+    """The agent environment the sandbox runs the bundle on: ``base`` (numpy, msgpack) or
+    an optional profile such as ``torch`` (CPU build); see ``kinitro_agent.profiles``."""
     resources: Resources = Resources()
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in PROFILES:
+            raise ValueError(f"unknown agent environment profile; known: {sorted(PROFILES)}")
+        return value
 
     @property
     def module(self) -> str:

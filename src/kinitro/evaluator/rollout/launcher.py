@@ -42,6 +42,8 @@ class SandboxLauncher:
     bundle_dir: str
     backend: str = "bubblewrap"
     limits: dict[str, Any] = field(default_factory=dict)
+    bubblewrap: dict[str, Any] = field(default_factory=dict)
+    """``BubblewrapSandbox`` options when ``backend == "bubblewrap"`` (``agent_envs`` …)."""
     kubernetes: dict[str, Any] = field(default_factory=dict)
     """``KubernetesConfig`` fields when ``backend == "kubernetes"`` (image, bundle_volume,
     bundle_root, namespace, runtime_class_name …); the API client comes from the
@@ -57,7 +59,10 @@ class SandboxLauncher:
         if self.backend == "bubblewrap":
             from kinitro.evaluator.sandbox.bubblewrap import BubblewrapSandbox
 
-            return BubblewrapSandbox(limits)
+            options = dict(self.bubblewrap)
+            if options.get("agent_envs"):
+                options["agent_envs"] = Path(options["agent_envs"])
+            return BubblewrapSandbox(limits, **options)
         if self.backend == "kubernetes":
             from kinitro.evaluator.sandbox.kubernetes import KubernetesSandbox
 

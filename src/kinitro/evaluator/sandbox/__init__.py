@@ -6,6 +6,10 @@ Port and adapters::
     ├── BubblewrapSandbox (default)      local: bwrap namespaces + rlimits, socketpair RPC
     └── KubernetesSandbox                a locked-down pod + egress-denying NetworkPolicy
 
+    AgentEnvironment                     the only Python environment a sandbox binds
+                                         (kinitro-agent + numpy/msgpack + a profile's extras)
+    prepare_host(backend, …)             startup check: refuse a host that cannot contain agents
+
     RunningSandbox                       .endpoint: AgentEndpoint, .alive(), .close() -> SandboxExit
                                          (context manager; close kills everything, idempotent)
 
@@ -28,7 +32,9 @@ Errors (under :class:`~kinitro.evaluator.errors.EvaluatorError`)::
 
     SandboxError                   infrastructure fault (retried, never scored)
     ├── SandboxStartError          could not start / not ready by the start deadline
-    └── SandboxUnavailable         backend cannot run here (bwrap missing, …)
+    ├── SandboxUnavailable         backend cannot run here (bwrap missing, agent
+    │                              environment of the bundle's profile not built, …)
+    └── SandboxHostError           the host check at evaluator startup failed (refused)
 
 Agent misbehaviour is not a sandbox error: the client raises ``AgentFailure`` subclasses
 carrying the ``FailureCause`` (see :mod:`kinitro.evaluator.agent_client`).

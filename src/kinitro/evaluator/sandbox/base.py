@@ -13,7 +13,8 @@ from typing import Protocol, runtime_checkable
 
 from kinitro.evaluator.errors import EvaluatorError
 
-RUNTIME_MODULE = "kinitro.miner.runtime"
+RUNTIME_MODULE = "kinitro_agent.runtime"
+"""The agent runtime, run with the agent environment's interpreter (``python -m``)."""
 
 
 class SandboxError(EvaluatorError):
@@ -33,11 +34,14 @@ class SandboxLimits:
     """Resource limits of one agent sandbox (applied per sandbox)."""
 
     cpu_seconds: int = 3600
-    """Total CPU time (RLIMIT_CPU; SIGXCPU then SIGKILL)."""
+    """Total CPU time of each process (RLIMIT_CPU; SIGXCPU then SIGKILL)."""
     memory_bytes: int = 4 * 1024**3
-    """Address space (RLIMIT_AS) locally; memory limit of the pod on Kubernetes."""
+    """Memory of the whole sandbox: its cgroup's limit (page cache, shared memory, memfd
+    and tmpfs included, no swap) locally, the pod's memory limit on Kubernetes. Without a
+    cgroup (``allow_no_cgroup``) only the address space of each process (RLIMIT_AS)."""
     max_processes: int = 64
-    """Processes/threads of the sandbox user (RLIMIT_NPROC) / pod pids limit."""
+    """Processes and threads: the cgroup's ``pids.max`` and RLIMIT_NPROC of the sandbox
+    uid locally; the pod's pid limit on Kubernetes (kubelet ``podPidsLimit``)."""
     max_open_files: int = 256
     max_file_size: int = 64 * 1024**2
     """Largest file the agent may write (RLIMIT_FSIZE)."""
@@ -48,7 +52,10 @@ class SandboxLimits:
     output_bytes: int = 256 * 1024
     """stdout+stderr kept per stream; the rest is counted and dropped."""
     cpus: float = 1.0
-    """CPU share (Kubernetes only)."""
+    """CPU quota in cores (the cgroup's ``cpu.max`` / the pod's CPU limit)."""
+    cpuset: tuple[int, ...] = ()
+    """Cores the sandbox may run on (its cgroup's cpuset); empty: the cores the starting
+    process may run on — a pinned rollout worker's own core."""
     gpus: int = 0
     """GPUs requested (Kubernetes only)."""
 

@@ -4,7 +4,10 @@ What the agent runtime sees (``bwrap`` mount namespace built from an empty root)
 
     /usr, /bin, /lib*, /sbin        host system, read-only
     /etc/ld.so.cache …              the dynamic loader's files only (no passwd, no hosts)
-    <python prefix>, <venv>, <src>  the evaluator's Python environment, read-only
+    <agent env>, <its interpreter>  the agent environment (kinitro-agent, numpy, msgpack, a
+                                    profile's extras) and the base interpreter, read-only;
+                                    every other package directory (site-/dist-packages)
+                                    is covered by an empty read-only tmpfs
     /bundle                         the agent bundle, read-only
     /tmp                            private tmpfs, size-capped (also $HOME)
     /proc, /dev                     fresh procfs (own pid namespace) and a minimal /dev
@@ -37,70 +40,64 @@ processes of the evaluator's user.
 
 from __future__ import annotations
 
-import contextlib
-import json
+import logging
 import os
-import random
-import select
 import shutil
-import signal
 import socket
 import stat
 import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
-from types import TracebackType
+from typing import Literal
 
-import kinitro
+from kinitro.evaluator.sandbox.agent_env import AgentEnvironment, profile_of
 from kinitro.evaluator.sandbox.base import (
     RUNTIME_MODULE,
-    AgentEndpoint,
-    OutputCapture,
-    SandboxExit,
     SandboxLimits,
     SandboxStartError,
     SandboxUnavailable,
 )
+from kinitro.evaluator.sandbox.bubblewrap_running import (
+    BubblewrapRunning,
+    allocate_uid,
+    release_uid,
+)
+from kinitro.evaluator.sandbox.cgroups import (
+    CgroupDriver,
+    CgroupError,
+    CgroupLimits,
+    SandboxCgroup,
+    detect_quietly,
+    new_name,
+)
+
+log = logging.getLogger(__name__)
 
 BUNDLE_MOUNT = "/bundle"
 SANDBOX_TMP = "/tmp"  # noqa: S108 - the sandbox's private tmpfs, not the host's /tmp
-_UID_LOW, _UID_HIGH = 100_000, 160_000
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _LOADER_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives")
 _THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
-_uids_in_use: set[int] = set()
-_uids_lock = threading.Lock()
+
+def _bind_with_parents(a: list[str], path: Path, made: set[Path]) -> None:
+    """``--ro-bind path path``, creating its parents 0755 first (bwrap would make them 0700,
+    unreadable for the sandbox uid)."""
+    for parent in reversed(path.parents):
+        if parent != Path("/") and parent not in made:
+            made.add(parent)
+            a += ["--perms", "0755", "--dir", str(parent)]
+    a += ["--ro-bind", str(path), str(path)]
 
 
-def _allocate_uid() -> int:
-    with _uids_lock:
-        while True:
-            uid = random.randrange(_UID_LOW, _UID_HIGH)
-            if uid not in _uids_in_use:
-                _uids_in_use.add(uid)
-                return uid
-
-
-def _release_uid(uid: int) -> None:
-    with _uids_lock:
-        _uids_in_use.discard(uid)
-
-
-def _python_paths() -> list[Path]:
-    """Directories the runtime's interpreter needs: base prefix, venv, kinitro's sources."""
-    paths = [Path(sys.base_prefix), Path(sys.prefix), Path(kinitro.__file__).parent.parent]
-    exe = Path(sys.executable)
-    paths.append(exe.parent)
+def _outside_system_dirs(paths: list[Path]) -> list[Path]:
+    """``paths`` without those the system directories' binds already cover, and without
+    any path below another one of the list."""
     out: list[Path] = []
     for p in paths:
-        rp = p.resolve()
-        if any(rp.is_relative_to(d) for d in _SYSTEM_DIRS):
+        if any(p.is_relative_to(d) for d in _SYSTEM_DIRS):
             continue
-        if not any(rp.is_relative_to(o) for o in out):
-            out = [o for o in out if not o.is_relative_to(rp)] + [rp]
+        if not any(p.is_relative_to(o) for o in out):
+            out = [o for o in out if not o.is_relative_to(p)] + [p]
     return out
 
 
@@ -129,10 +126,17 @@ class BubblewrapSandbox:
         limits: SandboxLimits | None = None,
         *,
         bwrap: str = "bwrap",
-        python: str | None = None,
+        agent_envs: Path | None = None,
         max_frame: int | None = None,
         extra_env: dict[str, str] | None = None,
+        cgroups: CgroupDriver | Literal["auto"] | None = "auto",
+        allow_no_cgroup: bool = False,
     ) -> None:
+        """``cgroups``: the driver that creates each sandbox's group (``auto``: this host's
+        v2 or v1 hierarchy, see :mod:`~kinitro.evaluator.sandbox.cgroups`). Without one —
+        no usable hierarchy, or a group that cannot be created — :meth:`start` fails unless
+        ``allow_no_cgroup``, in which case memory falls back to ``RLIMIT_AS`` (per process,
+        blind to memfd and tmpfs) and there is neither a CPU quota nor a cpuset."""
         self.limits = limits or SandboxLimits()
         found = shutil.which(bwrap)
         if found is None:
@@ -141,17 +145,38 @@ class BubblewrapSandbox:
             if shutil.which(tool) is None:
                 raise SandboxUnavailable(f"{tool!r} not found: install util-linux")
         self.bwrap = found
-        self.python = python or sys.executable
+        self.agent_envs = agent_envs
+        """Directory of the built agent environments (default: ``agent-envs`` in the
+        evaluator's own environment, see :mod:`~kinitro.evaluator.sandbox.agent_env`)."""
         self.max_frame = max_frame
         self.extra_env = dict(extra_env or {})
         self.privileged = os.geteuid() == 0
+        self.cgroups = detect_quietly() if cgroups == "auto" else cgroups
+        self.allow_no_cgroup = allow_no_cgroup
+
+    def environment(self, bundle_dir: Path) -> AgentEnvironment:
+        """The agent environment of the profile ``bundle_dir`` asks for (checked)."""
+        env = AgentEnvironment.find(profile_of(bundle_dir), self.agent_envs)
+        env.check_runtime()
+        return env
 
     def argv(
-        self, bundle_dir: Path, fd: int, ready_fd: int, uid: int, info_fd: int | None = None
+        self,
+        bundle_dir: Path,
+        fd: int,
+        ready_fd: int,
+        uid: int,
+        info_fd: int | None = None,
+        env: AgentEnvironment | None = None,
+        cgroup: SandboxCgroup | None = None,
     ) -> list[str]:
         """The full command line (exposed for inspection and tests)."""
         lim = self.limits
-        a = [self.bwrap, "--die-with-parent", "--new-session"]
+        env = env or self.environment(bundle_dir)
+        a: list[str] = []
+        if cgroup is not None:  # join the sandbox's cgroup first, then become bwrap
+            a += ["/bin/sh", "-c", _JOIN_CGROUP, "sh", *map(str, cgroup.procs_files), "--"]
+        a += [self.bwrap, "--die-with-parent", "--new-session"]
         if info_fd is not None:
             a += ["--info-fd", str(info_fd)]
         a += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
@@ -170,17 +195,15 @@ class BubblewrapSandbox:
         # (a fresh clone in /tmp, say) is then bound on top of it instead of being hidden.
         a += ["--perms", "1777", "--size", str(lim.tmp_bytes), "--tmpfs", SANDBOX_TMP]
         made: set[Path] = set()
-        for p in _python_paths():
-            # Parents bwrap would create 0700 (unreadable for the sandbox uid): make them 0755.
-            for parent in reversed(p.parents):
-                if parent != Path("/") and parent not in made:
-                    made.add(parent)
-                    a += ["--perms", "0755", "--dir", str(parent)]
-            a += ["--ro-bind", str(p), str(p)]
+        for p in _outside_system_dirs([env.root, env.base_prefix]):
+            _bind_with_parents(a, p, made)
+        for hidden in env.hidden_package_dirs():  # other interpreters' packages: empty
+            a += ["--perms", "0555", "--size", "4096", "--tmpfs", str(hidden)]
+            a += ["--remount-ro", str(hidden)]
         a += ["--ro-bind", str(bundle_dir), BUNDLE_MOUNT]
         a += ["--proc", "/proc", "--dev", "/dev"]
         a += ["--remount-ro", "/", "--chdir", SANDBOX_TMP, "--clearenv"]
-        env = {
+        environ = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": SANDBOX_TMP,
             "TMPDIR": SANDBOX_TMP,
@@ -189,7 +212,7 @@ class BubblewrapSandbox:
             **{k: "1" for k in _THREAD_ENV},
             **self.extra_env,
         }
-        for k, v in env.items():
+        for k, v in environ.items():
             a += ["--setenv", k, v]
         if self.privileged:
             a += ["--cap-drop", "ALL"]
@@ -198,7 +221,9 @@ class BubblewrapSandbox:
         a += ["--", "prlimit"]
         a += [
             f"--cpu={lim.cpu_seconds}:{lim.cpu_seconds + 1}",
-            f"--as={lim.memory_bytes}",
+            # Memory is the cgroup's (every page, memfd and tmpfs included); without one,
+            # the address space of each process is the only (weak) bound left.
+            *([] if cgroup is not None else [f"--as={lim.memory_bytes}"]),
             f"--nproc={lim.max_processes}",
             f"--nofile={lim.max_open_files}",
             f"--fsize={lim.max_file_size}",
@@ -214,7 +239,7 @@ class BubblewrapSandbox:
                 "--inh-caps=-all",
                 "--bounding-set=-all",
             ]
-        a += [self.python, "-I", "-B", "-m", RUNTIME_MODULE, "--bundle", BUNDLE_MOUNT]
+        a += [str(env.python), "-I", "-B", "-m", RUNTIME_MODULE, "--bundle", BUNDLE_MOUNT]
         a += ["--fd", str(fd), "--ready-fd", str(ready_fd)]
         if self.max_frame is not None:
             a += ["--max-frame", str(self.max_frame)]
@@ -226,12 +251,14 @@ class BubblewrapSandbox:
             raise SandboxStartError(f"bundle directory {bundle_dir} does not exist")
         if self.privileged:
             check_bundle_readable(bundle_dir)
-        uid = _allocate_uid()
+        env = self.environment(bundle_dir)
+        cgroup = self.create_cgroup()
+        uid = allocate_uid()
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ready_r, ready_w = os.pipe()
         info_r, info_w = os.pipe()
         try:
-            argv = self.argv(bundle_dir, child_sock.fileno(), ready_w, uid, info_w)
+            argv = self.argv(bundle_dir, child_sock.fileno(), ready_w, uid, info_w, env, cgroup)
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -242,7 +269,9 @@ class BubblewrapSandbox:
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
             )
         except OSError as exc:
-            _release_uid(uid)
+            release_uid(uid)
+            if cgroup is not None:
+                cgroup.remove()
             parent_sock.close()
             os.close(ready_r)
             os.close(info_r)
@@ -251,7 +280,9 @@ class BubblewrapSandbox:
             child_sock.close()
             os.close(ready_w)
             os.close(info_w)
-        running = BubblewrapRunning(proc, parent_sock, uid, self.limits, self.privileged)
+        running = BubblewrapRunning(
+            proc, parent_sock, uid, self.limits, self.privileged, cgroup=cgroup
+        )
         try:
             running.wait_ready(ready_r, info_r, self.limits.start_timeout_s)
         except BaseException:
@@ -262,205 +293,31 @@ class BubblewrapSandbox:
             os.close(info_r)
         return running
 
+    def cgroup_limits(self) -> CgroupLimits:
+        """The group's limits: :attr:`limits`, on the cores this process may run on (a
+        pinned rollout worker's own core)."""
+        lim = self.limits
+        cores = lim.cpuset or tuple(sorted(os.sched_getaffinity(0)))
+        return CgroupLimits(lim.memory_bytes, lim.max_processes, lim.cpus, cores)
 
-class BubblewrapRunning:
-    """A started bubblewrap sandbox (see :class:`~kinitro.evaluator.sandbox.RunningSandbox`)."""
-
-    def __init__(
-        self,
-        proc: subprocess.Popen[bytes],
-        sock: socket.socket,
-        uid: int,
-        limits: SandboxLimits,
-        unique_uid: bool = True,
-    ) -> None:
-        self.proc = proc
-        self.uid = uid
-        self.unique_uid = unique_uid
-        self.init_pid: int | None = None
-        """Host pid of the sandbox's pid-namespace init (from ``bwrap --info-fd``)."""
-        self.limits = limits
-        self._sock = sock
-        self._stdout = OutputCapture(proc.stdout, limits.output_bytes, f"sbx-{proc.pid}-out")
-        self._stderr = OutputCapture(proc.stderr, limits.output_bytes, f"sbx-{proc.pid}-err")
-        self._exit: SandboxExit | None = None
-        self._killed = False
-        self.endpoint = AgentEndpoint(sock=sock, describe_exit=self.describe_exit)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def wait_ready(self, ready_fd: int, info_fd: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        ready, info = b"", b""
-        fds = [ready_fd, info_fd]
-        while b"\n" not in ready:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise SandboxStartError(f"sandbox not ready within {timeout} s")
-            r, _, _ = select.select(fds, [], [], remaining)
-            for fd in r:
-                chunk = os.read(fd, 4096)
-                if fd == info_fd:
-                    info += chunk
-                    if not chunk:
-                        fds.remove(info_fd)
-                        self._parse_info(info)
-                    continue
-                if not chunk:
-                    self.proc.wait(timeout=2)
-                    self._stderr.join(1)
-                    err = bytes(self._stderr.data[-2000:]).decode("utf-8", "replace").strip()
-                    raise SandboxStartError(
-                        f"sandbox exited before it was ready (code {self.proc.returncode}): {err}"
-                    )
-                ready += chunk
-        if self.init_pid is None:
-            self._parse_info(info)
-
-    def _parse_info(self, info: bytes) -> None:
+    def create_cgroup(self) -> SandboxCgroup | None:
+        """A new group for one sandbox, or None when allowed to run without one."""
+        if self.cgroups is None:
+            if self.allow_no_cgroup:
+                return None
+            raise SandboxUnavailable(
+                "no cgroup v2 (memory, pids, cpu, cpuset delegated) or v1 hierarchy to "
+                "limit the sandbox; set sandbox_allow_no_cgroup = true to run without "
+                "(weaker limits)"
+            )
         try:
-            self.init_pid = int(json.loads(info)["child-pid"])
-        except (ValueError, KeyError, TypeError):
-            self.init_pid = None
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def pids(self) -> list[int]:
-        """Host pids of the processes inside the sandbox (below its pid-namespace init)."""
-        if self.init_pid is None:
-            return []
-        children: dict[int, list[int]] = {}
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                try:
-                    with open(f"/proc/{entry.name}/stat", "rb") as f:
-                        ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-                children.setdefault(ppid, []).append(int(entry.name))
-        out: list[int] = []
-        todo = [self.init_pid]
-        while todo:
-            kids = children.get(todo.pop(), [])
-            out += kids
-            todo += kids
-        return out
-
-    def describe_exit(self, wait: float = 0.5) -> str | None:
-        """How the sandbox ended, if it has (waits briefly for a dying process)."""
-        try:
-            code = self.proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            return None
-        return _describe_code(code, self._stderr.data)
-
-    def close(self) -> SandboxExit:
-        """SIGKILL the whole sandbox and collect its output. Idempotent."""
-        if self._exit is not None:
-            return self._exit
-        reason = None
-        if self.proc.poll() is None:
-            self._killed = True
-            reason = "killed on close"
-            # Kill the pid namespace's init first: the kernel then kills every process in
-            # the namespace, and bwrap exits only once its init has been fully reaped.
-            if self.init_pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.init_pid, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(timeout=5)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - kernel trouble
-            self.proc.kill()
-            self.proc.wait()
-        if self.unique_uid:
-            _kill_uid(self.uid)  # belt and braces: nothing of this sandbox's uid survives
-        self._sock.close()
-        self._stdout.join(2)
-        self._stderr.join(2)
-        _release_uid(self.uid)
-        code = self.proc.returncode
-        if reason is None:
-            reason = _describe_code(code, self._stderr.data)
-        self._exit = SandboxExit(
-            returncode=code,
-            stdout=bytes(self._stdout.data),
-            stderr=bytes(self._stderr.data),
-            stdout_dropped=self._stdout.dropped,
-            stderr_dropped=self._stderr.dropped,
-            reason=reason,
-        )
-        return self._exit
-
-    def __enter__(self) -> BubblewrapRunning:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+            return self.cgroups.create(new_name(), self.cgroup_limits())
+        except CgroupError as exc:
+            if self.allow_no_cgroup:
+                log.debug("running the sandbox without a cgroup: %s", exc)
+                return None
+            raise SandboxStartError(f"cannot create the sandbox's cgroup: {exc}") from exc
 
 
-def _kill_uid(uid: int, timeout: float = 5.0) -> None:
-    """SIGKILL every process running as ``uid`` until none is left (or ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = _pids_of_uid(uid)
-        if not pids or time.monotonic() > deadline:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
-
-
-def _pids_of_uid(uid: int) -> list[int]:
-    out = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid and _state(entry.name) != "Z":
-                    out.append(int(entry.name))
-            except OSError:
-                continue
-    return out
-
-
-def _state(pid: str) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0].decode()
-    except (OSError, IndexError):
-        return "?"
-
-
-def _describe_code(code: int | None, stderr: bytearray) -> str | None:
-    if code is None:
-        return None
-    if code == 0:
-        return "exited"
-    # bwrap reports a signalled child as 128 + signal number.
-    sig = -code if code < 0 else code - 128 if code > 128 else None
-    if sig:
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = f"signal {sig}"
-        hint = {
-            "SIGXCPU": "CPU time limit",
-            "SIGKILL": "killed (CPU time or memory limit)",
-            "SIGXFSZ": "file size limit",
-            "SIGSEGV": "segmentation fault",
-        }.get(name, "")
-        return f"terminated by {name}" + (f": {hint}" if hint else "")
-    tail = bytes(stderr[-300:]).decode("utf-8", "replace").strip().splitlines()
-    return f"exited with code {code}" + (f": {tail[-1]}" if tail else "")
+# Joins the cgroups named by the arguments before "--", then execs the rest (bwrap).
+_JOIN_CGROUP = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'

@@ -8,13 +8,13 @@ import socket
 import sys
 from pathlib import Path
 
-from kinitro.miner.runtime.server import LoadedAgent, Server
-from kinitro.protocol import agent_rpc as rpc
+from kinitro_agent import rpc
+from kinitro_agent.runtime.server import LoadedAgent, Server
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m kinitro.miner.runtime",
+        prog="python -m kinitro_agent.runtime",
         description="Serve a Kinitro agent bundle over the agent RPC (runs inside the sandbox).",
     )
     p.add_argument("--bundle", required=True, type=Path, help="agent bundle directory")

@@ -1,13 +1,14 @@
 """The agent runtime: the only Kinitro code that imports a miner's code.
 
-It runs *inside* the sandbox, started by the evaluator's sandbox as a subprocess::
+It runs *inside* the sandbox, on the agent environment (this distribution, numpy and
+msgpack: nothing else of Kinitro, no simulator), started by the evaluator's sandbox::
 
-    python -m kinitro.miner.runtime --bundle DIR (--fd N | --socket PATH | --tcp HOST:PORT)
+    python -m kinitro_agent.runtime --bundle DIR (--fd N | --socket PATH | --tcp HOST:PORT)
                                     [--ready-fd N] [--max-frame BYTES]
 
 It reads the bundle manifest ``kinitro.toml`` (``name``, ``entrypoint = "module:Class"``,
 ``spec_version``), puts the bundle directory first on ``sys.path``, imports the entrypoint
-class and serves the agent RPC (``docs/agent-rpc.md``, :mod:`kinitro.protocol.agent_rpc`).
+class and serves the agent RPC (``docs/agent-rpc.md``, :mod:`kinitro_agent.rpc`).
 
 The agent class contract (Python)::
 

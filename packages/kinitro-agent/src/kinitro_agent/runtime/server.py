@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kinitro.miner.runtime.manifest import ManifestError, RuntimeManifest, load_manifest
-from kinitro.protocol import agent_rpc as rpc
+from kinitro_agent import rpc
+from kinitro_agent.runtime.manifest import ManifestError, RuntimeManifest, load_manifest
 
 MAX_DETAIL = 4096
 

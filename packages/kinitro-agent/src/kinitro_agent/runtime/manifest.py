@@ -1,7 +1,8 @@
 """The bundle manifest as far as the runtime needs it (``kinitro.toml``).
 
 Accepts the fields at the top level or under an ``[agent]`` table. The runtime parses it
-itself (stdlib only) so that starting a sandbox imports as little as possible.
+itself with the standard library: the evaluator's validation (``kinitro.storage.bundle``)
+does not exist in the agent environment.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from kinitro_agent.rpc.wire import MAX_SLOTS
+
 MANIFEST_NAME = "kinitro.toml"
-MAX_SLOTS = 64  # kinitro.protocol.agent_rpc.MAX_SLOTS (not imported: stdlib only here)
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
