@@ -1,19 +1,26 @@
 """A fake Kubernetes API server (HTTP level) for the KubernetesSandbox tests.
 
 It implements the REST paths the official client uses (pods: create, read, log, delete;
-networkpolicies: create) with Kubernetes-shaped JSON and ``Status`` errors, runs a Pod
-Security "restricted" admission check, and plays the kubelet: it starts the pod's
-container command as a local process (bundle volume → host path + subPath, pod IP →
-127.0.0.1, container log → a file served by the log endpoint).
+networkpolicies: create, delete, list by label) with Kubernetes-shaped JSON and ``Status``
+errors, runs a Pod Security "restricted" admission check, and plays the kubelet: it starts
+the pod's container command as a local process (bundle volume → host path + subPath, the
+image's agent environment → the test's, pod IP → 127.0.0.1, container log → a file served
+by the log endpoint), runs the pod's TCP readiness probe to set the ``Ready`` condition, and
+deletes like the API server: with a grace period the pod stays (``deletionTimestamp``) while
+its process gets SIGTERM, then SIGKILL once the grace period is over, and only then is gone.
+Every request is recorded with its verb, for the RBAC check.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import socket
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -77,6 +84,8 @@ class FakeKube:
         self.policies: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self.deleted: list[str] = []
+        self.grace: dict[str, int] = {}
+        """Grace period each pod was deleted with."""
         self.lock = threading.Lock()
 
     def kubelet(self, name: str) -> None:
@@ -97,8 +106,40 @@ class FakeKube:
             pod["status"].update(
                 phase="Running",
                 podIP="127.0.0.1",
+                conditions=[{"type": "Ready", "status": "False"}],
                 containerStatuses=[self._cs(c, running={"startedAt": "2026-01-01T00:00:00Z"})],
             )
+        port = c["readinessProbe"]["tcpSocket"]["port"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the readiness probe
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            return
+        with self.lock:
+            if name in self.pods:
+                self.pods[name]["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+                self.pods[name]["status"]["containerStatuses"][0]["ready"] = True
+
+    def delete(self, name: str, grace: int) -> None:
+        """The API server and kubelet deleting a pod: SIGTERM, grace period, SIGKILL, gone."""
+        with self.lock:
+            proc = self.procs.get(name)
+            self.grace[name] = grace
+        if proc is not None and grace > 0:
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(grace)
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        with self.lock:
+            self.pods.pop(name, None)
+            self.procs.pop(name, None)
+            self.deleted.append(name)
 
     def _local_command(self, pod: dict[str, Any]) -> list[str]:
         c = pod["spec"]["containers"][0]
@@ -106,7 +147,8 @@ class FakeKube:
         volume = next(v for v in pod["spec"]["volumes"] if v["name"] == mount["name"])
         host_bundle = str(Path(volume["hostPath"]["path"]) / mount["subPath"])
         argv = list(c["command"])
-        argv[argv.index("python")] = self.python
+        python = next(i for i, a in enumerate(argv) if a.endswith("/bin/python"))
+        argv[python] = self.python  # the image's agent environment → this host's
         argv[argv.index("--bundle") + 1] = host_bundle
         tcp = argv.index("--tcp") + 1
         argv[tcp] = argv[tcp].replace("0.0.0.0", "127.0.0.1")
@@ -164,12 +206,25 @@ def make_handler(kube: FakeKube) -> type[BaseHTTPRequestHandler]:
                 if name in kube.policies:
                     msg = f'networkpolicies "{name}" already exists'
                     return self.reply(409, status(409, "AlreadyExists", msg))
+                obj["metadata"]["creationTimestamp"] = datetime.now(UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                )
                 kube.policies[name] = obj
                 return self.reply(201, obj)
             self.reply(404, status(404, "NotFound", "unknown path"))
 
         def do_GET(self) -> None:
             parts, query = self.route()
+            if parts[:2] == ["apis", "networking.k8s.io"] and len(parts) == 6:
+                key = query.get("labelSelector", [""])[0]
+                items = [
+                    p
+                    for p in kube.policies.values()
+                    if not key or key in p["metadata"].get("labels", {})
+                ]
+                body = {"kind": "NetworkPolicyList", "apiVersion": "networking.k8s.io/v1",
+                        "metadata": {}, "items": items}  # fmt: skip
+                return self.reply(200, body)
             if parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods":
                 pod = kube.pods.get(parts[5])
                 if pod is None:
@@ -184,19 +239,30 @@ def make_handler(kube: FakeKube) -> type[BaseHTTPRequestHandler]:
             self.reply(404, status(404, "NotFound", "unknown path"))
 
         def do_DELETE(self) -> None:
-            parts, _ = self.route()
-            name = parts[5]
+            parts, query = self.route()
+            name = parts[-1]
+            options = self.body() if self.headers.get("Content-Length") else {}
+            if parts[:2] == ["apis", "networking.k8s.io"]:
+                policy = kube.policies.pop(name, None)
+                if policy is None:
+                    msg = f'networkpolicies.networking.k8s.io "{name}" not found'
+                    return self.reply(404, status(404, "NotFound", msg))
+                return self.reply(200, policy)
             with kube.lock:
-                pod = kube.pods.pop(name, None)
-                proc = kube.procs.pop(name, None)
-            if pod is None:
+                pod = kube.pods.get(name)
+                if pod is None or "deletionTimestamp" in pod["metadata"]:
+                    found = pod is not None
+                else:
+                    found = True
+                    grace = int(
+                        (options or {}).get("gracePeriodSeconds")
+                        or query.get("gracePeriodSeconds", ["30"])[0]
+                    )
+                    pod["metadata"]["deletionTimestamp"] = datetime.now(UTC).isoformat()
+                    pod["metadata"]["deletionGracePeriodSeconds"] = grace
+                    threading.Thread(target=kube.delete, args=(name, grace), daemon=True).start()
+            if not found:
                 return self.reply(404, status(404, "NotFound", f'pods "{name}" not found'))
-            if self.headers.get("Content-Length"):
-                self.body()  # DeleteOptions (gracePeriodSeconds, propagationPolicy)
-            if proc is not None:
-                proc.kill()
-                proc.wait()
-            kube.deleted.append(name)
             self.reply(200, pod)
 
     return Handler
@@ -217,6 +283,7 @@ def make_sandbox(url: str, root: Path, **overrides: Any) -> KubernetesSandbox:
         namespace=NS,
         port=free_port(),
         poll_interval_s=0.05,
+        delete_grace_s=1,
         **overrides,
     )
     api = client.ApiClient(client.Configuration(host=url))

@@ -227,6 +227,6 @@ def test_private_tmp_is_mounted_before_the_interpreter_paths(tmp_path: Path) -> 
     argv = BubblewrapSandbox().argv(tmp_path, 3, 4, 100_001)
     tmpfs_at = argv.index("--tmpfs")
     binds = [i for i, arg in enumerate(argv) if arg == "--ro-bind"]
-    python_binds = [i for i in binds if argv[i + 2].startswith(str(Path(sys.prefix).resolve()))]
+    python_binds = [i for i in binds if argv[i + 1].startswith(str(Path(sys.prefix).resolve()))]
     assert python_binds, argv
     assert all(i > tmpfs_at for i in python_binds), argv

@@ -80,8 +80,9 @@ class Agent:
                 continue
             for name in dirs + files:
                 seen += 1
-                if is_package(name):
-                    found.append(os.path.join(root, name))
+                path = os.path.join(root, name)
+                if is_package(name) and path != "/opt/kinitro":    # the env's mount point
+                    found.append(path)
         if found:
             return obs[:4].astype("float32")
         raise RuntimeError(f"contained: searched {seen} entries; sys.path={sys.path}")

@@ -137,7 +137,8 @@ def local_command(
     # The validators' sandbox; on a machine without cgroups (a miner's laptop, non-root)
     # it still runs, with weaker limits and a warning saying so.
     try:
-        for warning in prepare_host("bubblewrap", allow_no_cgroup=True).warnings:
+        report = prepare_host("bubblewrap", allow_no_cgroup=True, require_seccomp=False)
+        for warning in report.warnings:
             _err.print(f"[yellow]warning:[/] {escape(warning)}")
     except KinitroError as exc:
         emit({"event": "error", "message": str(exc)})
@@ -174,7 +175,10 @@ def local_command(
         outcome = asyncio.run(
             evaluate(
                 request,
-                SandboxLauncher(str(bundle_dir.resolve()), bubblewrap={"allow_no_cgroup": True}),
+                SandboxLauncher(
+                    str(bundle_dir.resolve()),
+                    bubblewrap={"allow_no_cgroup": True, "require_seccomp": False},
+                ),
                 RolloutOptions(workers=workers, media_url=media or None),
                 on_result=on_result,
             )

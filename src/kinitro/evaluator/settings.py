@@ -58,6 +58,16 @@ class Settings(KinitroSettings):
     """PersistentVolumeClaim holding ``bundle_cache_dir`` (mounted read-only in pods)."""
     kubernetes_runtime_class: str | None = None
     """e.g. ``gvisor`` or ``kata``."""
+    kubernetes_user_namespaces: bool = True
+    """Agent pods in their own user namespace (``hostUsers: false``, Kubernetes ≥ 1.30);
+    false omits the field for older clusters."""
+    kubernetes_seccomp_profile: str | None = None
+    """``Localhost`` seccomp profile on the nodes (e.g.
+    ``profiles/kinitro-agent-seccomp.json``); default ``RuntimeDefault``."""
+    kubernetes_evaluator_namespace: str | None = None
+    """Namespace of the evaluator pods agents admit (default: the agents' own)."""
+    kubernetes_evaluator_cidrs: list[str] = Field(default_factory=list)
+    """Addresses of evaluators outside the cluster admitted on the RPC port."""
     agent_envs_dir: Path | None = None
     """Built agent environments, one directory per profile (default: ``agent-envs`` in
     the evaluator's own Python environment, where ``scripts/bootstrap`` builds them)."""
@@ -142,6 +152,10 @@ class Settings(KinitroSettings):
             },
             "bundle_root": str(self.bundle_cache_dir.resolve()),
             "runtime_class_name": self.kubernetes_runtime_class,
+            "host_users": False if self.kubernetes_user_namespaces else None,
+            "seccomp_localhost_profile": self.kubernetes_seccomp_profile,
+            "evaluator_namespace": self.kubernetes_evaluator_namespace,
+            "evaluator_cidrs": list(self.kubernetes_evaluator_cidrs),
         }
 
     def rollout_options(self) -> RolloutOptions:

@@ -13,6 +13,8 @@ the miner's class inside the sandbox). Failures keep their meaning:
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,28 +55,22 @@ class SandboxLauncher:
     hello_timeout_s: float = 60.0
 
     def _sandbox(self) -> Any:
-        from kinitro.evaluator.sandbox.base import SandboxLimits
+        """This recipe's sandbox, built once per process (one Kubernetes API client, one
+        compiled seccomp filter) and shared by every agent the process starts."""
+        return _sandbox_for(
+            self.backend,
+            json.dumps(self.limits, sort_keys=True),
+            json.dumps(self.bubblewrap, sort_keys=True),
+            json.dumps(self.kubernetes_options(), sort_keys=True, default=str),
+        )
 
-        limits = SandboxLimits(**self.limits)
-        if self.backend == "bubblewrap":
-            from kinitro.evaluator.sandbox.bubblewrap import BubblewrapSandbox
-
-            options = dict(self.bubblewrap)
-            if options.get("agent_envs"):
-                options["agent_envs"] = Path(options["agent_envs"])
-            return BubblewrapSandbox(limits, **options)
-        if self.backend == "kubernetes":
-            from kinitro.evaluator.sandbox.kubernetes import KubernetesSandbox
-
-            return KubernetesSandbox(self.kubernetes_config(), limits)
-        raise SandboxStartFailed(f"unsupported sandbox backend {self.backend!r}")
+    def kubernetes_options(self) -> dict[str, Any]:
+        options = dict(self.kubernetes)
+        options["bundle_root"] = str(options.get("bundle_root") or Path(self.bundle_dir).parent)
+        return options
 
     def kubernetes_config(self) -> Any:
-        from kinitro.evaluator.sandbox.kubernetes import KubernetesConfig
-
-        options = dict(self.kubernetes)
-        options["bundle_root"] = Path(options.get("bundle_root") or Path(self.bundle_dir).parent)
-        return KubernetesConfig(**options)
+        return _kubernetes_config(self.kubernetes_options())
 
     def start(
         self, observation_spec: ObservationSpec, action_spec: ArraySpec, slots: int = 1
@@ -101,6 +97,31 @@ class SandboxLauncher:
             running.close()
             raise
         return SandboxedAgent(running, client)
+
+
+@functools.lru_cache(maxsize=16)
+def _sandbox_for(backend: str, limits: str, bubblewrap: str, kubernetes: str) -> Any:
+    from kinitro.evaluator.sandbox.base import SandboxLimits
+
+    sandbox_limits = SandboxLimits(**json.loads(limits))
+    if backend == "bubblewrap":
+        from kinitro.evaluator.sandbox.bubblewrap import BubblewrapSandbox
+
+        options = json.loads(bubblewrap)
+        if options.get("agent_envs"):
+            options["agent_envs"] = Path(options["agent_envs"])
+        return BubblewrapSandbox(sandbox_limits, **options)
+    if backend == "kubernetes":
+        from kinitro.evaluator.sandbox.kubernetes import KubernetesSandbox
+
+        return KubernetesSandbox(_kubernetes_config(json.loads(kubernetes)), sandbox_limits)
+    raise SandboxStartFailed(f"unsupported sandbox backend {backend!r}")
+
+
+def _kubernetes_config(options: dict[str, Any]) -> Any:
+    from kinitro.evaluator.sandbox.kubernetes import KubernetesConfig
+
+    return KubernetesConfig(**{**options, "bundle_root": Path(options["bundle_root"])})
 
 
 class SandboxedAgent:

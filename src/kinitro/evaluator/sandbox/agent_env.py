@@ -33,6 +33,10 @@ _PACKAGE_DIR_PATTERNS = (
 )
 
 
+AGENT_ENV_MOUNT = "/opt/kinitro/agent-env"
+"""Where the agent environment appears inside a sandbox (and lies in the agent image)."""
+
+
 def default_envs_dir() -> Path:
     """``agent-envs`` inside the evaluator's own environment (where bootstrap builds them)."""
     return Path(sys.prefix) / "agent-envs"

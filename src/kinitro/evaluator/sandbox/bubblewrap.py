@@ -40,6 +40,7 @@ processes of the evaluator's user.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -49,7 +50,7 @@ import subprocess
 from pathlib import Path
 from typing import Literal
 
-from kinitro.evaluator.sandbox.agent_env import AgentEnvironment, profile_of
+from kinitro.evaluator.sandbox.agent_env import AGENT_ENV_MOUNT, AgentEnvironment, profile_of
 from kinitro.evaluator.sandbox.base import (
     RUNTIME_MODULE,
     SandboxLimits,
@@ -69,6 +70,8 @@ from kinitro.evaluator.sandbox.cgroups import (
     detect_quietly,
     new_name,
 )
+from kinitro.evaluator.sandbox.seccomp import program as seccomp_program
+from kinitro.evaluator.sandbox.seccomp import program_fd
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +82,16 @@ _LOADER_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/e
 _THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
-def _bind_with_parents(a: list[str], path: Path, made: set[Path]) -> None:
-    """``--ro-bind path path``, creating its parents 0755 first (bwrap would make them 0700,
-    unreadable for the sandbox uid)."""
+def _bind_with_parents(
+    a: list[str], path: Path, made: set[Path], source: Path | None = None
+) -> None:
+    """``--ro-bind source path`` (default: ``path`` itself), creating its parents 0755
+    first (bwrap would make them 0700, unreadable for the sandbox uid)."""
     for parent in reversed(path.parents):
         if parent != Path("/") and parent not in made:
             made.add(parent)
             a += ["--perms", "0755", "--dir", str(parent)]
-    a += ["--ro-bind", str(path), str(path)]
+    a += ["--ro-bind", str(source or path), str(path)]
 
 
 def _outside_system_dirs(paths: list[Path]) -> list[Path]:
@@ -131,12 +136,15 @@ class BubblewrapSandbox:
         extra_env: dict[str, str] | None = None,
         cgroups: CgroupDriver | Literal["auto"] | None = "auto",
         allow_no_cgroup: bool = False,
+        require_seccomp: bool = True,
     ) -> None:
         """``cgroups``: the driver that creates each sandbox's group (``auto``: this host's
         v2 or v1 hierarchy, see :mod:`~kinitro.evaluator.sandbox.cgroups`). Without one —
         no usable hierarchy, or a group that cannot be created — :meth:`start` fails unless
         ``allow_no_cgroup``, in which case memory falls back to ``RLIMIT_AS`` (per process,
-        blind to memfd and tmpfs) and there is neither a CPU quota nor a cpuset."""
+        blind to memfd and tmpfs) and there is neither a CPU quota nor a cpuset.
+        ``require_seccomp``: refuse to run without the seccomp filter
+        (:mod:`~kinitro.evaluator.sandbox.seccomp`) when libseccomp's binding is missing."""
         self.limits = limits or SandboxLimits()
         found = shutil.which(bwrap)
         if found is None:
@@ -153,6 +161,14 @@ class BubblewrapSandbox:
         self.privileged = os.geteuid() == 0
         self.cgroups = detect_quietly() if cgroups == "auto" else cgroups
         self.allow_no_cgroup = allow_no_cgroup
+        self.seccomp: bytes | None = None
+        """The compiled seccomp program bwrap applies (None: none, not required)."""
+        try:
+            self.seccomp = seccomp_program()
+        except SandboxUnavailable:
+            if require_seccomp:
+                raise
+            log.debug("running sandboxes without the seccomp filter (not required)")
 
     def environment(self, bundle_dir: Path) -> AgentEnvironment:
         """The agent environment of the profile ``bundle_dir`` asks for (checked)."""
@@ -169,20 +185,24 @@ class BubblewrapSandbox:
         info_fd: int | None = None,
         env: AgentEnvironment | None = None,
         cgroup: SandboxCgroup | None = None,
+        seccomp_fd: int | None = None,
     ) -> list[str]:
-        """The full command line (exposed for inspection and tests)."""
+        """bwrap's command line (exposed for inspection and tests; :meth:`start` hands
+        everything after ``bwrap`` over ``--args FD``, so the sandbox's pid 1 shows none of
+        it)."""
         lim = self.limits
         env = env or self.environment(bundle_dir)
-        a: list[str] = []
-        if cgroup is not None:  # join the sandbox's cgroup first, then become bwrap
-            a += ["/bin/sh", "-c", _JOIN_CGROUP, "sh", *map(str, cgroup.procs_files), "--"]
-        a += [self.bwrap, "--die-with-parent", "--new-session"]
+        a = [self.bwrap, "--die-with-parent", "--new-session"]
         if info_fd is not None:
             a += ["--info-fd", str(info_fd)]
+        if seccomp_fd is not None:
+            a += ["--seccomp", str(seccomp_fd)]
         a += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
         a += ["--unshare-cgroup-try", "--hostname", "agent"]
         if not self.privileged:
             a += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
+            if _version(self.bwrap) >= (0, 8):  # no nested user namespace (and seccomp)
+                a += ["--disable-userns"]
         for d in _SYSTEM_DIRS:
             p = Path(d)
             if p.is_symlink():
@@ -195,8 +215,11 @@ class BubblewrapSandbox:
         # (a fresh clone in /tmp, say) is then bound on top of it instead of being hidden.
         a += ["--perms", "1777", "--size", str(lim.tmp_bytes), "--tmpfs", SANDBOX_TMP]
         made: set[Path] = set()
-        for p in _outside_system_dirs([env.root, env.base_prefix]):
+        for p in _outside_system_dirs([env.base_prefix]):
             _bind_with_parents(a, p, made)
+        # The environment at a fixed place (as in the agent image): no host path in the
+        # command line; its interpreter link resolves into the base prefix bound above.
+        _bind_with_parents(a, Path(AGENT_ENV_MOUNT), made, source=env.root)
         for hidden in env.hidden_package_dirs():  # other interpreters' packages: empty
             a += ["--perms", "0555", "--size", "4096", "--tmpfs", str(hidden)]
             a += ["--remount-ro", str(hidden)]
@@ -239,7 +262,8 @@ class BubblewrapSandbox:
                 "--inh-caps=-all",
                 "--bounding-set=-all",
             ]
-        a += [str(env.python), "-I", "-B", "-m", RUNTIME_MODULE, "--bundle", BUNDLE_MOUNT]
+        a += [f"{AGENT_ENV_MOUNT}/bin/python", "-I", "-B", "-m", RUNTIME_MODULE]
+        a += ["--bundle", BUNDLE_MOUNT]
         a += ["--fd", str(fd), "--ready-fd", str(ready_fd)]
         if self.max_frame is not None:
             a += ["--max-frame", str(self.max_frame)]
@@ -257,16 +281,31 @@ class BubblewrapSandbox:
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ready_r, ready_w = os.pipe()
         info_r, info_w = os.pipe()
+        child_fds = [child_sock.fileno(), ready_w, info_w]
         try:
-            argv = self.argv(bundle_dir, child_sock.fileno(), ready_w, uid, info_w, env, cgroup)
+            if self.seccomp is not None:
+                child_fds.append(program_fd(self.seccomp))
+            argv = self.argv(
+                bundle_dir, child_fds[0], ready_w, uid, info_w, env, cgroup,
+                child_fds[3] if self.seccomp is not None else None,
+            )  # fmt: skip
+            # Options through a memfd (bwrap --args): the sandbox's pid 1, a copy of bwrap,
+            # shows only "bwrap --args N" and the command, which holds no host path.
+            split = argv.index("--", 1)
+            child_fds.append(args_fd(argv[1:split]))
+            command = ["bwrap", "--args", str(child_fds[-1]), *argv[split:]]
+            if cgroup is not None:  # join the sandbox's cgroup first, then become bwrap
+                join = ["sh", "-c", _JOIN_CGROUP, "sh", *map(str, cgroup.procs_files), "--"]
+                command = join + command
             proc = subprocess.Popen(
-                argv,
+                command,
+                executable="/bin/sh" if cgroup is not None else self.bwrap,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(child_sock.fileno(), ready_w, info_w),
+                pass_fds=child_fds,
                 start_new_session=True,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                env={"PATH": f"{Path(self.bwrap).parent}:/usr/bin:/bin"},
             )
         except OSError as exc:
             release_uid(uid)
@@ -278,8 +317,8 @@ class BubblewrapSandbox:
             raise SandboxStartError(f"cannot run bwrap: {exc}") from exc
         finally:
             child_sock.close()
-            os.close(ready_w)
-            os.close(info_w)
+            for fd in child_fds[1:]:
+                os.close(fd)
         running = BubblewrapRunning(
             proc, parent_sock, uid, self.limits, self.privileged, cgroup=cgroup
         )
@@ -317,6 +356,24 @@ class BubblewrapSandbox:
                 log.debug("running the sandbox without a cgroup: %s", exc)
                 return None
             raise SandboxStartError(f"cannot create the sandbox's cgroup: {exc}") from exc
+
+
+def args_fd(args: list[str]) -> int:
+    """A memfd holding ``args`` NUL-separated (``bwrap --args FD``)."""
+    fd = os.memfd_create("kinitro-bwrap-args", 0)
+    os.write(fd, b"".join(a.encode() + b"\0" for a in args))
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+@functools.cache
+def _version(bwrap: str) -> tuple[int, ...]:
+    out = subprocess.run([bwrap, "--version"], capture_output=True, text=True, check=False)
+    digits = out.stdout.split()[-1] if out.stdout.split() else ""
+    try:
+        return tuple(int(x) for x in digits.split("."))
+    except ValueError:
+        return (0,)
 
 
 # Joins the cgroups named by the arguments before "--", then execs the rest (bwrap).

@@ -7,6 +7,7 @@ operator's error at startup, not a ``sandbox_start`` fault on every episode:
 * the ``base`` agent environment must be built, at the evaluator's ``kinitro-agent``
   version; other profiles that are missing only warn (bundles asking for them fail with
   ``sandbox_start`` — retried, never scored — on this host);
+* the seccomp filter compiles (libseccomp's binding, ``python3-seccomp``, is installed);
 * the cgroup hierarchy is prepared (on v2 the evaluator moves into its leaf), sandbox
   groups left by a crashed evaluator or rollout worker are killed and removed, and a
   probe group is created with every limit and removed. Without cgroups the host is refused
@@ -31,6 +32,7 @@ from kinitro.evaluator.sandbox.cgroups import (
     new_name,
     remove_stale,
 )
+from kinitro.evaluator.sandbox.seccomp import program as seccomp_program
 from kinitro_agent.profiles import DEFAULT_PROFILE, PROFILES
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ def prepare_host(
     agent_envs: Path | None = None,
     cgroups: CgroupDriver | Literal["auto"] | None = "auto",
     allow_no_cgroup: bool = False,
+    require_seccomp: bool = True,
 ) -> HostReport:
     """Check the host for ``backend`` (``bubblewrap`` or ``kubernetes``); raise
     :class:`SandboxHostError` naming what is missing."""
@@ -79,6 +82,12 @@ def prepare_host(
             built.append(profile)
         except SandboxUnavailable as exc:
             warnings.append(f"bundles with profile {profile!r} cannot run here: {exc}")
+    try:
+        seccomp_program()
+    except SandboxUnavailable as exc:
+        if require_seccomp:
+            raise SandboxHostError(str(exc)) from None
+        warnings.append(f"agent sandboxes run WITHOUT the seccomp filter: {exc}")
     driver = detect_quietly() if cgroups == "auto" else cgroups
     cgroup = None
     try:
