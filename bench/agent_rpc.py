@@ -30,6 +30,9 @@ Measures, through the real bubblewrap sandbox and the real agent runtime:
    and the evaluator thread (client code, syscalls, and the simulator's cache refill
    after the agent ran), next to the same split for the bare echo.
 
+   * **loop, unhardened** (``--compare-unhardened``): the loop through a sandbox without
+     its cgroup and seccomp filter, interleaved with the others: what the hardening costs.
+
    Ratios are raw time / mode time (1.0 = no overhead; target ≥ 0.90 for the loop), by
    wall clock and by CPU time (evaluator thread + agent process, from schedstat); the
    loop's is also split into its two factors (K envs in turn, and the RPC on top).
@@ -88,7 +91,7 @@ ACTION_SPEC = ArraySpec("float32", (4,), -1.0, 1.0)
 STATE_SPEC = ArraySpec("float64", (39,))
 IMAGE_SPEC = ArraySpec("uint8", (84, 84, 3))
 TIMEOUTS = CallTimeouts(hello=60.0, reset=10.0, act=5.0, close=1.0)
-MODES = ("raw", "rawk", "loop", "loop1", "floor", "floork")
+MODES: tuple[str, ...] = ("raw", "rawk", "loop", "loop1", "floor", "floork")
 
 
 def make_bundle(root: Path, slots: int) -> Path:
@@ -242,9 +245,10 @@ def measure(
     switches0 = switches_of(pids)
     cpu0 = cpu_clock()
     t0 = clock()
+    batched = mode in ("loop", "loopu")
     for _ in range(steps):
-        if mode == "loop":  # as run_batch does: the K latest observations, as a list
-            actions = agents["loop"].act_batch(slots, obs)
+        if batched:  # as run_batch does: the K latest observations, as a list
+            actions = agents[mode].act_batch(slots, obs)
         elif mode == "floork":
             agents["floor"].act(batch)
         for j in slots:
@@ -258,7 +262,7 @@ def measure(
                 continue
             if mode in ("rawk", "floork"):
                 action = zero
-            elif mode == "loop":
+            elif batched:
                 action = actions[j]
             else:
                 action = agents[mode].act(obs[j])
@@ -333,8 +337,14 @@ def main() -> None:
         help="emulate a dedicated core on a shared machine (root): nice -20 or SCHED_FIFO "
         "for this process and the sandbox it starts (inherited); raw and loop alike",
     )
+    ap.add_argument(
+        "--compare-unhardened",
+        action="store_true",
+        help="also run the loop through a sandbox without cgroup and seccomp, interleaved",
+    )
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
+    modes = MODES + (("loopu",) if args.compare_unhardened else ())
     console = Console(stderr=True)
     k = max(1, args.slots)
 
@@ -345,7 +355,10 @@ def main() -> None:
     elif args.isolate == "fifo":
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
 
-    sandbox = BubblewrapSandbox(SandboxLimits(memory_bytes=4 * 1024**3, cpu_seconds=3600))
+    limits = SandboxLimits(memory_bytes=4 * 1024**3, cpu_seconds=3600)
+    sandbox = BubblewrapSandbox(limits)
+    plain = BubblewrapSandbox(limits, cgroups=None, allow_no_cgroup=True, require_seccomp=False)
+    plain.seccomp = None  # the same sandbox without its cgroup and seccomp filter
     with tempfile.TemporaryDirectory() as tmp:
         bundle = make_bundle(Path(tmp) / "zero", k)
         console.print(f"[bold]pinned to CPU {cpu}[/]; starting sandboxes …")
@@ -353,6 +366,7 @@ def main() -> None:
             sandbox.start(bundle) as run_batched,
             sandbox.start(bundle) as run_single,
             sandbox.start(bundle) as run_image,
+            plain.start(bundle) if args.compare_unhardened else contextlib.nullcontext() as run_u,
         ):
 
             def connect(running: Any, spec: ArraySpec, slots: int) -> AgentClient:
@@ -378,22 +392,25 @@ def main() -> None:
             envs = {t: TaskEnvs(t, k, args.seed + 100 * i) for i, t in enumerate(tasks)}
             echo = EchoPeer()
             agents: dict[str, Any] = {"loop": batched, "loop1": single, "floor": echo}
+            if run_u is not None:
+                agents["loopu"] = connect(run_u, STATE_SPEC, k)
             pids = {
+                **({"loopu": run_u.pids()} if run_u is not None else {}),
                 "loop": run_batched.pids(),
                 "loop1": run_single.pids(),
                 "floor": [echo.proc.pid],
                 "floork": [echo.proc.pid],
             }
-            totals = {m: {t: Segment() for t in tasks} for m in MODES}
+            totals = {m: {t: Segment() for t in tasks} for m in modes}
             for t in tasks:  # warm-up every path once per task
-                for m in MODES:
+                for m in modes:
                     measure(envs[t], m, 5, agents, pids)
             load_before = os.getloadavg()[0]
             for r in range(args.rounds):
                 console.print(f"round {r + 1}/{args.rounds}")
                 for t in tasks:
-                    shift = r % len(MODES)
-                    for m in MODES[shift:] + MODES[:shift]:  # rotate which mode goes first
+                    shift = r % len(modes)
+                    for m in modes[shift:] + modes[:shift]:  # rotate which mode goes first
                         totals[m][t].add(measure(envs[t], m, args.steps, agents, pids))
             for te in envs.values():
                 te.close()
@@ -407,6 +424,8 @@ def main() -> None:
             batched.close()
             single.close()
             echo.close()
+            if "loopu" in agents:
+                agents["loopu"].close()
 
     s50, s99 = percentiles(state_rtt)
     i50, i99 = percentiles(image_rtt)
@@ -415,13 +434,13 @@ def main() -> None:
         return sum(getattr(seg, attr) for seg in totals[mode].values())
 
     n_steps = total("raw", "steps")
-    wall = {m: total(m, "wall") for m in MODES}
-    cpu_ns = {m: total(m, "cpu") + total(m, "agent_cpu") for m in MODES}
-    ratio = {m: wall["raw"] / wall[m] for m in MODES}
-    cpu_ratio = {m: cpu_ns["raw"] / cpu_ns[m] for m in MODES}
+    wall = {m: total(m, "wall") for m in modes}
+    cpu_ns = {m: total(m, "cpu") + total(m, "agent_cpu") for m in modes}
+    ratio = {m: wall["raw"] / wall[m] for m in modes}
+    cpu_ratio = {m: cpu_ns["raw"] / cpu_ns[m] for m in modes}
     robust = {
         m: sum(totals["raw"][t].p10() for t in tasks) / sum(totals[m][t].p10() for t in tasks)
-        for m in MODES
+        for m in modes
     }
     loop_round_trips = total("loop", "steps") / k
     switches = total("loop", "switches") / loop_round_trips
@@ -457,6 +476,11 @@ def main() -> None:
         f"[bold]{ratio['loop']:.3f}[/]",
     )
     table.add_row("  robust: from each task's 10th-percentile block", f"{robust['loop']:.3f}")
+    if "loopu" in ratio:
+        table.add_row(
+            "  the same sandbox without cgroup + seccomp (wall / robust)",
+            f"{ratio['loopu']:.3f} / {robust['loopu']:.3f}",
+        )
     table.add_row("  CPU-time ratio (evaluator + agent)", f"{cpu_ratio['loop']:.3f}")
     table.add_row(
         f"  of which: {k} envs in turn / RPC (loop vs raw in turn)",
@@ -509,6 +533,14 @@ def main() -> None:
                 "robust_ratio": round(robust["loop"], 4),
                 "cpu_ratio": round(cpu_ratio["loop"], 4),
                 "ratio_1_slot": round(ratio["loop1"], 4),
+                **(
+                    {
+                        "ratio_unhardened": round(ratio["loopu"], 4),
+                        "robust_ratio_unhardened": round(robust["loopu"], 4),
+                    }
+                    if "loopu" in ratio
+                    else {}
+                ),
                 "raw_in_turn_ratio": round(ratio["rawk"], 4),
                 "loop_vs_raw_in_turn": round(wall["rawk"] / wall["loop"], 4),
                 "echo_floor_ratio": round(ratio["floor"], 4),

@@ -201,9 +201,17 @@ def installed_wheel() -> Iterator[InstalledWheel]:
         (wheel,) = dist.glob("kinitro-*.whl")
         _check_run(sys.executable, "-m", "venv", venv, cwd=root)
         uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
+        (agent_wheel,) = dist.glob("kinitro_agent-*.whl")
         _check_run(
             uv, "pip", "install", "--quiet", "--python", venv / "bin" / "python",
-            "-c", dist / "constraints.txt", wheel, cwd=root,
+            "-c", dist / "constraints.txt", wheel, agent_wheel, cwd=root,
+        )  # fmt: skip
+        # The agent environment the installed evaluator's sandbox binds (build-dist's recipe).
+        agent_env = venv / "agent-envs" / "base"
+        _check_run(sys.executable, "-m", "venv", "--without-pip", agent_env, cwd=root)
+        _check_run(
+            uv, "pip", "install", "--quiet", "--python", agent_env / "bin" / "python",
+            "-c", dist / "constraints.txt", agent_wheel, cwd=root,
         )  # fmt: skip
         yield InstalledWheel(wheel=wheel, constraints=dist / "constraints.txt", venv=venv)
     finally:
