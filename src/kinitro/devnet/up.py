@@ -307,6 +307,9 @@ class Devnet:
                 "KINITRO_EVALUATOR_ARTIFACTS_DIR": str(self.layout.registry),
                 "KINITRO_EVALUATOR_BUNDLE_CACHE_DIR": str(self.layout.data_dir / f"bundles-{i}"),
                 "KINITRO_EVALUATOR_METRICS_PORT": str(self.state.metrics_port(f"evaluator-{i}")),
+                # A development network: sandboxes use cgroups where this machine has them
+                # (root, or delegated v2), else run with a loud warning in the log (#18).
+                "KINITRO_EVALUATOR_SANDBOX_ALLOW_NO_CGROUP": "true",
             }
             self.supervisor.start(f"evaluator-{i}", ["evaluator", "run"], evaluator_env)
         with self._state_lock:
