@@ -66,6 +66,7 @@ def _msg_factories() -> Any:
             episode_index=index,
             task="reach-v3",
             task_episode=index,
+            seed=index,
             success=True,
             total_reward=1.0,
             steps=100,

@@ -132,7 +132,7 @@ def test_settings(db_url: str, net: Net, registry: LocalRegistry, **overrides: A
         scoring_interval_s=0.3,
         stats_interval_s=0.5,
         heartbeat_interval_s=1.0,
-        heartbeat_timeout_s=10.0,
+        heartbeat_timeout_s=60.0,  # tests wait without heartbeats on a loaded machine
         auth_timeout_s=5.0,
         lease_s=60.0,
         round_duration_s=3600,
@@ -203,6 +203,7 @@ class ValidatorClient:
     def __init__(self, ws: Any, hotkey: Keypair) -> None:
         self.ws = ws
         self.hotkey = hotkey
+        self.weights: list[Any] = []
 
     async def send(self, message: Any) -> None:
         await self.ws.send(dump_message(message))
@@ -215,13 +216,18 @@ class ValidatorClient:
         return parse_validator_message(raw)
 
     async def recv_type(self, kind: str, within: float = 10.0) -> Any:
-        """Next message of ``kind`` (skipping others, e.g. set_weights)."""
+        """Next message of ``kind`` (skipping others; skipped ``set_weights`` are kept and
+        returned first when asked for, since the backend sends each only once)."""
+        if kind == "set_weights" and self.weights:
+            return self.weights.pop(0)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:
             msg = await self.recv(within=max(0.05, deadline - loop.time()))
             if msg.type == kind:
                 return msg
+            if msg.type == "set_weights":
+                self.weights.append(msg)
 
     async def close(self) -> None:
         await self.ws.close()

@@ -22,11 +22,12 @@ from typing import Any
 import pytest
 
 from kinitro.protocol.common import JobState
-from kinitro.protocol.validator_ws import Ack, Episode, EpisodeSteps, JobStatus, StepSample
+from kinitro.protocol.validator_ws import Ack, EpisodeSteps, JobStatus, StepSample
 from kinitro.storage.artifacts import LocalRegistry
 
 from .conftest import ADMIN_KEY, Backend, Net, create_competition, login
-from .test_flow import commit_artifact, get, result
+from .playing import completed, episodes_for
+from .test_flow import commit_artifact, get
 
 schemathesis = pytest.importorskip("schemathesis")
 
@@ -53,19 +54,7 @@ async def _seed(backend: Backend, net: Net, registry: LocalRegistry) -> None:
     now = datetime.now(UTC)
     messages = [
         JobStatus(job_id=job.job_id, state=JobState.RUNNING, seq=1, episodes_total=2, at=now),
-        Episode(
-            job_id=job.job_id,
-            episode_index=0,
-            task="reach-v3",
-            task_episode=0,
-            success=True,
-            total_reward=1.0,
-            steps=3,
-            steps_to_success=3,
-            terminated=True,
-            truncated=False,
-            duration_s=0.1,
-        ),
+        *episodes_for(job, 1),
         EpisodeSteps(
             job_id=job.job_id,
             episode_index=0,
@@ -74,14 +63,14 @@ async def _seed(backend: Backend, net: Net, registry: LocalRegistry) -> None:
                 StepSample(step=0, observation=[0.0], action=[0.0], reward=0.0, success=False)
             ],
         ),
-        result(job.job_id),
+        completed(job, episodes_for(job, 1)),
     ]
     for message in messages:
         await client.send(message)
         ack = await client.recv_type("ack")
         assert ack.ok, ack
     await client.close()
-    assert (await get(backend, "/api/v1/episodes"))["total"] == 1
+    assert (await get(backend, "/api/v1/episodes"))["total"] == 2
 
 
 @dataclass

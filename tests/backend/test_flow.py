@@ -24,6 +24,7 @@ from kinitro.protocol.validator_ws import (
 from kinitro.storage.artifacts import LocalRegistry
 
 from .conftest import Backend, Net, create_competition, login, upload, wait_for
+from .playing import completed, episodes_for, play
 
 
 async def commit_artifact(
@@ -112,20 +113,9 @@ async def _commitment_to_results(
     status = JobStatus(
         job_id=job.job_id, state=JobState.RUNNING, seq=1, episodes_done=0, episodes_total=2, at=now
     )
-    episode = Episode(
-        job_id=job.job_id,
-        episode_index=0,
-        task="reach-v3",
-        task_episode=0,
-        success=True,
-        total_reward=3.5,
-        steps=40,
-        steps_to_success=40,
-        terminated=True,
-        truncated=False,
-        duration_s=0.5,
-        media_refs=["videos/ep0.mp4"],
-        actions_ref="actions/ep0.bin",
+    first, second = episodes_for(job, 1)
+    episode = first.model_copy(
+        update={"media_refs": ["videos/ep0.mp4"], "actions_ref": "actions/ep0.bin"}
     )
     steps = EpisodeSteps(
         job_id=job.job_id,
@@ -136,8 +126,8 @@ async def _commitment_to_results(
             for i in range(5)
         ],
     )
-    final = result(job.job_id)
-    for message in (status, episode, steps, final):
+    final = completed(job, [episode, second])
+    for message in (status, episode, steps, second, final):
         for _ in range(2):  # every message twice: the duplicate is acked, never counted
             await client.send(message)
             ack = await client.recv_type("ack")
@@ -148,7 +138,8 @@ async def _commitment_to_results(
     assert len(detail["status_history"]) == 1 and len(detail["results"]) == 1
     assert detail["assignments"][0]["state"] == "completed"
     eps = await get(backend, "/api/v1/episodes", job_id=job.job_id)
-    assert eps["total"] == 1
+    assert eps["total"] == 2
+    assert all("seed" not in e for e in eps["items"])  # derived by anyone after the reveal
     one = await get(backend, f"/api/v1/episodes/{eps['items'][0]['id']}")
     assert one["media_urls"] == [f"{media}/videos/ep0.mp4"]
     assert one["actions_url"] == f"{media}/actions/ep0.bin"
@@ -157,7 +148,7 @@ async def _commitment_to_results(
     sub = await get(backend, f"/api/v1/submissions/{subs['items'][0]['id']}")
     assert sub["status"] == "evaluated"
     stats = await get(backend, "/api/v1/stats")
-    assert stats["step_samples"] == 5 and stats["episodes"] == 1 and stats["results"] == 1
+    assert stats["step_samples"] == 5 and stats["episodes"] == 2 and stats["results"] == 1
 
     # the leader is crowned and weights are broadcast to the validator
     weights = await client.recv_type("set_weights", within=15)
@@ -308,8 +299,7 @@ async def test_infrastructure_failure_is_retried_not_scored(
     again = await client.recv_type("eval_job", within=10)  # nobody else: a new attempt
     assert again.job_id == job.job_id and again.attempt == job.attempt + 1
     await client.send(Ack.of(again))
-    await client.send(result(job.job_id, 2, 2))
-    await client.recv_type("ack")
+    assert (await play(client, again, 2)).ok
     detail = await get(backend, f"/api/v1/jobs/{job.job_id}")
     assert detail["state"] == "completed"
     assert [r["state"] for r in detail["results"]] == ["completed"]
@@ -327,8 +317,7 @@ async def test_jobs_reach_a_validator_on_another_replica(
         await commit_artifact(net, registry)
         job = await client.recv_type("eval_job", within=15)
         await client.send(Ack.of(job))
-        await client.send(result(job.job_id))
-        assert (await client.recv_type("ack")).ok
+        assert (await play(client, job, 1)).ok
         detail = await get(one, f"/api/v1/jobs/{job.job_id}")
         assert detail["state"] == "completed"
         await client.close()
@@ -373,6 +362,7 @@ async def test_agent_text_with_nul_characters_is_stored_not_stuck(
             episode_index=0,
             task="reach-v3",
             task_episode=0,
+            seed=episodes_for(job, 0)[0].seed,
             success=False,
             total_reward=0.0,
             steps=1,

@@ -146,10 +146,11 @@ async def test_every_event_type_of_a_full_evaluation_reaches_the_feed(
     from datetime import UTC, datetime
 
     from kinitro.protocol.common import JobState
-    from kinitro.protocol.validator_ws import Ack, Episode, JobStatus
+    from kinitro.protocol.validator_ws import Ack, JobStatus
 
     from .conftest import create_competition
-    from .test_flow import commit_artifact, result
+    from .playing import completed, episodes_for
+    from .test_flow import commit_artifact
 
     feed, _ = await subscribe(backend)
     await create_competition(backend)
@@ -161,21 +162,10 @@ async def test_every_event_type_of_a_full_evaluation_reaches_the_feed(
     await client.send(
         JobStatus(job_id=job.job_id, state=JobState.RUNNING, seq=1, episodes_total=2, at=now)
     )
-    await client.send(
-        Episode(
-            job_id=job.job_id,
-            episode_index=0,
-            task="reach-v3",
-            task_episode=0,
-            success=True,
-            total_reward=1.0,
-            steps=10,
-            terminated=True,
-            truncated=False,
-            duration_s=0.1,
-        )
-    )
-    await client.send(result(job.job_id, 2, 2))
+    episodes = episodes_for(job, 2)
+    for episode in episodes:
+        await client.send(episode)
+    await client.send(completed(job, episodes))
     wanted = {
         "validator_connected",
         "submission_received",

@@ -19,6 +19,7 @@ from kinitro.protocol.runtime import RuntimeVersions
 from kinitro.protocol.validator_ws import Ack, AuthResponse, dump_message
 
 from .conftest import Backend, Net, create_competition, login, wait_for
+from .playing import play
 from .test_flow import commit_artifact, get, result
 
 
@@ -134,14 +135,8 @@ async def test_versions_are_recorded_and_runtimes_never_mixed_in_a_score(
             await client.send(Ack.of(job))
         # A (this backend's preferred runtime) saw 2/2 successes, B (the other) 0/2: a
         # median across both would say 0.5
-        for client, message in (
-            (client_a, result(job_a.job_id, successes=2, episodes=2).model_copy(
-                update={"runtime": here})),
-            (client_b, result(job_b.job_id, successes=0, episodes=2).model_copy(
-                update={"runtime": other})),
-        ):  # fmt: skip
-            await client.send(message)
-            assert (await client.recv_type("ack")).ok
+        assert (await play(client_a, job_a, 2, runtime=here)).ok
+        assert (await play(client_b, job_b, 0, runtime=other)).ok
 
         async def scored_after_both() -> Any:
             subs = await get(backend, "/api/v1/submissions")

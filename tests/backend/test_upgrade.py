@@ -22,7 +22,8 @@ from kinitro.protocol.validator_ws import Ack
 
 from . import conftest
 from .conftest import Net, create_competition, login, serve
-from .test_flow import commit_artifact, get, result
+from .playing import play
+from .test_flow import commit_artifact, get
 
 PREVIOUS_RELEASE = "0002"  # the backend schema before runtime versions
 
@@ -62,16 +63,11 @@ async def _populate(backend: Any, net: Net, registry: Any) -> tuple[str, str]:
         await commit_artifact(net, registry, content=content, repo=f"m/{content.decode()}")
         job = await client.recv_type("eval_job", within=15)
         await client.send(Ack.of(job))
-        jobs.append(job.job_id)
-    legacy, current = (
-        result(jobs[0]),
-        result(jobs[1]).model_copy(update={"runtime": local_runtime()}),
-    )
-    for message in (legacy, current):
-        await client.send(message)
-        assert (await client.recv_type("ack")).ok
+        jobs.append(job)
+    assert (await play(client, jobs[0], 1)).ok
+    assert (await play(client, jobs[1], 1, runtime=local_runtime())).ok
     await client.close()
-    return jobs[0], jobs[1]
+    return jobs[0].job_id, jobs[1].job_id
 
 
 async def _results(backend: Any) -> dict[str, str | None]:

@@ -40,6 +40,7 @@ from kinitro.protocol.common import (
     TaskMetrics,
     wilson_interval,
 )
+from kinitro.protocol.rounds import episode_seed
 from kinitro.protocol.validator_ws import (
     Ack,
     AuthResponse,
@@ -265,18 +266,26 @@ def reach_episode(
     )
 
 
-def task_metrics(successes: int, episodes: int, failures: dict[FailureCause, int]) -> TaskMetrics:
-    scored = episodes - sum(n for c, n in failures.items() if not c.is_agent_fault)
-    low, high = wilson_interval(successes, scored)
+def task_metrics(episodes: list[Episode]) -> TaskMetrics:
+    """What ``episodes`` add up to (the backend cross-checks a result against them)."""
+    failures: dict[FailureCause, int] = {}
+    for e in episodes:
+        if e.failure_cause is not None:
+            failures[e.failure_cause] = failures.get(e.failure_cause, 0) + 1
+    scored = [e for e in episodes if e.failure_cause is None or e.failure_cause.is_agent_fault]
+    wins = [e for e in scored if e.success]
+    steps = [e.steps_to_success for e in wins if e.steps_to_success is not None]
+    low, high = wilson_interval(len(wins), len(scored))
     return TaskMetrics(
-        episodes=episodes,
-        successes=successes,
-        success_rate=successes / scored if scored else 0.0,
+        episodes=len(episodes),
+        successes=len(wins),
+        success_rate=len(wins) / len(scored) if scored else 0.0,
         ci_low=low,
         ci_high=high,
-        mean_return=3.2 * successes / max(1, episodes),
+        mean_return=sum(e.total_reward for e in scored) / len(scored) if scored else 0.0,
+        mean_steps_to_success=sum(steps) / len(steps) if steps else None,
         failures=failures,
-        scored_episodes=scored,
+        scored_episodes=len(scored),
     )
 
 
@@ -398,18 +407,15 @@ class Stack:
         await validator.status(job.job_id, JobState.RUNNING, 0, total)
         rng = np.random.default_rng(abs(hash((job.job_id, validator.hotkey))) % 2**32)
         index = 0
-        per_task: dict[str, TaskMetrics] = {}
-        all_failures: dict[FailureCause, int] = {}
+        played: list[Episode] = []
         for task in tasks:
-            wins = 0
-            failures: dict[FailureCause, int] = {}
             for task_episode, success in enumerate(outcomes[task]):
+                seed = episode_seed(job.seed, task, task_episode)
                 steps = 60 if success else 120
                 actions, rewards, succ, obs, _ = reach_episode(rng, success=success, steps=steps)
                 cause = None
                 if not success and task == "pick-place-v3" and task_episode == 1:
                     cause = FailureCause.AGENT_TIMEOUT
-                    failures[cause] = failures.get(cause, 0) + 1
                 actions_ref = media_refs = None
                 if media:
                     log = ActionLog(
@@ -417,7 +423,7 @@ class Stack:
                         task=task,
                         job_id=job.job_id,
                         episode_index=index,
-                        seed=index,
+                        seed=seed,
                         max_steps=job.benchmark.max_steps,
                         actions=actions,
                         rewards=rewards,
@@ -429,25 +435,26 @@ class Stack:
                     frame[:, :, 2] = 160
                     frame[20:28, 10 + index * 4 : 18 + index * 4, 0] = 255
                     media_refs = [self.media.put(f"{key}-frame.png", encode_png(frame))]
-                await validator.deliver(
-                    Episode(
-                        job_id=job.job_id,
-                        episode_index=index,
-                        task=task,
-                        task_episode=task_episode,
-                        success=success,
-                        total_reward=float(rewards.sum()),
-                        steps=steps,
-                        steps_to_success=int(np.argmax(succ)) + 1 if succ.any() else None,
-                        terminated=bool(success),
-                        truncated=not success,
-                        failure_cause=cause,
-                        failure_detail="no action within 0.5 s" if cause else None,
-                        actions_ref=actions_ref,
-                        media_refs=media_refs or [],
-                        duration_s=0.02 * steps,
-                    )
+                episode = Episode(
+                    job_id=job.job_id,
+                    episode_index=index,
+                    task=task,
+                    task_episode=task_episode,
+                    seed=seed,
+                    success=success,
+                    total_reward=float(rewards.sum()),
+                    steps=steps,
+                    steps_to_success=int(np.argmax(succ)) + 1 if succ.any() else None,
+                    terminated=bool(success),
+                    truncated=not success,
+                    failure_cause=cause,
+                    failure_detail="no action within 0.5 s" if cause else None,
+                    actions_ref=actions_ref,
+                    media_refs=media_refs or [],
+                    duration_s=0.02 * steps,
                 )
+                played.append(episode)
+                await validator.deliver(episode)
                 await validator.deliver(
                     EpisodeSteps(
                         job_id=job.job_id,
@@ -465,13 +472,9 @@ class Stack:
                         ],
                     )
                 )
-                wins += int(success)
                 index += 1
-            per_task[task] = task_metrics(wins, len(outcomes[task]), failures)
-            for cause, n in failures.items():
-                all_failures[cause] = all_failures.get(cause, 0) + n
-        successes = sum(m.successes for m in per_task.values())
-        overall = task_metrics(successes, total, all_failures)
+        per_task = {t: task_metrics([e for e in played if e.task == t]) for t in tasks}
+        overall = task_metrics(played)
         await validator.status(job.job_id, JobState.RUNNING, total, total)
         now = datetime.now(UTC)
         await validator.deliver(

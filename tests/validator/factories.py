@@ -58,6 +58,7 @@ def make_episode(job_id: str, index: int) -> Episode:
         episode_index=index,
         task="reach-v3",
         task_episode=index,
+        seed=index,
         success=index % 2 == 0,
         total_reward=1.5,
         steps=10,

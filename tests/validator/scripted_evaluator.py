@@ -32,7 +32,8 @@ async def main(url: str, delay_s: float) -> None:
     from kinitro.core.db import dsn
     from kinitro.core.runtime import local_runtime
     from kinitro.jobqueue import EVAL_JOB_ENTRYPOINT, JobQueue, QueueTimers, job_id_from_payload
-    from kinitro.protocol.common import EvalMetrics, JobState, TaskMetrics
+    from kinitro.protocol.common import EvalMetrics, JobState, TaskMetrics, wilson_interval
+    from kinitro.protocol.rounds import episode_seed
     from kinitro.protocol.validator_ws import Episode, EpisodeSteps, EvalResult, StepSample
 
     timers = QueueTimers.fast()
@@ -40,23 +41,28 @@ async def main(url: str, delay_s: float) -> None:
     conn = await asyncpg.connect(dsn(url))
     qm = QueueManager(Queries.from_asyncpg_connection(conn))
 
-    def metrics(tasks: list[str], per_task: int) -> EvalMetrics:
-        def one(n: int) -> TaskMetrics:
-            successes = (n + 1) // 2
+    def metrics(episodes: list[Episode], tasks: list[str]) -> EvalMetrics:
+        """What the episodes add up to (the backend cross-checks it)."""
+
+        def one(eps: list[Episode]) -> TaskMetrics:
+            wins = [e for e in eps if e.success]
+            low, high = wilson_interval(len(wins), len(eps))
+            steps = [e.steps_to_success for e in wins if e.steps_to_success is not None]
             return TaskMetrics(
-                episodes=n,
-                successes=successes,
-                success_rate=successes / n,
-                ci_low=0.0,
-                ci_high=1.0,
-                mean_return=1.0,
-                mean_steps_to_success=5.0,
+                episodes=len(eps),
+                successes=len(wins),
+                success_rate=len(wins) / len(eps) if eps else 0.0,
+                ci_low=low,
+                ci_high=high,
+                mean_return=sum(e.total_reward for e in eps) / len(eps) if eps else 0.0,
+                mean_steps_to_success=sum(steps) / len(steps) if steps else None,
                 failures={},
-                scored_episodes=n,
+                scored_episodes=len(eps),
             )
 
         return EvalMetrics(
-            per_task={t: one(per_task) for t in tasks}, overall=one(per_task * len(tasks))
+            per_task={t: one([e for e in episodes if e.task == t]) for t in tasks},
+            overall=one(episodes),
         )
 
     @qm.entrypoint(EVAL_JOB_ENTRYPOINT, concurrency_limit=4)
@@ -70,14 +76,17 @@ async def main(url: str, delay_s: float) -> None:
         total = spec.benchmark.total_episodes
         started = datetime.now(UTC)
         await jq.report_status(job_id, JobState.STARTING, episodes_done=0, episodes_total=total)
-        for index in range(total):
-            task = tasks[index % len(tasks)]
+        per_task = spec.benchmark.episodes_per_task
+        played: list[Episode] = []
+        for index in range(total):  # the evaluator's plan: task by task
+            task, task_episode = tasks[index // per_task], index % per_task
             episode = Episode(
                 id=_mid(job_id, attempt, "episode", index),
                 job_id=job_id,
                 episode_index=index,
                 task=task,
-                task_episode=index // len(tasks),
+                task_episode=task_episode,
+                seed=episode_seed(spec.seed, task, task_episode),
                 success=index % 2 == 0,
                 total_reward=float(index),
                 steps=10,
@@ -98,12 +107,12 @@ async def main(url: str, delay_s: float) -> None:
                     for s in range(0, 10, 5)
                 ],
             )
+            played.append(episode)
             await jq.append_outbox_many([episode, steps])
             await jq.report_status(
                 job_id, JobState.RUNNING, episodes_done=index + 1, episodes_total=total
             )
             await asyncio.sleep(delay_s)
-        per_task = spec.benchmark.episodes_per_task
         await jq.report_status(
             job_id, JobState.COMPLETED, episodes_done=total, episodes_total=total
         )
@@ -112,7 +121,7 @@ async def main(url: str, delay_s: float) -> None:
                 id=_mid(job_id, attempt, "result"),
                 job_id=job_id,
                 state=JobState.COMPLETED,
-                metrics=metrics(tasks, per_task),
+                metrics=metrics(played, tasks),
                 started_at=started,
                 finished_at=datetime.now(UTC),
                 evaluator_version="scripted",

@@ -37,6 +37,7 @@ CompetitionIdQuery = Annotated[
 JobIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=_IDENTIFIER)]
 JobIdQuery = Annotated[str | None, Query(min_length=1, max_length=128, pattern=_IDENTIFIER)]
 HotkeyQuery = Annotated[str | None, Query(pattern=_HOTKEY, description="SS58 address")]
+HotkeyPath = Annotated[str, Path(pattern=_HOTKEY, description="SS58 address")]
 TaskQuery = Annotated[str | None, Query(min_length=1, max_length=96, pattern=_TASK)]
 
 

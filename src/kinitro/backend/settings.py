@@ -74,6 +74,15 @@ class Settings(KinitroSettings):
     round_duration_s: int = 86_400
     seed_secret: SecretStr = SecretStr("devnet")
 
+    # --- cross-checks and standing
+    result_grace_s: float = Field(default=300.0, gt=0)
+    """How long a result that came before all its episodes is held (retryable nack)
+    before it is refused as missing episodes."""
+    strike_threshold: int = Field(default=3, ge=1)
+    """Strikes (refused reports, failed audits) that suspend a validator."""
+    suspension_rounds: float = Field(default=2.0, gt=0)
+    """Length of a suspension, in round lengths (``round_duration_s``)."""
+
     # --- scoring and weights
     scoring_interval_s: float = 15.0
     disagreement_band: float = 0.2

@@ -12,6 +12,7 @@ from kinitro.backend.db import (
     repo_validators,
 )
 from kinitro.backend.quorum import annotate_board
+from kinitro.backend.standing import with_standing
 from kinitro.backend.stats import collect_stats
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ async def build_snapshot(state: BackendState, sub: Subscribe) -> dict[str, Any]:
             limit=50,
         )
         jobs = await repo_jobs.live_jobs(conn)
-        validators = await repo_validators.list_validators(conn)
+        validators = await with_standing(conn, await repo_validators.list_validators(conn))
         weights = await repo_scoring.latest_weights(conn)
         stats = await collect_stats(conn)
     if "competition_id" in f:

@@ -47,6 +47,7 @@ from kinitro.backend.db import (
     repo_validators,
 )
 from kinitro.backend.score_engine import set_weights_payload
+from kinitro.backend.vetting import Verdict, vet
 from kinitro.protocol.common import ErrorCode, JobState
 from kinitro.protocol.errors import ProtocolError
 from kinitro.protocol.validator_ws import (
@@ -68,6 +69,7 @@ from kinitro.protocol.validator_ws import (
 )
 
 if TYPE_CHECKING:
+    from kinitro.backend.settings import Settings
     from kinitro.backend.state import BackendState
 
 log = logging.getLogger(__name__)
@@ -549,9 +551,7 @@ class ValidatorSession:
         try:
             async with self.state.ingest_slots, self.state.engine.begin() as conn:
                 outcomes = [
-                    "refused_runtime"
-                    if m.id in refused
-                    else await ingest(conn, self.hotkey, m, s.lease_s, s.max_attempts)
+                    "refused_runtime" if m.id in refused else await ingest(conn, self.hotkey, m, s)
                     for m in batch
                 ]
         except (SQLAlchemyError, OSError) as exc:
@@ -564,6 +564,10 @@ class ValidatorSession:
             return
         self.state.metrics.ingest_seconds.observe(time.perf_counter() - started)
         for message, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Verdict):  # not stored: a check or the standing refused it
+                self.state.metrics.ws_messages.labels(message.type, outcome.outcome).inc()
+                await self.send(outcome.ack)
+                continue
             self.state.metrics.ws_messages.labels(message.type, outcome).inc()
             if outcome in ("stored", "duplicate"):
                 await self.send(Ack.of(message))
@@ -582,14 +586,6 @@ class ValidatorSession:
                         f"{refused[message.id]}",
                     )
                 )
-            else:
-                await self.send(
-                    Ack.reject(
-                        message.id,
-                        ErrorCode.NOT_PERMITTED,
-                        f"job {message.job_id} is not assigned to this validator",
-                    )
-                )
 
 
 # ---------------------------------------------------------------- ingestion
@@ -599,16 +595,20 @@ async def ingest(
     conn: Any,
     hotkey: str,
     message: JobStatus | EvalResult | Episode | EpisodeSteps,
-    lease_s: float,
-    max_attempts: int = 3,
-) -> str:
-    """Store one validator message: 'stored', 'duplicate', 'unknown_job' or 'not_assigned'."""
+    settings: Settings,
+) -> str | Verdict:
+    """Store one validator message: 'stored', 'duplicate', 'unknown_job', or the
+    :class:`~.vetting.Verdict` of a report that may not be stored (not assigned, suspended,
+    failed a cross-check, result held for its episodes)."""
+    lease_s, max_attempts = settings.lease_s, settings.max_attempts
     job = await repo_jobs.get_job(conn, message.job_id)
     if job is None:
         return "unknown_job"
     assignment = await repo_jobs.assignment_for(conn, message.job_id, hotkey)
-    if assignment is None:
-        return "not_assigned"
+    verdict = await vet(conn, settings, hotkey, job, assignment, message)
+    if verdict is not None:
+        return verdict
+    assert assignment is not None
     context = {
         "job_id": message.job_id,
         "validator_hotkey": hotkey,
@@ -702,8 +702,10 @@ async def ingest(
                     success_rate=overall.success_rate if overall else None,
                     job_state=settled,
                 )
+        case Episode() if await repo_ingest.has_result(conn, message.job_id, hotkey):
+            new = False  # the job's report is settled: its episodes are frozen
         case Episode():
-            new = await repo_ingest.add_episode(
+            new = await repo_ingest.put_episode(
                 conn,
                 dict(
                     job_id=message.job_id,
@@ -711,6 +713,7 @@ async def ingest(
                     episode_index=message.episode_index,
                     task=message.task,
                     task_episode=message.task_episode,
+                    seed=message.seed,
                     success=message.success,
                     total_reward=message.total_reward,
                     steps=message.steps,

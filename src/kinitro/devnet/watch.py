@@ -46,6 +46,7 @@ class View:
     leaderboard: dict[str, list[rt.LeaderboardEntry]] = field(default_factory=dict)
     weights: dict[int, float] = field(default_factory=dict)
     validators: dict[str, bool] = field(default_factory=dict)
+    standing: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: deque[str] = field(default_factory=lambda: deque(maxlen=10))
     stats: dict[str, Any] = field(default_factory=dict)
     events: int = 0
@@ -115,6 +116,7 @@ class View:
         for validator in data.get("validators", []) or []:
             if isinstance(validator, dict) and "hotkey" in validator:
                 self.validators[str(validator["hotkey"])] = bool(validator.get("connected"))
+                self.standing[str(validator["hotkey"])] = validator
         boards = data.get("leaderboards")
         if isinstance(boards, dict):
             for competition, rows in boards.items():
@@ -122,6 +124,14 @@ class View:
         weights = data.get("weights") or data.get("latest_weights")
         if isinstance(weights, dict) and isinstance(weights.get("weights"), dict):
             self.weights = {int(k): float(v) for k, v in weights["weights"].items()}
+
+    def _standing_table(self) -> Table:
+        table = Table(title="Validator standing (at connect)", expand=True)
+        for col in ("validator", "state", "strikes", "audits passed", "disagreement"):
+            table.add_column(col)
+        for hotkey, v in sorted(self.standing.items()):
+            table.add_row(*_standing_row(hotkey, v, self.validators.get(hotkey, False)))
+        return table
 
     def render(self) -> Group:
         head = Table.grid(padding=(0, 2))
@@ -179,6 +189,8 @@ class View:
                     "★" if entry.is_leader else "",
                 )
             parts.append(board)
+        if self.standing:
+            parts.append(self._standing_table())
         if self.weights:
             weights = Table(title="Latest weights")
             weights.add_column("uid")
@@ -188,6 +200,19 @@ class View:
             parts.append(weights)
         parts.extend(f"[dim]{line}[/dim]" for line in self.log)
         return Group(*parts)
+
+
+def _standing_row(hotkey: str, v: dict[str, Any], connected: bool) -> list[str]:
+    rate, disagreement = v.get("audit_pass_rate"), v.get("disagreement")
+    audited = int(v.get("audits_passed") or 0) + int(v.get("audits_failed") or 0)
+    state = "suspended" if v.get("suspended") else ("up" if connected else "down")
+    return [
+        hotkey[:10],
+        state,
+        str(v.get("strikes", 0)),
+        "-" if rate is None else f"{rate:.0%} of {audited}",
+        "-" if disagreement is None else f"{disagreement:.0%}",
+    ]
 
 
 def _entries(rows: Any) -> list[rt.LeaderboardEntry]:

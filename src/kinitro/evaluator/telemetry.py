@@ -57,6 +57,7 @@ def episode_messages(
             episode_index=result.index,
             task=result.task,
             task_episode=result.task_episode,
+            seed=result.seed,
             success=result.success,
             total_reward=result.total_reward,
             steps=result.steps,

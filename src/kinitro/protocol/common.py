@@ -36,9 +36,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """Version of the WebSocket protocols; bumped on any incompatible wire change.
-2: ``auth_response.runtime`` (required unless lite) and ``eval_result.runtime``."""
+2: ``auth_response.runtime`` (required unless lite) and ``eval_result.runtime``.
+3: ``episode.seed`` (required): the simulator seed the episode ran, cross-checked by the
+backend against the seed derived for that validator."""
 
 
 class WireModel(BaseModel):
@@ -187,6 +189,30 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     """Temporarily unable to process (shutting down, database down): retry later."""
     INTERNAL_ERROR = "internal_error"
+    CROSS_CHECK_FAILED = "cross_check_failed"
+    """A validator's episode or result does not match its job (``detail`` starts with the
+    :class:`StrikeReason`); refused for good and counted against the validator."""
+
+
+class StrikeReason(StrEnum):
+    """Why a validator was struck: its report did not match its job, or an audit of it
+    failed. One vocabulary from the backend database to the dashboard."""
+
+    NOT_ASSIGNED = "not_assigned"
+    """Reported on a job that was never assigned to it."""
+    WRONG_EPISODE = "wrong_episode"
+    """An episode index, task or task episode outside the job's plan."""
+    SEED_MISMATCH = "seed_mismatch"
+    """An episode's seed is not the one derived for this validator."""
+    STEP_BUDGET_EXCEEDED = "step_budget_exceeded"
+    """More steps than the benchmark's ``max_steps``, or an inconsistent step count."""
+    MISSING_EPISODES = "missing_episodes"
+    """The result came without a summary of every episode the job specifies."""
+    METRICS_MISMATCH = "metrics_mismatch"
+    """The result's metrics are not what its episode summaries add up to."""
+    AUDIT_MISMATCH = "audit_mismatch"
+    """Re-simulating a logged episode after the reveal gave another outcome (or its
+    action log is missing, unreadable or not that episode's)."""
 
 
 # ------------------------------------------------------------- constrained types

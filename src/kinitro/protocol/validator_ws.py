@@ -292,7 +292,10 @@ class Episode(IdentifiedMessage):
     Natural key: ``(job_id, validator_hotkey, episode_index)``. ``episode_index`` is
     global within the job; ``task_episode`` is the index within ``task``.
     ``actions_ref`` is the media-store key of the compact action log; ``media_refs``
-    are media-store keys of videos/images.
+    are media-store keys of videos/images. ``seed`` is the simulator seed the episode was
+    reset with (``kinitro.protocol.rounds.episode_seed`` of the job's seed, ``task`` and
+    ``task_episode``): the backend refuses an episode whose seed is not the one derived
+    for this validator, and never publishes it before the round is revealed.
     """
 
     type: Literal["episode"] = "episode"
@@ -300,6 +303,7 @@ class Episode(IdentifiedMessage):
     episode_index: NonNegInt
     task: TaskName
     task_episode: NonNegInt
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)]
     success: bool
     total_reward: float
     steps: NonNegInt

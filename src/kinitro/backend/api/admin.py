@@ -22,6 +22,7 @@ from kinitro.backend.db import (
     repo_competitions,
     repo_jobs,
     repo_scoring,
+    repo_standing,
     repo_submissions,
 )
 from kinitro.backend.db.common import utcnow
@@ -30,6 +31,7 @@ from kinitro.backend.deps import (
     CompetitionIdPath,
     CompetitionIdQuery,
     ConnDep,
+    HotkeyPath,
     JobIdPath,
     RowIdPath,
     StateDep,
@@ -114,6 +116,15 @@ async def deactivate(
     competition_id: CompetitionIdPath, conn: ConnDep, who: AdminDep, state: StateDep
 ) -> dict[str, Any]:
     return await _set_active(conn, state, competition_id, False)
+
+
+@router.post("/validators/{hotkey}/reinstate", responses=NOT_FOUND)
+async def reinstate_validator(hotkey: HotkeyPath, conn: ConnDep, who: AdminDep) -> dict[str, Any]:
+    """End a validator's suspension now; its strikes count afresh from now."""
+    row = await repo_standing.reinstate(conn, hotkey)
+    if row is None:
+        raise NotFoundError(f"no validator {hotkey!r}")
+    return row
 
 
 @router.get("/api-keys", response_model=list[ApiKeyOut])

@@ -6,13 +6,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from kinitro.backend import quorum
+from kinitro.backend import quorum, standing
 from kinitro.backend.api.schemas import Competition, Job, Page, Row, Submission, error_responses
 from kinitro.backend.db import (
     repo_competitions,
     repo_ingest,
     repo_jobs,
     repo_scoring,
+    repo_standing,
     repo_submissions,
     repo_validators,
 )
@@ -256,8 +257,23 @@ async def list_validators(
     connected: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500, description="At most this many")] = 500,
 ) -> list[dict[str, Any]]:
-    """Validators seen by this backend (a list, not paginated: there are few)."""
-    return (await repo_validators.list_validators(conn, connected=connected))[:limit]
+    """Validators seen by this backend (a list, not paginated: there are few), with their
+    standing: ``strikes`` (all), ``counting_strikes`` (towards a suspension),
+    ``suspended_until``, ``disagreement`` (mean distance of its success rates from their
+    job's median) and audit figures."""
+    found = (await repo_validators.list_validators(conn, connected=connected))[:limit]
+    return await standing.with_standing(conn, found)
+
+
+@router.get("/validators/strikes", response_model=Page[Row])
+async def validator_strikes(
+    conn: ConnDep, p: PageDep, validator_hotkey: HotkeyQuery = None
+) -> dict[str, Any]:
+    """Strikes, newest first: the job, the ``reason`` (StrikeReason) and its detail."""
+    items, total = await repo_standing.list_strikes(
+        conn, hotkey=validator_hotkey, limit=p.limit, offset=p.offset
+    )
+    return _page(items, total, p)
 
 
 @router.get("/stats")

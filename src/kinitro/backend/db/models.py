@@ -167,11 +167,15 @@ class JobAssignment(Base):
     message_id: Mapped[str] = mapped_column(unique=True)
     attempt: Mapped[int] = mapped_column(Integer, server_default="1")
     # assigned | acked | running | completed | failed | expired | refused | cancelled
+    # | rejected (its report failed a cross-check or an audit: never counted, never
+    # re-offered) | revoked (its validator was suspended before it finished)
     state: Mapped[str] = mapped_column(server_default="assigned")
     lease_expires_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     acked_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # when a completed result first arrived before all its episodes (held, see crosscheck)
+    result_held_since: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
 
 
@@ -230,6 +234,9 @@ class Episode(Base):
     episode_index: Mapped[int] = mapped_column(Integer)
     task: Mapped[str]
     task_episode: Mapped[int] = mapped_column(Integer)
+    # simulator seed (cross-checked on ingest; never public before the round's reveal);
+    # NULL for episodes stored before protocol 3
+    seed: Mapped[int | None]
     success: Mapped[bool]
     total_reward: Mapped[float] = mapped_column(Float)
     steps: Mapped[int] = mapped_column(Integer)
@@ -283,6 +290,28 @@ class Validator(Base):
     jobs_in_flight: Mapped[int | None] = mapped_column(Integer)
     connected_at: Mapped[datetime | None]
     last_seen_at: Mapped[datetime | None]
+    # standing: strikes count from standing_since; over the threshold the validator is
+    # left out of assignments and quorums until suspended_until (or an admin reinstates)
+    standing_since: Mapped[datetime | None]
+    suspended_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
+
+
+class ValidatorStrike(Base):
+    """A report of a validator refused by a cross-check, or an audit it failed. At most one
+    per (validator, job): a job is refused once. ``reason``: protocol ``StrikeReason``."""
+
+    __tablename__ = "validator_strikes"
+    __table_args__ = (
+        UniqueConstraint("validator_hotkey", "job_id"),
+        Index("ix_validator_strikes_validator_created", "validator_hotkey", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    validator_hotkey: Mapped[str]
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    reason: Mapped[str]
+    detail: Mapped[str]
     created_at: Mapped[datetime] = _now()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, select
+from sqlalchemy import Text, bindparam, cast, select, tuple_
 from sqlalchemy.dialects.postgresql import JSON, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,6 +20,8 @@ RES = table(Result)
 E = table(Episode)
 ST = table(EpisodeStepBatch)
 J = table(Job)
+# an episode as the public sees it: no seed (anyone derives it after the round's reveal)
+PUBLIC_EPISODE = [c for c in E.c if c.name != "seed"]
 
 
 async def _insert_new(
@@ -41,8 +43,46 @@ async def add_result(conn: AsyncConnection, values: dict[str, Any]) -> bool:
     return await _insert_new(conn, RES, [RES.c.job_id, RES.c.validator_hotkey], values)
 
 
-async def add_episode(conn: AsyncConnection, values: dict[str, Any]) -> bool:
-    return await _insert_new(conn, E, [E.c.job_id, E.c.validator_hotkey, E.c.episode_index], values)
+_EPISODE_CONTENT = ("seed", "success", "total_reward", "steps", "failure_cause", "actions_ref")
+
+
+async def put_episode(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    """Insert an episode summary, or replace the stored one when its content differs (a
+    re-run of the job before its result was accepted: the caller checks). False for an
+    identical duplicate."""
+    stmt = insert(E).values(**values)
+    stored = tuple_(*(E.c[name] for name in _EPISODE_CONTENT))
+    sent = tuple_(*(stmt.excluded[name] for name in _EPISODE_CONTENT))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[E.c.job_id, E.c.validator_hotkey, E.c.episode_index],
+        set_={k: stmt.excluded[k] for k in values if k not in ("job_id", "validator_hotkey")},
+        where=stored.is_distinct_from(sent),
+    )
+    return (await conn.execute(stmt.returning(E.c.id))).scalar() is not None
+
+
+async def has_result(conn: AsyncConnection, job_id: str, hotkey: str) -> bool:
+    stmt = select(RES.c.id).where(RES.c.job_id == job_id, RES.c.validator_hotkey == hotkey)
+    return (await conn.execute(stmt)).scalar() is not None
+
+
+async def episode_summaries(
+    conn: AsyncConnection, job_id: str, hotkey: str
+) -> list[dict[str, Any]]:
+    """What a validator reported of each episode of a job, by index (cross-checks)."""
+    stmt = (
+        select(
+            E.c.episode_index,
+            E.c.task,
+            E.c.success,
+            E.c.total_reward,
+            E.c.steps_to_success,
+            E.c.failure_cause,
+        )
+        .where(E.c.job_id == job_id, E.c.validator_hotkey == hotkey)
+        .order_by(E.c.episode_index)
+    )
+    return rows(await conn.execute(stmt))
 
 
 async def add_steps(conn: AsyncConnection, values: dict[str, Any], samples_json: str) -> bool:
@@ -97,7 +137,7 @@ async def list_episodes(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    q = select(E, J.c.submission_id, J.c.competition_id).join(J, J.c.id == E.c.job_id)
+    q = select(*PUBLIC_EPISODE, J.c.submission_id, J.c.competition_id).join(J, J.c.id == E.c.job_id)
     if job_id is not None:
         q = q.where(E.c.job_id == job_id)
     if submission_id is not None:
@@ -118,7 +158,7 @@ async def list_episodes(
 
 
 async def get_episode(conn: AsyncConnection, episode_id: int) -> dict[str, Any] | None:
-    q = select(E, J.c.submission_id, J.c.competition_id).join(J, J.c.id == E.c.job_id)
+    q = select(*PUBLIC_EPISODE, J.c.submission_id, J.c.competition_id).join(J, J.c.id == E.c.job_id)
     row = (await conn.execute(q.where(E.c.id == episode_id))).mappings().first()
     return dict(row) if row else None
 

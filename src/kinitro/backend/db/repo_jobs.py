@@ -22,6 +22,7 @@ from kinitro.backend.db.models import (
     Submission,
     Validator,
 )
+from kinitro.backend.db.repo_validators import in_good_standing
 
 J = table(Job)
 A = table(JobAssignment)
@@ -148,6 +149,11 @@ async def get_job(conn: AsyncConnection, job_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+async def seed_of(conn: AsyncConnection, job_id: str) -> int:
+    """The job's seed (the round's): never public before the reveal, used for checks."""
+    return int((await conn.execute(select(J.c.seed).where(J.c.id == job_id))).scalar() or 0)
+
+
 async def list_jobs(
     conn: AsyncConnection,
     *,
@@ -215,10 +221,12 @@ async def expire_leases(conn: AsyncConnection, now: datetime) -> list[dict[str, 
 
 
 async def jobs_short_of_validators(conn: AsyncConnection, limit: int = 200) -> list[dict[str, Any]]:
-    """Live jobs whose active + done assignments are fewer than their replication."""
+    """Live jobs whose active + done assignments are fewer than their replication
+    (assignments of suspended validators do not count: their jobs go to others)."""
     counted = (
         select(A.c.job_id, func.count().label("n"))
-        .where(A.c.state.in_(ACTIVE + DONE))
+        .join(V, V.c.hotkey == A.c.validator_hotkey)
+        .where(A.c.state.in_(ACTIVE + DONE), in_good_standing())
         .group_by(A.c.job_id)
         .subquery()
     )
@@ -370,7 +378,10 @@ async def settle_job(conn: AsyncConnection, job_id: str) -> str | None:
     job = (await conn.execute(select(J.c.state, J.c.replication).where(J.c.id == job_id))).first()
     if job is None or job.state not in LIVE_JOB:
         return None
-    done = await conn.scalar(select(func.count()).select_from(RES).where(RES.c.job_id == job_id))
+    standing = RES.join(V, V.c.hotkey == RES.c.validator_hotkey)
+    done = await conn.scalar(
+        select(func.count()).select_from(standing).where(RES.c.job_id == job_id, in_good_standing())
+    )
     if int(done or 0) < job.replication:
         return None
     completed = await conn.scalar(
@@ -413,6 +424,40 @@ async def settle_submission(conn: AsyncConnection, submission_id: int) -> bool:
         .returning(S.c.id)
     )
     return result.scalar() is not None
+
+
+async def hold_result(conn: AsyncConnection, job_id: str, hotkey: str) -> datetime:
+    """When the validator's completed result first came before all its episodes."""
+    now = utcnow()
+    stmt = (
+        update(A)
+        .where(A.c.job_id == job_id, A.c.validator_hotkey == hotkey)
+        .values(result_held_since=func.coalesce(A.c.result_held_since, now))
+        .returning(A.c.result_held_since)
+    )
+    held = (await conn.execute(stmt)).scalar()
+    return held if isinstance(held, datetime) else now
+
+
+async def reject_assignment(conn: AsyncConnection, job_id: str, hotkey: str) -> None:
+    """The validator's report failed a check: its assignment no longer counts and is never
+    re-offered, so the scheduler gives the job to another validator."""
+    await conn.execute(
+        update(A)
+        .where(A.c.job_id == job_id, A.c.validator_hotkey == hotkey)
+        .values(state="rejected", finished_at=utcnow())
+    )
+
+
+async def revoke_assignments(conn: AsyncConnection, hotkey: str) -> list[str]:
+    """A suspended validator's unfinished assignments: freed for other validators."""
+    stmt = (
+        update(A)
+        .where(A.c.validator_hotkey == hotkey, A.c.state.in_(ACTIVE))
+        .values(state="revoked", finished_at=utcnow())
+        .returning(A.c.job_id)
+    )
+    return [str(j) for j in (await conn.execute(stmt)).scalars()]
 
 
 async def refuse_assignment(conn: AsyncConnection, message_id: str, hotkey: str) -> str | None:

@@ -15,9 +15,11 @@ from kinitro.backend.db.models import (
     Result,
     Score,
     Submission,
+    Validator,
     ValidatorMessage,
     WeightSet,
 )
+from kinitro.backend.db.repo_validators import in_good_standing
 
 SC = table(Score)
 L = table(LeaderDecision)
@@ -26,11 +28,12 @@ O = table(ValidatorMessage)  # noqa: E741
 J = table(Job)
 RES = table(Result)
 S = table(Submission)
+V = table(Validator)
 
 
 async def results_for_scoring(conn: AsyncConnection, competition_id: str) -> list[dict[str, Any]]:
     """Per job of scorable submissions: completed results (job_id, validator, counts,
-    evaluator runtime)."""
+    evaluator runtime) of validators in good standing (a suspended one's are left out)."""
     stmt = (
         select(
             J.c.submission_id,
@@ -42,7 +45,9 @@ async def results_for_scoring(conn: AsyncConnection, competition_id: str) -> lis
             RES.c.runtime_key,
         )
         .join(RES, RES.c.job_id == J.c.id)
+        .join(V, V.c.hotkey == RES.c.validator_hotkey)
         .where(
+            in_good_standing(),
             J.c.competition_id == competition_id,
             J.c.state != "cancelled",
             RES.c.state == "completed",

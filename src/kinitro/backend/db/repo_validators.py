@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -86,9 +86,17 @@ async def disconnect_replica(conn: AsyncConnection, replica_id: str) -> list[str
 
 
 async def evaluators(conn: AsyncConnection) -> list[str]:
-    """Connected, non-lite validators, least recently assigned first is left to the caller."""
-    stmt = select(V.c.hotkey).where(V.c.connected.is_(True), V.c.lite.is_(False))
+    """Connected, non-lite validators in good standing (not suspended); ordering by load is
+    left to the caller."""
+    stmt = select(V.c.hotkey).where(
+        V.c.connected.is_(True), V.c.lite.is_(False), in_good_standing()
+    )
     return list((await conn.execute(stmt.order_by(V.c.hotkey))).scalars())
+
+
+def in_good_standing() -> Any:
+    """SQL condition: the validator (``validators`` row) is not suspended now."""
+    return or_(V.c.suspended_until.is_(None), V.c.suspended_until <= func.now())
 
 
 async def list_validators(

@@ -382,6 +382,13 @@ export interface ValidatorView {
   jobsInFlight?: number;
   queueDepth?: number;
   version?: string;
+  /** Standing: strikes, suspension, audits and disagreement with the quorum median. */
+  strikes?: number;
+  suspendedUntil?: string;
+  auditsPassed?: number;
+  auditsFailed?: number;
+  auditPassRate?: number;
+  disagreement?: number;
   /** Episodes this dashboard has seen completed by the validator (live throughput). */
   recentEpisodes: number[];
 }
@@ -397,6 +404,12 @@ export function toValidator(raw: Json): ValidatorView {
     jobsInFlight: num(pick(raw, "jobs_in_flight")),
     queueDepth: num(pick(raw, "queue_depth")),
     version: str(pick(raw, "version", "validator_version")),
+    strikes: num(pick(raw, "strikes")),
+    suspendedUntil: bool(pick(raw, "suspended")) ? str(pick(raw, "suspended_until")) : undefined,
+    auditsPassed: num(pick(raw, "audits_passed")),
+    auditsFailed: num(pick(raw, "audits_failed")),
+    auditPassRate: num(pick(raw, "audit_pass_rate")),
+    disagreement: num(pick(raw, "disagreement")),
     recentEpisodes: [],
   };
 }

@@ -4,7 +4,7 @@ import { useEffect } from "preact/hooks";
 import { useResource } from "../api";
 import { LineChart } from "../chart";
 import { Async, Badge, Empty, HotkeyText, TimeAgo, useNow } from "../components";
-import { DASH, dateTime, int, shortId } from "../format";
+import { DASH, dateTime, int, pct, shortId } from "../format";
 import { type WeightsView, items, toWeights } from "../model";
 import { mergeValidators, throughputPerMinute, useStore } from "../store";
 
@@ -52,6 +52,15 @@ export function ValidatorsPage() {
                   <th scope="col" class="num">
                     Episodes / min (live)
                   </th>
+                  <th scope="col" class="num" title="Refused reports and failed audits">
+                    Strikes
+                  </th>
+                  <th scope="col" class="num" title="Audited episodes whose replay matched">
+                    Audits passed
+                  </th>
+                  <th scope="col" class="num" title="Mean distance of its success rates from the quorum median">
+                    Disagreement
+                  </th>
                   <th scope="col">Version</th>
                 </tr>
               </thead>
@@ -63,7 +72,12 @@ export function ValidatorsPage() {
                     </td>
                     <td class="num">{v.uid ?? DASH}</td>
                     <td>
-                      <Badge state={v.connected ? "connected" : "disconnected"} />
+                      <span class="badges">
+                        <Badge state={v.connected ? "connected" : "disconnected"} />
+                        {v.suspendedUntil && (
+                          <Badge state="failed" label="suspended" title={`Left out of quorums until ${dateTime(v.suspendedUntil)}`} />
+                        )}
+                      </span>
                     </td>
                     <td>
                       <TimeAgo at={v.lastSeenAt} now={now} />
@@ -73,6 +87,11 @@ export function ValidatorsPage() {
                     <td class="num" title="Episodes completed in the last 10 minutes, seen live by this page">
                       {throughputPerMinute(v, now).toFixed(1)}
                     </td>
+                    <td class="num" data-testid="strikes">{int(v.strikes)}</td>
+                    <td class="num">
+                      {v.auditPassRate === undefined ? DASH : `${pct(v.auditPassRate)} of ${int((v.auditsPassed ?? 0) + (v.auditsFailed ?? 0))}`}
+                    </td>
+                    <td class="num">{v.disagreement === undefined ? DASH : pct(v.disagreement)}</td>
                     <td>{v.version ?? DASH}</td>
                   </tr>
                 ))}

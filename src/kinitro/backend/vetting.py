@@ -1,0 +1,127 @@
+"""Vetting a validator's report before ingest stores it: who may report, and the
+cross-checks (:mod:`.crosscheck`) with their consequences (:mod:`.standing`).
+
+:func:`vet` runs inside the ingest transaction for every ``job_status``, ``episode`` and
+``eval_result`` of a known job and answers ``None`` (store it) or a :class:`Verdict`: the
+negative ack to send and the outcome to count. The checks are per message and batched
+per result (one query for a result's episode summaries), never per step sample:
+``episode_steps`` are only checked for who sends them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kinitro.backend import crosscheck, standing
+from kinitro.backend.db import repo_ingest, repo_jobs, repo_standing
+from kinitro.backend.db.common import utcnow
+from kinitro.protocol.common import BenchmarkSpec, ErrorCode, JobState, StrikeReason
+from kinitro.protocol.validator_ws import Ack, Episode, EpisodeSteps, EvalResult, JobStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from kinitro.backend.settings import Settings
+
+Report = JobStatus | EvalResult | Episode | EpisodeSteps
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Not stored: ``ack`` (negative) answers the message, ``outcome`` labels the metric."""
+
+    outcome: str
+    ack: Ack
+
+
+async def job_seed(conn: AsyncConnection, job: dict[str, Any], hotkey: str) -> int:
+    """The job seed ``hotkey`` was sent (``EvalJob.seed``): every episode seed of its run
+    derives from it (:func:`kinitro.protocol.rounds.episode_seed`). Today the round's seed,
+    the same for every validator; with sealed rounds the validator's own seed."""
+    return await repo_jobs.seed_of(conn, job["id"])
+
+
+async def _refuse(
+    conn: AsyncConnection,
+    settings: Settings,
+    hotkey: str,
+    message: Report,
+    refusal: crosscheck.Refusal,
+) -> Verdict:
+    await standing.strike(conn, settings, hotkey, message.job_id, refusal)
+    return Verdict(
+        "refused_check",
+        Ack.reject(message.id, ErrorCode.CROSS_CHECK_FAILED, refusal.message()),
+    )
+
+
+async def vet(
+    conn: AsyncConnection,
+    settings: Settings,
+    hotkey: str,
+    job: dict[str, Any],
+    assignment: dict[str, Any] | None,
+    message: Report,
+) -> Verdict | None:
+    """None when ``message`` may be stored, else why not (see the module docstring)."""
+    if assignment is None:
+        stray = crosscheck.Refusal(
+            StrikeReason.NOT_ASSIGNED, f"job {message.job_id} was never assigned to you"
+        )
+        verdict = await _refuse(conn, settings, hotkey, message, stray)
+        return Verdict("not_assigned", verdict.ack)
+    if assignment["state"] == "rejected":
+        strike = await repo_standing.strike_of(conn, hotkey, message.job_id)
+        why = f"{strike['reason']}: {strike['detail']}" if strike else "refused"
+        return Verdict(
+            "refused_check",
+            Ack.reject(
+                message.id,
+                ErrorCode.CROSS_CHECK_FAILED,
+                f"your report on job {message.job_id} was refused ({why})"[:4000],
+            ),
+        )
+    until = await repo_standing.suspended_until(conn, hotkey)
+    if until is not None:
+        return Verdict(
+            "suspended",
+            Ack.reject(
+                message.id,
+                ErrorCode.NOT_PERMITTED,
+                f"this validator is suspended until {until.isoformat()} (strikes); "
+                "its reports are not accepted",
+            ),
+        )
+    if isinstance(message, JobStatus | EpisodeSteps):
+        return None
+    if await repo_ingest.has_result(conn, message.job_id, hotkey):
+        return None  # the report is settled: a resend is a duplicate, acked as such
+    spec = BenchmarkSpec.model_validate(job["benchmark"])
+    refusal: crosscheck.Refusal | None
+    if isinstance(message, Episode):
+        refusal = crosscheck.check_episode(spec, await job_seed(conn, job, hotkey), message)
+        return await _refuse(conn, settings, hotkey, message, refusal) if refusal else None
+    if message.state is not JobState.COMPLETED or message.metrics is None:
+        return None
+    episodes = [
+        crosscheck.EpisodeSummary.of(row)
+        for row in await repo_ingest.episode_summaries(conn, message.job_id, hotkey)
+    ]
+    gaps = crosscheck.missing(spec, episodes)
+    if gaps:
+        first = await repo_jobs.hold_result(conn, message.job_id, hotkey)
+        refusal = crosscheck.hold_or_refuse(spec, gaps, first, utcnow(), settings.result_grace_s)
+        if refusal is None:
+            return Verdict(
+                "held",
+                Ack.reject(
+                    message.id,
+                    ErrorCode.UNAVAILABLE,
+                    f"result of job {message.job_id} waits for {len(gaps)} episode(s) "
+                    f"(first {gaps[0]}); resend later",
+                ),
+            )
+    else:
+        refusal = crosscheck.check_result(spec, message.metrics, episodes)
+    return await _refuse(conn, settings, hotkey, message, refusal) if refusal else None
