@@ -106,6 +106,7 @@ def backend_net(database_url: str | None, **env_overrides: str) -> Iterator[Benc
                 "KINITRO_BACKEND_CHAIN_SCAN_INTERVAL_S": "0.5",
                 "KINITRO_BACKEND_SCHEDULER_INTERVAL_S": "0.5",
                 "KINITRO_BACKEND_REPLICATION": "1",
+                "KINITRO_BACKEND_MIN_VALIDATORS": "1",
                 **env_overrides,
             }
             log = (work / "backend.log").open("wb")

@@ -170,6 +170,7 @@ class Network:
                 "KINITRO_BACKEND_REGISTRY_DIR": str(self.root / "registry"),
                 "KINITRO_BACKEND_MIN_VALIDATOR_STAKE": "100",
                 "KINITRO_BACKEND_REPLICATION": "1",
+                "KINITRO_BACKEND_MIN_VALIDATORS": "1",
                 "KINITRO_BACKEND_SCHEDULER_INTERVAL_S": "0.2",
                 "KINITRO_BACKEND_CHAIN_SCAN_INTERVAL_S": "0.3",
                 "KINITRO_BACKEND_METAGRAPH_TTL_S": "0.5",
