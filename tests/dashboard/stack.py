@@ -32,8 +32,10 @@ from kinitro.chain.local.client import LocalChain
 from kinitro.core.processes import ProcessExited, stop_process, wait_http_ok
 from kinitro.core.runtime import local_runtime
 from kinitro.evaluator.episode_logger import ActionLog, encode_action_log, encode_png
+from kinitro.protocol.baselines import Baselines, BaselineScore, baseline_fingerprint
 from kinitro.protocol.commitment import encode_commitment
 from kinitro.protocol.common import (
+    BenchmarkSpec,
     EvalMetrics,
     FailureCause,
     JobState,
@@ -266,6 +268,34 @@ def reach_episode(
     )
 
 
+def reference_baselines(benchmarks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Baselines as ``kinitro evaluator baselines`` would upload them (figures made up)."""
+    specs = [BenchmarkSpec.model_validate(b) for b in benchmarks]
+    agents = {}
+    for agent, successes in (("zero", 0), ("random", 1), ("expert", 9)):
+        low, high = wilson_interval(successes, 30)
+        agents[agent] = BaselineScore(
+            episodes=30,
+            scored_episodes=30,
+            successes=successes,
+            success_rate=successes / 30,
+            ci_low=low,
+            ci_high=high,
+            mean_return=1.0,
+            steps=3000,
+            seconds=4.2,
+            per_task={t: 0.3 for t in TASKS},
+        )
+    return Baselines(
+        fingerprint=baseline_fingerprint(specs),
+        seed=0,
+        episodes_per_task=10,
+        computed_at=datetime.now(UTC),
+        kinitro_version="test",
+        agents=agents,
+    ).model_dump(mode="json")
+
+
 def task_metrics(episodes: list[Episode]) -> TaskMetrics:
     """What ``episodes`` add up to (the backend cross-checks a result against them)."""
     failures: dict[FailureCause, int] = {}
@@ -345,11 +375,17 @@ class Stack:
                             "tasks": TASKS,
                             "episodes_per_task": EPISODES_PER_TASK,
                             "max_steps": 120,
+                            "conditions": {
+                                "reveal_goal": False,
+                                "observation_noise": 0.01,
+                                "action_delay": 2,
+                                "dynamics": {"mass": [0.7, 1.4]},
+                            },
                         }
                     ],
                     "points": 3,
                     "win_margin": 0.05,
-                    "active": True,
+                    "max_expert_baseline": 0.5,
                 },
                 {
                     "id": "reach",
@@ -368,6 +404,15 @@ class Stack:
             ):
                 resp = await http.post("/api/v1/admin/competitions", json=body)
                 assert resp.status_code == 201, resp.text
+            # the gated competition: its reference baselines first, then activation
+            benchmarks = (await self.get(f"/api/v1/competitions/{COMPETITION}"))["benchmarks"]
+            stored = await http.put(
+                f"/api/v1/admin/competitions/{COMPETITION}/baselines",
+                json=reference_baselines(benchmarks),
+            )
+            assert stored.status_code == 200, stored.text
+            resp = await http.post(f"/api/v1/admin/competitions/{COMPETITION}/activate")
+            assert resp.status_code == 200, resp.text
 
     async def commit(
         self, name: str, content: bytes, *, bad_sha: bool = False, competition: str = COMPETITION

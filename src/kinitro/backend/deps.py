@@ -55,7 +55,10 @@ async def get_conn(state: StateDep) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-ConnDep = Annotated[AsyncConnection, Depends(get_conn)]
+# scope="function": commit before the response is sent. With FastAPI's default ("request")
+# the commit ran after the client had its answer: a 201 could precede the row (the next
+# request would not see it), and a failed commit would be reported as a success.
+ConnDep = Annotated[AsyncConnection, Depends(get_conn, scope="function")]
 
 
 def strict_query(request: Request) -> None:

@@ -37,6 +37,14 @@ def up(
     timeout: float = typer.Option(900.0, help="Give up if no weights are on chain after this."),
     episodes: int = typer.Option(3, help="Episodes per task in the example competition."),
     max_steps: int = typer.Option(150, help="Max steps per episode in the example competition."),
+    preset: list[str] = typer.Option(
+        [],
+        "--preset",
+        help=(
+            "Also create a competition from this preset (repeatable; e.g. generalization, "
+            "vision), activated with force: a devnet computes no baselines."
+        ),
+    ),
 ) -> None:
     """Start PostgreSQL, LocalChain, the backend, two validators with their evaluators and
     three example miners; show live progress until the first weights are on chain, print the
@@ -46,7 +54,13 @@ def up(
     process are in DATA_DIR/logs.
     """
     from kinitro.devnet.up import UpOptions, run_up
+    from kinitro.protocol.presets import get_preset
 
+    for name in preset:
+        try:
+            get_preset(name)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--preset") from None
     raise typer.Exit(
         run_up(
             UpOptions(
@@ -57,6 +71,7 @@ def up(
                 timeout_s=timeout,
                 episodes_per_task=episodes,
                 max_steps=max_steps,
+                presets=tuple(preset),
             )
         )
     )

@@ -81,6 +81,8 @@ class UpOptions:
     episodes_per_task: int = 3
     max_steps: int = 150
     validators: int = 2
+    presets: tuple[str, ...] = ()
+    """Competition presets (``kinitro.protocol.presets``) created next to the reach one."""
 
 
 @dataclass
@@ -250,9 +252,13 @@ class Devnet:
         self.progress.step = "competition"
         headers = {"Authorization": f"Bearer {self.state.admin_api_key}"}
         with httpx.Client(base_url=self.backend_http, timeout=15, headers=headers) as http:
+            for name in self.opts.presets:
+                self._create_preset_competition(http, name)
             existing = http.get(f"/api/v1/competitions/{COMPETITION_ID}")
             if existing.status_code == 200:
                 return
+            # The quick reach competition: no knobs, no limit on the expert baseline (a
+            # scripted expert solves reach; this one shows the network, not a contest).
             body = {
                 "id": COMPETITION_ID,
                 "name": "Meta-World reach (devnet)",
@@ -264,8 +270,10 @@ class Devnet:
                         "episodes_per_task": self.opts.episodes_per_task,
                         "max_steps": self.opts.max_steps,
                         "observation_mode": "state",
+                        "conditions": {},
                     }
                 ],
+                "max_expert_baseline": None,
                 "points": 100,
                 "min_success_rate": 0.5,
                 "win_margin": 0.05,
@@ -278,6 +286,17 @@ class Devnet:
                     f"creating the competition failed: {response.status_code} {response.text}"
                 )
         self.progress.note(f"competition {COMPETITION_ID!r} active")
+
+    def _create_preset_competition(self, http: httpx.Client, name: str) -> None:
+        if http.get(f"/api/v1/competitions/{name}").status_code == 200:
+            return
+        body = {"id": name, "name": f"{name} preset (devnet)", "preset": name, "active": True}
+        response = http.post("/api/v1/admin/competitions", json=body, params={"force": "true"})
+        if response.status_code not in (200, 201, 409):
+            raise DevnetError(
+                f"creating the {name!r} competition failed: {response.status_code} {response.text}"
+            )
+        self.progress.note(f"competition {name!r} active (preset, forced: no baselines)")
 
     def start_validators(self) -> None:
         self.progress.step = "validators"

@@ -13,6 +13,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from kinitro.evaluator.baselines_cmd import baselines_command
+
 app = typer.Typer(
     help=(
         "Evaluator: run queued jobs in sandboxes on Ray rollout workers against "
@@ -22,6 +24,7 @@ app = typer.Typer(
 )
 
 _err = Console(stderr=True)
+app.command("baselines")(baselines_command)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -106,6 +109,14 @@ def local_command(
         ".kinitro/media", "--media", help="Where action logs go ('' disables)."
     ),
     step_log_interval: int = typer.Option(10, "--step-log-interval", min=0),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        help=(
+            "Evaluate under a competition preset's benchmark and knobs (its tasks, step "
+            "budget, observation mode, noise, delay, dynamics) instead of --benchmark."
+        ),
+    ),
     jsonl: bool = typer.Option(False, "--jsonl", help="Stream JSON lines (progress, result)."),
 ) -> None:
     """Evaluate a local bundle on the validator path (sandbox + Ray + metrics)."""
@@ -156,8 +167,11 @@ def local_command(
     try:
         from kinitro.evaluator.envs import get_benchmark
 
-        total = len(plan_episodes(get_benchmark(benchmark), episodes, seed))
-    except KinitroError as exc:
+        if preset is not None:
+            request = _preset_request(preset, episodes, seed, step_log_interval)
+        bench = get_benchmark(request.benchmark_id, request.tasks or None)
+        total = len(plan_episodes(bench, episodes, seed))
+    except (KinitroError, ValueError) as exc:
         emit({"event": "error", "message": str(exc)})
         raise _fail(str(exc)) from None
     done = 0
@@ -204,14 +218,24 @@ def replay_command(
     config: Path | None = typer.Option(
         None, "--config", "-c", help="TOML config ([evaluator] S3 endpoint and credentials)."
     ),
+    samples: Path | None = typer.Option(
+        None,
+        "--samples",
+        help=(
+            "The episode's step samples (JSON: a list, or a page from "
+            "/api/v1/episodes/{id}/steps): also check the observations the agent was shown."
+        ),
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Re-simulate a logged episode from its seed and actions; check rewards and success.
 
     EPISODE is an action log file, or the episode's ``actions_ref`` key together with
     ``--media`` (S3 endpoint and credentials come from the evaluator settings:
-    ``KINITRO_EVALUATOR_S3_*`` or ``--config``). Exit code 0 when the replay matches the
-    log, 1 when it does not, 2 on bad input.
+    ``KINITRO_EVALUATOR_S3_*`` or ``--config``). The episode is re-simulated under the
+    competition knobs recorded in the log (noise, delay, dynamics, hidden goal), all drawn
+    from its seed; ``--samples`` also checks the observations the agent was shown. Exit
+    code 0 when the replay matches the log, 1 when it does not, 2 on bad input.
     """
     from kinitro.core.errors import KinitroError
     from kinitro.evaluator.errors import EvaluatorError
@@ -220,7 +244,8 @@ def replay_command(
 
     try:
         options = Settings.load(config, media_url=media).media_options() if media else {}
-        report = replay(load_action_log(episode, media, **options))
+        observations = _step_observations(samples) if samples else None
+        report = replay(load_action_log(episode, media, **options), observations)
     except (EvaluatorError, KinitroError) as exc:
         raise _fail(str(exc)) from None
     if json_output:
@@ -235,9 +260,38 @@ def replay_command(
         table.add_row("steps", str(report.steps), str(report.replayed_steps))
         table.add_row("return", f"{report.logged_return:.6f}", f"{report.replayed_return:.6f}")
         table.add_row("success", str(report.logged_success), str(report.replayed_success))
+        if samples:
+            table.add_row("observations", str(report.observations_checked), "checked")
         Console().print(table)
         verdict = "[green]match[/]" if report.ok else "[red]MISMATCH[/]"
-        detail = "" if report.ok else f" (first mismatch at step {report.first_mismatch_step})"
+        first = report.first_mismatch_step or report.first_observation_mismatch_step
+        detail = "" if report.ok else f" (first mismatch at step {first})"
         Console().print(f"{verdict}{detail}; max reward diff {report.max_reward_diff:.3g}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _step_observations(path: Path) -> dict[int, list[float]]:
+    """Step → observation from a step-samples JSON file (a list or an API page)."""
+    from kinitro.evaluator.errors import EpisodeLogError
+
+    try:
+        data = json.loads(path.read_text())
+        rows = data["items"] if isinstance(data, dict) else data
+        return {int(row["step"]): [float(x) for x in row["observation"]] for row in rows}
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise EpisodeLogError(f"--samples {path}: not a list of step samples ({exc})") from None
+
+
+def _preset_request(name: str, episodes: int, seed: int, step_log_interval: int) -> Any:
+    """The evaluation request of a preset's (single) benchmark, ``episodes`` per task."""
+    from kinitro.evaluator.runner import EvalRequest
+    from kinitro.protocol.presets import get_preset
+
+    specs = get_preset(name).benchmarks
+    if len(specs) != 1:
+        raise ValueError(f"preset {name!r} has {len(specs)} benchmarks; evaluate them one by one")
+    spec = specs[0].model_copy(
+        update={"episodes_per_task": episodes, "step_log_interval": step_log_interval}
+    )
+    return EvalRequest.from_spec("local", spec, seed)

@@ -10,9 +10,14 @@ Two pieces:
 
       magic "KACT" | u16 version | u16 action_dim | u32 steps | u32 max_steps | u64 seed
       | u32 episode_index | u8 flags | u16 len + benchmark_id | u16 len + task | u16 len +
-      job_id | steps×action_dim float32 actions | steps float64 rewards | steps u8 success
+      job_id | u16 len + conditions (v2) | steps×action_dim float32 actions | steps
+      float64 rewards | steps u8 success
 
-  All little-endian. The float32 actions are exactly what the simulator received.
+  All little-endian. The float32 actions are exactly what the agent sent; version 2 adds
+  the episode's competition knobs (``Conditions`` as compact JSON, ``reveal_goal``
+  explicit), from which replay re-creates the noise, delay and dynamics the simulator
+  applied on top of them. Version 1 logs (no knobs; flag bit 0 = goal hidden) are still
+  read.
 
 Uploads (action logs, frames) run on a small thread pool owned by the rollout worker
 (:class:`MediaUploader`), so the hot loop never waits for the media store. What the
@@ -22,6 +27,7 @@ driver makes of finished episodes (wire messages, the outbox) is
 
 from __future__ import annotations
 
+import json
 import logging
 import struct
 import zlib
@@ -31,17 +37,22 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import ValidationError
 
 from kinitro.evaluator.errors import EpisodeLogError
 from kinitro.evaluator.results import StepSample
+from kinitro.protocol.conditions import Conditions
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"KACT"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _HEAD = struct.Struct("<4sHHIIQIB")
 FLAG_GOAL_HIDDEN = 1
 ACTION_LOG_CONTENT_TYPE = "application/x-kinitro-actions"
+NO_KNOBS = Conditions(reveal_goal=True)
+"""The conditions of an episode played without any knob (goal shown)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +68,15 @@ class ActionLog:
     actions: npt.NDArray[np.float32]  # (steps, action_dim)
     rewards: npt.NDArray[np.float64]  # (steps,)
     successes: npt.NDArray[np.bool_]  # (steps,)
-    goal_hidden: bool = False
+    conditions: Conditions = NO_KNOBS
 
     @property
     def steps(self) -> int:
         return int(self.actions.shape[0])
+
+    @property
+    def goal_hidden(self) -> bool:
+        return self.conditions.reveal_goal is False
 
 
 def _short(text: str, what: str) -> bytes:
@@ -69,6 +84,12 @@ def _short(text: str, what: str) -> bytes:
     if len(raw) > 0xFFFF:
         raise EpisodeLogError(f"{what} too long for an action log")
     return struct.pack("<H", len(raw)) + raw
+
+
+def _compact_json(conditions: Conditions) -> str:
+    """The knobs that differ from their defaults, and always the version."""
+    fields = conditions.model_dump(mode="json", exclude_defaults=True)
+    return json.dumps({**fields, "version": conditions.version}, separators=(",", ":"))
 
 
 def encode_action_log(log_: ActionLog) -> bytes:
@@ -89,6 +110,7 @@ def encode_action_log(log_: ActionLog) -> bytes:
             _short(log_.benchmark_id, "benchmark_id"),
             _short(log_.task, "task"),
             _short(log_.job_id, "job_id"),
+            _short(_compact_json(log_.conditions), "conditions"),
             np.ascontiguousarray(log_.actions, dtype="<f4").tobytes(),
             np.ascontiguousarray(log_.rewards, dtype="<f8").tobytes(),
             np.ascontiguousarray(log_.successes, dtype=np.uint8).tobytes(),
@@ -103,11 +125,12 @@ def decode_action_log(data: bytes) -> ActionLog:
     magic, version, dim, steps, max_steps, seed, index, flags = _HEAD.unpack_from(data)
     if magic != MAGIC:
         raise EpisodeLogError("not a Kinitro action log (bad magic)")
-    if version != VERSION:
+    if version not in READABLE_VERSIONS:
         raise EpisodeLogError(f"unsupported action log version {version}")
     pos = _HEAD.size
     texts: list[str] = []
-    for what in ("benchmark_id", "task", "job_id"):
+    fields = ("benchmark_id", "task", "job_id", "conditions")[: 3 if version == 1 else 4]
+    for what in fields:
         if pos + 2 > len(data):
             raise EpisodeLogError(f"action log truncated in {what}")
         (n,) = struct.unpack_from("<H", data, pos)
@@ -129,6 +152,13 @@ def decode_action_log(data: bytes) -> ActionLog:
     rewards = np.frombuffer(data, "<f8", steps, pos)
     pos += steps * 8
     successes = np.frombuffer(data, np.uint8, steps, pos).astype(bool)
+    if version == 1:
+        conditions = Conditions(reveal_goal=not flags & FLAG_GOAL_HIDDEN)
+    else:
+        try:
+            conditions = Conditions.model_validate_json(texts[3])
+        except ValidationError as exc:
+            raise EpisodeLogError(f"action log conditions are invalid: {exc}") from None
     return ActionLog(
         benchmark_id=texts[0],
         task=texts[1],
@@ -139,7 +169,7 @@ def decode_action_log(data: bytes) -> ActionLog:
         actions=actions.astype(np.float32),
         rewards=rewards.astype(np.float64),
         successes=successes,
-        goal_hidden=bool(flags & FLAG_GOAL_HIDDEN),
+        conditions=conditions,
     )
 
 
@@ -179,7 +209,7 @@ class EpisodeRecorder:
         self.successes[i] = success
         self.steps = step
         if self.interval and ((step - 1) % self.interval == 0 or last):
-            state = observation["state"] if isinstance(observation, dict) else observation
+            state = observation.get("state", ()) if isinstance(observation, dict) else observation
             self.samples.append(
                 StepSample(
                     step=step,
@@ -200,7 +230,7 @@ class EpisodeRecorder:
         episode_index: int,
         seed: int,
         max_steps: int,
-        goal_hidden: bool = False,
+        conditions: Conditions = NO_KNOBS,
     ) -> ActionLog:
         n = self.steps
         return ActionLog(
@@ -213,7 +243,7 @@ class EpisodeRecorder:
             actions=self.actions[:n].copy(),
             rewards=self.rewards[:n].copy(),
             successes=self.successes[:n].copy(),
-            goal_hidden=goal_hidden,
+            conditions=conditions,
         )
 
 

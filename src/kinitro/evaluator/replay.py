@@ -1,13 +1,22 @@
 """Re-simulate a logged episode from its seed and actions; check rewards and success.
 
 An action log (:mod:`kinitro.evaluator.episode_logger`) holds the benchmark id, task,
-episode seed, step budget and every float32 action the simulator received, plus the
-per-step rewards and success flags that were observed. Replaying feeds the same actions to
-a fresh environment reset with the same seed and compares step by step.
+episode seed, step budget, the competition knobs (``Conditions``) and every float32 action
+the agent sent, plus the per-step rewards and success flags that were observed. Replaying
+feeds the same actions to a fresh environment built with the same knobs and reset with the
+same seed — which re-creates the same dynamics, action delay and action noise, all drawn
+from the seed — and compares step by step.
+
+Rewards do not depend on what the agent was shown, so the knobs that act on observations
+(observation noise, a hidden goal) are checked against the episode's published step
+samples instead: pass them as ``observations`` (step → the state the agent acted on at
+that step) and replay compares them with the states it re-creates. Replay never renders
+(image observations carry no state to compare), whatever the competition's mode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +27,8 @@ from kinitro.evaluator.episode_logger import ActionLog, decode_action_log
 from kinitro.evaluator.errors import EpisodeLogError
 
 REWARD_ATOL = 1e-6
+OBSERVATION_ATOL = 1e-5
+"""Step samples carry float32 states as JSON numbers: equal to well within this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +46,14 @@ class ReplayReport:
     max_reward_diff: float
     first_mismatch_step: int | None
     exact: bool
+    observations_checked: int = 0
+    first_observation_mismatch_step: int | None = None
 
     @property
     def ok(self) -> bool:
         return (
             self.first_mismatch_step is None
+            and self.first_observation_mismatch_step is None
             and self.logged_success == self.replayed_success
             and self.steps == self.replayed_steps
         )
@@ -58,6 +72,8 @@ class ReplayReport:
             "replayed_success": self.replayed_success,
             "max_reward_diff": self.max_reward_diff,
             "first_mismatch_step": self.first_mismatch_step,
+            "observations_checked": self.observations_checked,
+            "first_observation_mismatch_step": self.first_observation_mismatch_step,
             "exact": self.exact,
             "ok": self.ok,
         }
@@ -81,17 +97,27 @@ def load_action_log(
     return decode_action_log(data)
 
 
-def replay(log: ActionLog) -> ReplayReport:
+def replay(
+    log: ActionLog, observations: Mapping[int, Sequence[float]] | None = None
+) -> ReplayReport:
+    """Re-simulate ``log``; with ``observations`` (step → state shown before that step's
+    action, as in step samples) also check what the agent was shown."""
     bench = get_benchmark(log.benchmark_id, [log.task])
-    env = make_env(bench, log.task, EnvConfig(max_steps=log.max_steps))
+    config = EnvConfig(max_steps=log.max_steps, conditions=log.conditions)
+    env = make_env(bench, log.task, config)
+    wanted = {step: obs for step, obs in (observations or {}).items() if len(obs)}
     rewards: list[float] = []
     successes: list[bool] = []
+    obs_bad: int | None = None
     try:
-        env.reset(log.seed)
-        for action in log.actions:
+        obs = env.reset(log.seed)
+        for step, action in enumerate(log.actions, 1):
+            if step in wanted and obs_bad is None and not _same_state(obs, wanted[step]):
+                obs_bad = step
             out = env.step(np.asarray(action, dtype=np.float32))
             rewards.append(out.reward)
             successes.append(out.success)
+            obs = out.observation
             if out.terminated or out.truncated:
                 break
     finally:
@@ -102,6 +128,9 @@ def replay(log: ActionLog) -> ReplayReport:
     bad = np.nonzero(diff > REWARD_ATOL)[0]
     flags_bad = np.nonzero(np.asarray(successes[:n]) != log.successes[:n])[0]
     first = min([int(i) + 1 for i in (*bad[:1], *flags_bad[:1])], default=None)
+    unreached = [step for step in wanted if step > len(rewards)]
+    if unreached and obs_bad is None:
+        obs_bad = min(unreached)  # a sample of a step the episode never played
     return ReplayReport(
         benchmark_id=log.benchmark_id,
         task=log.task,
@@ -116,4 +145,15 @@ def replay(log: ActionLog) -> ReplayReport:
         max_reward_diff=float(diff.max()) if n else 0.0,
         first_mismatch_step=first,
         exact=bool(n == log.steps and np.array_equal(replayed[:n], log.rewards[:n])),
+        observations_checked=len(wanted),
+        first_observation_mismatch_step=obs_bad,
+    )
+
+
+def _same_state(observation: object, sample: Sequence[float]) -> bool:
+    state = observation.get("state") if isinstance(observation, dict) else observation
+    state = np.asarray(state, dtype=np.float64).ravel()
+    expected = np.asarray(sample, dtype=np.float64).ravel()
+    return state.shape == expected.shape and bool(
+        np.allclose(state, expected, rtol=0.0, atol=OBSERVATION_ATOL)
     )

@@ -26,6 +26,7 @@ from kinitro.evaluator.rollout.agent import AgentLauncher
 from kinitro.evaluator.rollout.pool import RolloutPool
 from kinitro.evaluator.rollout.port import RolloutOptions, RolloutsFactory
 from kinitro.evaluator.rollout.worker import WorkerConfig
+from kinitro.protocol.conditions import Conditions
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +44,21 @@ class EvalRequest:
     resolution: tuple[int, int] | None = None
     step_log_interval: int = 10
     reveal_task_name: bool = True
+    conditions: Conditions = field(default_factory=Conditions)
 
     @classmethod
     def from_job(cls, job: Any) -> EvalRequest:
         """From a wire ``EvalJob``."""
-        spec = job.benchmark
+        return cls.from_spec(job.job_id, job.benchmark, job.seed)
+
+    @classmethod
+    def from_spec(cls, job_id: str, spec: Any, seed: int) -> EvalRequest:
+        """From a ``BenchmarkSpec`` (a job's, or a competition preset's)."""
         return cls(
-            job_id=job.job_id,
+            job_id=job_id,
             benchmark_id=spec.benchmark_id,
             episodes_per_task=spec.episodes_per_task,
-            seed=job.seed,
+            seed=seed,
             tasks=tuple(spec.tasks),
             max_steps=spec.max_steps,
             observation_mode=spec.observation_mode,
@@ -60,6 +66,7 @@ class EvalRequest:
             resolution=tuple(spec.resolution) if spec.resolution else None,
             step_log_interval=spec.step_log_interval,
             reveal_task_name=spec.reveal_task_name,
+            conditions=spec.conditions,
         )
 
 
@@ -110,12 +117,13 @@ async def evaluate(
             observation_mode=request.observation_mode,  # type: ignore[arg-type]
             camera=request.camera,
             resolution=request.resolution,
+            conditions=request.conditions,
         ),
         launcher=launcher,
         step_log_interval=request.step_log_interval,
         media_url=options.media_url,
         media_options=dict(options.media_options),
-        frame_every=options.frame_every if request.observation_mode == "state+rgb" else 0,
+        frame_every=options.frame_every if "rgb" in request.observation_mode else 0,
         pin_core=options.pin_workers,
         env_slots=options.env_slots,
         reveal_task_name=request.reveal_task_name,

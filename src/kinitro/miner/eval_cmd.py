@@ -39,6 +39,14 @@ def eval_command(
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="Existing Ray cluster address (default: start a local Ray)."
     ),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        help=(
+            "Evaluate under a competition preset (e.g. generalization, vision): its tasks, "
+            "step budget, observation mode and knobs replace --benchmark and --max-steps."
+        ),
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a local agent bundle in the sandbox on a benchmark, like a validator would."""
@@ -67,6 +75,8 @@ def eval_command(
     ]
     if ray_address:
         argv += ["--ray-address", ray_address]
+    if preset:
+        argv += ["--preset", preset]
     result, error = _run_child(argv, console, show_progress=not json_output)
     if result is None:
         console.print(f"[red]error:[/] {error or 'evaluation failed'}")
@@ -74,7 +84,7 @@ def eval_command(
     if json_output:
         typer.echo(json.dumps(result))
         return
-    _print_table(Console(), benchmark, result)
+    _print_table(Console(), f"preset {preset}" if preset else benchmark, result)
 
 
 def _run_child(

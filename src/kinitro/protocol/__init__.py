@@ -6,6 +6,9 @@ channel, parsed once with a ``TypeAdapter`` and dispatched with ``match``.
 * :mod:`kinitro.protocol.common` — shared enums (``JobState``, ``FailureCause``,
   ``ErrorCode``), constrained types and models (``ArtifactRef``, ``BenchmarkSpec``,
   ``TaskMetrics``, ``EvalMetrics``).
+* :mod:`kinitro.protocol.conditions` — competition knobs (``Conditions``);
+  :mod:`kinitro.protocol.baselines` — reference-agent baselines of a competition;
+  :mod:`kinitro.protocol.presets` — competition presets.
 * :mod:`kinitro.protocol.validator_ws` — backend ↔ validator WebSocket (``/ws/validator``).
 * :mod:`kinitro.protocol.runtime` — evaluator runtime versions (simulator stack, benchmark
   ``-vN``) carried by the handshake and every result.

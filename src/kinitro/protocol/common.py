@@ -9,7 +9,8 @@ normalised to UTC.
 * :class:`ErrorCode` — the typed codes carried by protocol errors, ``ack`` and ``error``
   messages.
 * :class:`ArtifactRef` — a pinned agent bundle in an artifact registry.
-* :class:`BenchmarkSpec` — what to evaluate and how.
+* :class:`BenchmarkSpec` — what to evaluate and how (its competition knobs,
+  ``Conditions``, live in :mod:`kinitro.protocol.conditions`).
 * :class:`TaskMetrics` / :class:`EvalMetrics` — aggregated evaluation results, with
   :func:`wilson_interval` to compute their 95 % confidence bounds.
 """
@@ -17,7 +18,6 @@ normalised to UTC.
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,8 +26,6 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import (
     AfterValidator,
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
@@ -36,17 +34,19 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from kinitro.protocol.conditions import (
+    METAWORLD_CAMERAS,
+    Conditions,
+    ObservationMode,
+    is_meta_test_set,
+)
+from kinitro.protocol.wire import WireModel as WireModel  # re-exported: the models import it here
+
 PROTOCOL_VERSION = 3
 """Version of the WebSocket protocols; bumped on any incompatible wire change.
 2: ``auth_response.runtime`` (required unless lite) and ``eval_result.runtime``.
 3: ``episode.seed`` (required): the simulator seed the episode ran, cross-checked by the
 backend against the seed derived for that validator."""
-
-
-class WireModel(BaseModel):
-    """Base of every wire model: frozen, no unknown fields, finite floats only."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class IdentifiedMessage(WireModel):
@@ -326,12 +326,9 @@ class ArtifactRef(WireModel):
         return self
 
 
-_META_TEST_SET = re.compile(r"/ML[0-9]+-test-v[0-9]+$")
-
-
 def default_reveal_task_name(benchmark_id: str) -> bool:
     """False for meta-learning test sets (``metaworld/ML10-test-v3`` …), true otherwise."""
-    return _META_TEST_SET.search(benchmark_id) is None
+    return not is_meta_test_set(benchmark_id)
 
 
 class BenchmarkSpec(WireModel):
@@ -358,12 +355,16 @@ class BenchmarkSpec(WireModel):
     tasks: Annotated[list[TaskName], Field(min_length=1, max_length=256)]
     episodes_per_task: Annotated[int, Field(ge=1, le=10_000)]
     max_steps: Annotated[int, Field(ge=1, le=100_000)] = 500
-    observation_mode: Literal["state", "state+rgb"] = "state"
+    observation_mode: ObservationMode = "state"
+    """``state`` (float32 vector), ``rgb`` (camera image only) or ``state+rgb``."""
     camera: TaskName | None = None
+    """One of :data:`METAWORLD_CAMERAS` (default ``corner``), when the mode includes rgb."""
     resolution: tuple[Pixels, Pixels] | None = None
     """``(width, height)`` of rendered images, when ``observation_mode`` includes rgb."""
     step_log_interval: Annotated[int, Field(ge=0, le=100_000)] = 10
     reveal_task_name: bool = Field(default=None, validate_default=True)
+    conditions: Conditions = Field(default_factory=Conditions, validate_default=True)
+    """Competition knobs (noise, delay, dynamics, hidden goal): :class:`Conditions`."""
 
     @field_validator("reveal_task_name", mode="before")
     @classmethod
@@ -371,6 +372,31 @@ class BenchmarkSpec(WireModel):
         if value is None:  # omitted or null: the benchmark's default, made explicit
             benchmark_id = info.data.get("benchmark_id")
             return default_reveal_task_name(benchmark_id) if isinstance(benchmark_id, str) else True
+        return value
+
+    @field_validator("conditions")
+    @classmethod
+    def _explicit_goal(cls, value: Conditions, info: ValidationInfo) -> Conditions:
+        # the benchmark's default becomes explicit, so every job records it
+        benchmark_id = info.data.get("benchmark_id")
+        if value.reveal_goal is None and isinstance(benchmark_id, str):
+            return value.model_copy(update={"reveal_goal": not is_meta_test_set(benchmark_id)})
+        return value
+
+    @model_validator(mode="after")
+    def _noise_needs_a_state(self) -> Self:
+        if self.observation_mode == "rgb" and self.conditions.observation_noise:
+            raise ValueError(
+                "conditions.observation_noise perturbs the state vector, which an 'rgb' "
+                "competition does not send (images are not perturbed)"
+            )
+        return self
+
+    @field_validator("camera")
+    @classmethod
+    def _known_camera(cls, value: str | None) -> str | None:
+        if value is not None and value not in METAWORLD_CAMERAS:
+            raise ValueError(f"unknown camera {value!r}; one of {', '.join(METAWORLD_CAMERAS)}")
         return value
 
     @property

@@ -147,6 +147,10 @@ await run("navigate", async ({ page, url, shot, config }) => {
   await page.getByRole("heading", { level: 1, name: /MT3 manipulation/ }).waitFor();
   await page.locator("table.leaderboard tbody tr").nth(1).waitFor();
   await page.getByRole("heading", { name: "Evaluation rounds" }).waitFor();
+  const baselines = await page.getByTestId("baselines").innerText();
+  check(/expert/.test(baselines) && /30(\.0)?\s*%/.test(baselines), `baselines shown: ${baselines}`);
+  const knobs = await page.getByTestId("benchmark-knobs").innerText();
+  check(/goal hidden/.test(knobs) && /action delay 2 steps/.test(knobs), `knobs shown: ${knobs}`);
   await shot("competition");
   await audit(page, "competition");
 

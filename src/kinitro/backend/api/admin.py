@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 
 from kinitro.backend import apikeys, events, quorum
 from kinitro.backend.api.schemas import (
@@ -17,6 +18,7 @@ from kinitro.backend.api.schemas import (
     DecisionIn,
     error_responses,
 )
+from kinitro.backend.competition_gate import activation_problem, fingerprint_of
 from kinitro.backend.db import (
     repo_admin,
     repo_competitions,
@@ -38,6 +40,8 @@ from kinitro.backend.deps import (
     strict_query,
 )
 from kinitro.backend.errors import BadRequestError, ConflictError, NotFoundError
+from kinitro.protocol.baselines import Baselines
+from kinitro.protocol.presets import PRESETS
 
 router = APIRouter(
     prefix="/api/v1/admin",
@@ -46,6 +50,48 @@ router = APIRouter(
     dependencies=[Depends(strict_query)],
 )
 NOT_FOUND = error_responses(404)
+log = logging.getLogger(__name__)
+
+
+ForceQuery = Annotated[
+    bool,
+    Query(
+        description=(
+            "Activate even when the activation gate refuses: the scripted-expert baseline "
+            "exceeds max_expert_baseline, or no baselines were computed."
+        )
+    ),
+]
+_GATED = ("active", "benchmarks", "max_expert_baseline")
+"""Fields whose change re-runs the activation gate of an active competition."""
+
+
+def _gate(competition: dict[str, Any], force: bool, who: Any) -> None:
+    """Refuse (409) to leave ``competition`` active when a scripted expert would own it."""
+    if not competition.get("active"):
+        return
+    problem = activation_problem(competition)
+    if problem is None:
+        return
+    if not force:
+        raise ConflictError(problem)
+    log.warning(
+        "competition %s active by %s's force despite: %s", competition["id"], who.name, problem
+    )
+
+
+async def _current(conn: ConnDep, competition_id: str) -> dict[str, Any]:
+    row = await repo_competitions.get_competition(conn, competition_id)
+    if row is None:
+        raise NotFoundError(f"no competition {competition_id!r}")
+    return row
+
+
+async def _update(conn: ConnDep, competition_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    row = await repo_competitions.update_competition(conn, competition_id, values)
+    if row is None:
+        raise NotFoundError(f"no competition {competition_id!r}")
+    return row
 
 
 @router.post(
@@ -54,11 +100,18 @@ NOT_FOUND = error_responses(404)
     status_code=status.HTTP_201_CREATED,
 )
 async def create_competition(
-    body: CompetitionIn, conn: ConnDep, who: AdminDep, state: StateDep
+    body: CompetitionIn,
+    conn: ConnDep,
+    who: AdminDep,
+    state: StateDep,
+    force: ForceQuery = False,
 ) -> dict[str, Any]:
+    """Create a competition (optionally from a ``preset``); with ``active`` true it must
+    pass the activation gate (no baselines exist yet) unless ``force=true``."""
     values = body.model_dump(mode="json")
     if problem := quorum.problem(values, state.settings):
         raise BadRequestError(problem)
+    _gate({**values, "baselines": None}, force, who)
     row = await repo_competitions.create_competition(conn, values)
     if row is None:
         raise ConflictError(f"competition {body.id!r} already exists")
@@ -76,37 +129,44 @@ async def update_competition(
     conn: ConnDep,
     who: AdminDep,
     state: StateDep,
+    force: ForceQuery = False,
 ) -> dict[str, Any]:
+    """Change a competition. New benchmarks drop its baselines (they described the old
+    ones); a change to the benchmarks, the limit or ``active`` re-runs the activation gate."""
     values = body.model_dump(exclude_unset=True, mode="json")
     if not values:
         raise BadRequestError("nothing to update")
-    current = await repo_competitions.get_competition(conn, competition_id)
-    if current is None:
-        raise NotFoundError(f"no competition {competition_id!r}")
-    if problem := quorum.problem({**current, **values}, state.settings):
+    current = await _current(conn, competition_id)
+    after = {**current, **values}
+    if problem := quorum.problem(after, state.settings):
         raise BadRequestError(problem)
-    row = await repo_competitions.update_competition(conn, competition_id, values)
-    if row is None:
-        raise NotFoundError(f"no competition {competition_id!r}")
-    return quorum.with_effective(row, state.settings)
-
-
-async def _set_active(
-    conn: ConnDep, state: StateDep, competition_id: str, active: bool
-) -> dict[str, Any]:
-    row = await repo_competitions.update_competition(conn, competition_id, {"active": active})
-    if row is None:
-        raise NotFoundError(f"no competition {competition_id!r}")
-    return quorum.with_effective(row, state.settings)
+    new_benchmarks = "benchmarks" in values and fingerprint_of(values["benchmarks"]) != (
+        fingerprint_of(current["benchmarks"])
+    )
+    if new_benchmarks:
+        after["baselines"] = None
+    if any(name in values for name in _GATED):
+        _gate(after, force, who)
+    if new_benchmarks:
+        await repo_competitions.set_baselines(conn, competition_id, None)
+    return quorum.with_effective(await _update(conn, competition_id, values), state.settings)
 
 
 @router.post(
     "/competitions/{competition_id}/activate", response_model=Competition, responses=NOT_FOUND
 )
 async def activate(
-    competition_id: CompetitionIdPath, conn: ConnDep, who: AdminDep, state: StateDep
+    competition_id: CompetitionIdPath,
+    conn: ConnDep,
+    who: AdminDep,
+    state: StateDep,
+    force: ForceQuery = False,
 ) -> dict[str, Any]:
-    return await _set_active(conn, state, competition_id, True)
+    """Activate; refused (409) by the activation gate unless ``force=true``."""
+    _gate({**await _current(conn, competition_id), "active": True}, force, who)
+    return quorum.with_effective(
+        await _update(conn, competition_id, {"active": True}), state.settings
+    )
 
 
 @router.post(
@@ -115,7 +175,39 @@ async def activate(
 async def deactivate(
     competition_id: CompetitionIdPath, conn: ConnDep, who: AdminDep, state: StateDep
 ) -> dict[str, Any]:
-    return await _set_active(conn, state, competition_id, False)
+    return quorum.with_effective(
+        await _update(conn, competition_id, {"active": False}), state.settings
+    )
+
+
+@router.put(
+    "/competitions/{competition_id}/baselines",
+    response_model=Competition,
+    responses=error_responses(404),
+)
+async def put_baselines(
+    competition_id: CompetitionIdPath,
+    body: Baselines,
+    conn: ConnDep,
+    who: AdminDep,
+    state: StateDep,
+) -> dict[str, Any]:
+    """Store the reference agents' scores (``kinitro evaluator baselines … --upload``);
+    refused (409) when they were computed for other benchmarks than the current ones."""
+    current = await _current(conn, competition_id)
+    if body.fingerprint != fingerprint_of(current["benchmarks"]):
+        raise ConflictError(
+            f"these baselines were computed for other benchmarks than {competition_id!r} has "
+            "now (fingerprint mismatch): compute them again"
+        )
+    row = await repo_competitions.set_baselines(conn, competition_id, body.model_dump(mode="json"))
+    return quorum.with_effective(row or current, state.settings)
+
+
+@router.get("/competition-presets")
+async def competition_presets(who: AdminDep) -> list[dict[str, Any]]:
+    """The presets a competition can start from (``"preset": NAME`` when creating one)."""
+    return [{"name": p.name, "title": p.title, **p.competition_fields()} for p in PRESETS.values()]
 
 
 @router.post("/validators/{hotkey}/reinstate", responses=NOT_FOUND)

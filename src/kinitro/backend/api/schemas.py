@@ -7,7 +7,9 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from kinitro.protocol.baselines import Baselines
 from kinitro.protocol.common import COMPETITION_ID_PATTERN, BenchmarkSpec
+from kinitro.protocol.presets import get_preset
 
 T = TypeVar("T")
 
@@ -78,13 +80,22 @@ class Row(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+ExpertLimit = Annotated[float, Field(ge=0, le=1)]
+
+
 class CompetitionIn(BaseModel):
+    """A new competition. ``preset`` (``kinitro.protocol.presets``) fills ``benchmarks``,
+    ``description`` and ``max_expert_baseline`` where the body leaves them out."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=COMPETITION_ID_PATTERN, max_length=32)
     name: Text = Field(min_length=1, max_length=200)
+    preset: str | None = Field(default=None, max_length=64, exclude=True)
     description: Text = Field(default="", max_length=10_000)
     benchmarks: list[BenchmarkSpec] = Field(min_length=1)
+    max_expert_baseline: ExpertLimit | None = None
+    """Activation is refused while the scripted-expert baseline exceeds this."""
     points: float = Field(default=1.0, ge=0)
     min_success_rate: float = Field(default=0.0, ge=0, le=1)
     min_validators: int | None = Field(
@@ -97,6 +108,14 @@ class CompetitionIn(BaseModel):
     approval_mode: Literal["auto", "admin"] = "auto"
     replication: int | None = Field(default=None, ge=1, le=64)
     active: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("preset"), str):
+            preset = get_preset(data["preset"])  # ValueError names the known presets
+            return {**preset.competition_fields(), **data}
+        return data
 
 
 class CompetitionPatch(BaseModel):
@@ -111,16 +130,18 @@ class CompetitionPatch(BaseModel):
     win_margin: float | None = Field(default=None, ge=0, le=1)
     approval_mode: Literal["auto", "admin"] | None = None
     replication: int | None = Field(default=None, ge=1, le=64)
+    max_expert_baseline: ExpertLimit | None = None
     active: bool | None = None
 
     @model_validator(mode="after")
     def _no_null_values(self) -> CompetitionPatch:
         # omitted = unchanged; null only means something for replication and
-        # min_validators (the backend's default)
+        # min_validators (the backend's default) and max_expert_baseline (no limit)
         nulls = sorted(
             name
             for name in self.model_fields_set
-            if getattr(self, name) is None and name not in ("replication", "min_validators")
+            if getattr(self, name) is None
+            and name not in ("replication", "min_validators", "max_expert_baseline")
         )
         if nulls:
             raise ValueError(f"{', '.join(nulls)} cannot be null (omit a field to keep it)")
@@ -142,6 +163,9 @@ class Competition(BaseModel):
     quorum: int | None = None
     """Effective quorum (``min_validators``, else the backend default)."""
     effective_replication: int | None = None
+    max_expert_baseline: float | None = None
+    baselines: Baselines | None = None
+    """Reference agents' scores on the current benchmarks (``protocol.baselines``)."""
     created_at: datetime
     updated_at: datetime
     leader: dict[str, Any] | None = None

@@ -70,6 +70,10 @@ class Competition(Base):
     win_margin: Mapped[float] = mapped_column(Float, server_default="0.05")
     approval_mode: Mapped[str] = mapped_column(server_default="auto")  # auto | admin
     replication: Mapped[int | None] = mapped_column(Integer)
+    # activation is refused while the expert baseline exceeds this (null: no limit)
+    max_expert_baseline: Mapped[float | None] = mapped_column(Float)
+    # protocol.baselines.Baselines of the current benchmarks (dropped when they change)
+    baselines: Mapped[Json | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

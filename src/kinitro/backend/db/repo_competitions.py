@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import null, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -45,3 +45,11 @@ async def update_competition(
     )
     row = (await conn.execute(stmt)).mappings().first()
     return dict(row) if row else None
+
+
+async def set_baselines(
+    conn: AsyncConnection, competition_id: str, baselines: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Store (or, with ``None``, drop: SQL NULL) a competition's reference baselines."""
+    value = null() if baselines is None else baselines
+    return await update_competition(conn, competition_id, {"baselines": value})

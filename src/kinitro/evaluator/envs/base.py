@@ -12,17 +12,20 @@ sees (:meth:`TaskEnv.task_info`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from kinitro.protocol.agent_rpc import ArraySpec, ObservationSpec
+from kinitro.protocol.conditions import Conditions, ObservationMode
 from kinitro.protocol.rounds import episode_seed
 
-ObservationMode = Literal["state", "state+rgb"]
 Observation = npt.NDArray[Any] | dict[str, npt.NDArray[Any]]
+Expert = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+"""A scripted policy: state vector in, action out (trusted reference code)."""
 
 # One derivation for everyone who recomputes seeds (evaluator, backend, round verify).
 derive_episode_seed = episode_seed
@@ -30,12 +33,21 @@ derive_episode_seed = episode_seed
 
 @dataclass(frozen=True, slots=True)
 class EnvConfig:
-    """How a task environment is built for one job."""
+    """How a task environment is built for one job (``BenchmarkSpec`` fields)."""
 
     max_steps: int = 500
     observation_mode: ObservationMode = "state"
     camera: str | None = None
     resolution: tuple[int, int] | None = None  # (width, height)
+    conditions: Conditions = field(default_factory=Conditions)
+    """Competition knobs; ``reveal_goal`` null means the benchmark's default."""
+
+    def resolved(self, benchmark: BenchmarkDef) -> EnvConfig:
+        """This config with ``conditions.reveal_goal`` explicit (benchmark default if null)."""
+        if self.conditions.reveal_goal is not None:
+            return self
+        reveal = {"reveal_goal": benchmark.goal_observable}
+        return replace(self, conditions=self.conditions.model_copy(update=reveal))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +106,7 @@ class BenchmarkProvider(Protocol):
     def resolve(self, benchmark_id: str) -> BenchmarkDef | None: ...
 
     def make_env(self, benchmark: BenchmarkDef, task: str, config: EnvConfig) -> TaskEnv: ...
+
+    def expert(self, task: str) -> Expert | None:
+        """The family's scripted expert for ``task``, if it ships one (baselines only)."""
+        ...

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -30,16 +31,23 @@ import numpy.typing as npt
 from kinitro.evaluator.envs.base import (
     BenchmarkDef,
     EnvConfig,
+    Expert,
     Observation,
     StepOutcome,
 )
+from kinitro.evaluator.envs.dynamics import DynamicsRandomizer
+from kinitro.evaluator.envs.knobs import DYNAMICS, Perturbation, stream_rng
+from kinitro.evaluator.errors import UnknownBenchmarkError
 from kinitro.protocol.agent_rpc import ArraySpec, ObservationSpec
+from kinitro.protocol.conditions import METAWORLD_CAMERAS
 from kinitro.protocol.runtime import BENCHMARK_SERIES
 
 PROVIDER = "metaworld"
 VERSION = f"v{BENCHMARK_SERIES[PROVIDER]}"  # the series validators announce in the handshake
 DEFAULT_CAMERA = "corner"
 DEFAULT_RESOLUTION = (84, 84)
+GOAL_DIMS = 3
+"""The goal position ends Meta-World's state vector."""
 _MT1 = re.compile(r"^metaworld/MT1-(?P<task>[a-z0-9-]+-v3)$")
 
 
@@ -102,26 +110,61 @@ class MetaWorldProvider:
         return None
 
     def make_env(self, benchmark: BenchmarkDef, task: str, config: EnvConfig) -> MetaWorldTaskEnv:
-        return MetaWorldTaskEnv(task, config, goal_observable=benchmark.goal_observable)
+        return MetaWorldTaskEnv(task, config.resolved(benchmark))
+
+    def expert(self, task: str) -> Expert | None:
+        """Meta-World's hand-written policy for ``task`` (``metaworld.policies``): it reads
+        the hand, object and goal positions from the state and steers towards them."""
+        _env_dict()  # MUJOCO_GL before Meta-World is imported
+        from metaworld.policies import ENV_POLICY_MAP
+
+        policy_class: Any = ENV_POLICY_MAP.get(task)
+        if policy_class is None:
+            return None
+        policy = policy_class()
+
+        def act(state: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Constant(s) may be too high": clipped below
+                action = policy.get_action(np.asarray(state, dtype=np.float64))
+            clipped: npt.NDArray[np.float32] = np.clip(action, -1.0, 1.0).astype(np.float32)
+            return clipped
+
+        return act
 
 
 class MetaWorldTaskEnv:
-    """One Meta-World v3 task, reseeded per episode, success at any step."""
+    """One Meta-World v3 task, reseeded per episode, success at any step.
 
-    def __init__(self, task: str, config: EnvConfig, *, goal_observable: bool = True) -> None:
+    The competition knobs of ``config.conditions`` apply here: the goal is hidden the way
+    Meta-World hides it for its ML test tasks (zeros in the state) and its marker is not
+    drawn; noise and delay go through :class:`~kinitro.evaluator.envs.knobs.Perturbation`
+    and dynamics randomization through
+    :class:`~kinitro.evaluator.envs.dynamics.DynamicsRandomizer`.
+    """
+
+    def __init__(self, task: str, config: EnvConfig) -> None:
         classes = _env_dict().ALL_V3_ENVIRONMENTS
         if task not in classes:
-            raise KeyError(f"unknown Meta-World task {task!r}")
+            raise UnknownBenchmarkError(f"unknown Meta-World task {task!r}")
         self.task = task
         self.config = config
+        conditions = config.conditions
+        goal_observable = conditions.reveal_goal is not False  # null: shown (MT default)
         self.goal_observable = goal_observable
-        self.render_enabled = config.observation_mode == "state+rgb"
+        self.render_enabled = "rgb" in config.observation_mode
+        self.state_enabled = "state" in config.observation_mode
+        self.camera = config.camera or DEFAULT_CAMERA
         width, height = config.resolution or DEFAULT_RESOLUTION
         kwargs: dict[str, Any] = {}
         if self.render_enabled:
+            if self.camera not in METAWORLD_CAMERAS:
+                raise UnknownBenchmarkError(
+                    f"unknown camera {self.camera!r}; one of {', '.join(METAWORLD_CAMERAS)}"
+                )
             kwargs = {
                 "render_mode": "rgb_array",
-                "camera_name": config.camera or DEFAULT_CAMERA,
+                "camera_name": self.camera,
                 "width": width,
                 "height": height,
             }
@@ -134,17 +177,29 @@ class MetaWorldTaskEnv:
         env._freeze_rand_vec = False
         env.seeded_rand_vec = True
         env.max_path_length = config.max_steps
+        if not goal_observable:
+            _hide_goal_markers(env.model)
         self._env = env
         self.action_dim = int(env.action_space.shape[0])
         self._obs_dim = int(env.sawyer_observation_space.shape[0])
+        self._perturb = Perturbation(conditions, self.action_dim)
+        self._dynamics = (
+            DynamicsRandomizer(env.model, env.data, conditions.dynamics)
+            if conditions.dynamics.enabled
+            else None
+        )
 
     def reset(self, seed: int) -> Observation:
+        self._perturb.begin(seed)
+        if self._dynamics is not None:
+            self._dynamics.apply(stream_rng(seed, DYNAMICS))
         self._env.seed(int(seed))
         obs, _info = self._env.reset()
         return self._observe(obs)
 
     def step(self, action: npt.NDArray[np.float32]) -> StepOutcome:
-        obs, reward, terminated, truncated, info = self._env.step(action)
+        executed = self._perturb.act(action) if self._perturb.active else action
+        obs, reward, terminated, truncated, info = self._env.step(executed)
         success = bool(info.get("success", 0.0) >= 1.0)
         return StepOutcome(
             observation=self._observe(obs),
@@ -162,19 +217,29 @@ class MetaWorldTaskEnv:
         return None if frame is None else np.ascontiguousarray(frame, dtype=np.uint8)
 
     def _observe(self, state: npt.NDArray[Any]) -> Observation:
-        state32 = np.asarray(state, dtype=np.float32)
         if not self.render_enabled:
-            return state32
+            return self._state(state)
         frame = self.render()
         assert frame is not None
-        return {"state": state32, "rgb": frame}
+        if not self.state_enabled:
+            return {"rgb": frame}
+        return {"state": self._state(state), "rgb": frame}
+
+    def _state(self, state: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+        if not self.config.conditions.observation_noise:
+            return np.asarray(state, dtype=np.float32)
+        noisy = self._perturb.observe(state)
+        if not self.goal_observable:
+            noisy[-GOAL_DIMS:] = 0.0  # hidden means zeros, noise or not
+        return noisy.astype(np.float32)
 
     def observation_spec(self) -> ObservationSpec:
         state = ArraySpec("float32", (self._obs_dim,))
         if not self.render_enabled:
             return state
         width, height = self.config.resolution or DEFAULT_RESOLUTION
-        return {"state": state, "rgb": ArraySpec("uint8", (height, width, 3))}
+        rgb = ArraySpec("uint8", (height, width, 3))
+        return {"state": state, "rgb": rgb} if self.state_enabled else {"rgb": rgb}
 
     def action_spec(self) -> ArraySpec:
         return ArraySpec("float32", (self.action_dim,), -1.0, 1.0)
@@ -184,18 +249,29 @@ class MetaWorldTaskEnv:
             "provider": PROVIDER,
             "task": self.task,
             "observation_mode": self.config.observation_mode,
-            "observation_shape": [self._obs_dim],
             "action_shape": [self.action_dim],
             "action_low": -1.0,
             "action_high": 1.0,
             "max_steps": self.config.max_steps,
             "goal_observable": self.goal_observable,
         }
+        if self.state_enabled:
+            info["observation_shape"] = [self._obs_dim]
         if self.render_enabled:
             width, height = self.config.resolution or DEFAULT_RESOLUTION
-            info["camera"] = self.config.camera or DEFAULT_CAMERA
+            info["camera"] = self.camera
             info["image_shape"] = [height, width, 3]
         return info
 
     def close(self) -> None:
         self._env.close()
+
+
+def _hide_goal_markers(model: Any) -> None:
+    """Make the scene's goal sites (``goal``, ``goal_lock``, ``mug_goal`` …) invisible."""
+    import mujoco
+
+    for i in range(model.nsite):
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_SITE, i) or ""
+        if "goal" in name.lower():
+            model.site_rgba[i, 3] = 0.0

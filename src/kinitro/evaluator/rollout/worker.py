@@ -46,7 +46,7 @@ class WorkerConfig:
     step_log_interval: int = 50
     media_url: str | None = None
     media_options: dict[str, Any] = field(default_factory=dict)
-    frame_every: int = 0  # 0: no frames; N: a PNG frame every N steps (state+rgb only)
+    frame_every: int = 0  # 0: no frames; N: a PNG frame every N steps (rgb modes only)
     log_actions: bool = True
     pin_core: bool = True
     """Pin each actor (and so its sandboxed agent, which inherits the affinity) to one core:
@@ -292,7 +292,7 @@ class RolloutWorker:
                 episode_index=result.index,
                 seed=result.seed,
                 max_steps=cfg.env.max_steps,
-                goal_hidden=not cfg.benchmark.goal_observable,
+                conditions=cfg.env.resolved(cfg.benchmark).conditions,
             )
             result.actions_ref = self._uploader.submit(
                 action_log_key(cfg.job_id, result.index),

@@ -2,9 +2,11 @@
 //
 //   magic "KACT" | u16 version | u16 action_dim | u32 steps | u32 max_steps | u64 seed
 //   | u32 episode_index | u8 flags | u16 len + benchmark_id | u16 len + task | u16 len +
-//   job_id | steps×action_dim float32 actions | steps float64 rewards | steps u8 success
+//   job_id | u16 len + conditions JSON (version 2) | steps×action_dim float32 actions
+//   | steps float64 rewards | steps u8 success
 //
-// all little-endian; and the replay of the commanded end-effector path from the actions.
+// all little-endian (versions 1 and 2); and the replay of the commanded end-effector path
+// from the actions.
 
 export interface ActionLog {
   version: number;
@@ -16,6 +18,8 @@ export interface ActionLog {
   benchmarkId: string;
   task: string;
   jobId: string;
+  /** The competition knobs the episode was played under (version 2; {} for version 1). */
+  conditions: Record<string, unknown>;
   actions: Float32Array[];
   rewards: Float64Array;
   successes: Uint8Array;
@@ -31,7 +35,9 @@ export function decodeActionLog(buf: ArrayBuffer): ActionLog {
   const magic = String.fromCharCode(...new Uint8Array(buf, 0, 4));
   if (magic !== "KACT") throw new ActionLogError("not a Kinitro action log (bad magic)");
   const version = view.getUint16(4, true);
-  if (version !== 1) throw new ActionLogError(`unsupported action log version ${version}`);
+  if (version !== 1 && version !== 2) {
+    throw new ActionLogError(`unsupported action log version ${version}`);
+  }
   const actionDim = view.getUint16(6, true);
   const steps = view.getUint32(8, true);
   const maxSteps = view.getUint32(12, true);
@@ -40,7 +46,8 @@ export function decodeActionLog(buf: ArrayBuffer): ActionLog {
   let pos = HEAD_SIZE;
   const decoder = new TextDecoder("utf-8", { fatal: true });
   const texts: string[] = [];
-  for (const what of ["benchmark_id", "task", "job_id"]) {
+  const fields = ["benchmark_id", "task", "job_id", "conditions"].slice(0, version === 1 ? 3 : 4);
+  for (const what of fields) {
     if (pos + 2 > buf.byteLength) throw new ActionLogError(`action log truncated in ${what}`);
     const n = view.getUint16(pos, true);
     pos += 2;
@@ -65,6 +72,14 @@ export function decodeActionLog(buf: ArrayBuffer): ActionLog {
   for (let t = 0; t < steps; t++) rewards[t] = view.getFloat64(pos + t * 8, true);
   pos += steps * 8;
   const successes = new Uint8Array(buf.slice(pos, pos + steps));
+  let conditions: Record<string, unknown> = {};
+  if (version === 2) {
+    try {
+      conditions = JSON.parse(texts[3]) as Record<string, unknown>;
+    } catch {
+      throw new ActionLogError("action log conditions are not JSON");
+    }
+  }
   return {
     version,
     actionDim,
@@ -75,6 +90,7 @@ export function decodeActionLog(buf: ArrayBuffer): ActionLog {
     benchmarkId: texts[0],
     task: texts[1],
     jobId: texts[2],
+    conditions,
     actions,
     rewards,
     successes,

@@ -57,6 +57,22 @@ export interface BenchmarkView {
   tasks: string[];
   episodesPerTask?: number;
   maxSteps?: number;
+  /** Competition knobs in words ("goal hidden", "action delay 2 steps", …). */
+  knobs: string[];
+}
+
+export interface BaselineView {
+  agent: string;
+  successRate?: number;
+  ciLow?: number;
+  ciHigh?: number;
+  episodes?: number;
+}
+
+export interface BaselinesView {
+  agents: BaselineView[];
+  episodesPerTask?: number;
+  computedAt?: string;
 }
 
 export interface CompetitionView {
@@ -70,6 +86,8 @@ export interface CompetitionView {
   winMargin?: number;
   approvalMode?: string;
   replication?: number;
+  maxExpertBaseline?: number;
+  baselines?: BaselinesView;
   benchmarks: BenchmarkView[];
   leader?: LeaderView;
   leaderboard?: LeaderboardView;
@@ -133,6 +151,55 @@ export function toBenchmark(raw: unknown): BenchmarkView {
     tasks: arr(pick(raw, "tasks")).map((t) => String(t)),
     episodesPerTask: num(pick(raw, "episodes_per_task")),
     maxSteps: num(pick(raw, "max_steps")),
+    knobs: knobsOf(raw),
+  };
+}
+
+function range(raw: unknown): string | undefined {
+  const r = arr(raw).map((x) => num(x));
+  return r.length === 2 && (r[0] !== 1 || r[1] !== 1) ? `×[${r[0]}, ${r[1]}]` : undefined;
+}
+
+/** The benchmark's competition knobs (BenchmarkSpec fields and `conditions`), in words. */
+export function knobsOf(raw: unknown): string[] {
+  const out: string[] = [];
+  const mode = str(pick(raw, "observation_mode"));
+  if (mode && mode !== "state") {
+    const res = arr(pick(raw, "resolution")).map((x) => num(x));
+    const size = res.length === 2 ? `${res[0]}×${res[1]}` : "84×84";
+    out.push(`${mode} ${size} (${str(pick(raw, "camera")) ?? "corner"} camera)`);
+  }
+  if (bool(pick(raw, "reveal_task_name")) === false) out.push("task name hidden");
+  const c = pick(raw, "conditions");
+  if (bool(pick(c, "reveal_goal")) === false) out.push("goal hidden");
+  const obs = num(pick(c, "observation_noise"));
+  if (obs) out.push(`observation noise σ ${obs}`);
+  const act = num(pick(c, "action_noise"));
+  if (act) out.push(`action noise σ ${act}`);
+  const delay = num(pick(c, "action_delay"));
+  if (delay) out.push(`action delay ${delay} step${delay === 1 ? "" : "s"}`);
+  for (const name of ["mass", "friction", "damping"]) {
+    const r = range(pick(c, `dynamics.${name}`));
+    if (r) out.push(`${name} ${r}`);
+  }
+  return out;
+}
+
+export function toBaselines(raw: unknown): BaselinesView | undefined {
+  if (!isObj(raw)) return undefined;
+  const agents = pick(raw, "agents");
+  return {
+    agents: ["zero", "random", "expert"]
+      .filter((a) => isObj(pick(agents, a)))
+      .map((a) => ({
+        agent: a,
+        successRate: num(pick(agents, `${a}.success_rate`)),
+        ciLow: num(pick(agents, `${a}.ci_low`)),
+        ciHigh: num(pick(agents, `${a}.ci_high`)),
+        episodes: num(pick(agents, `${a}.episodes`)),
+      })),
+    episodesPerTask: num(pick(raw, "episodes_per_task")),
+    computedAt: str(pick(raw, "computed_at")),
   };
 }
 
@@ -227,6 +294,8 @@ export function toCompetition(raw: unknown): CompetitionView {
     winMargin: num(pick(raw, "win_margin")),
     approvalMode: str(pick(raw, "approval_mode")),
     replication: num(pick(raw, "replication")),
+    maxExpertBaseline: num(pick(raw, "max_expert_baseline")),
+    baselines: toBaselines(pick(raw, "baselines")),
     benchmarks: arr(pick(raw, "benchmarks")).map(toBenchmark),
     leader,
     leaderboard: lb === undefined ? undefined : toLeaderboard(lb, leader),

@@ -13,6 +13,7 @@ import {
 } from "../components";
 import { DASH, dateTime, int, pct, shortId } from "../format";
 import {
+  type CompetitionView,
   items,
   num,
   pick,
@@ -76,12 +77,18 @@ export function CompetitionPage(props: { id: string }) {
                         {b.episodesPerTask !== undefined && ` × ${b.episodesPerTask} episodes`}
                         {b.maxSteps !== undefined && `, ≤ ${b.maxSteps} steps`}
                         <span class="muted small"> ({b.tasks.join(", ")})</span>
+                        {b.knobs.length > 0 && (
+                          <div class="small" data-testid="benchmark-knobs">
+                            Knobs: {b.knobs.join(" · ")}
+                          </div>
+                        )}
                       </li>
                     ))}
                   </ul>
                 )}
               </section>
             </div>
+            <Baselines competition={c} />
             <section aria-labelledby="lb-h">
               <h2 id="lb-h">Leaderboard</h2>
               <Async res={board} what="the leaderboard">
@@ -166,5 +173,66 @@ export function CompetitionPage(props: { id: string }) {
         </Async>
       </section>
     </>
+  );
+}
+
+/** Reference agents' scores on this competition, and the activation limit on the expert's. */
+function Baselines(props: { competition: CompetitionView }) {
+  const { baselines, maxExpertBaseline, id } = props.competition;
+  const expert = baselines?.agents.find((a) => a.agent === "expert")?.successRate;
+  const over = maxExpertBaseline !== undefined && expert !== undefined && expert > maxExpertBaseline;
+  return (
+    <section class="card" aria-labelledby="base-h" data-testid="baselines">
+      <h2 id="base-h">Reference baselines</h2>
+      <p class="muted small">
+        What bundles without learning score here: no-op and random actions, and Meta-World's scripted expert
+        given the true task.{" "}
+        {maxExpertBaseline !== undefined
+          ? `Activation needs an expert baseline of at most ${pct(maxExpertBaseline, 0)}.`
+          : "No limit on the expert baseline."}
+      </p>
+      {baselines === undefined ? (
+        <Empty>
+          No baselines computed for these benchmarks (<code>kinitro evaluator baselines {id} --upload</code>).
+        </Empty>
+      ) : (
+        <>
+          <div class="table-wrap">
+            <table>
+              <caption class="sr-only">Success rate of each reference agent with its 95 % interval</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Agent</th>
+                  <th scope="col">Success rate</th>
+                  <th scope="col">95 % interval</th>
+                  <th scope="col">Episodes</th>
+                </tr>
+              </thead>
+              <tbody>
+                {baselines.agents.map((a) => (
+                  <tr key={a.agent}>
+                    <td>{a.agent}</td>
+                    <td>{pct(a.successRate)}</td>
+                    <td>
+                      {pct(a.ciLow)} – {pct(a.ciHigh)}
+                    </td>
+                    <td>{a.episodes ?? DASH}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {over && (
+            <p>
+              <Badge state="failed" label="expert above the limit" /> a bundle replaying the scripted experts would
+              own this competition.
+            </p>
+          )}
+          <p class="muted small">
+            {baselines.episodesPerTask ?? DASH} episodes per task, computed {dateTime(baselines.computedAt)}.
+          </p>
+        </>
+      )}
+    </section>
   );
 }
