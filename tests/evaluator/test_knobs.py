@@ -186,6 +186,10 @@ def test_replay_recreates_each_knob_and_catches_a_lie_about_it(knob: str) -> Non
     plain = Conditions(reveal_goal=True)
     lie = replay(ActionLog(**{**_fields(log), "conditions": plain}), samples)
     assert not lie.ok, knob
+    # Without samples the log's own claim is checked against the job's knobs.
+    claimed = replay(ActionLog(**{**_fields(log), "conditions": plain}), conditions=log.conditions)
+    assert not claimed.ok and not claimed.conditions_match
+    assert replay(log, conditions=log.conditions).ok
 
 
 def _fields(log: ActionLog) -> dict:
@@ -298,3 +302,15 @@ def test_observation_noise_needs_a_state_to_perturb() -> None:
             observation_mode="rgb",
             conditions={"observation_noise": 0.01},
         )
+
+
+def test_local_evaluation_names_the_known_presets(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from kinitro.cli.main import app
+
+    from .conftest import REACH_AGENT, write_bundle
+
+    bundle = write_bundle(tmp_path / "agent", REACH_AGENT)
+    out = CliRunner().invoke(app, ["evaluator", "local", str(bundle), "--preset", "nope"])
+    assert out.exit_code == 2 and "generalization" in out.output

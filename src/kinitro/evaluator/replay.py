@@ -25,6 +25,7 @@ import numpy as np
 from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
 from kinitro.evaluator.episode_logger import ActionLog, decode_action_log
 from kinitro.evaluator.errors import EpisodeLogError
+from kinitro.protocol.conditions import Conditions
 
 REWARD_ATOL = 1e-6
 OBSERVATION_ATOL = 1e-5
@@ -48,11 +49,14 @@ class ReplayReport:
     exact: bool
     observations_checked: int = 0
     first_observation_mismatch_step: int | None = None
+    conditions_match: bool = True
+    """False when the log's knobs differ from those the job prescribed (if given)."""
 
     @property
     def ok(self) -> bool:
         return (
-            self.first_mismatch_step is None
+            self.conditions_match
+            and self.first_mismatch_step is None
             and self.first_observation_mismatch_step is None
             and self.logged_success == self.replayed_success
             and self.steps == self.replayed_steps
@@ -74,6 +78,7 @@ class ReplayReport:
             "first_mismatch_step": self.first_mismatch_step,
             "observations_checked": self.observations_checked,
             "first_observation_mismatch_step": self.first_observation_mismatch_step,
+            "conditions_match": self.conditions_match,
             "exact": self.exact,
             "ok": self.ok,
         }
@@ -98,10 +103,15 @@ def load_action_log(
 
 
 def replay(
-    log: ActionLog, observations: Mapping[int, Sequence[float]] | None = None
+    log: ActionLog,
+    observations: Mapping[int, Sequence[float]] | None = None,
+    *,
+    conditions: Conditions | None = None,
 ) -> ReplayReport:
     """Re-simulate ``log``; with ``observations`` (step → state shown before that step's
-    action, as in step samples) also check what the agent was shown."""
+    action, as in step samples) also check what the agent was shown, and with
+    ``conditions`` (the job's ``BenchmarkSpec.conditions``) that the log claims the knobs
+    the job prescribed — a log that understates them is not a replay of that job."""
     bench = get_benchmark(log.benchmark_id, [log.task])
     config = EnvConfig(max_steps=log.max_steps, conditions=log.conditions)
     env = make_env(bench, log.task, config)
@@ -147,6 +157,7 @@ def replay(
         exact=bool(n == log.steps and np.array_equal(replayed[:n], log.rewards[:n])),
         observations_checked=len(wanted),
         first_observation_mismatch_step=obs_bad,
+        conditions_match=conditions is None or conditions == log.conditions,
     )
 
 
