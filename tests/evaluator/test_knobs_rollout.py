@@ -10,6 +10,7 @@ import pytest
 
 from kinitro.evaluator.replay import load_action_log, replay
 from kinitro.evaluator.rollout.launcher import SandboxLauncher
+from kinitro.evaluator.rollout.port import RolloutOptions
 from kinitro.evaluator.runner import EvalRequest, evaluate
 from kinitro.protocol.common import BenchmarkSpec
 
@@ -47,7 +48,7 @@ class Agent:
 """
 
 
-def test_job_knobs_reach_the_simulator_and_replay(tmp_path: Path) -> None:
+async def test_job_knobs_reach_the_simulator_and_replay(tmp_path: Path) -> None:
     spec = BenchmarkSpec(
         benchmark_id="metaworld/MT1-pick-place-v3",
         tasks=["pick-place-v3"],
@@ -64,10 +65,10 @@ def test_job_knobs_reach_the_simulator_and_replay(tmp_path: Path) -> None:
     )
     bundle = write_bundle(tmp_path / "jitter", JITTER_AGENT)
     media = tmp_path / "media"
-    outcome = evaluate(
+    outcome = await evaluate(
         EvalRequest.from_spec("job-knobs", spec, seed=21),
         SandboxLauncher(str(bundle)),
-        media_url=str(media),
+        RolloutOptions(media_url=str(media)),
     )
     assert len(outcome.results) == 2
     for result in outcome.results:
@@ -81,7 +82,7 @@ def test_job_knobs_reach_the_simulator_and_replay(tmp_path: Path) -> None:
         assert report.observations_checked == len(result.samples)
 
 
-def test_image_only_observations_cross_the_sandbox(tmp_path: Path) -> None:
+async def test_image_only_observations_cross_the_sandbox(tmp_path: Path) -> None:
     spec = BenchmarkSpec(
         benchmark_id="metaworld/MT1-reach-v3",
         tasks=["reach-v3"],
@@ -92,8 +93,10 @@ def test_image_only_observations_cross_the_sandbox(tmp_path: Path) -> None:
         resolution=(32, 24),
     )
     bundle = write_bundle(tmp_path / "pixels", PIXELS_AGENT)
-    outcome = evaluate(
-        EvalRequest.from_spec("job-pixels", spec, seed=2), SandboxLauncher(str(bundle))
+    outcome = await evaluate(
+        EvalRequest.from_spec("job-pixels", spec, seed=2),
+        SandboxLauncher(str(bundle)),
+        RolloutOptions(),
     )
     result = outcome.results[0]
     assert result.failure_cause is None, result.failure_detail
