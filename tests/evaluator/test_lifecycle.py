@@ -11,11 +11,13 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from kinitro.evaluator.orchestrator import Orchestrator
 from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
 from kinitro.evaluator.settings import Settings
 from kinitro.evaluator.telemetry import message_id
-from kinitro.jobqueue import MemoryJobQueue
+from kinitro.jobqueue import MemoryJobQueue, RetryJob
 from kinitro.protocol.common import FailureCause, JobState
 from kinitro.protocol.validator_ws import EvalJob
 
@@ -231,6 +233,16 @@ async def test_shutdown_requeues_the_running_job_within_seconds(
     assert msgs[-1]["state"] == "completed"
     assert sorted(m["episode_index"] for m in msgs if m["type"] == "episode") == list(range(20))
     assert len({m["id"] for m in msgs}) == len(msgs)
+
+
+async def test_a_job_handed_out_during_shutdown_is_left_to_the_next_evaluator(
+    workdir: Path, bundles: dict[str, Path]
+) -> None:
+    twin, job, orch, made = await _job_on_twin(workdir, bundles["reach"], "job-late", episodes=2)
+    orch.stop()
+    with pytest.raises(RetryJob, match="shutting down"):
+        await orch.handle_job(job.job_id)
+    assert made == [] and not (await twin.get_job_record(job.job_id)).has_result
 
 
 async def test_tampered_artifact_fails_without_running(

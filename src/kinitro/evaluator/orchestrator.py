@@ -127,6 +127,8 @@ class Orchestrator:
     # ------------------------------------------------------------------ job
 
     async def handle_job(self, job_id: str, attempts: int = 0) -> None:
+        if self.stopping.is_set():  # handed out while shutting down: leave it to the next
+            raise RetryJob("evaluator shutting down")
         record = await self.jobs.get_job_record(job_id)
         if record.has_result:
             log.info("job %s already has a result; skipping", job_id)
@@ -177,6 +179,8 @@ class Orchestrator:
         attempts: int,
     ) -> _Ending:
         """Play the job's episodes under its deadline; how the job ends."""
+        if self.stopping.is_set():  # stopped while the bundle was fetched
+            raise RetryJob("evaluator shutting down")
         run = asyncio.create_task(self._rollouts(request, bundle, total), name=f"job-{job_id}")
         self._running[job_id] = run
         self.metrics.running(len(self._running))
