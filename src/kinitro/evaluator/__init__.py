@@ -22,7 +22,9 @@ Exceptions::
     └── SandboxError                the sandbox itself failed (``sandbox``; infrastructure)
         ├── SandboxStartError       could not be created or did not become ready
         │   └── SandboxStartFailed  the launcher's start failure (``cause`` sandbox_start)
-        └── SandboxUnavailable      this backend cannot run on this host
+        ├── SandboxUnavailable      this backend cannot run on this host
+        ├── SandboxHostError        the host cannot run sandboxes as configured (startup)
+        └── CgroupError             a cgroup could not be created, configured or removed
 
 Agent faults and infrastructure faults inside an episode are not exceptions that escape:
 they are recorded as data (``FailureCause``) on the episode result.
