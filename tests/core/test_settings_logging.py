@@ -62,6 +62,22 @@ def test_placeholder_secret_refused_outside_devnet() -> None:
         ("Authorization: Bearer abc.def.ghi", "abc.def.ghi"),
         ('api_key: "s3cr3t-value"', "s3cr3t-value"),
         ("uploading with hf_ZZZZZZZZZZZZZZZZZZ", "hf_ZZZZZZZZZZZZZZZZZZ"),
+        # bare Kinitro API keys (the prefix, a lookup id, may stay)
+        ("key kin_0a1b2c3d4e5f_AbC-dEf_GhIjKlMnOpQrStUvWxYz0123456789abcdefg", "AbC-dEf"),
+        # database URLs with a password, with or without a user
+        ("postgresql://:hunter3@db/x", "hunter3"),
+        ("postgresql+asyncpg://kin:p%40ss@db:5432/x?ssl=1", "p%40ss"),
+        ("host=db password=hunter4 dbname=x", "hunter4"),
+        # wallet keyfile JSON (bittensor-wallet), plain, repr'd and escaped in JSON
+        ('{"secretSeed": "0xdeadbeef01", "ss58Address": "5F"}', "0xdeadbeef01"),
+        ('{"secretPhrase": "abandon abandon zoo"}', "abandon abandon"),
+        ('{"privateKey":"0xfeedface02"}', "0xfeedface02"),
+        ("{'secretSeed': '0xdeadbeef03'}", "0xdeadbeef03"),
+        ('{\\"secretSeed\\": \\"0xdeadbeef04\\"}', "0xdeadbeef04"),
+        # bearer tokens and authorization headers
+        ('{"Authorization": "Bearer tok.en.five"}', "tok.en.five"),
+        ("authorization=Basic dXNlcjpwdw==", "dXNlcjpwdw=="),
+        ("retrying with bearer tok-six-6666", "tok-six-6666"),
     ],
 )
 def test_redact_text(text: str, leak: str) -> None:
@@ -91,3 +107,14 @@ def test_log_records_are_redacted_in_message_args_and_extra() -> None:
         assert secret not in dumped
     assert line["job_id"] == "j1"
     assert line["level"] == "warning"
+
+
+def test_redaction_keeps_what_is_not_secret() -> None:
+    text = (
+        '{"ss58Address": "5F", "publicKey": "0x01"} http://host:8000/path '
+        "job_id=j1 kin_0a1b2c3d4e5f_secretsecretsecret"
+    )
+    out = redact_text(text)
+    kept = ('"ss58Address": "5F"', '"publicKey": "0x01"', "http://host:8000/path", "job_id=j1")
+    assert all(part in out for part in kept)
+    assert "kin_0a1b2c3d4e5f_***" in out and "secretsecretsecret" not in out

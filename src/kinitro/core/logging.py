@@ -4,8 +4,17 @@
 emits either human-readable lines (Rich console, for terminals) or one JSON object per
 line (for files and log shippers). Every record passes through :class:`RedactingFilter`,
 which masks values of secret-looking keys (``token``, ``secret``, ``password``,
-``api_key``, ``mnemonic``, ``seed``, ``private_key``…) in ``extra`` fields and masks
-credentials embedded in URLs and ``key=value`` text in messages.
+``api_key``, ``mnemonic``, ``seed_secret``, ``private_key``…) in ``extra`` fields and, in
+message text, each shape a secret takes in practice:
+
+* ``key=value`` / ``key: value`` pairs and JSON fields (``"secretSeed": "0x…"``,
+  ``"secretPhrase"``, ``"privateKey"`` of a wallet keyfile, also inside escaped JSON);
+* URLs with a password (``postgresql://user:pw@host``, also ``postgresql://:pw@host``);
+* ``Authorization`` headers and bare ``Bearer …`` tokens;
+* Kinitro API keys, bare (``kin_<prefix>_<secret>``: the prefix, which is not secret,
+  stays to identify the key) and Hugging Face tokens (``hf_…``).
+
+Redaction is a last line of defence: code should not log secrets in the first place.
 """
 
 from __future__ import annotations
@@ -19,20 +28,25 @@ from typing import Any
 
 REDACTED = "***"
 
-_SECRET_KEY = re.compile(
-    r"(token|secret|password|passwd|api[_-]?key|mnemonic|private[_-]?key|seed_secret|"
-    r"authorization|credential|access[_-]?key)",
-    re.IGNORECASE,
-)
+# the names of secrets, not one
+_SECRET_WORDS = r"token|secret|password|passwd|pwd|api[_-]?key|mnemonic|private[_-]?key|credential|access[_-]?key"  # noqa: E501, S105
+_SECRET_KEY = re.compile(rf"({_SECRET_WORDS}|authorization)", re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@\s]+)@"
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]+)@", re.IGNORECASE
 )
+# a value: "quoted" (JSON, escapes allowed), \"quoted\" (JSON inside a JSON string),
+# 'quoted', or bare up to a separator
+_VALUE = r"""(?:\\"[^"\\]*\\"|"(?:[^"\\]|\\.)*"|'[^']*'|[^\s,;&}\]]+)"""
 _KEY_VALUE = re.compile(
-    r"(?P<key>\b[\w-]*(?:token|secret|password|passwd|api[_-]?key|mnemonic|private[_-]?key)[\w-]*)"
-    r"(?P<sep>\s*[=:]\s*)(?P<val>\"[^\"]*\"|'[^']*'|[^\s,;&]+)",
+    rf"(?P<key>\b[\w-]*(?:{_SECRET_WORDS})[\w-]*)(?P<sep>\\?[\"']?\s*[=:]\s*)(?P<val>{_VALUE})",
     re.IGNORECASE,
 )
-_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_AUTHORIZATION = re.compile(
+    r"(?P<head>\bauthorization\\?[\"']?\s*[=:]\s*\\?[\"']?(?:[a-z]+\s+)?)(?P<val>[^\s\"'\\,;]+)",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_API_KEY = re.compile(r"(?<![A-Za-z0-9])(kin_[0-9a-f]{4,32}_)[A-Za-z0-9_-]{8,}")
 _HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{10,}\b")
 
 _STD_ATTRS = frozenset(
@@ -41,11 +55,21 @@ _STD_ATTRS = frozenset(
 
 
 def redact_text(text: str) -> str:
-    """Mask credentials in free text (URLs with passwords, key=value pairs, bearer tokens)."""
+    """Mask credentials in free text (every shape listed in the module docstring)."""
     text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
-    text = _KEY_VALUE.sub(lambda m: f"{m['key']}{m['sep']}{REDACTED}", text)
+    text = _AUTHORIZATION.sub(lambda m: f"{m['head']}{REDACTED}", text)
+    text = _KEY_VALUE.sub(lambda m: f"{m['key']}{m['sep']}{_masked(m['val'])}", text)
     text = _BEARER.sub(lambda m: f"{m[1]}{REDACTED}", text)
+    text = _API_KEY.sub(lambda m: f"{m[1]}{REDACTED}", text)
     return _HF_TOKEN.sub(REDACTED, text)
+
+
+def _masked(value: str) -> str:
+    """``REDACTED`` in the quotes the value had, so JSON stays JSON."""
+    for quote in ('\\"', '"', "'"):
+        if len(value) >= 2 * len(quote) and value.startswith(quote) and value.endswith(quote):
+            return f"{quote}{REDACTED}{quote}"
+    return REDACTED
 
 
 def redact_value(key: str, value: Any) -> Any:
