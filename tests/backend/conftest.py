@@ -137,6 +137,7 @@ def test_settings(db_url: str, net: Net, registry: LocalRegistry, **overrides: A
         lease_s=60.0,
         round_duration_s=3600,
         metagraph_ttl_s=0.5,
+        metagraph_min_refresh_s=0.05,
         admin_api_key=ADMIN_KEY,
         db_pool_size=5,
     )

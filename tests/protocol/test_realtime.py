@@ -23,8 +23,8 @@ from kinitro.protocol.errors import (
 from kinitro.protocol.realtime import (
     MAX_CLIENT_FRAME_BYTES,
     ClientMessage,
-    Event,
     EventFilter,
+    Events,
     EventType,
     JobStatusEvent,
     RealtimeEvent,
@@ -33,9 +33,12 @@ from kinitro.protocol.realtime import (
     Subscribe,
     dump_event,
     dump_message,
+    dump_snapshot_data,
+    events_frame,
     parse_client_message,
     parse_event,
     parse_server_message,
+    snapshot_frame,
 )
 
 from .strategies import model_strategy
@@ -86,8 +89,11 @@ def test_every_message_round_trips(model: type[BaseModel], data: st.DataObject) 
 def test_every_event_round_trips(model: type[BaseModel], data: st.DataObject) -> None:
     event = data.draw(model_strategy(model))
     assert parse_event(dump_event(event)) == event
-    wrapped = Event(event=event)
+    wrapped = Events(events=[event, event])
     assert parse_server_message(dump_message(wrapped)) == wrapped
+    # the server's frame of pre-serialised events is the same message
+    frame = events_frame([dump_event(event), dump_event(event)])
+    assert parse_server_message(frame).events == wrapped.events  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("name", "strategy", "parse", "dump"), CHANNELS, ids=channel_ids)
@@ -137,8 +143,8 @@ def test_unknown_type_and_wrong_field_types(
 
 
 def test_nested_unknown_event_type() -> None:
-    frame = {"type": "event", "id": "c" * 32, "event": {"event_type": "nope", "at": "x"}}
-    with pytest.raises(UnknownMessageTypeError, match=r"event_type.*at event"):
+    frame = {"type": "events", "id": "c" * 32, "events": [{"event_type": "nope", "at": "x"}]}
+    with pytest.raises(UnknownMessageTypeError, match=r"event_type.*at events\.0"):
         parse_server_message(json.dumps(frame))
 
 
@@ -191,3 +197,11 @@ def test_filter_built_from_an_event_matches_it(event: Any, data: st.DataObject) 
     flt = EventFilter(**{k: carried[k] for k in chosen})
     assert flt.matches(event)
     assert Subscribe(event_types=[event.event_type], filters=flt).matches(event)
+
+
+def test_events_frames_are_never_empty_and_snapshot_frames_parse() -> None:
+    with pytest.raises(InvalidMessageError):
+        parse_server_message(events_frame([]))
+    data = {"stats": {"jobs": {"running": 1}}, "competitions": []}
+    snap = parse_server_message(snapshot_frame(dump_snapshot_data(data), "a" * 32))
+    assert snap.type == "snapshot" and snap.ref_id == "a" * 32 and snap.data == data

@@ -24,8 +24,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kinitro import __version__
+from kinitro.backend.deps import ScraperDep
 from kinitro.backend.errors import BackendError
 from kinitro.backend.settings import Settings
+from kinitro.protocol.realtime import CLOSE_OVERLOADED, CLOSE_TOO_MANY_FROM_ADDRESS
 
 if TYPE_CHECKING:
     from kinitro.backend.artifacts import ArtifactVerifier
@@ -45,10 +47,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from kinitro.backend.artifacts import open_verifier
+        from kinitro.backend.broadcaster import Broadcaster
         from kinitro.backend.chain_monitor import ChainMonitor
+        from kinitro.backend.limits import ConnectionCaps
         from kinitro.backend.listener import Listener
-        from kinitro.backend.metrics import Metrics
-        from kinitro.backend.realtime import Broadcaster
         from kinitro.backend.scheduler import Scheduler
         from kinitro.backend.score_engine import ScoreEngine
         from kinitro.backend.state import BackendState
@@ -60,21 +62,31 @@ def create_app(
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         own_chain = chain is None
         chain_client = chain if chain is not None else _open_chain(settings)
-        metrics = Metrics()
         state = BackendState(
             settings=settings,
             engine=engine,
             chain=chain_client,
             verifier=verifier if verifier is not None else open_verifier(settings),
             hub=ValidatorHub(),
-            broadcaster=Broadcaster(settings.realtime_queue_size, metrics),
+            broadcaster=Broadcaster(
+                settings.realtime_queue_size, settings.realtime_tick_s, metrics
+            ),
             metrics=metrics,
             ingest_slots=asyncio.Semaphore(settings.ingest_concurrency),
+            rest_buckets=rest_buckets,
+            realtime_caps=ConnectionCaps(
+                total=settings.realtime_max_clients,
+                per_address=settings.realtime_max_per_address,
+                total_code=CLOSE_OVERLOADED,
+                per_address_code=CLOSE_TOO_MANY_FROM_ADDRESS,
+                what="realtime connections",
+            ),
         )
         app.state.backend = state
         listener = Listener(state)
         tasks = [
             _spawn("listener", listener.run),
+            _spawn("broadcaster", state.broadcaster.run),
             _spawn("chain-monitor", ChainMonitor(state).run),
             _spawn("scheduler", Scheduler(state).run),
             _spawn("scoring", ScoreEngine(state).run),
@@ -93,7 +105,7 @@ def create_app(
             yield
         finally:
             await state.hub.close_all()
-            await state.broadcaster.close_all()
+            state.broadcaster.close_all(1001, "backend shutting down")
             for task in reversed(tasks):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -106,12 +118,22 @@ def create_app(
                 await chain_client.close()
             await engine.dispose()
 
+    from kinitro.backend.limits import BodyLimitMiddleware, RateLimitMiddleware, TokenBuckets
+    from kinitro.backend.metrics import Metrics
+
+    metrics = Metrics()
+    rest_buckets = TokenBuckets(settings.rest_rate_per_s, settings.rest_burst)
     app = FastAPI(
         title="Kinitro backend",
         version=__version__,
         description="REST API of the Kinitro backend. Realtime feed: `/ws/realtime`; "
         "validators: `/ws/validator`. See docs/backend.md.",
         lifespan=lifespan,
+    )
+    app.add_middleware(RateLimitMiddleware, buckets=rest_buckets, metrics=metrics)
+    # outermost: a body over its route's limit is refused before anything else runs
+    app.add_middleware(
+        BodyLimitMiddleware, limits=[("/api/v1/admin/", settings.max_body_bytes)], default=0
     )
 
     @app.exception_handler(BackendError)
@@ -178,12 +200,18 @@ def create_app(
             "replica_id": settings.replica_id,
             "version": __version__,
             "validators_connected": len(state.hub.sessions),
-            "realtime_clients": len(state.broadcaster.clients),
+            "realtime_clients": state.realtime_caps.count,
         }
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    async def metrics(request: Request) -> PlainTextResponse:
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Metrics",
+        description="Prometheus metrics; in production a token is needed (docs/backend.md).",
+        response_class=PlainTextResponse,
+    )
+    async def metrics_page(request: Request, _scraper: ScraperDep) -> PlainTextResponse:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         data = generate_latest(request.app.state.backend.metrics.registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -163,3 +164,30 @@ def require_role(role: str):  # type: ignore[no-untyped-def]
 
 
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]
+
+
+async def scraper(state: StateDep, request: Request) -> None:
+    """Who may read ``/metrics``: anyone when ``metrics_open``; otherwise a scraper with
+    the ``metrics_token`` or an API key with the ``admin`` or ``read`` role. (The header
+    is read here rather than declared: on the devnet the route needs none.)"""
+    if state.settings.metrics_open:
+        return
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    creds = (
+        HTTPAuthorizationCredentials(scheme=scheme, credentials=value.strip())
+        if scheme.lower() == "bearer" and value.strip()
+        else None
+    )
+    token = state.settings.metrics_token
+    if (
+        creds is not None
+        and token is not None
+        and hmac.compare_digest(creds.credentials.encode(), token.get_secret_value().encode())
+    ):
+        return
+    who = await principal(state, creds)
+    if not who.roles & {"admin", "read"}:
+        raise ForbiddenError(f"API key {who.name!r} may not read metrics (needs admin or read)")
+
+
+ScraperDep = Annotated[None, Depends(scraper)]

@@ -15,6 +15,7 @@ import asyncpg
 
 from kinitro.backend.events import EVENTS_CHANNEL, WAKE_CHANNEL
 from kinitro.core.db import dsn
+from kinitro.protocol.realtime import CLOSE_RESUBSCRIBE
 
 if TYPE_CHECKING:
     from kinitro.backend.state import BackendState
@@ -49,9 +50,7 @@ class Listener:
                     # sockets re-check their pending work, realtime clients are asked to
                     # re-subscribe (a fresh snapshot covers what they missed)
                     self.state.hub.wake_all()
-                    await self.state.broadcaster.close_all(
-                        code=1012, reason="event stream restarted"
-                    )
+                    self.state.broadcaster.close_all(CLOSE_RESUBSCRIBE, "event stream restarted")
                 first = False
                 while not lost.is_set():
                     try:

@@ -36,6 +36,18 @@ class Metrics:
         self.realtime_dropped = Counter(
             "kinitro_backend_realtime_dropped_total", "Slow realtime clients dropped", registry=r
         )
+        self.realtime_frames = Counter(
+            "kinitro_backend_realtime_frames_total", "Realtime frames queued to clients", registry=r
+        )
+        self.realtime_refused = Counter(
+            "kinitro_backend_realtime_refused_total",
+            "Realtime connections refused, by close code (1013 replica full, 4429 address)",
+            ["code"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "kinitro_backend_rate_limited_total", "REST requests refused with 429", registry=r
+        )
         self.events = Counter(
             "kinitro_backend_events_total", "Realtime events received", ["event_type"], registry=r
         )

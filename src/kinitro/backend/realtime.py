@@ -1,186 +1,92 @@
-"""``/ws/realtime``: the public event feed (wire models in :mod:`kinitro.protocol.realtime`).
+"""``/ws/realtime``: the public event feed, socket side (wire models in
+:mod:`kinitro.protocol.realtime`, fan-out in :mod:`.broadcaster`).
 
 A client sends ``subscribe`` (event types, filters on competition / miner / job /
 validator / submission); it receives a ``snapshot`` of the current state, then matching
-``event`` frames in commit order. Every client has a bounded queue: when a client cannot
-keep up, its queue fills and it is dropped (close 1008 "slow consumer"); publishing never
-waits for a client.
+events in commit order, coalesced into ``events`` frames. Per connection, a reader
+handles the client's messages and a writer sends what the broadcaster queued, one frame
+at a time, each send waiting while the socket's buffer is full.
 
-Events reach the broadcaster of every replica through PostgreSQL NOTIFY (see
-:mod:`.events` and :mod:`.listener`), so a client connected to any replica sees every
-change. Each event is parsed once and serialised once, whatever the number of clients.
+Admission is decided before anything costly: a connection attempt takes a token from the
+address's REST bucket, and the replica holds at most ``realtime_max_clients`` sockets,
+``realtime_max_per_address`` per address (see :mod:`.limits`); refused sockets are
+closed with 1013 (replica full) or 4429 (this address) and a reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 
+from kinitro.backend.broadcaster import Subscriber
+from kinitro.backend.limits import Refusal, client_address
 from kinitro.protocol.common import ErrorCode
 from kinitro.protocol.errors import ProtocolError
 from kinitro.protocol.realtime import (
+    CLOSE_TOO_MANY_FROM_ADDRESS,
     ErrorMessage,
-    Event,
     Ping,
     Pong,
-    Snapshot,
     Subscribe,
     Unsubscribe,
     dump_message,
     parse_client_message,
-    parse_event,
+    snapshot_frame,
 )
 
 if TYPE_CHECKING:
-    from kinitro.backend.metrics import Metrics
     from kinitro.backend.state import BackendState
 
 log = logging.getLogger(__name__)
 
-CLOSE_SLOW = 1008
-SEND_TIMEOUT_S = 10.0
 MIN_SUBSCRIBE_INTERVAL_S = 1.0
 
 
-class Client:
-    def __init__(self, ws: WebSocket, queue_size: int) -> None:
-        self.ws = ws
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
-        self.subscription: Subscribe | None = None
-        self.dropped = False
-        # events that arrive while the snapshot is being built, delivered right after it
-        self.buffer: list[str] | None = None
-
-    def offer(self, frame: str) -> bool:
-        """Queue ``frame`` without waiting; False when the client cannot keep up."""
-        if self.buffer is not None:
-            if len(self.buffer) >= self.queue.maxsize:
-                return False
-            self.buffer.append(frame)
-            return True
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            return False
-        return True
-
-
-class Broadcaster:
-    def __init__(self, queue_size: int, metrics: Metrics) -> None:
-        self.queue_size = queue_size
-        self.metrics = metrics
-        self.clients: set[Client] = set()
-
-    def publish(self, raw: str) -> None:
-        """Fan one event (JSON from NOTIFY) out to matching clients; never blocks."""
-        try:
-            event = parse_event(raw)
-        except ProtocolError as exc:
-            log.warning("ignoring undecodable event payload: %s", exc)
-            return
-        self.metrics.events.labels(event.event_type).inc()
-        frame: str | None = None
-        for client in list(self.clients):
-            sub = client.subscription
-            if sub is None or client.dropped or not sub.matches(event):
-                continue
-            if frame is None:
-                frame = dump_message(Event(event=event))
-            if not client.offer(frame):
-                self.drop(client)
-
-    def add(self, client: Client) -> None:
-        self.clients.add(client)
-        self.metrics.realtime_clients.set(len(self.clients))
-
-    def remove(self, client: Client) -> None:
-        self.clients.discard(client)
-        self.metrics.realtime_clients.set(len(self.clients))
-
-    def drop(self, client: Client) -> None:
-        """Disconnect a client that fell behind (its writer closes the socket)."""
-        client.dropped = True
-        client.buffer = None
-        self.remove(client)
-        self.metrics.realtime_dropped.inc()
-        with contextlib.suppress(asyncio.QueueEmpty):
-            while True:
-                client.queue.get_nowait()
-        client.queue.put_nowait(None)
-
-    async def close_all(self, code: int = 1001, reason: str = "backend shutting down") -> None:
-        for client in list(self.clients):
-            self.remove(client)
-            with contextlib.suppress(Exception):
-                await client.ws.close(code=code, reason=reason)
-
-
-def _json_safe(data: Any) -> Any:
-    return json.loads(json.dumps(data, default=str))
-
-
-async def _subscribe(state: BackendState, client: Client, message: Subscribe) -> None:
-    from kinitro.backend.snapshot import build_snapshot
-
-    bc = state.broadcaster
-    # register first and buffer events, so nothing committed while the snapshot is built
-    # is missed (such an event may also be reflected in the snapshot)
-    client.subscription = message
-    client.buffer = []
-    bc.add(client)
-    try:
-        data = await build_snapshot(state, message)
-    except BaseException:
-        client.buffer = None
-        raise
-    if client.dropped:
-        return
-    buffered, client.buffer = client.buffer or [], None
-    snapshot = dump_message(Snapshot(ref_id=message.id, data=_json_safe(data)))
-    for frame in (snapshot, *buffered):
-        if not client.offer(frame):
-            bc.drop(client)
-            return
+def admit(state: BackendState, address: str) -> Refusal | None:
+    """Count a new realtime socket from ``address``, or say why it is refused."""
+    wait = state.rest_buckets.take(address)
+    if wait > 0:
+        return Refusal(
+            CLOSE_TOO_MANY_FROM_ADDRESS,
+            f"too many requests from your address; retry in {wait:.1f}s",
+        )
+    return state.realtime_caps.admit(address)
 
 
 async def realtime_endpoint(ws: WebSocket, state: BackendState) -> None:
+    address = client_address(ws.scope)
+    refusal = admit(state, address)
     await ws.accept()
-    bc = state.broadcaster
-    client = Client(ws, state.settings.realtime_queue_size)
+    if refusal is not None:
+        state.metrics.realtime_refused.labels(str(refusal.code)).inc()
+        with contextlib.suppress(Exception):
+            await ws.close(code=refusal.code, reason=refusal.reason)
+        return
+    try:
+        await _serve(ws, state)
+    finally:
+        state.realtime_caps.release(address)
 
-    async def writer() -> None:
-        while True:
-            frame = await client.queue.get()
-            if frame is None:
-                with contextlib.suppress(Exception):
-                    await ws.close(code=CLOSE_SLOW, reason="slow consumer")
-                return
-            try:
-                await asyncio.wait_for(ws.send_text(frame), timeout=SEND_TIMEOUT_S)
-            except TimeoutError:
-                bc.drop(client)
-                with contextlib.suppress(Exception):
-                    await ws.close(code=CLOSE_SLOW, reason="slow consumer")
-                return
+
+async def _serve(ws: WebSocket, state: BackendState) -> None:
+    bc = state.broadcaster
+    member = Subscriber(limit=state.settings.realtime_queue_size)
+    writer = asyncio.create_task(_write(ws, member))
 
     def reply(message: Any) -> None:
-        if not client.offer(dump_message(message)):
-            bc.drop(client)
+        if not member.offer(dump_message(message)):
+            bc.drop(member)
 
-    writer_task = asyncio.create_task(writer())
     last_subscribe = float("-inf")
     try:
         while True:
             receive = asyncio.ensure_future(ws.receive())
-            done, _ = await asyncio.wait(
-                {receive, writer_task}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if writer_task in done:
+            done, _ = await asyncio.wait({receive, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if writer in done:
                 receive.cancel()
                 return
             frame = receive.result()
@@ -209,10 +115,9 @@ async def realtime_endpoint(ws: WebSocket, state: BackendState) -> None:
                         )
                         continue
                     last_subscribe = now
-                    await _subscribe(state, client, message)
+                    await _subscribe(state, member, message, reply)
                 case Unsubscribe():
-                    client.subscription = None
-                    bc.remove(client)
+                    bc.unsubscribe(member)
                 case Ping():
                     reply(Pong(ref_id=message.id))
                 case _:
@@ -224,10 +129,51 @@ async def realtime_endpoint(ws: WebSocket, state: BackendState) -> None:
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
-        bc.remove(client)
-        writer_task.cancel()
+        bc.unsubscribe(member)
+        writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer_task
+            await writer
+
+
+async def _subscribe(
+    state: BackendState, member: Subscriber, message: Subscribe, reply: Any
+) -> None:
+    # join the fan-out first (holding frames), then read the snapshot: nothing committed
+    # in between is missed
+    state.broadcaster.subscribe(member, message)
+    try:
+        data = await state.snapshots.get(message)
+    except Exception:
+        log.warning("realtime snapshot failed", exc_info=True)
+        state.broadcaster.unsubscribe(member)
+        reply(
+            ErrorMessage(
+                code=ErrorCode.UNAVAILABLE,
+                message="the snapshot could not be read; subscribe again later",
+                ref_id=message.id,
+            )
+        )
+        return
+    if member.subscription is message:
+        member.release_held(snapshot_frame(data, message.id))
+
+
+async def _write(ws: WebSocket, member: Subscriber) -> None:
+    """Send queued frames in order; close the socket when asked to."""
+    try:
+        while True:
+            frame = member.next_frame()
+            if frame is not None:
+                await ws.send_text(frame)
+                continue
+            if member.closing is not None:
+                code, reason = member.closing
+                await ws.close(code=code, reason=reason)
+                return
+            member.wake.clear()
+            await member.wake.wait()
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return
 
 
 def _ref(message_id: str | None) -> str | None:

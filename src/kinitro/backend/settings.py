@@ -1,10 +1,18 @@
-"""Settings of ``kinitro backend run`` (env prefix ``KINITRO_BACKEND_``, TOML ``[backend]``)."""
+"""Settings of ``kinitro backend run`` (env prefix ``KINITRO_BACKEND_``, TOML ``[backend]``).
+
+A backend on a real chain is a production backend: ``chain = bittensor`` implies
+``environment = production`` (and refuses an explicit ``devnet``), and production refuses
+to start with the devnet's conveniences — a placeholder or short ``seed_secret``, no
+``admin_api_key``; ``/metrics`` needs a token there unless ``metrics_public = true`` says
+otherwise. Every limit that protects the service from its clients is a setting here
+(docs/backend.md, "Limits").
+"""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -15,7 +23,9 @@ from kinitro.core.settings import PLACEHOLDER_SECRETS, KinitroSettings
 class Settings(KinitroSettings):
     model_config = SettingsConfigDict(env_prefix="KINITRO_BACKEND_", extra="ignore")
     toml_section: ClassVar[str | None] = "backend"
-    secret_fields: ClassVar[tuple[str, ...]] = ("seed_secret",)
+    # seed_secret is checked with the other production rules (_production_safe), so an
+    # operator sees every problem at once
+    secret_fields: ClassVar[tuple[str, ...]] = ()
 
     # --- serving
     host: str = "127.0.0.1"
@@ -89,8 +99,12 @@ class Settings(KinitroSettings):
     owner_uid: int = 0
     owner_share: float = 0.0
 
-    # --- admin
+    # --- admin and operations
     admin_api_key: SecretStr | None = None
+    metrics_public: bool | None = None
+    """``/metrics`` without a token: default true on the devnet, false in production."""
+    metrics_token: SecretStr | None = None
+    """Bearer token a Prometheus scraper presents (an API key also works)."""
 
     @model_validator(mode="after")
     def _quorum_reachable(self) -> Settings:
@@ -101,17 +115,77 @@ class Settings(KinitroSettings):
             )
         return self
 
-    @model_validator(mode="after")
-    def _real_admin_key(self) -> Settings:
-        key = self.admin_api_key.get_secret_value() if self.admin_api_key else None
-        weak = key is not None and (key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < 16)
-        if self.environment != "devnet" and weak:
+    # --- realtime
+    realtime_queue_size: int = Field(default=256, ge=1)
+    """Events a realtime client may have waiting; beyond, it is closed as slow (1008)."""
+    realtime_tick_s: float = Field(default=0.025, gt=0, le=1.0)
+    """Events are coalesced into one frame per client per tick."""
+    stats_interval_s: float = 10.0
+
+    # --- limits (abuse resistance)
+    max_body_bytes: int = Field(default=64 * 1024, ge=0)
+    """Largest admin request body; public routes take none."""
+    rest_rate_per_s: float = Field(default=20.0, gt=0)
+    """Public REST requests per second per client address (token bucket)."""
+    rest_burst: int = Field(default=60, ge=1)
+    realtime_max_clients: int = Field(default=5000, ge=1)
+    realtime_max_per_address: int = Field(default=32, ge=1)
+    max_pending_auth: int = Field(default=32, ge=1)
+    """Validator sockets that may be signing in at once."""
+    metagraph_min_refresh_s: float = Field(default=2.0, ge=0)
+    """Minimum time between two metagraph fetches, whoever asks (sign-ins included)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bittensor_is_production(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or str(data.get("chain", "")).lower() != "bittensor":
+            return data
+        environment = data.get("environment")
+        if environment is None:
+            return {**data, "environment": "production"}
+        if str(environment) == "devnet":
             raise ValueError(
-                "admin_api_key must be a real secret of at least 16 characters when "
-                f"environment={self.environment!r} (or leave it unset)"
+                "environment = devnet cannot be used with chain = bittensor (a real subnet "
+                "is production): leave environment unset or set it to production"
             )
+        return data
+
+    @model_validator(mode="after")
+    def _production_safe(self) -> Settings:
+        if self.environment == "devnet":
+            return self
+        problems: list[str] = []
+        seed = self.seed_secret.get_secret_value().strip()
+        if seed.lower() in PLACEHOLDER_SECRETS or len(seed) < MIN_SEED_SECRET_CHARS:
+            problems.append(
+                f"seed_secret must be set to a real secret of at least {MIN_SEED_SECRET_CHARS} "
+                "characters (e.g. `openssl rand -hex 32`)"
+            )
+        key = self.admin_api_key.get_secret_value().strip() if self.admin_api_key else ""
+        if not key:
+            problems.append("admin_api_key must be set (the bootstrap admin key)")
+        elif key.lower() in PLACEHOLDER_SECRETS or len(key) < MIN_KEY_CHARS:
+            problems.append(
+                f"admin_api_key must be a real secret of at least {MIN_KEY_CHARS} characters"
+            )
+        token = self.metrics_token.get_secret_value().strip() if self.metrics_token else None
+        if token is not None and (
+            token.lower() in PLACEHOLDER_SECRETS or len(token) < MIN_KEY_CHARS
+        ):
+            problems.append(
+                f"metrics_token must be a real secret of at least {MIN_KEY_CHARS} characters"
+            )
+        if problems:
+            raise ValueError(f"unsafe for environment={self.environment!r}: " + "; ".join(problems))
         return self
 
-    # --- realtime
-    realtime_queue_size: int = 256
-    stats_interval_s: float = 10.0
+    @property
+    def metrics_open(self) -> bool:
+        """Whether ``/metrics`` answers without a token."""
+        return (
+            self.metrics_public if self.metrics_public is not None else self.environment == "devnet"
+        )
+
+
+MIN_SEED_SECRET_CHARS = 32
+MIN_KEY_CHARS = 16

@@ -1,7 +1,18 @@
-"""The realtime snapshot: what a new subscriber sees before the event stream."""
+"""The realtime snapshot: what a new subscriber sees before the event stream.
+
+A snapshot reads several tables; a thousand dashboards reconnecting together (after a
+deploy, or an attacker opening sockets) must not become a thousand of those reads.
+:class:`SnapshotBuilds` shares one build among every subscriber asking for the same view
+while it waits to start, and runs at most ``SNAPSHOT_CONCURRENCY`` builds at once (the
+rest of the pool stays free for REST and ingest). A subscriber that arrives after a build
+started waits for the next one: the build it joins always starts reading after it
+subscribed, so it misses no event (see :mod:`.broadcaster`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import TYPE_CHECKING, Any
 
 from kinitro.backend.db import (
@@ -14,10 +25,52 @@ from kinitro.backend.db import (
 from kinitro.backend.quorum import annotate_board
 from kinitro.backend.standing import with_standing
 from kinitro.backend.stats import collect_stats
+from kinitro.protocol.realtime import dump_snapshot_data
 
 if TYPE_CHECKING:
     from kinitro.backend.state import BackendState
     from kinitro.protocol.realtime import Subscribe
+
+SNAPSHOT_CONCURRENCY = 2
+
+
+class SnapshotBuilds:
+    """Snapshot data (serialised JSON) by view, one shared build per waiting crowd."""
+
+    def __init__(self, state: BackendState, concurrency: int = SNAPSHOT_CONCURRENCY) -> None:
+        self.state = state
+        self.builds = 0
+        self._slots = asyncio.Semaphore(concurrency)
+        self._waiting: dict[object, asyncio.Future[str]] = {}
+
+    async def get(self, sub: Subscribe) -> str:
+        key = tuple(sub.filters)
+        future = self._waiting.get(key)
+        if future is None:
+            future = self._waiting[key] = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._build(key, sub, future), name="realtime-snapshot")
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return await asyncio.shield(future)
+
+    async def _build(self, key: object, sub: Subscribe, future: asyncio.Future[str]) -> None:
+        try:
+            async with self._slots:
+                # from here on the data is being read: later subscribers need a later build
+                if self._waiting.get(key) is future:
+                    del self._waiting[key]
+                self.builds += 1
+                data = await build_snapshot(self.state, sub)
+                future.set_result(dump_snapshot_data(json.loads(json.dumps(data, default=str))))
+        except BaseException as exc:
+            if self._waiting.get(key) is future:
+                del self._waiting[key]
+            if not future.done():
+                if isinstance(exc, Exception):
+                    future.set_exception(exc)
+                else:
+                    future.cancel()
+            if not isinstance(exc, Exception):
+                raise
 
 
 async def build_snapshot(state: BackendState, sub: Subscribe) -> dict[str, Any]:

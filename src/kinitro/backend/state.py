@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kinitro.backend.limits import ConnectionCaps, TokenBuckets
+from kinitro.backend.metagraph import MetagraphCache
 from kinitro.backend.metrics import Metrics
+from kinitro.backend.snapshot import SnapshotBuilds
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from kinitro.backend.artifacts import ArtifactVerifier
-    from kinitro.backend.realtime import Broadcaster
+    from kinitro.backend.broadcaster import Broadcaster
     from kinitro.backend.settings import Settings
     from kinitro.backend.validator_ws import ValidatorHub
     from kinitro.chain.models import Metagraph
@@ -30,18 +32,20 @@ class BackendState:
     broadcaster: Broadcaster
     metrics: Metrics
     ingest_slots: asyncio.Semaphore
+    rest_buckets: TokenBuckets
+    realtime_caps: ConnectionCaps
     scheduler_wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _metagraph: Metagraph | None = None
-    _metagraph_at: float = 0.0
+    metagraphs: MetagraphCache = field(init=False)
+    snapshots: SnapshotBuilds = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.snapshots = SnapshotBuilds(self)
+        self.metagraphs = MetagraphCache(
+            self.chain,
+            ttl_s=self.settings.metagraph_ttl_s,
+            min_refresh_s=self.settings.metagraph_min_refresh_s,
+        )
 
     async def metagraph(self, *, fresh: bool = False) -> Metagraph:
-        """The chain metagraph, cached for ``metagraph_ttl_s``."""
-        now = time.monotonic()
-        if (
-            fresh
-            or self._metagraph is None
-            or now - self._metagraph_at > self.settings.metagraph_ttl_s
-        ):
-            self._metagraph = await self.chain.metagraph()
-            self._metagraph_at = now
-        return self._metagraph
+        """The chain metagraph, cached (see :mod:`.metagraph`)."""
+        return await self.metagraphs.get(fresh=fresh)

@@ -46,6 +46,7 @@ from kinitro.backend.db import (
     repo_scoring,
     repo_validators,
 )
+from kinitro.backend.limits import client_address
 from kinitro.backend.score_engine import set_weights_payload
 from kinitro.backend.vetting import Verdict, vet
 from kinitro.protocol.common import ErrorCode, JobState
@@ -82,12 +83,14 @@ CLOSE_INCOMPATIBLE = 4426  # protocol or evaluator runtime not accepted ("upgrad
 CLOSE_ABUSIVE = 1008
 CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
 
 INBOX_SIZE = 64  # parsed messages waiting to be stored, per socket
 INGEST_BATCH = 32  # messages stored per transaction at most
 
-_MESSAGE_ID_LEN = 32
 _SAMPLES: TypeAdapter[list[StepSample]] = TypeAdapter(list[StepSample])
+
+_MESSAGE_ID_LEN = 32
 
 
 class SessionClosed(Exception):
@@ -99,6 +102,7 @@ class ValidatorHub:
 
     def __init__(self) -> None:
         self.sessions: dict[str, ValidatorSession] = {}
+        self.signing_in = 0
 
     def wake(self, hotkey: str) -> None:
         session = self.sessions.get(hotkey)
@@ -137,9 +141,8 @@ class ValidatorSession:
         self.bad_frames = 0
         self._send_lock = asyncio.Lock()
         self._closed = False
-        self.inbox: asyncio.Queue[JobStatus | EvalResult | Episode | EpisodeSteps] = asyncio.Queue(
-            maxsize=INBOX_SIZE
-        )
+        # parsed messages with their frame (step batches are stored from it verbatim)
+        self.inbox: asyncio.Queue[tuple[Stored, str | bytes]] = asyncio.Queue(maxsize=INBOX_SIZE)
         self.close_reason = "connection closed"
 
     # ------------------------------------------------------------ plumbing
@@ -179,13 +182,36 @@ class ValidatorSession:
 
     async def run(self) -> None:
         try:
-            if not await self._authenticate():
+            if not await self._admitted():
                 return
-            await self._serve()
+            self.state.hub.signing_in += 1
+            try:
+                authenticated = await self._authenticate()
+            finally:
+                self.state.hub.signing_in -= 1
+            if authenticated:
+                await self._serve()
         except SessionClosed:
             pass
         finally:
             await self._cleanup()
+
+    async def _admitted(self) -> bool:
+        """Before the challenge (a database write): at most ``max_pending_auth`` sockets
+        signing in at once, and connection attempts count against the address's REST
+        budget (backend.limits). Refused: ``error`` then close 1013 (retry later)."""
+        wait = self.state.rest_buckets.take(client_address(self.ws.scope))
+        if wait > 0:
+            message = f"too many connection attempts from your address; retry in {wait:.1f}s"
+        elif self.state.hub.signing_in >= self.settings.max_pending_auth:
+            message = "too many validators are signing in; retry in a few seconds"
+        else:
+            return True
+        self.state.metrics.auth_failures.labels(ErrorCode.RATE_LIMITED.value).inc()
+        with contextlib.suppress(SessionClosed):
+            await self.error(ErrorCode.RATE_LIMITED, message)
+        await self.close(CLOSE_TRY_AGAIN_LATER, "try again later")
+        return False
 
     async def _refuse(
         self, code: ErrorCode, message: str, close_code: int, ref: str | None
@@ -472,7 +498,7 @@ class ValidatorSession:
             case JobStatus() | EvalResult() | Episode() | EpisodeSteps():
                 # bounded: when storage falls behind, the reader stops reading (TCP
                 # backpressure on the validator)
-                await self.inbox.put(message)
+                await self.inbox.put((message, raw))
                 return
             case ErrorMessage():
                 log.info(
@@ -536,34 +562,46 @@ class ValidatorSession:
             log.exception("ingestion failed for %s", self.hotkey)
             await self.close(CLOSE_INTERNAL, "internal error")
 
-    async def _store(self, batch: list[JobStatus | EvalResult | Episode | EpisodeSteps]) -> None:
+    async def _store(self, batch: list[tuple[Stored, str | bytes]]) -> None:
         assert self.hotkey is not None
         s = self.settings
         started = time.perf_counter()
+        messages = [message for message, _ in batch]
         policy = self._policy()
         refused = {
             m.id: problem
-            for m in batch
+            for m in messages
             if isinstance(m, EvalResult)
             and m.runtime is not None
             and (problem := policy.problem(m.runtime))
         }
         try:
             async with self.state.ingest_slots, self.state.engine.begin() as conn:
-                outcomes = [
-                    "refused_runtime" if m.id in refused else await ingest(conn, self.hotkey, m, s)
-                    for m in batch
+                outcomes: dict[int, str | Verdict] = {
+                    i: "refused_runtime"
+                    if m.id in refused
+                    else await ingest(conn, self.hotkey, m, s)
+                    for i, m in enumerate(messages)
+                    if not isinstance(m, EpisodeSteps)
+                }
+                # the bulk of the traffic, all in one statement
+                steps = [
+                    (i, m, raw) for i, (m, raw) in enumerate(batch) if isinstance(m, EpisodeSteps)
                 ]
+                if steps:
+                    stored = await ingest_steps(conn, self.hotkey, [(m, r) for _, m, r in steps], s)
+                    outcomes.update(zip((i for i, _, _ in steps), stored, strict=True))
         except (SQLAlchemyError, OSError) as exc:
             log.warning("storing %d messages from %s failed: %s", len(batch), self.hotkey, exc)
-            for message in batch:
+            for message in messages:
                 self.state.metrics.ws_messages.labels(message.type, "unavailable").inc()
                 await self.error(
                     ErrorCode.UNAVAILABLE, "could not store the message; resend later", message.id
                 )
             return
         self.state.metrics.ingest_seconds.observe(time.perf_counter() - started)
-        for message, outcome in zip(batch, outcomes, strict=True):
+        for i, message in enumerate(messages):
+            outcome = outcomes[i]
             if isinstance(outcome, Verdict):  # not stored: a check or the standing refused it
                 self.state.metrics.ws_messages.labels(message.type, outcome.outcome).inc()
                 await self.send(outcome.ack)
@@ -591,10 +629,72 @@ class ValidatorSession:
 # ---------------------------------------------------------------- ingestion
 
 
+Stored = JobStatus | EvalResult | Episode | EpisodeSteps
+"""Messages a validator sends that are stored (upserted by natural key) and acked."""
+
+
+async def ingest_steps(
+    conn: Any, hotkey: str, batches: list[tuple[EpisodeSteps, str | bytes]], settings: Settings
+) -> list[str | Verdict]:
+    """Store step batches in one statement (the hot path of ingestion): an outcome each,
+    as :func:`ingest`; who sends them is vetted once per job. Each batch's samples are
+    stored verbatim from its frame (already validated by the parser), so they are never
+    serialised again."""
+    verdicts: dict[str, str | Verdict | None] = {}
+    for message, _ in batches:
+        if message.job_id not in verdicts:
+            job = await repo_jobs.get_job(conn, message.job_id)
+            if job is None:
+                verdicts[message.job_id] = "unknown_job"
+                continue
+            assignment = await repo_jobs.assignment_for(conn, message.job_id, hotkey)
+            verdicts[message.job_id] = await vet(conn, settings, hotkey, job, assignment, message)
+    rows = [
+        dict(
+            job_id=m.job_id,
+            validator_hotkey=hotkey,
+            episode_index=m.episode_index,
+            batch_index=m.batch_index,
+            first_step=m.samples[0].step if m.samples else 0,
+            n_samples=len(m.samples),
+            **_samples_source(m, raw.decode() if isinstance(raw, bytes) else raw),
+        )
+        for m, raw in batches
+        if verdicts[m.job_id] is None
+    ]
+    new = await repo_ingest.add_step_batches(conn, rows) if rows else set()
+    outcomes: list[str | Verdict] = []
+    for m, _ in batches:
+        verdict = verdicts[m.job_id]
+        key = (m.job_id, m.episode_index, m.batch_index)
+        if isinstance(verdict, Verdict):  # the job's verdict, answering this message
+            assert verdict.ack.error_code is not None
+            ack = Ack.reject(m.id, verdict.ack.error_code, verdict.ack.detail)
+            outcomes.append(Verdict(verdict.outcome, ack))
+        elif verdict is not None:
+            outcomes.append(verdict)
+        elif key in new:
+            new.discard(key)  # a batch sent twice in one go is stored once
+            outcomes.append("stored")
+        else:
+            outcomes.append("duplicate")
+    return outcomes
+
+
+def _samples_source(message: EpisodeSteps, frame: str) -> dict[str, str]:
+    """Where PostgreSQL takes a batch's samples from: the frame itself (its ``samples``
+    member, verbatim), unless the frame has ``\\u`` escapes — PostgreSQL's JSON functions
+    refuse some (``\\u0000``, lone surrogates) that plain JSON storage accepts — then the
+    samples serialised again."""
+    if "\\u" in frame:
+        return {"samples_json": _SAMPLES.dump_json(message.samples).decode()}
+    return {"frame": frame}
+
+
 async def ingest(
     conn: Any,
     hotkey: str,
-    message: JobStatus | EvalResult | Episode | EpisodeSteps,
+    message: JobStatus | EvalResult | Episode,
     settings: Settings,
 ) -> str | Verdict:
     """Store one validator message: 'stored', 'duplicate', 'unknown_job', or the
@@ -740,19 +840,6 @@ async def ingest(
                     failure_cause=message.failure_cause,
                     media_refs=list(message.media_refs),
                 )
-        case EpisodeSteps():
-            new = await repo_ingest.add_steps(
-                conn,
-                dict(
-                    job_id=message.job_id,
-                    validator_hotkey=hotkey,
-                    episode_index=message.episode_index,
-                    batch_index=message.batch_index,
-                    first_step=message.samples[0].step if message.samples else 0,
-                    n_samples=len(message.samples),
-                ),
-                _SAMPLES.dump_json(message.samples).decode(),
-            )
     return "stored" if new else "duplicate"
 
 

@@ -321,12 +321,13 @@ def _handle(raw: str | bytes, view: View, opts: WatchOptions, console: Console) 
             view.apply_snapshot(message.data)
             if opts.json_lines:
                 print(rt.dump_message(message), flush=True)
-        case rt.Event():
-            view.apply(message.event)
-            if opts.json_lines:
-                print(rt.dump_event(message.event), flush=True)
-            if opts.max_events is not None and view.events >= opts.max_events:
-                return True
+        case rt.Events():
+            for event in message.events:
+                view.apply(event)
+                if opts.json_lines:
+                    print(rt.dump_event(event), flush=True)
+                if opts.max_events is not None and view.events >= opts.max_events:
+                    return True
         case rt.ErrorMessage():
             view.log.append(f"server error: {message.code} {message.message}")
         case _:

@@ -82,7 +82,7 @@ def _translate(exc: ValidationError, raw: bytes, channel: str, discriminator: st
     tag_errors = [e for e in errors if e["type"] in {"union_tag_invalid", "union_tag_not_found"}]
     if tag_errors:
         err = tag_errors[0]
-        where = _loc(err["loc"])
+        where = _strip_tag(_loc(err["loc"]), kind)
         ctx = err.get("ctx", {})
         tag_name = str(ctx.get("discriminator", repr(discriminator)))
         if err["type"] == "union_tag_not_found":

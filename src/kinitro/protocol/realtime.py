@@ -13,16 +13,24 @@ Server → client (:data:`ServerMessage`, :func:`parse_server_message`):
 * ``snapshot`` {ref_id, data} — current state as JSON: the backend's REST views
   (keys ``competitions``, ``leaderboards``, ``recent_submissions``, ``live_jobs``,
   ``validators``, ``latest_weights``, ``stats``; shapes in ``docs/backend.md``).
-* ``event`` {event} — one typed payload (:data:`RealtimeEvent`), discriminated by
-  ``event_type``; every payload has ``at`` (when it happened, UTC).
+* ``events`` {events} — one or more typed payloads (:data:`RealtimeEvent`), in commit
+  order, discriminated by ``event_type``; every payload has ``at`` (when it happened,
+  UTC). The server coalesces the events of a short tick into one frame, so a busy feed
+  costs a client tens of frames a second, not hundreds.
 * ``pong`` {ref_id}, ``error`` {code, message, ref_id}.
 
 Realtime messages are notifications, not state changes: nothing is acked; a client that
-reconnects subscribes again and gets a fresh snapshot, so nothing missed is lost.
+reconnects subscribes again and gets a fresh snapshot, so nothing missed is lost. Close
+codes: :data:`CLOSE_SLOW_CONSUMER` (the client fell behind: re-subscribe),
+:data:`CLOSE_RESUBSCRIBE` (the server's event stream restarted: re-subscribe),
+:data:`CLOSE_OVERLOADED` (the replica holds as many clients as it serves: retry later,
+with backoff), :data:`CLOSE_TOO_MANY_FROM_ADDRESS` (this address holds as many sockets as
+it may), 1001 (the server is shutting down).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
@@ -47,12 +55,18 @@ from kinitro.protocol.common import (
     Uid,
     UtcDatetime,
     WireModel,
+    new_message_id,
 )
 
 MAX_CLIENT_FRAME_BYTES: Final = 64 * 1024
 """Largest frame a client may send."""
 MAX_SERVER_FRAME_BYTES: Final = 4 * 1024 * 1024
 """Largest frame the server sends (snapshots)."""
+
+CLOSE_SLOW_CONSUMER: Final = 1008
+CLOSE_RESUBSCRIBE: Final = 1012
+CLOSE_OVERLOADED: Final = 1013
+CLOSE_TOO_MANY_FROM_ADDRESS: Final = 4429
 
 Text = Annotated[str, StringConstraints(max_length=4096)]
 BenchmarkId = Annotated[str, StringConstraints(min_length=1, max_length=96)]
@@ -359,11 +373,11 @@ class Snapshot(IdentifiedMessage):
     data: dict[str, JsonValue]
 
 
-class Event(IdentifiedMessage):
-    """One realtime event."""
+class Events(IdentifiedMessage):
+    """Realtime events in commit order (those of one server tick)."""
 
-    type: Literal["event"] = "event"
-    event: RealtimeEvent
+    type: Literal["events"] = "events"
+    events: Annotated[list[RealtimeEvent], Field(min_length=1)]
 
 
 class Pong(IdentifiedMessage):
@@ -382,7 +396,7 @@ class ErrorMessage(IdentifiedMessage):
     ref_id: MessageId | None = None
 
 
-ServerMessage = Annotated[Snapshot | Event | Pong | ErrorMessage, Field(discriminator="type")]
+ServerMessage = Annotated[Snapshot | Events | Pong | ErrorMessage, Field(discriminator="type")]
 """Every message the realtime server sends."""
 
 
@@ -429,3 +443,28 @@ def dump_message(message: ClientMessage | ServerMessage) -> str:
 def dump_event(event: RealtimeEvent) -> str:
     """Serialise a bare event payload."""
     return dump_json(event, max_bytes=MAX_SERVER_FRAME_BYTES, channel="realtime event")
+
+
+def events_frame(events: Sequence[str]) -> str:
+    """The ``events`` frame of events already serialised by :func:`dump_event`.
+
+    Equal to ``dump_message(Events(events=...))`` without serialising any event again:
+    a server fanning one event out to many clients serialises it once.
+    """
+    return f'{{"id":"{new_message_id()}","type":"events","events":[{",".join(events)}]}}'
+
+
+def snapshot_frame(data_json: str, ref_id: str | None) -> str:
+    """The ``snapshot`` frame answering subscribe ``ref_id``, around ``data`` already
+    serialised by :func:`dump_snapshot_data` (shared by every subscriber that asked for
+    the same view)."""
+    ref = "null" if ref_id is None else f'"{ref_id}"'
+    return f'{{"id":"{new_message_id()}","type":"snapshot","ref_id":{ref},"data":{data_json}}}'
+
+
+_SNAPSHOT_DATA: Final[TypeAdapter[dict[str, JsonValue]]] = TypeAdapter(dict[str, JsonValue])
+
+
+def dump_snapshot_data(data: dict[str, JsonValue]) -> str:
+    """Serialise snapshot ``data`` as it appears in a ``snapshot`` frame."""
+    return _SNAPSHOT_DATA.dump_json(data).decode()

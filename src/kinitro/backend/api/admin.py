@@ -46,7 +46,7 @@ from kinitro.protocol.presets import PRESETS
 router = APIRouter(
     prefix="/api/v1/admin",
     tags=["admin"],
-    responses=error_responses(400, 401, 403, 409, 503),
+    responses=error_responses(400, 401, 403, 409, 413, 429, 503),
     dependencies=[Depends(strict_query)],
 )
 NOT_FOUND = error_responses(404)

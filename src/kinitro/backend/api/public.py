@@ -37,7 +37,7 @@ from kinitro.backend.stats import collect_stats
 router = APIRouter(
     prefix="/api/v1",
     tags=["public"],
-    responses=error_responses(400, 503),
+    responses=error_responses(400, 429, 503),
     dependencies=[Depends(strict_query)],
 )
 NOT_FOUND = error_responses(404)

@@ -55,6 +55,8 @@ _DESCRIPTIONS = {
     403: "The API key lacks the role (`forbidden`)",
     404: "No such resource (`not_found`)",
     409: "Conflict with the current state (`conflict`)",
+    413: "The request body is larger than this route accepts (`payload_too_large`)",
+    429: "Too many requests from this address (`rate_limited`); retry after `Retry-After` s",
     503: "The database is unavailable (`unavailable`); retry later",
 }
 

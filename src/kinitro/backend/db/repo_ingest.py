@@ -85,15 +85,35 @@ async def episode_summaries(
     return rows(await conn.execute(stmt))
 
 
-async def add_steps(conn: AsyncConnection, values: dict[str, Any], samples_json: str) -> bool:
-    """``samples_json``: the batch's samples, already serialised (stored verbatim)."""
-    values = {**values, "samples": cast(bindparam("samples", samples_json, type_=Text), JSON)}
-    return await _insert_new(
-        conn,
-        ST,
-        [ST.c.job_id, ST.c.validator_hotkey, ST.c.episode_index, ST.c.batch_index],
-        values,
+async def add_step_batches(
+    conn: AsyncConnection, rows: list[dict[str, Any]]
+) -> set[tuple[str, int, int]]:
+    """Insert step batches in one statement. Each row has either ``frame``, the validated
+    JSON frame whose ``samples`` member PostgreSQL stores verbatim (so the backend never
+    serialises them again), or ``samples_json``. Returns the (job_id, episode_index,
+    batch_index) of the rows that were new."""
+    values = []
+    for row in rows:
+        if "frame" in row:
+            samples = cast(bindparam(None, row["frame"], type_=Text), JSON)["samples"]
+        else:
+            samples = cast(bindparam(None, row["samples_json"], type_=Text), JSON)
+        rest = {k: v for k, v in row.items() if k not in ("frame", "samples_json")}
+        values.append({**rest, "samples": samples})
+    stmt = (
+        insert(ST)
+        .values(values)
+        .on_conflict_do_nothing(
+            index_elements=[
+                ST.c.job_id,
+                ST.c.validator_hotkey,
+                ST.c.episode_index,
+                ST.c.batch_index,
+            ]
+        )
+        .returning(ST.c.job_id, ST.c.episode_index, ST.c.batch_index)
     )
+    return {(r[0], r[1], r[2]) for r in await conn.execute(stmt)}
 
 
 # ------------------------------------------------------------------ reads

@@ -14,11 +14,27 @@ export class ApiError extends Error {
   }
 }
 
-export async function getJson(path: string, signal?: AbortSignal): Promise<unknown> {
-  const res = await fetch(path.startsWith("/") ? path : `${API}/${path}`, {
-    headers: { Accept: "application/json" },
-    signal,
+const MAX_RATE_LIMIT_RETRIES = 3;
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    });
   });
+}
+
+export async function getJson(path: string, signal?: AbortSignal): Promise<unknown> {
+  const url = path.startsWith("/") ? path : `${API}/${path}`;
+  let res = await fetch(url, { headers: { Accept: "application/json" }, signal });
+  // The backend limits requests per address (429 + Retry-After): wait and try again.
+  for (let retry = 0; res.status === 429 && retry < MAX_RATE_LIMIT_RETRIES; retry++) {
+    const seconds = Number(res.headers.get("Retry-After")) || 1;
+    await sleep(Math.min(10, seconds) * 1000, signal);
+    res = await fetch(url, { headers: { Accept: "application/json" }, signal });
+  }
   if (!res.ok) {
     let detail = res.statusText;
     try {

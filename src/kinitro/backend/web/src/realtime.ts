@@ -1,8 +1,9 @@
 // Client of the public realtime WebSocket (`/ws/realtime`, kinitro.protocol.realtime):
-// subscribe to every event, take the snapshot, fold events into the store, reconnect with
-// backoff (a reconnect gets a fresh snapshot, so nothing missed while away is lost).
+// subscribe to every event, take the snapshot, fold events (several per `events` frame)
+// into the store, reconnect with backoff (a reconnect gets a fresh snapshot, so nothing
+// missed while away is lost).
 
-import { isObj, pick, str } from "./model";
+import { arr, isObj, pick, str } from "./model";
 import { applyEvent, applySnapshot, setConnection } from "./store";
 
 const PING_INTERVAL_MS = 20_000;
@@ -60,9 +61,9 @@ export function startRealtime(url = realtimeUrl()): () => void {
           applySnapshot(pick(msg, "data"));
           setConnection("live");
           break;
-        case "event": {
-          const event = pick(msg, "event");
-          if (isObj(event)) applyEvent(event);
+        case "events": {
+          // one frame carries the events of one server tick, in commit order
+          for (const event of arr(pick(msg, "events"))) if (isObj(event)) applyEvent(event);
           break;
         }
         case "error":
