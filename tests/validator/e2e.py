@@ -128,6 +128,8 @@ class Network:
         default_factory=lambda: Keypair.create_from_mnemonic(Keypair.generate_mnemonic())
     )
     miners: list[Keypair] = field(default_factory=list)
+    backend_env: dict[str, str] = field(default_factory=dict)
+    """Extra backend settings (``KINITRO_BACKEND_*``), e.g. for the backend soak test."""
 
     @property
     def http(self) -> str:
@@ -183,6 +185,7 @@ class Network:
                 "KINITRO_BACKEND_DB_POOL_SIZE": "5",
                 "KINITRO_BACKEND_ENVIRONMENT": "devnet",
                 "KINITRO_BACKEND_LOG_LEVEL": "WARNING",
+                **self.backend_env,
             },
             logs,
         )
@@ -297,7 +300,11 @@ class Network:
     # ------------------------------------------------------------------ backend views
 
     def get(self, path: str, **params: Any) -> Any:
-        response = httpx.get(f"{self.http}{path}", params=params, timeout=10)
+        for _ in range(30):  # a polite client: waits out the backend's rate limit
+            response = httpx.get(f"{self.http}{path}", params=params, timeout=10)
+            if response.status_code != 429:
+                break
+            time.sleep(float(response.headers.get("Retry-After", "1")))
         response.raise_for_status()
         return response.json()
 
