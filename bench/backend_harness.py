@@ -32,6 +32,7 @@ class BenchNet:
     netuid: int
     registry_dir: Path
     work: Path
+    backend_pid: int
 
 
 def _admin_sql(admin_url: str, sql: str) -> None:
@@ -136,6 +137,7 @@ def backend_net(database_url: str | None, **env_overrides: str) -> Iterator[Benc
                     netuid=1,
                     registry_dir=work / "registry",
                     work=work,
+                    backend_pid=proc.pid,
                 )
             finally:
                 proc.terminate()
@@ -145,6 +147,12 @@ def backend_net(database_url: str | None, **env_overrides: str) -> Iterator[Benc
                     proc.kill()
                     proc.wait()
                 log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -2,11 +2,15 @@
 WebSocket (``episode_steps`` batches, pipelined up to a window of unacked frames) through
 the backend into PostgreSQL; a sample counts once the backend has acked its batch.
 
-    .venv/bin/python bench/ingest.py [--batches 400] [--batch-size 100] [--window 32]
+    .venv/bin/python bench/ingest.py [--batches 2000] [--batch-size 100] [--window 32]
+        [--compare-src /path/to/old/checkout/src] [--repeat 1]
 
 Set-up is the real path: a competition over the admin API, a miner's commitment on
 LocalChain, the artifact verified from the local registry, the job assigned to the
-authenticated validator. Prints a Rich table, then one JSON line.
+authenticated validator. Figures: samples/s, ack latency p50/p99 (send → ack of each
+batch), messages per transaction, the backend's CPU (% of one core). ``--compare-src``
+runs the same load against another checkout's backend (e.g. ``git worktree add /tmp/old
+<commit>``), alternating ``--repeat`` times. Prints a Rich table, then one JSON line.
 """
 
 from __future__ import annotations
@@ -14,16 +18,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rich.console import Console
 from rich.table import Table
 
-from backend_harness import ADMIN_KEY, backend_net, percentile
+from backend_harness import ADMIN_KEY, backend_net, cpu_seconds, percentile
 
 
 async def run(args: argparse.Namespace, net: object) -> dict[str, float]:
@@ -143,6 +149,7 @@ async def run(args: argparse.Namespace, net: object) -> dict[str, float]:
         done.set()
 
     recv_task = asyncio.create_task(receiver())
+    cpu0 = cpu_seconds(n.backend_pid)  # type: ignore[attr-defined]
     started = time.perf_counter()
     for mid, text in frames:
         await window.acquire()
@@ -150,6 +157,7 @@ async def run(args: argparse.Namespace, net: object) -> dict[str, float]:
         await ws.send(text)
     await asyncio.wait_for(done.wait(), 300)
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(n.backend_pid) - cpu0  # type: ignore[attr-defined]
     await recv_task
     await ws.close()
     async with httpx.AsyncClient(base_url=n.backend_url) as http:  # type: ignore[attr-defined]
@@ -173,25 +181,44 @@ async def run(args: argparse.Namespace, net: object) -> dict[str, float]:
         "messages_per_transaction": round(args.batches / max(transactions, 1), 1),
         "ack_p50_ms": round(percentile(ack_latency, 50) * 1000, 2),
         "ack_p99_ms": round(percentile(ack_latency, 99) * 1000, 2),
+        "backend_cpu_pct": round(100 * cpu / elapsed, 1),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=400)
+    parser.add_argument("--batches", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--window", type=int, default=32, help="unacked batches in flight")
+    parser.add_argument("--compare-src", type=Path, default=None, help="another checkout's src")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each variant")
     parser.add_argument("--database-url", default=None, help="admin URL of a PostgreSQL")
     args = parser.parse_args()
-    with backend_net(args.database_url) as net:
-        result = asyncio.run(run(args, net))
+    variants: list[tuple[str, Path | None]] = [("new", None)]
+    if args.compare_src is not None:
+        variants.append(("old", args.compare_src.resolve()))
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
+    for _ in range(args.repeat):
+        for name, src in variants:
+            env = {"PYTHONPATH": str(src)} if src is not None else {}
+            with backend_net(args.database_url, **env) as net:
+                result = asyncio.run(run(args, net))
+            runs[name].append({**result, "load_avg_1m": round(os.getloadavg()[0], 2)})
     table = Table(title="validator WebSocket → PostgreSQL ingest (episode_steps)")
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in result.items():
-        table.add_row(key, str(value))
+    for name, results in runs.items():
+        for i in range(len(results)):
+            table.add_column(f"{name} #{i + 1}" if len(results) > 1 else name, justify="right")
+    for key in runs["new"][0]:
+        table.add_row(key, *(str(r[key]) for results in runs.values() for r in results))
     Console(stderr=True).print(table)
-    print(json.dumps(result))
+    # each variant's median run by throughput, and every run's throughput
+    out: dict[str, Any] = {"batches": args.batches, "batch_size": args.batch_size}
+    for name, results in runs.items():
+        ordered = sorted(results, key=lambda r: r["samples_per_s"])
+        out[name] = ordered[(len(ordered) - 1) // 2]
+        out[f"{name}_samples_per_s_runs"] = [r["samples_per_s"] for r in results]
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
