@@ -134,6 +134,53 @@ async def test_stalled_client_is_dropped_without_slowing_others(
             code = exc.rcvd.code if exc.rcvd else None
         assert code == 1008
         await fast.close()
+        # the dropped client resumes: a new subscription, a fresh snapshot, live events
+        resumed, snapshot = await subscribe(backend, event_types=["stats"])
+        assert "stats" in snapshot.data
+        await _notify_many(backend_db_url, [encode_event("stats", {"stats": {"seq": -1}}) or ""])
+        event = await next_event(resumed, within=10)
+        while event.stats.get("seq") != -1:
+            event = await next_event(resumed, within=10)
+        await resumed.close()
+
+
+async def test_a_burst_is_coalesced_into_few_frames_in_commit_order(
+    backend: Backend, backend_db_url: str
+) -> None:
+    ws = await websockets.connect(f"{backend.ws_url}/ws/realtime", max_size=None)
+    await ws.send(dump_message(Subscribe(event_types=["stats"])))
+    assert parse_server_message(await asyncio.wait_for(ws.recv(), 10)).type == "snapshot"
+    n = 400
+    conn = await asyncpg.connect(dsn(backend_db_url))
+    try:  # one transaction: the events commit together, in this order
+        async with conn.transaction():
+            for i in range(n):
+                payload = encode_event("stats", {"stats": {"seq": i}})
+                await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, payload)
+    finally:
+        await conn.close()
+    seen: list[int] = []
+    frames = 0
+    while len(seen) < n:
+        msg = parse_server_message(await asyncio.wait_for(ws.recv(), 10))
+        assert msg.type == "events"
+        frames += 1
+        seen.extend(e.stats["seq"] for e in msg.events if "seq" in e.stats)
+    assert seen == list(range(n))
+    assert frames <= n // 20, frames  # tens of events per frame, not one each
+    await ws.close()
+
+
+async def test_viewers_subscribing_together_share_snapshot_reads(backend: Backend) -> None:
+    before = backend.state.snapshots.builds
+    feeds = await asyncio.gather(*(subscribe(backend, event_types=["stats"]) for _ in range(30)))
+    assert all("stats" in snapshot.data for _, snapshot in feeds)
+    assert backend.state.snapshots.builds - before <= 10
+    # a different view is a different read, even at the same moment
+    _, narrowed = await subscribe(backend, filters={"competition_id": "nope"})
+    assert narrowed.data["competitions"] == []
+    for feed, _ in feeds:
+        await feed.close()
 
 
 async def test_events_reach_clients_of_every_replica(make_backend: Any, net: Net) -> None:

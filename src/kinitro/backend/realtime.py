@@ -82,6 +82,7 @@ async def _serve(ws: WebSocket, state: BackendState) -> None:
             bc.drop(member)
 
     last_subscribe = float("-inf")
+    receive: asyncio.Future[Any] | None = None
     try:
         while True:
             receive = asyncio.ensure_future(ws.receive())
@@ -130,6 +131,8 @@ async def _serve(ws: WebSocket, state: BackendState) -> None:
         pass
     finally:
         bc.unsubscribe(member)
+        if receive is not None:
+            receive.cancel()
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await writer
