@@ -1,11 +1,13 @@
-"""The realtime fan-out's bookkeeping (backend/broadcaster.py), without sockets: one frame
-per subscription and tick, shared by its subscribers; snapshot first; slow subscribers
-dropped and freed; a writer that fell behind sends one merged frame, in order.
+"""The realtime fan-out's bookkeeping (backend/broadcaster.py) against in-memory sockets:
+one frame per subscription and tick, shared by its subscribers; snapshot first; a socket
+that cannot take more is not written to, its frames go out merged and in order once it
+drains; slow subscribers are dropped, freed and closed with 1008.
 
 (The same guarantees over the real wire: test_realtime.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from kinitro.backend.broadcaster import Broadcaster, Published, Subscriber
@@ -25,12 +27,33 @@ HK_B = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _stats(seq: int) -> str:
-    return dump_event(StatsEvent(at=NOW, stats={"seq": seq}))
+class MemorySocket:
+    """A socket twin: records frames; while ``full`` is set, a send waits (backpressure)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.closed_with: tuple[int, str | None] | None = None
+        self.full: asyncio.Event | None = None
+
+    async def send_text(self, data: str) -> None:
+        if self.full is not None:
+            await self.full.wait()
+        self.sent.append(data)
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        self.closed_with = (code, reason)
 
 
-def _connected(hotkey: str) -> str:
-    return dump_event(ValidatorConnectedEvent(at=NOW, validator_hotkey=hotkey))
+def _stats(seq: int) -> Published:
+    return _published(dump_event(StatsEvent(at=NOW, stats={"seq": seq})))
+
+
+def _connected(hotkey: str) -> Published:
+    return _published(dump_event(ValidatorConnectedEvent(at=NOW, validator_hotkey=hotkey)))
+
+
+def _published(raw: str) -> Published:
+    return Published(parse_event(raw), raw)
 
 
 def _events(frame: str) -> list[object]:
@@ -39,71 +62,91 @@ def _events(frame: str) -> list[object]:
     return list(message.events)
 
 
+def _seqs(frame: str) -> list[int]:
+    return [e.stats["seq"] for e in _events(frame)]  # type: ignore[attr-defined]
+
+
 def _subscribed(bc: Broadcaster, sub: Subscribe, limit: int = 100) -> Subscriber:
-    member = Subscriber(limit=limit)
+    member = Subscriber(socket=MemorySocket(), limit=limit)
     bc.subscribe(member, sub)
-    member.release_held('{"snapshot": true}')
-    assert member.next_frame() == '{"snapshot": true}'
+    member.release_held("SNAPSHOT")
     return member
 
 
-def test_one_frame_per_subscription_and_tick_shared_by_its_subscribers() -> None:
+def _socket(member: Subscriber) -> MemorySocket:
+    assert isinstance(member.socket, MemorySocket)
+    return member.socket
+
+
+async def test_one_frame_per_subscription_and_tick_shared_by_its_subscribers() -> None:
     bc = Broadcaster(queue_size=100, tick_s=0.01, metrics=Metrics())
-    everything = [_subscribed(bc, Subscribe()) for _ in range(50)]
-    only_a = [_subscribed(bc, Subscribe(filters={"validator_hotkey": HK_A})) for _ in range(3)]
-    bc.fan_out([_published(r) for r in (_stats(1), _connected(HK_A), _connected(HK_B), _stats(2))])
-    frames = [m.queue[0][0] for m in everything]
+    everything = [_subscribed(bc, Subscribe()) for _ in range(300)]
+    only_a = _subscribed(bc, Subscribe(filters={"validator_hotkey": HK_A}))
+    await bc.fan_out([_stats(1), _connected(HK_A), _connected(HK_B), _stats(2)])
+    frames = [_socket(m).sent[-1] for m in everything]
     assert all(frame is frames[0] for frame in frames)  # built once, the same string
-    assert [e.event_type for e in _events(frames[0])] == [  # type: ignore[attr-defined]
-        "stats",
-        "validator_connected",
-        "validator_connected",
-        "stats",
-    ]
-    mine = _events(only_a[0].next_frame() or "")
+    kinds = [e.event_type for e in _events(frames[0])]  # type: ignore[attr-defined]
+    assert kinds == ["stats", "validator_connected", "validator_connected", "stats"]
+    mine = _events(_socket(only_a).sent[-1])
     assert [e.validator_hotkey for e in mine] == [HK_A]  # type: ignore[attr-defined]
     assert len(bc.groups) == 2
-    assert bc.metrics.realtime_frames._value.get() == 53
+    assert bc.metrics.realtime_frames._value.get() == 301
 
 
-def test_snapshot_goes_first_and_nothing_meanwhile_is_lost() -> None:
+async def test_snapshot_goes_first_and_nothing_meanwhile_is_lost() -> None:
     bc = Broadcaster(queue_size=100, tick_s=0.01, metrics=Metrics())
-    member = Subscriber(limit=100)
+    member = Subscriber(socket=MemorySocket(), limit=100)
     bc.subscribe(member, Subscribe())
-    bc.fan_out([_published(_stats(1))])  # committed while the snapshot is being read
-    assert member.next_frame() is None  # held
+    await bc.fan_out([_stats(1)])  # committed while the snapshot is being read
+    assert _socket(member).sent == []  # held
     member.release_held("SNAPSHOT")
-    assert member.next_frame() == "SNAPSHOT"
-    assert [e.stats["seq"] for e in _events(member.next_frame() or "")] == [1]  # type: ignore[attr-defined]
+    sent = _socket(member).sent
+    assert sent[0] == "SNAPSHOT" and _seqs(sent[1]) == [1]
 
 
-def test_a_slow_subscriber_is_dropped_and_freed_others_are_not() -> None:
+async def test_a_full_socket_gets_its_frames_merged_and_in_order_once_it_drains() -> None:
+    bc = Broadcaster(queue_size=100, tick_s=0.01, metrics=Metrics())
+    member = _subscribed(bc, Subscribe())
+    socket = _socket(member)
+    socket.full = asyncio.Event()  # the client stops reading
+    for seq in range(5):
+        await bc.fan_out([_stats(2 * seq), _stats(2 * seq + 1)])
+    assert member.offer('{"type":"pong"}')  # not an event frame: never merged across
+    await bc.fan_out([_stats(10)])
+    assert socket.sent == ["SNAPSHOT"]  # nothing written while it is full
+    socket.full.set()  # it drains
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert [_seqs(f) for f in (socket.sent[1], socket.sent[2])] == [[0, 1], list(range(2, 10))]
+    assert socket.sent[3] == '{"type":"pong"}' and _seqs(socket.sent[4]) == [10]
+    assert member.waiting == 0 and not member.queue
+
+
+async def test_a_slow_subscriber_is_dropped_freed_and_closed_others_are_not() -> None:
     bc = Broadcaster(queue_size=100, tick_s=0.01, metrics=Metrics())
     slow = _subscribed(bc, Subscribe(), limit=10)
     fast = _subscribed(bc, Subscribe(), limit=10)
+    _socket(slow).full = asyncio.Event()
     for seq in range(12):
-        bc.fan_out([_published(_stats(seq))])
-        fast.next_frame()  # the fast one keeps up, the slow one never reads
+        await bc.fan_out([_stats(seq)])
     assert slow.closing == (CLOSE_SLOW_CONSUMER, "slow consumer")
     assert not slow.queue and slow.waiting == 0  # its backlog is freed at once
-    assert fast.closing is None and fast.subscription is not None
-    assert bc.subscribed == 1
-    assert bc.metrics.realtime_dropped._value.get() == 1
+    assert fast.closing is None and len(_socket(fast).sent) == 13
+    assert bc.subscribed == 1 and bc.metrics.realtime_dropped._value.get() == 1
+    _socket(slow).full.set()  # type: ignore[union-attr]
+    await asyncio.wait_for(slow.closed.wait(), 1)
+    assert _socket(slow).closed_with == (CLOSE_SLOW_CONSUMER, "slow consumer")
 
 
-def test_a_writer_that_fell_behind_sends_one_merged_frame_in_order() -> None:
+async def test_a_vanished_socket_stops_the_sending() -> None:
+    class Gone(MemorySocket):
+        async def send_text(self, data: str) -> None:
+            raise OSError("connection reset")
+
     bc = Broadcaster(queue_size=100, tick_s=0.01, metrics=Metrics())
-    member = _subscribed(bc, Subscribe())
-    for seq in range(5):
-        bc.fan_out([_published(_stats(2 * seq)), _published(_stats(2 * seq + 1))])
-    member.offer('{"type":"pong"}')  # not an event frame: not merged across
-    bc.fan_out([_published(_stats(10))])
-    merged = member.next_frame() or ""
-    assert [e.stats["seq"] for e in _events(merged)] == list(range(10))  # type: ignore[attr-defined]
-    assert member.next_frame() == '{"type":"pong"}'
-    assert [e.stats["seq"] for e in _events(member.next_frame() or "")] == [10]  # type: ignore[attr-defined]
-    assert member.next_frame() is None and member.waiting == 0
-
-
-def _published(raw: str) -> Published:
-    return Published(parse_event(raw), raw)
+    member = Subscriber(socket=Gone(), limit=100)
+    bc.subscribe(member, Subscribe())
+    member.release_held("SNAPSHOT")
+    assert member.closed.is_set() and not member.queue
+    await bc.fan_out([_stats(1)])  # nothing raised, nothing kept
+    assert member.waiting == 0 and not member.queue

@@ -116,13 +116,12 @@ async def test_streamed_body_is_cut_off_at_the_limit(backend: Backend) -> None:
 
 
 async def test_rest_rate_limit_is_per_address(make_backend: Any) -> None:
-    async with make_backend(rest_rate_per_s=4.0, rest_burst=10) as backend:
+    async with make_backend(rest_rate_per_s=1.0, rest_burst=10) as backend:
         async with backend.client(None) as http:
-            codes = [(await http.get("/api/v1/stats")).status_code for _ in range(25)]
-            assert codes[:10] == [200] * 10
-            assert 429 in codes
-            refused = await http.get("/api/v1/competitions")
-            assert refused.status_code == 429
+            answers = await asyncio.gather(*(http.get("/api/v1/stats") for _ in range(30)))
+            codes = sorted(a.status_code for a in answers)
+            assert codes.count(200) >= 10 and codes.count(429) >= 10, codes
+            refused = next(a for a in answers if a.status_code == 429)
             assert refused.json()["code"] == "rate_limited"
             assert int(refused.headers["Retry-After"]) >= 1
             # other addresses (behind the trusted local proxy) have their own budget
@@ -132,7 +131,7 @@ async def test_rest_rate_limit_is_per_address(make_backend: Any) -> None:
             assert other.status_code == 200
             # health checks and metrics are not REST: never limited
             assert (await http.get("/health")).status_code == 200
-            await asyncio.sleep(0.6)  # the bucket refills at 4/s
+            await asyncio.sleep(1.5)  # the bucket refills at 1/s
             assert (await http.get("/api/v1/stats")).status_code == 200
         assert backend.state.metrics.rate_limited._value.get() >= 1
 

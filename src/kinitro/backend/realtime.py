@@ -3,9 +3,9 @@
 
 A client sends ``subscribe`` (event types, filters on competition / miner / job /
 validator / submission); it receives a ``snapshot`` of the current state, then matching
-events in commit order, coalesced into ``events`` frames. Per connection, a reader
-handles the client's messages and a writer sends what the broadcaster queued, one frame
-at a time, each send waiting while the socket's buffer is full.
+events in commit order, coalesced into ``events`` frames. Per connection, this module
+reads the client's messages; what goes out (snapshot, events, replies) is sent by the
+connection's :class:`~kinitro.backend.broadcaster.Subscriber`.
 
 Admission is decided before anything costly: a connection attempt takes a token from the
 address's REST bucket, and the replica holds at most ``realtime_max_clients`` sockets,
@@ -74,8 +74,8 @@ async def realtime_endpoint(ws: WebSocket, state: BackendState) -> None:
 
 async def _serve(ws: WebSocket, state: BackendState) -> None:
     bc = state.broadcaster
-    member = Subscriber(limit=state.settings.realtime_queue_size)
-    writer = asyncio.create_task(_write(ws, member))
+    member = Subscriber(socket=ws, limit=state.settings.realtime_queue_size)
+    closed = asyncio.ensure_future(member.closed.wait())
 
     def reply(message: Any) -> None:
         if not member.offer(dump_message(message)):
@@ -86,9 +86,8 @@ async def _serve(ws: WebSocket, state: BackendState) -> None:
     try:
         while True:
             receive = asyncio.ensure_future(ws.receive())
-            done, _ = await asyncio.wait({receive, writer}, return_when=asyncio.FIRST_COMPLETED)
-            if writer in done:
-                receive.cancel()
+            done, _ = await asyncio.wait({receive, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if closed in done:  # closed by the server (slow, shutdown) or found gone
                 return
             frame = receive.result()
             if frame["type"] == "websocket.disconnect":
@@ -131,11 +130,10 @@ async def _serve(ws: WebSocket, state: BackendState) -> None:
         pass
     finally:
         bc.unsubscribe(member)
-        if receive is not None:
-            receive.cancel()
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer
+        member.gone()
+        for future in (receive, closed):
+            if future is not None:
+                future.cancel()
 
 
 async def _subscribe(
@@ -159,24 +157,6 @@ async def _subscribe(
         return
     if member.subscription is message:
         member.release_held(snapshot_frame(data, message.id))
-
-
-async def _write(ws: WebSocket, member: Subscriber) -> None:
-    """Send queued frames in order; close the socket when asked to."""
-    try:
-        while True:
-            frame = member.next_frame()
-            if frame is not None:
-                await ws.send_text(frame)
-                continue
-            if member.closing is not None:
-                code, reason = member.closing
-                await ws.close(code=code, reason=reason)
-                return
-            member.wake.clear()
-            await member.wake.wait()
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        return
 
 
 def _ref(message_id: str | None) -> str | None:
