@@ -117,6 +117,7 @@ def backend_net(database_url: str | None, **env_overrides: str) -> Iterator[Benc
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+            print(f"backend pid {proc.pid} (log: {work / 'backend.log'})", file=sys.stderr)
             try:
                 url = f"http://127.0.0.1:{port}"
                 deadline = time.monotonic() + 90

@@ -11,7 +11,8 @@ machine the client side is not what is measured; their CPU is reported beside th
 backend's. Each event carries its sequence number and send time: a viewer counts every
 event it gets, checks their order and bins their latency (1 ms).
 
-Figures: delivered ratio (events received / events × viewers not closed as slow),
+Figures: delivered ratio (events received / events × viewers not closed as slow; and
+over every viewer),
 viewers closed as slow (1008), per-event latency p50/p99/max from NOTIFY to the viewer,
 frames/s and events per frame at the viewers, the backend's CPU (% of one core) over
 the publishing window. ``--compare-src`` runs the same load against another checkout's
@@ -136,6 +137,7 @@ def measure(args: argparse.Namespace, src: Path | None) -> dict[str, Any]:
         "events": total,
         "publish_s": round(publish_s, 2),
         "delivered_ratio": round(delivered / (total * kept), 5) if kept else 0.0,
+        "delivered_all_ratio": round(sum(received) / (total * len(viewers)), 5),
         "closed_slow": slow,
         "closed_other": len(codes) - slow,
         "out_of_order": sum(r["out_of_order"] for r in reports),
