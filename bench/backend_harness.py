@@ -14,9 +14,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -148,6 +149,45 @@ def backend_net(database_url: str | None, **env_overrides: str) -> Iterator[Benc
                     proc.kill()
                     proc.wait()
                 log.close()
+
+
+def add_compare_args(parser: Any) -> None:
+    """``--compare-src`` / ``--repeat``: the side-by-side options of the backend benches."""
+    parser.add_argument("--compare-src", type=Path, default=None, help="another checkout's src")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each variant")
+
+
+def side_by_side(
+    args: Any, measure: Callable[[Path | None], dict[str, Any]], title: str, key: str
+) -> dict[str, Any]:
+    """Run ``measure`` for this checkout ("new") and, with ``--compare-src``, another
+    checkout's backend ("old"), alternating ``--repeat`` times; print one table with
+    every run. Returns the JSON summary: each variant's median run by ``key`` and every
+    run's ``key``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    variants: list[tuple[str, Path | None]] = [("new", None)]
+    if args.compare_src is not None:
+        variants.append(("old", args.compare_src.resolve()))
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
+    for _ in range(args.repeat):
+        for name, src in variants:
+            runs[name].append(measure(src))
+    table = Table(title=title)
+    table.add_column("metric")
+    for name, results in runs.items():
+        for i in range(len(results)):
+            table.add_column(f"{name} #{i + 1}" if len(results) > 1 else name, justify="right")
+    for metric in runs["new"][0]:
+        table.add_row(metric, *(str(r[metric]) for results in runs.values() for r in results))
+    Console(stderr=True).print(table)
+    out: dict[str, Any] = {}
+    for name, results in runs.items():
+        ordered = sorted(results, key=lambda r: r[key])
+        out[name] = ordered[(len(ordered) - 1) // 2]
+        out[f"{name}_{key}_runs"] = [r[key] for r in results]
+    return out
 
 
 def cpu_seconds(pid: int) -> float:

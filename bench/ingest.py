@@ -26,10 +26,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rich.console import Console
-from rich.table import Table
 
-from backend_harness import ADMIN_KEY, backend_net, cpu_seconds, percentile
+from backend_harness import (
+    ADMIN_KEY,
+    add_compare_args,
+    backend_net,
+    cpu_seconds,
+    percentile,
+    side_by_side,
+)
 
 
 async def run(args: argparse.Namespace, net: object) -> dict[str, float]:
@@ -190,35 +195,19 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--window", type=int, default=32, help="unacked batches in flight")
-    parser.add_argument("--compare-src", type=Path, default=None, help="another checkout's src")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each variant")
+    add_compare_args(parser)
     parser.add_argument("--database-url", default=None, help="admin URL of a PostgreSQL")
     args = parser.parse_args()
-    variants: list[tuple[str, Path | None]] = [("new", None)]
-    if args.compare_src is not None:
-        variants.append(("old", args.compare_src.resolve()))
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
-    for _ in range(args.repeat):
-        for name, src in variants:
-            env = {"PYTHONPATH": str(src)} if src is not None else {}
-            with backend_net(args.database_url, **env) as net:
-                result = asyncio.run(run(args, net))
-            runs[name].append({**result, "load_avg_1m": round(os.getloadavg()[0], 2)})
-    table = Table(title="validator WebSocket → PostgreSQL ingest (episode_steps)")
-    table.add_column("metric")
-    for name, results in runs.items():
-        for i in range(len(results)):
-            table.add_column(f"{name} #{i + 1}" if len(results) > 1 else name, justify="right")
-    for key in runs["new"][0]:
-        table.add_row(key, *(str(r[key]) for results in runs.values() for r in results))
-    Console(stderr=True).print(table)
-    # each variant's median run by throughput, and every run's throughput
-    out: dict[str, Any] = {"batches": args.batches, "batch_size": args.batch_size}
-    for name, results in runs.items():
-        ordered = sorted(results, key=lambda r: r["samples_per_s"])
-        out[name] = ordered[(len(ordered) - 1) // 2]
-        out[f"{name}_samples_per_s_runs"] = [r["samples_per_s"] for r in results]
-    print(json.dumps(out))
+
+    def measure(src: Path | None) -> dict[str, Any]:
+        env = {"PYTHONPATH": str(src)} if src is not None else {}
+        with backend_net(args.database_url, **env) as net:
+            result = asyncio.run(run(args, net))
+        return {**result, "load_avg_1m": round(os.getloadavg()[0], 2)}
+
+    title = "validator WebSocket → PostgreSQL ingest (episode_steps)"
+    summary = side_by_side(args, measure, title, "samples_per_s")
+    print(json.dumps({"batches": args.batches, "batch_size": args.batch_size, **summary}))
 
 
 if __name__ == "__main__":

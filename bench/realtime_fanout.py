@@ -36,10 +36,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rich.console import Console
-from rich.table import Table
 
-from backend_harness import backend_net, cpu_seconds
+from backend_harness import add_compare_args, backend_net, cpu_seconds, side_by_side
 from realtime_clients import HIST_BINS, worker
 
 
@@ -163,32 +161,12 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2, help="client worker processes")
     parser.add_argument("--queue-size", type=int, default=1024, help="per-client queue")
     parser.add_argument("--drain-s", type=float, default=60.0, help="wait for stragglers")
-    parser.add_argument("--compare-src", type=Path, default=None, help="another checkout's src")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each variant")
+    add_compare_args(parser)
     parser.add_argument("--database-url", default=None, help="admin URL of a PostgreSQL")
     args = parser.parse_args()
-    variants: list[tuple[str, Path | None]] = [("new", None)]
-    if args.compare_src is not None:
-        variants.append(("old", args.compare_src.resolve()))
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
-    for _ in range(args.repeat):
-        for name, src in variants:
-            runs[name].append(measure(args, src))
-    table = Table(title=f"realtime fan-out: {args.clients} viewers × {args.rate:g} events/s")
-    table.add_column("metric")
-    for name, results in runs.items():
-        for i in range(len(results)):
-            table.add_column(f"{name} #{i + 1}" if len(results) > 1 else name, justify="right")
-    for key in runs["new"][0]:
-        table.add_row(key, *(str(r[key]) for results in runs.values() for r in results))
-    Console(stderr=True).print(table)
-    # each variant's median run by p99, and every run's p99 (the machine is shared)
-    out: dict[str, Any] = {"clients": args.clients, "rate_per_s": args.rate}
-    for name, results in runs.items():
-        ordered = sorted(results, key=lambda r: r["latency_p99_ms"])
-        out[name] = ordered[(len(ordered) - 1) // 2]
-        out[f"{name}_p99_ms_runs"] = [r["latency_p99_ms"] for r in results]
-    print(json.dumps(out))
+    title = f"realtime fan-out: {args.clients} viewers × {args.rate:g} events/s"
+    summary = side_by_side(args, lambda src: measure(args, src), title, "latency_p99_ms")
+    print(json.dumps({"clients": args.clients, "rate_per_s": args.rate, **summary}))
 
 
 if __name__ == "__main__":
