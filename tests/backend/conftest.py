@@ -117,13 +117,13 @@ class Backend:
         return self.app.state.backend
 
 
-def test_settings(db_url: str, net: Net, registry: LocalRegistry, **overrides: Any) -> Settings:
+def test_settings(db_url: str, net: Net, local: LocalRegistry, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         database_url=db_url,
         migrate_on_start=False,
         chain_url=net.chain.url,
         netuid=net.chain.netuid,
-        registry_dir=registry.root,
+        registry_dir=local.root,
         min_validator_stake=100.0,
         replication=1,
         min_validators=1,

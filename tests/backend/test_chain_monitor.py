@@ -37,7 +37,8 @@ async def _rejected(backend: Backend, hotkey: str) -> dict[str, Any]:
 async def test_rejections_carry_reasons(
     make_backend: Any, net: Net, registry: LocalRegistry
 ) -> None:
-    async with make_backend(artifact_max_bytes=1000) as backend:
+    # artifact_deadline_s=0: an unreadable artifact is rejected at the first look
+    async with make_backend(artifact_max_bytes=1000, artifact_deadline_s=0) as backend:
         await create_competition(backend, "mt1")
         await create_competition(backend, "sleepy", active=False)
         feed, _ = await subscribe(backend, event_types=["submission_rejected"])
@@ -65,7 +66,7 @@ async def test_rejections_carry_reasons(
             inactive.ss58_address: "competition_inactive",
             mismatch.ss58_address: "sha256_mismatch",
             huge.ss58_address: "artifact_too_large",
-            missing.ss58_address: "artifact_not_found",
+            missing.ss58_address: "artifact_unavailable",
         }
         for hotkey, reason in expected.items():
             sub = await _rejected(backend, hotkey)

@@ -33,6 +33,27 @@ def chain_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChainP
         yield proc
 
 
+VERSION_KEY = 7  # the commit-reveal chain's required weights version key
+
+
+@pytest.fixture(scope="module")
+def commit_reveal_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChainProcess]:
+    """A LocalChain whose weights are committed and revealed one epoch later, like the
+    real chain's default, with a required weights version key."""
+    data_dir = tmp_path_factory.mktemp("localchain-cr") / "chain"
+    with LocalChainProcess(
+        data_dir,
+        block_interval=BLOCK_INTERVAL,
+        tempo=TEMPO,
+        commit_space=COMMIT_SPACE,
+        weights_rate_limit=RATE_LIMIT,
+        min_validator_stake=100.0,
+        commit_reveal_epochs=1,
+        weights_version_key=VERSION_KEY,
+    ) as proc:
+        yield proc
+
+
 @pytest.fixture
 def netuid() -> int:
     """A subnet of its own for each test (they share one chain process)."""

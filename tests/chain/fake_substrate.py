@@ -1,21 +1,40 @@
 """An in-memory subtensor behind the bittensor SDK's own ``Substrate`` seam.
 
 ``bittensor.Client(substrate=FakeSubtensor(...))`` runs the real SDK code (reads, the
-``SetWeights`` intent, the executor, result handling) against this fake, which answers
-the storage items and runtime API the SDK reads and dispatches the two extrinsics
-Kinitro submits with the chain's own rules and error names:
+``SetWeights`` intent with its timelock encryption, the executor, result handling) against
+this fake, which answers the storage items and runtime API the SDK reads and dispatches
+the extrinsics Kinitro submits with the chain's own rules and error names
+(``pallets/subtensor``, ``pallets/commitments``):
 
+* **Epochs** follow subtensor's stateful schedule: an epoch fires every ``tempo`` blocks
+  (``LastEpochBlock``, ``SubnetEpochIndex``, ``BlocksSinceLastStep``; ``PendingEpochAt`` 0).
 * ``Commitments.set_commitment`` — hotkey must be registered (``AccountNotAllowedCommit``),
   one ``Raw<N>`` field of N ≤ 128 bytes (larger data cannot be encoded), space quota of
-  ``max_space`` bytes (3,100 like ``MaxSpace``) per subnet epoch, each commitment using
-  ``max(100, size)`` (``SpaceLimitExceeded``), as ``pallets/commitments`` does.
+  ``max_space`` bytes (3,100 like ``MaxSpace``) per epoch (``SubnetEpochIndex``), each
+  commitment using ``max(100, size)`` (``SpaceLimitExceeded``). No other rate limit.
+* ``SubtensorModule.set_mechanism_weights`` — refused while commit-reveal is on
+  (``CommitRevealEnabled``); registered (``HotKeyNotRegisteredInSubNet``), validator permit
+  (``NeuronNoValidatorPermit``), version key (``IncorrectWeightVersionKey``), rate limit
+  (``SettingWeightsTooFast``), u16 values and known uids (``UidVecContainInvalidOne``).
+* ``SubtensorModule.commit_timelocked_mechanism_weights`` — commit-reveal, the chain's
+  default (``CommitRevealWeightsEnabled`` true, ``RevealPeriodEpochs`` 1): refused when
+  commit-reveal is off (``CommitRevealDisabled``) or for another commit-reveal version;
+  registered; rate limit on commits (``CommittingWeightsTooFast``, ``LastUpdate`` moves
+  at the commit); at most 10 unrevealed commits. A commit made in epoch ``e`` is revealed
+  when epoch ``e + RevealPeriodEpochs`` fires (``reveal_crv3_commits``): decrypted, then
+  applied with the plain rules (version key, permit, uids; a failing one is dropped
+  silently, as on chain), or kept for the rest of that epoch while its drand pulse is
+  missing, then expired.
+
+**Drand.** The SDK encrypts commits to drand's quicknet key for a future round; only
+drand's signature for that round opens them, and drand cannot run here. :class:`FakeDrand`
+stands in for it: installed over ``bittensor_core.get_encrypted_commit_v2`` it records
+what each ciphertext holds (calling the real encryption), and publishes a round's
+"pulse" when the fake chain reaches the commit's reveal epoch.
 
 Storage reads honour ``block_hash``: ``Commitments.CommitmentOf`` at an older block answers
 the commitment as it was then, within ``state_pruning`` blocks of the head (a lite node);
 older blocks fail like a pruned node does (``State already discarded``).
-* ``SubtensorModule.set_mechanism_weights`` — registered (``HotKeyNotRegisteredInSubNet``),
-  validator permit (``NeuronNoValidatorPermit``), rate limit (``SettingWeightsTooFast``),
-  u16 values and known uids (``UidVecContainInvalidOne``).
 
 Each accepted extrinsic is included in a new block; signatures are checked with the
 signer's sr25519 key like a node would.
@@ -27,11 +46,41 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import bittensor_core
+import pytest
 from bittensor import Balance, ChainError, ExtrinsicResult
 
 from kinitro.chain.signing import verify_signature
 
 RAO = 10**9
+COMMIT_REVEAL_VERSION = 4  # subtensor's get_commit_reveal_weights_version()
+MAX_UNREVEALED = 10
+
+
+class FakeDrand:
+    """Plays drand for the fake chain: remembers what each timelocked commit encrypts."""
+
+    def __init__(self) -> None:
+        self._plaintexts: dict[bytes, tuple[list[int], list[int], int, bytes]] = {}
+        self._real = bittensor_core.get_encrypted_commit_v2
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeDrand:
+        monkeypatch.setattr(bittensor_core, "get_encrypted_commit_v2", self._encrypt)
+        return self
+
+    def _encrypt(self, **kwargs: Any) -> tuple[bytes, int]:
+        commit, reveal_round = self._real(**kwargs)
+        self._plaintexts[bytes(commit)] = (
+            list(kwargs["uids"]),
+            list(kwargs["weights"]),
+            int(kwargs["version_key"]),
+            bytes(kwargs["hotkey"]),
+        )
+        return commit, reveal_round
+
+    def open(self, commit: bytes) -> tuple[list[int], list[int], int, bytes] | None:
+        """The plaintext of ``commit`` once its round is published (None: not decryptable)."""
+        return self._plaintexts.get(bytes(commit))
 
 
 @dataclass
@@ -48,6 +97,11 @@ class FakeSubnet:
     tempo: int = 10
     weights_rate_limit: int = 100
     max_space: int = 3100  # bytes per epoch and account (MaxSpace)
+    commit_reveal: bool = True  # CommitRevealWeightsEnabled (the chain's default)
+    reveal_period: int = 1  # RevealPeriodEpochs
+    version_key: int = 0  # WeightsVersionKey (0: any)
+    # TimelockedWeightCommits: commit epoch -> [(hotkey, block, ciphertext, reveal_round)]
+    timelocked: dict[int, list[tuple[str, int, bytes, int]]] = field(default_factory=dict)
     neurons: list[FakeNeuron] = field(default_factory=list)
     commitments: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # oldest first
@@ -65,10 +119,11 @@ class FakeSubnet:
 class FakeSubtensor:
     """Implements the parts of ``bittensor.Substrate`` the SDK uses for Kinitro's calls."""
 
-    def __init__(self, *, state_pruning: int | None = None) -> None:
+    def __init__(self, *, state_pruning: int | None = None, drand: FakeDrand | None = None) -> None:
         self.token_symbols: dict[int, str] = {}
         self.block = 100
         self.state_pruning = state_pruning  # None: an archive node
+        self.drand = drand
         self.subnets: dict[int, FakeSubnet] = {}
         self.submitted: list[tuple[str, str, str]] = []  # (module, function, signer)
 
@@ -82,7 +137,29 @@ class FakeSubtensor:
         return len(subnet.neurons) - 1
 
     def advance(self, blocks: int) -> None:
-        self.block += blocks
+        """Produce ``blocks`` blocks; each one's ``on_initialize`` runs due epochs."""
+        for _ in range(blocks):
+            self.block += 1
+            for netuid, subnet in self.subnets.items():
+                if self.block % max(1, subnet.tempo) == 0:
+                    self._reveal(netuid, subnet, self.block // max(1, subnet.tempo))
+
+    def _reveal(self, netuid: int, subnet: FakeSubnet, epoch: int) -> None:
+        """``reveal_crv3_commits`` at the start of ``epoch``: commits of
+        ``epoch - reveal_period`` are decrypted and applied; older ones expire."""
+        reveal_epoch = epoch - subnet.reveal_period
+        for old in [e for e in subnet.timelocked if e < reveal_epoch]:
+            del subnet.timelocked[old]
+        unrevealed = []
+        for who, block, commit, reveal_round in subnet.timelocked.pop(reveal_epoch, []):
+            opened = None if self.drand is None else self.drand.open(commit)
+            if opened is None:
+                unrevealed.append((who, block, commit, reveal_round))
+                continue
+            uids, values, version_key, _hotkey = opened
+            self._apply_weights(subnet, who, uids, values, version_key)  # failures dropped
+        if unrevealed:
+            subnet.timelocked[reveal_epoch] = unrevealed
 
     # ---- lifecycle / metadata -------------------------------------------------------------
 
@@ -129,9 +206,9 @@ class FakeSubtensor:
         return number
 
     @staticmethod
-    def epoch(netuid: int, block: int, tempo: int) -> int:
-        """Subtensor runs a subnet's epoch where (block + netuid + 1) % (tempo + 1) == 0."""
-        return (block + netuid + 1) // (tempo + 1)
+    def epoch(block: int, tempo: int) -> int:
+        """``SubnetEpochIndex`` at ``block``: an epoch fires every ``tempo`` blocks."""
+        return block // max(1, tempo)
 
     async def query(
         self,
@@ -159,17 +236,39 @@ class FakeSubtensor:
             return [] if subnet is None else [n.permit for n in subnet.neurons]
         if key == ("SubtensorModule", "WeightsSetRateLimit"):
             return None if subnet is None else subnet.weights_rate_limit
-        if key == ("SubtensorModule", "CommitRevealWeightsEnabled"):
-            return False
         if key == ("SubtensorModule", "MinAllowedWeights"):
             return 0
         if key == ("SubtensorModule", "MaxWeightsLimit"):
             return 65535
         if key == ("SubtensorModule", "SubnetEpochConsensus"):
             return "Yuma"
-        if key == ("SubtensorModule", "Tempo"):
-            return None if subnet is None else subnet.tempo
-        raise ChainError(f"fake subtensor: storage {module}.{storage_function} not modelled")
+        per_subnet = (
+            "CommitRevealWeightsEnabled",
+            "RevealPeriodEpochs",
+            "WeightsVersionKey",
+            "Tempo",
+            "SubnetEpochIndex",
+            "LastEpochBlock",
+            "BlocksSinceLastStep",
+            "PendingEpochAt",
+        )
+        if module != "SubtensorModule" or storage_function not in per_subnet:
+            raise ChainError(f"fake subtensor: storage {module}.{storage_function} not modelled")
+        if subnet is None:
+            return None  # an absent subnet's items read as unset
+        at = self._at(block_hash)
+        tempo = max(1, subnet.tempo)
+        values = {
+            "CommitRevealWeightsEnabled": subnet.commit_reveal,
+            "RevealPeriodEpochs": subnet.reveal_period,
+            "WeightsVersionKey": subnet.version_key,
+            "Tempo": subnet.tempo,
+            "SubnetEpochIndex": self.epoch(at, tempo),
+            "LastEpochBlock": self.epoch(at, tempo) * tempo,
+            "BlocksSinceLastStep": at % tempo,
+            "PendingEpochAt": 0,
+        }
+        return values[storage_function]
 
     async def map_has_entries(
         self, module: str, storage_function: str, params: list[Any], block_hash: str | None = None
@@ -297,11 +396,13 @@ class FakeSubtensor:
         if not verify_signature(keypair.ss58_address, payload, keypair.sign(payload)):
             return self._fail("BadProof", "invalid transaction signature")
         self.submitted.append((module, function, keypair.ss58_address))
-        self.block += 1  # included in the next block
+        self.advance(1)  # included in the next block
         if (module, function) == ("Commitments", "set_commitment"):
             return self._set_commitment(keypair.ss58_address, params)
         if (module, function) == ("SubtensorModule", "set_mechanism_weights"):
             return self._set_weights(keypair.ss58_address, params)
+        if (module, function) == ("SubtensorModule", "commit_timelocked_mechanism_weights"):
+            return self._commit_weights(keypair.ss58_address, params)
         return self._fail("CallFiltered", f"{module}.{function} is not modelled")
 
     def _fail(self, name: str, message: str) -> ExtrinsicResult:
@@ -323,7 +424,7 @@ class FakeSubtensor:
         size = sum(
             len(bytes.fromhex(str(v).removeprefix("0x"))) for e in fields for v in e.values()
         )
-        epoch = self.epoch(int(params["netuid"]), self.block, subnet.tempo)
+        epoch = self.epoch(self.block, subnet.tempo)
         last_epoch, used = subnet.used_space.get(signer, (epoch, 0))
         used = used if last_epoch == epoch else 0
         cost = max(100, size)
@@ -337,19 +438,70 @@ class FakeSubtensor:
 
     def _set_weights(self, signer: str, params: dict[str, Any]) -> ExtrinsicResult:
         subnet = self._subnet(params["netuid"])
-        uid = None if subnet is None else subnet.uid(signer)
-        if subnet is None or uid is None:
+        if subnet is not None and subnet.commit_reveal:
+            return self._fail("CommitRevealEnabled", "commit-reveal is on: commit weights")
+        if subnet is None:
             return self._fail("HotKeyNotRegisteredInSubNet", "hotkey not registered")
+        uid = subnet.uid(signer)
+        last = subnet.last_update.get(uid, 0) if uid is not None else 0
+        if uid is not None and last and self.block - last < subnet.weights_rate_limit:
+            return self._fail("SettingWeightsTooFast", "weights set too fast")
+        failure = self._apply_weights(
+            subnet,
+            signer,
+            list(params["dests"]),
+            list(params["weights"]),
+            int(params.get("version_key", 0)),
+        )
+        if failure is not None:
+            return failure
+        return self._ok()
+
+    def _apply_weights(
+        self,
+        subnet: FakeSubnet,
+        signer: str,
+        dests: list[int],
+        values: list[int],
+        version_key: int,
+    ) -> ExtrinsicResult | None:
+        """``internal_set_weights``: None when applied, else the failure."""
+        uid = subnet.uid(signer)
+        if uid is None:
+            return self._fail("HotKeyNotRegisteredInSubNet", "hotkey not registered")
+        if subnet.version_key and version_key < subnet.version_key:
+            return self._fail("IncorrectWeightVersionKey", "weights version key is too old")
         if not subnet.neurons[uid].permit:
             return self._fail("NeuronNoValidatorPermit", "no validator permit")
-        last = subnet.last_update.get(uid, 0)
-        if last and self.block - last < subnet.weights_rate_limit:
-            return self._fail("SettingWeightsTooFast", "weights set too fast")
-        dests, values = list(params["dests"]), list(params["weights"])
         if len(dests) != len(values) or any(not 0 <= d < len(subnet.neurons) for d in dests):
             return self._fail("UidVecContainInvalidOne", "invalid uid in weights")
         if any(not 0 <= v <= 65535 for v in values):
             return self._fail("InvalidArgument", "weights must be u16")
-        subnet.weights[uid] = list(zip(dests, values, strict=True))
+        top = max(values, default=0)
+        row = [(d, round(v * 65535 / top)) for d, v in zip(dests, values, strict=True) if top]
+        subnet.weights[uid] = row
+        if not subnet.commit_reveal:
+            subnet.last_update[uid] = self.block
+        return None
+
+    def _commit_weights(self, signer: str, params: dict[str, Any]) -> ExtrinsicResult:
+        subnet = self._subnet(params["netuid"])
+        if subnet is None or not subnet.commit_reveal:
+            return self._fail("CommitRevealDisabled", "commit-reveal is off on this subnet")
+        if int(params["commit_reveal_version"]) != COMMIT_REVEAL_VERSION:
+            return self._fail("IncorrectCommitRevealVersion", "unsupported commit-reveal version")
+        uid = subnet.uid(signer)
+        if uid is None:
+            return self._fail("HotKeyNotRegisteredInSubNet", "hotkey not registered")
+        last = subnet.last_update.get(uid, 0)
+        if last and self.block - last < subnet.weights_rate_limit:
+            return self._fail("CommittingWeightsTooFast", "weights committed too fast")
+        epoch = self.epoch(self.block, subnet.tempo)
+        queue = subnet.timelocked.setdefault(epoch, [])
+        if sum(1 for who, *_ in queue if who == signer) >= MAX_UNREVEALED:
+            return self._fail("TooManyUnrevealedCommits", "too many unrevealed commits")
+        commit = params["commit"]
+        raw = bytes.fromhex(commit.removeprefix("0x")) if isinstance(commit, str) else commit
+        queue.append((signer, self.block, bytes(raw), int(params["reveal_round"])))
         subnet.last_update[uid] = self.block
         return self._ok()

@@ -1,6 +1,9 @@
 """One conformance suite for the ``ChainClient`` port, run against both adapters:
 ``LocalChain`` (real service process) and ``BittensorChain`` (real bittensor 11 SDK on an
-in-memory subtensor behind the SDK's ``Substrate`` seam)."""
+in-memory subtensor behind the SDK's ``Substrate`` seam).
+
+Two kinds of subnet: plain weights (``harness``) and commit-reveal weights with a required
+version key (``cr_harness``, the real chain's default)."""
 
 from __future__ import annotations
 
@@ -27,8 +30,8 @@ from kinitro.chain.port import ChainClient
 from kinitro.chain.signing import sign_message
 from kinitro.chain.wallets import WalletInfo, load_coldkey, load_hotkey
 
-from .conftest import COMMIT_SPACE, RATE_LIMIT, TEMPO
-from .fake_substrate import FakeSubnet, FakeSubtensor
+from .conftest import COMMIT_SPACE, RATE_LIMIT, TEMPO, VERSION_KEY
+from .fake_substrate import FakeDrand, FakeSubnet, FakeSubtensor
 
 
 @dataclass
@@ -38,9 +41,11 @@ class Harness:
     pass_rate_limits: Callable[[], Awaitable[None]]
     next_block: Callable[[], Awaitable[None]]
     next_epoch: Callable[[], Awaitable[None]]  # waits until a subnet epoch has just begun
+    reach: Callable[[int], Awaitable[None]]  # waits until the chain is at that block
 
 
-def epoch_of(netuid: int, block: int) -> int:
+def local_epoch(netuid: int, block: int) -> int:
+    """LocalChain's epochs: where (block + netuid + 1) % (tempo + 1) == 0."""
     return (block + netuid + 1) // (TEMPO + 1)
 
 
@@ -50,9 +55,44 @@ async def harness(
     netuid: int,
     wallets: dict[str, WalletInfo],
     wallet_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Harness]:
-    if request.param == "local":
-        proc: LocalChainProcess = request.getfixturevalue("chain_proc")
+    """A subnet with plain weights."""
+    async for h in _harness(
+        request.param, request, netuid, wallets, wallet_path, monkeypatch, commit_reveal=False
+    ):
+        yield h
+
+
+@pytest.fixture(params=["local", "bittensor"])
+async def cr_harness(
+    request: pytest.FixtureRequest,
+    netuid: int,
+    wallets: dict[str, WalletInfo],
+    wallet_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Harness]:
+    """A subnet with commit-reveal weights (one epoch) and weights version key 7."""
+    async for h in _harness(
+        request.param, request, netuid, wallets, wallet_path, monkeypatch, commit_reveal=True
+    ):
+        yield h
+
+
+async def _harness(
+    kind: str,
+    request: pytest.FixtureRequest,
+    netuid: int,
+    wallets: dict[str, WalletInfo],
+    wallet_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    commit_reveal: bool,
+) -> AsyncIterator[Harness]:
+    if kind == "local":
+        proc: LocalChainProcess = request.getfixturevalue(
+            "commit_reveal_proc" if commit_reveal else "chain_proc"
+        )
         local = LocalChain(proc.url, netuid)
 
         async def register_local(name: str, stake: float) -> int:
@@ -75,15 +115,26 @@ async def harness(
             await until(lambda b: b >= target)
 
         async def next_epoch_local() -> None:
-            epoch = epoch_of(netuid, await local.block())
-            await until(lambda b: epoch_of(netuid, b) > epoch)
+            epoch = local_epoch(netuid, await local.block())
+            await until(lambda b: local_epoch(netuid, b) > epoch)
 
-        yield Harness(local, register_local, wait_local, next_block_local, next_epoch_local)
+        async def reach_local(block: int) -> None:
+            await until(lambda b: b >= block)
+
+        yield Harness(
+            local, register_local, wait_local, next_block_local, next_epoch_local, reach_local
+        )
         await local.close()
         return
-    fake = FakeSubtensor()
+    fake = FakeSubtensor(drand=FakeDrand().install(monkeypatch))
     fake.subnets.clear()
-    fake.subnets[netuid] = FakeSubnet(tempo=TEMPO, max_space=COMMIT_SPACE)
+    fake.subnets[netuid] = FakeSubnet(
+        tempo=TEMPO,
+        max_space=COMMIT_SPACE,
+        commit_reveal=commit_reveal,
+        version_key=VERSION_KEY if commit_reveal else 0,
+        weights_rate_limit=RATE_LIMIT,
+    )
     chain = BittensorChain("local", netuid, substrate=fake)
 
     async def register_fake(name: str, stake: float) -> int:
@@ -91,17 +142,20 @@ async def harness(
         return fake.add_neuron(netuid, info.hotkey, info.coldkey, stake, permit=stake >= 100)
 
     async def wait_fake() -> None:
-        fake.advance(200)
+        fake.advance(RATE_LIMIT + 1)
 
     async def next_block_fake() -> None:
         fake.advance(1)
 
     async def next_epoch_fake() -> None:
-        epoch = epoch_of(netuid, fake.block)
-        while epoch_of(netuid, fake.block) == epoch:
+        epoch = fake.epoch(fake.block, TEMPO)
+        while fake.epoch(fake.block, TEMPO) == epoch:
             fake.advance(1)
 
-    yield Harness(chain, register_fake, wait_fake, next_block_fake, next_epoch_fake)
+    async def reach_fake(block: int) -> None:
+        fake.advance(max(0, block - fake.block))
+
+    yield Harness(chain, register_fake, wait_fake, next_block_fake, next_epoch_fake, reach_fake)
     await chain.close()
 
 
@@ -215,6 +269,49 @@ async def test_weights(harness: Harness, wallet_path: Path) -> None:
         await harness.chain.set_weights(val_key, {0: 1.0})
     await harness.pass_rate_limits()
     await harness.chain.set_weights(val_key, {1: 1.0})
+    assert [r.weights for r in await harness.chain.weights()] == [{1: 65535}]
+
+
+async def test_subnet_params(harness: Harness) -> None:
+    params = await harness.chain.subnet_params()
+    assert params.netuid == harness.chain.netuid
+    assert (params.tempo, params.weights_rate_limit) == (TEMPO, RATE_LIMIT)
+    assert (params.commit_reveal, params.weights_version_key) == (False, 0)
+
+
+async def test_commit_reveal_weights(cr_harness: Harness, wallet_path: Path) -> None:
+    """On a commit-reveal subnet (the real chain's default) a weight set is committed:
+    the adapter returns the committed row and the block it reveals at, and the chain
+    shows it only from then on."""
+    harness = cr_harness
+    params = await harness.chain.subnet_params()
+    assert params.commit_reveal and params.reveal_period_epochs == 1
+    assert params.weights_version_key == VERSION_KEY
+    await harness.register("miner", 0)
+    await harness.register("val", 500.0)
+    val_key = load_hotkey("val", "default", wallet_path)
+    with pytest.raises(InvalidWeightsError, match="version_key 3 is older than"):
+        await harness.chain.set_weights(val_key, {0: 1.0}, version_key=3)
+    await harness.next_epoch()  # a whole epoch ahead: the reveal is a tempo away
+    record = await harness.chain.set_weights(val_key, {0: 0.75, 1: 0.25}, version_key=VERSION_KEY)
+    assert record.committed and record.validator_uid == 1
+    assert record.weights == {0: 65535, 1: 21845}
+    assert record.block is not None and record.reveal_block is not None
+    assert record.block < record.reveal_block <= record.block + TEMPO + 2
+    assert await harness.chain.weights() == []  # committed, not revealed
+    with pytest.raises(RateLimitedError):  # the rate limit counts commits
+        await harness.chain.set_weights(val_key, {0: 1.0}, version_key=VERSION_KEY)
+    await harness.reach(record.reveal_block)
+    rows = await harness.chain.weights()
+    assert [(r.validator_uid, r.weights) for r in rows] == [(1, {0: 65535, 1: 21845})]
+    assert not rows[0].committed
+    # a new commit is reported as what it is, not as the row already on chain
+    await harness.next_epoch()
+    newer = await harness.chain.set_weights(val_key, {1: 1.0}, version_key=VERSION_KEY)
+    assert newer.committed and newer.weights == {1: 65535}
+    assert [r.weights for r in await harness.chain.weights()] == [{0: 65535, 1: 21845}]
+    assert newer.reveal_block is not None
+    await harness.reach(newer.reveal_block)
     assert [r.weights for r in await harness.chain.weights()] == [{1: 65535}]
 
 

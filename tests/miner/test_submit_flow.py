@@ -71,6 +71,19 @@ def test_init_package_upload_commit_status(tmp_path: Path, chain: LocalChainProc
     )
     assert ref["sha256"] == packed["sha256"] and ref["size_bytes"] == packed["size"]
     assert ref["registry"] == "local" and ref["revision"] == packed["sha256"][:16]
+    assert ref["private"] is True  # commit before publish: nobody reads it yet
+
+    from kinitro.protocol.common import ArtifactRef
+    from kinitro.storage.artifacts import LocalRegistry
+    from kinitro.storage.errors import ArtifactNotFoundError
+
+    pinned = ArtifactRef(**{k: v for k, v in ref.items() if k != "private"})
+    with pytest.raises(ArtifactNotFoundError):
+        LocalRegistry(registry).stat(pinned.repo, pinned.revision)
+    publish = ["miner", "publish", str(bundle), "--registry-dir", str(registry), *w]
+    early = kinitro(*publish, "--chain-url", chain.url, check=False)
+    assert early.returncode == 2 and "no commitment on chain" in early.stderr
+    assert "commit first" in early.stderr and "Traceback" not in early.stderr
 
     committed = as_json(
         kinitro(
@@ -119,11 +132,10 @@ def test_init_package_upload_commit_status(tmp_path: Path, chain: LocalChainProc
     assert status["chain"]["commitment"]["parsed"]["sha256"] == packed["sha256"]
     assert "unreachable" in status["backend"]["error"]
 
-    # the registry gives the exact archive back
-    from kinitro.protocol.common import ArtifactRef
-    from kinitro.storage.artifacts import LocalRegistry
-
-    out = LocalRegistry(registry).download(ArtifactRef(**ref), tmp_path / "dl.tar")
+    # published after the commitment: the registry gives the exact archive back
+    done = as_json(kinitro(*publish, "--chain-url", chain.url, "--json"))
+    assert done == {"registry": "local", "repo": "alice/reach-agent", "published": True}
+    out = LocalRegistry(registry).download(pinned, tmp_path / "dl.tar")
     assert out.read_bytes() == (bundle / ".kinitro" / "bundle.tar").read_bytes()
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fake_hub import FakeHub
 
+from fake_hub import FakeHub
 from kinitro.protocol.common import ArtifactRef
 from kinitro.storage.artifacts import ArtifactRegistry, LocalRegistry
 from kinitro.storage.bundle import package_bundle
@@ -27,7 +27,8 @@ TOKEN = "hf_conformanceSecretToken123456"
 
 @dataclass
 class Harness:
-    registry: ArtifactRegistry
+    registry: ArtifactRegistry  # the uploader's (its token owns the repos)
+    reader: ArtifactRegistry  # anyone else (a backend, a copier): no token
     corrupt: Callable[[ArtifactRef], None]  # make the next download return other bytes
     missing_revision: str
 
@@ -40,7 +41,11 @@ def hub() -> Iterator[FakeHub]:
 
 
 @pytest.fixture(params=["local", "hf"])
-def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+def harness(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Harness:
+    monkeypatch.delenv("HF_TOKEN", raising=False)  # anonymous means anonymous
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     if request.param == "local":
         registry = LocalRegistry(tmp_path / "registry")
 
@@ -49,13 +54,18 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
             blob.chmod(0o644)
             blob.write_bytes(blob.read_bytes()[:-1] + b"!")
 
-        return Harness(registry, corrupt_local, "0123456789abcdef")
+        return Harness(registry, registry, corrupt_local, "0123456789abcdef")
     hub: FakeHub = request.getfixturevalue("hub")
 
     def corrupt_hf(ref: ArtifactRef) -> None:
         hub.corrupt_next_download = True
 
-    return Harness(HuggingFaceRegistry(token=TOKEN, endpoint=hub.url), corrupt_hf, "f" * 40)
+    return Harness(
+        HuggingFaceRegistry(token=TOKEN, endpoint=hub.url),
+        HuggingFaceRegistry(endpoint=hub.url),
+        corrupt_hf,
+        "f" * 40,
+    )
 
 
 @pytest.fixture
@@ -118,6 +128,62 @@ def test_unknown_revision_and_repo(harness: Harness, archive: Path, tmp_path: Pa
         )
     with pytest.raises(RegistryError):
         harness.registry.upload(archive, "bad repo name!")
+
+
+def test_private_until_published(harness: Harness, archive: Path, tmp_path: Path) -> None:
+    """Commit before publish: a private upload reads like a missing artifact to everyone
+    else until its repo is published; the pinned revision does not change."""
+    ref = harness.registry.upload(archive, "alice/sealed", private=True)
+    with pytest.raises(ArtifactNotFoundError):
+        harness.reader.stat(ref.repo, ref.revision)
+    with pytest.raises(ArtifactNotFoundError):
+        harness.reader.download(ref, tmp_path / "early.tar")
+    assert not (tmp_path / "early.tar").exists()
+    harness.registry.publish(ref.repo)
+    assert harness.reader.stat(ref.repo, ref.revision).size_bytes == ref.size_bytes
+    got = harness.reader.download(ref, tmp_path / "late.tar")
+    assert got.read_bytes() == archive.read_bytes()
+
+
+def test_private_upload_into_a_public_repo_is_refused(harness: Harness, archive: Path) -> None:
+    harness.registry.upload(archive, "alice/open")
+    with pytest.raises(RegistryError, match="public"):
+        harness.registry.upload(archive, "alice/open", private=True)
+    sealed = harness.registry.upload(archive, "alice/closed", private=True)
+    again = harness.registry.upload(archive, "alice/closed", private=True)  # still private
+    assert again.revision in (sealed.revision, again.revision)
+    with pytest.raises(ArtifactNotFoundError):
+        harness.reader.stat(again.repo, again.revision)
+
+
+def test_hf_private_repo_is_invisible_like_the_hub(
+    hub: FakeHub, archive: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The Hub answers a private repo with RepoNotFound (401 without a token, 404 with
+    another account's), the same as a missing one; only the owner reads or publishes it."""
+    import httpx
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    owner = HuggingFaceRegistry(token=TOKEN, endpoint=hub.url)
+    ref = owner.upload(archive, "alice/hidden", private=True)
+    assert owner.stat(ref.repo, ref.revision).size_bytes == ref.size_bytes
+    url = f"{hub.url}/alice/hidden/resolve/{ref.revision}/bundle.tar"
+    anonymous = httpx.get(url)
+    other = httpx.get(url, headers={"Authorization": "Bearer hf_someoneElse0000"})
+    missing = httpx.get(f"{hub.url}/alice/nothing/resolve/{ref.revision}/bundle.tar")
+    assert (anonymous.status_code, other.status_code) == (401, 404)
+    assert anonymous.headers["x-error-code"] == other.headers["x-error-code"] == "RepoNotFound"
+    assert missing.headers["x-error-code"] == "RepoNotFound"
+    stranger = HuggingFaceRegistry(token="hf_someoneElse0000", endpoint=hub.url)
+    with pytest.raises(ArtifactNotFoundError):
+        stranger.stat(ref.repo, ref.revision)
+    with pytest.raises(ArtifactNotFoundError):
+        stranger.publish(ref.repo)  # not the owner: it does not even see the repo
+    with pytest.raises(ArtifactNotFoundError):
+        HuggingFaceRegistry(endpoint=hub.url).stat(ref.repo, ref.revision)
+    owner.publish(ref.repo)
+    assert httpx.get(url).status_code == 200
 
 
 def test_hf_token_is_sent_but_never_logged(

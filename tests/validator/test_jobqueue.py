@@ -78,7 +78,7 @@ async def test_upgrade_downgrade_roundtrip(empty_db_url: str) -> None:
     types = await _fetch(empty_db_url, "SELECT typname FROM pg_type WHERE typname LIKE 'pgqueuer%'")
     assert types == []
     _in_thread(migrations.upgrade, "validator", empty_db_url)
-    assert _in_thread(migrations.current, "validator", empty_db_url) == "0001"
+    assert _in_thread(migrations.current, "validator", empty_db_url) == "0002"
 
 
 async def test_pgqueuer_accepts_the_installed_schema(validator_db_url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -124,3 +125,93 @@ async def test_unreachable_chain_is_retried_not_given_up(jq: JobQueue) -> None:
         entry = await jq.next_pending_weights()
         assert entry is not None and entry.attempts == 3 and entry.error
         assert await jq.last_weights_set() is None
+
+
+async def _setter_running(setter: WeightSetter) -> asyncio.Task[None]:
+    return asyncio.create_task(setter.run())
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_unchanged_weights_are_set_again_never_faster_than_the_rate_limit(
+    jq: JobQueue, chain: tuple[LocalChain, Path]
+) -> None:
+    """The backend sends weights once; the node keeps them fresh on chain, every
+    interval, but the chain's rate limit (5 blocks) wins over a shorter interval (2)."""
+    client, wallets = chain
+    hotkey = load_hotkey("val", "default", wallets)
+    miner = load_hotkey("miner", "default", wallets).ss58_address
+    miner_uid = next(n.uid for n in (await client.metagraph()).neurons if n.hotkey == miner)
+    setter = WeightSetter(
+        jq, client, hotkey, interval_blocks=2, retry_s=0.1, block_time_s=BLOCK_S, idle_poll_s=0.05
+    )
+    assert await setter.rate_limit() == RATE_LIMIT  # read from the chain
+    assert await setter.interval() == RATE_LIMIT
+    await jq.record_weights(make_weights("w-1", NETUID, {miner_uid: 1.0}))
+    task = await _setter_running(setter)
+    blocks: list[int] = []
+    try:
+        for _ in range(400):
+            last = await jq.last_weights_set()
+            if last is not None and last.block is not None and last.block not in blocks:
+                blocks.append(last.block)
+            if len(blocks) >= 3:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await _stop(task)
+    assert len(blocks) >= 3, blocks
+    assert all(b - a >= RATE_LIMIT for a, b in itertools.pairwise(blocks)), blocks
+    last = await jq.last_weights_set()
+    assert last is not None and last.weights_id == "w-1" and last.refreshes >= 2
+    assert last.reveal_block is None  # plain weights: in effect at once
+
+
+@pytest.fixture(scope="module")
+def cr_chain_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChainProcess]:
+    data_dir = tmp_path_factory.mktemp("vchain-cr") / "chain"
+    with LocalChainProcess(
+        data_dir,
+        block_interval=BLOCK_S,
+        tempo=10,
+        weights_rate_limit=RATE_LIMIT,
+        min_validator_stake=100.0,
+        commit_reveal_epochs=1,
+        weights_version_key=3,
+    ) as proc:
+        yield proc
+
+
+async def test_commit_reveal_weights_record_when_they_reveal(
+    jq: JobQueue, cr_chain_proc: LocalChainProcess, tmp_path: Path
+) -> None:
+    for name in ("miner", "val"):
+        create_wallet(name, "default", tmp_path)
+    async with LocalChain(cr_chain_proc.url, NETUID) as client:
+        for name in ("miner", "val"):
+            hot = load_hotkey(name, "default", tmp_path).ss58_address
+            await client.register(load_coldkey(name, tmp_path), hot)
+        val = load_hotkey("val", "default", tmp_path)
+        await client.set_stake(load_coldkey("val", tmp_path), val.ss58_address, 500)
+        old = WeightSetter(jq, client, val, max_attempts=1, retry_s=0.0)  # version key 0
+        await jq.record_weights(make_weights("w-0", NETUID, {0: 1.0}))
+        entry = await jq.next_pending_weights()
+        assert entry is not None and not await old.set_one(entry)
+        # an old version key is not transient: those weights are given up, nothing set
+        assert await jq.next_pending_weights() is None and await jq.last_weights_set() is None
+        setter = WeightSetter(jq, client, val, version_key=3, retry_s=0.0, block_time_s=BLOCK_S)
+        await jq.record_weights(make_weights("w-1", NETUID, {0: 1.0}))
+        entry = await jq.next_pending_weights()
+        assert entry is not None and entry.weights_id == "w-1"
+        assert await setter.set_one(entry)
+        last = await jq.last_weights_set()
+        assert last is not None and last.block is not None and last.reveal_block is not None
+        assert last.block < last.reveal_block <= last.block + 11
+        assert [r.weights for r in await client.weights()] == []  # not revealed yet
+        while await client.block() < last.reveal_block:  # noqa: ASYNC110 - a remote chain
+            await asyncio.sleep(BLOCK_S)
+        assert [r.weights for r in await client.weights()] == [{0: 65535}]

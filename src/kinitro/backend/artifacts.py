@@ -117,5 +117,7 @@ def open_verifier(settings: Any) -> RegistryVerifier:
     }
     if settings.registry == "hf":
         token = settings.hf_token.get_secret_value() if settings.hf_token else None
-        registries["hf"] = open_registry("hf", local_dir=settings.registry_dir, hf_token=token)
+        registries["hf"] = open_registry(
+            "hf", local_dir=settings.registry_dir, hf_token=token, hf_endpoint=settings.hf_endpoint
+        )
     return RegistryVerifier(registries, require_bundle_archive=settings.require_bundle_archive)

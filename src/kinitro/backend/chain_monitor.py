@@ -8,16 +8,25 @@ registered on the subnet are ignored.
 
 Each new submission is recorded as ``pending`` first, then processed (so a crash in
 between is resumed on the next pass): a commitment that does not parse, names an unknown
-or inactive competition, or pins an artifact the registry cannot deliver within the size
-cap with the committed sha256 is **rejected with a reason**; otherwise the miner's older
-live submissions in that competition are superseded (their jobs cancelled), the earliest
+or inactive competition, or pins an artifact that is too large, has another sha256 or is
+not a valid bundle is **rejected with a reason**; otherwise the miner's older live
+submissions in that competition are superseded (their jobs cancelled), the earliest
 commitment of the same artifact is recorded as the credited one, and jobs are scheduled.
+
+**Commit before publish.** A miner commits while its repo is still private and publishes
+it afterwards, and a private repo reads exactly like a missing one. So an artifact that is
+not found, or a registry that does not answer, leaves the submission ``pending``: it is
+tried again with a growing delay (``RETRY_MIN_S`` doubling to ``RETRY_MAX_S``) until
+``artifact_deadline_s`` after the submission was first seen, then rejected with
+``artifact_unavailable``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
@@ -38,7 +47,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCANNER = "commitments"
-TRANSIENT = frozenset({"artifact_unavailable"})
+WAITABLE = frozenset({"artifact_unavailable", "artifact_not_found"})
+"""Artifact failures that may end (a private repo published, a registry back)."""
+RETRY_MIN_S = 2.0
+RETRY_MAX_S = 120.0
 MAX_STORED_COMMITMENT = 512  # characters kept of a (necessarily invalid) oversize commitment
 MAX_DETAIL = 400  # characters of a rejection detail (the event must fit a NOTIFY payload)
 MAX_PROCESS_FAILURES = 3  # unexpected verification errors before a submission is rejected
@@ -73,6 +85,7 @@ class ChainMonitor:
 
         self.lock = LeaderLock(dsn(state.settings.database_url), CHAIN_MONITOR)
         self._failures: dict[int, int] = {}
+        self._waits: dict[int, tuple[float, float]] = {}  # id -> (next try, current delay)
 
     async def tick(self) -> int:
         """One scan; returns the number of new submissions."""
@@ -175,7 +188,10 @@ class ChainMonitor:
             pending, _ = await repo_submissions.list_submissions(
                 conn, status="pending", limit=100, offset=0
             )
+        now = time.monotonic()
         for sub in sorted(pending, key=lambda s: s["id"]):
+            if self._waits.get(sub["id"], (0.0, 0.0))[0] > now:
+                continue  # waiting for its artifact: not yet time to look again
             try:
                 await self.process(sub)
                 self._failures.pop(sub["id"], None)
@@ -221,12 +237,18 @@ class ChainMonitor:
             try:
                 size = await self.state.verifier.verify(commitment, s.artifact_max_bytes)
             except ArtifactRejected as exc:
-                if exc.reason in TRANSIENT:
-                    log.warning(
-                        "artifact of submission %s unavailable, retrying: %s", sub["id"], exc
-                    )
+                if exc.reason not in WAITABLE:
+                    reason = (exc.reason, exc.detail)
+                elif (waited := _age_s(sub)) < s.artifact_deadline_s:
+                    self._wait(sub["id"], exc, waited, s.artifact_deadline_s)
                     return
-                reason = (exc.reason, exc.detail)
+                else:
+                    reason = (
+                        "artifact_unavailable",
+                        f"not readable for {waited:.0f}s (deadline {s.artifact_deadline_s:.0f}s;"
+                        f" a private repo must be published after its commitment): {exc.detail}",
+                    )
+        self._waits.pop(sub["id"], None)
         async with self.state.engine.begin() as conn:
             if reason is not None:
                 await self._reject(conn, sub["id"], sub, *reason)
@@ -260,6 +282,23 @@ class ChainMonitor:
         self.state.scheduler_wake.set()
         self.state.metrics.submissions.labels("scheduled").inc()
 
+    def _wait(
+        self, submission_id: int, exc: ArtifactRejected, waited: float, deadline: float
+    ) -> None:
+        _, delay = self._waits.get(submission_id, (0.0, RETRY_MIN_S / 2))
+        delay = min(RETRY_MAX_S, delay * 2)
+        self._waits[submission_id] = (time.monotonic() + delay, delay)
+        self.state.metrics.submissions.labels("awaiting_artifact").inc()
+        log.info(
+            "artifact of submission %s not readable yet (private or unavailable; %.0fs of "
+            "%.0fs waited), next try in %.0fs: %s",
+            submission_id,
+            waited,
+            deadline,
+            delay,
+            exc.detail,
+        )
+
     async def run(self) -> None:
         interval = self.state.settings.chain_scan_interval_s
         try:
@@ -275,3 +314,13 @@ class ChainMonitor:
                 await asyncio.sleep(interval)
         finally:
             await self.lock.release()
+
+
+def _age_s(sub: dict[str, Any]) -> float:
+    """Seconds since the backend first saw the submission."""
+    created = sub.get("created_at")
+    if not isinstance(created, datetime):
+        return 0.0
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - created).total_seconds()

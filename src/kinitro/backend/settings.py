@@ -48,7 +48,12 @@ class Settings(KinitroSettings):
     registry: Literal["local", "hf"] = "local"
     registry_dir: Path = Path(".kinitro/devnet/registry")
     hf_token: SecretStr | None = None
+    hf_endpoint: str | None = None
+    """A Hub-compatible endpoint (a mirror); None: huggingface.co."""
     artifact_max_bytes: int = 512 * 1024 * 1024
+    artifact_deadline_s: float = Field(3600.0, ge=0)
+    """How long a committed artifact may stay unreadable (a private repo not published
+    yet, a registry down) before the submission is rejected ``artifact_unavailable``."""
     # tar artifacts are always inspected; this also refuses artifacts that are not tars
     require_bundle_archive: bool = False
     media_dir: Path | None = None

@@ -12,8 +12,15 @@ chain-access seam, ``Client(substrate=...)``), so the real SDK code — reads, t
   (``Commitments.CommitmentOf`` read at block N's hash: needs an archive node for blocks
   older than the node's state pruning window, ~256 blocks on a default lite node)
 * commit — ``Commitments.set_commitment`` with one ``Raw<N>`` field, signed by the hotkey
+* subnet params — ``Tempo``, ``WeightsSetRateLimit``, ``CommitRevealWeightsEnabled``,
+  ``RevealPeriodEpochs``, ``WeightsVersionKey``
 * set_weights — the ``SetWeights`` intent (clip, u16 normalisation, rate-limit preflight,
-  commit-reveal when the subnet uses it), signed by the hotkey
+  commit-reveal when the subnet uses it, ``version_key``), signed by the hotkey. On a
+  commit-reveal subnet (the chain's default) nothing changes in ``Weights`` until the
+  reveal, so the record returned is the committed row with its inclusion block and
+  ``reveal_block``: the first block of epoch ``commit epoch + RevealPeriodEpochs``, from
+  the chain's epoch schedule at the inclusion block (``SubnetEpochIndex``,
+  ``LastEpochBlock``, ``PendingEpochAt``, ``Tempo``), when the chain decrypts it
 * weights — ``SubtensorModule.Weights`` rows (u16) with ``Keys`` and ``LastUpdate``
 
 SDK failures become :mod:`kinitro.chain.errors` by the SDK's ``ErrorCode``.
@@ -39,6 +46,7 @@ from kinitro.chain.models import (
     CommitmentRecord,
     Metagraph,
     Neuron,
+    SubnetParams,
     WeightsRecord,
 )
 from kinitro.chain.signing import verify_signature
@@ -251,32 +259,97 @@ class BittensorChain:
             data=data,
         )
 
-    async def set_weights(self, hotkey: Keypair, weights: Mapping[int, float]) -> WeightsRecord:
-        normalize_u16(weights)  # same validation as LocalChain, before signing anything
+    async def subnet_params(self) -> SubnetParams:
+        async def read(client: Any) -> SubnetParams:
+            def item(name: str) -> Any:
+                return client.query(("SubtensorModule", name), [self._netuid])
 
-        async def write(client: Any) -> int:
+            tempo = await item("Tempo")
+            if tempo is None:
+                raise ChainError(f"subnet {self._netuid} does not exist on {self.network}")
+            return SubnetParams(
+                netuid=self._netuid,
+                tempo=int(tempo),
+                weights_rate_limit=int(await item("WeightsSetRateLimit") or 0),
+                commit_reveal=bool(await item("CommitRevealWeightsEnabled")),
+                reveal_period_epochs=int(await item("RevealPeriodEpochs") or 1),
+                weights_version_key=int(await item("WeightsVersionKey") or 0),
+            )
+
+        params: SubnetParams = await self._call("subnet params", read)
+        return params
+
+    async def set_weights(
+        self, hotkey: Keypair, weights: Mapping[int, float], *, version_key: int = 0
+    ) -> WeightsRecord:
+        row = normalize_u16(weights)  # same validation as LocalChain, before signing anything
+
+        async def write(client: Any) -> tuple[int, bool]:
             import bittensor
 
+            required = int(
+                await client.query(("SubtensorModule", "WeightsVersionKey"), [self._netuid]) or 0
+            )
+            if required and version_key < required:
+                # checked here: a commit-reveal subnet would drop such weights at the
+                # reveal, silently
+                raise InvalidWeightsError(
+                    f"weights version_key {version_key} is older than the subnet's required "
+                    f"{required}: set weights_version_key to {required} or newer"
+                )
             intent = bittensor.SetWeights(
-                netuid=self._netuid, weights={int(k): float(v) for k, v in weights.items()}
+                netuid=self._netuid,
+                weights={int(k): float(v) for k, v in weights.items()},
+                version_key=int(version_key),
             )
             result = await client.execute(intent, hotkey)
             result.raise_for_failure()
-            return int(await client.block())
+            block = _inclusion_block(result)
+            if block is None:
+                block = int(await client.block())
+            return block, "reveal_round" in (result.data or {})
 
-        block = await self._call("set weights", write)
-        mine = [r for r in await self.weights() if r.validator_hotkey == hotkey.ss58_address]
-        if mine:
-            return mine[0]
-        # commit-reveal subnets: the row appears only after the reveal
+        block, committed = await self._call("set weights", write)
         uid = await self._call(
             "set weights",
             lambda c: c.query(("SubtensorModule", "Uids"), [self._netuid, hotkey.ss58_address]),
+        )
+        reveal_block = await self._call(
+            "set weights", lambda c: self._reveal_block(c, block) if committed else _none()
         )
         return WeightsRecord(
             netuid=self._netuid,
             validator_uid=int(uid) if uid is not None else -1,
             validator_hotkey=hotkey.ss58_address,
             block=block,
-            weights=normalize_u16(weights),
+            weights=row,
+            reveal_block=reveal_block,
         )
+
+    async def _reveal_block(self, client: Any, block: int) -> int:
+        """When the chain reveals a commit included at ``block``: at the first block of
+        epoch ``commit epoch + RevealPeriodEpochs`` (``reveal_crv3_commits``). The next
+        epoch fires ``Tempo`` blocks after ``LastEpochBlock`` (or at an owner-triggered
+        ``PendingEpochAt``), the later ones every ``Tempo`` blocks."""
+
+        def item(name: str) -> Any:
+            return client.query(("SubtensorModule", name), [self._netuid], block=block)
+
+        tempo = int(await item("Tempo") or 0)
+        period = max(1, int(await item("RevealPeriodEpochs") or 1))
+        last = int(await item("LastEpochBlock") or 0)
+        pending = int(await item("PendingEpochAt") or 0)
+        nxt = last + tempo
+        if pending > 0:
+            nxt = min(nxt, pending)
+        return max(nxt, block + 1) + (period - 1) * tempo
+
+
+def _inclusion_block(result: Any) -> int | None:
+    """The block an extrinsic was included in, from its id (``"<block>-<index>"``)."""
+    head, _, _ = str(getattr(result, "extrinsic_id", None) or "").partition("-")
+    return int(head) if head.isdigit() else None
+
+
+async def _none() -> None:
+    return None

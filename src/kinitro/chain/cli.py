@@ -122,11 +122,24 @@ def run(
         min=0.0,
         help="Stake that earns a validator permit (genesis).",
     ),
+    commit_reveal_epochs: int = typer.Option(
+        0,
+        "--commit-reveal-epochs",
+        min=0,
+        help="0: weights take effect at once; N: they are committed and revealed N epochs "
+        "later, like the real chain's default commit-reveal with N = 1 (genesis).",
+    ),
+    weights_version_key: int = typer.Option(
+        0,
+        "--weights-version-key",
+        min=0,
+        help="Lowest version_key weights are accepted with; 0 accepts any (genesis).",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="Log level."),
 ) -> None:
     """Run the LocalChain service: a persistent chain shared over HTTP by every process.
 
-    The commitment space, weights rate limit and permit stake are fixed when the data
+    The tempo, commitment space, weights rules and permit stake are fixed when the data
     directory is first created (genesis); later runs on the same directory keep them.
     Stop with Ctrl-C: the state survives restarts.
     """
@@ -146,6 +159,8 @@ def run(
         commit_space_bytes=commit_space,
         weights_rate_limit_blocks=weights_rate_limit,
         min_validator_stake=min_validator_stake,
+        commit_reveal_epochs=commit_reveal_epochs,
+        weights_version_key=weights_version_key,
     )
     try:
         serve(

@@ -66,13 +66,24 @@ class CommitmentRecord:
 
 @dataclass(frozen=True, slots=True)
 class WeightsRecord:
-    """One validator's weight row: ``weights`` maps miner uid → u16 value (max-upscaled)."""
+    """One validator's weight row: ``weights`` maps miner uid → u16 value (max-upscaled).
+
+    ``reveal_block`` is None for weights in effect since ``block``. On a subnet with
+    commit-reveal weights, ``set_weights`` returns the row it *committed* at ``block``:
+    the chain reveals it (and ``weights()`` shows it) from ``reveal_block`` on.
+    """
 
     netuid: int
     validator_uid: int
     validator_hotkey: str | None
     block: int | None
     weights: dict[int, int] = field(default_factory=dict)
+    reveal_block: int | None = None
+
+    @property
+    def committed(self) -> bool:
+        """True for a commit-reveal commitment that is not in effect yet."""
+        return self.reveal_block is not None
 
     def fractions(self) -> dict[int, float]:
         """The row normalised to sum to 1 (what consensus uses)."""
@@ -80,3 +91,21 @@ class WeightsRecord:
         if total == 0:
             return {}
         return {uid: value / total for uid, value in sorted(self.weights.items())}
+
+
+@dataclass(frozen=True, slots=True)
+class SubnetParams:
+    """The subnet hyperparameters a validator schedules its weights by.
+
+    ``tempo`` blocks per epoch; at most one weight set per ``weights_rate_limit`` blocks;
+    with ``commit_reveal`` weights are committed and revealed ``reveal_period_epochs``
+    epochs later; weights need a ``version_key`` of at least ``weights_version_key``
+    (0: any).
+    """
+
+    netuid: int
+    tempo: int
+    weights_rate_limit: int
+    commit_reveal: bool = False
+    reveal_period_epochs: int = 1
+    weights_version_key: int = 0

@@ -14,6 +14,11 @@ limit, the commitment space and weights rate limits and u16 weight normalisation
 adapters raise the matching :mod:`kinitro.chain.errors` subclass. Commitments follow the
 real chain's space rule: per subnet epoch (``tempo`` blocks) a hotkey may commit 3,100
 bytes, each commitment using ``max(100, size)`` of them (``RateLimitedError`` beyond).
+
+Weights follow the subnet's hyperparameters (:meth:`ChainClient.subnet_params`): a rate
+limit per validator, a required ``version_key``, and — the real chain's default —
+commit-reveal, where a weight set is committed now and revealed ``reveal_period_epochs``
+epochs later (the returned :class:`WeightsRecord` says when: ``reveal_block``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from kinitro.chain.models import CommitmentRecord, Metagraph, WeightsRecord
+from kinitro.chain.models import CommitmentRecord, Metagraph, SubnetParams, WeightsRecord
 
 if TYPE_CHECKING:
     from bittensor_wallet import Keypair
@@ -62,8 +67,19 @@ class ChainClient(Protocol):
         the block it was included in."""
         ...
 
-    async def set_weights(self, hotkey: Keypair, weights: Mapping[int, float]) -> WeightsRecord:
-        """Set a validator's weights (relative values, normalised to u16 by the chain rules)."""
+    async def subnet_params(self) -> SubnetParams:
+        """Tempo, weights rate limit, commit-reveal and required weights version key."""
+        ...
+
+    async def set_weights(
+        self, hotkey: Keypair, weights: Mapping[int, float], *, version_key: int = 0
+    ) -> WeightsRecord:
+        """Set a validator's weights (relative values, normalised to u16 by the chain rules).
+
+        On a commit-reveal subnet the weights are committed: the record carries the
+        committed row, the commit ``block`` and the ``reveal_block`` from which
+        :meth:`weights` shows them. A ``version_key`` below the subnet's required one is
+        refused (``InvalidWeightsError``)."""
         ...
 
     async def weights(self) -> list[WeightsRecord]:

@@ -388,6 +388,8 @@ class Devnet:
         block = 0
         with contextlib.suppress(ValueError, KeyError, TypeError):
             block = int(json.loads(out)["block"])
+        # commit before publish: the bundle was uploaded private, readable only from now on
+        self._kinitro("miner", "publish", str(bundle), env=env)
         with self._state_lock:
             self.state.committed[wallet] = block
             self.state.save(self.layout.data_dir)

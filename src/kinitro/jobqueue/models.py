@@ -132,6 +132,8 @@ class WeightsRow(Base):
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     block: Mapped[int | None] = mapped_column(BigInteger)
+    reveal_block: Mapped[int | None] = mapped_column(BigInteger)  # commit-reveal subnets
+    refreshes: Mapped[int] = mapped_column(Integer, server_default="0")
     set_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
 

@@ -166,7 +166,12 @@ class WeightsStore(Protocol):
         self, weights_id: str, error: str, *, give_up: bool
     ) -> None: ...
 
-    async def weights_set(self, weights_id: str, block: int) -> None: ...
+    async def weights_set(
+        self, weights_id: str, block: int, *, reveal_block: int | None = None
+    ) -> None:
+        """Record that ``weights_id`` is on chain (set at, or committed at, ``block``); a
+        second call for weights already set counts a refresh."""
+        ...
 
     async def last_weights_set(self) -> WeightsEntry | None: ...
 

@@ -94,6 +94,10 @@ class WeightsEntry:
     block: int | None
     set_at: datetime | None
     error: str | None
+    reveal_block: int | None = None
+    """Commit-reveal subnets: the block the chain reveals the last commit at."""
+    refreshes: int = 0
+    """Times these weights were set again unchanged (every ``weights_interval``)."""
 
 
 @dataclass(frozen=True, slots=True)

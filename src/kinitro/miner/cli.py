@@ -3,6 +3,7 @@
 Each command lives in its own module; this file only mounts them:
 
 * ``init``, ``package``, ``upload``, ``commit``, ``status`` — :mod:`kinitro.miner.submit_cmds`
+* ``publish`` — :mod:`kinitro.miner.publish_cmd`
 * ``eval`` — :mod:`kinitro.miner.eval_cmd`
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import typer
 
 from kinitro.miner.eval_cmd import eval_command
+from kinitro.miner.publish_cmd import publish_command
 from kinitro.miner.submit_cmds import (
     commit_command,
     init_command,
@@ -20,7 +22,7 @@ from kinitro.miner.submit_cmds import (
 )
 
 app = typer.Typer(
-    help="Miner tools: create, package, test, evaluate, upload and commit agent bundles.",
+    help="Miner tools: create, package, test, evaluate, upload, commit and publish agent bundles.",
     no_args_is_help=True,
 )
 
@@ -29,4 +31,5 @@ app.command("package")(package_command)
 app.command("eval")(eval_command)
 app.command("upload")(upload_command)
 app.command("commit")(commit_command)
+app.command("publish")(publish_command)
 app.command("status")(status_command)

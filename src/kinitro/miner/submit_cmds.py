@@ -1,5 +1,8 @@
 """`kinitro miner init | package | upload | commit | status`: from a directory to a
-commitment on the chain.
+commitment on the chain (``publish`` is :mod:`kinitro.miner.publish_cmd`).
+
+The recommended order is upload (private) → commit → publish: the bundle becomes readable
+only after its hash is on chain under the miner's hotkey, so nobody can commit it first.
 
 Validation is static (manifest + source parsing): these commands never import the
 miner's agent code.
@@ -154,13 +157,20 @@ def upload_command(
     repo: str = typer.Option(..., "--repo", help="Registry repo, e.g. alice/reach-agent."),
     registry: str | None = RegistryOpt,
     registry_dir: Path | None = RegistryDirOpt,
+    private: bool = typer.Option(
+        True,
+        "--private/--public",
+        help="Upload into a private repo (default): nobody can read, and so nobody can "
+        "commit, the bundle before you; run `kinitro miner publish` after `commit`.",
+    ),
     config: Path | None = ConfigOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Package the bundle and upload it to the artifact registry at a pinned revision.
 
-    The pinned reference is printed and saved to DIR/.kinitro/upload.json for
-    `kinitro miner commit --from-upload`.
+    The repo stays private until `kinitro miner publish` (commit first, then publish). The
+    pinned reference is printed and saved to DIR/.kinitro/upload.json for
+    `kinitro miner commit --from-upload` and `kinitro miner publish`.
     """
     from kinitro.storage.artifacts import open_registry
     from kinitro.storage.errors import StorageError
@@ -178,11 +188,14 @@ def upload_command(
         with _progress() as bar:
             task = bar.add_task("uploading", total=packed.size_bytes)
             ref = store.upload(
-                packed.path, repo, progress=lambda done, total: bar.update(task, completed=done)
+                packed.path,
+                repo,
+                private=private,
+                progress=lambda done, total: bar.update(task, completed=done),
             )
     except StorageError as exc:
         raise _fail(str(exc)) from None
-    data = ref.model_dump(mode="json")
+    data = {**ref.model_dump(mode="json"), "private": private}
     record = directory / STATE_DIR / "upload.json"
     try:
         record.write_text(json.dumps(data, indent=2) + "\n")
@@ -193,6 +206,11 @@ def upload_command(
         return
     console.print(f"uploaded to {ref.registry}:{ref.repo}@{ref.revision}")
     console.print(f"  sha256 {ref.sha256}  size {ref.size_bytes}\n  saved  {record}")
+    if private:
+        console.print(
+            "  the repo is private: commit it (kinitro miner commit --from-upload "
+            f"{record}), then publish it (kinitro miner publish {directory})"
+        )
 
 
 def commit_command(
@@ -212,7 +230,11 @@ def commit_command(
     config: Path | None = ConfigOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Write the commitment pinning an uploaded bundle for a competition (hotkey-signed)."""
+    """Write the commitment pinning an uploaded bundle for a competition (hotkey-signed).
+
+    Works while the bundle's repo is still private: publish it afterwards with `kinitro
+    miner publish` (the backend waits for it up to its artifact deadline).
+    """
     from kinitro.core.errors import KinitroError
     from kinitro.protocol.commitment import encode_commitment
 
@@ -225,7 +247,7 @@ def commit_command(
         netuid=netuid,
         registry=registry,
     )
-    fields: dict[str, Any]
+    fields: dict[str, Any] = {}
     if from_upload is not None:
         try:
             fields = json.loads(from_upload.read_text())
@@ -281,6 +303,8 @@ def commit_command(
         return
     console.print(f"committed at block [bold]{record.block}[/bold] as uid {record.uid}")
     console.print(f"  {text}")
+    if fields.get("private"):
+        console.print("  the repo is still private: publish it now (kinitro miner publish)")
 
 
 def _open_chain(settings: MinerSettings) -> Any:

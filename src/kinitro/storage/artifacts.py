@@ -8,10 +8,19 @@ the cap and its sha256 matches — otherwise nothing is left behind.
 Methods block (file and network I/O): call them through ``asyncio.to_thread`` from async
 code. ``progress(done_bytes, total_bytes | None)`` callbacks drive progress bars.
 
+**Commit before publish.** ``upload(..., private=True)`` stores the archive where only its
+uploader can read it: the miner commits its sha256 on chain first and calls
+``publish(repo)`` afterwards, so nobody can commit someone else's bundle before its author
+(a copier only ever commits later, and a later identical commitment earns nothing).
+Until it is published a private repo reads exactly like a missing one
+(``ArtifactNotFoundError``), as on the Hugging Face Hub. A private upload into a repo that
+is already public is refused: it would be readable at once.
+
 ``LocalRegistry`` layout::
 
     <root>/blobs/sha256/<hex>          the archives, content-addressed, read-only
     <root>/repos/<repo>/<revision>     text file holding the archive's sha256
+    <root>/private/<repo>              marker: the repo is private (removed by publish)
 
 Its revision is the first 16 hex digits of the sha256, so a revision never moves.
 """
@@ -58,8 +67,20 @@ class ArtifactRegistry(Protocol):
     @property
     def kind(self) -> RegistryKind: ...
 
-    def upload(self, archive: Path, repo: str, *, progress: Progress | None = None) -> ArtifactRef:
-        """Store ``archive`` in ``repo``; return the pinned reference."""
+    def upload(
+        self,
+        archive: Path,
+        repo: str,
+        *,
+        private: bool = False,
+        progress: Progress | None = None,
+    ) -> ArtifactRef:
+        """Store ``archive`` in ``repo`` (created ``private`` if new); return the pinned
+        reference. ``private`` into an existing public repo raises :class:`RegistryError`."""
+        ...
+
+    def publish(self, repo: str) -> None:
+        """Make ``repo`` readable by everyone (after its commitment is on chain)."""
         ...
 
     def stat(self, repo: str, revision: str) -> ArtifactStat:
@@ -156,11 +177,34 @@ class LocalRegistry:
             raise RegistryError(f"revision {revision!r} is invalid")
         return self.root / "repos" / repo / revision
 
-    def upload(self, archive: Path, repo: str, *, progress: Progress | None = None) -> ArtifactRef:
+    def _private_marker(self, repo: str) -> Path:
+        return self.root / "private" / check_repo(repo)
+
+    def _is_private(self, repo: str) -> bool:
+        return self._private_marker(repo).exists()
+
+    def upload(
+        self,
+        archive: Path,
+        repo: str,
+        *,
+        private: bool = False,
+        progress: Progress | None = None,
+    ) -> ArtifactRef:
         check_repo(repo)
         if not archive.is_file():
             raise ArtifactNotFoundError(f"archive not found: {archive}")
         try:
+            if private and not self._is_private(repo):
+                existing = self.root / "repos" / repo
+                if existing.is_dir() and any(p.is_file() for p in existing.iterdir()):
+                    raise RegistryError(
+                        f"repo {repo} is public: a bundle uploaded there can be read (and "
+                        "committed by someone else) before your commitment; use a new repo"
+                    )
+                marker = self._private_marker(repo)
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
             return self._upload(archive, repo, progress)
         except OSError as exc:
             raise RegistryError(
@@ -214,8 +258,18 @@ class LocalRegistry:
             registry="local", repo=repo, revision=revision, sha256=sha, size_bytes=size
         )
 
+    def publish(self, repo: str) -> None:
+        try:
+            self._private_marker(repo).unlink(missing_ok=True)
+        except OSError as exc:
+            raise RegistryError(f"cannot publish {repo} in {self.root}: {exc}") from exc
+
     def _resolve(self, repo: str, revision: str) -> str:
         ref_path = self._ref(repo, revision)
+        if self._is_private(repo):  # reads like a missing repo, as on the Hub
+            raise ArtifactNotFoundError(
+                f"no artifact {repo}@{revision} in the local registry {self.root}"
+            )
         try:
             return ref_path.read_text().strip()
         except (FileNotFoundError, NotADirectoryError):

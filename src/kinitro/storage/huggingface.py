@@ -1,9 +1,12 @@
 """``HuggingFaceRegistry``: agent bundles on the Hugging Face Hub (``huggingface_hub``).
 
-Upload creates the model repo if needed and pushes one commit with the bundle archive
+Upload creates the model repo if needed (private when asked: the commit-before-publish
+flow, see :mod:`kinitro.storage.artifacts`) and pushes one commit with the bundle archive
 (``bundle.tar``, stored through Git LFS) and a copy of its manifest (``kinitro.toml``, so
 the repo is readable on the Hub). The returned revision is that commit's full 40-hex sha:
-a pinned revision never moves, unlike a branch.
+a pinned revision never moves, unlike a branch. ``publish`` makes the repo public
+(``update_repo_settings(visibility="public")``); a private repo reads as missing to
+everyone else (the Hub answers ``RepoNotFound``).
 
 Download resolves ``repo@revision`` (never a branch), checks the size the Hub reports
 against the cap, streams the archive with the cap enforced, and keeps it only when its
@@ -52,12 +55,10 @@ class HuggingFaceRegistry:
         *,
         token: str | None = None,
         endpoint: str | None = None,
-        private: bool = False,
         timeout: float = 60.0,
     ) -> None:
         self._token = token
         self._endpoint = endpoint
-        self._private = private
         self._timeout = timeout
 
     def __repr__(self) -> str:
@@ -102,7 +103,14 @@ class HuggingFaceRegistry:
 
     # ---- upload -------------------------------------------------------------------------
 
-    def upload(self, archive: Path, repo: str, *, progress: Progress | None = None) -> ArtifactRef:
+    def upload(
+        self,
+        archive: Path,
+        repo: str,
+        *,
+        private: bool = False,
+        progress: Progress | None = None,
+    ) -> ArtifactRef:
         from huggingface_hub import CommitOperationAdd
 
         check_repo(repo)
@@ -120,7 +128,13 @@ class HuggingFaceRegistry:
         previous_level = commit_log.level
         commit_log.setLevel(logging.ERROR)
         try:
-            api.create_repo(repo, exist_ok=True, private=self._private)
+            api.create_repo(repo, exist_ok=True, private=private)
+            if private and not api.repo_info(repo).private:
+                raise RegistryError(
+                    f"repo {repo} is public on the Hub: a bundle uploaded there can be read "
+                    "(and committed by someone else) before your commitment; use a new repo "
+                    "or make it private first"
+                )
             with archive.open("rb") as fh:
                 operations = [CommitOperationAdd(path_in_repo=ARCHIVE_NAME, path_or_fileobj=fh)]
                 if manifest is not None:
@@ -145,6 +159,16 @@ class HuggingFaceRegistry:
         if not _PINNED.fullmatch(revision):
             raise RegistryError(f"the Hub returned an unexpected commit id {revision!r}")
         return ArtifactRef(registry="hf", repo=repo, revision=revision, sha256=sha, size_bytes=size)
+
+    def publish(self, repo: str) -> None:
+        check_repo(repo)
+        try:
+            self._api().update_repo_settings(repo, visibility="public")
+        except Exception as exc:
+            translated = self._translate(exc, f"publishing {repo}")
+            if translated is exc:
+                raise
+            raise translated from None
 
     # ---- stat / download ----------------------------------------------------------------
 

@@ -171,6 +171,8 @@ async def _run(
                 chain,
                 keypair,
                 rate_limit_blocks=settings.weights_rate_limit_blocks,
+                interval_blocks=settings.weights_interval_blocks,
+                version_key=settings.weights_version_key,
                 max_attempts=settings.weights_max_attempts,
                 retry_s=settings.weights_retry_s,
                 block_time_s=settings.block_time_s,
@@ -318,9 +320,12 @@ def _print_status(data: dict[str, Any]) -> None:
     table.add_row("dead letters", str(depths["outbox_dead"]))
     table.add_row("weights pending", str(data["pending_weights"]))
     if last:
-        table.add_row(
-            "last weights", f"{last['weights_id']} at block {last['block']} ({last['set_at']})"
-        )
+        text = f"{last['weights_id']} at block {last['block']} ({last['set_at']})"
+        if last.get("reveal_block") is not None:
+            text += f", committed: reveals at block {last['reveal_block']}"
+        if last.get("refreshes"):
+            text += f", refreshed {last['refreshes']}x"
+        table.add_row("last weights", text)
     else:
         table.add_row("last weights", "-")
     console.print(table)

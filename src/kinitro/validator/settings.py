@@ -46,8 +46,12 @@ class Settings(KinitroSettings):
     """Delay before resending a message the backend nacked with a retryable code."""
 
     # weights
-    weights_rate_limit_blocks: int = Field(100, ge=0)
-    """Never set weights more often than this (the chain's weights rate limit)."""
+    weights_rate_limit_blocks: int | None = Field(None, ge=0)
+    """Never set weights more often than this; the chain's own limit always applies."""
+    weights_interval_blocks: int | None = Field(None, ge=1)
+    """Set unchanged weights again after this many blocks (None: the subnet's tempo)."""
+    weights_version_key: int = Field(0, ge=0)
+    """``version_key`` sent with weights: at least the subnet's ``WeightsVersionKey``."""
     weights_max_attempts: int = Field(5, ge=1)
     weights_retry_s: float = Field(5.0, ge=0)
     block_time_s: float = Field(12.0, gt=0)

@@ -29,6 +29,7 @@ from kinitro.chain.models import (
     CommitmentRecord,
     Metagraph,
     Neuron,
+    SubnetParams,
     WeightsRecord,
 )
 from kinitro.chain.signing import SigningKey, sign_message, verify_signature
@@ -199,17 +200,33 @@ class LocalChain:
             data=data,
         )
 
-    async def set_weights(self, hotkey: Keypair, weights: Mapping[int, float]) -> WeightsRecord:
-        row = normalize_u16(weights)
-        result = await self.submit(
-            hotkey, "set_weights", {"weights": {str(k): v for k, v in row.items()}}
+    async def subnet_params(self) -> SubnetParams:
+        body = await self._request("GET", f"/v1/subnets/{self._netuid}/params")
+        return SubnetParams(
+            netuid=self._netuid,
+            tempo=int(body["tempo"]),
+            weights_rate_limit=int(body["weights_rate_limit"]),
+            commit_reveal=bool(body["commit_reveal"]),
+            reveal_period_epochs=int(body["reveal_period_epochs"]),
+            weights_version_key=int(body["weights_version_key"]),
         )
+
+    async def set_weights(
+        self, hotkey: Keypair, weights: Mapping[int, float], *, version_key: int = 0
+    ) -> WeightsRecord:
+        row = normalize_u16(weights)
+        args: dict[str, Any] = {"weights": {str(k): v for k, v in row.items()}}
+        if version_key:
+            args["version_key"] = version_key
+        result = await self.submit(hotkey, "set_weights", args)
+        reveal = result.get("reveal_block")
         return WeightsRecord(
             netuid=self._netuid,
             validator_uid=int(result["uid"]),
             validator_hotkey=hotkey.ss58_address,
             block=int(result["block"]),
             weights={int(k): int(v) for k, v in result["weights"].items()},
+            reveal_block=None if reveal is None else int(reveal),
         )
 
     async def weights(self) -> list[WeightsRecord]:

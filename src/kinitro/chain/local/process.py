@@ -40,6 +40,8 @@ class LocalChainProcess:
         commit_space: int = 3100,
         weights_rate_limit: int = 100,
         min_validator_stake: float = 1000.0,
+        commit_reveal_epochs: int = 0,
+        weights_version_key: int = 0,
         log_path: Path | None = None,
         startup_timeout: float = 20.0,
     ) -> None:
@@ -68,6 +70,10 @@ class LocalChainProcess:
             str(weights_rate_limit),
             "--min-validator-stake",
             str(min_validator_stake),
+            "--commit-reveal-epochs",
+            str(commit_reveal_epochs),
+            "--weights-version-key",
+            str(weights_version_key),
             "--log-level",
             "warning",
         ]

@@ -225,6 +225,10 @@ def create_app(
             ],
         }
 
+    @app.get("/v1/subnets/{netuid}/params")
+    async def params(netuid: int) -> dict[str, Any]:
+        return {"block": service.chain.block, **asdict(service.chain.subnet_params(netuid))}
+
     @app.post("/v1/extrinsics")
     async def submit(ext: Extrinsic) -> dict[str, Any]:
         result = await service.submit(ext)

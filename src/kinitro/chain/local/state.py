@@ -31,21 +31,22 @@ from kinitro.chain.errors import (
     ChainError,
     CommitmentTooLargeError,
     InvalidRequestError,
-    InvalidWeightsError,
     NotRegisteredError,
     PermissionDeniedError,
     RateLimitedError,
 )
+from kinitro.chain.local import weights as weights_rules
+from kinitro.chain.local.weights import WeightsBook, epoch_index
 from kinitro.chain.models import (
     MAX_COMMITMENT_BYTES,
     U16_MAX,
     CommitmentRecord,
     Metagraph,
     Neuron,
+    SubnetParams,
     WeightsRecord,
 )
 from kinitro.chain.signing import require_signature, require_ss58
-from kinitro.chain.weights import normalize_u16
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ class ChainRules:
 
     Commitments follow subtensor's space rule, not a fixed rate limit: each hotkey may
     commit ``commit_space_bytes`` per subnet epoch (``tempo`` blocks), a commitment using
-    ``max(100, its size)`` bytes of it (:func:`epoch_index`).
+    ``max(100, its size)`` bytes of it (:func:`epoch_index`). Weights follow
+    :mod:`kinitro.chain.local.weights` (rate limit, commit-reveal, version key).
     """
 
     tempo: int = 360
@@ -72,12 +74,10 @@ class ChainRules:
     max_uids: int = 256
     max_validators: int = 64
     min_validator_stake: float = 1000.0
-
-
-def epoch_index(netuid: int, block: int, tempo: int) -> int:
-    """The subnet epoch ``block`` belongs to: subtensor runs a subnet's epoch at blocks
-    where ``(block + netuid + 1) % (tempo + 1) == 0``."""
-    return (block + netuid + 1) // (tempo + 1)
+    commit_reveal_epochs: int = 0
+    """0: weights in effect at once (devnet); N: committed, revealed N epochs later."""
+    weights_version_key: int = 0
+    """The lowest ``version_key`` weights are accepted with (0: any)."""
 
 
 @dataclass(slots=True)
@@ -99,7 +99,7 @@ class _Subnet:
     # every commitment a hotkey made, oldest first: reads "as of a block" (archive node)
     history: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     used_space: dict[str, tuple[int, int]] = field(default_factory=dict)  # (epoch, bytes)
-    weights: dict[int, tuple[int, dict[int, int]]] = field(default_factory=dict)
+    weights: WeightsBook = field(default_factory=WeightsBook)
 
 
 def signing_payload(chain_id: str, signer: str, nonce: int, call: dict[str, Any]) -> bytes:
@@ -189,7 +189,9 @@ class ChainState:
         )
 
     def weights(self, netuid: int) -> list[WeightsRecord]:
+        """Every uid's row in effect now (commits whose reveal block has come included)."""
         subnet = self._subnet(netuid)
+        subnet.weights.reveal(self.block)
         return [
             WeightsRecord(
                 netuid=netuid,
@@ -198,8 +200,19 @@ class ChainState:
                 block=block,
                 weights=dict(row),
             )
-            for uid, (block, row) in sorted(subnet.weights.items())
+            for uid, (block, row) in sorted(subnet.weights.rows.items())
         ]
+
+    def subnet_params(self, netuid: int) -> SubnetParams:
+        rules = self.rules
+        return SubnetParams(
+            netuid=netuid,
+            tempo=rules.tempo,
+            weights_rate_limit=rules.weights_rate_limit_blocks,
+            commit_reveal=rules.commit_reveal_epochs > 0,
+            reveal_period_epochs=max(1, rules.commit_reveal_epochs),
+            weights_version_key=rules.weights_version_key,
+        )
 
     # ---- writes ------------------------------------------------------------------------
 
@@ -327,32 +340,23 @@ class ChainState:
             raise PermissionDeniedError(
                 f"hotkey {signer} (uid {neuron.uid}) has no validator permit on netuid {netuid}"
             )
-        raw = args.get("weights")
-        if not isinstance(raw, dict) or not raw:
-            raise InvalidWeightsError("weights must be a non-empty {uid: value} object")
-        parsed: dict[int, float] = {}
-        for key, value in raw.items():
-            try:
-                uid = int(key)
-            except (TypeError, ValueError):
-                raise InvalidWeightsError(f"uid {key!r} is not an integer") from None
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise InvalidWeightsError(f"weight for uid {uid} is not a number")
-            if not 0 <= uid < len(subnet.neurons):
-                raise InvalidWeightsError(f"uid {uid} does not exist on netuid {netuid}")
-            parsed[uid] = float(value)
-        row = normalize_u16(parsed)
-        previous = subnet.weights.get(neuron.uid)
-        limit = self.rules.weights_rate_limit_blocks
-        if previous is not None and self.block - previous[0] < limit:
-            wait = limit - (self.block - previous[0])
-            raise RateLimitedError(
-                f"uid {neuron.uid} set weights at block {previous[0]}; the weights rate limit "
-                f"is {limit} blocks, retry in {wait} blocks",
-                retry_in_blocks=wait,
-            )
-        subnet.weights[neuron.uid] = (self.block, row)
-        return {"uid": neuron.uid, "weights": {str(k): v for k, v in row.items()}}
+        row = weights_rules.parse_weights(args.get("weights"), len(subnet.neurons), netuid)
+        weights_rules.check_version_key(args.get("version_key", 0), self.rules.weights_version_key)
+        reveal_block = weights_rules.set_weights(
+            subnet.weights,
+            uid=neuron.uid,
+            row=row,
+            block=self.block,
+            netuid=netuid,
+            tempo=self.rules.tempo,
+            rate_limit=self.rules.weights_rate_limit_blocks,
+            reveal_epochs=self.rules.commit_reveal_epochs,
+        )
+        return {
+            "uid": neuron.uid,
+            "weights": {str(k): v for k, v in row.items()},
+            "reveal_block": reveal_block,
+        }
 
 
 class ChainStore:

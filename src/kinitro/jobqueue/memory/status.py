@@ -59,15 +59,19 @@ class MemoryStatus(MemoryState):
                 w.entry, attempts=w.entry.attempts + 1, error=error[:2000], status=status
             )
 
-    async def weights_set(self, weights_id: str, block: int) -> None:
+    async def weights_set(
+        self, weights_id: str, block: int, *, reveal_block: int | None = None
+    ) -> None:
         self._io("weights_set")
         if (w := self._weights.get(weights_id)) is not None:
             w.entry = dataclasses.replace(
                 w.entry,
                 status="set",
                 block=block,
+                reveal_block=reveal_block,
                 set_at=utcnow(),
                 attempts=w.entry.attempts + 1,
+                refreshes=w.entry.refreshes + (w.entry.status == "set"),
                 error=None,
             )
 

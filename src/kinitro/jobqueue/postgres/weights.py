@@ -1,14 +1,15 @@
 """Weights in PostgreSQL (``vq_weights``): stored before the ack, set by the weight setter.
 
 The newest pending row wins (older pending rows are superseded), and nothing older than
-what is already on chain is ever picked.
+what is already on chain is ever picked. The row set last is set again, unchanged, every
+weights interval (``refreshes`` counts those; ``block`` and ``set_at`` are the latest).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from kinitro.jobqueue.models import WeightsRow
@@ -85,7 +86,9 @@ class PostgresWeights:
                 )
             )
 
-    async def weights_set(self, weights_id: str, block: int) -> None:
+    async def weights_set(
+        self, weights_id: str, block: int, *, reveal_block: int | None = None
+    ) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(WeightsRow)
@@ -93,8 +96,10 @@ class PostgresWeights:
                 .values(
                     status="set",
                     block=block,
+                    reveal_block=reveal_block,
                     set_at=func.now(),
                     attempts=WeightsRow.attempts + 1,
+                    refreshes=WeightsRow.refreshes + case((WeightsRow.status == "set", 1), else_=0),
                     error=None,
                 )
             )
@@ -124,4 +129,6 @@ def weights_entry(row: Any) -> WeightsEntry:
         block=row.block,
         set_at=row.set_at,
         error=row.error,
+        reveal_block=row.reveal_block,
+        refreshes=row.refreshes,
     )

@@ -1,12 +1,19 @@
 """A small Hugging Face Hub at the HTTP level, for testing ``HuggingFaceRegistry`` with the
 real ``huggingface_hub`` client.
 
-Implements the endpoints the client calls: repo creation, ``preupload`` (binary and large
-files → LFS, small text → regular), the Git LFS batch API with the basic transfer (PUT) and
-verify, the ndjson ``commit`` endpoint, ``paths-info`` and ``resolve`` downloads.
-Write calls require ``Authorization: Bearer <token>``. Error responses carry the
-``X-Error-Code`` header the client uses to classify them (RepoNotFound, RevisionNotFound,
-EntryNotFound). Served by uvicorn on a loopback port in a thread.
+Implements the endpoints the client calls: repo creation (public or private), repo info,
+repo settings (visibility), ``preupload`` (binary and large files → LFS, small text →
+regular), the Git LFS batch API with the basic transfer (PUT) and verify, the ndjson
+``commit`` endpoint, ``paths-info`` and ``resolve`` downloads.
+
+Write calls require ``Authorization: Bearer <token>`` (the one account the fake knows,
+which owns every repo it creates). A **private** repo is invisible to everyone else, as on
+the Hub: every read without a token answers 401 and with another token 404, both with
+``X-Error-Code: RepoNotFound`` — the same answer as for a repo that does not exist, so
+nobody can tell a private repo from a missing one. Only the owner may change a repo's
+visibility (``PUT /api/models/{repo}/settings``, ``{"visibility": "public"}``). Error
+responses carry the ``X-Error-Code`` header the client uses to classify them (RepoNotFound,
+RevisionNotFound, EntryNotFound). Served by uvicorn on a loopback port in a thread.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from fastapi.responses import JSONResponse
 class Repo:
     commits: dict[str, dict[str, tuple[bytes | None, str | None]]] = field(default_factory=dict)
     main: str | None = None  # head commit of "main"
+    private: bool = False
 
 
 class FakeHub:
@@ -56,12 +64,22 @@ class FakeHub:
         headers = {"X-Error-Code": code} if code else {}
         return JSONResponse({"error": message}, status_code=status, headers=headers)
 
-    def _files_at(
-        self, repo_id: str, revision: str
-    ) -> dict[str, tuple[bytes | None, str | None]] | JSONResponse:
+    def _readable(self, repo_id: str, request: Request) -> Repo | JSONResponse:
+        """The repo if this caller may read it; a private repo reads as missing."""
         repo = self.repos.get(repo_id)
-        if repo is None:
-            return self._error(404, "RepoNotFound", "Repository not found")
+        header = request.headers.get("authorization", "")
+        if repo is not None and (not repo.private or header == f"Bearer {self.token}"):
+            return repo
+        if not header:
+            return self._error(401, "RepoNotFound", "Repository not found")
+        return self._error(404, "RepoNotFound", "Repository not found")
+
+    def _files_at(
+        self, repo_id: str, revision: str, request: Request
+    ) -> dict[str, tuple[bytes | None, str | None]] | JSONResponse:
+        repo = self._readable(repo_id, request)
+        if isinstance(repo, JSONResponse):
+            return repo
         oid = repo.main if revision == "main" else revision
         if oid is None or oid not in repo.commits:
             return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
@@ -88,8 +106,40 @@ class FakeHub:
                 return JSONResponse(
                     {"error": "You already created this model repo", "url": url}, 409
                 )
-            hub.repos[repo_id] = Repo()
+            private = body.get("visibility") == "private" or body.get("private") is True
+            hub.repos[repo_id] = Repo(private=private)
             return JSONResponse({"url": url, "name": repo_id})
+
+        @app.get("/api/models/{ns}/{name}")
+        async def repo_info(ns: str, name: str, request: Request) -> Response:
+            repo = hub._readable(f"{ns}/{name}", request)
+            if isinstance(repo, JSONResponse):
+                return repo
+            files = repo.commits.get(repo.main or "", {})
+            return JSONResponse(
+                {
+                    "id": f"{ns}/{name}",
+                    "private": repo.private,
+                    "sha": repo.main,
+                    "siblings": [{"rfilename": path} for path in sorted(files)],
+                }
+            )
+
+        @app.put("/api/models/{ns}/{name}/settings")
+        async def settings(ns: str, name: str, request: Request) -> Response:
+            repo = hub._readable(f"{ns}/{name}", request)
+            if isinstance(repo, JSONResponse):
+                return repo
+            if not hub._authorized(request):
+                return hub._error(403, None, "You must be the owner to change settings")
+            body = await request.json()
+            if "visibility" in body:
+                if body["visibility"] not in ("public", "private"):
+                    return hub._error(400, None, f"invalid visibility {body['visibility']!r}")
+                repo.private = body["visibility"] == "private"
+            elif "private" in body:
+                repo.private = bool(body["private"])
+            return JSONResponse({})
 
         @app.post("/api/models/{ns}/{name}/preupload/{revision}")
         async def preupload(ns: str, name: str, revision: str, request: Request) -> Response:
@@ -182,7 +232,7 @@ class FakeHub:
 
         @app.post("/api/models/{ns}/{name}/paths-info/{revision}")
         async def paths_info(ns: str, name: str, revision: str, request: Request) -> Response:
-            files = hub._files_at(f"{ns}/{name}", revision)
+            files = hub._files_at(f"{ns}/{name}", revision, request)
             if isinstance(files, JSONResponse):
                 return files
             form = parse_qs((await request.body()).decode())
@@ -210,8 +260,10 @@ class FakeHub:
             return JSONResponse(out)
 
         @app.get("/{ns}/{name}/resolve/{revision}/{path:path}")
-        async def resolve(ns: str, name: str, revision: str, path: str) -> Response:
-            files = hub._files_at(f"{ns}/{name}", revision)
+        async def resolve(
+            ns: str, name: str, revision: str, path: str, request: Request
+        ) -> Response:
+            files = hub._files_at(f"{ns}/{name}", revision, request)
             if isinstance(files, JSONResponse):
                 return files
             if path not in files:
