@@ -80,6 +80,18 @@ async def registered_wallet(net: Net, tmp_path: Path, name: str) -> str:
     return info.hotkey
 
 
+async def commit_pin(net: Net, miner: Any, ref: dict[str, Any]) -> None:
+    """Commit the Hub artifact ``ref`` (an upload record) to competition mt1."""
+    text = encode_commitment(
+        competition_id="mt1",
+        registry="hf",
+        repo=ref["repo"],
+        revision=ref["revision"],
+        sha256=ref["sha256"],
+    )
+    await net.chain.commit(miner, text)
+
+
 async def submission_of(backend: Backend, hotkey: str) -> dict[str, Any] | None:
     page = await get(backend, "/api/v1/submissions", miner_hotkey=hotkey)
     return page["items"][0] if page["items"] else None
@@ -122,16 +134,7 @@ async def test_private_then_published_is_evaluated_and_a_later_copy_is_credited_
         assert jobs["total"] >= 1
         # now a copier can read it and commits the very same artifact: later, so a copy
         copier = await net.neuron()
-        await net.chain.commit(
-            copier,
-            encode_commitment(
-                competition_id="mt1",
-                registry="hf",
-                repo=ref["repo"],
-                revision=ref["revision"],
-                sha256=ref["sha256"],
-            ),
-        )
+        await commit_pin(net, copier, ref)
         copy = await wait_for(lambda: status_is(b, copier.ss58_address, "scheduled"), within=30)
         assert copy["credited_submission_id"] == original["id"] != copy["id"]
 
@@ -146,16 +149,7 @@ async def test_an_artifact_that_never_appears_is_rejected_artifact_unavailable(
         archive.write_bytes(b"never published")
         ref = owner.upload(archive, "shy/agent", private=True)
         miner = await net.neuron()
-        await net.chain.commit(
-            miner,
-            encode_commitment(
-                competition_id="mt1",
-                registry="hf",
-                repo=ref.repo,
-                revision=ref.revision,
-                sha256=ref.sha256,
-            ),
-        )
+        await commit_pin(net, miner, ref.model_dump())
         sub = await wait_for(lambda: status_is(b, miner.ss58_address, "rejected"), within=30)
         assert sub["rejection_reason"] == "artifact_unavailable"
         assert "private repo must be published" in sub["rejection_detail"]

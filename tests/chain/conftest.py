@@ -19,39 +19,36 @@ TEMPO = 40  # blocks per epoch (4 s): room for a few commitments within one epoc
 COMMIT_SPACE = 300  # bytes per epoch: three small commitments (each uses >= 100)
 
 
-@pytest.fixture(scope="module")
-def chain_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChainProcess]:
-    data_dir = tmp_path_factory.mktemp("localchain") / "chain"
+VERSION_KEY = 7  # the commit-reveal chain's required weights version key
+
+
+def _local_chain(
+    factory: pytest.TempPathFactory, name: str, **rules: int
+) -> Iterator[LocalChainProcess]:
     with LocalChainProcess(
-        data_dir,
+        factory.mktemp(name) / "chain",
         block_interval=BLOCK_INTERVAL,
         tempo=TEMPO,
         commit_space=COMMIT_SPACE,
         weights_rate_limit=RATE_LIMIT,
         min_validator_stake=100.0,
+        **rules,
     ) as proc:
         yield proc
 
 
-VERSION_KEY = 7  # the commit-reveal chain's required weights version key
+@pytest.fixture(scope="module")
+def chain_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChainProcess]:
+    yield from _local_chain(tmp_path_factory, "localchain")
 
 
 @pytest.fixture(scope="module")
 def commit_reveal_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChainProcess]:
     """A LocalChain whose weights are committed and revealed one epoch later, like the
     real chain's default, with a required weights version key."""
-    data_dir = tmp_path_factory.mktemp("localchain-cr") / "chain"
-    with LocalChainProcess(
-        data_dir,
-        block_interval=BLOCK_INTERVAL,
-        tempo=TEMPO,
-        commit_space=COMMIT_SPACE,
-        weights_rate_limit=RATE_LIMIT,
-        min_validator_stake=100.0,
-        commit_reveal_epochs=1,
-        weights_version_key=VERSION_KEY,
-    ) as proc:
-        yield proc
+    yield from _local_chain(
+        tmp_path_factory, "localchain-cr", commit_reveal_epochs=1, weights_version_key=VERSION_KEY
+    )
 
 
 @pytest.fixture

@@ -27,31 +27,43 @@ BLOCK_S = 0.1
 NETUID = 1
 
 
-@pytest.fixture(scope="module")
-def chain_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChainProcess]:
-    data_dir = tmp_path_factory.mktemp("vchain") / "chain"
+def _local_chain(
+    factory: pytest.TempPathFactory, name: str, **rules: int
+) -> Iterator[LocalChainProcess]:
     with LocalChainProcess(
-        data_dir,
+        factory.mktemp(name) / "chain",
         block_interval=BLOCK_S,
         weights_rate_limit=RATE_LIMIT,
         min_validator_stake=100.0,
+        **rules,
     ) as proc:
         yield proc
+
+
+@pytest.fixture(scope="module")
+def chain_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChainProcess]:
+    yield from _local_chain(tmp_path_factory, "vchain")
+
+
+@contextlib.asynccontextmanager
+async def _subnet(url: str, wallets: Path) -> AsyncIterator[LocalChain]:
+    """A client of ``url`` with a miner and a validator (stake 500) registered."""
+    for name in ("miner", "val"):
+        create_wallet(name, "default", wallets)
+    async with LocalChain(url, NETUID) as client:
+        for name in ("miner", "val"):
+            hot = load_hotkey(name, "default", wallets).ss58_address
+            await client.register(load_coldkey(name, wallets), hot)
+        val = load_hotkey("val", "default", wallets).ss58_address
+        await client.set_stake(load_coldkey("val", wallets), val, 500)
+        yield client
 
 
 @pytest.fixture
 async def chain(
     chain_proc: LocalChainProcess, tmp_path: Path
 ) -> AsyncIterator[tuple[LocalChain, Path]]:
-    for name in ("miner", "val"):
-        create_wallet(name, "default", tmp_path)
-    async with LocalChain(chain_proc.url, NETUID) as client:
-        for name in ("miner", "val"):
-            hot = load_hotkey(name, "default", tmp_path).ss58_address
-            await client.register(load_coldkey(name, tmp_path), hot)
-        await client.set_stake(
-            load_coldkey("val", tmp_path), load_hotkey("val", "default", tmp_path).ss58_address, 500
-        )
+    async with _subnet(chain_proc.url, tmp_path) as client:
         yield client, tmp_path
 
 
@@ -173,30 +185,16 @@ async def test_unchanged_weights_are_set_again_never_faster_than_the_rate_limit(
 
 @pytest.fixture(scope="module")
 def cr_chain_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalChainProcess]:
-    data_dir = tmp_path_factory.mktemp("vchain-cr") / "chain"
-    with LocalChainProcess(
-        data_dir,
-        block_interval=BLOCK_S,
-        tempo=10,
-        weights_rate_limit=RATE_LIMIT,
-        min_validator_stake=100.0,
-        commit_reveal_epochs=1,
-        weights_version_key=3,
-    ) as proc:
-        yield proc
+    yield from _local_chain(
+        tmp_path_factory, "vchain-cr", tempo=10, commit_reveal_epochs=1, weights_version_key=3
+    )
 
 
 async def test_commit_reveal_weights_record_when_they_reveal(
     jq: JobQueue, cr_chain_proc: LocalChainProcess, tmp_path: Path
 ) -> None:
-    for name in ("miner", "val"):
-        create_wallet(name, "default", tmp_path)
-    async with LocalChain(cr_chain_proc.url, NETUID) as client:
-        for name in ("miner", "val"):
-            hot = load_hotkey(name, "default", tmp_path).ss58_address
-            await client.register(load_coldkey(name, tmp_path), hot)
+    async with _subnet(cr_chain_proc.url, tmp_path) as client:
         val = load_hotkey("val", "default", tmp_path)
-        await client.set_stake(load_coldkey("val", tmp_path), val.ss58_address, 500)
         old = WeightSetter(jq, client, val, max_attempts=1, retry_s=0.0)  # version key 0
         await jq.record_weights(make_weights("w-0", NETUID, {0: 1.0}))
         entry = await jq.next_pending_weights()
