@@ -85,35 +85,46 @@ async def episode_summaries(
     return rows(await conn.execute(stmt))
 
 
+_STEP_KEY = [ST.c.job_id, ST.c.validator_hotkey, ST.c.episode_index, ST.c.batch_index]
+_STEP_COLUMNS = (
+    "job_id",
+    "validator_hotkey",
+    "episode_index",
+    "batch_index",
+    "first_step",
+    "n_samples",
+)
+_STEP_VALUES: dict[str, Any] = {name: bindparam(name) for name in _STEP_COLUMNS}
+# the samples: the ``samples`` member of the validated frame, stored verbatim by
+# PostgreSQL (the backend never serialises them again) …
+_FROM_FRAME = (
+    insert(ST)
+    .values(**_STEP_VALUES, samples=cast(bindparam("frame", type_=Text), JSON)["samples"])
+    .on_conflict_do_nothing(index_elements=_STEP_KEY)
+    .returning(ST.c.job_id, ST.c.episode_index, ST.c.batch_index)
+)
+# … or, when the frame has escapes PostgreSQL's JSON functions refuse, serialised again
+_SERIALISED = (
+    insert(ST)
+    .values(**_STEP_VALUES, samples=cast(bindparam("samples_json", type_=Text), JSON))
+    .on_conflict_do_nothing(index_elements=_STEP_KEY)
+    .returning(ST.c.job_id, ST.c.episode_index, ST.c.batch_index)
+)
+
+
 async def add_step_batches(
     conn: AsyncConnection, rows: list[dict[str, Any]]
 ) -> set[tuple[str, int, int]]:
-    """Insert step batches in one statement. Each row has either ``frame``, the validated
-    JSON frame whose ``samples`` member PostgreSQL stores verbatim (so the backend never
-    serialises them again), or ``samples_json``. Returns the (job_id, episode_index,
-    batch_index) of the rows that were new."""
-    values = []
-    for row in rows:
-        if "frame" in row:
-            samples = cast(bindparam(None, row["frame"], type_=Text), JSON)["samples"]
-        else:
-            samples = cast(bindparam(None, row["samples_json"], type_=Text), JSON)
-        rest = {k: v for k, v in row.items() if k not in ("frame", "samples_json")}
-        values.append({**rest, "samples": samples})
-    stmt = (
-        insert(ST)
-        .values(values)
-        .on_conflict_do_nothing(
-            index_elements=[
-                ST.c.job_id,
-                ST.c.validator_hotkey,
-                ST.c.episode_index,
-                ST.c.batch_index,
-            ]
-        )
-        .returning(ST.c.job_id, ST.c.episode_index, ST.c.batch_index)
-    )
-    return {(r[0], r[1], r[2]) for r in await conn.execute(stmt)}
+    """Insert step batches (one multi-row statement per kind). Each row has either
+    ``frame``, the validated JSON frame whose ``samples`` member is stored, or
+    ``samples_json``. Returns the (job_id, episode_index, batch_index) of the new ones."""
+    new: set[tuple[str, int, int]] = set()
+    for stmt, kind in ((_FROM_FRAME, "frame"), (_SERIALISED, "samples_json")):
+        params = [row for row in rows if kind in row]
+        if params:
+            result = await conn.execute(stmt, params)
+            new.update((r[0], r[1], r[2]) for r in result)
+    return new
 
 
 # ------------------------------------------------------------------ reads
