@@ -61,7 +61,14 @@ class R2Gate:
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         self.seen.append(Seen(method, path, query, headers, environ["wsgi.url_scheme"]))
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""  # read even to refuse
+        # Read the whole body even to refuse it: a server that answers while the client is
+        # still sending makes the client's next write fail (an SSL EOF instead of the 501).
+        if length:
+            body = environ["wsgi.input"].read(length)
+        elif environ.get("wsgi.input_terminated"):  # chunked transfer (aws-chunked uploads)
+            body = environ["wsgi.input"].read()
+        else:
+            body = b""
 
         def refuse(status: str, code: str, message: str) -> list[bytes]:
             body = (

@@ -65,7 +65,7 @@ async def test_validator_of_another_protocol_is_told_so(backend: Backend, net: N
     hotkey = await net.validator()
     for fields in (
         {"protocol_version": 1},  # an older release: no runtime field at all
-        {"protocol_version": 3, "capabilities": ["x"]},  # a newer one, with unknown fields
+        {"protocol_version": PROTOCOL_VERSION + 1, "capabilities": ["x"]},  # a newer one
     ):
         ws = await _raw_login(backend, hotkey, **fields)
         error = json.loads(await ws.recv())
