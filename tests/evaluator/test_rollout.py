@@ -115,38 +115,46 @@ async def test_episodes_are_played_together_when_the_agent_allows(
     assert sorted(tags[1:]) == [1, 2, 3, 4]  # then four at once, one instance each
 
 
-async def test_agent_exception_in_one_slot_fails_only_its_episode(bundles: dict[str, Path]) -> None:
-    """The runtime names the failing slot: that episode is the agent's fault; its siblings,
-    cut short by the broken connection, are replayed and finish normally."""
+async def test_agent_exception_in_one_slot_ends_the_batch_as_agent_faults(
+    bundles: dict[str, Path],
+) -> None:
+    """The runtime names the failing slot: that episode is the agent's fault with its own
+    detail; its siblings, cut short by the same agent, are charged too and not replayed
+    (a replay would be a second draw of the policy, bought by failing on purpose)."""
     outcome = await evaluate(
         _request("job-raises", episodes=4),
         SandboxLauncher(str(bundles["raises"])),
         RolloutOptions(env_slots=4),
     )
     by_index = {r.index: r for r in outcome.results}
+    assert by_index[0].failure_cause is None and by_index[0].success  # played alone first
     assert by_index[1].failure_cause == "agent_crash", by_index[1]
     assert "policy bug in episode 1" in (by_index[1].failure_detail or "")
     assert by_index[1].steps == 4
-    for i in (0, 2, 3):
-        assert by_index[i].failure_cause is None and by_index[i].success, by_index[i]
-    assert outcome.metrics.overall.failures == {"agent_crash": 1}
+    for i in (2, 3):
+        assert by_index[i].failure_cause == "agent_crash", by_index[i]
+        assert "cut short by the agent's failure in slot 0" in (by_index[i].failure_detail or "")
+        assert by_index[i].attempts == 1 and by_index[i].steps == 4
+    assert outcome.metrics.overall.failures == {"agent_crash": 3}
+    assert outcome.metrics.overall.scored_episodes == 4
 
 
-async def test_agent_crash_mid_episode_is_an_agent_fault_others_continue(
+async def test_agent_crash_mid_episode_is_charged_to_every_running_episode(
     bundles: dict[str, Path],
 ) -> None:
+    """A crash names no slot: the agent process is the miner's, so every episode it was
+    playing fails as ``agent_crash``; nothing is replayed."""
     outcome = await evaluate(
         _request("job-crash", episodes=4), SandboxLauncher(str(bundles["crash"]))
     )
     by_index = {r.index: r for r in outcome.results}
-    crashed = by_index[1]
-    assert crashed.failure_cause == "agent_crash", crashed
-    assert crashed.steps == 4 and not crashed.success
-    for i in (0, 2, 3):
-        assert by_index[i].failure_cause is None and by_index[i].success
+    assert by_index[0].failure_cause is None and by_index[0].success
+    for i in (1, 2, 3):
+        assert by_index[i].failure_cause == "agent_crash", by_index[i]
+        assert by_index[i].steps == 4 and not by_index[i].success and by_index[i].attempts == 1
     overall = outcome.metrics.overall
-    assert overall.failures == {"agent_crash": 1}
-    assert overall.scored_episodes == 4 and overall.successes == 3
+    assert overall.failures == {"agent_crash": 3}
+    assert overall.scored_episodes == 4 and overall.successes == 1
 
 
 async def test_camera_observations_and_frames(bundles: dict[str, Path], tmp_path: Path) -> None:

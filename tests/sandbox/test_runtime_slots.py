@@ -160,7 +160,7 @@ def test_codec_rejects_badly_stacked_batches() -> None:
         with pytest.raises(rpc.InvalidMessage, match=r"act_batch\.slots"):
             rpc.decode_request(body)
     ok = rpc.encode(rpc.Actions(7, np.zeros((2, 4), np.float32)))
-    with pytest.raises(rpc.WrongShape):
+    with pytest.raises(rpc.InvalidMessage, match="actions for 2 slots, the request had 3"):
         rpc.decode_actions(ok[4:], 7, ACTION_SPEC, (0, 1, 2))
     actions = np.zeros((2, 4), np.float32)
     actions[1, 2] = np.inf

@@ -22,7 +22,10 @@ AgentCrashed             connection closed/reset, agent code raised,  agent_cras
                          bundle failed to load
 AgentInvalidAction       wrong dtype/shape, NaN/Inf                   invalid_action
 AgentProtocolViolation   malformed/oversized frame, unknown type,     protocol_violation
-                         wrong request id, unexpected message
+                         wrong request id, unexpected message, an
+                         ``error`` naming a slot the request did not
+                         have, ``actions`` for another number of
+                         slots than the request's
 ======================== ============================================ ===================
 
 After any failure the client is *broken*: the stream may be out of step, so every later
@@ -172,7 +175,7 @@ class AgentClient:
         at most that many, recorded in :attr:`slots`."""
         i = self._take_id()
         msg = rpc.Hello(i, self.observation_spec, self.action_spec, slots=slots)
-        resp = self._call("hello", msg, self.timeouts.hello)
+        resp = self._call("hello", msg, self.timeouts.hello, range(slots))
         if not isinstance(resp, rpc.HelloOk):
             raise self._fail(
                 AgentProtocolViolation(f"expected hello_ok, got {_name(resp)}"), "hello"
@@ -192,7 +195,7 @@ class AgentClient:
     def reset(self, task: rpc.TaskInfo, slot: int = 0) -> None:
         """Start an episode in ``slot``: the agent learns the task (never the seed)."""
         i = self._take_id()
-        resp = self._call("reset", rpc.Reset(i, task, slot), self.timeouts.reset)
+        resp = self._call("reset", rpc.Reset(i, task, slot), self.timeouts.reset, (slot,))
         if not isinstance(resp, rpc.ResetOk):
             raise self._fail(
                 AgentProtocolViolation(f"expected reset_ok, got {_name(resp)}"), "reset"
@@ -224,7 +227,7 @@ class AgentClient:
                 reader.feed(hot.recv_view[:n])
             return hot.decode_action(reader.read(self._recv_into), i)
         except Exception as exc:  # classify every failure, then re-raise typed
-            raise self._classify(exc, "act") from exc
+            raise self._classify(exc, "act", (0,)) from exc
 
     def act_batch(
         self,
@@ -236,7 +239,9 @@ class AgentClient:
         ``observations``: one per slot, as a list or stacked along a new first axis (a
         dict observation: each field stacked). Returns the actions stacked along the
         first axis, each validated like :meth:`act`. The deadline is the ``act`` deadline
-        per slot. A failure the agent pins on one slot carries it in ``AgentFailure.slot``.
+        per slot. A failure the agent pins on one of ``slots`` carries it in
+        ``AgentFailure.slot``; an answer for other slots (an ``error`` naming a slot not in
+        ``slots``, ``actions`` for another number of slots) is a protocol violation.
         """
         if self._broken is not None:
             raise self._broken
@@ -261,7 +266,7 @@ class AgentClient:
                 reader.feed(hot.recv_view[:got])
             return rpc.decode_actions(reader.read(self._recv_into), i, self.action_spec, slots)
         except Exception as exc:  # classify every failure, then re-raise typed
-            raise self._classify(exc, "act_batch") from exc
+            raise self._classify(exc, "act_batch", slots) from exc
 
     def close(self) -> None:
         """Ask the agent to close (best effort, short deadline) and drop the connection."""
@@ -270,7 +275,7 @@ class AgentClient:
         try:
             if self._broken is None:
                 i = self._take_id()
-                self._call("close", rpc.Close(i), self.timeouts.close)
+                self._call("close", rpc.Close(i), self.timeouts.close, range(self.slots))
         except AgentFailure:
             pass
         finally:
@@ -304,20 +309,27 @@ class AgentClient:
         self._next_id += 1
         return i
 
-    def _call(self, call: str, msg: rpc.Request, timeout: float) -> rpc.Response:
+    def _call(
+        self, call: str, msg: rpc.Request, timeout: float, slots: Sequence[int]
+    ) -> rpc.Response:
+        """Send ``msg``, return its answer; an ``error`` may only name one of ``slots``."""
         self._deadline = time.monotonic() + timeout
         try:
             self._send(rpc.encode(msg))
             resp = rpc.decode_response(self._reader.read(self._recv_into))
         except Exception as exc:
-            raise self._classify(exc, call) from exc
+            raise self._classify(exc, call, slots) from exc
         if resp.id != msg.id:
             raise self._fail(
                 AgentProtocolViolation(f"response id {resp.id} for request {msg.id}"), call
             )
         if isinstance(resp, rpc.Error):
-            cls = _REPORTED.get(resp.code, AgentProtocolViolation)
-            failure = cls(f"agent reported {resp.code[:64]}: {resp.message}", slot=resp.slot)
+            failure: AgentFailure
+            if resp.slot is not None and resp.slot not in slots:
+                failure = _foreign_slot(resp.slot, slots, f"{resp.code[:64]}: {resp.message}")
+            else:
+                cls = _REPORTED.get(resp.code, AgentProtocolViolation)
+                failure = cls(f"agent reported {resp.code[:64]}: {resp.message}", slot=resp.slot)
             raise self._fail(failure, call)
         return resp
 
@@ -343,13 +355,18 @@ class AgentClient:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
         self._kernel_timeout = seconds
 
-    def _classify(self, exc: BaseException, call: str) -> AgentFailure:
+    def _classify(self, exc: BaseException, call: str, slots: Sequence[int]) -> AgentFailure:
+        """The typed failure of ``exc``; a failure pinned on a slot outside ``slots`` (the
+        request's) is a protocol violation pinned on none."""
         failure: AgentFailure
         if isinstance(exc, AgentFailure):
             return exc
+        slot = getattr(exc, "slot", None)
         if isinstance(exc, TimeoutError | BlockingIOError):
             limit = getattr(self.timeouts, call, self._batch_timeout)
             failure = AgentTimeout(f"no answer within {limit} s")
+        elif slot is not None and slot not in slots:
+            failure = _foreign_slot(slot, slots, str(exc))
         elif isinstance(exc, rpc.AgentReportedError):
             cls = _REPORTED.get(exc.agent_code, AgentProtocolViolation)
             failure = cls(str(exc), slot=exc.slot)
@@ -375,6 +392,12 @@ class AgentClient:
             )
         self._broken = failure
         return failure
+
+
+def _foreign_slot(slot: int, slots: Sequence[int], what: str) -> AgentProtocolViolation:
+    """An answer pinned on a slot the request did not have: not an answer at all."""
+    asked = list(slots) if len(slots) <= 8 else f"{len(slots)} slots"
+    return AgentProtocolViolation(f"answer names slot {slot}, the request had {asked} ({what})")
 
 
 def _name(resp: Any) -> str:

@@ -185,26 +185,20 @@ def run_episode(
 
 @dataclass(slots=True)
 class BatchOutcome:
-    """What :func:`run_batch` leaves: finished episodes and episodes to play again.
-
-    ``interrupted`` episodes were cut short by a fault that cannot be pinned on them (a
-    sibling slot's agent timed out or the connection died): they are not results, and
-    should be replayed on a fresh agent, alone.
-    """
+    """What :func:`run_batch` leaves: every episode of the batch, finished or failed."""
 
     runs: list[EpisodeRun] = field(default_factory=list)
-    interrupted: list[EpisodeSpec] = field(default_factory=list)
     agent_failed: bool = False
 
 
 def run_batch(plays: list[EpisodePlay], agent: AgentSession) -> BatchOutcome:
     """Play ``plays`` in lockstep, slot ``i`` = ``plays[i]``, one ``act_batch`` per step.
 
-    A failure the agent pins on one slot (its code raised, its action was invalid) ends
-    that slot's episode with the fault; the connection is then unusable, so the other
-    running episodes are *interrupted*. A failure without a slot (timeout, crash,
-    protocol violation) is that episode's fault when only one episode was running, and
-    otherwise interrupts them all: each is replayed alone and gets its own verdict.
+    Any agent failure ends every episode still running, each charged to the agent: the
+    slot the agent named gets its own fault, the others are cut short by it; a failure
+    naming no slot (timeout, crash, protocol violation) is every running episode's. None
+    is replayed: the agent process is the miner's, and a replay would be a second draw of
+    a stochastic policy that a miner could buy by failing on purpose.
     """
     out = BatchOutcome()
     running: list[int] = []
@@ -229,9 +223,7 @@ def run_batch(plays: list[EpisodePlay], agent: AgentSession) -> BatchOutcome:
             if not plays[slot].advance(actions[j]):
                 still.append(slot)
         running = still
-    for play in plays:
-        if play.done:
-            out.runs.append(play.finish())
+    out.runs = [play.finish() for play in plays]
     return out
 
 
@@ -239,11 +231,12 @@ def _blame(
     plays: list[EpisodePlay], running: list[int], exc: BaseException, out: BatchOutcome
 ) -> None:
     out.agent_failed = True
+    cause, detail = classify(exc)
     slot = getattr(exc, "slot", None)
-    if slot is None and len(running) == 1:
-        slot = running[0]
     for s in running:
-        if s == slot:
-            plays[s].fail_agent(exc)
+        if slot is None or s == slot:
+            plays[s].fail(cause, detail)
         else:
-            out.interrupted.append(plays[s].spec)
+            plays[s].fail(
+                cause, f"cut short by the agent's failure in slot {slot}: {detail}"[:2000]
+            )

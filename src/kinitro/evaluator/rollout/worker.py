@@ -160,38 +160,32 @@ class RolloutWorker:
         """Play ``specs``, up to the agent's slots at a time; one result per spec, in order,
         and :attr:`slots` afterwards (how many to hand this worker next time).
 
-        An episode interrupted by a sibling slot's fault is replayed alone on a fresh
-        agent, so every result is the episode's own. A cancelled call (``ray.cancel``, the
-        job is being stopped) returns before its next lockstep batch.
+        Every episode is played once: an agent failure is charged to every episode it
+        ended (see :func:`~kinitro.evaluator.rollout.episode.run_batch`), never replayed.
+        A cancelled call (``ray.cancel``, the job is being stopped) returns before its next
+        lockstep batch.
         """
         queue = deque(specs)
-        alone: set[int] = set()
         results: dict[int, EpisodeResult] = {}
         while queue:
             if _cancel_requested():  # the job is being cancelled: nobody reads these
                 return list(results.values()), self.slots
             batch = [queue.popleft()]
-            if batch[0].index not in alone:
-                while queue and len(batch) < max(1, self.config.env_slots):
-                    batch.append(queue.popleft())
-            done, replay, later = self._play(batch, alone)
+            while queue and len(batch) < max(1, self.config.env_slots):
+                batch.append(queue.popleft())
+            done, later = self._play(batch)
             results.update(done)
             queue.extendleft(reversed(later))
-            for spec in replay:
-                alone.add(spec.index)
-                queue.appendleft(spec)
         ordered = [results[spec.index] for spec in specs]
         if ordered:  # reported once per call, on its first result
             ordered[0].sandbox_starts, self._sandbox_starts = self._sandbox_starts, 0
         return ordered, self.slots
 
-    def _play(
-        self, batch: list[EpisodeSpec], alone: set[int]
-    ) -> tuple[dict[int, EpisodeResult], list[EpisodeSpec], list[EpisodeSpec]]:
+    def _play(self, batch: list[EpisodeSpec]) -> tuple[dict[int, EpisodeResult], list[EpisodeSpec]]:
         """Play as much of ``batch`` as the agent's slots allow.
 
-        Returns the results by episode index, the interrupted episodes (to replay alone)
-        and the episodes not started (no slot left for them).
+        Returns the results by episode index and the episodes not started (no slot left
+        for them).
         """
         cfg = self.config
         try:
@@ -203,7 +197,6 @@ class RolloutWorker:
                         batch[0], FailureCause.SIMULATOR_ERROR, f"cannot build env: {exc}"
                     )
                 },
-                [],
                 batch[1:],
             )
         try:
@@ -219,7 +212,7 @@ class RolloutWorker:
             if cause.is_agent_fault:
                 self._start_faults += 1
                 self._last_start_fault = (cause, detail)
-            return {spec.index: EpisodeResult.failed(spec, cause, detail) for spec in batch}, [], []
+            return {spec.index: EpisodeResult.failed(spec, cause, detail) for spec in batch}, []
         batch, later = batch[: self.slots], batch[self.slots :]
         envs = [env0]
         seen = {batch[0].task: 1}
@@ -241,7 +234,7 @@ class RolloutWorker:
                 step_log_interval=cfg.step_log_interval,
                 frame_every=cfg.frame_every,
             )
-            runs, interrupted, failed = [run], [], run.result.failure_cause is not None
+            runs, failed = [run], run.result.failure_cause is not None
         else:
             plays = [
                 EpisodePlay(
@@ -255,21 +248,12 @@ class RolloutWorker:
                 for env, spec in zip(envs, batch, strict=True)
             ]
             outcome = run_batch(plays, agent)
-            runs, interrupted = outcome.runs, outcome.interrupted
+            runs = outcome.runs
             failed = outcome.agent_failed or any(r.result.failure_cause for r in runs)
         if failed:
             # Agent faults and transport failures leave the agent in an unknown state.
             self._drop_agent()
-        done = {run.result.index: self._publish(run) for run in runs}
-        replay = []
-        for spec in interrupted:
-            if spec.index in alone:  # cannot happen: a lone episode owns every fault
-                done[spec.index] = EpisodeResult.failed(
-                    spec, FailureCause.INTERNAL, "episode interrupted twice"
-                )
-            else:
-                replay.append(spec)
-        return done, replay, later
+        return {run.result.index: self._publish(run) for run in runs}, later
 
     def _task(self, spec: EpisodeSpec) -> TaskInfo:
         cfg = self.config

@@ -327,7 +327,8 @@ def decode_actions(
     slots: Sequence[int],
 ) -> Array:
     """Decode and fully validate the answer to ``act_batch`` ``request_id`` for ``slots``:
-    an array of ``len(slots)`` actions of ``spec``. An ``error`` answer raises
+    an array of ``len(slots)`` actions of ``spec`` (another number of rows is not an
+    answer to the request: :class:`InvalidMessage`). An ``error`` answer raises
     :class:`AgentReportedError`, a non-finite action :class:`NonFiniteValue`, both with
     the failing ``slot`` when known."""
     count = len(slots)
@@ -337,6 +338,9 @@ def decode_actions(
         if "actions" not in m:
             raise InvalidMessage("actions response has no actions")
         arr = decode_array(m["actions"], "actions")
+        if arr.ndim == 0 or arr.shape[0] != count:  # an answer for other slots
+            rows = arr.shape[0] if arr.ndim else "no"
+            raise InvalidMessage(f"actions for {rows} slots, the request had {count}")
         if arr.dtype != DTYPES[spec.dtype]:
             raise WrongDtype("action", f"dtype {dtype_label(arr.dtype)}, expected {spec.dtype}")
         if arr.shape != (count, *spec.shape):

@@ -1,0 +1,97 @@
+"""Fair blame over the real path (Ray actors, bubblewrap sandbox, agent RPC): an agent fault
+is charged to the agent on every episode it touched, and no fault buys a replay.
+
+The exploit (issue #16): a bundle with ``slots >= 2`` answers ``act_batch`` with an error
+naming a slot that is not in the request whenever an episode looks lost. It used to be
+pinned on no episode, every running one was "interrupted" and replayed alone, where it was
+interrupted again and recorded as ``internal`` (never scored): the same policy went from
+4/6 to 4/4.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kinitro.evaluator.rollout.launcher import SandboxLauncher
+from kinitro.evaluator.rollout.port import RolloutOptions
+from kinitro.evaluator.runner import EvalRequest, evaluate
+
+from .conftest import write_bundle
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+# Reaches the goal when it lies at x > 0 (4 of the 6 episodes of seed 11), idles
+# otherwise; with EXPLOIT, an idling episode makes the runtime's next error name slot 7.
+GIVE_UP_AGENT = """
+import sys
+import numpy as np
+
+
+def name_a_foreign_slot():
+    # Miner code runs in the runtime's process: reach the server answering this request.
+    frame = sys._getframe(1)
+    while type(frame.f_locals.get("self")).__name__ != "Server":
+        frame = frame.f_back
+    server = frame.f_locals["self"]
+    fail = type(server).fail
+    server.fail = lambda i, code, message, slot=None: fail(server, i, code, message, 7)
+
+
+class Agent:
+    def reset(self, task):
+        self.steps = 0
+        self.good = None
+
+    def act(self, observation):
+        self.steps += 1
+        if self.good is None:
+            self.good = bool(observation[36] > 0)
+        if not self.good:
+            if EXPLOIT and self.steps == 5:
+                name_a_foreign_slot()
+                raise RuntimeError("this episode looks lost")
+            return np.zeros(4, np.float32)
+        hand, goal = observation[0:3], observation[36:39]
+        delta = np.clip((goal - hand) * 10.0, -1.0, 1.0)
+        return np.array([delta[0], delta[1], delta[2], 0.0], dtype=np.float32)
+"""
+
+
+def _request(job_id: str) -> EvalRequest:
+    return EvalRequest(
+        job_id=job_id,
+        benchmark_id="metaworld/MT1-reach-v3",
+        episodes_per_task=6,
+        seed=11,
+        max_steps=80,
+        step_log_interval=10,
+    )
+
+
+async def test_an_error_naming_a_foreign_slot_is_charged_to_the_whole_batch(
+    tmp_path: Path,
+) -> None:
+    honest = write_bundle(tmp_path / "honest", "EXPLOIT = False\n" + GIVE_UP_AGENT, slots=4)
+    cheat = write_bundle(tmp_path / "cheat", "EXPLOIT = True\n" + GIVE_UP_AGENT, slots=4)
+    options = RolloutOptions(env_slots=4)
+    baseline = await evaluate(_request("job-honest"), SandboxLauncher(str(honest)), options)
+    assert baseline.metrics.overall.successes == 4
+    assert baseline.metrics.overall.scored_episodes == 6
+
+    outcome = await evaluate(_request("job-cheat"), SandboxLauncher(str(cheat)), options)
+    by_index = {r.index: r for r in outcome.results}
+    # Episode 0 is played alone (a worker learns the agent's slots from its start) and
+    # gives up; the agent is restarted, so episode 1 is alone too; then 2-5 in lockstep,
+    # where episode 2 gives up at step 5 and takes its siblings down with it.
+    for i in (0, 2, 3, 4, 5):
+        result = by_index[i]
+        assert result.failure_cause == "protocol_violation", result
+        assert "names slot 7" in (result.failure_detail or "")
+        assert result.attempts == 1 and result.steps == 4
+    assert by_index[1].failure_cause is None and by_index[1].success
+    overall = outcome.metrics.overall
+    assert overall.failures == {"protocol_violation": 5}  # nothing left to infrastructure
+    assert overall.scored_episodes == 6
+    assert overall.success_rate < baseline.metrics.overall.success_rate
