@@ -291,7 +291,14 @@ def benchmark(
 
 
 async def create_competition(backend: Backend, cid: str = "mt1", **extra: Any) -> dict[str, Any]:
-    body = {"id": cid, "name": cid.upper(), "benchmarks": [benchmark()], "active": True, **extra}
+    body = {
+        "id": cid,
+        "name": cid.upper(),
+        "benchmarks": [benchmark()],
+        "active": True,
+        "min_episodes": 1,  # the test benchmarks are tiny; crowning has its own tests
+        **extra,
+    }
     async with backend.client() as http:
         resp = await http.post("/api/v1/admin/competitions", json=body)
         assert resp.status_code == 201, resp.text

@@ -10,6 +10,7 @@ import pytest
 from kinitro.backend.scoring import (
     Candidate,
     CompetitionShare,
+    Crowning,
     ValidatorResult,
     aggregate_job,
     compute_weights,
@@ -18,6 +19,7 @@ from kinitro.backend.scoring import (
 )
 
 V = ValidatorResult
+ANY = Crowning(min_episodes=1, min_leader_score=0.0)  # crowning rules out of the way
 
 
 def cand(sid: int, block: int, sha: str, *results: tuple[int, int], jobs: int = 1) -> Candidate:
@@ -68,7 +70,7 @@ def test_copy_gets_nothing_and_original_is_credited() -> None:
     by = {s.submission_id: s for s in scored}
     assert by[2].copy_of == 1 and not by[2].eligible  # later copy: nothing, whatever its score
     assert by[1].copy_of is None and by[1].eligible
-    decision = decide_leader(scored, None, win_margin=0.05)
+    decision = decide_leader(scored, None, win_margin=0.05, crowning=ANY)
     assert decision.leader == 1
 
 
@@ -111,7 +113,7 @@ def test_challenger_must_beat_leader_outside_noise(
         band=1,
         min_success_rate=0,
     )
-    decision = decide_leader(scored, 1, win_margin=margin)
+    decision = decide_leader(scored, 1, win_margin=margin, crowning=ANY)
     assert decision.changed is replaced
     assert decision.leader == (2 if replaced else 1)
     if not replaced:
@@ -125,13 +127,56 @@ def test_first_leader_is_best_eligible_ties_to_earliest() -> None:
         band=1,
         min_success_rate=0,
     )
-    decision = decide_leader(scored, None, win_margin=0.05)
+    decision = decide_leader(scored, None, win_margin=0.05, crowning=ANY)
     assert (decision.leader, decision.reason) == (2, "first_leader")
 
 
 def test_no_eligible_means_no_leader() -> None:
     scored = score([cand(1, 1, "a", (1, 10))], quorum=1, band=1, min_success_rate=0.5)
-    assert decide_leader(scored, None, win_margin=0.05).leader is None
+    assert decide_leader(scored, None, win_margin=0.05, crowning=ANY).leader is None
+
+
+@pytest.mark.parametrize(
+    ("record", "crowning", "crowned"),
+    [
+        ((3, 3), Crowning(), False),  # 3 perfect episodes: Wilson low .44, far too few
+        ((29, 29), Crowning(), False),  # one episode short of the default 30
+        ((30, 30), Crowning(), True),
+        ((3, 30), Crowning(), True),  # low bound .035 > 0
+        ((3, 30), Crowning(min_leader_score=0.2), False),  # low bound .035 < .2
+        ((0, 100), Crowning(), False),  # never succeeds: low bound 0
+        ((80, 100), Crowning(min_episodes=100, min_leader_score=0.7), True),  # low .71
+    ],
+)
+def test_crowning_needs_enough_episodes_and_a_confident_lower_bound(
+    record: tuple[int, int], crowning: Crowning, crowned: bool
+) -> None:
+    scored = score([cand(1, 1, "a", record)], quorum=1, band=1, min_success_rate=0)
+    decision = decide_leader(scored, None, win_margin=0.05, crowning=crowning)
+    assert decision.leader == (1 if crowned else None)
+    assert decision.reason == ("first_leader" if crowned else "no_qualified")
+
+
+def test_a_3_episode_submission_is_never_crowned_even_alone_and_perfect() -> None:
+    """The devnet used to crown on 3 episodes (Wilson lower bound 0.44); with the default
+    crowning nobody leads and the competition's share goes to the owner uid."""
+    scored = score([cand(1, 1, "a", (3, 3))], quorum=1, band=1, min_success_rate=0)
+    for current in (None, 1):  # neither crowned nor kept (a leader must keep qualifying)
+        decision = decide_leader(scored, current, win_margin=0.05, crowning=Crowning())
+        assert decision.leader is None
+    share = CompetitionShare("a", 1, None)  # no leader → no leader uid
+    assert compute_weights([share], owner_uid=0, owner_share=0.0) == {0: 1.0}
+
+
+def test_a_qualified_challenger_is_crowned_when_the_leader_stops_qualifying() -> None:
+    scored = score(
+        [cand(1, 1, "a", (5, 10)), cand(2, 2, "b", (20, 40))],
+        quorum=1,
+        band=1,
+        min_success_rate=0,
+    )
+    decision = decide_leader(scored, 1, win_margin=0.05, crowning=Crowning(min_episodes=40))
+    assert (decision.leader, decision.changed, decision.reason) == (2, True, "first_leader")
 
 
 @pytest.mark.parametrize(
@@ -155,7 +200,7 @@ def test_weights_sum_to_one(
 
 def test_leader_that_became_ineligible_is_dethroned() -> None:
     scored = score([cand(1, 1, "a", (1, 10))], quorum=1, band=1, min_success_rate=0.5)
-    decision = decide_leader(scored, 1, win_margin=0.05)
+    decision = decide_leader(scored, 1, win_margin=0.05, crowning=ANY)
     assert decision.changed and decision.leader is None
 
 
@@ -169,7 +214,7 @@ def test_one_validator_alone_never_counts_below_quorum() -> None:
     assert (by[2].quorum_have, by[2].quorum_need, by[2].awaiting_quorum) == (1, 3, True)
     assert not by[2].eligible and by[2].episodes == 0
     assert not by[1].awaiting_quorum and by[1].eligible
-    decision = decide_leader(scored, 1, win_margin=0.05)
+    decision = decide_leader(scored, 1, win_margin=0.05, crowning=ANY)
     assert decision.leader == 1 and not decision.changed
 
 

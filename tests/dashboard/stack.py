@@ -384,6 +384,7 @@ class Stack:
                         }
                     ],
                     "points": 3,
+                    "min_episodes": 1,
                     "win_margin": 0.05,
                     "max_expert_baseline": 0.5,
                 },
@@ -398,6 +399,7 @@ class Stack:
                         }
                     ],
                     "points": 1,
+                    "min_episodes": 1,
                     "approval_mode": "admin",
                     "active": True,
                 },

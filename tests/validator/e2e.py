@@ -200,6 +200,7 @@ class Network:
                     "benchmarks": BENCHMARKS,
                     "points": 100,
                     "min_success_rate": 0.1,
+                    "min_episodes": 8,  # both benchmarks' 4 episodes
                     "win_margin": 0.05,
                     "approval_mode": "auto",
                     "replication": 1,

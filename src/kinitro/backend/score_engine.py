@@ -123,6 +123,7 @@ async def score_competition(
         scored,
         current["submission_id"] if current else None,
         win_margin=competition["win_margin"],
+        crowning=scoring.Crowning(competition["min_episodes"], competition["min_leader_score"]),
     )
     return scored, decision
 

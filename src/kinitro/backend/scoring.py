@@ -11,7 +11,11 @@
   95 % interval.
 * **Copies** — among submissions with the same artifact sha256, only the earliest
   commitment (lowest block, then lowest id) is credited; later copies get nothing.
-* **Leader** — the first eligible submission becomes leader; afterwards a challenger
+* **Crowning** — only a submission that *qualifies* can be leader: eligible, at least
+  ``min_episodes`` scored episodes and a Wilson lower bound above ``min_leader_score``
+  (:class:`Crowning`). A leader that stops qualifying loses the crown; while nobody
+  qualifies the competition has no leader and its share goes to ``owner_uid``.
+* **Leader** — the best qualifying submission becomes leader; afterwards a challenger
   replaces the leader only if its Wilson lower bound exceeds the leader's success rate
   plus the competition's win margin (``margin_to_beat``), i.e. it is better by more than
   the margin *and* outside the statistical noise of its own evaluation.
@@ -183,16 +187,32 @@ class LeaderDecision:
     margin_to_beat: float | None  # success rate a challenger's ci_low must exceed
 
 
+@dataclass(frozen=True, slots=True)
+class Crowning:
+    """What a submission needs to hold the crown: at least ``min_episodes`` scored
+    episodes and a Wilson lower bound above ``min_leader_score``."""
+
+    min_episodes: int = 30
+    min_leader_score: float = 0.0
+
+    def qualifies(self, s: Scored) -> bool:
+        return s.eligible and s.episodes >= self.min_episodes and s.ci_low > self.min_leader_score
+
+
 def decide_leader(
-    scored: Sequence[Scored], current_leader: int | None, *, win_margin: float
+    scored: Sequence[Scored],
+    current_leader: int | None,
+    *,
+    win_margin: float,
+    crowning: Crowning,
 ) -> LeaderDecision:
-    eligible = sorted((s for s in scored if s.eligible), key=lambda s: s.sort_key)
-    leader = next((s for s in eligible if s.submission_id == current_leader), None)
-    challengers = [s for s in eligible if s.submission_id != current_leader]
+    qualified = sorted((s for s in scored if crowning.qualifies(s)), key=lambda s: s.sort_key)
+    leader = next((s for s in qualified if s.submission_id == current_leader), None)
+    challengers = [s for s in qualified if s.submission_id != current_leader]
     best = challengers[0] if challengers else None
     if leader is None:
         if best is None:
-            return LeaderDecision(None, None, current_leader is not None, "no_eligible", None)
+            return LeaderDecision(None, None, current_leader is not None, "no_qualified", None)
         return LeaderDecision(best.submission_id, None, True, "first_leader", None)
     margin = min(1.0, leader.success_rate + win_margin)
     if best is not None and best.ci_low > margin:

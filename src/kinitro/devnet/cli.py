@@ -35,7 +35,10 @@ def up(
         False, "--json", help="Print a machine-readable summary on stdout (progress on stderr)."
     ),
     timeout: float = typer.Option(900.0, help="Give up if no weights are on chain after this."),
-    episodes: int = typer.Option(3, help="Episodes per task in the example competition."),
+    episodes: int = typer.Option(
+        10,
+        help="Episodes per task in the example competition (a leader needs all of them scored).",
+    ),
     max_steps: int = typer.Option(150, help="Max steps per episode in the example competition."),
     preset: list[str] = typer.Option(
         [],

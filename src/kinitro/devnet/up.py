@@ -78,7 +78,7 @@ class UpOptions:
     exit_after_weights: bool = False
     json_output: bool = False
     timeout_s: float = 900.0
-    episodes_per_task: int = 3
+    episodes_per_task: int = 10
     max_steps: int = 150
     validators: int = 2
     presets: tuple[str, ...] = ()
@@ -276,6 +276,8 @@ class Devnet:
                 "max_expert_baseline": None,
                 "points": 100,
                 "min_success_rate": 0.5,
+                # crowned on a full evaluation (every episode scored), never on fewer
+                "min_episodes": self.opts.episodes_per_task,
                 "win_margin": 0.05,
                 "approval_mode": "auto",
                 "active": True,

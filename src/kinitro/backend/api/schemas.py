@@ -107,6 +107,15 @@ class CompetitionIn(BaseModel):
         description="Quorum: validators whose results a job needs (null: backend default).",
     )
     win_margin: float = Field(default=0.05, ge=0, le=1)
+    min_episodes: int = Field(
+        default=30, ge=1, le=100_000, description="Scored episodes a leader needs at least."
+    )
+    min_leader_score: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="A leader's Wilson lower bound must exceed this.",
+    )
     approval_mode: Literal["auto", "admin"] = "auto"
     replication: int | None = Field(default=None, ge=1, le=64)
     active: bool = False
@@ -130,6 +139,8 @@ class CompetitionPatch(BaseModel):
     min_success_rate: float | None = Field(default=None, ge=0, le=1)
     min_validators: int | None = Field(default=None, ge=1, le=64)
     win_margin: float | None = Field(default=None, ge=0, le=1)
+    min_episodes: int | None = Field(default=None, ge=1, le=100_000)
+    min_leader_score: float | None = Field(default=None, ge=0, lt=1)
     approval_mode: Literal["auto", "admin"] | None = None
     replication: int | None = Field(default=None, ge=1, le=64)
     max_expert_baseline: ExpertLimit | None = None
@@ -160,6 +171,8 @@ class Competition(BaseModel):
     min_success_rate: float
     min_validators: int | None
     win_margin: float
+    min_episodes: int
+    min_leader_score: float
     approval_mode: str
     replication: int | None
     quorum: int | None = None

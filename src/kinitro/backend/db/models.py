@@ -68,6 +68,10 @@ class Competition(Base):
     min_success_rate: Mapped[float] = mapped_column(Float, server_default="0")
     min_validators: Mapped[int | None] = mapped_column(Integer)  # quorum; null: backend default
     win_margin: Mapped[float] = mapped_column(Float, server_default="0.05")
+    # crowning: a leader needs this many scored episodes and a Wilson lower bound above
+    # min_leader_score (until one qualifies, the competition's share goes to the owner uid)
+    min_episodes: Mapped[int] = mapped_column(Integer, server_default="30")
+    min_leader_score: Mapped[float] = mapped_column(Float, server_default="0")
     approval_mode: Mapped[str] = mapped_column(server_default="auto")  # auto | admin
     replication: Mapped[int | None] = mapped_column(Integer)
     # activation is refused while the expert baseline exceeds this (null: no limit)
