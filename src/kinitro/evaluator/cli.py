@@ -177,9 +177,20 @@ def local_command(
     done = 0
     emit({"event": "progress", "done": 0, "total": total})
 
-    def on_result(_result: Any) -> None:
+    def on_result(result: Any) -> None:
         nonlocal done
         done += 1
+        if result.failure_cause is not None:
+            emit(
+                {
+                    "event": "failure",
+                    "episode": result.index,
+                    "task": result.task,
+                    "cause": str(result.failure_cause),
+                    "scored": result.scored,
+                    "detail": result.failure_detail or "",
+                }
+            )
         emit({"event": "progress", "done": done, "total": total})
         if not jsonl:
             _err.print(f"episode {done}/{total}", end="\r")

@@ -5,6 +5,12 @@ runs the evaluator's local entry point, ``python -m kinitro evaluator local``, a
 process. That child uses the same path as a validator — the agent sandbox, Ray rollout
 workers and the metrics code — and streams JSON lines (progress events and the final
 metrics) on stdout, which this command renders as a Rich progress bar and a results table.
+
+Before starting anything it runs ``package``'s static validation (manifest, entrypoint,
+syntax), so a broken bundle fails in a second with the same message as ``package`` instead
+of after a sandbox start. Every failed episode's cause and detail (the evaluator's words:
+the call, the agent's traceback or the tail of its stderr) is printed under the table and
+carried in the JSON output as ``failure_details`` (:mod:`kinitro.miner.failures`).
 """
 
 from __future__ import annotations
@@ -18,8 +24,12 @@ from typing import Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from kinitro.miner.failures import group_failures, print_failures
+from kinitro.storage.bundle import validate_bundle
 
 
 def eval_command(
@@ -50,10 +60,8 @@ def eval_command(
     json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a local agent bundle in the sandbox on a benchmark, like a validator would."""
-    console = Console(stderr=True)
-    if not bundle_dir.is_dir():
-        console.print(f"[red]error:[/] bundle directory not found: {bundle_dir}")
-        raise typer.Exit(2)
+    console = Console(stderr=True, soft_wrap=True)
+    _validate(console, bundle_dir)
     argv = [
         sys.executable,
         "-m",
@@ -77,21 +85,41 @@ def eval_command(
         argv += ["--ray-address", ray_address]
     if preset:
         argv += ["--preset", preset]
-    result, error = _run_child(argv, console, show_progress=not json_output)
+    result, error, failure_events = _run_child(argv, console, show_progress=not json_output)
     if result is None:
-        console.print(f"[red]error:[/] {error or 'evaluation failed'}")
+        console.print(f"[red]error:[/] {escape(error or 'evaluation failed')}")
         raise typer.Exit(1)
+    groups = group_failures(failure_events)
+    result["failure_details"] = [g.to_dict() for g in groups]
     if json_output:
         typer.echo(json.dumps(result))
         return
-    _print_table(Console(), f"preset {preset}" if preset else benchmark, result)
+    out = Console()
+    _print_table(out, f"preset {preset}" if preset else benchmark, result)
+    print_failures(out, groups)
+    if groups:
+        out.print(f"next: fix the failures above, then kinitro miner eval {bundle_dir} again")
+    else:
+        out.print(f"next: kinitro miner upload {bundle_dir} --repo <you>/<name>")
+
+
+def _validate(console: Console, bundle_dir: Path) -> None:
+    """``package``'s static checks (never imports the agent): fail in a second, not later."""
+    from kinitro.storage.errors import StorageError
+
+    try:
+        validate_bundle(bundle_dir)
+    except StorageError as exc:
+        console.print(f"[red]error:[/] invalid bundle: {escape(str(exc))}")
+        raise typer.Exit(2) from None
 
 
 def _run_child(
     argv: list[str], console: Console, *, show_progress: bool
-) -> tuple[dict[str, Any] | None, str | None]:
+) -> tuple[dict[str, Any] | None, str | None, list[dict[str, Any]]]:
     result: dict[str, Any] | None = None
     error: str | None = None
+    failures: list[dict[str, Any]] = []
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     progress = Progress(
         TextColumn("[bold]evaluating"),
@@ -114,6 +142,8 @@ def _run_child(
                 kind = event.get("event")
                 if kind == "progress":
                     progress.update(bar, completed=event["done"], total=event["total"])
+                elif kind == "failure":
+                    failures.append(event)
                 elif kind == "result":
                     result = event["metrics"]
                 elif kind == "error":
@@ -130,7 +160,7 @@ def _run_child(
             proc.wait()
     if code != 0 and error is None:
         error = f"evaluator exited with code {code}: {stderr.strip()[-2000:]}"
-    return (result if code == 0 else None), error
+    return (result if code == 0 else None), error, failures
 
 
 def _pct(value: float) -> str:

@@ -257,6 +257,10 @@ def _state(pid: str) -> str:
         return "?"
 
 
+STDERR_TAIL_LINES = 8
+STDERR_TAIL_BYTES = 1200
+
+
 def _describe_code(code: int | None, stderr: bytearray) -> str | None:
     if code is None:
         return None
@@ -276,5 +280,7 @@ def _describe_code(code: int | None, stderr: bytearray) -> str | None:
             "SIGSEGV": "segmentation fault",
         }.get(name, "")
         return f"terminated by {name}" + (f": {hint}" if hint else "")
-    tail = bytes(stderr[-300:]).decode("utf-8", "replace").strip().splitlines()
-    return f"exited with code {code}" + (f": {tail[-1]}" if tail else "")
+    # the last lines the agent wrote: what a miner needs to see why it died
+    tail = bytes(stderr[-STDERR_TAIL_BYTES:]).decode("utf-8", "replace").strip().splitlines()
+    tail = tail[-STDERR_TAIL_LINES:]
+    return f"exited with code {code}" + (": stderr ends\n" + "\n".join(tail) if tail else "")
