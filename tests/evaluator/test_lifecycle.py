@@ -150,19 +150,27 @@ async def test_infrastructure_failure_is_retried_through_the_queue_then_failed(
     assert result["error"] == "infrastructure: raylet died"
 
 
-async def test_no_scored_episode_fails_the_job_with_the_dominant_cause(
-    workdir: Path, bundles: dict[str, Path]
+@pytest.mark.parametrize("broken", [{0, 1, 2, 3}, {3}])
+async def test_too_few_scored_episodes_fail_the_job_with_the_dominant_cause(
+    workdir: Path, bundles: dict[str, Path], broken: set[int]
 ) -> None:
+    """The coverage rule: below 90 % scored episodes (none, or 3 of 4) the job is an
+    infrastructure failure, re-run through the queue, then failed with the cause."""
+
     def sandbox_down(spec: EpisodeSpec) -> EpisodeResult:
+        if spec.index not in broken:
+            return EpisodeResult.failed(spec, FailureCause.AGENT_CRASH, "policy bug")
         return EpisodeResult.failed(spec, FailureCause.SANDBOX_START, "bwrap: no user namespace")
 
-    twin, job, orch, _ = await _job_on_twin(
-        workdir, bundles["reach"], "job-twin-unscored", episodes=2, outcome=sandbox_down
+    twin, job, orch, made = await _job_on_twin(
+        workdir, bundles["reach"], "job-twin-unscored", episodes=4, outcome=sandbox_down
     )
     await _consume_until(orch, twin, _has_result(twin, job.job_id), 30)
+    assert len(made) == orch.timers.max_attempts
     (result,) = [m for m in await _outbox(twin, job.job_id) if m["type"] == "eval_result"]
     assert result["state"] == "failed" and result["failure_cause"] == "sandbox_start"
-    assert "no episode could be scored" in result["error"]
+    assert result["metrics"] is None
+    assert f"only {4 - len(broken)} of 4 episodes scored (at least 90% needed)" in result["error"]
 
 
 async def test_a_failing_outbox_is_retried_and_the_job_completes_with_all_telemetry(

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from kinitro.core.settings import PLACEHOLDER_SECRETS, KinitroSettings
+from kinitro.protocol.coverage import DEFAULT_MIN_SCORED_SHARE
 
 
 class Settings(KinitroSettings):
@@ -85,6 +86,9 @@ class Settings(KinitroSettings):
     job_deadline_s: int = 3600
     lease_s: float = 900.0
     max_attempts: int = 3
+    min_scored_share: float = Field(default=DEFAULT_MIN_SCORED_SHARE, ge=0.0, le=1.0)
+    """The coverage rule: a completed result with fewer scored episodes (of the job's
+    planned ones) is an infrastructure failure — re-run, and never scored."""
     scheduler_interval_s: float = 2.0
     round_duration_s: int = 86_400
     seed_secret: SecretStr = SecretStr("devnet")

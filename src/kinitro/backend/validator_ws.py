@@ -38,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kinitro import __version__
 from kinitro.backend import events, runtimes
+from kinitro.backend.coverage import apply_coverage_rule
 from kinitro.backend.db import (
     repo_admin,
     repo_competitions,
@@ -709,6 +710,8 @@ async def ingest(
     if verdict is not None:
         return verdict
     assert assignment is not None
+    if isinstance(message, EvalResult):
+        message = apply_coverage_rule(message, job, settings.min_scored_share)
     context = {
         "job_id": message.job_id,
         "validator_hotkey": hotkey,

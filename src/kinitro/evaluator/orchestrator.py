@@ -28,8 +28,9 @@ Per job (:meth:`Orchestrator.handle_job`)::
   out again after ``heartbeat_timeout`` (see :class:`kinitro.jobqueue.QueueTimers`) and the
   new run reports again; the first ``eval_result`` wins. A job whose result is stored is
   skipped.
-* **Infrastructure failures** of a whole job (Ray, registry unreachable, no episode could
-  be scored, telemetry not stored) are retried through the queue (``RetryJob``) up to
+* **Infrastructure failures** of a whole job (Ray, registry unreachable, fewer than
+  ``min_scored_share`` of the episodes scored — :mod:`kinitro.protocol.coverage` —,
+  telemetry not stored) are retried through the queue (``RetryJob``) up to
   ``QueueTimers.max_attempts``, then reported ``failed`` with the cause — never scored.
 * **Shutdown** (SIGINT/SIGTERM) and :meth:`Orchestrator.cancel`: the job's rollouts task is
   cancelled (actors stop before their next batch and are closed), and the job re-queued.
@@ -61,6 +62,7 @@ from kinitro.evaluator.settings import Settings
 from kinitro.evaluator.telemetry import TelemetryWriter
 from kinitro.jobqueue import JobSource, QueueTimers, ResultSink, RetryJob
 from kinitro.protocol.common import ArtifactRef, EvalMetrics, FailureCause, JobState
+from kinitro.protocol.coverage import shortfall
 from kinitro.protocol.validator_ws import EvalResult
 from kinitro.storage.errors import RegistryError, StorageError
 
@@ -281,10 +283,12 @@ class Orchestrator:
                 outcome.upload_failures[0],
             )
         overall = outcome.metrics.overall
-        if overall.episodes and not overall.scored_episodes:
-            cause = max(overall.failures, key=lambda c: overall.failures[c])
-            err = RuntimeError(f"no episode could be scored: {dict(overall.failures)}")
-            return self._infra_failure(job_id, err, attempts, cause=cause)
+        short = shortfall(
+            overall.scored_episodes, total, overall.failures, self.settings.min_scored_share
+        )
+        if short is not None:  # the coverage rule: too few episodes to judge the miner
+            err = RuntimeError(short.describe())
+            return self._infra_failure(job_id, err, attempts, cause=short.cause)
         log.info(
             "job %s: completed, success rate %.3f over %d scored episodes",
             job_id,

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from kinitro.core.settings import KinitroSettings
 from kinitro.evaluator.rollout.port import RolloutOptions
+from kinitro.protocol.coverage import DEFAULT_MIN_SCORED_SHARE
 
 
 class Settings(KinitroSettings):
@@ -27,6 +28,9 @@ class Settings(KinitroSettings):
     ray_num_cpus: int | None = None
     max_infra_retries: int = 2
     """Retries of an episode after an infrastructure fault (never scored)."""
+    min_scored_share: float = Field(DEFAULT_MIN_SCORED_SHARE, ge=0.0, le=1.0)
+    """A job with fewer scored episodes is an infrastructure failure (re-run, never
+    reported completed); the backend applies its own, authoritative, share."""
     job_deadline_s: float | None = None
     """Override of the job's own ``deadline_s`` (None: use the job's)."""
     fast_timers: bool = False

@@ -8,7 +8,8 @@ channel, parsed once with a ``TypeAdapter`` and dispatched with ``match``.
   ``TaskMetrics``, ``EvalMetrics``).
 * :mod:`kinitro.protocol.conditions` — competition knobs (``Conditions``);
   :mod:`kinitro.protocol.baselines` — reference-agent baselines of a competition;
-  :mod:`kinitro.protocol.presets` — competition presets.
+  :mod:`kinitro.protocol.presets` — competition presets;
+  :mod:`kinitro.protocol.coverage` — the coverage rule (when a job's results count).
 * :mod:`kinitro.protocol.validator_ws` — backend ↔ validator WebSocket (``/ws/validator``).
 * :mod:`kinitro.protocol.runtime` — evaluator runtime versions (simulator stack, benchmark
   ``-vN``) carried by the handshake and every result.
