@@ -8,8 +8,10 @@ registered on the subnet are ignored.
 
 Each new submission is recorded as ``pending`` first, then processed (so a crash in
 between is resumed on the next pass): a commitment that does not parse, names an unknown
-or inactive competition, or pins an artifact that is too large, has another sha256 or is
-not a valid bundle is **rejected with a reason**; otherwise the miner's older live
+or inactive competition, exceeds the miner's submission rate in that competition
+(``submission_limit`` accepted per ``submission_window_s``: ``rate_limited``), or pins an
+artifact that is too large, has another sha256 or is not a valid bundle is **rejected
+with a reason**; otherwise the miner's older live
 submissions in that competition are superseded (their jobs cancelled), the earliest
 commitment of the same artifact is recorded as the credited one, and jobs are scheduled.
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
@@ -222,6 +224,17 @@ class ChainMonitor:
                 if commitment
                 else None
             )
+            accepted = (
+                await repo_submissions.accepted_since(
+                    conn,
+                    miner_hotkey=sub["miner_hotkey"],
+                    competition_id=competition["id"],
+                    since=datetime.now(UTC) - timedelta(seconds=s.submission_window_s),
+                    before_id=sub["id"],
+                )
+                if competition
+                else 0
+            )
         size: int | None = None
         reason: tuple[str, str] | None = None
         if commitment is None:
@@ -233,6 +246,12 @@ class ChainMonitor:
             )
         elif not competition["active"]:
             reason = ("competition_inactive", f"competition {competition['id']!r} is not active")
+        elif accepted >= s.submission_limit:
+            reason = (
+                "rate_limited",
+                f"{accepted} submissions to {competition['id']!r} accepted in the last "
+                f"{s.submission_window_s:.0f}s (limit {s.submission_limit})",
+            )
         else:
             try:
                 size = await self.state.verifier.verify(commitment, s.artifact_max_bytes)

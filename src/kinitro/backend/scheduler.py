@@ -5,8 +5,9 @@
 * :class:`Scheduler` (one replica at a time, advisory lock) repeatedly: expires leases
   (``lease_s`` without an ack or progress), assigns jobs that have fewer than
   ``replication`` live or finished assignments to connected non-lite validators (least
-  loaded first; a validator whose lease expired may be offered the job again, as a new
-  attempt, when nobody else can take it), reveals the seeds of ended rounds, and wakes
+  loaded first, at most ``max_jobs_per_validator`` unfinished each; a validator whose
+  lease expired may be offered the job again, as a new attempt, when nobody else can take
+  it), reveals the seeds of ended rounds, and wakes
   the sockets of the validators concerned (NOTIFY, any replica).
 """
 
@@ -99,8 +100,9 @@ async def active_load(conn: AsyncConnection) -> Counter[str]:
     return Counter({r[0]: int(r[1]) for r in (await conn.execute(stmt)).all()})
 
 
-async def assign_pending(conn: AsyncConnection, lease_s: float) -> set[str]:
-    """One assignment pass; returns the hotkeys that got new work."""
+async def assign_pending(conn: AsyncConnection, lease_s: float, max_in_flight: int) -> set[str]:
+    """One assignment pass; returns the hotkeys that got new work. A validator holding
+    ``max_in_flight`` unfinished assignments gets no more until one finishes."""
     validators = await repo_validators.evaluators(conn)
     if not validators:
         return set()
@@ -109,10 +111,11 @@ async def assign_pending(conn: AsyncConnection, lease_s: float) -> set[str]:
     for job in await repo_jobs.jobs_short_of_validators(conn):
         need = job["replication"] - job["assigned"]
         have = await repo_jobs.assignment_hotkeys(conn, job["id"])
-        fresh = sorted((v for v in validators if v not in have), key=lambda v: (load[v], v))
-        again = sorted(
-            (v for v in validators if have.get(v) == "expired"), key=lambda v: (load[v], v)
-        )
+        free = [v for v in validators if load[v] < max_in_flight]
+        if not free:
+            break
+        fresh = sorted((v for v in free if v not in have), key=lambda v: (load[v], v))
+        again = sorted((v for v in free if have.get(v) == "expired"), key=lambda v: (load[v], v))
         for hotkey in (fresh + again)[:need]:
             await repo_jobs.assign(conn, job["id"], hotkey, lease_s)
             load[hotkey] += 1
@@ -145,7 +148,7 @@ class Scheduler:
                     validator_hotkey=hotkey,
                     reason="heartbeat lost (replica gone)",
                 )
-            woken = await assign_pending(conn, s.lease_s)
+            woken = await assign_pending(conn, s.lease_s, s.max_jobs_per_validator)
             if woken:
                 self.state.metrics.jobs_assigned.inc(len(woken))
                 await events.wake_validators(conn, woken)

@@ -77,6 +77,13 @@ class Settings(KinitroSettings):
     own installed version. Results of different versions are never combined in one score.
     Env: JSON, e.g. ``KINITRO_BACKEND_ACCEPTED_SIMULATORS='{"mujoco": ["3.3.0"]}'``."""
 
+    # --- submissions
+    submission_limit: int = Field(default=4, ge=1)
+    """Submissions a miner hotkey may have accepted per competition and window; more are
+    rejected ``rate_limited`` (evaluation costs every validator; a flood would crowd out
+    other miners)."""
+    submission_window_s: float = Field(default=86_400.0, gt=0)
+
     # --- scheduler
     replication: int = Field(default=3, ge=1)
     """Validators each job is assigned to (competitions may set their own)."""
@@ -86,6 +93,9 @@ class Settings(KinitroSettings):
     job_deadline_s: int = 3600
     lease_s: float = 900.0
     max_attempts: int = 3
+    max_jobs_per_validator: int = Field(default=8, ge=1)
+    """In-flight cap: unfinished assignments (assigned, acked, running) a validator holds
+    at most; the scheduler gives it more as they finish."""
     min_scored_share: float = Field(default=DEFAULT_MIN_SCORED_SHARE, ge=0.0, le=1.0)
     """The coverage rule: a completed result with fewer scored episodes (of the job's
     planned ones) is an infrastructure failure — re-run, and never scored."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -59,6 +60,27 @@ async def supersede_previous(
         .returning(T.c.id)
     )
     return list((await conn.execute(stmt)).scalars())
+
+
+async def accepted_since(
+    conn: AsyncConnection,
+    *,
+    miner_hotkey: str,
+    competition_id: str,
+    since: datetime,
+    before_id: int,
+) -> int:
+    """The miner's submissions in the competition accepted for evaluation (scheduled,
+    evaluated or since superseded) that were first seen at ``since`` or later, older than
+    ``before_id`` (the submission being decided): the submission rate limit's count."""
+    stmt = select(func.count()).where(
+        T.c.miner_hotkey == miner_hotkey,
+        T.c.competition_id == competition_id,
+        T.c.id < before_id,
+        T.c.status.in_(("scheduled", "evaluated", "superseded")),
+        T.c.created_at >= since,
+    )
+    return int((await conn.execute(stmt)).scalar() or 0)
 
 
 async def earliest_with_artifact(

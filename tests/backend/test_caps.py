@@ -1,0 +1,82 @@
+"""Free denial of service, refused over the real backend: a validator holds at most
+``max_jobs_per_validator`` unfinished jobs, and a miner has at most ``submission_limit``
+submissions accepted per competition and window (the next is rejected ``rate_limited``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kinitro.protocol.commitment import encode_commitment
+from kinitro.protocol.validator_ws import Ack
+from kinitro.storage.artifacts import LocalRegistry
+
+from .conftest import Backend, Net, create_competition, login, upload, wait_for
+from .playing import play
+from .test_flow import commit_artifact, get
+
+
+async def _submissions(backend: Backend, hotkey: str) -> list[dict[str, Any]]:
+    page = await get(backend, "/api/v1/submissions", miner_hotkey=hotkey)
+    return sorted(page["items"], key=lambda s: s["id"])
+
+
+async def test_a_validator_holds_at_most_its_in_flight_cap(
+    make_backend: Any, net: Net, registry: LocalRegistry
+) -> None:
+    async with make_backend(max_jobs_per_validator=1) as backend:
+        await create_competition(backend)
+        client, _ = await login(backend, await net.validator())
+        await commit_artifact(net, registry, content=b"one", repo="a/agent")
+        await commit_artifact(net, registry, content=b"two", repo="b/agent")
+        first = await client.recv_type("eval_job", within=15)
+        await client.send(Ack.of(first))
+        try:  # the second job waits while the first is unfinished
+            extra = await client.recv_type("eval_job", within=3)
+            raise AssertionError(f"a second job past the cap: {extra.job_id}")
+        except TimeoutError:
+            pass
+        jobs = await get(backend, "/api/v1/jobs")
+        assert jobs["total"] == 2
+        assert (await play(client, first, 1)).ok
+        second = await client.recv_type("eval_job", within=15)  # capacity freed
+        assert second.job_id != first.job_id
+        await client.close()
+
+
+async def test_submissions_over_the_rate_limit_are_rejected_rate_limited(
+    make_backend: Any, net: Net, registry: LocalRegistry
+) -> None:
+    async with make_backend(submission_limit=1, submission_window_s=3600) as backend:
+        await create_competition(backend)
+        miner = await commit_artifact(net, registry, content=b"v1")
+        other = await commit_artifact(net, registry, content=b"x1", repo="other/agent")
+        [v1] = await wait_for(lambda: _scheduled(backend, miner.ss58_address), within=15)
+        await asyncio.sleep(0.3)  # the chain's commit rate limit: one block
+        ref = upload(registry, "miner/agent", b"v2")
+        text = encode_commitment(
+            competition_id="mt1",
+            registry="local",
+            repo=ref.repo,
+            revision=ref.revision,
+            sha256=ref.sha256,
+        )
+        await net.chain.commit(miner, text)
+
+        async def rejected() -> dict[str, Any] | None:
+            subs = await _submissions(backend, miner.ss58_address)
+            return subs[-1] if len(subs) == 2 and subs[-1]["status"] == "rejected" else None
+
+        v2 = await wait_for(rejected, within=15)
+        assert v2["rejection_reason"] == "rate_limited", v2
+        assert (
+            "1 submissions to 'mt1' accepted in the last 3600s (limit 1)"
+            in (v2["rejection_detail"])
+        )
+        assert (await get(backend, f"/api/v1/submissions/{v1['id']}"))["status"] == "scheduled"
+        assert await _scheduled(backend, other.ss58_address)  # other miners are unaffected
+
+
+async def _scheduled(backend: Backend, hotkey: str) -> list[dict[str, Any]] | None:
+    subs = await _submissions(backend, hotkey)
+    return subs if subs and subs[0]["status"] == "scheduled" else None
