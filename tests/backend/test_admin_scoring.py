@@ -65,8 +65,12 @@ async def test_competition_admin_crud(backend: Backend) -> None:
             json={"id": "c1", "name": "again", "benchmarks": [_bench()]},
         )
         assert dup.status_code == 409
-        patched = await admin.patch("/api/v1/admin/competitions/c1", json={"win_margin": 0.1})
-        assert patched.json()["win_margin"] == 0.1
+        patched = await admin.patch(
+            "/api/v1/admin/competitions/c1", json={"min_episodes": 40, "min_leader_score": 0.1}
+        )
+        assert (patched.json()["min_episodes"], patched.json()["min_leader_score"]) == (40, 0.1)
+        stale = await admin.patch("/api/v1/admin/competitions/c1", json={"win_margin": 0.1})
+        assert stale.status_code == 422  # the fixed margin is gone: a paired test decides
         assert (patched.json()["quorum"], patched.json()["min_validators"]) == (1, None)
         # a quorum the replication can never reach is refused, naming both
         unreachable = await admin.patch("/api/v1/admin/competitions/c1", json={"min_validators": 2})
@@ -160,7 +164,7 @@ async def test_admin_approval_mode(backend: Backend, net: Net, registry: LocalRe
         assert again.status_code == 409
     board = await get(backend, "/api/v1/competitions/mt1/leaderboard")
     assert board["leader"]["miner_hotkey"] == miner.ss58_address
-    assert board["margin_to_beat"] is not None
+    assert (board["min_episodes"], board["min_leader_score"]) == (1, 0.0)
     await client.close()
 
 

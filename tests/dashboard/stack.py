@@ -385,7 +385,6 @@ class Stack:
                     ],
                     "points": 3,
                     "min_episodes": 1,
-                    "win_margin": 0.05,
                     "max_expert_baseline": 0.5,
                 },
                 {

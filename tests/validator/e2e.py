@@ -201,7 +201,6 @@ class Network:
                     "points": 100,
                     "min_success_rate": 0.1,
                     "min_episodes": 8,  # both benchmarks' 4 episodes
-                    "win_margin": 0.05,
                     "approval_mode": "auto",
                     "replication": 1,
                     "active": True,

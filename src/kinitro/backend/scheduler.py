@@ -2,12 +2,16 @@
 
 * :func:`schedule_submission` creates one job per (submission, benchmark) with the
   round's seed and wakes the scheduler.
-* :class:`Scheduler` (one replica at a time, advisory lock) repeatedly: expires leases
-  (``lease_s`` without an ack or progress), assigns jobs that have fewer than
-  ``replication`` live or finished assignments to connected non-lite validators (least
-  loaded first, at most ``max_jobs_per_validator`` unfinished each; a validator whose
-  lease expired may be offered the job again, as a new attempt, when nobody else can take
-  it), reveals the seeds of ended rounds, and wakes
+* :func:`schedule_round` gives the leader and the top ``leader_challengers`` eligible
+  submissions a job per benchmark in the current round (their paired re-evaluation).
+* :class:`Scheduler` (one replica at a time, advisory lock) repeatedly: schedules the
+  current round of each active competition, expires leases (``lease_s`` without an ack or
+  progress), assigns jobs that have fewer than ``replication`` live or finished
+  assignments to connected non-lite validators (the validators of the round's other jobs
+  of the same benchmark first, so episodes pair up, then least loaded first, at most
+  ``max_jobs_per_validator`` unfinished each; a validator whose lease expired may be
+  offered the job again, as a new attempt, when nobody else can take it), reveals the
+  seeds of ended rounds, and wakes
   the sockets of the validators concerned (NOTIFY, any replica).
 """
 
@@ -25,7 +29,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kinitro.backend import events, seeds
-from kinitro.backend.db import repo_admin, repo_jobs, repo_validators
+from kinitro.backend.db import (
+    repo_admin,
+    repo_competitions,
+    repo_jobs,
+    repo_scoring,
+    repo_submissions,
+    repo_validators,
+)
 from kinitro.backend.db.common import table, utcnow
 from kinitro.backend.db.models import JobAssignment
 from kinitro.backend.locks import SCHEDULER, LeaderLock
@@ -90,6 +101,28 @@ async def schedule_submission(
     return created
 
 
+async def schedule_round(
+    conn: AsyncConnection, settings: Settings, competition: dict[str, Any]
+) -> list[str]:
+    """Jobs of the current round for the leader and the ``leader_challengers`` best
+    eligible submissions (idempotent: one job per submission, benchmark and round), so the
+    leader re-earns its place on every round's seeds, paired with its challengers."""
+    leader = await repo_scoring.current_leader(conn, competition["id"])
+    leader_id = leader["submission_id"] if leader else None
+    challengers = await repo_scoring.top_eligible(
+        conn, competition["id"], limit=settings.leader_challengers, exclude=leader_id
+    )
+    created: list[str] = []
+    for sid in ([leader_id] if leader_id is not None else []) + challengers:
+        sub = await repo_submissions.get_submission(conn, sid)
+        if sub is None or sub["status"] not in ("scheduled", "evaluated"):
+            continue
+        created += await schedule_submission(
+            conn, settings, submission=sub, competition=competition
+        )
+    return created
+
+
 async def active_load(conn: AsyncConnection) -> Counter[str]:
     A = table(JobAssignment)
     stmt = (
@@ -114,7 +147,10 @@ async def assign_pending(conn: AsyncConnection, lease_s: float, max_in_flight: i
         free = [v for v in validators if load[v] < max_in_flight]
         if not free:
             break
-        fresh = sorted((v for v in free if v not in have), key=lambda v: (load[v], v))
+        panel = await repo_jobs.round_panel(conn, job["round_id"], job["benchmark_id"])
+        fresh = sorted(
+            (v for v in free if v not in have), key=lambda v: (v not in panel, load[v], v)
+        )
         again = sorted((v for v in free if have.get(v) == "expired"), key=lambda v: (load[v], v))
         for hotkey in (fresh + again)[:need]:
             await repo_jobs.assign(conn, job["id"], hotkey, lease_s)
@@ -148,6 +184,9 @@ class Scheduler:
                     validator_hotkey=hotkey,
                     reason="heartbeat lost (replica gone)",
                 )
+            for comp in await repo_competitions.list_competitions(conn, active=True):
+                if created := await schedule_round(conn, s, comp):
+                    log.info("round jobs for competition %s: %d", comp["id"], len(created))
             woken = await assign_pending(conn, s.lease_s, s.max_jobs_per_validator)
             if woken:
                 self.state.metrics.jobs_assigned.inc(len(woken))

@@ -2,11 +2,14 @@
 
 Per active competition: load the completed results of scorable submissions, keep one
 evaluator runtime per submission (:func:`.runtimes.one_runtime_per_submission`: results of
-different simulator versions are never combined), apply :mod:`.scoring` (median across
-validators, quorum :func:`.quorum.quorum_of`, copies, threshold), store the scores (a
-submission with results but not at quorum yet is stored *awaiting quorum*, never
-eligible), decide the leader (``approval_mode`` ``auto`` crowns directly, ``admin``
-records a candidate for an admin to approve), then compute the weights across
+different simulator versions are never combined) and its last ``leader_window_rounds``
+complete rounds (:mod:`.window`), apply :mod:`.scoring` (median across validators, quorum
+:func:`.quorum.quorum_of`, copies, threshold), decide the leader (crowning rules, and the
+paired test of :mod:`.paired` on the scored episodes the leader and each qualified
+challenger share), store the scores (a submission with results but not at quorum yet is
+stored *awaiting quorum*, never eligible; ``detail.vs_leader`` holds a challenger's test)
+and apply the decision (``approval_mode`` ``auto`` crowns directly, ``admin`` records a
+candidate for an admin to approve), then compute the weights across
 competitions and, when they changed, store a new weight set and queue ``set_weights`` to
 every known validator (sent now to connected ones, on reconnect to the others).
 """
@@ -23,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend import events, runtimes, scoring
+from kinitro.backend import events, paired, runtimes, scoring, window
 from kinitro.backend.db import repo_competitions, repo_scoring, repo_submissions, repo_validators
 from kinitro.backend.locks import SCORING, LeaderLock
 from kinitro.backend.quorum import quorum_of
 from kinitro.chain.errors import ChainError
+from kinitro.protocol.common import FailureCause
 from kinitro.protocol.validator_ws import SetWeights
 
 if TYPE_CHECKING:
@@ -50,19 +54,34 @@ async def score_competition(
     cid = competition["id"]
     need = quorum_of(competition, settings)
     subs = [s for s in await repo_submissions.scorable(conn, cid) if s["artifact_sha256"]]
-    per_job: dict[int, dict[str, list[scoring.ValidatorResult]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
     results, runtime_of = runtimes.one_runtime_per_submission(
         await repo_scoring.results_for_scoring(conn, cid),
         policy,
         quorum=need,
     )
-    for r in results:
-        per_job[r["submission_id"]][r["job_id"]].append(
-            scoring.ValidatorResult(r["validator_hotkey"], r["successes"] or 0, r["episodes"] or 0)
+    rounds: dict[int, dict[str, window.RoundJobs]] = defaultdict(dict)
+    for row in await repo_scoring.job_counts(conn, cid):
+        rounds[row["submission_id"]][row["round_id"]] = window.RoundJobs(
+            row["starts_at"], expected=row["jobs"]
         )
-    expected = await repo_scoring.job_counts(conn, cid)
+    for r in results:
+        rj = rounds[r["submission_id"]].get(r["round_id"])
+        if rj is not None and (r["episodes"] or 0) > 0:
+            rj.results[r["job_id"]] = rj.results.get(r["job_id"], 0) + 1
+    counted = {
+        sid: window.recent_rounds(rs, quorum=need, window=settings.leader_window_rounds)
+        for sid, rs in rounds.items()
+    }
+    per_job: dict[int, dict[str, list[scoring.ValidatorResult]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for r in results:
+        if r["round_id"] in counted.get(r["submission_id"], ()):
+            per_job[r["submission_id"]][r["job_id"]].append(
+                scoring.ValidatorResult(
+                    r["validator_hotkey"], r["successes"] or 0, r["episodes"] or 0
+                )
+            )
     candidates = [
         scoring.Candidate(
             submission_id=s["id"],
@@ -71,7 +90,7 @@ async def score_competition(
             commitment_block=s["commitment_block"],
             sha256=s["artifact_sha256"],
             jobs=per_job.get(s["id"], {}),
-            expected_jobs=expected.get(s["id"], 0),
+            expected_jobs=sum(rounds[s["id"]][r].expected for r in counted.get(s["id"], ())),
         )
         for s in subs
     ]
@@ -82,11 +101,26 @@ async def score_competition(
         min_success_rate=competition["min_success_rate"],
         earlier=await repo_submissions.earliest_artifacts(conn, cid),
     )
+    crowning = scoring.Crowning(
+        competition["min_episodes"],
+        competition["min_leader_score"],
+        settings.dethrone_confidence,
+        settings.dethrone_min_shared,
+    )
+    current = await repo_scoring.current_leader(conn, cid)
+    contenders = {s.submission_id for s in scored if crowning.qualifies(s)}
+    decision = scoring.decide_leader(
+        scored,
+        current["submission_id"] if current else None,
+        crowning=crowning,
+        episodes=await _episodes(conn, contenders, per_job, results),
+    )
     # a scorable submission none of whose results stands (all discarded) has no score
     await repo_scoring.drop_scores(conn, [x["id"] for x in subs if x["id"] not in per_job])
     for s in scored:
         if s.submission_id not in per_job:
             continue
+        test = decision.tests.get(s.submission_id)
         await repo_scoring.save_score(
             conn,
             dict(
@@ -103,6 +137,9 @@ async def score_competition(
                 copy_of=s.copy_of,
                 detail={
                     "complete": s.complete,
+                    "qualified": crowning.qualifies(s),
+                    "rounds": counted.get(s.submission_id, []),
+                    "vs_leader": test.as_json() if test is not None else None,
                     "quorum": {"have": s.quorum_have, "need": s.quorum_need},
                     "runtime": runtime_of.get(s.submission_id),
                     "jobs": [
@@ -118,14 +155,36 @@ async def score_competition(
                 },
             ),
         )
-    current = await repo_scoring.current_leader(conn, cid)
-    decision = scoring.decide_leader(
-        scored,
-        current["submission_id"] if current else None,
-        win_margin=competition["win_margin"],
-        crowning=scoring.Crowning(competition["min_episodes"], competition["min_leader_score"]),
-    )
     return scored, decision
+
+
+async def _episodes(
+    conn: AsyncConnection,
+    submissions: set[int],
+    per_job: dict[int, dict[str, list[scoring.ValidatorResult]]],
+    results: list[Any],
+) -> dict[int, dict[paired.Key, paired.EpisodeRecord]]:
+    """Scored episodes of the counted results of these submissions, by pairing key."""
+    jobs = [j for sid in submissions for j in per_job.get(sid, {})]
+    counted = {(r["job_id"], r["validator_hotkey"]) for r in results}
+    records: dict[int, list[paired.EpisodeRecord]] = defaultdict(list)
+    for e in await repo_scoring.episodes_of_jobs(conn, jobs):
+        cause = e["failure_cause"]
+        if (e["job_id"], e["validator_hotkey"]) not in counted:
+            continue
+        if cause is not None and not FailureCause(cause).is_agent_fault:
+            continue  # an infrastructure fault is never scored
+        records[e["submission_id"]].append(
+            paired.EpisodeRecord(
+                submission_id=e["submission_id"],
+                validator=e["validator_hotkey"],
+                round_id=e["round_id"],
+                task=e["task"],
+                task_episode=e["task_episode"],
+                success=bool(e["success"]) and cause is None,
+            )
+        )
+    return {sid: paired.by_key(rs) for sid, rs in records.items()}
 
 
 async def apply_decision(
@@ -247,11 +306,6 @@ class ScoreEngine:
                         competition_id=comp["id"],
                         leader_submission_id=str(leader["submission_id"]) if leader else None,
                         leader_hotkey=leader["miner_hotkey"] if leader else None,
-                        margin_to_beat=(
-                            min(1.0, leader["success_rate"] + comp["win_margin"])
-                            if leader
-                            else None
-                        ),
                         entries=_entries(scored, leader),
                     )
                 leader_uid = None

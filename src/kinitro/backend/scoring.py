@@ -15,10 +15,10 @@
   ``min_episodes`` scored episodes and a Wilson lower bound above ``min_leader_score``
   (:class:`Crowning`). A leader that stops qualifying loses the crown; while nobody
   qualifies the competition has no leader and its share goes to ``owner_uid``.
-* **Leader** — the best qualifying submission becomes leader; afterwards a challenger
-  replaces the leader only if its Wilson lower bound exceeds the leader's success rate
-  plus the competition's win margin (``margin_to_beat``), i.e. it is better by more than
-  the margin *and* outside the statistical noise of its own evaluation.
+* **Leader** — the best qualifying submission becomes leader; afterwards a qualified
+  challenger replaces it only when the paired test over the episodes both played in the
+  recent rounds (:mod:`.paired`: same validator, round, task and episode index) says it
+  is better at ``confidence``; the best-ranked challenger that passes wins.
 * **Weights** — each active competition's points share goes to its leader's uid; the
   owner share and the share of competitions without a leader go to ``owner_uid``; the
   result sums to one.
@@ -30,6 +30,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from kinitro.backend.paired import EpisodeRecord, Key, PairedTest, paired_test
 from kinitro.protocol.common import wilson_interval
 
 
@@ -181,19 +182,23 @@ def score(
 @dataclass(frozen=True, slots=True)
 class LeaderDecision:
     leader: int | None  # submission id of the leader after this decision
-    challenger: int | None  # the best eligible non-leader
+    challenger: int | None  # the best qualified non-leader
     changed: bool
     reason: str
-    margin_to_beat: float | None  # success rate a challenger's ci_low must exceed
+    tests: Mapping[int, PairedTest] = field(default_factory=dict)  # challenger → vs leader
 
 
 @dataclass(frozen=True, slots=True)
 class Crowning:
     """What a submission needs to hold the crown: at least ``min_episodes`` scored
-    episodes and a Wilson lower bound above ``min_leader_score``."""
+    episodes and a Wilson lower bound above ``min_leader_score``; to take it from a
+    leader, a paired test (:func:`kinitro.backend.paired.paired_test`) at ``confidence``
+    over at least ``min_shared`` shared episodes."""
 
     min_episodes: int = 30
     min_leader_score: float = 0.0
+    confidence: float = 0.95
+    min_shared: int = 50
 
     def qualifies(self, s: Scored) -> bool:
         return s.eligible and s.episodes >= self.min_episodes and s.ci_low > self.min_leader_score
@@ -203,26 +208,37 @@ def decide_leader(
     scored: Sequence[Scored],
     current_leader: int | None,
     *,
-    win_margin: float,
     crowning: Crowning,
+    episodes: Mapping[int, Mapping[Key, EpisodeRecord]],
 ) -> LeaderDecision:
+    """``episodes``: submission → its scored episodes of the recent rounds, by pairing key."""
     qualified = sorted((s for s in scored if crowning.qualifies(s)), key=lambda s: s.sort_key)
     leader = next((s for s in qualified if s.submission_id == current_leader), None)
     challengers = [s for s in qualified if s.submission_id != current_leader]
     best = challengers[0] if challengers else None
     if leader is None:
         if best is None:
-            return LeaderDecision(None, None, current_leader is not None, "no_qualified", None)
-        return LeaderDecision(best.submission_id, None, True, "first_leader", None)
-    margin = min(1.0, leader.success_rate + win_margin)
-    if best is not None and best.ci_low > margin:
-        return LeaderDecision(best.submission_id, None, True, "beat_leader", None)
+            return LeaderDecision(None, None, current_leader is not None, "no_qualified")
+        return LeaderDecision(best.submission_id, None, True, "first_leader")
+    mine = episodes.get(leader.submission_id, {})
+    tests = {
+        c.submission_id: paired_test(
+            mine,
+            episodes.get(c.submission_id, {}),
+            confidence=crowning.confidence,
+            min_shared=crowning.min_shared,
+        )
+        for c in challengers
+    }
+    winner = next((c for c in challengers if tests[c.submission_id].better), None)
+    if winner is not None:
+        return LeaderDecision(winner.submission_id, None, True, "beat_leader", tests)
     return LeaderDecision(
         leader.submission_id,
         best.submission_id if best else None,
         False,
         "leader_holds",
-        margin,
+        tests,
     )
 
 

@@ -117,6 +117,14 @@ class Settings(KinitroSettings):
     disagreement_band: float = 0.2
     owner_uid: int = 0
     owner_share: float = 0.0
+    leader_challengers: int = Field(default=3, ge=0)
+    """Best eligible non-leaders re-evaluated with the leader in every round."""
+    leader_window_rounds: int = Field(default=5, ge=1)
+    """A submission's score, and the paired test, use its most recent complete rounds."""
+    dethrone_confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    """Confidence of the one-sided paired test a challenger must pass to dethrone."""
+    dethrone_min_shared: int = Field(default=50, ge=1)
+    """Episodes a challenger must share with the leader before the test may dethrone."""
 
     # --- admin and operations
     admin_api_key: SecretStr | None = None

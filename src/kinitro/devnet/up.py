@@ -278,7 +278,6 @@ class Devnet:
                 "min_success_rate": 0.5,
                 # crowned on a full evaluation (every episode scored), never on fewer
                 "min_episodes": self.opts.episodes_per_task,
-                "win_margin": 0.05,
                 "approval_mode": "auto",
                 "active": True,
             }

@@ -237,7 +237,6 @@ class LeaderboardUpdatedEvent(_Event):
     leader_submission_id: Identifier | None = None
     leader_hotkey: Hotkey | None = None
     entries: Annotated[list[LeaderboardEntry], Field(max_length=1024)] = Field(default_factory=list)
-    margin_to_beat: NonNegFloat | None = None
 
 
 class WeightsUpdatedEvent(_Event):

@@ -39,8 +39,8 @@ await run("navigate", async ({ page, url, shot, config }) => {
   check(/\d+\.\d%/.test(await leaderRow.innerText()), "success rate shown");
   check(/\[\d+\.\d–\d+\.\d%\]/.test(await leaderRow.innerText()), "interval shown");
   const card = page.getByTestId("competition-mt3");
-  check((await card.innerText()).includes("Margin to beat"), "margin to beat shown");
-  check(/> \d+\.\d%/.test(await card.innerText()), "margin value shown");
+  check((await card.innerText()).includes("To take the lead"), "what it takes to lead shown");
+  check(/needs \d+ episodes, lower bound > \d+\.\d%/.test(await card.innerText()), "crowning rule shown");
   check((await card.innerText()).includes("automatic"), "approval status shown");
   const reach = page.getByTestId("competition-reach");
   await reach.getByText("1 candidate awaiting admin approval").waitFor();

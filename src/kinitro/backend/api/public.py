@@ -78,24 +78,22 @@ async def get_competition(
 
 @router.get("/competitions/{competition_id}/leaderboard", responses=NOT_FOUND)
 async def leaderboard(competition_id: CompetitionIdPath, conn: ConnDep) -> dict[str, Any]:
-    """Ranked scores; ``margin_to_beat`` is what a challenger's Wilson lower bound must
-    exceed to replace the leader."""
+    """Ranked scores; a challenger's row carries ``vs_leader``, its paired test against the
+    leader (``docs/backend.md``, "Leaders and challengers")."""
     c = await repo_competitions.get_competition(conn, competition_id)
     if c is None:
         raise NotFoundError(f"no competition {competition_id!r}")
     rows = quorum.annotate_board(await repo_scoring.leaderboard(conn, competition_id))
     leader = await repo_scoring.current_leader(conn, competition_id)
-    margin = None
-    if leader is not None:
-        margin = min(1.0, leader["success_rate"] + c["win_margin"])
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
         row["is_leader"] = leader is not None and row["submission_id"] == leader["submission_id"]
+        row["vs_leader"] = (row.get("detail") or {}).get("vs_leader")
     return {
         "competition_id": competition_id,
         "leader": leader,
-        "margin_to_beat": margin,
-        "win_margin": c["win_margin"],
+        "min_episodes": c["min_episodes"],
+        "min_leader_score": c["min_leader_score"],
         "approval_mode": c["approval_mode"],
         "pending_candidates": await repo_scoring.candidates(conn, competition_id=competition_id),
         "rows": rows,

@@ -106,7 +106,6 @@ class CompetitionIn(BaseModel):
         le=64,
         description="Quorum: validators whose results a job needs (null: backend default).",
     )
-    win_margin: float = Field(default=0.05, ge=0, le=1)
     min_episodes: int = Field(
         default=30, ge=1, le=100_000, description="Scored episodes a leader needs at least."
     )
@@ -138,7 +137,6 @@ class CompetitionPatch(BaseModel):
     points: float | None = Field(default=None, ge=0)
     min_success_rate: float | None = Field(default=None, ge=0, le=1)
     min_validators: int | None = Field(default=None, ge=1, le=64)
-    win_margin: float | None = Field(default=None, ge=0, le=1)
     min_episodes: int | None = Field(default=None, ge=1, le=100_000)
     min_leader_score: float | None = Field(default=None, ge=0, lt=1)
     approval_mode: Literal["auto", "admin"] | None = None
@@ -170,7 +168,6 @@ class Competition(BaseModel):
     active: bool
     min_success_rate: float
     min_validators: int | None
-    win_margin: float
     min_episodes: int
     min_leader_score: float
     approval_mode: str

@@ -67,7 +67,6 @@ class Competition(Base):
     active: Mapped[bool] = mapped_column(Boolean, server_default="false")
     min_success_rate: Mapped[float] = mapped_column(Float, server_default="0")
     min_validators: Mapped[int | None] = mapped_column(Integer)  # quorum; null: backend default
-    win_margin: Mapped[float] = mapped_column(Float, server_default="0.05")
     # crowning: a leader needs this many scored episodes and a Wilson lower bound above
     # min_leader_score (until one qualifies, the competition's share goes to the owner uid)
     min_episodes: Mapped[int] = mapped_column(Integer, server_default="30")
@@ -135,11 +134,12 @@ class EvalRound(Base):
 
 
 class Job(Base):
-    """One evaluation of a submission on one benchmark. Natural key: id (job_id)."""
+    """One evaluation of a submission on one benchmark in one round (the leader and the top
+    challengers get one every round). Natural key: id (job_id)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
-        UniqueConstraint("submission_id", "benchmark_id"),
+        UniqueConstraint("submission_id", "benchmark_id", "round_id"),
         Index("ix_jobs_state", "state"),
     )
 

@@ -71,11 +71,11 @@ async def list_rounds(
 
 
 async def create_job(conn: AsyncConnection, values: dict[str, Any]) -> str | None:
-    """Insert a job; None when the (submission, benchmark) job exists already."""
+    """Insert a job; None when the (submission, benchmark, round) job exists already."""
     stmt = (
         insert(J)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=[J.c.submission_id, J.c.benchmark_id])
+        .on_conflict_do_nothing(index_elements=[J.c.submission_id, J.c.benchmark_id, J.c.round_id])
         .returning(J.c.id)
     )
     job_id = (await conn.execute(stmt)).scalar()
@@ -232,13 +232,29 @@ async def jobs_short_of_validators(conn: AsyncConnection, limit: int = 200) -> l
     )
     n = func.coalesce(counted.c.n, 0)
     stmt = (
-        select(J.c.id, J.c.replication, n.label("assigned"))
+        select(J.c.id, J.c.replication, J.c.round_id, J.c.benchmark_id, n.label("assigned"))
         .outerjoin(counted, counted.c.job_id == J.c.id)
         .where(J.c.state.in_(LIVE_JOB), n < J.c.replication)
         .order_by(J.c.created_at)
         .limit(limit)
     )
     return rows(await conn.execute(stmt))
+
+
+async def round_panel(conn: AsyncConnection, round_id: str, benchmark_id: str) -> set[str]:
+    """Validators holding or having done a job of this round and benchmark: a round's
+    jobs go to the same validators where possible, so its episodes pair up."""
+    stmt = (
+        select(A.c.validator_hotkey)
+        .join(J, J.c.id == A.c.job_id)
+        .where(
+            J.c.round_id == round_id,
+            J.c.benchmark_id == benchmark_id,
+            A.c.state.in_(ACTIVE + DONE),
+        )
+        .distinct()
+    )
+    return set((await conn.execute(stmt)).scalars())
 
 
 async def assignment_hotkeys(conn: AsyncConnection, job_id: str) -> dict[str, str]:

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kinitro.backend.db.common import page, rows, table, utcnow
 from kinitro.backend.db.models import (
+    Episode,
+    EvalRound,
     Job,
     LeaderDecision,
     Result,
@@ -29,6 +31,8 @@ J = table(Job)
 RES = table(Result)
 S = table(Submission)
 V = table(Validator)
+E = table(Episode)
+R = table(EvalRound)
 
 
 async def results_for_scoring(conn: AsyncConnection, competition_id: str) -> list[dict[str, Any]]:
@@ -38,6 +42,7 @@ async def results_for_scoring(conn: AsyncConnection, competition_id: str) -> lis
         select(
             J.c.submission_id,
             J.c.id.label("job_id"),
+            J.c.round_id,
             RES.c.validator_hotkey,
             RES.c.successes,
             RES.c.episodes,
@@ -57,15 +62,59 @@ async def results_for_scoring(conn: AsyncConnection, competition_id: str) -> lis
     return rows(await conn.execute(stmt))
 
 
-async def job_counts(conn: AsyncConnection, competition_id: str) -> dict[int, int]:
+async def job_counts(conn: AsyncConnection, competition_id: str) -> list[dict[str, Any]]:
+    """Per (submission, round): its live or finished jobs and when the round starts."""
     from sqlalchemy import func
 
     stmt = (
-        select(J.c.submission_id, func.count())
+        select(J.c.submission_id, J.c.round_id, R.c.starts_at, func.count().label("jobs"))
+        .join(R, R.c.id == J.c.round_id)
         .where(J.c.competition_id == competition_id, J.c.state != "cancelled")
-        .group_by(J.c.submission_id)
+        .group_by(J.c.submission_id, J.c.round_id, R.c.starts_at)
     )
-    return {int(r[0]): int(r[1]) for r in (await conn.execute(stmt)).all()}
+    return rows(await conn.execute(stmt))
+
+
+async def episodes_of_jobs(conn: AsyncConnection, job_ids: list[str]) -> list[dict[str, Any]]:
+    """Episode summaries of these jobs, with their submission and round (for pairing)."""
+    if not job_ids:
+        return []
+    stmt = (
+        select(
+            J.c.submission_id,
+            J.c.round_id,
+            E.c.job_id,
+            E.c.validator_hotkey,
+            E.c.task,
+            E.c.task_episode,
+            E.c.success,
+            E.c.failure_cause,
+        )
+        .join(J, J.c.id == E.c.job_id)
+        .where(E.c.job_id.in_(job_ids))
+    )
+    return rows(await conn.execute(stmt))
+
+
+async def top_eligible(
+    conn: AsyncConnection, competition_id: str, *, limit: int, exclude: int | None
+) -> list[int]:
+    """The best eligible, non-copy, live submissions by score (challengers of a round)."""
+    stmt = (
+        select(SC.c.submission_id)
+        .join(S, S.c.id == SC.c.submission_id)
+        .where(
+            SC.c.competition_id == competition_id,
+            SC.c.eligible.is_(True),
+            SC.c.copy_of.is_(None),
+            S.c.status.in_(("scheduled", "evaluated")),
+        )
+        .order_by(SC.c.success_rate.desc(), S.c.commitment_block, S.c.id)
+        .limit(limit)
+    )
+    if exclude is not None:
+        stmt = stmt.where(SC.c.submission_id != exclude)
+    return [int(x) for x in (await conn.execute(stmt)).scalars()]
 
 
 async def save_score(conn: AsyncConnection, values: dict[str, Any]) -> None:

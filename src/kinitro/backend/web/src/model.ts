@@ -83,7 +83,8 @@ export interface CompetitionView {
   points?: number;
   minSuccessRate?: number;
   minValidators?: number;
-  winMargin?: number;
+  minEpisodes?: number;
+  minLeaderScore?: number;
   approvalMode?: string;
   replication?: number;
   maxExpertBaseline?: number;
@@ -106,6 +107,8 @@ export interface LeaderboardRow {
   eligible?: boolean;
   disagreement?: boolean;
   copyOf?: string;
+  /** A qualified challenger's paired test against the leader (`vs_leader`). */
+  vsLeader?: PairedTestView;
   /** Results in / needed before the score counts (`quorum` of the API row or event). */
   quorumHave?: number;
   quorumNeed?: number;
@@ -118,8 +121,29 @@ export function awaitingQuorum(r: LeaderboardRow): string | undefined {
   return r.quorumHave < r.quorumNeed ? `awaiting quorum (${r.quorumHave}/${r.quorumNeed})` : undefined;
 }
 
+export interface PairedTestView {
+  sharedEpisodes?: number;
+  sharedRounds?: number;
+  wins?: number;
+  losses?: number;
+  pValue?: number;
+  better?: boolean;
+}
+
+function toPairedTest(raw: unknown): PairedTestView | undefined {
+  if (!isObj(raw)) return undefined;
+  return {
+    sharedEpisodes: num(pick(raw, "shared_episodes")),
+    sharedRounds: num(pick(raw, "shared_rounds")),
+    wins: num(pick(raw, "wins")),
+    losses: num(pick(raw, "losses")),
+    pValue: num(pick(raw, "p_value")),
+    better: bool(pick(raw, "better")),
+  };
+}
+
 export interface LeaderView {
-  /** Success rate when it was crowned (what `margin_to_beat` is measured from). */
+  /** Success rate when it was crowned. */
   crownedRate?: number;
   submissionId?: string;
   minerHotkey?: string;
@@ -141,7 +165,6 @@ export interface CandidateView {
 export interface LeaderboardView {
   rows: LeaderboardRow[];
   leader?: LeaderView;
-  marginToBeat?: number;
   pendingCandidates: CandidateView[];
 }
 
@@ -238,6 +261,7 @@ export function toLeaderboard(raw: unknown, fallbackLeader?: LeaderView): Leader
         eligible: bool(pick(r, "eligible")),
         disagreement: bool(pick(r, "disagreement")),
         copyOf: str(pick(r, "copy_of")),
+        vsLeader: toPairedTest(pick(r, "vs_leader", "detail.vs_leader")),
         quorumHave: num(pick(r, "quorum.have", "detail.quorum.have")),
         quorumNeed: num(pick(r, "quorum.need", "detail.quorum.need")),
         isLeader:
@@ -266,7 +290,6 @@ export function toLeaderboard(raw: unknown, fallbackLeader?: LeaderView): Leader
   return {
     rows,
     leader: current,
-    marginToBeat: num(pick(raw, "margin_to_beat")),
     pendingCandidates: arr(pick(raw, "pending_candidates", "candidates"))
       .filter(isObj)
       .map((c) => ({
@@ -291,7 +314,8 @@ export function toCompetition(raw: unknown): CompetitionView {
     points: num(pick(raw, "points")),
     minSuccessRate: num(pick(raw, "min_success_rate")),
     minValidators: num(pick(raw, "min_validators")),
-    winMargin: num(pick(raw, "win_margin")),
+    minEpisodes: num(pick(raw, "min_episodes")),
+    minLeaderScore: num(pick(raw, "min_leader_score")),
     approvalMode: str(pick(raw, "approval_mode")),
     replication: num(pick(raw, "replication")),
     maxExpertBaseline: num(pick(raw, "max_expert_baseline")),
@@ -300,15 +324,7 @@ export function toCompetition(raw: unknown): CompetitionView {
     leader,
     leaderboard: lb === undefined ? undefined : toLeaderboard(lb, leader),
   };
-  if (view.leaderboard) view.leaderboard = withMargin(view.leaderboard, view.winMargin);
   return view;
-}
-
-/** `margin_to_beat` = leader success rate + win margin, when the backend did not say. */
-export function withMargin(board: LeaderboardView, winMargin: number | undefined): LeaderboardView {
-  if (board.marginToBeat !== undefined || winMargin === undefined) return board;
-  const rate = board.leader?.crownedRate ?? board.leader?.successRate;
-  return rate === undefined ? board : { ...board, marginToBeat: Math.min(1, rate + winMargin) };
 }
 
 // ------------------------------------------------------------------ submissions

@@ -25,7 +25,6 @@ import {
   toSubmission,
   toValidator,
   toWeights,
-  withMargin,
 } from "./model";
 
 export type Connection = "connecting" | "live" | "reconnecting" | "offline";
@@ -143,7 +142,7 @@ export function applySnapshot(data: unknown): void {
     if (isObj(boards)) {
       for (const [cid, lb] of Object.entries(boards)) {
         const c = s.competitions.get(cid);
-        if (c) c.leaderboard = withMargin(toLeaderboard(lb, c.leader), c.winMargin);
+        if (c) c.leaderboard = toLeaderboard(lb, c.leader);
       }
     }
     s.submissions = listOf(pick(data, "recent_submissions", "submissions")).map(toSubmission);
@@ -285,17 +284,14 @@ export function applyEvent(event: Json): void {
             : undefined;
           const entries = pick(event, "entries");
           const board = Array.isArray(entries)
-            ? toLeaderboard(
-                { rows: entries, margin_to_beat: pick(event, "margin_to_beat") },
-                leader,
-              )
-            : { ...old, leader, marginToBeat: sameLeader ? old.marginToBeat : undefined };
+            ? toLeaderboard({ rows: entries }, leader)
+            : { ...old, leader };
           if (!Array.isArray(entries)) {
             board.rows = board.rows.map((r) => ({ ...r, isLeader: r.submissionId === leaderId }));
           }
           s.competitions = new Map(s.competitions).set(c.id, {
             ...c,
-            leaderboard: withMargin({ ...board, pendingCandidates: old.pendingCandidates }, c.winMargin),
+            leaderboard: { ...board, pendingCandidates: old.pendingCandidates },
           });
         }
         break;

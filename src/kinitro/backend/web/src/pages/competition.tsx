@@ -21,10 +21,9 @@ import {
   toCompetition,
   toLeaderboard,
   toSubmission,
-  withMargin,
 } from "../model";
 import { useStore } from "../store";
-import { LeaderboardTable, LeaderSummary } from "./leaderboard";
+import { crowningRule, LeaderboardTable, LeaderSummary } from "./leaderboard";
 
 export function CompetitionPage(props: { id: string }) {
   const s = useStore();
@@ -59,7 +58,7 @@ export function CompetitionPage(props: { id: string }) {
                     ["Points", c.points ?? DASH],
                     ["Minimum success rate", pct(c.minSuccessRate, 0)],
                     ["Minimum validators", c.minValidators ?? DASH],
-                    ["Win margin", pct(c.winMargin)],
+                    ["To be crowned", crowningRule(c)],
                     ["Approval mode", c.approvalMode ?? DASH],
                     ["Replication", c.replication ?? "default"],
                   ]}
@@ -94,7 +93,7 @@ export function CompetitionPage(props: { id: string }) {
               <Async res={board} what="the leaderboard">
                 {(lb) => (
                   <>
-                    <LeaderSummary competition={c} board={withMargin(lb, c.winMargin)} />
+                    <LeaderSummary competition={c} board={lb} />
                     <LeaderboardTable board={lb} caption={`Leaderboard of ${c.name}`} />
                     {lb.pendingCandidates.length > 0 && (
                       <>

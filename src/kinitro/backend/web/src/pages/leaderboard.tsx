@@ -1,4 +1,4 @@
-// Leaderboard table and its summary (leader, margin to beat, approval status).
+// Leaderboard table and its summary (leader, what it takes to lead, approval status).
 
 import {
   Badge,
@@ -9,7 +9,25 @@ import {
   SubmissionLink,
 } from "../components";
 import { DASH, pct } from "../format";
-import { awaitingQuorum, type CompetitionView, type LeaderboardView } from "../model";
+import {
+  awaitingQuorum,
+  type CompetitionView,
+  type LeaderboardView,
+  type PairedTestView,
+} from "../model";
+
+
+/** "needs 30 episodes, lower bound > 0.0%": what crowning takes in this competition. */
+export function crowningRule(c: CompetitionView): string {
+  if (c.minEpisodes === undefined) return DASH;
+  return `needs ${c.minEpisodes} episodes, lower bound > ${pct(c.minLeaderScore ?? 0)}`;
+}
+
+/** "+5 −1 on 60 shared, p = 0.109": a challenger's paired test, short. */
+export function pairedSummary(t: PairedTestView): string {
+  const p = t.pValue === undefined ? "?" : t.pValue < 0.001 ? "< 0.001" : t.pValue.toFixed(3);
+  return `+${t.wins ?? 0} −${t.losses ?? 0} on ${t.sharedEpisodes ?? 0} shared, p = ${p}`;
+}
 
 export function LeaderSummary(props: { competition: CompetitionView; board?: LeaderboardView }) {
   const { competition: c, board } = props;
@@ -52,9 +70,9 @@ export function LeaderSummary(props: { competition: CompetitionView; board?: Lea
           ),
         ],
         [
-          "Margin to beat",
-          <span title="A challenger's lower confidence bound must exceed this success rate">
-            {board?.marginToBeat !== undefined ? `> ${pct(board.marginToBeat)}` : DASH}
+          "To take the lead",
+          <span title="Every round the leader and the best challengers play the same seeds; a challenger must be better on the shared episodes (one-sided paired test, no single round deciding alone)">
+            {crowningRule(c)}; then win the paired test on shared episodes
           </span>,
         ],
         ["Approval", approval],
@@ -126,6 +144,11 @@ export function LeaderboardTable(props: {
                   <Badge state="queued" label="awaiting quorum" title="Counts once enough validators' results are in" />
                 ) : (
                   r.eligible === false && <Badge state="cancelled" label="not eligible" />
+                )}
+                {r.vsLeader && !r.isLeader && (
+                  <span class="muted small" data-testid="vs-leader" title="Paired test against the leader: challenger wins and losses on shared episodes, one-sided p-value">
+                    vs leader {pairedSummary(r.vsLeader)}
+                  </span>
                 )}
                 {r.disagreement && (
                   <Badge state="expired" label="validators disagree" title="Validator results differ beyond the agreement band" />

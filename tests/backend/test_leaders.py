@@ -1,0 +1,163 @@
+"""Leaders and challengers on synthetic per-episode records: the paired test, the round
+window, crowning; no database (the wire is covered by test_rounds_over_the_wire)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from kinitro.backend.paired import EpisodeRecord, Key, by_key, paired_test, sign_test_p
+from kinitro.backend.scoring import Candidate, Crowning, ValidatorResult, decide_leader, score
+from kinitro.backend.window import RoundJobs, recent_rounds
+
+RULES = Crowning(min_episodes=30, min_leader_score=0.0, confidence=0.95, min_shared=50)
+VALIDATORS = ("v0", "v1")
+
+
+def records(
+    sid: int, rounds: int, per_round: int, fails: Callable[[int, int], bool]
+) -> dict[Key, EpisodeRecord]:
+    """``per_round`` episodes per round split over two validators; ``fails(round, i)``."""
+    out = []
+    for r in range(rounds):
+        for i in range(per_round):
+            out.append(
+                EpisodeRecord(
+                    submission_id=sid,
+                    validator=VALIDATORS[i % 2],
+                    round_id=f"c-r{r}",
+                    task="reach-v3",
+                    task_episode=i // 2,
+                    success=not fails(r, i),
+                )
+            )
+    return by_key(out)
+
+
+def scored_of(recs: dict[int, dict[Key, EpisodeRecord]]) -> list:
+    cands = [
+        Candidate(
+            submission_id=sid,
+            miner_hotkey=f"hk{sid}",
+            miner_uid=sid,
+            commitment_block=sid,
+            sha256=f"sha{sid}",
+            jobs={
+                "j": [
+                    ValidatorResult("v", sum(e.success for e in rs.values()), len(rs)),
+                ]
+            },
+            expected_jobs=1,
+        )
+        for sid, rs in recs.items()
+    ]
+    return score(cands, quorum=1, band=1, min_success_rate=0)
+
+
+def every(n: int, offset: int = 0) -> Callable[[int, int], bool]:
+    return lambda r, i: (r * 7 + i) % n == offset
+
+
+def test_sign_test_p_values() -> None:
+    assert sign_test_p(0, 0) == 1.0
+    assert sign_test_p(5, 0) == pytest.approx(1 / 32)
+    assert sign_test_p(8, 1) == pytest.approx(10 / 512)
+    assert sign_test_p(3, 3) == pytest.approx(42 / 64)
+
+
+def test_a_095_leader_is_dethroned_by_099_given_enough_shared_episodes() -> None:
+    leader = records(1, 5, 100, every(20, 0))  # 95 %
+    better = records(2, 5, 100, every(100, 50))  # 99 %, failing elsewhere
+    test = paired_test(leader, better, confidence=0.95, min_shared=50)
+    assert (test.shared, test.rounds, test.wins, test.losses) == (500, 5, 25, 5)
+    assert test.p_value < 0.001 and test.worst_p_value < 0.05 and test.better
+    recs = {1: leader, 2: better}
+    decision = decide_leader(scored_of(recs), 1, crowning=RULES, episodes=recs)
+    assert (decision.leader, decision.changed, decision.reason) == (2, True, "beat_leader")
+
+
+def test_one_round_of_099_is_not_enough_shared_evidence() -> None:
+    leader = records(1, 1, 100, every(20, 0))
+    better = records(2, 1, 100, every(100, 50))
+    test = paired_test(leader, better, confidence=0.95, min_shared=50)
+    assert (test.wins, test.losses, test.rounds) == (5, 1, 1)
+    assert not test.better  # p = 7/64 and a single round never decides alone
+    recs = {1: leader, 2: better}
+    decision = decide_leader(scored_of(recs), 1, crowning=RULES, episodes=recs)
+    assert (decision.leader, decision.changed, decision.challenger) == (1, False, 2)
+
+
+def test_an_equal_challenger_does_not_dethrone() -> None:
+    leader = records(1, 5, 100, every(20, 0))
+    same = records(2, 5, 100, every(20, 10))  # 95 % too, failing on other episodes
+    test = paired_test(leader, same, confidence=0.95, min_shared=50)
+    assert (test.wins, test.losses) == (25, 25) and not test.better
+    recs = {1: leader, 2: same}
+    decision = decide_leader(scored_of(recs), 1, crowning=RULES, episodes=recs)
+    assert (decision.leader, decision.reason) == (1, "leader_holds")
+    assert decision.tests[2].p_value > 0.5
+
+
+def test_one_unlucky_round_of_the_leader_does_not_dethrone() -> None:
+    # equal at 95 % for four rounds; in the fifth the leader fails half its episodes
+    leader = records(1, 5, 100, lambda r, i: i % 2 == 0 if r == 4 else every(20, 0)(r, i))
+    rival = records(2, 5, 100, every(20, 10))
+    test = paired_test(leader, rival, confidence=0.95, min_shared=50)
+    assert test.p_value < 1e-6  # pooled, the bad round looks decisive …
+    assert test.worst_p_value > 0.5 and not test.better  # … but without it nothing is left
+    recs = {1: leader, 2: rival}
+    decision = decide_leader(scored_of(recs), 1, crowning=RULES, episodes=recs)
+    assert decision.leader == 1 and not decision.changed
+
+
+def test_a_3_episode_submission_is_never_crowned_nor_dethrones() -> None:
+    leader = records(1, 5, 100, every(2, 0))  # a weak leader at 50 %
+    newcomer = records(2, 1, 3, lambda r, i: False)  # 3/3
+    recs = {1: leader, 2: newcomer}
+    scored = scored_of(recs)
+    assert decide_leader(scored, None, crowning=RULES, episodes=recs).leader == 1
+    decision = decide_leader(scored, 1, crowning=RULES, episodes=recs)
+    assert decision.leader == 1 and 2 not in decision.tests  # not qualified: never tested
+    alone = decide_leader(scored_of({2: newcomer}), None, crowning=RULES, episodes={})
+    assert alone.leader is None and alone.reason == "no_qualified"
+
+
+def test_only_episodes_of_the_same_validator_round_task_and_index_pair() -> None:
+    a = records(1, 2, 40, every(4, 0))
+    b = {(k[0] + "-other", *k[1:]): v for k, v in records(2, 2, 40, lambda r, i: False).items()}
+    assert paired_test(a, b, confidence=0.95, min_shared=1).shared == 0
+
+
+@pytest.mark.parametrize(
+    ("challenger_rate", "low", "high"),
+    [(0.99, 0.9, 1.0), (0.95, 0.0, 0.05)],
+)
+def test_power_and_false_dethronings_over_random_rounds(
+    challenger_rate: float, low: float, high: float
+) -> None:
+    """Binomial episodes, 5 rounds × 200 shared episodes, leader at 0.95: a 0.99
+    challenger wins almost always, an equal one almost never."""
+    rng = np.random.default_rng(17)
+    trials, dethroned = 200, 0
+    for _ in range(trials):
+        lead = rng.random((5, 200)) < 0.95
+        chal = rng.random((5, 200)) < challenger_rate
+        a = records(1, 5, 200, lambda r, i, x=lead: not x[r, i])
+        b = records(2, 5, 200, lambda r, i, x=chal: not x[r, i])
+        dethroned += paired_test(a, b, confidence=0.95, min_shared=50).better
+    assert low <= dethroned / trials <= high, dethroned
+
+
+def test_window_counts_the_last_complete_rounds() -> None:
+    t0 = datetime(2026, 12, 6, tzinfo=UTC)
+    rounds = {
+        f"r{i}": RoundJobs(t0 + timedelta(hours=i), expected=2, results={"a": 2, "b": 2})
+        for i in range(6)
+    }
+    rounds["r6"] = RoundJobs(t0 + timedelta(hours=6), expected=2, results={"a": 2})  # running
+    assert recent_rounds(rounds, quorum=2, window=3) == ["r3", "r4", "r5"]
+    assert recent_rounds(rounds, quorum=3, window=3) == ["r0"]  # none complete: the first
+    assert recent_rounds({"x": RoundJobs(t0, expected=1)}, quorum=1, window=5) == ["x"]
