@@ -23,6 +23,28 @@ def test_pool_prefers_tasks_an_actor_already_built() -> None:
     assert not pending
 
 
+def test_a_batch_takes_distinct_tasks_while_it_can() -> None:
+    """K slots of K tasks need K environments; K episodes of one task would need K of it."""
+    from collections import deque
+
+    from kinitro.evaluator.results import EpisodeSpec
+    from kinitro.evaluator.rollout.pool import _pick
+
+    tasks = ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    pending = deque((EpisodeSpec(i, t, 0, i), 1) for i, t in enumerate(tasks))
+    owned: dict[int, set[str]] = {0: {"a"}}
+    taken: set[str] = set()
+    batch = []
+    for _ in range(4):
+        spec, _ = _pick(pending, 0, owned, taken)
+        taken.add(spec.task)
+        batch.append(spec.task)
+    assert batch[:3] == ["a", "b", "c"] and batch[3] in {"a", "b", "c"}
+    # another actor's batch prefers the tasks not built elsewhere, then any
+    owned[0] = {"a", "b", "c"}
+    assert _pick(pending, 1, owned, set())[0].task in {"a", "b", "c"}
+
+
 def test_kubernetes_sandbox_settings_map_to_the_pod_config(tmp_path) -> None:
     import pytest
     from pydantic import ValidationError

@@ -14,6 +14,7 @@ Ray must be running (:func:`~kinitro.evaluator.rollout.pool.ensure_ray`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +24,12 @@ from kinitro.evaluator.envs import BenchmarkDef, EnvConfig, derive_episode_seed,
 from kinitro.evaluator.metrics import EvalStats, compute_metrics
 from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
 from kinitro.evaluator.rollout.agent import AgentLauncher
-from kinitro.evaluator.rollout.pool import RolloutPool
+from kinitro.evaluator.rollout.pool import JobTimeline, RolloutPool
 from kinitro.evaluator.rollout.port import RolloutOptions, RolloutsFactory
 from kinitro.evaluator.rollout.worker import WorkerConfig
 from kinitro.protocol.conditions import Conditions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,8 @@ class EvalOutcome:
     results: list[EpisodeResult]
     metrics: EvalStats
     upload_failures: list[str] = field(default_factory=list)
+    timeline: JobTimeline | None = None
+    """Where the rollout's time went (Ray rollout pool only)."""
 
 
 def plan_episodes(
@@ -137,7 +142,17 @@ async def evaluate(
                 if on_result is not None:
                     on_result(result)
         failures = await pool.flush()
+        timeline = await pool.timeline() if isinstance(pool, RolloutPool) else None
     finally:
         await pool.close()
+    if timeline is not None:
+        steps = sum(r.steps for r in results)
+        log.info(
+            "job %s: %d episodes, %d steps in %s",
+            request.job_id,
+            len(results),
+            steps,
+            timeline.summary(),
+        )
     results.sort(key=lambda r: r.index)
-    return EvalOutcome(bench, results, compute_metrics(results, bench.tasks), failures)
+    return EvalOutcome(bench, results, compute_metrics(results, bench.tasks), failures, timeline)

@@ -6,10 +6,11 @@ generator that awaits the actors' results on the caller's event loop.
 Scheduling is dynamic: each actor holds a small batch of episodes at a time and gets the
 next as soon as it returns, so slow tasks do not stall a static shard. A batch is as large
 as the actor can play in lockstep on one agent connection (its ``slots``: ``env_slots``
-capped by what the agent granted, so 1 until its agent has started), fewer when little
-work is left so no actor idles. An idle actor prefers an episode of
-a task it has already built an environment for, then a task no other actor has built
-(building a MuJoCo env costs ~0.4 s; MT50 on every actor would cost 20 s each). Results
+capped by what the agent granted, ``env_slots`` until the actor has said), fewer when
+little work is left so no actor idles. A batch takes distinct tasks while it can (one
+environment per task, not one per slot), preferring tasks the actor has already built an
+environment for, then tasks no other actor has built (building a MuJoCo env costs
+~0.2–0.4 s; MT50 on every actor would cost 20 s each). Results
 are deterministic anyway: every episode is fully determined by its seed (the simulator is
 reseeded per episode).
 
@@ -28,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kinitro.evaluator.errors import EvaluatorError
@@ -77,25 +80,74 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     )
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerTimeline:
+    """One actor's share of a job (seconds)."""
+
+    boot_s: float
+    """From the spawn request to the actor ready (process start, imports, media store)."""
+    env_build_s: float
+    agent_start_s: float
+    """Starting its agent sandbox(es) and the agent's hello."""
+    busy_s: float
+    """Playing batches (includes the env builds and agent starts above)."""
+    idle_tail_s: float
+    """From its last result to the end of the job's play: imbalance at the tail."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobTimeline:
+    """Where the time of one job's play went, per actor (:meth:`RolloutPool.timeline`)."""
+
+    play_s: float
+    workers: tuple[WorkerTimeline, ...]
+
+    def summary(self) -> str:
+        n = max(1, len(self.workers))
+
+        def mean(name: str) -> float:
+            return float(sum(getattr(w, name) for w in self.workers)) / n
+
+        return (
+            f"{self.play_s:.1f} s on {len(self.workers)} workers; per worker: boot "
+            f"{mean('boot_s'):.1f} s, env builds {mean('env_build_s'):.1f} s, agent start "
+            f"{mean('agent_start_s'):.1f} s, busy {mean('busy_s'):.1f} s, idle at the tail "
+            f"{mean('idle_tail_s'):.1f} s"
+        )
+
+
 def _pick(
-    pending: deque[tuple[EpisodeSpec, int]], slot: int, owned: dict[int, set[str]]
+    pending: deque[tuple[EpisodeSpec, int]],
+    slot: int,
+    owned: dict[int, set[str]],
+    taken: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[EpisodeSpec, int]:
-    """Next episode for actor ``slot``: same task first, then an unclaimed task, then any."""
+    """Next episode for actor ``slot``, whose batch already holds tasks ``taken``.
+
+    In order of preference: a task the actor has an environment for and that is not in
+    the batch yet, a task no other actor has built, any task not in the batch, anything.
+    A batch of K distinct tasks needs one environment per task; K episodes of one task
+    would need K of them (a build is ~0.2–0.4 s).
+    """
     mine = owned.get(slot, set())
     others: set[str] = set()
     for other, tasks in owned.items():
         if other != slot:
             others |= tasks
-    fallback = None
+    best, best_rank = 0, 4
     for i, (spec, _attempt) in enumerate(pending):
-        if spec.task in mine:
-            fallback = i
+        task = spec.task
+        if task in taken:
+            rank = 3
+        elif task in mine:
+            best = i
             break
-        if fallback is None and spec.task not in others:
-            fallback = i
-    index = fallback if fallback is not None else 0
-    item = pending[index]
-    del pending[index]
+        else:
+            rank = 1 if task not in others else 2
+        if rank < best_rank:
+            best, best_rank = i, rank
+    item = pending[best]
+    del pending[best]
     return item
 
 
@@ -128,8 +180,14 @@ class RolloutPool:
         self._actor_cls = ray.remote(num_cpus=worker_cpus, max_restarts=0)(RolloutWorker)
         self._actors: list[Any] = []
         self._running: set[Any] = set()  # ObjectRefs of batches being played
+        # time.time() stamps for timeline(): play start and end, per actor slot its spawn
+        # and its last result
+        self._started = self._ended = 0.0
+        self._spawned: dict[int, float] = {}
+        self._last_result: dict[int, float] = {}
 
     def _spawn(self, index: int) -> Any:
+        self._spawned[index] = time.time()
         return self._actor_cls.remote(self.config, index)
 
     @property
@@ -145,13 +203,17 @@ class RolloutPool:
         (each actor stops before its next batch); :meth:`close` frees the actors.
         """
         ray = self._ray
+        self._started = time.time()
         pending: deque[tuple[EpisodeSpec, int]] = deque((spec, 1) for spec in episodes)
         if not self._actors:
             self._actors = [self._spawn(i) for i in range(min(self.n_workers, len(episodes)))]
         idle = list(range(len(self._actors)))
         owned: dict[int, set[str]] = {}  # tasks whose env each actor has built
         in_flight: dict[asyncio.Future[Any], tuple[int, list[tuple[EpisodeSpec, int]], Any]] = {}
-        slots = [1] * len(self._actors)  # what each actor reported it can play at once
+        # what each actor can play at once: optimistic (env_slots) until it has reported
+        # what its agent granted; a worker plays a larger batch in turns, so a first guess
+        # too high costs nothing but a less even share at the tail
+        slots = [max(1, self.config.env_slots)] * len(self._actors)
         # earlier attempts of re-queued episodes: their causes and sandbox starts, handed
         # to the final result (evaluator metrics count every attempt)
         carried: dict[int, tuple[list[FailureCause], int]] = {}
@@ -162,9 +224,11 @@ class RolloutPool:
                     # Share what is left fairly: a full batch each while there is plenty.
                     size = min(slots[slot], -(-len(pending) // (len(idle) + 1)))
                     batch = []
+                    taken: set[str] = set()
                     for _ in range(size):
-                        spec, attempt = _pick(pending, slot, owned)
+                        spec, attempt = _pick(pending, slot, owned, taken)
                         owned.setdefault(slot, set()).add(spec.task)
+                        taken.add(spec.task)
                         batch.append((spec, attempt))
                     ref = self._actors[slot].run_episodes.remote([spec for spec, _ in batch])
                     self._running.add(ref)
@@ -173,13 +237,14 @@ class RolloutPool:
                 for fut in done:
                     slot, batch, ref = in_flight.pop(fut)
                     self._running.discard(ref)
+                    self._last_result[slot] = time.time()
                     try:
                         results, slots[slot] = fut.result()
                     except ray.exceptions.RayActorError as exc:
                         log.warning("rollout worker %d lost: %s", slot, exc)
                         self._actors[slot] = self._spawn(slot)
                         owned.pop(slot, None)
-                        slots[slot] = 1
+                        slots[slot] = max(1, self.config.env_slots)
                         results = [
                             EpisodeResult.failed(spec, FailureCause.WORKER_LOST, str(exc)[:500])
                             for spec, _ in batch
@@ -212,9 +277,31 @@ class RolloutPool:
                             result.retried = causes
                             yield result
         finally:
+            self._ended = time.time()
             for fut in in_flight:  # unhooks Ray's completion callback from this loop
                 fut.cancel()
             self._cancel_running()
+
+    async def timeline(self, timeout_s: float = 10.0) -> JobTimeline:
+        """Where the last :meth:`play`'s time went, per actor (call before :meth:`close`)."""
+        refs = [actor.times.remote() for actor in self._actors]
+        workers = []
+        for slot, ref in enumerate(refs):
+            try:
+                times = await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout_s)
+            except Exception as exc:  # noqa: BLE001 - a summary, never fatal
+                log.debug("no times from worker %d: %s", slot, exc)
+                continue
+            workers.append(
+                WorkerTimeline(
+                    boot_s=max(0.0, times.ready_at - self._spawned.get(slot, self._started)),
+                    env_build_s=times.env_build_s,
+                    agent_start_s=times.agent_start_s,
+                    busy_s=times.busy_s,
+                    idle_tail_s=max(0.0, self._ended - self._last_result.get(slot, self._ended)),
+                )
+            )
+        return JobTimeline(play_s=self._ended - self._started, workers=tuple(workers))
 
     def _cancel_running(self) -> None:
         """Ask the actors to stop the batches they are playing (they stop between batches)."""

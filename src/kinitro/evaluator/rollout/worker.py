@@ -13,6 +13,7 @@ or misbehaving agent is not trusted for the next episode).
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,8 +98,22 @@ def _pin(index: int) -> int | None:
         return None
 
 
+@dataclass(slots=True)
+class WorkerTimes:
+    """Where a worker's time went (``time.time()`` stamps, seconds): read by the pool at the
+    end of a job for its time summary (``RolloutPool.timeline``)."""
+
+    created_at: float
+    ready_at: float = 0.0
+    env_build_s: float = 0.0
+    agent_start_s: float = 0.0
+    busy_s: float = 0.0
+    """Inside ``run_episodes`` (includes the env builds and agent starts above)."""
+
+
 class RolloutWorker:
     def __init__(self, config: WorkerConfig, index: int = 0) -> None:
+        self._times = WorkerTimes(created_at=time.time())
         self.config = config
         self.core: int | None = None
         if config.pin_core:
@@ -115,13 +130,19 @@ class RolloutWorker:
             self._uploader = MediaUploader(
                 open_media_store(config.media_url, **config.media_options)
             )
+        self._times.ready_at = time.time()
+
+    def times(self) -> WorkerTimes:
+        return self._times
 
     def _env(self, task: str, index: int = 0) -> TaskEnv:
         """The ``index``-th environment of ``task`` (built on first use)."""
         envs = self._envs.pop(task, [])
         self._envs[task] = envs  # most recently used last
         while len(envs) <= index:
+            t0 = time.perf_counter()
             envs.append(make_env(self.config.benchmark, task, self.config.env))
+            self._times.env_build_s += time.perf_counter() - t0
         total = sum(len(v) for v in self._envs.values())
         for old in list(self._envs):
             if total <= MAX_ENVS or old == task:
@@ -133,9 +154,13 @@ class RolloutWorker:
 
     def _ensure_agent(self, env: TaskEnv) -> AgentSession:
         if self._agent is None:
-            self._agent = self.config.launcher.start(
-                env.observation_spec(), env.action_spec(), max(1, self.config.env_slots)
-            )
+            t0 = time.perf_counter()
+            try:
+                self._agent = self.config.launcher.start(
+                    env.observation_spec(), env.action_spec(), max(1, self.config.env_slots)
+                )
+            finally:
+                self._times.agent_start_s += time.perf_counter() - t0
             self._sandbox_starts += 1
         return self._agent
 
@@ -150,8 +175,7 @@ class RolloutWorker:
     @property
     def slots(self) -> int:
         """Episodes this worker plays at once: ``env_slots``, capped by the running agent's
-        granted slots (1 until an agent has started: batches are only worth handing out
-        once the agent has said it takes them)."""
+        granted slots (1 while no agent runs: the last one failed)."""
         if self._agent is None:
             return 1
         return max(1, min(self._agent.slots, self.config.env_slots))
@@ -165,6 +189,13 @@ class RolloutWorker:
         A cancelled call (``ray.cancel``, the job is being stopped) returns before its next
         lockstep batch.
         """
+        t0 = time.perf_counter()
+        try:
+            return self._run_episodes(specs)
+        finally:
+            self._times.busy_s += time.perf_counter() - t0
+
+    def _run_episodes(self, specs: list[EpisodeSpec]) -> tuple[list[EpisodeResult], int]:
         queue = deque(specs)
         results: dict[int, EpisodeResult] = {}
         while queue:

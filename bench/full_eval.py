@@ -1,0 +1,289 @@
+"""Full-benchmark evaluation against the hardware limit, in one run.
+
+Measures, on the same episode plan (``--episodes`` per task of ``--benchmark``, each
+``--max-steps`` long, seeds as a job derives them):
+
+* **limit**: ``--workers`` processes, one per core, stepping the benchmark's Meta-World
+  environments with zero actions — reset with the episode's seed, then ``--max-steps``
+  raw ``env.step`` calls — taking episodes from one shared queue (perfect balance, to
+  within one episode). Environments are built before the clock starts. ``limit_s`` is
+  the wall time from the start signal to the last process done: no evaluator can beat it
+  on these cores.
+* **actual**: the whole evaluation through the real path (``runner.evaluate``, as
+  ``kinitro evaluator run`` and ``kinitro miner eval`` call it): Ray rollout actors, each
+  with its own bubblewrap sandbox running a zero-compute agent over the agent RPC (the
+  agent grants ``--slots`` concurrent episodes), step logging on (samples every
+  ``--step-log-interval`` steps, every action in the action log written to a local media
+  store). ``actual_s`` runs from the call to its return: actor start, sandbox start,
+  environment builds, play, upload flush and teardown. Ray itself is started before
+  (once per evaluator process, not per job); its start time is reported apart.
+* **breakdown** of ``actual_s - limit_s`` from the rollout pool's timeline (means over
+  workers): start-up (actor boot, env builds, agent start), the per-step overhead (time
+  playing batches beyond the limit: agent RPC, logging, lockstep), idle tail (a worker
+  done while another still plays), and the rest (upload flush, teardown, dispatch).
+* ``--speedup``: the full evaluation again with one worker, for the 1 → N speed-up on the
+  same plan.
+
+Prints a table, then one JSON line with ``limit_s``, ``actual_s``, ``ratio`` (= limit_s /
+actual_s), ``workers``, ``steps``, the breakdown and the load average.
+
+    .venv/bin/python bench/full_eval.py [--benchmark metaworld/MT10-v3] [--episodes 50]
+        [--workers 2] [--max-steps 500] [--slots 8] [--speedup]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from agent_rpc import make_bundle  # bench/ is this script's directory
+
+console = Console(stderr=True)
+
+
+def _raw_process(
+    core: int | None,
+    benchmark_id: str,
+    max_steps: int,
+    work: Any,
+    ready: Any,
+    go: Any,
+    out: Any,
+) -> None:
+    import numpy as np
+
+    from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
+
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+    bench = get_benchmark(benchmark_id)
+    envs = {task: make_env(bench, task, EnvConfig(max_steps=max_steps)) for task in bench.tasks}
+    zero = np.zeros(envs[bench.tasks[0]].action_spec().shape, np.float32)
+    ready.release()
+    go.wait()
+    t0 = time.perf_counter()
+    steps = 0
+    while (item := work.get()) is not None:
+        task, seed = item
+        env = envs[task]
+        env.reset(seed)
+        inner = env._env  # the simulator itself, no kinitro wrapper
+        for _ in range(max_steps):
+            inner.step(zero)
+        steps += max_steps
+    out.put((time.perf_counter() - t0, steps))
+    for env in envs.values():
+        env.close()
+
+
+def raw_limit(benchmark_id: str, plan: list[Any], workers: int, max_steps: int) -> dict[str, Any]:
+    """The plan stepped raw by ``workers`` processes (one per core) from a shared queue."""
+    ctx = mp.get_context("spawn")
+    work, out = ctx.Queue(), ctx.Queue()
+    ready, go = ctx.Semaphore(0), ctx.Event()
+    cores = sorted(os.sched_getaffinity(0))
+    procs = [
+        ctx.Process(
+            target=_raw_process,
+            args=(cores[i % len(cores)], benchmark_id, max_steps, work, ready, go, out),
+        )
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    for spec in plan:
+        work.put((spec.task, spec.seed))
+    for _ in procs:
+        work.put(None)
+    for _ in procs:
+        ready.acquire()
+    t0 = time.perf_counter()
+    go.set()
+    per_process = [out.get() for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    return {
+        "limit_s": wall,
+        "steps": sum(steps for _, steps in per_process),
+        "process_s": [round(s, 2) for s, _ in per_process],
+    }
+
+
+def full_evaluation(
+    bundle: Path,
+    media: Path,
+    args: argparse.Namespace,
+    workers: int,
+) -> dict[str, Any]:
+    from kinitro.evaluator.rollout.launcher import SandboxLauncher
+    from kinitro.evaluator.rollout.port import RolloutOptions
+    from kinitro.evaluator.runner import EvalRequest, evaluate
+
+    request = EvalRequest(
+        job_id=f"full-eval-{workers}w",
+        benchmark_id=args.benchmark,
+        episodes_per_task=args.episodes,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        step_log_interval=args.step_log_interval,
+    )
+    t0 = time.perf_counter()
+    outcome = asyncio.run(
+        evaluate(
+            request,
+            SandboxLauncher(str(bundle)),
+            RolloutOptions(workers=workers, media_url=str(media), env_slots=args.slots),
+        )
+    )
+    actual = time.perf_counter() - t0
+    failures = outcome.metrics.overall.failures
+    if failures:
+        raise SystemExit(f"episodes failed: {failures}")
+    timeline = outcome.timeline
+    assert timeline is not None
+    n = max(1, len(timeline.workers))
+
+    def mean(name: str) -> float:
+        return float(sum(getattr(w, name) for w in timeline.workers)) / n
+
+    return {
+        "actual_s": actual,
+        "steps": sum(r.steps for r in outcome.results),
+        "episodes": len(outcome.results),
+        "play_s": timeline.play_s,
+        "boot_s": mean("boot_s"),
+        "env_build_s": mean("env_build_s"),
+        "agent_start_s": mean("agent_start_s"),
+        "busy_s": mean("busy_s"),
+        "idle_tail_s": mean("idle_tail_s"),
+    }
+
+
+def breakdown(run: dict[str, Any], limit_s: float) -> dict[str, float]:
+    """``actual_s - limit_s`` split by cause (seconds, means over workers)."""
+    startup = run["boot_s"] + run["env_build_s"] + run["agent_start_s"]
+    stepping = run["busy_s"] - run["env_build_s"] - run["agent_start_s"]
+    per_step = stepping - limit_s
+    imbalance = run["idle_tail_s"]
+    rest = run["actual_s"] - limit_s - startup - per_step - imbalance
+    return {
+        "startup_s": round(startup, 2),
+        "startup_boot_s": round(run["boot_s"], 2),
+        "startup_env_build_s": round(run["env_build_s"], 2),
+        "startup_agent_s": round(run["agent_start_s"], 2),
+        "per_step_overhead_s": round(per_step, 2),
+        "imbalance_s": round(imbalance, 2),
+        "other_s": round(rest, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--benchmark", default="metaworld/MT10-v3")
+    parser.add_argument("--episodes", type=int, default=50, help="episodes per task")
+    parser.add_argument("--workers", type=int, default=2, help="rollout workers (and cores)")
+    parser.add_argument("--max-steps", type=int, default=500)
+    parser.add_argument("--slots", type=int, default=8, help="episodes per agent round trip")
+    parser.add_argument("--step-log-interval", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--speedup", action="store_true", help="also run the evaluation with 1 worker"
+    )
+    args = parser.parse_args()
+
+    from kinitro.evaluator.envs import get_benchmark
+    from kinitro.evaluator.rollout.pool import ensure_ray
+    from kinitro.evaluator.runner import plan_episodes
+
+    load_before = os.getloadavg()[0]
+    plan = plan_episodes(get_benchmark(args.benchmark), args.episodes, args.seed)
+    work = Path(tempfile.mkdtemp(prefix="kinitro-full-eval-"))
+    work.chmod(0o755)
+    bundle = make_bundle(work / "zero", args.slots)
+
+    console.print(f"limit: {len(plan)} episodes raw on {args.workers} processes …")
+    limit = raw_limit(args.benchmark, plan, args.workers, args.max_steps)
+    t0 = time.perf_counter()
+    ensure_ray(num_cpus=max(args.workers, os.cpu_count() or 1))
+    ray_start = time.perf_counter() - t0
+    console.print(f"full evaluation on {args.workers} workers …")
+    run = full_evaluation(bundle, work / "media", args, args.workers)
+    one = None
+    if args.speedup and args.workers > 1:
+        console.print("full evaluation on 1 worker …")
+        one = full_evaluation(bundle, work / "media1", args, 1)
+    limit_s, actual_s = limit["limit_s"], run["actual_s"]
+    parts = breakdown(run, limit_s)
+    figures: dict[str, Any] = {
+        "bench": "full_eval",
+        "benchmark": args.benchmark,
+        "workers": args.workers,
+        "episodes": run["episodes"],
+        "steps": run["steps"],
+        "limit_s": round(limit_s, 2),
+        "actual_s": round(actual_s, 2),
+        "ratio": round(limit_s / actual_s, 3),
+        "ray_start_s": round(ray_start, 2),
+        "breakdown": parts,
+        "limit_process_s": limit["process_s"],
+        "speedup_1_to_n": round(one["actual_s"] / actual_s, 3) if one else None,
+        "actual_1_worker_s": round(one["actual_s"], 2) if one else None,
+        "slots": args.slots,
+        "step_log_interval": args.step_log_interval,
+        "loadavg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "cores": os.cpu_count(),
+    }
+    if limit["steps"] != run["steps"]:
+        figures["warning"] = f"limit stepped {limit['steps']} steps, evaluation {run['steps']}"
+
+    table = Table(
+        title=f"Full evaluation vs the hardware limit — {args.benchmark}, "
+        f"{args.episodes} episodes/task, {args.workers} workers"
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("steps (episodes)", f"{run['steps']:,} ({run['episodes']})"),
+        (f"limit: raw env.step on {args.workers} processes", f"{limit_s:.1f} s"),
+        ("actual: whole evaluation (real path)", f"{actual_s:.1f} s"),
+        ("ratio limit / actual (target ≥ 0.85)", f"{figures['ratio']:.3f}"),
+        ("  start-up per worker: actor boot", f"{parts['startup_boot_s']:.1f} s"),
+        ("  start-up per worker: env builds", f"{parts['startup_env_build_s']:.1f} s"),
+        ("  start-up per worker: agent sandbox + hello", f"{parts['startup_agent_s']:.1f} s"),
+        ("  per-step overhead (playing beyond the limit)", f"{parts['per_step_overhead_s']:.1f} s"),
+        ("  imbalance: idle at the tail", f"{parts['imbalance_s']:.1f} s"),
+        ("  other: flush, teardown, dispatch", f"{parts['other_s']:.1f} s"),
+        ("Ray start (once per evaluator process, not counted)", f"{ray_start:.1f} s"),
+    ]
+    if one:
+        rows += [
+            ("actual with 1 worker", f"{one['actual_s']:.1f} s"),
+            (
+                f"speed-up 1 → {args.workers} workers (target ≥ 1.8)",
+                f"{figures['speedup_1_to_n']:.2f}×",
+            ),
+        ]
+    rows.append(
+        ("load average before / after (1 min)", "{:.2f} / {:.2f}".format(*figures["loadavg"]))
+    )
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
