@@ -138,6 +138,7 @@ def local_command(
     from rich.markup import escape
 
     from kinitro.core.errors import KinitroError
+    from kinitro.evaluator.progress import EvalProgress
     from kinitro.evaluator.rollout.launcher import SandboxLauncher
     from kinitro.evaluator.rollout.pool import ensure_ray
     from kinitro.evaluator.rollout.port import RolloutOptions
@@ -174,12 +175,11 @@ def local_command(
     except (KinitroError, ValueError) as exc:
         emit({"event": "error", "message": str(exc)})
         raise _fail(str(exc)) from None
-    done = 0
-    emit({"event": "progress", "done": 0, "total": total})
+    progress = EvalProgress(total)
+    emit(progress.event())
 
     def on_result(result: Any) -> None:
-        nonlocal done
-        done += 1
+        progress.add(result)
         if result.failure_cause is not None:
             emit(
                 {
@@ -191,9 +191,9 @@ def local_command(
                     "detail": result.failure_detail or "",
                 }
             )
-        emit({"event": "progress", "done": done, "total": total})
+        emit(progress.event())
         if not jsonl:
-            _err.print(f"episode {done}/{total}", end="\r")
+            _err.print(progress.line(), end="\r")
 
     try:
         ensure_ray(ray_address)

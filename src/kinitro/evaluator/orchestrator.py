@@ -52,6 +52,7 @@ from kinitro.core.runtime import local_runtime
 from kinitro.evaluator.bundles import fetch_bundle
 from kinitro.evaluator.envs import get_benchmark
 from kinitro.evaluator.errors import EvaluatorError, TelemetryError
+from kinitro.evaluator.progress import EvalProgress
 from kinitro.evaluator.prometheus import EvaluatorMetrics
 from kinitro.evaluator.results import EpisodeResult
 from kinitro.evaluator.rollout.launcher import SandboxLauncher
@@ -233,9 +234,14 @@ class Orchestrator:
         )
         writing = asyncio.create_task(writer.run(), name=f"telemetry-{job_id}")
 
+        progress = EvalProgress(total)
+
         def on_result(result: EpisodeResult) -> None:
             self.metrics.episode(result)
             writer.add(result)
+            progress.add(result)
+            if progress.log_due():
+                log.info("job %s: %s", job_id, progress.line())
 
         playing = asyncio.create_task(
             evaluate(

@@ -25,7 +25,14 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from kinitro.miner.failures import group_failures, print_failures
@@ -126,13 +133,16 @@ def _run_child(
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("episodes"),
+        TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
         console=console,
         disable=not show_progress,
     )
     try:
         with progress:
-            bar = progress.add_task("eval", total=None)
+            bar = progress.add_task("eval", total=None, rate="")
             assert proc.stdout is not None
             for line in proc.stdout:
                 try:
@@ -141,7 +151,13 @@ def _run_child(
                     continue
                 kind = event.get("event")
                 if kind == "progress":
-                    progress.update(bar, completed=event["done"], total=event["total"])
+                    rate = event.get("steps_per_s")
+                    progress.update(
+                        bar,
+                        completed=event["done"],
+                        total=event["total"],
+                        rate=f"{rate:,.0f} steps/s" if rate else "",
+                    )
                 elif kind == "failure":
                     failures.append(event)
                 elif kind == "result":
