@@ -80,3 +80,58 @@ async def test_submissions_over_the_rate_limit_are_rejected_rate_limited(
 async def _scheduled(backend: Backend, hotkey: str) -> list[dict[str, Any]] | None:
     subs = await _submissions(backend, hotkey)
     return subs if subs and subs[0]["status"] == "scheduled" else None
+
+
+async def test_a_superseded_job_is_cancelled_on_its_validator_and_frees_its_slot(
+    make_backend: Any, net: Net, registry: LocalRegistry
+) -> None:
+    async with make_backend(max_jobs_per_validator=1) as backend:
+        await create_competition(backend)
+        validator = await net.validator()
+        client, _ = await login(backend, validator)
+        miner = await commit_artifact(net, registry, content=b"v1")
+        job = await client.recv_type("eval_job", within=15)
+        await client.send(Ack.of(job))
+        await commit_artifact(net, registry, content=b"other", repo="other/agent")  # waits
+        await asyncio.sleep(0.3)  # the chain's commit rate limit: one block
+        ref = upload(registry, "miner/agent", b"v2")
+        await net.chain.commit(
+            miner,
+            encode_commitment(
+                competition_id="mt1",
+                registry="local",
+                repo=ref.repo,
+                revision=ref.revision,
+                sha256=ref.sha256,
+            ),
+        )
+        cancel = await client.recv_type("cancel_job", within=15)
+        assert cancel.job_id == job.job_id and cancel.reason.startswith("superseded by submission")
+        await client.close()  # not acked: sent again on the next connection
+        client, _ = await login(backend, validator)
+        got = await _first_of_each(client, {"cancel_job", "eval_job"})
+        assert got["cancel_job"].id == cancel.id
+        await client.send(Ack.of(got["cancel_job"]))
+        assert got["eval_job"].job_id != job.job_id  # the cancelled job freed the cap
+        detail = await get(backend, f"/api/v1/jobs/{job.job_id}")
+        assert detail["state"] == "cancelled"
+        assert [a["state"] for a in detail["assignments"]] == ["cancelled"]
+        await client.close()
+        client, _ = await login(backend, validator)  # acked: never sent again
+        try:
+            extra = await client.recv_type("cancel_job", within=2)
+            raise AssertionError(f"cancel_job sent again: {extra}")
+        except TimeoutError:
+            pass
+        await client.close()
+
+
+async def _first_of_each(client: Any, kinds: set[str], within: float = 15.0) -> dict[str, Any]:
+    """The first message of each of ``kinds``, whatever the order they come in."""
+    loop = asyncio.get_running_loop()
+    deadline, got = loop.time() + within, {}
+    while set(got) != kinds:
+        message = await client.recv(within=max(0.05, deadline - loop.time()))
+        if message.type in kinds:
+            got.setdefault(message.type, message)
+    return got

@@ -78,6 +78,23 @@ async def test_requeue_when_lost_from_queue_or_newer_attempt(harness: Harness) -
     assert (await jq.depths()).jobs_queued == 1
 
 
+async def test_cancel_marks_the_job_and_drops_its_later_statuses(harness: Harness) -> None:
+    jq = harness.db
+    job, done = make_job(), make_job()
+    await jq.enqueue_job(job)
+    await jq.enqueue_job(done)
+    assert await jq.report_status(job.job_id, JobState.RUNNING) is not None
+    assert await jq.cancel_job(job.job_id, "superseded by submission 7")
+    record = await jq.get_job_record(job.job_id)
+    assert record.state is JobState.CANCELLED and record.detail == "superseded by submission 7"
+    assert await jq.report_status(job.job_id, JobState.RUNNING) is None  # dropped
+    assert not await jq.cancel_job(job.job_id, "again")  # already cancelled
+    assert await jq.append_outbox(make_result(done.job_id))
+    assert not await jq.cancel_job(done.job_id, "too late")  # finished: left as it is
+    assert (await jq.get_job_record(done.job_id)).state is not JobState.CANCELLED
+    assert not await jq.cancel_job("unknown-job", "never received")
+
+
 async def test_unknown_job(harness: Harness) -> None:
     jq = harness.db
     with pytest.raises(JobNotFoundError):

@@ -24,6 +24,7 @@ from kinitro.protocol.validator_ws import (
     AuthChallenge,
     AuthOk,
     AuthResponse,
+    CancelJob,
     Episode,
     EpisodeSteps,
     ErrorMessage,
@@ -96,7 +97,7 @@ class ScriptedBackend:
 
     # ------------------------------------------------------------------ control
 
-    async def push(self, message: EvalJob | SetWeights) -> None:
+    async def push(self, message: EvalJob | SetWeights | CancelJob) -> None:
         self.pending[message.id] = message
         if self.live is not None:
             with contextlib.suppress(Exception):

@@ -13,7 +13,7 @@ from bittensor_wallet import Keypair
 
 from kinitro.jobqueue import JobNotFoundError, JobQueue
 from kinitro.protocol.common import ErrorCode, JobState
-from kinitro.protocol.validator_ws import Ack, ErrorMessage
+from kinitro.protocol.validator_ws import Ack, CancelJob, ErrorMessage
 from kinitro.validator.node import ValidatorNode, latest_weights_url
 from kinitro.validator.settings import Settings
 
@@ -78,6 +78,23 @@ async def test_job_is_stored_and_queued_before_ack(
         await peer.wait_for(lambda: any(h.queue_depth == 1 for h in peer.heartbeats))
         conn = await jq.connection()
         assert conn.state == "connected" and conn.uid == 1 and conn.hotkey == keypair.ss58_address
+
+
+async def test_cancel_job_marks_the_job_before_ack(
+    jq: JobQueue, keypair: Keypair, validator_db_url: str
+) -> None:
+    async with ScriptedBackend() as peer, running(peer, jq, keypair, validator_db_url):
+        job = make_job()
+        await peer.push(job)
+        await peer.wait_for(lambda: acks_for(peer, job.id))
+        cancel = CancelJob(job_id=job.job_id, reason="superseded by submission 9")
+        await peer.push(cancel)
+        await peer.wait_for(lambda: acks_for(peer, cancel.id))
+        record = await jq.get_job_record(job.job_id)  # the ack implies it is marked
+        assert record.state is JobState.CANCELLED and record.detail == cancel.reason
+        unknown = CancelJob(job_id="never-received", reason="superseded by submission 9")
+        await peer.push(unknown)  # nothing to cancel: acked all the same
+        await peer.wait_for(lambda: acks_for(peer, unknown.id))
 
 
 async def test_outbox_delivered_in_order_and_deleted_after_ack(

@@ -11,9 +11,10 @@ between is resumed on the next pass): a commitment that does not parse, names an
 or inactive competition, exceeds the miner's submission rate in that competition
 (``submission_limit`` accepted per ``submission_window_s``: ``rate_limited``), or pins an
 artifact that is too large, has another sha256 or is not a valid bundle is **rejected
-with a reason**; otherwise the miner's older live
-submissions in that competition are superseded (their jobs cancelled), the earliest
-commitment of the same artifact is recorded as the credited one, and jobs are scheduled.
+with a reason**; otherwise the miner's older live submissions in that competition are
+superseded (their jobs cancelled, on the validators too: :mod:`.cancellation`), the
+earliest commitment of the same artifact is recorded as the credited one, and jobs are
+scheduled.
 
 **Commit before publish.** A miner commits while its repo is still private and publishes
 it afterwards, and a private repo reads exactly like a missing one. So an artifact that is
@@ -35,7 +36,8 @@ from sqlalchemy.exc import DBAPIError
 
 from kinitro.backend import events
 from kinitro.backend.artifacts import ArtifactRejected
-from kinitro.backend.db import repo_chain, repo_competitions, repo_jobs, repo_submissions
+from kinitro.backend.cancellation import cancel_submissions_jobs
+from kinitro.backend.db import repo_chain, repo_competitions, repo_submissions
 from kinitro.backend.locks import CHAIN_MONITOR, LeaderLock
 from kinitro.backend.scheduler import schedule_submission
 from kinitro.chain.errors import ChainError
@@ -279,7 +281,9 @@ class ChainMonitor:
                 competition_id=competition["id"],
                 newer_than_id=sub["id"],
             )
-            cancelled = await repo_jobs.cancel_jobs_of_submissions(conn, superseded)
+            cancelled = await cancel_submissions_jobs(
+                conn, superseded, f"superseded by submission {sub['id']}"
+            )
             if superseded:
                 log.info(
                     "submission %s supersedes %s (%d jobs cancelled)",

@@ -57,6 +57,7 @@ from kinitro.protocol.validator_ws import (
     AuthChallenge,
     AuthOk,
     AuthResponse,
+    CancelJob,
     Episode,
     EpisodeSteps,
     ErrorMessage,
@@ -449,6 +450,8 @@ class ValidatorSession:
             self.sent.add(key)
             if row["type"] == "set_weights":
                 await self.send(SetWeights.model_validate(row["payload"]))
+            elif row["type"] == "cancel_job":
+                await self.send(CancelJob.model_validate(row["payload"]))
         if sent:
             async with self.state.engine.begin() as conn:
                 await repo_jobs.mark_sent(conn, sent)

@@ -33,7 +33,11 @@ Per job (:meth:`Orchestrator.handle_job`)::
   telemetry not stored) are retried through the queue (``RetryJob``) up to
   ``QueueTimers.max_attempts``, then reported ``failed`` with the cause — never scored.
 * **Shutdown** (SIGINT/SIGTERM) and :meth:`Orchestrator.cancel`: the job's rollouts task is
-  cancelled (actors stop before their next batch and are closed), and the job re-queued.
+  cancelled (actors stop within a few steps and are closed), and the job re-queued.
+* **Cancelled by the backend** (``cancel_job``: the submission was superseded): the
+  validator node marks the job ``cancelled``; a queued job is skipped, a running one is
+  seen within ``CANCEL_POLL_S`` and stopped the same way, then dropped — no status, no
+  result — so its workers are free for the next job.
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ from kinitro.storage.errors import RegistryError, StorageError
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 2.0
+CANCEL_POLL_S = 1.0
+"""How often a running job's record is read for the backend's cancellation."""
 
 
 @dataclass(slots=True)
@@ -103,6 +109,7 @@ class Orchestrator:
         self.timers = QueueTimers.fast() if settings.fast_timers else QueueTimers()
         self.stopping = asyncio.Event()
         self._running: dict[str, asyncio.Task[EvalOutcome]] = {}
+        self._withdrawn: set[str] = set()  # jobs the backend cancelled while they ran
         self.metrics = EvaluatorMetrics(
             concurrency=max(1, settings.concurrency), workers_per_job=settings.workers_per_job
         )
@@ -136,6 +143,9 @@ class Orchestrator:
         if record.has_result:
             log.info("job %s already has a result; skipping", job_id)
             return
+        if record.state is JobState.CANCELLED:
+            log.info("job %s was cancelled by the backend (%s); skipping", job_id, record.detail)
+            return
         started_at = datetime.now(UTC)
         try:
             job = record.eval_job()
@@ -158,6 +168,9 @@ class Orchestrator:
             await self._finish(job_id, started_at, self._bundle_failed(job_id, exc, attempts))
             return
         ending = await self._play(job_id, request, bundle, total, deadline, attempts)
+        if ending.state is JobState.CANCELLED:  # the backend withdrew it: nothing reported
+            self.metrics.job_finished(ending.state, _since(started_at))
+            return
         if ending.state is JobState.TIMED_OUT:
             ending.error = f"deadline of {deadline_s:.0f}s exceeded"
         await self._finish(job_id, started_at, ending)
@@ -187,6 +200,7 @@ class Orchestrator:
         run = asyncio.create_task(self._rollouts(request, bundle, total), name=f"job-{job_id}")
         self._running[job_id] = run
         self.metrics.running(len(self._running))
+        watch = asyncio.create_task(self._watch_cancel(job_id, run), name=f"cancel-{job_id}")
         try:
             done, _ = await asyncio.wait({run}, timeout=max(0.0, deadline - time.monotonic()))
             if not done:
@@ -198,6 +212,10 @@ class Orchestrator:
             outcome = run.result()
         except asyncio.CancelledError:
             current = asyncio.current_task()
+            if job_id in self._withdrawn and current is not None and not current.cancelling():
+                self._withdrawn.discard(job_id)
+                log.warning("job %s: cancelled by the backend; stopped", job_id)
+                return _Ending(JobState.CANCELLED)
             if run.cancelled() and current is not None and not current.cancelling():
                 log.warning("job %s interrupted (shutdown or cancel); re-queued", job_id)
                 raise RetryJob("evaluator interrupted the job") from None
@@ -209,6 +227,7 @@ class Orchestrator:
         except Exception as exc:  # noqa: BLE001 - Ray/infra trouble: retry the job
             return self._infra_failure(job_id, exc, attempts)
         finally:
+            watch.cancel()
             self._running.pop(job_id, None)
             self.metrics.running(len(self._running))
             if not run.done():
@@ -216,6 +235,21 @@ class Orchestrator:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await run
         return self._judge(job_id, outcome, total, attempts)
+
+    async def _watch_cancel(self, job_id: str, run: asyncio.Task[EvalOutcome]) -> None:
+        """Stop ``run`` once the validator node has marked the job cancelled (the backend's
+        ``cancel_job``): polled every ``CANCEL_POLL_S`` while it runs."""
+        while not run.done():
+            await asyncio.sleep(CANCEL_POLL_S)
+            try:
+                record = await self.jobs.get_job_record(job_id)
+            except Exception as exc:  # noqa: BLE001 - a database hiccup: look again later
+                log.debug("job %s: cancellation check failed: %s", job_id, exc)
+                continue
+            if record.state is JobState.CANCELLED:
+                self._withdrawn.add(job_id)
+                run.cancel()
+                return
 
     async def _rollouts(self, request: EvalRequest, bundle: Path, total: int) -> EvalOutcome:
         """The rollouts and the telemetry writer side by side; done when both are."""

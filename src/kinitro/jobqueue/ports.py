@@ -7,7 +7,7 @@ port                    used by                               operations
 ======================  ====================================  ===========================
 :class:`JobSource`      evaluator (orchestrator)              next job, its payload
 :class:`ResultSink`     evaluator (orchestrator, telemetry)   statuses, results, episodes
-:class:`JobInbox`       validator node (``eval_job`` in)      store + queue, look up
+:class:`JobInbox`       validator node (``eval_job`` in)      store + queue, cancel, look up
 :class:`OutboxFeed`     validator node (outbox sender)        pending, ack, dead letters
 :class:`WeightsStore`   validator node (weight setter)        store, pick, record outcome
 :class:`NodeStatus`     validator node, ``validator status``  connection row, depths
@@ -114,6 +114,12 @@ class JobInbox(Protocol):
 
     async def enqueue_job(self, job: EvalJob) -> EnqueueOutcome:
         """Store ``job`` and queue it in one step; ack the backend only afterwards."""
+        ...
+
+    async def cancel_job(self, job_id: str, reason: str) -> bool:
+        """The backend's ``cancel_job``: mark the job ``cancelled`` (its evaluator skips it
+        or stops it; its later statuses are dropped); ack the backend only afterwards.
+        ``False`` when there was nothing to cancel (unknown or already finished)."""
         ...
 
     async def get_job(self, job_id: str) -> EvalJob: ...

@@ -42,11 +42,12 @@ from kinitro.protocol.conditions import (
 )
 from kinitro.protocol.wire import WireModel as WireModel  # re-exported: the models import it here
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 """Version of the WebSocket protocols; bumped on any incompatible wire change.
 2: ``auth_response.runtime`` (required unless lite) and ``eval_result.runtime``.
 3: ``episode.seed`` (required): the simulator seed the episode ran, cross-checked by the
-backend against the seed derived for that validator."""
+backend against the seed derived for that validator.
+4: ``cancel_job`` (backend → validator): stop a superseded or cancelled job."""
 
 
 class IdentifiedMessage(WireModel):

@@ -13,7 +13,7 @@ Session::
                                                              protocol_version, runtime}
       auth_ok {uid, heartbeat_interval_s} →   (or error{auth_failed|unsupported_version|…}
                                                and close)
-      eval_job / set_weights              →
+      eval_job / set_weights / cancel_job →
                                           ←   ack {ack_id}
                                           ←   job_status / episode / episode_steps / eval_result
       ack {ack_id}                        →
@@ -220,6 +220,25 @@ class SetWeights(IdentifiedMessage):
         return self.weights_id
 
 
+class CancelJob(IdentifiedMessage):
+    """backend → validator: stop ``job_id`` (protocol 4) — its submission was superseded by
+    a newer one of the same miner, or an operator cancelled it.
+
+    Natural key: ``job_id``. The validator marks the job ``cancelled`` in its database
+    before acking; its evaluator skips the job if it has not started it, or stops the run
+    within seconds (freeing its workers) and reports nothing more for it. A job the
+    validator does not know or has finished is acked as is.
+    """
+
+    type: Literal["cancel_job"] = "cancel_job"
+    job_id: Identifier
+    reason: ShortText
+
+    def natural_key(self) -> str:
+        """``job_id``."""
+        return self.job_id
+
+
 # ------------------------------------------------------------ validator → backend
 
 
@@ -364,6 +383,7 @@ ValidatorMessage = Annotated[
     | Episode
     | EpisodeSteps
     | SetWeights
+    | CancelJob
     | ErrorMessage,
     Field(discriminator="type"),
 ]
@@ -372,7 +392,16 @@ ValidatorMessage = Annotated[
 VALIDATOR_MESSAGE_ADAPTER: Final[TypeAdapter[ValidatorMessage]] = TypeAdapter(ValidatorMessage)
 
 BACKEND_TO_VALIDATOR: Final = frozenset(
-    {"auth_challenge", "auth_ok", "ack", "heartbeat", "eval_job", "set_weights", "error"}
+    {
+        "auth_challenge",
+        "auth_ok",
+        "ack",
+        "heartbeat",
+        "eval_job",
+        "set_weights",
+        "cancel_job",
+        "error",
+    }
 )
 """Message types the backend may send (a validator answers others with
 ``unexpected_message``)."""
@@ -390,7 +419,15 @@ VALIDATOR_TO_BACKEND: Final = frozenset(
 )
 """Message types a validator may send."""
 ACKED_TYPES: Final = frozenset(
-    {"eval_job", "set_weights", "job_status", "eval_result", "episode", "episode_steps"}
+    {
+        "eval_job",
+        "set_weights",
+        "cancel_job",
+        "job_status",
+        "eval_result",
+        "episode",
+        "episode_steps",
+    }
 )
 """State-changing types: kept in the sender's outbox until acked, upserted by natural key."""
 

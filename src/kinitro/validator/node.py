@@ -12,6 +12,8 @@ Reader rules (the backend is a remote peer; nothing it sends may crash us):
 * ``eval_job``: stored in the validator DB and pgqueuer in one transaction, *then* acked.
   In lite mode it is refused with ``unexpected_message``.
 * ``set_weights``: stored, then acked; the weight setter is woken.
+* ``cancel_job``: the job is marked ``cancelled`` in the validator DB, then acked; the
+  evaluator skips it, or stops it within seconds if it is running.
 * ``ack``: hands the answer to the outbox sender.
 * A database failure ends the session without acking (the backend redelivers unacked
   jobs on the next connection).
@@ -39,6 +41,7 @@ from kinitro.protocol.validator_ws import (
     AuthChallenge,
     AuthOk,
     AuthResponse,
+    CancelJob,
     ErrorMessage,
     EvalJob,
     Heartbeat,
@@ -321,6 +324,8 @@ class ValidatorNode:
                     await self._on_job(message, send)
                 case SetWeights():
                     await self._on_weights(message, send)
+                case CancelJob():
+                    await self._on_cancel(message, send)
                 case Heartbeat():
                     pass
                 case ErrorMessage():
@@ -366,6 +371,14 @@ class ValidatorNode:
             self.stats.jobs_duplicate += 1
         log.info("job received", extra={"job_id": job.job_id, "outcome": outcome.value})
         await send(dump_message(Ack.of(job)))
+
+    async def _on_cancel(self, message: CancelJob, send: Any) -> None:
+        cancelled = await self.jq.cancel_job(message.job_id, message.reason)
+        log.info(
+            "job cancelled by the backend",
+            extra={"job_id": message.job_id, "reason": message.reason, "was_live": cancelled},
+        )
+        await send(dump_message(Ack.of(message)))
 
     async def _on_weights(self, message: SetWeights, send: Any) -> None:
         new = await self.jq.record_weights(message)

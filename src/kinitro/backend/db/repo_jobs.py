@@ -488,3 +488,23 @@ async def refuse_assignment(conn: AsyncConnection, message_id: str, hotkey: str)
     )
     job_id = (await conn.execute(stmt)).scalar()
     return str(job_id) if job_id is not None else None
+
+
+async def active_assignments_of_submissions(
+    conn: AsyncConnection, submission_ids: list[int]
+) -> list[tuple[str, str]]:
+    """``(job_id, validator_hotkey)`` of every unfinished assignment of the submissions'
+    live jobs (the validators a cancellation must reach)."""
+    if not submission_ids:
+        return []
+    stmt = (
+        select(A.c.job_id, A.c.validator_hotkey)
+        .join(J, J.c.id == A.c.job_id)
+        .where(
+            J.c.submission_id.in_(submission_ids),
+            J.c.state.in_(LIVE_JOB),
+            A.c.state.in_(ACTIVE),
+        )
+        .order_by(A.c.job_id, A.c.validator_hotkey)
+    )
+    return [(r[0], r[1]) for r in (await conn.execute(stmt)).all()]

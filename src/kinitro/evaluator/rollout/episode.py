@@ -16,6 +16,7 @@ other threads.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,13 @@ from kinitro.protocol.common import FailureCause
 
 MAX_FRAMES = 64
 """Frames kept per episode (the ``episode`` message carries at most 64 media refs)."""
+STOP_CHECK_EVERY = 32
+"""Steps between two looks at ``stop`` (the job being cancelled): a cancelled job lets
+go of its worker within a fraction of a second, at no measurable cost per step."""
+
+
+class EpisodesAbandoned(Exception):
+    """``stop`` said the job is being cancelled: the episodes in progress are dropped."""
 
 
 @dataclass(slots=True)
@@ -153,8 +161,11 @@ def run_episode(
     max_steps: int,
     step_log_interval: int,
     frame_every: int = 0,
+    stop: Callable[[], bool] | None = None,
 ) -> EpisodeRun:
-    """Play one episode; agent and simulator failures become a ``failure_cause``."""
+    """Play one episode; agent and simulator failures become a ``failure_cause``. Raises
+    :class:`EpisodesAbandoned` when ``stop()`` (looked at every ``STOP_CHECK_EVERY``
+    steps) turns true."""
     play = EpisodePlay(
         env,
         spec,
@@ -173,6 +184,8 @@ def run_episode(
     act = agent.act
     advance = play.advance
     while True:
+        if stop is not None and play.step_no % STOP_CHECK_EVERY == 0 and stop():
+            raise EpisodesAbandoned
         try:
             action = act(play.obs)
         except Exception as exc:  # noqa: BLE001
@@ -191,14 +204,17 @@ class BatchOutcome:
     agent_failed: bool = False
 
 
-def run_batch(plays: list[EpisodePlay], agent: AgentSession) -> BatchOutcome:
+def run_batch(
+    plays: list[EpisodePlay], agent: AgentSession, stop: Callable[[], bool] | None = None
+) -> BatchOutcome:
     """Play ``plays`` in lockstep, slot ``i`` = ``plays[i]``, one ``act_batch`` per step.
 
     Any agent failure ends every episode still running, each charged to the agent: the
     slot the agent named gets its own fault, the others are cut short by it; a failure
     naming no slot (timeout, crash, protocol violation) is every running episode's. None
     is replayed: the agent process is the miner's, and a replay would be a second draw of
-    a stochastic policy that a miner could buy by failing on purpose.
+    a stochastic policy that a miner could buy by failing on purpose. ``stop`` as in
+    :func:`run_episode`.
     """
     out = BatchOutcome()
     running: list[int] = []
@@ -212,7 +228,11 @@ def run_batch(plays: list[EpisodePlay], agent: AgentSession) -> BatchOutcome:
         _blame(plays, running, exc, out)
         running = []
     act_batch = agent.act_batch
+    steps = 0
     while running:
+        if stop is not None and steps % STOP_CHECK_EVERY == 0 and stop():
+            raise EpisodesAbandoned
+        steps += 1
         try:
             actions = act_batch(running, [plays[s].obs for s in running])
         except Exception as exc:  # noqa: BLE001

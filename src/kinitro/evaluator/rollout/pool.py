@@ -200,7 +200,7 @@ class RolloutPool:
 
         Uploads may still be in flight when the last result is out: :meth:`flush` before
         reporting the job's result. Cancelling the consumer cancels the batches in flight
-        (each actor stops before its next batch); :meth:`close` frees the actors.
+        (each actor stops within a few steps); :meth:`close` frees the actors.
         """
         ray = self._ray
         self._started = time.time()
@@ -304,7 +304,7 @@ class RolloutPool:
         return JobTimeline(play_s=self._ended - self._started, workers=tuple(workers))
 
     def _cancel_running(self) -> None:
-        """Ask the actors to stop the batches they are playing (they stop between batches)."""
+        """Ask the actors to stop the batches they are playing (within a few steps)."""
         running, self._running = self._running, set()
         for ref in running:
             try:

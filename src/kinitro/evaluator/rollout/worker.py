@@ -29,7 +29,13 @@ from kinitro.evaluator.episode_logger import (
 )
 from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
 from kinitro.evaluator.rollout.agent import AgentLauncher, AgentSession, classify
-from kinitro.evaluator.rollout.episode import EpisodePlay, EpisodeRun, run_batch, run_episode
+from kinitro.evaluator.rollout.episode import (
+    EpisodePlay,
+    EpisodeRun,
+    EpisodesAbandoned,
+    run_batch,
+    run_episode,
+)
 from kinitro.protocol.agent_rpc import TaskInfo
 from kinitro.protocol.common import FailureCause
 
@@ -186,8 +192,8 @@ class RolloutWorker:
 
         Every episode is played once: an agent failure is charged to every episode it
         ended (see :func:`~kinitro.evaluator.rollout.episode.run_batch`), never replayed.
-        A cancelled call (``ray.cancel``, the job is being stopped) returns before its next
-        lockstep batch.
+        A cancelled call (``ray.cancel``, the job is being stopped) returns within
+        ``STOP_CHECK_EVERY`` steps, dropping the episodes in progress.
         """
         t0 = time.perf_counter()
         try:
@@ -204,7 +210,11 @@ class RolloutWorker:
             batch = [queue.popleft()]
             while queue and len(batch) < max(1, self.config.env_slots):
                 batch.append(queue.popleft())
-            done, later = self._play(batch)
+            try:
+                done, later = self._play(batch)
+            except EpisodesAbandoned:  # cancelled mid-episode: nobody reads these either
+                self._drop_agent()
+                return list(results.values()), self.slots
             results.update(done)
             queue.extendleft(reversed(later))
         ordered = [results[spec.index] for spec in specs]
@@ -264,6 +274,7 @@ class RolloutWorker:
                 max_steps=cfg.env.max_steps,
                 step_log_interval=cfg.step_log_interval,
                 frame_every=cfg.frame_every,
+                stop=_cancel_requested,
             )
             runs, failed = [run], run.result.failure_cause is not None
         else:
@@ -278,7 +289,7 @@ class RolloutWorker:
                 )
                 for env, spec in zip(envs, batch, strict=True)
             ]
-            outcome = run_batch(plays, agent)
+            outcome = run_batch(plays, agent, _cancel_requested)
             runs = outcome.runs
             failed = outcome.agent_failed or any(r.result.failure_cause for r in runs)
         if failed:

@@ -12,6 +12,7 @@ from kinitro.jobqueue.records import (
     TERMINAL_STATES,
     EnqueueOutcome,
     JobRecord,
+    safe_text,
 )
 from kinitro.protocol.common import JobState
 from kinitro.protocol.validator_ws import EvalJob
@@ -53,6 +54,16 @@ class MemoryJobs(MemoryState):
                 limit=1_000_000, statuses=["queued", "picked"], entrypoints=[EVAL_JOB_ENTRYPOINT]
             )
         )
+
+    async def cancel_job(self, job_id: str, reason: str) -> bool:
+        self._io("cancel_job")
+        async with self._lock:
+            row = self._jobs.get(job_id)
+            if row is None or row.state in TERMINAL_STATES or row.has_result:
+                return False
+            row.state, row.detail = JobState.CANCELLED.value, safe_text(reason)
+            row.updated_at = utcnow()
+            return True
 
     async def get_job(self, job_id: str) -> EvalJob:
         return (await self.get_job_record(job_id)).eval_job()

@@ -17,7 +17,7 @@ from kinitro.jobqueue.errors import JobNotFoundError
 from kinitro.jobqueue.models import JobRow
 from kinitro.jobqueue.pgq import EVAL_JOB_ENTRYPOINT, QueueTimers, consume_jobs
 from kinitro.jobqueue.ports import JobHandler
-from kinitro.jobqueue.records import TERMINAL_STATES, EnqueueOutcome, JobRecord
+from kinitro.jobqueue.records import TERMINAL_STATES, EnqueueOutcome, JobRecord, safe_text
 from kinitro.protocol.common import JobState
 
 if TYPE_CHECKING:
@@ -83,6 +83,26 @@ class PostgresJobs:
             await conn.execute(update(JobRow).where(JobRow.job_id == job.job_id).values(values))
             await _pgq_enqueue(conn, job.job_id)
             return EnqueueOutcome.REQUEUED
+
+    async def cancel_job(self, job_id: str, reason: str) -> bool:
+        async with self.engine.begin() as conn:
+            cancelled = (
+                await conn.execute(
+                    update(JobRow)
+                    .where(
+                        JobRow.job_id == job_id,
+                        JobRow.state.not_in(TERMINAL_STATES),
+                        JobRow.has_result.is_(False),
+                    )
+                    .values(
+                        state=JobState.CANCELLED.value,
+                        detail=safe_text(reason),
+                        updated_at=func.now(),
+                    )
+                    .returning(JobRow.job_id)
+                )
+            ).scalar_one_or_none()
+        return cancelled is not None
 
     async def get_job(self, job_id: str) -> EvalJob:
         """The ``eval_job`` exactly as received. Raises :class:`JobNotFoundError`."""
