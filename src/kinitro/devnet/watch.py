@@ -240,18 +240,6 @@ def _entries(rows: Any) -> list[rt.LeaderboardEntry]:
     return out
 
 
-def _flatten(stats: dict[str, Any]) -> str:
-    """``{'jobs': {'running': 2}, 'episodes': 4}`` → ``jobs running=2 · episodes=4``."""
-    parts = []
-    for key, value in stats.items():
-        if isinstance(value, dict):
-            inner = " ".join(f"{k}={v}" for k, v in value.items())
-            parts.append(f"{key} {inner}" if inner else key)
-        elif key != "validators_connected":
-            parts.append(f"{key}={value}")
-    return " · ".join(parts)
-
-
 def realtime_url(base: str) -> str:
     base = base.rstrip("/")
     if base.startswith("http://"):

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from kinitro.chain.settings import ChainSettings
     from kinitro.jobqueue import JobQueue
+    from kinitro.jobqueue.ports import NodeStatus
     from kinitro.validator.settings import Settings
 
 app = typer.Typer(
@@ -203,7 +204,7 @@ async def _run(
 
 
 @contextlib.asynccontextmanager
-async def _metrics(settings: Settings, jq: Any) -> AsyncIterator[None]:
+async def _metrics(settings: Settings, jq: NodeStatus) -> AsyncIterator[None]:
     """Serve Prometheus metrics while the node runs (when ``metrics_port`` is set)."""
     if settings.metrics_port is None:
         yield

@@ -14,9 +14,13 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Gauge
+
+if TYPE_CHECKING:
+    from kinitro.jobqueue.ports import NodeStatus
+    from kinitro.jobqueue.records import ValidatorStatus
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ class ValidatorMetrics:
             registry=r,
         )
 
-    def update(self, status: Any) -> None:
+    def update(self, status: ValidatorStatus) -> None:
         """Set every gauge from a :class:`~kinitro.jobqueue.records.ValidatorStatus`."""
         now = datetime.now(UTC)
         conn, depths, last = status.connection, status.depths, status.last_weights
@@ -113,7 +117,7 @@ class ValidatorMetrics:
         self.weights_age.set((now - set_at).total_seconds() if set_at else float("inf"))
         self.scrape_ok.set(time.time())
 
-    async def refresh_forever(self, jq: Any, interval_s: float) -> None:
+    async def refresh_forever(self, jq: NodeStatus, interval_s: float) -> None:
         """Read the status every ``interval_s`` until cancelled; a failed read keeps the
         previous values (``…_refresh_timestamp_seconds`` then stops moving)."""
         while True:

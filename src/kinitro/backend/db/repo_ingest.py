@@ -31,10 +31,6 @@ async def _insert_new(
     return (await conn.execute(stmt.returning(table.c.id))).scalar() is not None
 
 
-async def job_exists(conn: AsyncConnection, job_id: str) -> bool:
-    return (await conn.execute(select(J.c.id).where(J.c.id == job_id))).scalar() is not None
-
-
 async def add_status(conn: AsyncConnection, values: dict[str, Any]) -> bool:
     return await _insert_new(conn, H, [H.c.job_id, H.c.validator_hotkey, H.c.seq], values)
 

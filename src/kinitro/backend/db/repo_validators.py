@@ -115,11 +115,6 @@ async def list_validators(
     return rows(await conn.execute(q.order_by(V.c.uid, V.c.hotkey)))
 
 
-async def get_validator(conn: AsyncConnection, hotkey: str) -> dict[str, Any] | None:
-    row = (await conn.execute(select(V).where(V.c.hotkey == hotkey))).mappings().first()
-    return dict(row) if row else None
-
-
 async def count_connected(conn: AsyncConnection) -> int:
     return int(
         await conn.scalar(select(func.count()).select_from(V).where(V.c.connected.is_(True))) or 0
