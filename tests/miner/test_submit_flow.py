@@ -245,3 +245,52 @@ def test_package_reports_bad_bundle(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     result = kinitro("miner", "package", str(tmp_path / "b"), check=False)
     assert result.returncode == 2 and "kinitro.toml" in result.stderr
+
+
+def test_commit_mistakes_refused_before_anything_goes_on_chain(
+    tmp_path: Path, chain: LocalChainProcess
+) -> None:
+    """Committing before uploading, or after editing the uploaded bundle: one specific
+    message each, exit code 2, and the chain holds no commitment of this hotkey."""
+    wallets = tmp_path / "wallets"
+    info = create_wallet("m3", "default", wallets)
+    w = ["--wallet", "m3", "--wallet-path", str(wallets), "--chain-url", chain.url]
+    kinitro(
+        "chain", "register", "--wallet", "m3", "--wallet-path", str(wallets), "--url", chain.url
+    )
+    bundle = tmp_path / "agent"
+    kinitro("miner", "init", str(bundle))
+    record = bundle / ".kinitro" / "upload.json"
+    down = ["--backend-url", "http://127.0.0.1:9"]
+    commit = ["miner", "commit", "-c", "reach", "--from-upload", str(record), *w, *down]
+
+    early = kinitro(*commit, check=False)
+    assert early.returncode == 2
+    assert " ".join(early.stderr.split()) == (
+        f"error: nothing uploaded yet: {record} does not exist; upload the bundle first "
+        f"(kinitro miner upload {bundle} --repo <you>/<name>), then commit"
+    )
+
+    registry = ["--registry", "local", "--registry-dir", str(tmp_path / "registry")]
+    kinitro("miner", "upload", str(bundle), "--repo", "m3/agent", *registry)
+    uploaded = json.loads(record.read_text())["sha256"]
+    agent = bundle / "agent.py"
+    agent.write_text(agent.read_text().replace("self.gain = 10.0", "self.gain = 12.0"))
+    now = as_json(kinitro("miner", "package", str(bundle), "--json"))["sha256"]
+    stale = kinitro(*commit, check=False)
+    assert stale.returncode == 2
+    assert " ".join(stale.stderr.split()) == (
+        f"error: {bundle} changed since it was uploaded (sha256 {now[:12]}…, uploaded "
+        f"{uploaded[:12]}…): committing would pin the old bundle; upload it again "
+        f"(kinitro miner upload {bundle} --repo m3/agent), then commit"
+    )
+    listed = as_json(kinitro("chain", "commitments", "--url", chain.url, "--json"))
+    assert info.hotkey not in {c["hotkey"] for c in listed}
+
+    # re-uploaded: the commit goes through (no backend answers: the id is not checked)
+    kinitro("miner", "upload", str(bundle), "--repo", "m3/agent", *registry)
+    done = kinitro(*commit)
+    assert "warning: competition 'reach' not checked: backend at http://127.0.0.1:9" in " ".join(
+        done.stderr.split()
+    )
+    assert "next: kinitro miner publish" in done.stdout

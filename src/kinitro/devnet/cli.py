@@ -81,16 +81,28 @@ def up(
 
 
 def _devnet_backend_url(data_dir: Path) -> str | None:
-    import json
+    from kinitro.core.devnet_info import find_devnet
 
-    state_file = data_dir / "devnet.json"
-    if not state_file.exists():
-        return None
+    info = find_devnet(data_dir)
+    return info.backend_url if info else None
+
+
+@app.command("env")
+def env_command(data_dir: Path = DATA_DIR) -> None:
+    """Print shell exports pointing `kinitro chain|miner|watch` at this devnet.
+
+    Use it as `eval "$(kinitro devnet env)"`: the chain URL and netuid, the devnet's
+    wallets and artifact registry directories and the backend URL, for the `KINITRO_CHAIN_*`
+    and `KINITRO_MINER_*` settings the miner guide uses. Exit code 1 when DATA_DIR holds
+    no devnet.
+    """
+    from kinitro.devnet.env import devnet_exports
+
     try:
-        port = int(json.loads(state_file.read_text()).get("backend_port") or 0)
-    except (OSError, ValueError):
-        return None
-    return f"http://127.0.0.1:{port}" if port else None
+        typer.echo(devnet_exports(data_dir))
+    except LookupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

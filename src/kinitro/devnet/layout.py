@@ -20,9 +20,10 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kinitro.core.devnet_info import STATE_FILE
 from kinitro.core.pgcluster import free_port
 
-STATE_FILE = "devnet.json"
+__all__ = ["COMPETITION_ID", "MINERS", "STATE_FILE", "VALIDATORS", "DevnetState", "Layout"]
 VALIDATORS = ("validator-1", "validator-2")
 MINERS = ("miner-scripted", "miner-random", "miner-copycat")
 COMPETITION_ID = "reach"

@@ -2,8 +2,10 @@
 
 Each command lives in its own module; this file only mounts them:
 
-* ``init``, ``package``, ``upload``, ``commit``, ``status`` — :mod:`kinitro.miner.submit_cmds`
+* ``init``, ``package``, ``upload`` — :mod:`kinitro.miner.submit_cmds`
+* ``commit`` — :mod:`kinitro.miner.commit_cmd`
 * ``publish`` — :mod:`kinitro.miner.publish_cmd`
+* ``status`` — :mod:`kinitro.miner.status_cmd`
 * ``eval`` — :mod:`kinitro.miner.eval_cmd`
 """
 
@@ -11,15 +13,11 @@ from __future__ import annotations
 
 import typer
 
+from kinitro.miner.commit_cmd import commit_command
 from kinitro.miner.eval_cmd import eval_command
 from kinitro.miner.publish_cmd import publish_command
-from kinitro.miner.submit_cmds import (
-    commit_command,
-    init_command,
-    package_command,
-    status_command,
-    upload_command,
-)
+from kinitro.miner.status_cmd import status_command
+from kinitro.miner.submit_cmds import init_command, package_command, upload_command
 
 app = typer.Typer(
     help="Miner tools: create, package, test, evaluate, upload, commit and publish agent bundles.",

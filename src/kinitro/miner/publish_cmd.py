@@ -111,6 +111,7 @@ def publish_command(
         _echo_json(data)
         return
     console.print(f"published {kind}:{target}: validators can now fetch the committed bundle")
+    console.print("next: kinitro miner status (and kinitro watch --miner <your hotkey>)")
 
 
 def _upload_record(

@@ -1,5 +1,7 @@
-"""`kinitro miner init | package | upload | commit | status`: from a directory to a
-commitment on the chain (``publish`` is :mod:`kinitro.miner.publish_cmd`).
+"""`kinitro miner init | package | upload`: from a directory to an uploaded bundle, and
+the helpers every miner command shares (settings, errors, chain). ``commit`` is
+:mod:`kinitro.miner.commit_cmd`, ``publish`` :mod:`kinitro.miner.publish_cmd`, ``status``
+:mod:`kinitro.miner.status_cmd`.
 
 The recommended order is upload (private) → commit → publish: the bundle becomes readable
 only after its hash is on chain under the miner's hotkey, so nobody can commit it first.
@@ -10,7 +12,6 @@ miner's agent code.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,6 @@ from rich.progress import (
     TextColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
 
 if TYPE_CHECKING:
     from kinitro.miner.settings import MinerSettings
@@ -59,11 +59,12 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _settings(config: Path | None, **overrides: Any) -> MinerSettings:
+    from kinitro.core.devnet_info import find_devnet
     from kinitro.core.errors import KinitroError
     from kinitro.miner.settings import MinerSettings
 
     try:
-        return MinerSettings.load(config, **overrides)
+        return MinerSettings.load(config, **overrides).near_devnet(find_devnet())
     except (KinitroError, ValueError) as exc:
         from kinitro.core.settings import describe_settings_error
 
@@ -150,6 +151,10 @@ def package_command(
     console.print(
         f"  archive {packed.path}\n  sha256  {packed.sha256}\n  size    {packed.size_bytes}"
     )
+    console.print(
+        f"next: kinitro miner eval {directory}, then kinitro miner upload {directory} "
+        "--repo <you>/<name>"
+    )
 
 
 def upload_command(
@@ -208,103 +213,9 @@ def upload_command(
     console.print(f"  sha256 {ref.sha256}  size {ref.size_bytes}\n  saved  {record}")
     if private:
         console.print(
-            "  the repo is private: commit it (kinitro miner commit --from-upload "
-            f"{record}), then publish it (kinitro miner publish {directory})"
+            f"  the repo is private: commit it, then publish it (kinitro miner publish {directory})"
         )
-
-
-def commit_command(
-    competition: str = typer.Option(..., "--competition", "-c", help="Competition id."),
-    from_upload: Path | None = typer.Option(
-        None, "--from-upload", help="upload.json written by `kinitro miner upload`."
-    ),
-    registry: str | None = RegistryOpt,
-    repo: str | None = typer.Option(None, "--repo", help="Registry repo (without --from-upload)."),
-    revision: str | None = typer.Option(None, "--revision", help="Pinned revision."),
-    sha256: str | None = typer.Option(None, "--sha256", help="Bundle archive sha256."),
-    wallet: str | None = WalletOpt,
-    hotkey: str | None = HotkeyOpt,
-    wallet_path: Path | None = WalletPathOpt,
-    chain_url: str | None = ChainUrlOpt,
-    netuid: int | None = NetuidOpt,
-    config: Path | None = ConfigOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Write the commitment pinning an uploaded bundle for a competition (hotkey-signed).
-
-    Works while the bundle's repo is still private: publish it afterwards with `kinitro
-    miner publish` (the backend waits for it up to its artifact deadline).
-    """
-    from kinitro.core.errors import KinitroError
-    from kinitro.protocol.commitment import encode_commitment
-
-    settings = _settings(
-        config,
-        wallet_name=wallet,
-        hotkey=hotkey,
-        wallet_path=wallet_path,
-        chain_url=chain_url,
-        netuid=netuid,
-        registry=registry,
-    )
-    fields: dict[str, Any] = {}
-    if from_upload is not None:
-        try:
-            fields = json.loads(from_upload.read_text())
-        except (OSError, ValueError) as exc:
-            raise _fail(f"cannot read {from_upload}: {exc}") from None
-        if not isinstance(fields, dict):
-            raise _fail(f"{from_upload} does not hold an upload record")
-    else:
-        missing = [
-            n
-            for n, v in (("--repo", repo), ("--revision", revision), ("--sha256", sha256))
-            if not v
-        ]
-        if missing:
-            raise _fail(
-                "give --from-upload or all of --repo --revision --sha256 "
-                f"(missing {', '.join(missing)})"
-            )
-        fields = {
-            "registry": settings.registry,
-            "repo": repo,
-            "revision": revision,
-            "sha256": sha256,
-        }
-    try:
-        text = encode_commitment(
-            competition_id=competition,
-            registry=fields.get("registry", settings.registry),
-            repo=str(fields.get("repo")),
-            revision=str(fields.get("revision")),
-            sha256=str(fields.get("sha256")),
-        )
-    except KinitroError as exc:
-        raise _fail(f"commitment refused: {exc}") from None
-
-    async def write() -> Any:
-        from kinitro.chain.wallets import load_hotkey
-
-        key = load_hotkey(settings.wallet_name, settings.hotkey, settings.wallet_path)
-        chain = _open_chain(settings)
-        try:
-            return await chain.commit(key, text)
-        finally:
-            await chain.close()
-
-    try:
-        record = asyncio.run(write())
-    except KinitroError as exc:
-        raise _fail(str(exc)) from None
-    data = {"commitment": text, "block": record.block, "hotkey": record.hotkey, "uid": record.uid}
-    if as_json:
-        _echo_json(data)
-        return
-    console.print(f"committed at block [bold]{record.block}[/bold] as uid {record.uid}")
-    console.print(f"  {text}")
-    if fields.get("private"):
-        console.print("  the repo is still private: publish it now (kinitro miner publish)")
+    console.print(f"next: kinitro miner commit --competition <id> --from-upload {record}")
 
 
 def _open_chain(settings: MinerSettings) -> Any:
@@ -319,113 +230,3 @@ def _open_chain(settings: MinerSettings) -> Any:
             timeout_s=settings.timeout_s,
         )
     )
-
-
-def status_command(
-    wallet: str | None = WalletOpt,
-    hotkey: str | None = HotkeyOpt,
-    wallet_path: Path | None = WalletPathOpt,
-    chain_url: str | None = ChainUrlOpt,
-    netuid: int | None = NetuidOpt,
-    backend_url: str | None = typer.Option(None, "--backend-url", help="Kinitro backend URL."),
-    config: Path | None = ConfigOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """What the chain and the backend know about my hotkey's submissions."""
-    from kinitro.chain.wallets import wallet_info
-    from kinitro.core.errors import KinitroError
-
-    settings = _settings(
-        config,
-        wallet_name=wallet,
-        hotkey=hotkey,
-        wallet_path=wallet_path,
-        chain_url=chain_url,
-        netuid=netuid,
-        backend_url=backend_url,
-    )
-    try:
-        me = wallet_info(settings.wallet_name, settings.hotkey, settings.wallet_path).hotkey
-        chain_view = asyncio.run(_chain_status(settings, me))
-    except KinitroError as exc:
-        raise _fail(str(exc)) from None
-    backend_view = _backend_status(settings, me)
-    data = {"hotkey": me, "chain": chain_view, "backend": backend_view}
-    if as_json:
-        _echo_json(data)
-        return
-    console.print(f"hotkey {me} on netuid {settings.netuid} (block {chain_view['block']})")
-    if chain_view["uid"] is None:
-        console.print("  [yellow]not registered[/yellow]")
-    else:
-        console.print(f"  uid {chain_view['uid']}")
-    commitment = chain_view["commitment"]
-    if commitment is None:
-        console.print("  no commitment on chain")
-    else:
-        console.print(f"  commitment at block {commitment['block']}: {commitment['data']}")
-        if commitment.get("error"):
-            console.print(f"  [red]not a valid Kinitro commitment:[/red] {commitment['error']}")
-    if "error" in backend_view:
-        console.print(f"  backend: [yellow]{backend_view['error']}[/yellow]")
-        return
-    table = Table(title="submissions known to the backend")
-    for col in ("id", "competition", "block", "status", "detail"):
-        table.add_column(col)
-    for sub in backend_view["submissions"]:
-        table.add_row(
-            str(sub.get("id", "")),
-            str(sub.get("competition_id") or ""),
-            str(sub.get("commitment_block", "")),
-            str(sub.get("status", "")),
-            str(sub.get("rejection_reason") or ""),
-        )
-    console.print(table)
-
-
-async def _chain_status(settings: MinerSettings, hotkey: str) -> dict[str, Any]:
-    from kinitro.core.errors import KinitroError
-    from kinitro.protocol.commitment import parse_commitment
-
-    chain = _open_chain(settings)
-    try:
-        block = await chain.block()
-        graph = await chain.metagraph()
-        records = await chain.commitments()
-    finally:
-        await chain.close()
-    neuron = graph.by_hotkey(hotkey)
-    mine = next((r for r in records if r.hotkey == hotkey), None)
-    commitment: dict[str, Any] | None = None
-    if mine is not None:
-        commitment = {"block": mine.block, "data": mine.data}
-        try:
-            parsed = parse_commitment(mine.data)
-            commitment["parsed"] = {
-                "competition_id": parsed.competition_id,
-                "registry": parsed.registry,
-                "repo": parsed.repo,
-                "revision": parsed.revision,
-                "sha256": parsed.sha256,
-            }
-        except KinitroError as exc:
-            commitment["error"] = str(exc)
-    return {"block": block, "uid": None if neuron is None else neuron.uid, "commitment": commitment}
-
-
-def _backend_status(settings: MinerSettings, hotkey: str) -> dict[str, Any]:
-    import httpx
-
-    url = settings.backend_url.rstrip("/") + "/api/v1/submissions"
-    try:
-        response = httpx.get(url, params={"miner_hotkey": hotkey}, timeout=settings.timeout_s)
-    except httpx.HTTPError as exc:
-        return {"error": f"backend at {settings.backend_url} unreachable ({type(exc).__name__})"}
-    if response.status_code != 200:
-        return {"error": f"backend answered {response.status_code}"}
-    try:
-        body = response.json()
-    except ValueError:
-        return {"error": "backend answered non-JSON"}
-    items = body.get("items", body.get("submissions", [])) if isinstance(body, dict) else body
-    return {"submissions": items if isinstance(items, list) else []}

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from kinitro.backend import quorum, standing
+from kinitro.backend import explain, quorum, standing
 from kinitro.backend.api.schemas import Competition, Job, Page, Row, Submission, error_responses
 from kinitro.backend.db import (
     repo_competitions,
@@ -77,9 +77,13 @@ async def get_competition(
 
 
 @router.get("/competitions/{competition_id}/leaderboard", responses=NOT_FOUND)
-async def leaderboard(competition_id: CompetitionIdPath, conn: ConnDep) -> dict[str, Any]:
+async def leaderboard(
+    competition_id: CompetitionIdPath, conn: ConnDep, state: StateDep
+) -> dict[str, Any]:
     """Ranked scores; a challenger's row carries ``vs_leader``, its paired test against the
-    leader (``docs/backend.md``, "Leaders and challengers")."""
+    leader (``docs/backend.md``, "Leaders and challengers"); every row but the leader's
+    says in ``reason`` why it is not eligible or not leading and in ``to_lead`` what it
+    would take (:mod:`kinitro.backend.explain`)."""
     c = await repo_competitions.get_competition(conn, competition_id)
     if c is None:
         raise NotFoundError(f"no competition {competition_id!r}")
@@ -89,6 +93,7 @@ async def leaderboard(competition_id: CompetitionIdPath, conn: ConnDep) -> dict[
         row["rank"] = rank
         row["is_leader"] = leader is not None and row["submission_id"] == leader["submission_id"]
         row["vs_leader"] = (row.get("detail") or {}).get("vs_leader")
+    explain.explain_board(rows, explain.Rules.of(c, state.settings), leader)
     return {
         "competition_id": competition_id,
         "leader": leader,
