@@ -86,7 +86,11 @@ async def test_status_explains_standing_and_commit_checks_competition(
     assert sub["status"] == "evaluated" and standing["rank"] == 3 and standing["of"] == 3
     assert standing["success_rate"] == 1 / 6 and standing["eligible"] is True
     assert standing["is_leader"] is False
-    assert standing["reason"].startswith("lower bound 3% must exceed ")
+    assert standing["reason"] == (
+        "paired test vs the leader: +0 −7 on 12 shared episodes, p = 1.000; "
+        "needs 50 shared episodes"
+    )
+    assert standing["to_lead"] == "38 more shared episodes (more rounds), and p ≤ 0.05"
     assert sub["weight"] == 0.0
 
     text = _miner(stack, wallets, "status")
@@ -95,6 +99,7 @@ async def test_status_explains_standing_and_commit_checks_competition(
     assert f"submission {job.submission_id}" in out and "evaluated" in out, out
     assert "score   17% (95% CI 3%–56%) over 6 episodes, rank 3 of 3" in out, out
     assert "eligible yes; leader no" in out and "a copy" not in out
-    assert "why     lower bound 3% must exceed" in out
+    assert "why     paired test vs the leader: +0 −7 on 12 shared episodes" in out
+    assert "to lead 38 more shared episodes (more rounds), and p ≤ 0.05" in out
     assert "weight  0.0000 of the subnet's emissions" in out
     assert "next    improve the agent (kinitro miner eval), upload and commit again" in out

@@ -16,8 +16,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-# The same failure in another slot of the same agent process is the same failure.
+# The same failure in another slot of the same agent process is the same failure, and so
+# is an episode played beside it in the same batch, "cut short by the agent's failure in
+# slot N: <detail>" (the evaluator's rollout/episode.py).
 _SLOT = re.compile(r" in slot \d+")
+_CUT_SHORT = "cut short by the agent's failure: "
 TAIL_LINES = 12
 
 HINTS = {
@@ -54,7 +57,7 @@ def group_failures(events: list[dict[str, Any]]) -> list[FailureGroup]:
     groups: dict[tuple[str, str], FailureGroup] = {}
     for event in sorted(events, key=lambda e: int(e.get("episode", 0))):
         cause = str(event.get("cause", "?"))
-        detail = _SLOT.sub("", str(event.get("detail") or "")).strip()
+        detail = _SLOT.sub("", str(event.get("detail") or "")).strip().removeprefix(_CUT_SHORT)
         group = groups.setdefault(
             (cause, detail), FailureGroup(cause, bool(event.get("scored", True)), detail)
         )

@@ -123,6 +123,8 @@ def _print_submission(sub: dict[str, Any], me: str) -> None:
         console.print(f"  eligible {eligible}; leader {'yes' if standing['is_leader'] else 'no'}")
         if standing.get("reason"):
             console.print(f"  why     {escape(standing['reason'])}")
+        if standing.get("to_lead"):
+            console.print(f"  to lead {escape(standing['to_lead'])}")
     if sub.get("weight") is not None:
         console.print(f"  weight  {sub['weight']:.4f} of the subnet's emissions (this uid)")
     step = _next_step(sub, status, me)
