@@ -82,16 +82,16 @@ async def test_an_error_naming_a_foreign_slot_is_charged_to_the_whole_batch(
 
     outcome = await evaluate(_request("job-cheat"), SandboxLauncher(str(cheat)), options)
     by_index = {r.index: r for r in outcome.results}
-    # Episode 0 is played alone (a worker learns the agent's slots from its start) and
-    # gives up; the agent is restarted, so episode 1 is alone too; then 2-5 in lockstep,
-    # where episode 2 gives up at step 5 and takes its siblings down with it.
-    for i in (0, 2, 3, 4, 5):
-        result = by_index[i]
+    # Episodes 0 and 2 give up at step 5; whatever shared a batch with them goes down too.
+    failed = [r for r in outcome.results if r.failure_cause is not None]
+    assert {0, 2} <= {r.index for r in failed}
+    for result in failed:
         assert result.failure_cause == "protocol_violation", result
         assert "names slot 7" in (result.failure_detail or "")
-        assert result.attempts == 1 and result.steps == 4
-    assert by_index[1].failure_cause is None and by_index[1].success
+        assert result.steps == 4
+    for result in outcome.results:
+        assert result.attempts == 1 and (result in failed or by_index[result.index].success)
     overall = outcome.metrics.overall
-    assert overall.failures == {"protocol_violation": 5}  # nothing left to infrastructure
+    assert overall.failures == {"protocol_violation": len(failed)}  # nothing left to infra
     assert overall.scored_episodes == 6
     assert overall.success_rate < baseline.metrics.overall.success_rate
