@@ -58,6 +58,7 @@ def postgres(admin_url: str | None, work: Path) -> Iterator[str]:
     """A fresh, migrated backend database URL."""
     from sqlalchemy.engine import make_url
 
+    from kinitro.backend.db.models import MIGRATION_TREE
     from kinitro.core import migrations
 
     cluster = None
@@ -70,7 +71,7 @@ def postgres(admin_url: str | None, work: Path) -> Iterator[str]:
     _admin_sql(admin_url, f'CREATE DATABASE "{name}"')
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
-        migrations.upgrade("backend", url)
+        migrations.upgrade(MIGRATION_TREE, url)
         yield url
     finally:
         _admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

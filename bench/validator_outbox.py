@@ -85,6 +85,7 @@ async def fresh_database(admin_url: str) -> AsyncIterator[str]:
 
     from kinitro.core import migrations
     from kinitro.core.db import dsn
+    from kinitro.jobqueue.models import MIGRATION_TREE
 
     name = f"kinitro_bench_{uuid.uuid4().hex[:10]}"
     conn = await asyncpg.connect(dsn(admin_url))
@@ -92,7 +93,7 @@ async def fresh_database(admin_url: str) -> AsyncIterator[str]:
     await conn.close()
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
-        await asyncio.to_thread(migrations.upgrade, "validator", url)
+        await asyncio.to_thread(migrations.upgrade, MIGRATION_TREE, url)
         yield url
     finally:
         conn = await asyncpg.connect(dsn(admin_url))

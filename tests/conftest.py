@@ -87,7 +87,9 @@ def pg_admin_url() -> Iterator[str]:
 
 
 def _build_template(admin_url: str, role: str) -> str:
+    from kinitro.backend.db.models import MIGRATION_TREE as BACKEND_TREE
     from kinitro.core import migrations
+    from kinitro.jobqueue.models import MIGRATION_TREE as VALIDATOR_TREE
 
     name = f"kinitro_tpl_{role}_{_RUN_ID}"
     run_sync(
@@ -96,7 +98,8 @@ def _build_template(admin_url: str, role: str) -> str:
         )
     )
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(migrations.upgrade, role, _with_database(admin_url, name)).result()
+        tree = BACKEND_TREE if role == "backend" else VALIDATOR_TREE
+        pool.submit(migrations.upgrade, tree, _with_database(admin_url, name)).result()
     return name
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kinitro.backend.db.models import Base
+from kinitro.backend.db.models import MIGRATION_TREE, Base
 from kinitro.core import migrations
 from kinitro.core.db import create_engine
 
@@ -47,22 +47,22 @@ async def _tables(url: str) -> set[str]:
 
 
 async def test_migrations_match_models(empty_db_url: str) -> None:
-    _in_thread(migrations.upgrade, "backend", empty_db_url)
+    _in_thread(migrations.upgrade, MIGRATION_TREE, empty_db_url)
     assert await _diff(empty_db_url) == []
 
 
 async def test_upgrade_downgrade_roundtrip(empty_db_url: str) -> None:
-    _in_thread(migrations.upgrade, "backend", empty_db_url)
+    _in_thread(migrations.upgrade, MIGRATION_TREE, empty_db_url)
     assert set(Base.metadata.tables) <= await _tables(empty_db_url)
-    _in_thread(migrations.downgrade, "backend", empty_db_url)
+    _in_thread(migrations.downgrade, MIGRATION_TREE, empty_db_url)
     assert await _tables(empty_db_url) <= {"alembic_version"}
-    _in_thread(migrations.upgrade, "backend", empty_db_url)
+    _in_thread(migrations.upgrade, MIGRATION_TREE, empty_db_url)
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(
-        migrations.alembic_config("backend", empty_db_url)
+        migrations.alembic_config(MIGRATION_TREE, empty_db_url)
     ).get_current_head()
-    assert _in_thread(migrations.current, "backend", empty_db_url) == head
+    assert _in_thread(migrations.current, empty_db_url) == head
 
 
 async def test_replicas_starting_together_migrate_once(

@@ -36,6 +36,7 @@ from bittensor_wallet import Keypair
 
 from kinitro.core import migrations
 from kinitro.jobqueue import JobQueue
+from kinitro.jobqueue.models import MIGRATION_TREE
 from kinitro.protocol.realtime import Ping, Subscribe, dump_message, parse_server_message
 from kinitro.protocol.validator_ws import AuthResponse, parse_validator_message
 from kinitro.protocol.validator_ws import dump_message as dump_validator
@@ -278,7 +279,7 @@ async def test_backend_soak(
 ) -> None:
     other = make_empty_db()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(migrations.upgrade, "validator", other).result()
+        pool.submit(migrations.upgrade, MIGRATION_TREE, other).result()
     net = Network(
         tmp_path,
         backend_db_url,

@@ -27,6 +27,7 @@ import pytest
 
 from kinitro.core import migrations
 from kinitro.jobqueue import JobQueue
+from kinitro.jobqueue.models import MIGRATION_TREE
 
 from .e2e import BENCHMARKS, Network, Node
 
@@ -50,7 +51,7 @@ def make_network(
         for _ in range(validators - 1):
             db = make_empty_db()
             with ThreadPoolExecutor(max_workers=1) as pool:
-                pool.submit(migrations.upgrade, "validator", db).result()
+                pool.submit(migrations.upgrade, MIGRATION_TREE, db).result()
             dbs.append(db)
         net = Network(tmp_path, backend_db_url, dbs)
         try:

@@ -17,7 +17,7 @@ from kinitro.jobqueue import (
     JobNotFoundError,
     JobQueue,
 )
-from kinitro.jobqueue.models import PGQUEUER_TABLES, Base, include_object
+from kinitro.jobqueue.models import MIGRATION_TREE, PGQUEUER_TABLES, Base, include_object
 from kinitro.protocol.common import JobState
 
 from .factories import (
@@ -46,7 +46,7 @@ async def test_migrations_match_models_and_install_pgqueuer(empty_db_url: str) -
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    _in_thread(migrations.upgrade, "validator", empty_db_url)
+    _in_thread(migrations.upgrade, MIGRATION_TREE, empty_db_url)
     engine = create_engine(empty_db_url, pool_size=1)
     try:
         async with engine.connect() as conn:
@@ -66,8 +66,8 @@ async def test_migrations_match_models_and_install_pgqueuer(empty_db_url: str) -
 
 
 async def test_upgrade_downgrade_roundtrip(empty_db_url: str) -> None:
-    _in_thread(migrations.upgrade, "validator", empty_db_url)
-    _in_thread(migrations.downgrade, "validator", empty_db_url)
+    _in_thread(migrations.upgrade, MIGRATION_TREE, empty_db_url)
+    _in_thread(migrations.downgrade, MIGRATION_TREE, empty_db_url)
     tables = {
         r[0]
         for r in await _fetch(
@@ -77,8 +77,8 @@ async def test_upgrade_downgrade_roundtrip(empty_db_url: str) -> None:
     assert tables <= {"alembic_version"}
     types = await _fetch(empty_db_url, "SELECT typname FROM pg_type WHERE typname LIKE 'pgqueuer%'")
     assert types == []
-    _in_thread(migrations.upgrade, "validator", empty_db_url)
-    assert _in_thread(migrations.current, "validator", empty_db_url) == "0002"
+    _in_thread(migrations.upgrade, MIGRATION_TREE, empty_db_url)
+    assert _in_thread(migrations.current, empty_db_url) == "0002"
 
 
 async def test_pgqueuer_accepts_the_installed_schema(validator_db_url: str) -> None:

@@ -317,6 +317,7 @@ async def _migrate(url: str) -> None:
     """Apply the backend migrations; replicas starting together take turns (advisory lock)."""
     import asyncpg
 
+    from kinitro.backend.db.models import MIGRATION_TREE
     from kinitro.backend.locks import MIGRATIONS
     from kinitro.core import migrations
     from kinitro.core.db import dsn
@@ -324,7 +325,7 @@ async def _migrate(url: str) -> None:
     conn = await asyncpg.connect(dsn(url))
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATIONS)
-        await asyncio.to_thread(migrations.upgrade, "backend", url)
+        await asyncio.to_thread(migrations.upgrade, MIGRATION_TREE, url)
     finally:
         await conn.close()
 

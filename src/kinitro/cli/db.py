@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 
@@ -17,6 +18,16 @@ class Role(StrEnum):
     backend = "backend"
     validator = "validator"
 
+    def tree(self) -> Path:
+        """The role's migration folder."""
+        if self is Role.backend:
+            from kinitro.backend.db.models import MIGRATION_TREE
+
+            return MIGRATION_TREE
+        from kinitro.jobqueue.models import MIGRATION_TREE as VALIDATOR_TREE
+
+        return VALIDATOR_TREE
+
 
 ROLE_OPT = typer.Option(..., "--role", help="Which schema: backend or validator.")
 URL_OPT = typer.Option(
@@ -27,15 +38,16 @@ URL_OPT = typer.Option(
 )
 
 
-def _run(action: str, role: str, url: str, *args: str) -> str | None:
+def _run(action: str, role: Role, url: str, *args: str) -> str | None:
     """Run a migration action, turning connection/migration failures into clear errors."""
     from kinitro.core import migrations
     from kinitro.core.db import safe_url
 
     try:
-        func = getattr(migrations, action)
-        result: str | None = func(role, url, *args)
-        return result
+        if action == "current":
+            return migrations.current(url)
+        getattr(migrations, action)(role.tree(), url, *args)
+        return None
     except (OSError, ConnectionError) as exc:
         typer.echo(f"cannot connect to {safe_url(url)}: {exc}", err=True)
     except Exception as exc:  # noqa: BLE001 - driver/alembic errors become one clear line
@@ -43,7 +55,7 @@ def _run(action: str, role: str, url: str, *args: str) -> str | None:
         if "connect" in str(exc).lower() or name in {"InvalidCatalogNameError", "OperationalError"}:
             typer.echo(f"cannot connect to {safe_url(url)}: {exc}", err=True)
         else:
-            typer.echo(f"{action} of the {role} database failed: {name}: {exc}", err=True)
+            typer.echo(f"{action} of the {role.value} database failed: {name}: {exc}", err=True)
     raise typer.Exit(1)
 
 
@@ -54,7 +66,7 @@ def upgrade(
     revision: str = typer.Option("head", help="Target revision."),
 ) -> None:
     """Upgrade a database to REVISION (default: the latest)."""
-    _run("upgrade", role.value, url, revision)
+    _run("upgrade", role, url, revision)
     typer.echo(f"{role.value} database upgraded to {revision}")
 
 
@@ -65,11 +77,11 @@ def downgrade(
     revision: str = typer.Option("base", help="Target revision ('base' removes everything)."),
 ) -> None:
     """Downgrade a database to REVISION (default: empty)."""
-    _run("downgrade", role.value, url, revision)
+    _run("downgrade", role, url, revision)
     typer.echo(f"{role.value} database downgraded to {revision}")
 
 
 @app.command()
 def current(role: Role = ROLE_OPT, url: str = URL_OPT) -> None:
     """Print the revision a database is at."""
-    typer.echo(_run("current", role.value, url) or "(empty)")
+    typer.echo(_run("current", role, url) or "(empty)")

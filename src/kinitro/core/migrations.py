@@ -1,13 +1,12 @@
-"""Alembic runner for the two schemas.
+"""Alembic runner: upgrade, downgrade and read the revision of a migration tree.
 
-Two separate migration trees, two separate databases:
+Each role owns its tree and passes its folder (this module names none):
 
-* ``backend``   → ``kinitro/backend/migrations``  (backend PostgreSQL)
-* ``validator`` → ``kinitro/jobqueue/migrations`` (validator PostgreSQL, shared by the
-  validator and its evaluators; includes pgqueuer's tables)
+* the backend: ``kinitro.backend.db.models.MIGRATION_TREE`` (backend PostgreSQL);
+* the validator node: ``kinitro.jobqueue.models.MIGRATION_TREE`` (validator PostgreSQL,
+  shared by the validator and its evaluators; includes pgqueuer's tables).
 
-Each tree's ``env.py`` calls :func:`run_env` with its metadata. The trees are located
-by path so that this module never imports a role package.
+Each tree's ``env.py`` calls :func:`run_env` with its metadata.
 """
 
 from __future__ import annotations
@@ -23,47 +22,39 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy import MetaData
 
-_PKG_ROOT = Path(__file__).resolve().parent.parent
-TREES: dict[str, Path] = {
-    "backend": _PKG_ROOT / "backend" / "migrations",
-    "validator": _PKG_ROOT / "jobqueue" / "migrations",
-}
 
-
-def alembic_config(role: str, url: str) -> Config:
+def alembic_config(folder: Path, url: str) -> Config:
+    """The Alembic configuration of the migration tree in ``folder`` for database ``url``."""
     from alembic.config import Config
 
-    try:
-        location = TREES[role]
-    except KeyError:
-        raise ConfigError(
-            f"unknown schema role {role!r}; expected one of {sorted(TREES)}"
-        ) from None
+    if not (folder / "env.py").is_file():
+        raise ConfigError(f"{folder} is not a migration tree (no env.py)")
     cfg = Config()
-    cfg.set_main_option("script_location", str(location))
+    cfg.set_main_option("script_location", str(folder))
     cfg.set_main_option("path_separator", "os")
-    cfg.set_main_option("version_locations", str(location / "versions"))
+    cfg.set_main_option("version_locations", str(folder / "versions"))
     cfg.attributes["kinitro_url"] = sqlalchemy_url(url)
     return cfg
 
 
-def upgrade(role: str, url: str, revision: str = "head") -> None:
+def upgrade(folder: Path, url: str, revision: str = "head") -> None:
     from alembic import command
 
-    command.upgrade(alembic_config(role, url), revision)
+    command.upgrade(alembic_config(folder, url), revision)
 
 
-def downgrade(role: str, url: str, revision: str = "base") -> None:
+def downgrade(folder: Path, url: str, revision: str = "base") -> None:
     from alembic import command
 
-    command.downgrade(alembic_config(role, url), revision)
+    command.downgrade(alembic_config(folder, url), revision)
 
 
-def current(role: str, url: str) -> str | None:
-    return asyncio.run(_current_async(role, url))
+def current(url: str) -> str | None:
+    """The database's revision (None: never migrated)."""
+    return asyncio.run(_current_async(url))
 
 
-async def _current_async(role: str, url: str) -> str | None:
+async def _current_async(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy.ext.asyncio import create_async_engine
 

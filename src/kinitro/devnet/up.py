@@ -3,7 +3,8 @@
 Steps (each idempotent, so a second run on the same data directory resumes):
 
 1. PostgreSQL: a private cluster under the data directory (or ``--database-url``), one
-   database for the backend and one per validator, migrated.
+   database for the backend and one per validator; the validators' are migrated here,
+   the backend migrates its own when it starts.
 2. LocalChain service, wallets with real sr25519 keys, hotkeys registered; validators get
    stake and a validator permit.
 3. Backend, then the example competition (admin API).
@@ -155,12 +156,14 @@ class Devnet:
         from sqlalchemy.engine import make_url
 
         from kinitro.core import migrations
+        from kinitro.jobqueue.models import MIGRATION_TREE
 
         for role_name, db in names.items():
             url = make_url(admin).set(database=db).render_as_string(hide_password=False)
             self.database_urls[role_name] = url
-            migrations.upgrade("backend" if role_name == "backend" else "validator", url)
-        self.progress.note(f"PostgreSQL ready ({len(names)} databases migrated)")
+            if role_name != "backend":  # the backend migrates its own at start
+                migrations.upgrade(MIGRATION_TREE, url)
+        self.progress.note(f"PostgreSQL ready ({len(names)} databases)")
 
     def start_chain(self) -> None:
         self.progress.step = "LocalChain"

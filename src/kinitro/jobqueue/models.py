@@ -19,6 +19,7 @@ Tables:
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +36,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+MIGRATION_TREE = Path(__file__).resolve().parent / "migrations"
+"""The validator schema's Alembic tree (``kinitro.core.migrations`` runs it)."""
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

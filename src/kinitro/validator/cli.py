@@ -155,8 +155,9 @@ async def _run(
         raise _fail(str(exc)) from None
     if migrate:
         from kinitro.core import migrations
+        from kinitro.jobqueue.models import MIGRATION_TREE
 
-        await asyncio.to_thread(migrations.upgrade, "validator", settings.database_url)
+        await asyncio.to_thread(migrations.upgrade, MIGRATION_TREE, settings.database_url)
     jq = JobQueue.connect(settings.database_url)
     chain = open_chain(chain_settings) if set_weights else None
     try:

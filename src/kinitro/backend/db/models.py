@@ -9,6 +9,7 @@ idempotent upserts (``INSERT … ON CONFLICT``).
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSON, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+MIGRATION_TREE = Path(__file__).resolve().parent.parent / "migrations"
+"""The backend schema's Alembic tree (``kinitro.core.migrations`` runs it)."""
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
