@@ -87,6 +87,7 @@ class WorkerTimeline:
     boot_s: float
     """From the spawn request to the actor ready (process start, imports, media store)."""
     env_build_s: float
+    envs_built: int
     agent_start_s: float
     """Starting its agent sandbox(es) and the agent's hello."""
     busy_s: float
@@ -110,7 +111,8 @@ class JobTimeline:
 
         return (
             f"{self.play_s:.1f} s on {len(self.workers)} workers; per worker: boot "
-            f"{mean('boot_s'):.1f} s, env builds {mean('env_build_s'):.1f} s, agent start "
+            f"{mean('boot_s'):.1f} s, {mean('envs_built'):.0f} env builds "
+            f"{mean('env_build_s'):.1f} s, agent start "
             f"{mean('agent_start_s'):.1f} s, busy {mean('busy_s'):.1f} s, idle at the tail "
             f"{mean('idle_tail_s'):.1f} s"
         )
@@ -296,6 +298,7 @@ class RolloutPool:
                 WorkerTimeline(
                     boot_s=max(0.0, times.ready_at - self._spawned.get(slot, self._started)),
                     env_build_s=times.env_build_s,
+                    envs_built=times.envs_built,
                     agent_start_s=times.agent_start_s,
                     busy_s=times.busy_s,
                     idle_tail_s=max(0.0, self._ended - self._last_result.get(slot, self._ended)),

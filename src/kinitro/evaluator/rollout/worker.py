@@ -112,6 +112,7 @@ class WorkerTimes:
     created_at: float
     ready_at: float = 0.0
     env_build_s: float = 0.0
+    envs_built: int = 0
     agent_start_s: float = 0.0
     busy_s: float = 0.0
     """Inside ``run_episodes`` (includes the env builds and agent starts above)."""
@@ -149,6 +150,7 @@ class RolloutWorker:
             t0 = time.perf_counter()
             envs.append(make_env(self.config.benchmark, task, self.config.env))
             self._times.env_build_s += time.perf_counter() - t0
+            self._times.envs_built += 1
         total = sum(len(v) for v in self._envs.values())
         for old in list(self._envs):
             if total <= MAX_ENVS or old == task:
