@@ -237,6 +237,12 @@ def replay_command(
             "/api/v1/episodes/{id}/steps): also check the observations the agent was shown."
         ),
     ),
+    video: Path | None = typer.Option(
+        None,
+        "--video",
+        help="Also render the episode to this file (.webm or .mp4) from its actions, "
+        "replayed with a camera (headless: MUJOCO_GL=egl or osmesa).",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Re-simulate a logged episode from its seed and actions; check rewards and success.
@@ -253,14 +259,18 @@ def replay_command(
     from kinitro.evaluator.replay import load_action_log, replay
     from kinitro.evaluator.settings import Settings
 
+    if video is not None and video.suffix.lower() not in (".webm", ".mp4"):
+        raise _fail(f"--video {video}: the file must end in .webm or .mp4")
     try:
         options = Settings.load(config, media_url=media).media_options() if media else {}
         observations = _step_observations(samples) if samples else None
-        report = replay(load_action_log(episode, media, **options), observations)
+        log = load_action_log(episode, media, **options)
+        report = replay(log, observations)
+        filmed = _film(log, video) if video is not None else None
     except (EvaluatorError, KinitroError) as exc:
         raise _fail(str(exc)) from None
     if json_output:
-        typer.echo(json.dumps(report.to_dict()))
+        typer.echo(json.dumps({**report.to_dict(), "video": filmed}))
     else:
         from rich.table import Table
 
@@ -274,12 +284,28 @@ def replay_command(
         if samples:
             table.add_row("observations", str(report.observations_checked), "checked")
         Console().print(table)
+        if filmed is not None:
+            Console().print(
+                f"video {video}: {filmed['frames']} frames (one every {filmed['every']} steps) "
+                f"at {filmed['fps']} fps, {filmed['bytes']} bytes, rendered in "
+                f"{filmed['render_s']:.1f} s"
+            )
         verdict = "[green]match[/]" if report.ok else "[red]MISMATCH[/]"
         first = report.first_mismatch_step or report.first_observation_mismatch_step
         detail = "" if report.ok else f" (first mismatch at step {first})"
         Console().print(f"{verdict}{detail}; max reward diff {report.max_reward_diff:.3g}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _film(log: Any, out: Path) -> dict[str, Any]:
+    """The episode's video in ``out`` (:mod:`kinitro.evaluator.render`); its report."""
+    from kinitro.evaluator.render import write_video
+
+    def progress(done: int, total: int) -> None:
+        _err.print(f"rendering step {done}/{total}", end="\r")
+
+    return write_video(log, out, progress=progress).to_dict()
 
 
 def _step_observations(path: Path) -> dict[int, list[float]]:

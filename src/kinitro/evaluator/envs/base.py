@@ -41,6 +41,9 @@ class EnvConfig:
     resolution: tuple[int, int] | None = None  # (width, height)
     conditions: Conditions = field(default_factory=Conditions)
     """Competition knobs; ``reveal_goal`` null means the benchmark's default."""
+    video: bool = False
+    """A camera (``camera``, ``resolution``) whose frames only ``render()`` returns, never
+    the observation: the render worker's replays (:mod:`kinitro.evaluator.render`)."""
 
     def resolved(self, benchmark: BenchmarkDef) -> EnvConfig:
         """This config with ``conditions.reveal_goal`` explicit (benchmark default if null)."""

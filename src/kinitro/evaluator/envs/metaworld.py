@@ -152,7 +152,8 @@ class MetaWorldTaskEnv:
         conditions = config.conditions
         goal_observable = conditions.reveal_goal is not False  # null: shown (MT default)
         self.goal_observable = goal_observable
-        self.render_enabled = "rgb" in config.observation_mode
+        self.observe_rgb = "rgb" in config.observation_mode
+        self.render_enabled = self.observe_rgb or config.video
         self.state_enabled = "state" in config.observation_mode
         self.camera = config.camera or DEFAULT_CAMERA
         width, height = config.resolution or DEFAULT_RESOLUTION
@@ -217,7 +218,7 @@ class MetaWorldTaskEnv:
         return None if frame is None else np.ascontiguousarray(frame, dtype=np.uint8)
 
     def _observe(self, state: npt.NDArray[Any]) -> Observation:
-        if not self.render_enabled:
+        if not self.observe_rgb:
             return self._state(state)
         frame = self.render()
         assert frame is not None
@@ -235,7 +236,7 @@ class MetaWorldTaskEnv:
 
     def observation_spec(self) -> ObservationSpec:
         state = ArraySpec("float32", (self._obs_dim,))
-        if not self.render_enabled:
+        if not self.observe_rgb:
             return state
         width, height = self.config.resolution or DEFAULT_RESOLUTION
         rgb = ArraySpec("uint8", (height, width, 3))
@@ -257,7 +258,7 @@ class MetaWorldTaskEnv:
         }
         if self.state_enabled:
             info["observation_shape"] = [self._obs_dim]
-        if self.render_enabled:
+        if self.observe_rgb:
             width, height = self.config.resolution or DEFAULT_RESOLUTION
             info["camera"] = self.camera
             info["image_shape"] = [height, width, 3]
