@@ -81,6 +81,15 @@ class Net:
         return await self.neuron(stake=1000.0, permit=True)
 
 
+async def round_wallet(net: Net, wallets: Path) -> dict[str, Any]:
+    """Backend settings naming a registered hotkey to commit rounds with (sealed rounds)."""
+    from kinitro.chain.wallets import create_wallet
+
+    info = create_wallet("round", "default", wallets)
+    await net.chain.register(net.coldkey, info.hotkey)
+    return {"round_wallet_name": "round", "round_wallet_path": wallets}
+
+
 @pytest.fixture
 async def net(chain_proc: LocalChainProcess) -> AsyncIterator[Net]:
     chain = LocalChain(chain_proc.url, next(_NETUIDS), timeout=10)

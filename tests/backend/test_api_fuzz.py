@@ -87,12 +87,15 @@ class Findings:
 
 
 def _error_body_shape(ctx: Any, response: Any, case: Any) -> bool | None:
-    """Every 4xx body is ``{"detail": ..., "code": <documented code>}``."""
+    """Every 4xx body is ``{"detail": ..., "code": <documented code>}`` (a sealed 403 adds
+    ``sealed_until``)."""
     if response.status_code < 400:
         return None
     body = response.json()
-    assert isinstance(body, dict) and set(body) == {"detail", "code"}, body
-    expected = ERROR_CODES.get(response.status_code)
+    sealed = response.status_code == 403 and isinstance(body, dict) and body.get("code") == "sealed"
+    keys = {"detail", "code", "sealed_until"} if sealed else {"detail", "code"}
+    assert isinstance(body, dict) and set(body) == keys, body
+    expected = "sealed" if sealed else ERROR_CODES.get(response.status_code)
     assert expected is None or body["code"] == expected, (response.status_code, body)
     return True
 

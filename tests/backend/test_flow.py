@@ -139,12 +139,14 @@ async def _commitment_to_results(
     assert detail["assignments"][0]["state"] == "completed"
     eps = await get(backend, "/api/v1/episodes", job_id=job.job_id)
     assert eps["total"] == 2
-    assert all("seed" not in e for e in eps["items"])  # derived by anyone after the reveal
+    # the round is open: seeds and samples are sealed (tests/backend/test_sealed_rounds.py)
+    assert all(e["seed"] is None and e["sealed_until"] for e in eps["items"])
     one = await get(backend, f"/api/v1/episodes/{eps['items'][0]['id']}")
     assert one["media_urls"] == [f"{media}/videos/ep0.mp4"]
     assert one["actions_url"] == f"{media}/actions/ep0.bin"
-    batches = await get(backend, f"/api/v1/episodes/{one['id']}/steps")
-    assert batches["total"] == 1 and len(batches["items"][0]["samples"]) == 5
+    async with backend.client(None) as http:
+        sealed = await http.get(f"/api/v1/episodes/{one['id']}/steps")
+    assert sealed.status_code == 403 and sealed.json()["sealed_until"] == one["sealed_until"]
     sub = await get(backend, f"/api/v1/submissions/{subs['items'][0]['id']}")
     assert sub["status"] == "evaluated"
     stats = await get(backend, "/api/v1/stats")
@@ -343,11 +345,16 @@ async def test_job_running_past_its_deadline_is_offered_again(
 
 
 async def test_agent_text_with_nul_characters_is_stored_not_stuck(
-    backend: Backend, net: Net, registry: LocalRegistry
+    make_backend: Any, net: Net, registry: LocalRegistry
 ) -> None:
     """Crash output of a miner's agent reaches the backend in free-text fields: NUL
     characters (which PostgreSQL text refuses) must not turn the message into one the
     validator resends forever."""
+    async with make_backend(round_duration_s=3) as backend:
+        await _agent_text_with_nul(backend, net, registry)
+
+
+async def _agent_text_with_nul(backend: Backend, net: Net, registry: LocalRegistry) -> None:
     from kinitro.protocol.common import FailureCause
 
     await create_competition(backend)
@@ -397,7 +404,12 @@ async def test_agent_text_with_nul_characters_is_stored_not_stuck(
         assert ack.ack_id == message.id and ack.ok, ack
     detail = await get(backend, f"/api/v1/jobs/{job.job_id}")
     assert detail["status_history"][0]["detail"] == "agent said \ufffd"
-    episodes = await get(backend, "/api/v1/episodes", job_id=job.job_id)
+
+    async def revealed() -> Any:  # the episode's detail and samples open at the reveal
+        found = await get(backend, "/api/v1/episodes", job_id=job.job_id)
+        return found if found["items"][0]["sealed_until"] is None else None
+
+    episodes = await wait_for(revealed, within=15)
     assert episodes["items"][0]["failure_detail"] == "Traceback\ufffd\ufffd boom"
     steps = await get(backend, f"/api/v1/episodes/{episodes['items'][0]['id']}/steps")
     assert steps["items"][0]["samples"][0]["info"] == {"note\x00": "v\x00"}

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +26,7 @@ import websockets
 from kinitro.protocol.realtime import Subscribe, dump_message, parse_server_message
 from kinitro.protocol.validator_ws import parse_validator_message
 
-from .conftest import ADMIN_KEY, Backend, Net, login, new_key
+from .conftest import ADMIN_KEY, Backend, Net, login, new_key, round_wallet
 
 HUGE = 200 * 1024 * 1024
 
@@ -233,7 +234,9 @@ async def test_unknown_hotkeys_cannot_multiply_metagraph_fetches(
 
 
 @pytest.mark.parametrize("public", [None, True])
-async def test_metrics_need_a_token_in_production(make_backend: Any, public: bool | None) -> None:
+async def test_metrics_need_a_token_in_production(
+    make_backend: Any, public: bool | None, net: Net, tmp_path: Path
+) -> None:
     token = "scrape-token-0123456789abcdef"
     async with (
         make_backend(
@@ -241,6 +244,7 @@ async def test_metrics_need_a_token_in_production(make_backend: Any, public: boo
             seed_secret="s" * 40,
             metrics_token=token,
             metrics_public=public,
+            **await round_wallet(net, tmp_path / "wallets"),
         ) as backend,
         httpx.AsyncClient(base_url=backend.url, timeout=10) as http,
     ):

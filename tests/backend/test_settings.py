@@ -12,7 +12,11 @@ from pydantic import ValidationError
 
 from kinitro.backend.settings import Settings
 
-STRONG = {"seed_secret": "s" * 40, "admin_api_key": "a-real-admin-key-0123456789"}
+STRONG = {
+    "seed_secret": "s" * 40,
+    "admin_api_key": "a-real-admin-key-0123456789",
+    "round_wallet_name": "owner",
+}
 
 
 def test_bittensor_implies_production_and_refuses_devnet() -> None:
@@ -30,6 +34,7 @@ def test_bittensor_implies_production_and_refuses_devnet() -> None:
         ({"admin_api_key": None}, "admin_api_key must be set"),
         ({"admin_api_key": "changethis"}, "admin_api_key must be a real secret"),
         ({"metrics_token": "short"}, "metrics_token must be a real secret"),
+        ({"round_wallet_name": None}, "round_wallet_name must name the wallet"),
     ],
 )
 def test_production_refuses_unsafe_values(overrides: dict[str, object], problem: str) -> None:
@@ -57,4 +62,5 @@ def test_backend_run_on_bittensor_lists_every_problem() -> None:
     assert out.returncode == 2, out.stderr
     assert "environment='production'" in out.stderr
     assert "seed_secret" in out.stderr and "admin_api_key must be set" in out.stderr
+    assert "round_wallet_name" in out.stderr
     assert "Traceback" not in out.stderr

@@ -5,8 +5,8 @@ chain monitor, the scheduler, scoring and weights, over the backend PostgreSQL.
 
 Modules: :mod:`.app` (``create_app``), :mod:`.deps`, :mod:`.api` (routes),
 :mod:`.validator_ws`, :mod:`.realtime`, :mod:`.events`, :mod:`.chain_monitor`,
-:mod:`.scheduler`, :mod:`.seeds`, :mod:`.scoring` (pure rules), :mod:`.score_engine`,
-:mod:`.apikeys`, :mod:`.db` (models + repositories).
+:mod:`.scheduler`, :mod:`.rounds` and :mod:`.embargo` (sealed rounds), :mod:`.scoring`
+(pure rules), :mod:`.score_engine`, :mod:`.apikeys`, :mod:`.db` (models + repositories).
 
 Errors (:mod:`.errors`)::
 
@@ -16,4 +16,6 @@ Errors (:mod:`.errors`)::
     ├── BadRequestError      400 — well-formed request that makes no sense
     ├── AuthError            401 — missing / unknown / expired / revoked API key
     └── ForbiddenError       403 — key lacks the role
+        └── SealedError      403 — derives from a round secret not revealed yet
+                                   (the body carries ``sealed_until``)
 """

@@ -25,11 +25,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kinitro import __version__
 from kinitro.backend.deps import ScraperDep
-from kinitro.backend.errors import BackendError
+from kinitro.backend.errors import BackendError, SealedError
 from kinitro.backend.settings import Settings
 from kinitro.protocol.realtime import CLOSE_OVERLOADED, CLOSE_TOO_MANY_FROM_ADDRESS
 
 if TYPE_CHECKING:
+    from bittensor_wallet import Keypair
+
     from kinitro.backend.artifacts import ArtifactVerifier
     from kinitro.chain.port import ChainClient
 
@@ -81,6 +83,7 @@ def create_app(
                 per_address_code=CLOSE_TOO_MANY_FROM_ADDRESS,
                 what="realtime connections",
             ),
+            round_key=_round_key(settings),
         )
         app.state.backend = state
         listener = Listener(state)
@@ -139,9 +142,11 @@ def create_app(
     @app.exception_handler(BackendError)
     async def _backend_error(_request: Request, exc: BackendError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse(
-            {"detail": str(exc), "code": exc.code}, status_code=exc.status_code, headers=headers
-        )
+        body: dict[str, Any] = {"detail": str(exc), "code": exc.code}
+        if isinstance(exc, SealedError):
+            # the API's datetime form (UTC, "Z"), as in the episode's own sealed_until
+            body["sealed_until"] = exc.sealed_until.isoformat().replace("+00:00", "Z")
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -230,10 +235,10 @@ def create_app(
         await realtime_endpoint(ws, ws.app.state.backend)
 
     if settings.media_dir is not None:
-        from fastapi.staticfiles import StaticFiles
+        from kinitro.backend.api.media import media_router
 
         settings.media_dir.mkdir(parents=True, exist_ok=True)
-        app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")
+        app.include_router(media_router(settings.media_dir))
     from kinitro.backend.web import mount_dashboard
 
     mount_dashboard(app)
@@ -310,6 +315,21 @@ def _open_chain(settings: Settings) -> ChainClient:
             netuid=settings.netuid,
             network=settings.bittensor_network,
         )
+    )
+
+
+def _round_key(settings: Settings) -> Keypair | None:
+    """The hotkey that writes round commitments (``round_wallet_*``), if configured."""
+    if not settings.round_wallet_name:
+        log.warning(
+            "no round_wallet_name: rounds are not committed on chain (devnet only); "
+            "`kinitro round verify` will fail them"
+        )
+        return None
+    from kinitro.chain.wallets import load_hotkey
+
+    return load_hotkey(
+        settings.round_wallet_name, settings.round_wallet_hotkey, settings.round_wallet_path
     )
 
 

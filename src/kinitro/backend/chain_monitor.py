@@ -4,7 +4,8 @@ Incremental and resumable: the last fully scanned block is kept in
 ``chain_scan_state``; each pass reads the block height, then every hotkey's current
 commitment, and ingests those made after the saved block (a commitment seen twice is
 deduplicated by ``(miner_hotkey, commitment_block)``). Commitments of hotkeys that are not
-registered on the subnet are ignored.
+registered on the subnet are ignored, and so are the backend's own round commitments
+(:mod:`.rounds`).
 
 Each new submission is recorded as ``pending`` first, then processed (so a crash in
 between is resumed on the next pass): a commitment that does not parse, names an unknown
@@ -99,7 +100,12 @@ class ChainMonitor:
         head = await chain.block()
         async with self.state.engine.connect() as conn:
             last = await repo_chain.last_block(conn, SCANNER)
-        records = [r for r in await chain.commitments() if last is None or r.block > last]
+        own = self.state.round_key.ss58_address if self.state.round_key else None
+        records = [
+            r
+            for r in await chain.commitments()
+            if (last is None or r.block > last) and r.hotkey != own  # own: round commitments
+        ]
         records.sort(key=lambda r: (r.block, r.hotkey))
         new = 0
         for record in records:

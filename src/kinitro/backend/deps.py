@@ -35,6 +35,9 @@ CompetitionIdPath = Annotated[
 CompetitionIdQuery = Annotated[
     str | None, Query(min_length=1, max_length=COMPETITION_ID_MAX, pattern=COMPETITION_ID_PATTERN)
 ]
+_ROUND_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
+RoundIdPath = Annotated[str, Path(min_length=1, max_length=80, pattern=_ROUND_ID)]
+RoundIdQuery = Annotated[str | None, Query(min_length=1, max_length=80, pattern=_ROUND_ID)]
 JobIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=_IDENTIFIER)]
 JobIdQuery = Annotated[str | None, Query(min_length=1, max_length=128, pattern=_IDENTIFIER)]
 HotkeyQuery = Annotated[str | None, Query(pattern=_HOTKEY, description="SS58 address")]

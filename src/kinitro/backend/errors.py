@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from kinitro.core.errors import KinitroError
 
 
@@ -33,3 +35,16 @@ class AuthError(BackendError):
 class ForbiddenError(BackendError):
     status_code = 403
     code = "forbidden"
+
+
+class SealedError(ForbiddenError):
+    """What was asked derives from a round's secret, which is revealed after the round."""
+
+    code = "sealed"
+
+    def __init__(self, what: str, sealed_until: datetime) -> None:
+        super().__init__(
+            f"{what} is sealed until the round ends and its secret is revealed "
+            f"({sealed_until.isoformat()})"
+        )
+        self.sealed_until = sealed_until

@@ -1,18 +1,19 @@
-"""Scheduler: jobs for new submissions, assignment to validators, leases, round seeds.
+"""Scheduler: jobs for new submissions, assignment to validators, leases, rounds.
 
-* :func:`schedule_submission` creates one job per (submission, benchmark) with the
-  round's seed and wakes the scheduler.
+* :func:`schedule_submission` creates one job per (submission, benchmark) in the
+  competition's open round (:mod:`.rounds`) and wakes the scheduler.
 * :func:`schedule_round` gives the leader and the top ``leader_challengers`` eligible
   submissions a job per benchmark in the current round (their paired re-evaluation).
-* :class:`Scheduler` (one replica at a time, advisory lock) repeatedly: schedules the
-  current round of each active competition, expires leases (``lease_s`` without an ack or
-  progress), assigns jobs that have fewer than ``replication`` live or finished
+* :class:`Scheduler` (one replica at a time, advisory lock) repeatedly: writes the
+  commitment of new rounds on chain, schedules the current round of each active
+  competition, expires leases (``lease_s`` without an ack or progress), assigns jobs
+  whose round is committed and that have fewer than ``replication`` live or finished
   assignments to connected non-lite validators (the validators of the round's other jobs
-  of the same benchmark first, so episodes pair up, then least loaded first, at most
-  ``max_jobs_per_validator`` unfinished each; a validator whose lease expired may be
-  offered the job again, as a new attempt, when nobody else can take it), reveals the
-  seeds of ended rounds, and wakes
-  the sockets of the validators concerned (NOTIFY, any replica).
+  of the same benchmark first, so episodes pair up on their seeds, then least loaded
+  first, at most ``max_jobs_per_validator`` unfinished each; a validator whose lease
+  expired may be offered the job again, as a new attempt, when nobody else can take it),
+  reveals the secrets of ended rounds, and wakes the sockets of the validators concerned
+  (NOTIFY, any replica).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend import events, seeds
+from kinitro.backend import events, rounds
 from kinitro.backend.db import (
     repo_admin,
     repo_competitions,
@@ -58,18 +59,7 @@ async def schedule_submission(
     competition: dict[str, Any],
 ) -> list[str]:
     """Create the submission's jobs (idempotent); returns the new job ids."""
-    secret = settings.seed_secret.get_secret_value().encode()
-    rnd = seeds.current_round(secret, competition["id"], settings.round_duration_s)
-    await repo_jobs.ensure_round(
-        conn,
-        dict(
-            id=rnd.id,
-            competition_id=rnd.competition_id,
-            starts_at=rnd.starts_at,
-            ends_at=rnd.ends_at,
-            seed_hash=rnd.seed_hash,
-        ),
-    )
+    rnd = await rounds.current_round(conn, settings, competition, utcnow())
     replication = replication_of(competition, settings)
     created = []
     for bench in competition["benchmarks"]:
@@ -81,8 +71,7 @@ async def schedule_submission(
                 competition_id=competition["id"],
                 benchmark_id=bench["benchmark_id"],
                 benchmark=bench,
-                round_id=rnd.id,
-                seed=rnd.seed,
+                round_id=rnd["id"],
                 replication=replication,
                 deadline_s=settings.job_deadline_s,
             ),
@@ -133,15 +122,18 @@ async def active_load(conn: AsyncConnection) -> Counter[str]:
     return Counter({r[0]: int(r[1]) for r in (await conn.execute(stmt)).all()})
 
 
-async def assign_pending(conn: AsyncConnection, lease_s: float, max_in_flight: int) -> set[str]:
+async def assign_pending(
+    conn: AsyncConnection, lease_s: float, max_in_flight: int, *, committed_only: bool = True
+) -> set[str]:
     """One assignment pass; returns the hotkeys that got new work. A validator holding
-    ``max_in_flight`` unfinished assignments gets no more until one finishes."""
+    ``max_in_flight`` unfinished assignments gets no more until one finishes. With
+    ``committed_only``, jobs wait until their round's commitment is on chain."""
     validators = await repo_validators.evaluators(conn)
     if not validators:
         return set()
     load = await active_load(conn)
     woken: set[str] = set()
-    for job in await repo_jobs.jobs_short_of_validators(conn):
+    for job in await repo_jobs.jobs_short_of_validators(conn, committed_only=committed_only):
         need = job["replication"] - job["assigned"]
         have = await repo_jobs.assignment_hotkeys(conn, job["id"])
         free = [v for v in validators if load[v] < max_in_flight]
@@ -168,6 +160,7 @@ class Scheduler:
         s = self.state.settings
         if not await self.lock.held():
             return
+        await rounds.commit_pending(self.state)
         now = utcnow()
         async with self.state.engine.begin() as conn:
             expired = await repo_jobs.expire_leases(conn, now)
@@ -187,14 +180,18 @@ class Scheduler:
             for comp in await repo_competitions.list_competitions(conn, active=True):
                 if created := await schedule_round(conn, s, comp):
                     log.info("round jobs for competition %s: %d", comp["id"], len(created))
-            woken = await assign_pending(conn, s.lease_s, s.max_jobs_per_validator)
+            woken = await assign_pending(
+                conn,
+                s.lease_s,
+                s.max_jobs_per_validator,
+                committed_only=self.state.round_key is not None,
+            )
             if woken:
                 self.state.metrics.jobs_assigned.inc(len(woken))
                 await events.wake_validators(conn, woken)
             await repo_admin.purge_nonces(conn, now - timedelta(seconds=3600))
-            secret = s.seed_secret.get_secret_value().encode()
-            for rnd in await repo_jobs.reveal_ended_rounds(conn, now):
-                await repo_jobs.set_revealed(conn, rnd["id"], seeds.round_seed(secret, rnd["id"]))
+            for round_id in await rounds.reveal_ended(conn, s, now):
+                log.info("round %s revealed", round_id)
 
     async def run(self) -> None:
         interval = self.state.settings.scheduler_interval_s

@@ -3,9 +3,9 @@
 A backend on a real chain is a production backend: ``chain = bittensor`` implies
 ``environment = production`` (and refuses an explicit ``devnet``), and production refuses
 to start with the devnet's conveniences — a placeholder or short ``seed_secret``, no
-``admin_api_key``; ``/metrics`` needs a token there unless ``metrics_public = true`` says
-otherwise. Every limit that protects the service from its clients is a setting here
-(docs/backend.md, "Limits").
+``admin_api_key``, no ``round_wallet_name``; ``/metrics`` needs a token there unless
+``metrics_public = true`` says otherwise. Every limit that protects the service from its
+clients is a setting here (docs/backend.md, "Limits").
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from kinitro.chain.wallets import DEFAULT_WALLET_PATH
 from kinitro.core.settings import PLACEHOLDER_SECRETS, KinitroSettings
 from kinitro.protocol.coverage import DEFAULT_MIN_SCORED_SHARE
 
@@ -100,8 +101,16 @@ class Settings(KinitroSettings):
     """The coverage rule: a completed result with fewer scored episodes (of the job's
     planned ones) is an infrastructure failure — re-run, and never scored."""
     scheduler_interval_s: float = 2.0
-    round_duration_s: int = 86_400
+    round_duration_s: int = Field(default=86_400, ge=1)
+    """Length of a round (competitions may set their own ``round_seconds``)."""
     seed_secret: SecretStr = SecretStr("devnet")
+    """Every round secret derives from it (``kinitro.protocol.rounds``): never share it."""
+    round_wallet_name: str | None = None
+    """Wallet whose hotkey writes each round's commitment on chain before the round's jobs
+    are sent (a registered hotkey, e.g. the subnet owner's). Required in production; a
+    devnet without one sends jobs of uncommitted rounds (which ``round verify`` fails)."""
+    round_wallet_hotkey: str = "default"
+    round_wallet_path: Path = DEFAULT_WALLET_PATH
 
     # --- cross-checks and standing
     result_grace_s: float = Field(default=300.0, gt=0)
@@ -187,6 +196,10 @@ class Settings(KinitroSettings):
             problems.append(
                 f"seed_secret must be set to a real secret of at least {MIN_SEED_SECRET_CHARS} "
                 "characters (e.g. `openssl rand -hex 32`)"
+            )
+        if not self.round_wallet_name:
+            problems.append(
+                "round_wallet_name must name the wallet whose hotkey commits each round on chain"
             )
         key = self.admin_api_key.get_secret_value().strip() if self.admin_api_key else ""
         if not key:

@@ -12,6 +12,7 @@ from kinitro.backend.metrics import Metrics
 from kinitro.backend.snapshot import SnapshotBuilds
 
 if TYPE_CHECKING:
+    from bittensor_wallet import Keypair
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from kinitro.backend.artifacts import ArtifactVerifier
@@ -34,6 +35,8 @@ class BackendState:
     ingest_slots: asyncio.Semaphore
     rest_buckets: TokenBuckets
     realtime_caps: ConnectionCaps
+    round_key: Keypair | None = None
+    """The hotkey that commits rounds on chain (None: a devnet without one)."""
     scheduler_wake: asyncio.Event = field(default_factory=asyncio.Event)
     metagraphs: MetagraphCache = field(init=False)
     snapshots: SnapshotBuilds = field(init=False)

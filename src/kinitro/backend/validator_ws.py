@@ -37,7 +37,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from kinitro import __version__
-from kinitro.backend import events, runtimes
+from kinitro.backend import events, rounds, runtimes
 from kinitro.backend.coverage import apply_coverage_rule
 from kinitro.backend.db import (
     repo_admin,
@@ -437,7 +437,8 @@ class ValidatorSession:
                 continue
             self.sent.add(row["message_id"])
             try:
-                job = _eval_job(row)
+                seed = rounds.job_seed(self.state.settings, row["round_id"], self.hotkey)
+                job = _eval_job(row, seed)
             except ValidationError as exc:  # cannot happen for verified submissions
                 log.error("job %s cannot be expressed as eval_job: %s", row["job_id"], exc)
                 continue
@@ -860,7 +861,8 @@ def storable(text: str | None) -> str | None:
     return None if text is None else text.replace("\x00", "\ufffd")
 
 
-def _eval_job(row: dict[str, Any]) -> EvalJob:
+def _eval_job(row: dict[str, Any], seed: int) -> EvalJob:
+    """The eval_job frame of a pending assignment; ``seed``: the validator's round seed."""
     from kinitro.protocol.common import ArtifactRef, BenchmarkSpec
 
     return EvalJob(
@@ -879,7 +881,7 @@ def _eval_job(row: dict[str, Any]) -> EvalJob:
         ),
         benchmark=BenchmarkSpec.model_validate(row["benchmark"]),
         round_id=row["round_id"],
-        seed=row["seed"],
+        seed=seed,
         deadline_s=row["deadline_s"],
         attempt=row["attempt"],
         created_at=row["created_at"],

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kinitro.backend import crosscheck, standing
+from kinitro.backend import crosscheck, rounds, standing
 from kinitro.backend.db import repo_ingest, repo_jobs, repo_standing
 from kinitro.backend.db.common import utcnow
 from kinitro.protocol.common import BenchmarkSpec, ErrorCode, JobState, StrikeReason
@@ -35,11 +35,12 @@ class Verdict:
     ack: Ack
 
 
-async def job_seed(conn: AsyncConnection, job: dict[str, Any], hotkey: str) -> int:
+def job_seed(settings: Settings, job: dict[str, Any], hotkey: str) -> int:
     """The job seed ``hotkey`` was sent (``EvalJob.seed``): every episode seed of its run
-    derives from it (:func:`kinitro.protocol.rounds.episode_seed`). Today the round's seed,
-    the same for every validator; with sealed rounds the validator's own seed."""
-    return await repo_jobs.seed_of(conn, job["id"])
+    derives from it (:func:`kinitro.protocol.rounds.episode_seed`). It is the validator's
+    own seed of the job's round (:func:`kinitro.backend.rounds.job_seed`), so an episode
+    of another validator's run (or a seed it leaked) is refused here."""
+    return rounds.job_seed(settings, job["round_id"], hotkey)
 
 
 async def _refuse(
@@ -100,7 +101,7 @@ async def vet(
     spec = BenchmarkSpec.model_validate(job["benchmark"])
     refusal: crosscheck.Refusal | None
     if isinstance(message, Episode):
-        refusal = crosscheck.check_episode(spec, await job_seed(conn, job, hotkey), message)
+        refusal = crosscheck.check_episode(spec, job_seed(settings, job, hotkey), message)
         return await _refuse(conn, settings, hotkey, message, refusal) if refusal else None
     if message.state is not JobState.COMPLETED or message.metrics is None:
         return None

@@ -240,6 +240,9 @@ class Devnet:
             "KINITRO_BACKEND_REPLICATION": str(len(self.validator_names)),
             "KINITRO_BACKEND_MIN_VALIDATORS": str(len(self.validator_names)),
             "KINITRO_BACKEND_SEED_SECRET": self.state.seed_secret,
+            # the subnet owner's hotkey commits each round on chain before its jobs go out
+            "KINITRO_BACKEND_ROUND_WALLET_NAME": "owner",
+            "KINITRO_BACKEND_ROUND_WALLET_PATH": str(self.layout.wallets),
             "KINITRO_BACKEND_ADMIN_API_KEY": self.state.admin_api_key,
             "KINITRO_BACKEND_SCORING_INTERVAL_S": "5",
             "KINITRO_BACKEND_CHAIN_SCAN_INTERVAL_S": "1",

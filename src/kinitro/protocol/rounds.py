@@ -41,7 +41,7 @@ MAX_ROUND_ID_CHARS = 80  # 128 - len("kr1:") - len(":") - 43
 SECRET_BYTES = 32
 EPISODE_SEED_DERIVATION = "kinitro-episode-seed-v1"
 _U63 = (1 << 63) - 1
-_ROUND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,79}$")
+_ROUND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,79}$")
 _DIGEST = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
@@ -96,7 +96,7 @@ def encode_round_commitment(round_id: str, secret: bytes) -> str:
 
 
 def check_round_id(round_id: str) -> str:
-    """``round_id`` if it can be committed: 1–80 chars of ``[A-Za-z0-9._@-]``."""
+    """``round_id`` if it can be committed: 1–80 chars of ``[A-Za-z0-9_.@-]``."""
     if len(round_id) > MAX_ROUND_ID_CHARS:
         raise CommitmentTooLongError(
             "round_id",
@@ -106,7 +106,7 @@ def check_round_id(round_id: str) -> str:
     if not _ROUND_ID.match(round_id):
         raise CommitmentError(
             "round_id",
-            f"round id {round_id!r} must be characters of [A-Za-z0-9._@-] starting with a "
+            f"round id {round_id!r} must be characters of [A-Za-z0-9_.@-] starting with a "
             "letter or digit",
         )
     return round_id

@@ -6,12 +6,21 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from kinitro.backend import explain, quorum, standing
-from kinitro.backend.api.schemas import Competition, Job, Page, Row, Submission, error_responses
+from kinitro.backend import embargo, explain, quorum, standing
+from kinitro.backend.api.schemas import (
+    SEALED_RESPONSE,
+    Competition,
+    Job,
+    Page,
+    Row,
+    Submission,
+    error_responses,
+)
 from kinitro.backend.db import (
     repo_competitions,
     repo_ingest,
     repo_jobs,
+    repo_rounds,
     repo_scoring,
     repo_standing,
     repo_submissions,
@@ -25,6 +34,8 @@ from kinitro.backend.deps import (
     JobIdPath,
     JobIdQuery,
     PageDep,
+    RoundIdPath,
+    RoundIdQuery,
     RowIdPath,
     RowIdQuery,
     StateDep,
@@ -194,12 +205,6 @@ async def list_results(
     return _page(items, total, p)
 
 
-def _media(base: str, key: str | None) -> str | None:
-    if not key:
-        return None
-    return f"{base.rstrip('/')}/{key}"
-
-
 @router.get("/episodes", response_model=Page[Row])
 async def list_episodes(
     conn: ConnDep,
@@ -209,7 +214,10 @@ async def list_episodes(
     validator_hotkey: HotkeyQuery = None,
     task: TaskQuery = None,
     success: bool | None = None,
+    round_id: RoundIdQuery = None,
 ) -> dict[str, Any]:
+    """Episode summaries. Before their round's reveal, ``seed`` and ``failure_detail`` are
+    null and ``sealed_until`` says until when (aggregates are live)."""
     items, total = await repo_ingest.list_episodes(
         conn,
         job_id=job_id,
@@ -217,32 +225,35 @@ async def list_episodes(
         validator_hotkey=validator_hotkey,
         task=task,
         success=success,
+        round_id=round_id,
         limit=p.limit,
         offset=p.offset,
     )
-    return _page(items, total, p)
+    return _page([embargo.episode_view(row) for row in items], total, p)
 
 
 @router.get("/episodes/{episode_id}", responses=NOT_FOUND)
 async def get_episode(episode_id: RowIdPath, conn: ConnDep, state: StateDep) -> dict[str, Any]:
-    """Episode summary with links to its media and action log."""
+    """Episode summary with links to its media and action log (which answer 403 with
+    ``sealed_until`` before the round's reveal, like ``seed`` and ``failure_detail``)."""
     ep = await repo_ingest.get_episode(conn, episode_id)
     if ep is None:
         raise NotFoundError(f"no episode {episode_id}")
-    base = state.settings.media_base_url
-    return {
-        **ep,
-        "actions_url": _media(base, ep["actions_ref"]),
-        "media_urls": [_media(base, k) for k in ep["media_refs"]],
-    }
+    return embargo.episode_view(ep, state.settings.media_base_url)
 
 
-@router.get("/episodes/{episode_id}/steps", response_model=Page[Row], responses=NOT_FOUND)
+@router.get(
+    "/episodes/{episode_id}/steps",
+    response_model=Page[Row],
+    responses={**NOT_FOUND, **SEALED_RESPONSE},
+)
 async def episode_steps(episode_id: RowIdPath, conn: ConnDep, p: PageDep) -> dict[str, Any]:
-    """Logged step samples of an episode, one item per batch, in order."""
+    """Logged step samples of an episode, one item per batch, in order; 403 (sealed) until
+    the round's reveal."""
     ep = await repo_ingest.get_episode(conn, episode_id)
     if ep is None:
         raise NotFoundError(f"no episode {episode_id}")
+    embargo.require_open(ep, f"the step samples of episode {episode_id}")
     items, total = await repo_ingest.step_batches(
         conn,
         job_id=ep["job_id"],
@@ -304,8 +315,19 @@ async def rounds(
     p: PageDep,
     competition_id: CompetitionIdQuery = None,
 ) -> dict[str, Any]:
-    """Evaluation rounds: ``seed_hash`` is public from the start, ``seed`` once ended."""
-    items, total = await repo_jobs.list_rounds(
+    """Evaluation rounds, newest first: the chain ``commitment`` (and its block) from the
+    start, the ``secret`` once revealed after ``ends_at`` (``sealed_until`` until then)."""
+    items, total = await repo_rounds.list_rounds(
         conn, competition_id=competition_id, limit=p.limit, offset=p.offset
     )
-    return _page(items, total, p)
+    return _page([embargo.round_view(row) for row in items], total, p)
+
+
+@router.get("/rounds/{round_id}", responses=NOT_FOUND)
+async def get_round(round_id: RoundIdPath, conn: ConnDep) -> dict[str, Any]:
+    """One round: its commitment and, after the reveal, its secret (check both with
+    ``kinitro round verify``)."""
+    rnd = await repo_rounds.get_round(conn, round_id)
+    if rnd is None:
+        raise NotFoundError(f"no round {round_id!r}")
+    return embargo.round_view(rnd)

@@ -36,6 +36,17 @@ class ErrorBody(BaseModel):
     code: str = Field(examples=["not_found"])
 
 
+class SealedBody(ErrorBody):
+    """403 ``sealed``: the data derives from a round secret that is not revealed yet."""
+
+    sealed_until: datetime
+
+
+SEALED_RESPONSE: dict[int | str, dict[str, Any]] = {
+    403: {"model": SealedBody, "description": "Sealed until the round's reveal (`sealed`)"}
+}
+
+
 class FieldError(BaseModel):
     loc: list[str | int]
     msg: str
@@ -83,6 +94,7 @@ class Row(BaseModel):
 
 
 ExpertLimit = Annotated[float, Field(ge=0, le=1)]
+RoundSeconds = Annotated[int, Field(ge=10, le=30 * 86_400)]
 
 
 class CompetitionIn(BaseModel):
@@ -117,6 +129,10 @@ class CompetitionIn(BaseModel):
     )
     approval_mode: Literal["auto", "admin"] = "auto"
     replication: int | None = Field(default=None, ge=1, le=64)
+    round_seconds: RoundSeconds | None = Field(
+        default=None,
+        description="Length of the competition's rounds (null: the backend's round_duration_s).",
+    )
     active: bool = False
 
     @model_validator(mode="before")
@@ -141,18 +157,21 @@ class CompetitionPatch(BaseModel):
     min_leader_score: float | None = Field(default=None, ge=0, lt=1)
     approval_mode: Literal["auto", "admin"] | None = None
     replication: int | None = Field(default=None, ge=1, le=64)
+    round_seconds: RoundSeconds | None = None
     max_expert_baseline: ExpertLimit | None = None
     active: bool | None = None
 
     @model_validator(mode="after")
     def _no_null_values(self) -> CompetitionPatch:
-        # omitted = unchanged; null only means something for replication and
-        # min_validators (the backend's default) and max_expert_baseline (no limit)
+        # omitted = unchanged; null only means something for replication,
+        # min_validators and round_seconds (the backend's default) and
+        # max_expert_baseline (no limit)
         nulls = sorted(
             name
             for name in self.model_fields_set
             if getattr(self, name) is None
-            and name not in ("replication", "min_validators", "max_expert_baseline")
+            and name
+            not in ("replication", "min_validators", "max_expert_baseline", "round_seconds")
         )
         if nulls:
             raise ValueError(f"{', '.join(nulls)} cannot be null (omit a field to keep it)")
@@ -172,6 +191,9 @@ class Competition(BaseModel):
     min_leader_score: float
     approval_mode: str
     replication: int | None
+    round_seconds: int | None = None
+    """Length of its rounds (null: the backend's ``round_duration_s``); a change applies
+    from the next round."""
     quorum: int | None = None
     """Effective quorum (``min_validators``, else the backend default)."""
     effective_replication: int | None = None

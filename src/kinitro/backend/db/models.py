@@ -79,6 +79,7 @@ class Competition(Base):
     replication: Mapped[int | None] = mapped_column(Integer)
     # activation is refused while the expert baseline exceeds this (null: no limit)
     max_expert_baseline: Mapped[float | None] = mapped_column(Float)
+    round_seconds: Mapped[int | None] = mapped_column(Integer)  # null: backend default
     # protocol.baselines.Baselines of the current benchmarks (dropped when they change)
     baselines: Mapped[Json | None]
     created_at: Mapped[datetime] = _now()
@@ -121,7 +122,9 @@ class Submission(Base):
 
 
 class EvalRound(Base):
-    """An evaluation round: its seed is committed (hash) before and revealed after."""
+    """An evaluation round (sealed: ``kinitro.protocol.rounds``). Its ``commitment`` to the
+    round secret is written on chain before any of its jobs is sent (``commit_block``);
+    the ``secret`` is stored, and public, from ``revealed_at`` on (after ``ends_at``)."""
 
     __tablename__ = "eval_rounds"
 
@@ -131,8 +134,11 @@ class EvalRound(Base):
     )
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
-    seed_hash: Mapped[str]
-    seed: Mapped[int | None]  # revealed after ends_at
+    commitment: Mapped[str | None]  # kr1 text; null for rounds opened before sealing
+    committer_hotkey: Mapped[str | None]
+    commit_block: Mapped[int | None]
+    committed_at: Mapped[datetime | None]
+    secret: Mapped[str | None]  # hex, set at the reveal
     revealed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
 
@@ -153,7 +159,6 @@ class Job(Base):
     benchmark_id: Mapped[str]
     benchmark: Mapped[Json]
     round_id: Mapped[str] = mapped_column(ForeignKey("eval_rounds.id"))
-    seed: Mapped[int]
     replication: Mapped[int] = mapped_column(Integer)
     deadline_s: Mapped[int] = mapped_column(Integer)
     # queued | running | completed | failed | cancelled

@@ -13,15 +13,30 @@ from sqlalchemy.dialects.postgresql import JSON, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kinitro.backend.db.common import page, rows, table
-from kinitro.backend.db.models import Episode, EpisodeStepBatch, Job, JobStatusEvent, Result
+from kinitro.backend.db.models import (
+    Episode,
+    EpisodeStepBatch,
+    EvalRound,
+    Job,
+    JobStatusEvent,
+    Result,
+)
 
 H = table(JobStatusEvent)
 RES = table(Result)
 E = table(Episode)
 ST = table(EpisodeStepBatch)
 J = table(Job)
-# an episode as the public sees it: no seed (anyone derives it after the round's reveal)
-PUBLIC_EPISODE = [c for c in E.c if c.name != "seed"]
+R = table(EvalRound)
+# an episode with its round's timing: kinitro.backend.embargo seals it until the reveal
+EPISODE_VIEW = [
+    *E.c,
+    J.c.submission_id,
+    J.c.competition_id,
+    J.c.round_id,
+    R.c.ends_at.label("round_ends_at"),
+    R.c.revealed_at.label("round_revealed_at"),
+]
 
 
 async def _insert_new(
@@ -161,10 +176,13 @@ async def list_episodes(
     validator_hotkey: str | None = None,
     task: str | None = None,
     success: bool | None = None,
+    round_id: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    q = select(*PUBLIC_EPISODE, J.c.submission_id, J.c.competition_id).join(J, J.c.id == E.c.job_id)
+    q = select(*EPISODE_VIEW).join(J, J.c.id == E.c.job_id).join(R, R.c.id == J.c.round_id)
+    if round_id is not None:
+        q = q.where(J.c.round_id == round_id)
     if job_id is not None:
         q = q.where(E.c.job_id == job_id)
     if submission_id is not None:
@@ -185,7 +203,7 @@ async def list_episodes(
 
 
 async def get_episode(conn: AsyncConnection, episode_id: int) -> dict[str, Any] | None:
-    q = select(*PUBLIC_EPISODE, J.c.submission_id, J.c.competition_id).join(J, J.c.id == E.c.job_id)
+    q = select(*EPISODE_VIEW).join(J, J.c.id == E.c.job_id).join(R, R.c.id == J.c.round_id)
     row = (await conn.execute(q.where(E.c.id == episode_id))).mappings().first()
     return dict(row) if row else None
 

@@ -1,4 +1,4 @@
-"""Jobs, evaluation rounds, assignments to validators and leases."""
+"""Jobs, assignments to validators and leases (rounds: :mod:`.repo_rounds`)."""
 
 from __future__ import annotations
 
@@ -37,34 +37,7 @@ ST = table(EpisodeStepBatch)
 ACTIVE = ("assigned", "acked", "running")
 DONE = ("completed", "failed")
 LIVE_JOB = ("queued", "running")
-# every job column except the round seed, which is public only once the round is revealed
-PUBLIC = [c for c in J.c if c.name != "seed"]
-
-
-# ------------------------------------------------------------------ rounds
-
-
-async def ensure_round(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(insert(R).values(**values).on_conflict_do_nothing(index_elements=[R.c.id]))
-
-
-async def reveal_ended_rounds(conn: AsyncConnection, now: datetime) -> list[dict[str, Any]]:
-    """Rounds that ended and are not revealed yet (the caller computes the seed)."""
-    stmt = select(R).where(R.c.ends_at <= now, R.c.revealed_at.is_(None))
-    return rows(await conn.execute(stmt))
-
-
-async def set_revealed(conn: AsyncConnection, round_id: str, seed: int) -> None:
-    await conn.execute(update(R).where(R.c.id == round_id).values(seed=seed, revealed_at=utcnow()))
-
-
-async def list_rounds(
-    conn: AsyncConnection, *, competition_id: str | None, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int]:
-    q = select(R)
-    if competition_id is not None:
-        q = q.where(R.c.competition_id == competition_id)
-    return await page(conn, q, limit=limit, offset=offset, order=[R.c.starts_at.desc()])
+PUBLIC = list(J.c)
 
 
 # ------------------------------------------------------------------ jobs
@@ -149,11 +122,6 @@ async def get_job(conn: AsyncConnection, job_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-async def seed_of(conn: AsyncConnection, job_id: str) -> int:
-    """The job's seed (the round's): never public before the reveal, used for checks."""
-    return int((await conn.execute(select(J.c.seed).where(J.c.id == job_id))).scalar() or 0)
-
-
 async def list_jobs(
     conn: AsyncConnection,
     *,
@@ -220,9 +188,12 @@ async def expire_leases(conn: AsyncConnection, now: datetime) -> list[dict[str, 
     return rows(await conn.execute(stmt))
 
 
-async def jobs_short_of_validators(conn: AsyncConnection, limit: int = 200) -> list[dict[str, Any]]:
+async def jobs_short_of_validators(
+    conn: AsyncConnection, limit: int = 200, *, committed_only: bool = True
+) -> list[dict[str, Any]]:
     """Live jobs whose active + done assignments are fewer than their replication
-    (assignments of suspended validators do not count: their jobs go to others)."""
+    (assignments of suspended validators do not count: their jobs go to others); with
+    ``committed_only``, only jobs whose round's commitment is on chain."""
     counted = (
         select(A.c.job_id, func.count().label("n"))
         .join(V, V.c.hotkey == A.c.validator_hotkey)
@@ -235,9 +206,11 @@ async def jobs_short_of_validators(conn: AsyncConnection, limit: int = 200) -> l
         select(J.c.id, J.c.replication, J.c.round_id, J.c.benchmark_id, n.label("assigned"))
         .outerjoin(counted, counted.c.job_id == J.c.id)
         .where(J.c.state.in_(LIVE_JOB), n < J.c.replication)
-        .order_by(J.c.created_at)
-        .limit(limit)
     )
+    if committed_only:
+        committed = select(R.c.id).where(R.c.commit_block.is_not(None))
+        stmt = stmt.where(J.c.round_id.in_(committed))
+    stmt = stmt.order_by(J.c.created_at).limit(limit)
     return rows(await conn.execute(stmt))
 
 
@@ -301,7 +274,6 @@ async def pending_for_validator(conn: AsyncConnection, hotkey: str) -> list[dict
             J.c.competition_id,
             J.c.benchmark,
             J.c.round_id,
-            J.c.seed,
             J.c.deadline_s,
             J.c.created_at,
             S.c.miner_hotkey,
