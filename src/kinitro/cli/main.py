@@ -8,6 +8,7 @@ from kinitro import __version__
 from kinitro.backend.cli import app as backend_app
 from kinitro.chain.cli import app as chain_app
 from kinitro.cli.db import app as db_app
+from kinitro.cli.round import app as round_app
 from kinitro.devnet.cli import app as devnet_app
 from kinitro.devnet.cli import watch_command
 from kinitro.evaluator.cli import app as evaluator_app
@@ -34,6 +35,7 @@ app.add_typer(miner_app, name="miner")
 app.add_typer(chain_app, name="chain")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(db_app, name="db")
+app.add_typer(round_app, name="round")
 app.command("watch")(watch_command)
 app.command("replay")(replay_command)
 

@@ -5,8 +5,9 @@ Modules: ``envs/`` (benchmark providers, task environments, seeding), ``metrics`
 rollout workers, the work-distribution port), ``runner`` (one evaluation, awaited on the
 event loop), ``episode_logger`` (action logs, step samples, media), ``telemetry``
 (episode messages with stable ids, written to the outbox), ``replay`` (re-simulate a
-logged episode), ``orchestrator`` (``kinitro evaluator run``: consumer, lifecycle,
-deadlines, recovery, cancellation).
+logged episode), ``round_verify`` (``kinitro round verify``: a revealed round against the
+chain, its episodes' seeds and logs, replays), ``orchestrator`` (``kinitro evaluator
+run``: consumer, lifecycle, deadlines, recovery, cancellation).
 
 Exceptions::
 
@@ -14,6 +15,7 @@ Exceptions::
     ├── UnknownBenchmarkError       benchmark id or task not registered
     ├── EpisodeLogError             action log / replay record missing or malformed
     ├── TelemetryError              the outbox kept refusing a job's telemetry (retried)
+    ├── RoundVerifyError            a round cannot be checked (unknown, backend unreachable)
     ├── AgentFailure                the agent misbehaved (``agent_client``; has a ``cause``)
     │   ├── AgentTimeout            no answer within the call deadline
     │   ├── AgentCrashed            connection lost, agent code raised, bundle failed to load

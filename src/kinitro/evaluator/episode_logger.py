@@ -173,12 +173,20 @@ def decode_action_log(data: bytes) -> ActionLog:
     )
 
 
-def action_log_key(job_id: str, episode_index: int) -> str:
-    return f"episodes/{job_id}/{episode_index:06d}/actions.kact"
+def _episode_dir(job_id: str, episode_index: int, run_id: str) -> str:
+    """``episodes/<job_id>/[<run_id>/]<index>``: the job first, so the backend's media
+    route finds the round whose embargo applies; the run (one validator's attempt) next,
+    so validators sharing a store keep their own logs."""
+    run = f"{run_id}/" if run_id else ""
+    return f"episodes/{job_id}/{run}{episode_index:06d}"
 
 
-def frame_key(job_id: str, episode_index: int, step: int) -> str:
-    return f"episodes/{job_id}/{episode_index:06d}/frame-{step:05d}.png"
+def action_log_key(job_id: str, episode_index: int, run_id: str = "") -> str:
+    return f"{_episode_dir(job_id, episode_index, run_id)}/actions.kact"
+
+
+def frame_key(job_id: str, episode_index: int, step: int, run_id: str = "") -> str:
+    return f"{_episode_dir(job_id, episode_index, run_id)}/frame-{step:05d}.png"
 
 
 class EpisodeRecorder:

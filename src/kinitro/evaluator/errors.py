@@ -22,3 +22,8 @@ class TelemetryError(EvaluatorError):
 
     Infrastructure trouble, never the miner's: the job is not completed; it is re-queued
     (and fails with this cause once its attempts are spent)."""
+
+
+class RoundVerifyError(EvaluatorError):
+    """``round verify`` cannot check the round at all (unknown round, backend unreachable);
+    what does not hold in a round is a finding, not an exception."""

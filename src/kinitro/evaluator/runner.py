@@ -17,7 +17,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kinitro.evaluator.envs import BenchmarkDef, EnvConfig, derive_episode_seed, get_benchmark
@@ -48,11 +48,14 @@ class EvalRequest:
     step_log_interval: int = 10
     reveal_task_name: bool = True
     conditions: Conditions = field(default_factory=Conditions)
+    run_id: str = ""
+    """This run's media folder under the job's (the ``eval_job`` id: one per validator and
+    attempt, so validators sharing a media store never overwrite each other's logs)."""
 
     @classmethod
     def from_job(cls, job: Any) -> EvalRequest:
         """From a wire ``EvalJob``."""
-        return cls.from_spec(job.job_id, job.benchmark, job.seed)
+        return replace(cls.from_spec(job.job_id, job.benchmark, job.seed), run_id=job.id)
 
     @classmethod
     def from_spec(cls, job_id: str, spec: Any, seed: int) -> EvalRequest:
@@ -116,6 +119,7 @@ async def evaluate(
     )
     config = WorkerConfig(
         job_id=request.job_id,
+        run_id=request.run_id,
         benchmark=bench,
         env=EnvConfig(
             max_steps=request.max_steps,

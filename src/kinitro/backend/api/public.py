@@ -208,6 +208,7 @@ async def list_results(
 @router.get("/episodes", response_model=Page[Row])
 async def list_episodes(
     conn: ConnDep,
+    state: StateDep,
     p: PageDep,
     job_id: JobIdQuery = None,
     submission_id: RowIdQuery = None,
@@ -216,8 +217,9 @@ async def list_episodes(
     success: bool | None = None,
     round_id: RoundIdQuery = None,
 ) -> dict[str, Any]:
-    """Episode summaries. Before their round's reveal, ``seed`` and ``failure_detail`` are
-    null and ``sealed_until`` says until when (aggregates are live)."""
+    """Episode summaries with the links of their action log and media. Before their
+    round's reveal, ``seed`` and ``failure_detail`` are null and ``sealed_until`` says
+    until when (aggregates are live; the links answer 403 until then)."""
     items, total = await repo_ingest.list_episodes(
         conn,
         job_id=job_id,
@@ -229,7 +231,8 @@ async def list_episodes(
         limit=p.limit,
         offset=p.offset,
     )
-    return _page([embargo.episode_view(row) for row in items], total, p)
+    base = state.settings.media_base_url
+    return _page([embargo.episode_view(row, base) for row in items], total, p)
 
 
 @router.get("/episodes/{episode_id}", responses=NOT_FOUND)

@@ -63,6 +63,8 @@ class WorkerConfig:
     trip per step for all of them), capped by the slots the agent's manifest allows."""
     reveal_task_name: bool = True
     """False: the agent's task info carries ``name = ""`` (``BenchmarkSpec``)."""
+    run_id: str = ""
+    """Media keys of this run: ``episodes/<job_id>/<run_id>/…`` (``EvalRequest.run_id``)."""
 
 
 MAX_ENVS = 64
@@ -323,7 +325,7 @@ class RolloutWorker:
                 conditions=cfg.env.resolved(cfg.benchmark).conditions,
             )
             result.actions_ref = self._uploader.submit(
-                action_log_key(cfg.job_id, result.index),
+                action_log_key(cfg.job_id, result.index, cfg.run_id),
                 encode_action_log(action_log),
                 ACTION_LOG_CONTENT_TYPE,
             )
@@ -331,7 +333,9 @@ class RolloutWorker:
             for step, frame in run.frames:
                 result.media_refs.append(
                     self._uploader.submit(
-                        frame_key(cfg.job_id, result.index, step), encode_png(frame), "image/png"
+                        frame_key(cfg.job_id, result.index, step, cfg.run_id),
+                        encode_png(frame),
+                        "image/png",
                     )
                 )
         return result
