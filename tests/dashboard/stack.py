@@ -122,6 +122,8 @@ class BackendProcess:
             "KINITRO_BACKEND_STATS_INTERVAL_S": "0.5",
             "KINITRO_BACKEND_METAGRAPH_TTL_S": "0.5",
             "KINITRO_BACKEND_HEARTBEAT_TIMEOUT_S": "60",
+            # short rounds: the episode pages replay logs, which open at the round's reveal
+            "KINITRO_BACKEND_ROUND_DURATION_S": "4",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -606,3 +608,7 @@ async def seed(stack: Stack) -> None:
     )
     with_log = [e for e in episodes["items"] if e["actions_ref"]]
     stack.ids["episode"] = with_log[-1]["id"] if with_log else episodes["items"][0]["id"]
+    for _ in range(150):  # until the round is revealed and the episode's log public
+        if (await stack.get(f"/api/v1/episodes/{stack.ids['episode']}"))["sealed_until"] is None:
+            break
+        await asyncio.sleep(0.2)

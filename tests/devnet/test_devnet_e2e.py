@@ -55,6 +55,8 @@ def _devnet(
             str(MAX_STEPS),
             "--timeout",
             "600",
+            "--round-seconds",
+            "30",
             *extra,
         ],
         stdout=subprocess.PIPE,
@@ -80,6 +82,8 @@ def _finish(proc: subprocess.Popen[str], data_dir: Path) -> dict[str, Any]:
 
 
 def _check_converged(summary: dict[str, Any]) -> None:
+    # the first round was revealed and `kinitro round verify` passed on it
+    assert summary["round_verified"] is True, summary["round"]
     weights: dict[str, float] = summary["weights"]
     assert weights, summary
     scripted = weights.get("miner-scripted", 0.0)

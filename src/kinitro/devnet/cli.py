@@ -40,6 +40,13 @@ def up(
         help="Episodes per task in the example competition (a leader needs all of them scored).",
     ),
     max_steps: int = typer.Option(150, help="Max steps per episode in the example competition."),
+    round_seconds: int = typer.Option(
+        120,
+        "--round-seconds",
+        min=10,
+        help="Round length: a round's seeds are sealed until it ends, then revealed and "
+        "verified (the summary's round_verified).",
+    ),
     preset: list[str] = typer.Option(
         [],
         "--preset",
@@ -74,6 +81,7 @@ def up(
                 timeout_s=timeout,
                 episodes_per_task=episodes,
                 max_steps=max_steps,
+                round_seconds=round_seconds,
                 presets=tuple(preset),
             )
         )

@@ -11,9 +11,10 @@ Steps (each idempotent, so a second run on the same data directory resumes):
 4. Two validators, each with its own database and its evaluator.
 5. Three example miners: the scripted template agent, a random agent, and a byte-identical
    copy of the first committed later by another hotkey.
-6. Live progress until the first weights are on the chain; then the leaderboard and the
-   weights are printed, and the network keeps running until Ctrl-C (or exits with
-   ``--exit-after-weights``).
+6. Live progress until the first weights are on the chain; then the first round's reveal
+   is awaited and checked with ``kinitro round verify`` (``round_verified``), the
+   leaderboard and the weights are printed, and the network keeps running until Ctrl-C
+   (or exits with ``--exit-after-weights``: 0 only when the round verified).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from kinitro.devnet.layout import (
     DevnetState,
     Layout,
 )
+from kinitro.devnet.rounds import DEFAULT_ROUND_SECONDS
 from kinitro.devnet.supervisor import Supervisor
 
 MINER_STAKE = 10.0
@@ -82,6 +84,8 @@ class UpOptions:
     episodes_per_task: int = 10
     max_steps: int = 150
     validators: int = 2
+    round_seconds: int = DEFAULT_ROUND_SECONDS
+    """Length of a round (the backend's ``round_duration_s``)."""
     presets: tuple[str, ...] = ()
     """Competition presets (``kinitro.protocol.presets``) created next to the reach one."""
 
@@ -95,6 +99,8 @@ class Progress:
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     chain_weights: dict[str, float] = field(default_factory=dict)
     chain_weights_for_miners: bool = False
+    round: dict[str, Any] = field(default_factory=dict)
+    round_verified: bool = False
 
     def note(self, text: str) -> None:
         self.notes.append(f"{time.monotonic() - self.started:6.1f}s  {text}")
@@ -248,7 +254,7 @@ class Devnet:
             "KINITRO_BACKEND_CHAIN_SCAN_INTERVAL_S": "1",
             "KINITRO_BACKEND_SCHEDULER_INTERVAL_S": "1",
             "KINITRO_BACKEND_STATS_INTERVAL_S": "3",
-            "KINITRO_BACKEND_ROUND_DURATION_S": "600",
+            "KINITRO_BACKEND_ROUND_DURATION_S": str(self.opts.round_seconds),
         }
         self.supervisor.start("backend", ["backend", "run"], env)
         _wait_http(f"{self.backend_http}/health", "backend", self.supervisor, timeout=90)
@@ -533,10 +539,33 @@ class Devnet:
             "weights_by_hotkey": self.progress.chain_weights,
             "stats": self.progress.stats,
             "elapsed_s": round(time.monotonic() - self.progress.started, 1),
+            "round": self.progress.round,
+            "round_verified": self.progress.round_verified,
             "backend_url": self.backend_http,
             "chain_url": self.chain_url,
             "data_dir": str(self.layout.data_dir),
         }
+
+    def verify_first_round(self, render: Callable[[], None]) -> None:
+        """Wait for the first round's reveal and check it with ``kinitro round verify``."""
+        from kinitro.devnet import rounds
+
+        self.progress.step = "round reveal"
+        render()
+        first = rounds.first_round(self.backend_http, COMPETITION_ID)
+        if first is None:
+            raise DevnetError("no evaluation round was opened")
+        wait = max(0.0, _seconds_until(first["ends_at"])) + 60
+        revealed = rounds.wait_revealed(self.backend_http, first["id"], wait)
+        if revealed is None:
+            raise DevnetError(f"round {first['id']} was not revealed {wait:.0f}s after its end")
+        self.progress.note(f"round {first['id']} revealed; verifying")
+        render()
+        report = rounds.verify(self.backend_http, self.chain_url, self.state.netuid, first["id"])
+        self.progress.round = {k: report.get(k) for k in ROUND_SUMMARY if k in report}
+        self.progress.round_verified = bool(report.get("ok"))
+        verdict = "verified" if self.progress.round_verified else "NOT verified"
+        self.progress.note(f"round {first['id']}: {verdict}")
 
     def wallet_hotkeys(self, names: tuple[str, ...]) -> list[str]:
         inverse = {v: k for k, v in self.wallet_names().items()}
@@ -557,6 +586,26 @@ class Devnet:
 
 
 # ------------------------------------------------------------------------- helpers --
+ROUND_SUMMARY = (
+    "round_id",
+    "ok",
+    "commit_block",
+    "commitment_on_chain",
+    "reveal_matches",
+    "episodes",
+    "logs_checked",
+    "replayed",
+    "failures",
+    "error",
+)
+
+
+def _seconds_until(iso: str) -> float:
+    from datetime import UTC, datetime
+
+    return (datetime.fromisoformat(iso.replace("Z", "+00:00")) - datetime.now(UTC)).total_seconds()
+
+
 async def _create_databases(admin_url: str, names: list[str]) -> None:
     import asyncpg
 
@@ -714,6 +763,7 @@ def run_up(opts: UpOptions) -> int:
                 step()
                 render()
             devnet.wait_for_weights(render)
+            devnet.verify_first_round(render)
             render()
         summary = devnet.summary()
         if opts.json_output:
@@ -722,8 +772,17 @@ def run_up(opts: UpOptions) -> int:
         else:
             console.print()
             console.print(f"[green]First weights are on chain after {summary['elapsed_s']}s.")
+            rnd = summary["round"]
+            if summary["round_verified"]:
+                console.print(
+                    f"[green]Round {rnd.get('round_id')} revealed and verified: commitment on "
+                    f"chain at block {rnd.get('commit_block')}, {rnd.get('episodes')} episodes' "
+                    f"seeds and logs checked, {rnd.get('replayed')} replayed."
+                )
+            else:
+                console.print(f"[red]Round {rnd.get('round_id')} did NOT verify: {rnd}")
         if opts.exit_after_weights:
-            return 0
+            return 0 if summary["round_verified"] else 1
         console.print("The network keeps running. Press Ctrl-C to stop it.")
         while True:
             for note in devnet.supervisor.poll():

@@ -144,14 +144,14 @@ export function CompetitionPage(props: { id: string }) {
             ) : (
               <div class="table-wrap">
                 <table>
-                  <caption class="sr-only">Evaluation rounds: the seed hash is published first, the seed revealed after the round</caption>
+                  <caption class="sr-only">Evaluation rounds: the commitment is on chain before the round, the secret revealed after it; until then episode data is sealed</caption>
                   <thead>
                     <tr>
                       <th scope="col">Round</th>
                       <th scope="col">Starts</th>
                       <th scope="col">Ends</th>
-                      <th scope="col">Seed hash</th>
-                      <th scope="col">Seed</th>
+                      <th scope="col">Commitment (block)</th>
+                      <th scope="col">Secret</th>
                     </tr>
                   </thead>
                   <tbody>
@@ -160,8 +160,15 @@ export function CompetitionPage(props: { id: string }) {
                         <td class="mono">{shortId(str(pick(r, "id", "round_id")))}</td>
                         <td>{dateTime(str(pick(r, "starts_at")))}</td>
                         <td>{dateTime(str(pick(r, "ends_at")))}</td>
-                        <td class="mono">{shortId(str(pick(r, "seed_hash")))}</td>
-                        <td class="mono">{str(pick(r, "seed")) ?? (num(pick(r, "seed")) ?? "not revealed yet")}</td>
+                        <td class="mono">
+                          {shortId(str(pick(r, "commitment")))}
+                          {num(pick(r, "commit_block")) !== undefined ? ` (#${num(pick(r, "commit_block"))})` : " (not on chain)"}
+                        </td>
+                        <td class="mono">
+                          {str(pick(r, "secret"))
+                            ? shortId(str(pick(r, "secret")))
+                            : `sealed until ${dateTime(str(pick(r, "sealed_until")))}`}
+                        </td>
                       </tr>
                     ))}
                   </tbody>

@@ -14,7 +14,7 @@ import {
   KeyValues,
   Loading,
 } from "../components";
-import { DASH, duration, fixed, humanize } from "../format";
+import { DASH, dateTime, duration, fixed, humanize } from "../format";
 import { type Json, type StepSample, arr, bool, num, pick, str, toSteps } from "../model";
 
 const MAX_STEP_PAGES = 20;
@@ -80,8 +80,11 @@ export function EpisodePage(props: { id: string }) {
 
 function EpisodeBody(props: { id: string; raw: Json }) {
   const { raw, id } = props;
-  const actionsUrl = str(pick(raw, "actions_url"));
-  const steps = useAsync(() => fetchAllSteps(id), `steps:${id}`);
+  // Until its round is revealed, nothing seed-derived of an episode is public (the API
+  // answers 403 for its steps, action log and media): say until when instead.
+  const sealedUntil = str(pick(raw, "sealed_until"));
+  const actionsUrl = sealedUntil ? undefined : str(pick(raw, "actions_url"));
+  const steps = useAsync(sealedUntil ? undefined : () => fetchAllSteps(id), `steps:${id}:${sealedUntil ?? ""}`);
   const log = useAsync(actionsUrl ? () => fetchActionLog(actionsUrl) : undefined, `log:${actionsUrl}`);
   const success = bool(pick(raw, "success"));
   const cause = str(pick(raw, "failure_cause"));
@@ -116,14 +119,28 @@ function EpisodeBody(props: { id: string; raw: Json }) {
           ]}
         />
       </section>
-      {steps.loading || log.loading ? (
+      {sealedUntil ? (
+        <section aria-labelledby="sealed-h" class="card" data-testid="episode-sealed">
+          <h2 id="sealed-h">Trajectory</h2>
+          <Empty>
+            Sealed until {dateTime(sealedUntil)}: the seed, actions, step samples and media of this
+            episode are published when its round ends and its secret is revealed.
+          </Empty>
+        </section>
+      ) : steps.loading || log.loading ? (
         <Loading what="the episode's steps" />
       ) : (
         <Replay samples={steps.data ?? []} log={log.data} logError={log.error} stepsError={steps.error} />
       )}
       <section aria-labelledby="media-h">
         <h2 id="media-h">Media</h2>
-        {media.length === 0 ? <Empty>No media recorded for this episode.</Empty> : <Media urls={media} />}
+        {sealedUntil ? (
+          <Empty>Sealed until {dateTime(sealedUntil)}.</Empty>
+        ) : media.length === 0 ? (
+          <Empty>No media recorded for this episode.</Empty>
+        ) : (
+          <Media urls={media} />
+        )}
       </section>
     </>
   );
