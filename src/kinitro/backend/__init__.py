@@ -6,7 +6,10 @@ chain monitor, the scheduler, scoring and weights, over the backend PostgreSQL.
 Modules: :mod:`.app` (``create_app``), :mod:`.deps`, :mod:`.api` (routes),
 :mod:`.validator_ws`, :mod:`.realtime`, :mod:`.events`, :mod:`.chain_monitor`,
 :mod:`.scheduler`, :mod:`.rounds` and :mod:`.embargo` (sealed rounds), :mod:`.scoring`
-(pure rules), :mod:`.score_engine`, :mod:`.apikeys`, :mod:`.db` (models + repositories).
+(pure rules), :mod:`.score_engine`, :mod:`.crosscheck`, :mod:`.vetting` and
+:mod:`.standing` (checks on ingest, strikes), :mod:`.audits` with :mod:`.audit_pool`
+(replay audits after a round's reveal), :mod:`.apikeys`, :mod:`.db` (models +
+repositories).
 
 Errors (:mod:`.errors`)::
 
@@ -15,7 +18,8 @@ Errors (:mod:`.errors`)::
     ├── ConflictError        409 — natural key already used with other content
     ├── BadRequestError      400 — well-formed request that makes no sense
     ├── AuthError            401 — missing / unknown / expired / revoked API key
-    └── ForbiddenError       403 — key lacks the role
-        └── SealedError      403 — derives from a round secret not revealed yet
-                                   (the body carries ``sealed_until``)
+    ├── ForbiddenError       403 — key lacks the role
+    │   └── SealedError      403 — derives from a round secret not revealed yet
+    │                              (the body carries ``sealed_until``)
+    └── AuditWorkerError         — an audit worker did not answer (the audit is retried)
 """

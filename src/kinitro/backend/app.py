@@ -49,6 +49,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from kinitro.backend.artifacts import open_verifier
+        from kinitro.backend.audits import Auditor
         from kinitro.backend.broadcaster import Broadcaster
         from kinitro.backend.chain_monitor import ChainMonitor
         from kinitro.backend.limits import ConnectionCaps
@@ -95,6 +96,8 @@ def create_app(
             _spawn("scoring", ScoreEngine(state).run),
             _spawn("stats", lambda: _stats_loop(state)),
         ]
+        if settings.audit_workers:
+            tasks.append(_spawn("audits", Auditor(state).run))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(listener.ready.wait(), timeout=10)
         log.info(

@@ -60,6 +60,12 @@ class Metrics:
         self.leases_expired = Counter(
             "kinitro_backend_leases_expired_total", "Assignments whose lease expired", registry=r
         )
+        self.audits = Counter(
+            "kinitro_backend_audits_total",
+            "Replay audits settled, by outcome (passed, failed, skipped)",
+            ["outcome"],
+            registry=r,
+        )
         self.task_errors = Counter(
             "kinitro_backend_task_errors_total", "Background task failures", ["task"], registry=r
         )

@@ -121,6 +121,19 @@ class Settings(KinitroSettings):
     suspension_rounds: float = Field(default=2.0, gt=0)
     """Length of a suspension, in round lengths (``round_duration_s``)."""
 
+    # --- replay audits (after each round's reveal; kinitro.backend.audits)
+    audit_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of each completed result's logged episodes re-simulated (at least one per
+    result); 1.0 audits every episode."""
+    audit_workers: int = Field(default=1, ge=0)
+    """Audit worker processes beside the backend (simulator only); 0 turns audits off."""
+    audit_interval_s: float = Field(default=10.0, gt=0)
+    audit_timeout_s: float = Field(default=300.0, gt=0)
+    """Longest one episode's replay may take before its worker is replaced."""
+    audit_max_attempts: int = Field(default=5, ge=1)
+    """Tries of an audit that cannot run (media store down, worker failure) before it is
+    skipped as inconclusive — never a strike."""
+
     # --- scoring and weights
     scoring_interval_s: float = 15.0
     disagreement_band: float = 0.2

@@ -17,6 +17,7 @@ from kinitro.backend.api.schemas import (
     error_responses,
 )
 from kinitro.backend.db import (
+    repo_audits,
     repo_competitions,
     repo_ingest,
     repo_jobs,
@@ -289,6 +290,22 @@ async def validator_strikes(
     """Strikes, newest first: the job, the ``reason`` (StrikeReason) and its detail."""
     items, total = await repo_standing.list_strikes(
         conn, hotkey=validator_hotkey, limit=p.limit, offset=p.offset
+    )
+    return _page(items, total, p)
+
+
+@router.get("/validators/audits", response_model=Page[Row])
+async def validator_audits(
+    conn: ConnDep,
+    p: PageDep,
+    validator_hotkey: HotkeyQuery = None,
+    state: Literal["pending", "passed", "failed", "skipped"] | None = None,
+) -> dict[str, Any]:
+    """Replay audits (after each round's reveal), newest first: the job and episode,
+    ``state``, what the validator ``reported`` and what the replay under its derived seed
+    gave (``replayed``, with the seed and the log header's own claims), ``detail``."""
+    items, total = await repo_audits.list_audits(
+        conn, hotkey=validator_hotkey, state=state, limit=p.limit, offset=p.offset
     )
     return _page(items, total, p)
 

@@ -332,6 +332,34 @@ class ValidatorStrike(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class Audit(Base):
+    """One logged episode of a validator re-simulated after its round's reveal (see
+    ``kinitro.backend.audits``). Natural key: (job_id, validator_hotkey, episode_index)."""
+
+    __tablename__ = "audits"
+    __table_args__ = (
+        UniqueConstraint("job_id", "validator_hotkey", "episode_index"),
+        Index("ix_audits_state", "state"),
+        Index("ix_audits_validator_state", "validator_hotkey", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    validator_hotkey: Mapped[str]
+    episode_index: Mapped[int] = mapped_column(Integer)
+    # pending | passed | failed (a strike: the validator's result for the job is discarded)
+    # | skipped (inconclusive: nothing to replay, another simulator runtime, result gone)
+    state: Mapped[str] = mapped_column(server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    detail: Mapped[str | None]
+    # what the validator reported (steps, total_reward, success, actions_ref) and what the
+    # replay under the derived seed gave (plus the log header's own claims)
+    reported: Mapped[Json | None]
+    replayed: Mapped[Json | None]
+    created_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None]
+
+
 class Score(Base):
     """Aggregated score of a submission (median across validators, per competition)."""
 

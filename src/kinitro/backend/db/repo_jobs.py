@@ -437,6 +437,33 @@ async def reject_assignment(conn: AsyncConnection, job_id: str, hotkey: str) -> 
     )
 
 
+async def discard_result(conn: AsyncConnection, job_id: str, hotkey: str) -> None:
+    """A result that failed its audit: the validator's result, episodes and step samples
+    of the job are deleted (they never count again) and the job is live again, so the
+    scheduler has another validator run it and the quorum can still form."""
+    for telemetry in (RES, E, ST):
+        await conn.execute(
+            telemetry.delete().where(
+                telemetry.c.job_id == job_id, telemetry.c.validator_hotkey == hotkey
+            )
+        )
+    now = utcnow()
+    reopened = (
+        await conn.execute(
+            update(J)
+            .where(J.c.id == job_id, J.c.state.in_(DONE))
+            .values(state="queued", updated_at=now, finished_at=None)
+            .returning(J.c.submission_id)
+        )
+    ).scalar()
+    if reopened is not None:
+        await conn.execute(
+            update(S)
+            .where(S.c.id == reopened, S.c.status == "evaluated")
+            .values(status="scheduled", updated_at=now)
+        )
+
+
 async def revoke_assignments(conn: AsyncConnection, hotkey: str) -> list[str]:
     """A suspended validator's unfinished assignments: freed for other validators."""
     stmt = (

@@ -9,6 +9,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kinitro.backend.db import repo_audits
 from kinitro.backend.db.common import page, rows, table, utcnow
 from kinitro.backend.db.models import Result, Validator, ValidatorStrike
 
@@ -95,9 +96,10 @@ async def list_strikes(
 
 
 async def standing(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
-    """Per validator: ``strikes`` (all), ``counting_strikes`` (towards a suspension) and
+    """Per validator: ``strikes`` (all), ``counting_strikes`` (towards a suspension),
     ``disagreement`` — the mean absolute distance of its completed results' success rates
-    from their job's median, over jobs with at least two completed results."""
+    from their job's median, over jobs with at least two completed results — and its
+    replay audits passed and failed (``audit_pass_rate``: passed over both)."""
     strikes = {
         r["hotkey"]: r
         for r in rows(
@@ -143,4 +145,8 @@ async def standing(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
         entry = out.setdefault(r["validator_hotkey"], {"strikes": 0, "counting_strikes": 0})
         entry["disagreement"] = float(r["disagreement"])
         entry["compared_jobs"] = int(r["compared_jobs"])
+    for hotkey, (passed, failed) in (await repo_audits.pass_counts(conn)).items():
+        entry = out.setdefault(hotkey, {"strikes": 0, "counting_strikes": 0})
+        entry["audits_passed"], entry["audits_failed"] = passed, failed
+        entry["audit_pass_rate"] = passed / (passed + failed)
     return out
