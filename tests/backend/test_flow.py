@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from kinitro.protocol.commitment import encode_commitment
-from kinitro.protocol.common import EvalMetrics, JobState, TaskMetrics
+from kinitro.protocol.common import EvalMetrics, FailureCause, JobState, TaskMetrics
 from kinitro.protocol.validator_ws import (
     Ack,
     Episode,
@@ -279,11 +279,13 @@ async def test_refused_job_goes_to_another_validator_and_lite_gets_none(
         await c.close()
 
 
+@pytest.mark.parametrize(
+    ("state", "cause"),
+    [("failed", "worker_lost"), ("timed_out", "host_timeout")],  # the slow host's deadline
+)
 async def test_infrastructure_failure_is_retried_not_scored(
-    backend: Backend, net: Net, registry: LocalRegistry
+    backend: Backend, net: Net, registry: LocalRegistry, state: str, cause: str
 ) -> None:
-    from kinitro.protocol.common import FailureCause
-
     await create_competition(backend)
     client, _ = await login(backend, await net.validator())
     await commit_artifact(net, registry)
@@ -292,8 +294,8 @@ async def test_infrastructure_failure_is_retried_not_scored(
     now = datetime.now(UTC)
     lost = EvalResult(
         job_id=job.job_id,
-        state=JobState.FAILED,
-        failure_cause=FailureCause.WORKER_LOST,
+        state=JobState(state),
+        failure_cause=FailureCause(cause),
         error="ray worker died",
         started_at=now,
         finished_at=now,

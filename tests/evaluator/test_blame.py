@@ -95,3 +95,48 @@ async def test_an_error_naming_a_foreign_slot_is_charged_to_the_whole_batch(
     assert overall.failures == {"protocol_violation": len(failed)}  # nothing left to infra
     assert overall.scored_episodes == 6
     assert overall.success_rate < baseline.metrics.overall.success_rate
+
+
+# Zero actions, 30 ms of "thinking" per step: well inside the 1 s act deadline, so only the
+# compute budget stops it from holding the validator for the whole job.
+DAWDLING_AGENT = """
+import time
+import numpy as np
+
+class Agent:
+    def reset(self, task):
+        pass
+
+    def act(self, observation):
+        time.sleep(0.03)
+        return np.zeros(4, np.float32)
+"""
+
+
+async def test_a_slow_agent_spends_its_compute_budget_and_the_rest_fails_as_its_timeout(
+    tmp_path: Path,
+) -> None:
+    """4 episodes × 40 steps at 5 ms a step: 0.8 s of agent time. The dawdler uses it in
+    its first episode (~27 steps); that episode and every later one fail ``agent_timeout``
+    (scored) without being played, instead of taking 4.8 s of the validator's time."""
+    bundle = write_bundle(tmp_path / "dawdler", DAWDLING_AGENT)
+    request = EvalRequest(
+        job_id="job-dawdler",
+        benchmark_id="metaworld/MT1-reach-v3",
+        episodes_per_task=4,
+        seed=11,
+        max_steps=40,
+        step_allowance_s=0.005,
+    )
+    outcome = await evaluate(request, SandboxLauncher(str(bundle)), RolloutOptions(env_slots=1))
+    assert [r.failure_cause for r in outcome.results] == ["agent_timeout"] * 4
+    for result in outcome.results:
+        assert "compute budget is exhausted" in (result.failure_detail or "")
+    played = sum(r.steps for r in outcome.results)
+    assert played < 40, played  # not even one whole episode: 0.8 s / 30 ms ≈ 27 steps
+    assert sum(r.steps == 0 for r in outcome.results) >= 3  # never played
+    overall = outcome.metrics.overall
+    assert overall.scored_episodes == 4 and overall.successes == 0
+    compute = outcome.compute
+    assert compute is not None and compute.budget_s == pytest.approx(0.8)
+    assert compute.budget_s <= compute.used_s < compute.budget_s + 0.2

@@ -104,6 +104,22 @@ async def test_job_completes_with_every_episode_reported_once(
     assert record.state == JobState.COMPLETED and record.episodes_done == 4
 
 
+async def test_the_compute_budget_is_reported_with_the_result(
+    workdir: Path, bundles: dict[str, Path]
+) -> None:
+    """The benchmark's per-step allowance (50 ms) × the host's factor × the planned steps."""
+    twin, job, orch, _ = await _job_on_twin(
+        workdir, bundles["reach"], "job-twin-budget", episodes=4, settings={"host_factor": 2.5}
+    )
+    await orch.handle_job(job.job_id)
+    [result] = [m for m in await _outbox(twin, job.job_id) if m["type"] == "eval_result"]
+    compute = result["metrics"]["compute"]
+    assert compute["host_factor"] == 2.5
+    assert compute["step_allowance_s"] == pytest.approx(0.125)
+    assert compute["budget_s"] == pytest.approx(0.125 * 4 * 10)  # 4 episodes × 10 steps
+    assert compute["used_s"] == 0.0  # scripted episodes wait for no agent
+
+
 async def test_deadline_ends_the_job_timed_out_promptly_and_keeps_finished_telemetry(
     workdir: Path, bundles: dict[str, Path]
 ) -> None:
@@ -120,7 +136,8 @@ async def test_deadline_ends_the_job_timed_out_promptly_and_keeps_finished_telem
     assert time.monotonic() - started < 3.0  # the rollouts were cancelled, not waited for
     msgs = await _outbox(twin, job.job_id)
     result = next(m for m in msgs if m["type"] == "eval_result")
-    assert result["state"] == "timed_out" and result["error"] == "deadline of 1s exceeded"
+    assert result["state"] == "timed_out" and result["failure_cause"] == "host_timeout"
+    assert result["error"].startswith("deadline of 1s exceeded with the agent within its compute")
     statuses = [m["state"] for m in msgs if m["type"] == "job_status"]
     assert statuses[0] == "starting" and statuses[-1] == "timed_out"
     reported = [m["episode_index"] for m in msgs if m["type"] == "episode"]

@@ -195,6 +195,8 @@ def local_command(
         if not jsonl:
             _err.print(progress.line(), end="\r")
 
+    from kinitro.evaluator.calibration import calibrate
+
     try:
         ensure_ray(ray_address)
         outcome = asyncio.run(
@@ -204,7 +206,9 @@ def local_command(
                     str(bundle_dir.resolve()),
                     bubblewrap={"allow_no_cgroup": True, "require_seccomp": False},
                 ),
-                RolloutOptions(workers=workers, media_url=media or None),
+                RolloutOptions(
+                    workers=workers, media_url=media or None, host_factor=calibrate().factor
+                ),
                 on_result=on_result,
             )
         )

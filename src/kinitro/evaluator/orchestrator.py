@@ -23,7 +23,9 @@ Per job (:meth:`Orchestrator.handle_job`)::
   infrastructure failure (re-queued, then ``failed`` with the cause) — never completed.
 * **Deadline**: ``deadline_s`` of the job (or the ``job_deadline_s`` override) from the
   moment this run starts; on expiry the rollouts are cancelled and the job ends
-  ``timed_out`` (telemetry of the finished episodes is still written).
+  ``timed_out`` with the infrastructure cause ``host_timeout`` (the agent is held to its
+  compute budget, :mod:`kinitro.protocol.compute`, so the time went to this host;
+  telemetry of the finished episodes is still written).
 * **Recovery**: a crashed evaluator stops heart-beating its picked job; the queue hands it
   out again after ``heartbeat_timeout`` (see :class:`kinitro.jobqueue.QueueTimers`) and the
   new run reports again; the first ``eval_result`` wins. A job whose result is stored is
@@ -171,8 +173,12 @@ class Orchestrator:
         if ending.state is JobState.CANCELLED:  # the backend withdrew it: nothing reported
             self.metrics.job_finished(ending.state, _since(started_at))
             return
-        if ending.state is JobState.TIMED_OUT:
-            ending.error = f"deadline of {deadline_s:.0f}s exceeded"
+        if ending.state is JobState.TIMED_OUT:  # the agent is held to its budget: the host's
+            ending.cause = FailureCause.HOST_TIMEOUT
+            ending.error = (
+                f"deadline of {deadline_s:.0f}s exceeded with the agent within its compute "
+                "budget: this host was too slow for the job"
+            )
         await self._finish(job_id, started_at, ending)
 
     def _fetch_bundle(self, artifact: ArtifactRef) -> Path:
@@ -310,8 +316,8 @@ class Orchestrator:
             limits=s.sandbox_limits(),
             bubblewrap=s.bubblewrap_options(),
             kubernetes=s.kubernetes_options(),
-            act_timeout_s=s.action_timeout_s,
-            reset_timeout_s=s.reset_timeout_s,
+            act_timeout_s=s.action_timeout_s * (s.host_factor or 1.0),
+            reset_timeout_s=s.reset_timeout_s * (s.host_factor or 1.0),
         )
 
     def _judge(self, job_id: str, outcome: EvalOutcome, total: int, attempts: int) -> _Ending:
@@ -337,7 +343,7 @@ class Orchestrator:
         )
         return _Ending(
             JobState.COMPLETED,
-            metrics=outcome.metrics.to_protocol(),
+            metrics=outcome.metrics.to_protocol().model_copy(update={"compute": outcome.compute}),
             episodes_done=len(outcome.results),
             episodes_total=total,
         )
@@ -421,9 +427,19 @@ def run_orchestrator(settings: Settings) -> None:
     from sqlalchemy.exc import DBAPIError, InterfaceError
 
     from kinitro.core.db import safe_url
+    from kinitro.evaluator.calibration import calibrate
     from kinitro.evaluator.sandbox.host import prepare_host
     from kinitro.jobqueue import JobQueue
 
+    if settings.host_factor is None:  # the agents' allowance on this host (#16)
+        calibration = calibrate()
+        log.info(
+            "host calibration: reference workload %.1f ms (reference host %.1f ms), factor %.3f",
+            calibration.measured_s * 1000,
+            calibration.reference_s * 1000,
+            calibration.factor,
+        )
+        settings = settings.model_copy(update={"host_factor": calibration.factor})
     # Refuse a host that cannot contain agents before taking any job (#18).
     prepare_host(
         settings.sandbox,

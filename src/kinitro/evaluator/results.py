@@ -51,6 +51,9 @@ class EpisodeResult:
     actions_ref: str | None = None
     media_refs: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    agent_s: float = 0.0
+    """Agent time of the episode (waiting for ``reset``/``act``; a batch round trip is
+    shared by its episodes): what the job's compute budget counts."""
     samples: list[StepSample] = field(default_factory=list)
     attempts: int = 1
     sandbox_starts: int = 0

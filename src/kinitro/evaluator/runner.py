@@ -27,6 +27,7 @@ from kinitro.evaluator.rollout.agent import AgentLauncher
 from kinitro.evaluator.rollout.pool import JobTimeline, RolloutPool
 from kinitro.evaluator.rollout.port import RolloutOptions, RolloutsFactory
 from kinitro.evaluator.rollout.worker import WorkerConfig
+from kinitro.protocol.compute import DEFAULT_STEP_ALLOWANCE_MS, ComputeReport, job_budget_s
 from kinitro.protocol.conditions import Conditions
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class EvalRequest:
     run_id: str = ""
     """This run's media folder under the job's (the ``eval_job`` id: one per validator and
     attempt, so validators sharing a media store never overwrite each other's logs)."""
+    step_allowance_s: float = DEFAULT_STEP_ALLOWANCE_MS / 1000
+    """Agent time per planned step on the reference host (the compute budget)."""
 
     @classmethod
     def from_job(cls, job: Any) -> EvalRequest:
@@ -73,6 +76,7 @@ class EvalRequest:
             step_log_interval=spec.step_log_interval,
             reveal_task_name=spec.reveal_task_name,
             conditions=spec.conditions,
+            step_allowance_s=spec.agent_step_allowance_ms / 1000,
         )
 
 
@@ -84,6 +88,8 @@ class EvalOutcome:
     upload_failures: list[str] = field(default_factory=list)
     timeline: JobTimeline | None = None
     """Where the rollout's time went (Ray rollout pool only)."""
+    compute: ComputeReport | None = None
+    """The agent's compute budget and what it used (None: played without a budget)."""
 
 
 def plan_episodes(
@@ -117,6 +123,8 @@ async def evaluate(
     episodes = plan_episodes(
         bench, request.episodes_per_task, request.seed, shuffle=not request.reveal_task_name
     )
+    factor = options.host_factor
+    allowance = None if factor is None else request.step_allowance_s * factor
     config = WorkerConfig(
         job_id=request.job_id,
         run_id=request.run_id,
@@ -136,6 +144,9 @@ async def evaluate(
         pin_core=options.pin_workers,
         env_slots=options.env_slots,
         reveal_task_name=request.reveal_task_name,
+        agent_budget_s=None
+        if allowance is None
+        else job_budget_s(allowance, len(episodes), request.max_steps),
     )
     pool = rollouts(config, options)
     results: list[EpisodeResult] = []
@@ -159,4 +170,13 @@ async def evaluate(
             timeline.summary(),
         )
     results.sort(key=lambda r: r.index)
-    return EvalOutcome(bench, results, compute_metrics(results, bench.tasks), failures, timeline)
+    compute = None
+    if allowance is not None and factor is not None and config.agent_budget_s is not None:
+        compute = ComputeReport(
+            step_allowance_s=allowance,
+            host_factor=factor,
+            budget_s=config.agent_budget_s,
+            used_s=sum(r.agent_s for r in results),
+        )
+    metrics = compute_metrics(results, bench.tasks)
+    return EvalOutcome(bench, results, metrics, failures, timeline, compute)

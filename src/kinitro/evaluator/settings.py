@@ -94,6 +94,9 @@ class Settings(KinitroSettings):
     per step for all of them); capped by the ``slots`` the agent's manifest allows."""
     action_timeout_s: float = 1.0
     reset_timeout_s: float = 10.0
+    host_factor: float | None = Field(None, ge=1.0, le=1000.0)
+    """This host's calibration (:mod:`kinitro.evaluator.calibration`): scales the agent's
+    per-step allowance and its call deadlines. None: measured when the evaluator starts."""
     start_timeout_s: float = 30.0
 
     telemetry_batch: int = 64
@@ -173,6 +176,7 @@ class Settings(KinitroSettings):
             media_url=self.media_url,
             media_options=self.media_options(),
             frame_every=self.frame_every,
+            host_factor=self.host_factor or 1.0,
         )
 
     def media_options(self) -> dict[str, object]:

@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from kinitro.protocol.compute import DEFAULT_STEP_ALLOWANCE_MS, ComputeReport
 from kinitro.protocol.conditions import (
     METAWORLD_CAMERAS,
     Conditions,
@@ -47,7 +48,8 @@ PROTOCOL_VERSION = 4
 2: ``auth_response.runtime`` (required unless lite) and ``eval_result.runtime``.
 3: ``episode.seed`` (required): the simulator seed the episode ran, cross-checked by the
 backend against the seed derived for that validator.
-4: ``cancel_job`` (backend → validator): stop a superseded or cancelled job."""
+4: ``cancel_job`` (backend → validator): stop a superseded or cancelled job;
+``eval_result.metrics.compute`` and the ``host_timeout`` cause."""
 
 
 class IdentifiedMessage(WireModel):
@@ -108,7 +110,7 @@ class FailureCause(StrEnum):
 
     # agent faults
     AGENT_TIMEOUT = "agent_timeout"
-    """No answer within the call's deadline, or the episode's compute budget ran out."""
+    """No answer within the call's deadline, or the job's agent compute budget ran out."""
     AGENT_CRASH = "agent_crash"
     """The agent's code raised, its process died, or it failed to load."""
     INVALID_ACTION = "invalid_action"
@@ -124,6 +126,9 @@ class FailureCause(StrEnum):
     SIMULATOR_ERROR = "simulator_error"
     WORKER_LOST = "worker_lost"
     INTERNAL = "internal"
+    HOST_TIMEOUT = "host_timeout"
+    """The job's deadline passed while its agent was within its compute budget: the
+    evaluating host was too slow (a whole-job fault)."""
 
     @property
     def is_agent_fault(self) -> bool:
@@ -363,6 +368,11 @@ class BenchmarkSpec(WireModel):
     resolution: tuple[Pixels, Pixels] | None = None
     """``(width, height)`` of rendered images, when ``observation_mode`` includes rgb."""
     step_log_interval: Annotated[int, Field(ge=0, le=100_000)] = 10
+    agent_step_allowance_ms: Annotated[float, Field(gt=0.0, le=10_000.0)] = (
+        DEFAULT_STEP_ALLOWANCE_MS
+    )
+    """Agent time per planned step on the reference host: the job's compute budget
+    (:mod:`kinitro.protocol.compute`)."""
     reveal_task_name: bool = Field(default=None, validate_default=True)
     conditions: Conditions = Field(default_factory=Conditions, validate_default=True)
     """Competition knobs (noise, delay, dynamics, hidden goal): :class:`Conditions`."""
@@ -440,6 +450,8 @@ class EvalMetrics(WireModel):
 
     per_task: dict[TaskName, TaskMetrics]
     overall: TaskMetrics
+    compute: ComputeReport | None = None
+    """The agent's compute budget and use (evaluators of protocol 4 and later)."""
 
 
 def wilson_interval(

@@ -15,6 +15,7 @@ other threads.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ STOP_CHECK_EVERY = 32
 go of its worker within a fraction of a second, at no measurable cost per step."""
 
 
+BUDGET_EXHAUSTED = "the job's agent compute budget is exhausted"
+
+
 class EpisodesAbandoned(Exception):
     """``stop`` said the job is being cancelled: the episodes in progress are dropped."""
 
@@ -51,6 +55,7 @@ class EpisodePlay:
     """One episode in progress: its environment, current observation and records."""
 
     __slots__ = (
+        "agent_s",
         "done",
         "env",
         "frame_every",
@@ -91,6 +96,7 @@ class EpisodePlay:
         self.step_no = 0
         self.total = 0.0
         self.done = False
+        self.agent_s = 0.0
 
     def begin(self) -> bool:
         """Reset the simulator with the episode's seed; False (and done) if it fails."""
@@ -149,6 +155,7 @@ class EpisodePlay:
         result.total_reward = self.total
         result.samples = self.recorder.samples
         result.duration_s = time.perf_counter() - self.started
+        result.agent_s = self.agent_s
         return EpisodeRun(result, self.recorder, self.frames)
 
 
@@ -162,10 +169,11 @@ def run_episode(
     step_log_interval: int,
     frame_every: int = 0,
     stop: Callable[[], bool] | None = None,
+    budget_s: float | None = None,
 ) -> EpisodeRun:
     """Play one episode; agent and simulator failures become a ``failure_cause``. Raises
     :class:`EpisodesAbandoned` when ``stop()`` (looked at every ``STOP_CHECK_EVERY``
-    steps) turns true."""
+    steps) turns true. Agent time beyond ``budget_s`` ends it as ``agent_timeout``."""
     play = EpisodePlay(
         env,
         spec,
@@ -176,20 +184,31 @@ def run_episode(
     )
     if not play.begin():
         return play.finish()
+    clock = time.perf_counter
+    limit = math.inf if budget_s is None else budget_s
+    started = clock()
     try:
         agent.reset(task)
     except Exception as exc:  # noqa: BLE001
         play.fail_agent(exc)
         return play.finish()
+    finally:
+        play.agent_s += clock() - started
     act = agent.act
     advance = play.advance
     while True:
         if stop is not None and play.step_no % STOP_CHECK_EVERY == 0 and stop():
             raise EpisodesAbandoned
+        started = clock()
         try:
             action = act(play.obs)
         except Exception as exc:  # noqa: BLE001
             play.fail_agent(exc)
+            break
+        finally:
+            play.agent_s += clock() - started
+        if play.agent_s > limit:
+            play.fail(FailureCause.AGENT_TIMEOUT, BUDGET_EXHAUSTED)
             break
         if advance(action):
             break
@@ -205,7 +224,10 @@ class BatchOutcome:
 
 
 def run_batch(
-    plays: list[EpisodePlay], agent: AgentSession, stop: Callable[[], bool] | None = None
+    plays: list[EpisodePlay],
+    agent: AgentSession,
+    stop: Callable[[], bool] | None = None,
+    budget_s: float | None = None,
 ) -> BatchOutcome:
     """Play ``plays`` in lockstep, slot ``i`` = ``plays[i]``, one ``act_batch`` per step.
 
@@ -214,16 +236,25 @@ def run_batch(
     naming no slot (timeout, crash, protocol violation) is every running episode's. None
     is replayed: the agent process is the miner's, and a replay would be a second draw of
     a stochastic policy that a miner could buy by failing on purpose. ``stop`` as in
-    :func:`run_episode`.
+    :func:`run_episode`; agent time beyond ``budget_s`` (every round trip counts once,
+    shared by its episodes) ends every running episode as ``agent_timeout``.
     """
     out = BatchOutcome()
     running: list[int] = []
     for slot, play in enumerate(plays):
         if play.begin():
             running.append(slot)
+    clock = time.perf_counter
+    limit = math.inf if budget_s is None else budget_s
+    used = 0.0
     try:
         for slot in running:
-            agent.reset(plays[slot].task, slot)
+            started = clock()
+            try:
+                agent.reset(plays[slot].task, slot)
+            finally:
+                plays[slot].agent_s += clock() - started
+                used += clock() - started
     except Exception as exc:  # noqa: BLE001
         _blame(plays, running, exc, out)
         running = []
@@ -233,10 +264,20 @@ def run_batch(
         if stop is not None and steps % STOP_CHECK_EVERY == 0 and stop():
             raise EpisodesAbandoned
         steps += 1
+        started = clock()
         try:
             actions = act_batch(running, [plays[s].obs for s in running])
         except Exception as exc:  # noqa: BLE001
             _blame(plays, running, exc, out)
+            break
+        finally:
+            spent = clock() - started
+            used += spent
+            for s in running:
+                plays[s].agent_s += spent / len(running)
+        if used > limit:
+            for s in running:
+                plays[s].fail(FailureCause.AGENT_TIMEOUT, BUDGET_EXHAUSTED)
             break
         still = []
         for j, slot in enumerate(running):

@@ -18,7 +18,10 @@ Faults:
 * an agent fault comes back inside the :class:`EpisodeResult` and is final (scored);
 * an infrastructure fault (``sandbox_start``, ``simulator_error``, ``internal``) and a lost
   actor (``worker_lost``: the actor process died) are retried on a fresh or another actor,
-  at most ``max_infra_retries`` times; the last attempt's result is kept, unscored.
+  at most ``max_infra_retries`` times; the last attempt's result is kept, unscored;
+* the job's agent compute budget (``WorkerConfig.agent_budget_s``): each batch is handed
+  what is left of it, and once the episodes' agent time adds up to it the episodes not
+  yet played fail as ``agent_timeout`` without being played.
 
 Ray: :func:`ensure_ray` attaches to ``address`` or starts a small local Ray (no dashboard,
 a modest object store) once per process and reuses it.
@@ -37,6 +40,7 @@ from typing import Any
 
 from kinitro.evaluator.errors import EvaluatorError
 from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
+from kinitro.evaluator.rollout.episode import BUDGET_EXHAUSTED
 from kinitro.evaluator.rollout.port import RolloutOptions
 from kinitro.evaluator.rollout.worker import RolloutWorker, WorkerConfig
 from kinitro.protocol.common import FailureCause
@@ -219,8 +223,22 @@ class RolloutPool:
         # earlier attempts of re-queued episodes: their causes and sandbox starts, handed
         # to the final result (evaluator metrics count every attempt)
         carried: dict[int, tuple[list[FailureCause], int]] = {}
+        budget = self.config.agent_budget_s  # agent time the job may use (None: no limit)
+        spent = 0.0
         try:
             while pending or in_flight:
+                if budget is not None and spent >= budget:
+                    # the agent spent the job's compute budget: the rest is not played
+                    while pending:
+                        spec, attempt = pending.popleft()
+                        result = EpisodeResult.failed(
+                            spec, FailureCause.AGENT_TIMEOUT, BUDGET_EXHAUSTED
+                        )
+                        result.attempts = attempt
+                        result.retried = carried.pop(spec.index, ([], 0))[0]
+                        yield result
+                    if not in_flight:
+                        break
                 while pending and idle:
                     slot = idle.pop()
                     # Share what is left fairly: a full batch each while there is plenty.
@@ -232,7 +250,8 @@ class RolloutPool:
                         owned.setdefault(slot, set()).add(spec.task)
                         taken.add(spec.task)
                         batch.append((spec, attempt))
-                    ref = self._actors[slot].run_episodes.remote([spec for spec, _ in batch])
+                    left = None if budget is None else budget - spent
+                    ref = self._actors[slot].run_episodes.remote([spec for spec, _ in batch], left)
                     self._running.add(ref)
                     in_flight[asyncio.wrap_future(ref.future())] = (slot, batch, ref)
                 done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -259,6 +278,7 @@ class RolloutPool:
                     idle.append(slot)
                     for (spec, attempt), result in zip(batch, results, strict=True):
                         result.attempts = attempt
+                        spent += result.agent_s
                         causes, starts = carried.pop(spec.index, ([], 0))
                         result.sandbox_starts += starts
                         if result.infra_fault and attempt <= self.max_infra_retries:

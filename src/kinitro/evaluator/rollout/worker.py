@@ -13,6 +13,7 @@ or misbehaving agent is not trusted for the next episode).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from kinitro.evaluator.episode_logger import (
 from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
 from kinitro.evaluator.rollout.agent import AgentLauncher, AgentSession, classify
 from kinitro.evaluator.rollout.episode import (
+    BUDGET_EXHAUSTED,
     EpisodePlay,
     EpisodeRun,
     EpisodesAbandoned,
@@ -65,6 +67,9 @@ class WorkerConfig:
     """False: the agent's task info carries ``name = ""`` (``BenchmarkSpec``)."""
     run_id: str = ""
     """Media keys of this run: ``episodes/<job_id>/<run_id>/…`` (``EvalRequest.run_id``)."""
+    agent_budget_s: float | None = None
+    """The job's agent compute budget (:mod:`kinitro.protocol.compute`); None: unlimited.
+    The pool hands each call what is left of it."""
 
 
 MAX_ENVS = 64
@@ -190,9 +195,15 @@ class RolloutWorker:
             return 1
         return max(1, min(self._agent.slots, self.config.env_slots))
 
-    def run_episodes(self, specs: list[EpisodeSpec]) -> tuple[list[EpisodeResult], int]:
+    def run_episodes(
+        self, specs: list[EpisodeSpec], budget_s: float | None = None
+    ) -> tuple[list[EpisodeResult], int]:
         """Play ``specs``, up to the agent's slots at a time; one result per spec, in order,
         and :attr:`slots` afterwards (how many to hand this worker next time).
+
+        ``budget_s``: agent time these episodes may use (what is left of the job's compute
+        budget); once it is spent, the episode in progress and those not started fail as
+        ``agent_timeout``.
 
         Every episode is played once: an agent failure is charged to every episode it
         ended (see :func:`~kinitro.evaluator.rollout.episode.run_batch`), never replayed.
@@ -201,24 +212,34 @@ class RolloutWorker:
         """
         t0 = time.perf_counter()
         try:
-            return self._run_episodes(specs)
+            return self._run_episodes(specs, budget_s)
         finally:
             self._times.busy_s += time.perf_counter() - t0
 
-    def _run_episodes(self, specs: list[EpisodeSpec]) -> tuple[list[EpisodeResult], int]:
+    def _run_episodes(
+        self, specs: list[EpisodeSpec], budget_s: float | None
+    ) -> tuple[list[EpisodeResult], int]:
         queue = deque(specs)
         results: dict[int, EpisodeResult] = {}
+        left = math.inf if budget_s is None else budget_s
         while queue:
+            if left <= 0:  # the compute budget is spent: the rest is not played
+                for spec in queue:
+                    results[spec.index] = EpisodeResult.failed(
+                        spec, FailureCause.AGENT_TIMEOUT, BUDGET_EXHAUSTED
+                    )
+                break
             if _cancel_requested():  # the job is being cancelled: nobody reads these
                 return list(results.values()), self.slots
             batch = [queue.popleft()]
             while queue and len(batch) < max(1, self.config.env_slots):
                 batch.append(queue.popleft())
             try:
-                done, later = self._play(batch)
+                done, later = self._play(batch, left)
             except EpisodesAbandoned:  # cancelled mid-episode: nobody reads these either
                 self._drop_agent()
                 return list(results.values()), self.slots
+            left -= sum(r.agent_s for r in done.values())
             results.update(done)
             queue.extendleft(reversed(later))
         ordered = [results[spec.index] for spec in specs]
@@ -226,8 +247,11 @@ class RolloutWorker:
             ordered[0].sandbox_starts, self._sandbox_starts = self._sandbox_starts, 0
         return ordered, self.slots
 
-    def _play(self, batch: list[EpisodeSpec]) -> tuple[dict[int, EpisodeResult], list[EpisodeSpec]]:
-        """Play as much of ``batch`` as the agent's slots allow.
+    def _play(
+        self, batch: list[EpisodeSpec], budget_s: float
+    ) -> tuple[dict[int, EpisodeResult], list[EpisodeSpec]]:
+        """Play as much of ``batch`` as the agent's slots allow, within ``budget_s`` of
+        agent time.
 
         Returns the results by episode index and the episodes not started (no slot left
         for them).
@@ -279,6 +303,7 @@ class RolloutWorker:
                 step_log_interval=cfg.step_log_interval,
                 frame_every=cfg.frame_every,
                 stop=_cancel_requested,
+                budget_s=budget_s,
             )
             runs, failed = [run], run.result.failure_cause is not None
         else:
@@ -293,7 +318,7 @@ class RolloutWorker:
                 )
                 for env, spec in zip(envs, batch, strict=True)
             ]
-            outcome = run_batch(plays, agent, _cancel_requested)
+            outcome = run_batch(plays, agent, _cancel_requested, budget_s)
             runs = outcome.runs
             failed = outcome.agent_failed or any(r.result.failure_cause for r in runs)
         if failed:
