@@ -135,3 +135,25 @@ async def _first_of_each(client: Any, kinds: set[str], within: float = 15.0) -> 
         if message.type in kinds:
             got.setdefault(message.type, message)
     return got
+
+
+async def test_an_operator_cancels_a_running_job_on_its_validator(
+    backend: Backend, net: Net, registry: LocalRegistry
+) -> None:
+    await create_competition(backend)
+    client, _ = await login(backend, await net.validator())
+    await commit_artifact(net, registry)
+    job = await client.recv_type("eval_job", within=15)
+    await client.send(Ack.of(job))
+    async with backend.client() as http:
+        resp = await http.post(f"/api/v1/admin/jobs/{job.job_id}/cancel")
+        assert resp.status_code == 200 and resp.json()["state"] == "cancelled", resp.text
+        cancel = await client.recv_type("cancel_job", within=15)
+        assert cancel.job_id == job.job_id and cancel.reason.startswith("cancelled by ")
+        await client.send(Ack.of(cancel))
+        again = await http.post(f"/api/v1/admin/jobs/{job.job_id}/cancel")  # nothing left
+        assert again.status_code == 200 and again.json()["state"] == "cancelled"
+        missing = await http.post("/api/v1/admin/jobs/no-such-job/cancel")
+        assert missing.status_code == 404
+    assert (await get(backend, f"/api/v1/jobs/{job.job_id}"))["state"] == "cancelled"
+    await client.close()

@@ -1,4 +1,5 @@
-"""Cancelling jobs where they run: a superseded submission's jobs stop on the validators.
+"""Cancelling jobs where they run: a superseded submission's jobs, or a job an operator
+cancels (``POST /api/v1/admin/jobs/{id}/cancel``), stop on the validators.
 
 Marking a job ``cancelled`` in the backend only stops new assignments; the validators
 already holding it would play it to the end, for nothing. So every validator whose
@@ -22,8 +23,17 @@ async def cancel_submissions_jobs(
 ) -> list[str]:
     """Cancel the live jobs of ``submission_ids`` here and on their validators; returns
     the cancelled job ids."""
-    held = await repo_jobs.active_assignments_of_submissions(conn, submission_ids)
-    cancelled = await repo_jobs.cancel_jobs_of_submissions(conn, submission_ids)
+    jobs = await repo_jobs.live_jobs_of_submissions(conn, submission_ids)
+    return await cancel_jobs_everywhere(conn, jobs, reason)
+
+
+async def cancel_jobs_everywhere(
+    conn: AsyncConnection, job_ids: list[str], reason: str
+) -> list[str]:
+    """Cancel the live ones of ``job_ids`` here and on the validators holding them;
+    returns the cancelled job ids."""
+    held = await repo_jobs.active_assignments(conn, job_ids)
+    cancelled = set(await repo_jobs.cancel_jobs(conn, job_ids))
     hotkeys = set()
     for job_id, hotkey in held:
         if job_id not in cancelled:
@@ -39,4 +49,4 @@ async def cancel_submissions_jobs(
         hotkeys.add(hotkey)
     if hotkeys:
         await events.wake_validators(conn, hotkeys)
-    return cancelled
+    return sorted(cancelled)

@@ -18,6 +18,7 @@ from kinitro.backend.api.schemas import (
     DecisionIn,
     error_responses,
 )
+from kinitro.backend.cancellation import cancel_jobs_everywhere
 from kinitro.backend.competition_gate import activation_problem, fingerprint_of
 from kinitro.backend.db import (
     repo_admin,
@@ -302,6 +303,21 @@ async def rerun_job(
         raise NotFoundError(f"no job {job_id!r}")
     state.scheduler_wake.set()
     return {"job_id": job_id, "state": "queued"}
+
+
+@router.post("/jobs/{job_id}/cancel", responses=NOT_FOUND)
+async def cancel_job(
+    job_id: JobIdPath, conn: ConnDep, state: StateDep, who: AdminDep
+) -> dict[str, Any]:
+    """Cancel a queued or running job: no validator gets it any more, and those running it
+    are told to stop (``cancel_job``). A finished job is left as it is."""
+    job = await repo_jobs.get_job(conn, job_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id!r}")
+    reason = f"cancelled by {who.name}"
+    cancelled = await cancel_jobs_everywhere(conn, [job_id], reason)
+    state.scheduler_wake.set()
+    return {"job_id": job_id, "state": "cancelled" if cancelled else job["state"]}
 
 
 @router.post("/submissions/{submission_id}/rerun", responses=NOT_FOUND)

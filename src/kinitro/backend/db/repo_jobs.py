@@ -55,13 +55,22 @@ async def create_job(conn: AsyncConnection, values: dict[str, Any]) -> str | Non
     return str(job_id) if job_id is not None else None
 
 
-async def cancel_jobs_of_submissions(conn: AsyncConnection, submission_ids: list[int]) -> list[str]:
+async def live_jobs_of_submissions(conn: AsyncConnection, submission_ids: list[int]) -> list[str]:
+    """Ids of the submissions' jobs that are still queued or running."""
     if not submission_ids:
+        return []
+    stmt = select(J.c.id).where(J.c.submission_id.in_(submission_ids), J.c.state.in_(LIVE_JOB))
+    return list((await conn.execute(stmt.order_by(J.c.id))).scalars())
+
+
+async def cancel_jobs(conn: AsyncConnection, job_ids: list[str]) -> list[str]:
+    """Cancel the live ones of ``job_ids`` and their unfinished assignments; returns them."""
+    if not job_ids:
         return []
     now = utcnow()
     stmt = (
         update(J)
-        .where(J.c.submission_id.in_(submission_ids), J.c.state.in_(LIVE_JOB))
+        .where(J.c.id.in_(job_ids), J.c.state.in_(LIVE_JOB))
         .values(state="cancelled", updated_at=now, finished_at=now)
         .returning(J.c.id)
     )
@@ -489,21 +498,14 @@ async def refuse_assignment(conn: AsyncConnection, message_id: str, hotkey: str)
     return str(job_id) if job_id is not None else None
 
 
-async def active_assignments_of_submissions(
-    conn: AsyncConnection, submission_ids: list[int]
-) -> list[tuple[str, str]]:
-    """``(job_id, validator_hotkey)`` of every unfinished assignment of the submissions'
-    live jobs (the validators a cancellation must reach)."""
-    if not submission_ids:
+async def active_assignments(conn: AsyncConnection, job_ids: list[str]) -> list[tuple[str, str]]:
+    """``(job_id, validator_hotkey)`` of every unfinished assignment of ``job_ids`` (the
+    validators a cancellation must reach)."""
+    if not job_ids:
         return []
     stmt = (
         select(A.c.job_id, A.c.validator_hotkey)
-        .join(J, J.c.id == A.c.job_id)
-        .where(
-            J.c.submission_id.in_(submission_ids),
-            J.c.state.in_(LIVE_JOB),
-            A.c.state.in_(ACTIVE),
-        )
+        .where(A.c.job_id.in_(job_ids), A.c.state.in_(ACTIVE))
         .order_by(A.c.job_id, A.c.validator_hotkey)
     )
     return [(r[0], r[1]) for r in (await conn.execute(stmt)).all()]
