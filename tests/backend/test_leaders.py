@@ -1,5 +1,5 @@
 """Leaders and challengers on synthetic per-episode records: the paired test, the round
-window, crowning; no database (the wire is covered by test_rounds_over_the_wire)."""
+window, crowning, behavioural copies; no database (the wire: test_rounds_over_the_wire)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from kinitro.backend.copies import CopyRules, behavioural_copies
 from kinitro.backend.paired import EpisodeRecord, Key, by_key, paired_test, sign_test_p
 from kinitro.backend.scoring import Candidate, Crowning, ValidatorResult, decide_leader, score
 from kinitro.backend.window import RoundJobs, recent_rounds
+from kinitro.protocol.fingerprint import encode as fp_encode
 
 RULES = Crowning(min_episodes=30, min_leader_score=0.0, confidence=0.95, min_shared=50)
 VALIDATORS = ("v0", "v1")
@@ -161,3 +163,59 @@ def test_window_counts_the_last_complete_rounds() -> None:
     assert recent_rounds(rounds, quorum=2, window=3) == ["r3", "r4", "r5"]
     assert recent_rounds(rounds, quorum=3, window=3) == ["r0"]  # none complete: the first
     assert recent_rounds({"x": RoundJobs(t0, expected=1)}, quorum=1, window=5) == ["x"]
+
+
+def fingerprinted(sid: int, policy: int, *, rounds: int = 1, per_round: int = 20) -> dict:
+    """Episodes whose actions depend on the episode start and on ``policy`` only."""
+    out = []
+    for r in range(rounds):
+        for i in range(per_round):
+            rng = np.random.default_rng([policy, r, i])
+            acts = rng.uniform(-1, 1, (60, 4)).tolist()
+            out.append(
+                EpisodeRecord(
+                    sid,
+                    VALIDATORS[i % 2],
+                    f"c-r{r}",
+                    "reach-v3",
+                    i // 2,
+                    True,
+                    fingerprint=fp_encode(acts, 60),
+                )
+            )
+    return by_key(out)
+
+
+def test_a_later_submission_acting_the_same_is_a_copy_of_the_earliest() -> None:
+    recs = {
+        1: fingerprinted(1, policy=7),  # the author
+        2: fingerprinted(2, policy=8),  # someone else
+        3: fingerprinted(3, policy=7),  # same behaviour, another hash, committed later
+        4: fingerprinted(4, policy=7),  # and a copy of the copy
+    }
+    order = {1: (10, 1), 2: (11, 2), 3: (12, 3), 4: (13, 4)}
+    assert behavioural_copies(recs, order, CopyRules()) == {3: 1, 4: 1}
+    # the author committed later than the copier: then the copier holds the original
+    assert behavioural_copies(recs, {**order, 1: (20, 1)}, CopyRules()) == {1: 3, 4: 3}
+
+
+def test_copies_need_enough_shared_fingerprinted_episodes() -> None:
+    recs = {1: fingerprinted(1, 7, per_round=6), 2: fingerprinted(2, 7, per_round=6)}
+    assert behavioural_copies(recs, {1: (1, 1), 2: (2, 2)}, CopyRules(min_episodes=10)) == {}
+    assert behavioural_copies(recs, {1: (1, 1), 2: (2, 2)}, CopyRules(min_episodes=6)) == {2: 1}
+    # episodes of different rounds never pair, however alike
+    later = {(k[0], "c-r9", *k[2:]): v for k, v in recs[2].items()}
+    assert behavioural_copies({1: recs[1], 2: later}, {1: (1, 1), 2: (2, 2)}, CopyRules(1)) == {}
+
+
+def test_a_behavioural_copy_is_scored_as_a_copy_and_cannot_lead() -> None:
+    cands = [
+        Candidate(sid, f"hk{sid}", sid, sid, f"sha{sid}", {"j": [ValidatorResult("v", 30, 30)]}, 1)
+        for sid in (1, 2)
+    ]
+    by = {
+        s.submission_id: s
+        for s in score(cands, quorum=1, band=1, min_success_rate=0, behaviour={2: 1})
+    }
+    assert (by[2].copy_of, by[2].copy_kind, by[2].eligible) == (1, "behaviour", False)
+    assert (by[1].copy_of, by[1].eligible) == (None, True)

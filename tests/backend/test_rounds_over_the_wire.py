@@ -8,20 +8,34 @@ import asyncio
 import contextlib
 from typing import Any
 
+import numpy as np
 from sqlalchemy import text
 
-from kinitro.protocol.validator_ws import Ack, EvalJob
+from kinitro.protocol import fingerprint
+from kinitro.protocol.validator_ws import Ack, Episode, EvalJob
 
 from .conftest import Net, benchmark, create_competition, login, wait_for
 from .playing import completed, episodes_for
 from .test_flow import commit_artifact, get
 
 
-class Player:
-    """An honest validator that plays every job it is sent, each miner at its own level
-    (``levels``: hotkey → successes out of 10), never losing a job sent meanwhile."""
+def acting(policy: int, job: EvalJob, successes: int) -> list[Episode]:
+    """The job's episodes as an agent ``policy`` plays them: its actions (fingerprints)
+    depend on the policy and the episode's start (seed) only."""
+    out = []
+    for e in episodes_for(job, successes):
+        rng = np.random.default_rng([policy, e.seed])
+        sketch = fingerprint.encode(rng.uniform(-1, 1, (e.steps, 4)).tolist(), 50)
+        out.append(e.model_copy(update={"action_fingerprint": sketch}))
+    return out
 
-    def __init__(self, client: Any, levels: dict[str, int]) -> None:
+
+class Player:
+    """An honest validator that plays every job it is sent, each miner as ``levels`` says
+    (hotkey → successes out of 10, or (successes, policy) to report action fingerprints),
+    never losing a job sent meanwhile."""
+
+    def __init__(self, client: Any, levels: dict[str, int | tuple[int, int]]) -> None:
         self.client = client
         self.levels = levels
         self.jobs: list[EvalJob] = []
@@ -46,7 +60,12 @@ class Player:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._until("eval_job"), timeout=0.5)
             job = self.jobs.pop(0)
-            episodes = episodes_for(job, self.levels[job.miner_hotkey])
+            level = self.levels[job.miner_hotkey]
+            episodes = (
+                acting(level[1], job, level[0])
+                if isinstance(level, tuple)
+                else episodes_for(job, level)
+            )
             for episode in episodes:
                 await self._deliver(episode)
             await self._deliver(completed(job, episodes))
@@ -109,3 +128,59 @@ async def test_leader_and_challenger_meet_every_round_and_the_better_takes_over(
         old = await wait_for(dethroned_row, within=10)
         assert old["vs_leader"]["losses"] > 0 and not old["vs_leader"]["better"]
         assert len(old["detail"]["rounds"]) <= backend.settings.leader_window_rounds
+
+
+async def test_a_near_copy_committed_later_is_a_copy_and_earns_nothing(
+    make_backend: Any, net: Net, registry: Any
+) -> None:
+    """The copier changed one comment (another sha256), so only its behaviour gives it
+    away: on the same seeds it takes the author's actions."""
+    async with make_backend(copy_min_episodes=10) as backend:
+        await create_competition(backend, benchmarks=[benchmark(episodes=10)], min_episodes=10)
+        author, copier, other = await net.neuron(), await net.neuron(), await net.neuron()
+        levels: dict[str, int | tuple[int, int]] = {
+            author.ss58_address: (8, 1),
+            copier.ss58_address: (8, 1),  # the same policy: the same actions
+            other.ss58_address: (7, 2),
+        }
+        bundle = b"# reach agent\nact = lambda obs: obs[:4]\n"
+        near = bundle.replace(b"# reach agent", b"# my reach agent")
+        player = Player((await login(backend, await net.validator()))[0], levels)
+        task = asyncio.create_task(player.run())
+        try:
+
+            async def board_of(n: int) -> dict[str, Any] | None:
+                board = await get(backend, "/api/v1/competitions/mt1/leaderboard")
+                rows = {r["miner_hotkey"]: r for r in board["rows"]}
+                done = len(rows) == n and not any(r["awaiting_quorum"] for r in rows.values())
+                return rows if done and board["leader"] else None
+
+            # one after the other, so each commitment is in a later block
+            await commit_artifact(net, registry, content=bundle, miner=author)
+            await wait_for(lambda: board_of(1), within=30)
+            await commit_artifact(net, registry, content=b"other", repo="o/agent", miner=other)
+            await wait_for(lambda: board_of(2), within=30)
+            await commit_artifact(net, registry, content=near, repo="c/agent", miner=copier)
+            rows = await wait_for(lambda: board_of(3), within=30)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        original, copy = rows[author.ss58_address], rows[copier.ss58_address]
+        assert copy["artifact_sha256"] != original["artifact_sha256"]
+        assert copy["copy_of"] == original["submission_id"]
+        assert copy["detail"]["copy_kind"] == "behaviour" and copy["eligible"] is False
+        assert rows[other.ss58_address]["copy_of"] is None
+        assert rows[other.ss58_address]["eligible"] is True
+        board = await get(backend, "/api/v1/competitions/mt1/leaderboard")
+        assert board["leader"]["miner_hotkey"] == author.ss58_address
+
+        async def weights() -> dict[str, float] | None:
+            async with backend.client(None) as http:
+                resp = await http.get("/api/v1/weights/latest")
+            return resp.json()["weights"] if resp.status_code == 200 else None
+
+        # the metagraph's uid of the author takes it all; the copier's gets nothing
+        assert await wait_for(weights, within=15) == {str(original["miner_uid"]): 1.0}
+        # fingerprints are the backend's business only: never on the public API
+        episodes = await get(backend, "/api/v1/episodes", limit=5)
+        assert episodes["items"] and all("action_fingerprint" not in e for e in episodes["items"])

@@ -1,6 +1,7 @@
 """End-to-end: the whole devnet with a tiny budget reaches weights on chain.
 
-The scripted miner leads, the byte-identical copy committed later gets nothing, and no
+The scripted miner leads, the near-copy committed later (one comment changed) is found by
+its actions and gets nothing, and no
 result is lost. The first test runs the network from the built wheel installed in a fresh
 venv (``installed_wheel``: the ``kinitro`` console script, as an operator installs it),
 scrapes the Prometheus metrics of every role (backend, validators, evaluators: real
@@ -90,6 +91,13 @@ def _check_converged(summary: dict[str, Any]) -> None:
     assert scripted > 0.0, weights
     assert scripted == max(weights.values()), weights
     assert weights.get("miner-copycat", 0.0) == 0.0, weights
+    # the copy differs by one comment (another sha256): its behaviour gave it away
+    rows = summary["leaderboard"]
+    copy = next(r for r in rows if r.get("copy_of"))
+    original = next(r for r in rows if r["submission_id"] == copy["copy_of"])
+    assert copy["artifact_sha256"] != original["artifact_sha256"], rows
+    assert copy["detail"]["copy_kind"] == "behaviour", copy
+    assert summary["weights_by_hotkey"].get(copy["miner_hotkey"], 0.0) == 0.0, summary
     assert weights.get("miner-scripted", 0.0) > weights.get("miner-random", 0.0), weights
 
 

@@ -16,6 +16,7 @@ from kinitro.evaluator.episode_logger import (
     encode_png,
 )
 from kinitro.evaluator.errors import EpisodeLogError
+from kinitro.protocol import fingerprint
 
 
 def _log(steps: int = 7) -> ActionLog:
@@ -71,6 +72,19 @@ def test_recorder_samples_every_interval_and_last_step() -> None:
         benchmark_id="b", task="t", job_id="j", episode_index=0, seed=1, max_steps=50
     )
     assert log.steps == 23 and log.rewards.sum() == 23
+
+
+def test_recorder_fingerprint_samples_the_actions_taken() -> None:
+    rec = EpisodeRecorder(max_steps=150, action_dim=4, step_log_interval=0)
+    assert rec.fingerprint(150) is None  # no step, nothing to sketch
+    obs = np.zeros(39, np.float32)
+    for step in range(1, 61):
+        rec.record(step, obs, np.full(4, step / 100, np.float32), 0.0, False, {})
+    text = rec.fingerprint(150)
+    decoded = fingerprint.decode(text or "")
+    assert decoded is not None and (decoded.stride, decoded.samples) == (5, 12)  # steps 1, 6, …
+    assert decoded.values[4:8] == pytest.approx([0.06] * 4, abs=1e-3)
+    assert text == fingerprint.encode(rec.actions[:60].tolist(), 150)
 
 
 def test_png_frames_decode() -> None:

@@ -28,6 +28,7 @@ def _result(index: int, samples: int) -> EpisodeResult:
         steps_to_success=samples,
         terminated=True,
         actions_ref=f"episodes/j/{index:06d}/actions.kact",
+        action_fingerprint="af1:4:4:AAAAAAAAAAA",
         samples=[
             StepSample(
                 step=i,
@@ -48,6 +49,7 @@ def test_episode_messages_are_valid_wire_messages() -> None:
     msgs = episode_messages("job-9", _result(2, 120), batch_size=50)
     assert [m.type for m in msgs] == ["episode", "episode_steps", "episode_steps", "episode_steps"]
     assert msgs[0].failure_cause == "agent_timeout" and msgs[0].actions_ref
+    assert msgs[0].action_fingerprint == "af1:4:4:AAAAAAAAAAA"
     assert [m.batch_index for m in msgs[1:]] == [0, 1, 2]
     assert sum(len(m.samples) for m in msgs[1:]) == 120
 

@@ -3,7 +3,8 @@
 Per active competition: load the completed results of scorable submissions, keep one
 evaluator runtime per submission (:func:`.runtimes.one_runtime_per_submission`: results of
 different simulator versions are never combined) and its last ``leader_window_rounds``
-complete rounds (:mod:`.window`), apply :mod:`.scoring` (median across validators, quorum
+complete rounds (:mod:`.window`), find behavioural copies among their paired episodes
+(:mod:`.copies`), apply :mod:`.scoring` (median across validators, quorum
 :func:`.quorum.quorum_of`, copies, threshold), decide the leader (crowning rules, and the
 paired test of :mod:`.paired` on the scored episodes the leader and each qualified
 challenger share), store the scores (a submission with results but not at quorum yet is
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend import events, paired, runtimes, scoring, window
+from kinitro.backend import copies, events, paired, runtimes, scoring, window
 from kinitro.backend.db import repo_competitions, repo_scoring, repo_submissions, repo_validators
 from kinitro.backend.locks import SCORING, LeaderLock
 from kinitro.backend.quorum import quorum_of
@@ -82,6 +83,14 @@ async def score_competition(
                     r["validator_hotkey"], r["successes"] or 0, r["episodes"] or 0
                 )
             )
+    records = await _episodes(conn, set(per_job), per_job, results)
+    rules = copies.CopyRules(
+        settings.copy_tolerance, settings.copy_min_episodes, settings.copy_match_share
+    )
+    order = {s["id"]: (s["commitment_block"], s["id"]) for s in subs}
+    behaviour = copies.behavioural_copies(
+        {sid: r for sid, r in records.items() if sid in order}, order, rules
+    )
     candidates = [
         scoring.Candidate(
             submission_id=s["id"],
@@ -100,6 +109,7 @@ async def score_competition(
         band=band,
         min_success_rate=competition["min_success_rate"],
         earlier=await repo_submissions.earliest_artifacts(conn, cid),
+        behaviour=behaviour,
     )
     crowning = scoring.Crowning(
         competition["min_episodes"],
@@ -113,7 +123,7 @@ async def score_competition(
         scored,
         current["submission_id"] if current else None,
         crowning=crowning,
-        episodes=await _episodes(conn, contenders, per_job, results),
+        episodes={sid: r for sid, r in records.items() if sid in contenders},
     )
     # a scorable submission none of whose results stands (all discarded) has no score
     await repo_scoring.drop_scores(conn, [x["id"] for x in subs if x["id"] not in per_job])
@@ -137,6 +147,7 @@ async def score_competition(
                 copy_of=s.copy_of,
                 detail={
                     "complete": s.complete,
+                    "copy_kind": s.copy_kind,
                     "qualified": crowning.qualifies(s),
                     "rounds": counted.get(s.submission_id, []),
                     "vs_leader": test.as_json() if test is not None else None,
@@ -164,7 +175,8 @@ async def _episodes(
     per_job: dict[int, dict[str, list[scoring.ValidatorResult]]],
     results: list[Any],
 ) -> dict[int, dict[paired.Key, paired.EpisodeRecord]]:
-    """Scored episodes of the counted results of these submissions, by pairing key."""
+    """Scored episodes (with their action fingerprints) of the counted results of these
+    submissions, by pairing key."""
     jobs = [j for sid in submissions for j in per_job.get(sid, {})]
     counted = {(r["job_id"], r["validator_hotkey"]) for r in results}
     records: dict[int, list[paired.EpisodeRecord]] = defaultdict(list)
@@ -182,6 +194,7 @@ async def _episodes(
                 task=e["task"],
                 task_episode=e["task_episode"],
                 success=bool(e["success"]) and cause is None,
+                fingerprint=e["action_fingerprint"],
             )
         )
     return {sid: paired.by_key(rs) for sid, rs in records.items()}

@@ -10,7 +10,9 @@
   score sums the per-job medians (successes and scored episodes) and carries a Wilson
   95 % interval.
 * **Copies** — among submissions with the same artifact sha256, only the earliest
-  commitment (lowest block, then lowest id) is credited; later copies get nothing.
+  commitment (lowest block, then lowest id) is credited; later copies get nothing. The
+  same holds for *behavioural* copies (:mod:`.copies`: the same actions on the same
+  seeds, whatever the hash), passed in as ``behaviour``; ``copy_kind`` says which.
 * **Crowning** — only a submission that *qualifies* can be leader: eligible, at least
   ``min_episodes`` scored episodes and a Wilson lower bound above ``min_leader_score``
   (:class:`Crowning`). A leader that stops qualifying loses the crown; while nobody
@@ -106,6 +108,7 @@ class Scored:
     eligible: bool
     copy_of: int | None
     jobs: tuple[JobAggregate, ...] = field(default=())
+    copy_kind: str | None = None  # "artifact" (same sha256) | "behaviour" (same actions)
     quorum_have: int = 0  # results of the job with the fewest (0 while a job has none)
     quorum_need: int = 1
 
@@ -137,8 +140,10 @@ def score(
     band: float,
     min_success_rate: float,
     earlier: Mapping[str, tuple[int, int]] | None = None,
+    behaviour: Mapping[int, int] | None = None,
 ) -> list[Scored]:
-    """Score every candidate; copies and incomplete evaluations are not eligible."""
+    """Score every candidate; copies and incomplete evaluations are not eligible.
+    ``behaviour``: submission → the earlier submission it behaves the same as."""
     first = originals(candidates, earlier)
     out: list[Scored] = []
     for c in candidates:
@@ -150,6 +155,9 @@ def score(
         low, high = wilson_interval(successes, episodes)
         original = first[c.sha256][1]
         copy_of = None if original == c.submission_id else original
+        kind = "artifact" if copy_of is not None else None
+        if copy_of is None and behaviour and c.submission_id in behaviour:
+            copy_of, kind = behaviour[c.submission_id], "behaviour"
         complete = len(done) >= c.expected_jobs and episodes > 0
         counts = [sum(1 for r in rs if r.episodes > 0) for rs in c.jobs.values()]
         have = min(counts) if counts and len(counts) >= c.expected_jobs else 0
@@ -170,6 +178,7 @@ def score(
                 complete=complete,
                 eligible=complete and copy_of is None and rate >= min_success_rate,
                 copy_of=copy_of,
+                copy_kind=kind,
                 jobs=tuple(done),
                 quorum_have=have,
                 quorum_need=max(1, quorum),

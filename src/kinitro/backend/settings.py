@@ -147,6 +147,12 @@ class Settings(KinitroSettings):
     """Confidence of the one-sided paired test a challenger must pass to dethrone."""
     dethrone_min_shared: int = Field(default=50, ge=1)
     """Episodes a challenger must share with the leader before the test may dethrone."""
+    copy_tolerance: float = Field(default=0.01, ge=0)
+    """Mean absolute action difference under which two paired episodes act the same."""
+    copy_min_episodes: int = Field(default=10, ge=1)
+    """Fingerprinted episodes two submissions must share before one can be a copy."""
+    copy_match_share: float = Field(default=0.9, gt=0, le=1)
+    """Share of those that must act the same for the later commitment to be a copy."""
 
     # --- admin and operations
     admin_api_key: SecretStr | None = None

@@ -830,6 +830,7 @@ async def ingest(
                     failure_cause=message.failure_cause.value if message.failure_cause else None,
                     failure_detail=storable(message.failure_detail),
                     actions_ref=storable(message.actions_ref),
+                    action_fingerprint=message.action_fingerprint,
                     media_refs=[storable(ref) for ref in message.media_refs],
                     duration_s=message.duration_s,
                 ),

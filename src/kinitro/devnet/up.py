@@ -9,8 +9,8 @@ Steps (each idempotent, so a second run on the same data directory resumes):
    stake and a validator permit.
 3. Backend, then the example competition (admin API).
 4. Two validators, each with its own database and its evaluator.
-5. Three example miners: the scripted template agent, a random agent, and a byte-identical
-   copy of the first committed later by another hotkey.
+5. Three example miners: the scripted template agent, a random agent, and a near-copy of
+   the first (one comment changed: another sha256) committed later by another hotkey.
 6. Live progress until the first weights are on the chain; then the first round's reveal
    is awaited and checked with ``kinitro round verify`` (``round_verified``), the
    leaderboard and the weights are printed, and the network keeps running until Ctrl-C
@@ -363,8 +363,11 @@ class Devnet:
             if not (scripted / "kinitro.toml").exists():
                 self._kinitro("miner", "init", str(scripted), "--name", "scripted-reach")
             if not (copycat / "kinitro.toml").exists():
-                # A byte-identical copy of the scripted bundle under another path and hotkey.
+                # A near-copy of the scripted bundle under another path and hotkey: one
+                # comment changed, so another sha256; only its behaviour gives it away.
                 shutil.copytree(scripted, copycat, ignore=shutil.ignore_patterns(".kinitro"))
+                agent = copycat / "agent.py"
+                agent.write_text("# my own agent, honest\n" + agent.read_text())
 
         with ThreadPoolExecutor(max_workers=3) as pool:
             list(pool.map(lambda f: f(), (init_scripted, init_random)))
@@ -711,7 +714,11 @@ def leaderboard_table(rows: list[dict[str, Any]], names: dict[str, str]) -> Tabl
         hotkey = str(row.get("miner_hotkey", ""))
         rate = row.get("success_rate")
         lo, hi = row.get("ci_low"), row.get("ci_high")
-        note = "copy of earlier commitment" if row.get("copy_of") else ""
+        kind = (row.get("detail") or {}).get("copy_kind")
+        note = ""
+        if row.get("copy_of"):
+            same = "acts like" if kind == "behaviour" else "copy of"
+            note = f"{same} an earlier commitment: earns 0"
         if not row.get("eligible", True) and not note:
             note = "not eligible"
         table.add_row(

@@ -41,6 +41,7 @@ from pydantic import ValidationError
 
 from kinitro.evaluator.errors import EpisodeLogError
 from kinitro.evaluator.results import StepSample
+from kinitro.protocol import fingerprint
 from kinitro.protocol.conditions import Conditions
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,11 @@ class EpisodeRecorder:
                     info=_scalars(info),
                 )
             )
+
+    def fingerprint(self, max_steps: int) -> str | None:
+        """The episode's :mod:`kinitro.protocol.fingerprint` (sampled actions)."""
+        rows = self.actions[list(fingerprint.sample_steps(self.steps, max_steps))]
+        return fingerprint.encode_samples(rows.tolist(), fingerprint.stride_for(max_steps))
 
     def action_log(
         self,

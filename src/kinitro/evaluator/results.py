@@ -49,6 +49,8 @@ class EpisodeResult:
     failure_cause: FailureCause | None = None
     failure_detail: str | None = None
     actions_ref: str | None = None
+    action_fingerprint: str | None = None
+    """:mod:`kinitro.protocol.fingerprint` of the actions taken (behavioural copies)."""
     media_refs: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     agent_s: float = 0.0

@@ -67,6 +67,7 @@ def episode_messages(
             failure_cause=result.failure_cause,
             failure_detail=result.failure_detail,
             actions_ref=result.actions_ref,
+            action_fingerprint=result.action_fingerprint,
             media_refs=list(result.media_refs),
             duration_s=result.duration_s,
         )

@@ -33,6 +33,7 @@ from typing import Annotated, Final, Literal, Self
 
 from pydantic import Field, JsonValue, StringConstraints, TypeAdapter, model_validator
 
+from kinitro.protocol import fingerprint
 from kinitro.protocol._codec import decode_json_frame, dump_json
 from kinitro.protocol.common import (
     PROTOCOL_VERSION,
@@ -69,6 +70,9 @@ HexNonce = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32,128}$")]
 HexSignature = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
 MediaKey = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 Vector = Annotated[list[float], Field(max_length=MAX_VECTOR_LEN)]
+ActionFingerprint = Annotated[
+    str, StringConstraints(max_length=fingerprint.MAX_CHARS, pattern=r"^[a-z0-9]+:[0-9A-Za-z:_-]*$")
+]
 
 
 def auth_payload(nonce: str, hotkey: str) -> bytes:
@@ -315,6 +319,9 @@ class Episode(IdentifiedMessage):
     reset with (``kinitro.protocol.rounds.episode_seed`` of the job's seed, ``task`` and
     ``task_episode``): the backend refuses an episode whose seed is not the one derived
     for this validator, and never publishes it before the round is revealed.
+    ``action_fingerprint`` (optional, versioned text of :mod:`kinitro.protocol.fingerprint`)
+    sketches the actions the agent took; the backend compares those of paired episodes to
+    find behavioural copies and never publishes them.
     """
 
     type: Literal["episode"] = "episode"
@@ -334,6 +341,7 @@ class Episode(IdentifiedMessage):
     actions_ref: MediaKey | None = None
     media_refs: Annotated[list[MediaKey], Field(max_length=64)] = Field(default_factory=list)
     duration_s: NonNegFloat
+    action_fingerprint: ActionFingerprint | None = None
 
     def natural_key(self, validator_hotkey: str) -> tuple[str, str, int]:
         """``(job_id, validator_hotkey, episode_index)``."""

@@ -263,6 +263,8 @@ class Episode(Base):
     failure_cause: Mapped[str | None]
     failure_detail: Mapped[str | None]
     actions_ref: Mapped[str | None]
+    # protocol.fingerprint of the actions (behavioural copies); never public
+    action_fingerprint: Mapped[str | None]
     media_refs: Mapped[list[Any]]
     duration_s: Mapped[float] = mapped_column(Float)
     received_at: Mapped[datetime] = _now()

@@ -28,9 +28,10 @@ E = table(Episode)
 ST = table(EpisodeStepBatch)
 J = table(Job)
 R = table(EvalRound)
-# an episode with its round's timing: kinitro.backend.embargo seals it until the reveal
+# an episode with its round's timing: kinitro.backend.embargo seals it until the reveal;
+# never its action fingerprint (only the backend compares them, to find behavioural copies)
 EPISODE_VIEW = [
-    *E.c,
+    *(c for c in E.c if c.name != "action_fingerprint"),
     J.c.submission_id,
     J.c.competition_id,
     J.c.round_id,
@@ -54,7 +55,15 @@ async def add_result(conn: AsyncConnection, values: dict[str, Any]) -> bool:
     return await _insert_new(conn, RES, [RES.c.job_id, RES.c.validator_hotkey], values)
 
 
-_EPISODE_CONTENT = ("seed", "success", "total_reward", "steps", "failure_cause", "actions_ref")
+_EPISODE_CONTENT = (
+    "seed",
+    "success",
+    "total_reward",
+    "steps",
+    "failure_cause",
+    "actions_ref",
+    "action_fingerprint",
+)
 
 
 async def put_episode(conn: AsyncConnection, values: dict[str, Any]) -> bool:

@@ -89,6 +89,7 @@ async def episodes_of_jobs(conn: AsyncConnection, job_ids: list[str]) -> list[di
             E.c.task_episode,
             E.c.success,
             E.c.failure_cause,
+            E.c.action_fingerprint,
         )
         .join(J, J.c.id == E.c.job_id)
         .where(E.c.job_id.in_(job_ids))

@@ -339,6 +339,8 @@ class RolloutWorker:
         """Queue the episode's action log and frames for upload; the result refs them."""
         cfg = self.config
         result = run.result
+        if run.recorder.steps:
+            result.action_fingerprint = run.recorder.fingerprint(cfg.env.max_steps)
         if self._uploader is not None and cfg.log_actions and run.recorder.steps:
             action_log = run.recorder.action_log(
                 benchmark_id=cfg.benchmark.benchmark_id,

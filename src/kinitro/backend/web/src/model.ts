@@ -107,6 +107,8 @@ export interface LeaderboardRow {
   eligible?: boolean;
   disagreement?: boolean;
   copyOf?: string;
+  /** "artifact" (same sha256) or "behaviour" (same actions on the same seeds). */
+  copyKind?: string;
   /** A qualified challenger's paired test against the leader (`vs_leader`). */
   vsLeader?: PairedTestView;
   /** Results in / needed before the score counts (`quorum` of the API row or event). */
@@ -130,7 +132,7 @@ export interface PairedTestView {
   better?: boolean;
 }
 
-function toPairedTest(raw: unknown): PairedTestView | undefined {
+export function toPairedTest(raw: unknown): PairedTestView | undefined {
   if (!isObj(raw)) return undefined;
   return {
     sharedEpisodes: num(pick(raw, "shared_episodes")),
@@ -261,6 +263,7 @@ export function toLeaderboard(raw: unknown, fallbackLeader?: LeaderView): Leader
         eligible: bool(pick(r, "eligible")),
         disagreement: bool(pick(r, "disagreement")),
         copyOf: str(pick(r, "copy_of")),
+        copyKind: str(pick(r, "copy_kind", "detail.copy_kind")),
         vsLeader: toPairedTest(pick(r, "vs_leader", "detail.vs_leader")),
         quorumHave: num(pick(r, "quorum.have", "detail.quorum.have")),
         quorumNeed: num(pick(r, "quorum.need", "detail.quorum.need")),

@@ -137,7 +137,10 @@ export function LeaderboardTable(props: {
                 {r.submissionId && pending.has(r.submissionId) && (
                   <Badge state="candidate" label="awaiting approval" />
                 )}
-                {r.copyOf && (
+                {r.copyOf && r.copyKind === "behaviour" && (
+                  <Badge state="superseded" label={`behavioural copy of #${r.copyOf}`} title="Takes the same actions as an earlier commitment on the same seeds: earns nothing, whatever its hash" />
+                )}
+                {r.copyOf && r.copyKind !== "behaviour" && (
                   <Badge state="superseded" label={`copy of #${r.copyOf}`} title="Credit goes to the earliest identical artifact" />
                 )}
                 {awaitingQuorum(r) ? (

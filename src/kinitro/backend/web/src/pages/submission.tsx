@@ -28,9 +28,11 @@ import {
   str,
   toJob,
   toSubmission,
+  toPairedTest,
 } from "../model";
 import { useStore } from "../store";
 import { EpisodesTable } from "./jobs";
+import { pairedSummary } from "./leaderboard";
 
 const STATUSES = ["pending", "rejected", "scheduled", "evaluated", "superseded"];
 
@@ -236,6 +238,30 @@ function SubmissionHeader(props: { raw: Json; now: number }) {
               ["Successes", int(num(pick(score, "successes")))],
               ["Validators", int(num(pick(score, "validators")))],
               ["Eligible", yesNo(bool(pick(score, "eligible")))],
+              [
+                "Original?",
+                str(pick(score, "copy_of")) ? (
+                  <span data-testid="copy-of">
+                    {str(pick(score, "detail.copy_kind")) === "behaviour"
+                      ? "behavioural copy of "
+                      : "copy of "}
+                    <SubmissionLink id={str(pick(score, "copy_of"))} />
+                    {str(pick(score, "detail.copy_kind")) === "behaviour"
+                      ? " (same actions on the same seeds): earns nothing"
+                      : " (same artifact): earns nothing"}
+                  </span>
+                ) : (
+                  "yes"
+                ),
+              ],
+              [
+                "Against the leader",
+                toPairedTest(pick(score, "detail.vs_leader")) ? (
+                  pairedSummary(toPairedTest(pick(score, "detail.vs_leader")) ?? {})
+                ) : (
+                  DASH
+                ),
+              ],
               [
                 "Validator agreement",
                 bool(pick(score, "disagreement")) ? (
