@@ -255,6 +255,8 @@ class Devnet:
             "KINITRO_BACKEND_SCHEDULER_INTERVAL_S": "1",
             "KINITRO_BACKEND_STATS_INTERVAL_S": "3",
             "KINITRO_BACKEND_ROUND_DURATION_S": str(self.opts.round_seconds),
+            # a near-copy is found on this many shared episodes (the devnet plays few)
+            "KINITRO_BACKEND_COPY_MIN_EPISODES": str(min(10, self.opts.episodes_per_task)),
         }
         self.supervisor.start("backend", ["backend", "run"], env)
         _wait_http(f"{self.backend_http}/health", "backend", self.supervisor, timeout=90)
