@@ -371,8 +371,19 @@ async def finish_assignment(conn: AsyncConnection, job_id: str, hotkey: str, sta
 
 
 async def settle_job(conn: AsyncConnection, job_id: str) -> str | None:
-    """Set the job's state from its results; returns the new state when it changed."""
-    job = (await conn.execute(select(J.c.state, J.c.replication).where(J.c.id == job_id))).first()
+    """Set the job's state from its results; returns the new state when it changed.
+
+    The job's row is locked first (``FOR NO KEY UPDATE``, which the result rows' foreign
+    key locks do not conflict with): two validators' results ingested at the same moment
+    settle one after the other, so the second counts the first's (each alone would see
+    only its own result and leave the job running for ever)."""
+    job = (
+        await conn.execute(
+            select(J.c.state, J.c.replication)
+            .where(J.c.id == job_id)
+            .with_for_update(key_share=True)
+        )
+    ).first()
     if job is None or job.state not in LIVE_JOB:
         return None
     standing = RES.join(V, V.c.hotkey == RES.c.validator_hotkey)
