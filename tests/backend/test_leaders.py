@@ -219,3 +219,15 @@ def test_a_behavioural_copy_is_scored_as_a_copy_and_cannot_lead() -> None:
     }
     assert (by[2].copy_of, by[2].copy_kind, by[2].eligible) == (1, "behaviour", False)
     assert (by[1].copy_of, by[1].eligible) == (None, True)
+
+
+def test_nobody_committed_after_a_submission_in_its_first_evaluation_is_crowned() -> None:
+    """A copy evaluated before its original must not take the crown meanwhile."""
+    recs = {1: records(1, 1, 40, every(10, 0)), 2: records(2, 1, 40, every(10, 0))}
+    scored = scored_of(recs)
+    held = decide_leader(scored, None, crowning=RULES, episodes=recs, held={2})
+    assert (held.leader, held.reason) == (1, "first_leader")
+    nobody = decide_leader(scored_of({2: recs[2]}), None, crowning=RULES, episodes={}, held={2})
+    assert nobody.leader is None
+    sitting = decide_leader(scored, 1, crowning=RULES, episodes=recs, held={1, 2})
+    assert sitting.leader == 1 and not sitting.changed  # a sitting leader is never held

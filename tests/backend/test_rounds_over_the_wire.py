@@ -39,6 +39,7 @@ class Player:
         self.client = client
         self.levels = levels
         self.jobs: list[EvalJob] = []
+        self.hold: set[str] = set()  # miners whose jobs wait (a slow evaluation)
 
     async def _until(self, kind: str, ack_id: str | None = None) -> Any:
         while True:
@@ -56,10 +57,13 @@ class Player:
 
     async def run(self) -> None:
         while True:
-            while not self.jobs:
+            ready = [j for j in self.jobs if j.miner_hotkey not in self.hold]
+            if not ready:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._until("eval_job"), timeout=0.5)
-            job = self.jobs.pop(0)
+                continue
+            job = ready[0]
+            self.jobs.remove(job)
             level = self.levels[job.miner_hotkey]
             episodes = (
                 acting(level[1], job, level[0])
@@ -134,7 +138,8 @@ async def test_a_near_copy_committed_later_is_a_copy_and_earns_nothing(
     make_backend: Any, net: Net, registry: Any
 ) -> None:
     """The copier changed one comment (another sha256), so only its behaviour gives it
-    away: on the same seeds it takes the author's actions."""
+    away: on the same seeds it takes the author's actions. Its evaluation even ends before
+    the author's: it is not crowned meanwhile."""
     async with make_backend(copy_min_episodes=10) as backend:
         await create_competition(backend, benchmarks=[benchmark(episodes=10)], min_episodes=10)
         author, copier, other = await net.neuron(), await net.neuron(), await net.neuron()
@@ -149,18 +154,25 @@ async def test_a_near_copy_committed_later_is_a_copy_and_earns_nothing(
         task = asyncio.create_task(player.run())
         try:
 
-            async def board_of(n: int) -> dict[str, Any] | None:
+            async def board_of(n: int, *, leader: bool = True) -> dict[str, Any] | None:
                 board = await get(backend, "/api/v1/competitions/mt1/leaderboard")
                 rows = {r["miner_hotkey"]: r for r in board["rows"]}
                 done = len(rows) == n and not any(r["awaiting_quorum"] for r in rows.values())
-                return rows if done and board["leader"] else None
+                return rows if done and (board["leader"] or not leader) else None
 
-            # one after the other, so each commitment is in a later block
+            # the author's evaluation is slow: the copy (committed later) is scored first …
+            player.hold.add(author.ss58_address)
             await commit_artifact(net, registry, content=bundle, miner=author)
-            await wait_for(lambda: board_of(1), within=30)
-            await commit_artifact(net, registry, content=b"other", repo="o/agent", miner=other)
-            await wait_for(lambda: board_of(2), within=30)
+            await wait_for(lambda: len(player.jobs) == 1, within=30)
             await commit_artifact(net, registry, content=near, repo="c/agent", miner=copier)
+            rows = await wait_for(lambda: board_of(1, leader=False), within=30)
+            assert rows[copier.ss58_address]["copy_of"] is None  # nothing to compare with yet
+            await asyncio.sleep(5 * backend.settings.scoring_interval_s)
+            board = await get(backend, "/api/v1/competitions/mt1/leaderboard")
+            assert board["leader"] is None  # … but not crowned while the author is pending
+            player.hold.clear()
+            await wait_for(lambda: board_of(2), within=30)
+            await commit_artifact(net, registry, content=b"other", repo="o/agent", miner=other)
             rows = await wait_for(lambda: board_of(3), within=30)
         finally:
             task.cancel()

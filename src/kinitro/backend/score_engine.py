@@ -119,9 +119,21 @@ async def score_competition(
     )
     current = await repo_scoring.current_leader(conn, cid)
     contenders = {s.submission_id for s in scored if crowning.qualifies(s)}
+    # commitments still in their first evaluation: nobody committed after them is crowned
+    # yet (a later one may be their behavioural copy, found once both are evaluated)
+    first_pending = min(
+        (
+            order[s["id"]]
+            for s in subs
+            if s["status"] == "scheduled"
+            and not any(r.complete(need) for r in rounds.get(s["id"], {}).values())
+        ),
+        default=None,
+    )
     decision = scoring.decide_leader(
         scored,
         current["submission_id"] if current else None,
+        held={sid for sid, o in order.items() if first_pending is not None and o > first_pending},
         crowning=crowning,
         episodes={sid: r for sid, r in records.items() if sid in contenders},
     )

@@ -20,7 +20,9 @@
 * **Leader** — the best qualifying submission becomes leader; afterwards a qualified
   challenger replaces it only when the paired test over the episodes both played in the
   recent rounds (:mod:`.paired`: same validator, round, task and episode index) says it
-  is better at ``confidence``; the best-ranked challenger that passes wins.
+  is better at ``confidence``; the best-ranked challenger that passes wins. Nobody
+  committed after a submission still in its first evaluation takes the crown until that
+  evaluation ends (it could be the original of a behavioural copy).
 * **Weights** — each active competition's points share goes to its leader's uid; the
   owner share and the share of competitions without a leader go to ``owner_uid``; the
   result sums to one.
@@ -29,7 +31,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kinitro.backend.paired import EpisodeRecord, Key, PairedTest, paired_test
@@ -219,11 +221,16 @@ def decide_leader(
     *,
     crowning: Crowning,
     episodes: Mapping[int, Mapping[Key, EpisodeRecord]],
+    held: Collection[int] = (),
 ) -> LeaderDecision:
-    """``episodes``: submission → its scored episodes of the recent rounds, by pairing key."""
+    """``episodes``: submission → its scored episodes of the recent rounds, by pairing key.
+    ``held``: submissions that may not take the crown yet (an earlier commitment is still
+    in its first evaluation: they may turn out to be its copies)."""
     qualified = sorted((s for s in scored if crowning.qualifies(s)), key=lambda s: s.sort_key)
     leader = next((s for s in qualified if s.submission_id == current_leader), None)
-    challengers = [s for s in qualified if s.submission_id != current_leader]
+    challengers = [
+        s for s in qualified if s.submission_id != current_leader and s.submission_id not in held
+    ]
     best = challengers[0] if challengers else None
     if leader is None:
         if best is None:
