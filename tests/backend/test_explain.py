@@ -43,6 +43,13 @@ CASES: dict[str, tuple[dict[str, Any], Any, str, str | None]] = {
         "commitment is credited",
         None,
     ),
+    "behavioural-copy": (
+        {"eligible": False, "copy_of": 4, "detail": {"copy_kind": "behaviour"}},
+        LEADER,
+        "behavioural copy of submission 4 (committed earlier): it takes the same actions on "
+        "the same seeds, whatever its hash, and earns nothing",
+        None,
+    ),
     "quorum": (
         {"eligible": False, "quorum": {"have": 1, "need": 2}},
         LEADER,

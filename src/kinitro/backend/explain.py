@@ -51,6 +51,11 @@ def not_eligible_reason(row: Mapping[str, Any], rules: Rules) -> str | None:
     if row.get("eligible"):
         return None
     if row.get("copy_of") is not None:
+        if (row.get("detail") or {}).get("copy_kind") == "behaviour":
+            return (
+                f"behavioural copy of submission {row['copy_of']} (committed earlier): it "
+                "takes the same actions on the same seeds, whatever its hash, and earns nothing"
+            )
         return (
             f"copy of submission {row['copy_of']} (the same artifact, committed earlier): "
             "only the first commitment is credited"

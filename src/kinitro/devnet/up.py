@@ -382,7 +382,7 @@ class Devnet:
         # The copy is committed a few blocks later, so the scripted miner's is earlier.
         self._wait_blocks(2)
         self._submit("miner-copycat", copycat)
-        self.progress.note("3 miners committed (scripted, random, copy of scripted)")
+        self.progress.note("3 miners committed (scripted, random, near-copy of scripted)")
 
     def _submit(self, wallet: str, bundle: Path, *, commit: bool = True) -> None:
         if wallet in self.state.committed:
