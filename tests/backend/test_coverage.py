@@ -86,7 +86,9 @@ async def test_short_coverage_fails_after_max_attempts_and_is_never_scored(
             assert (await _report(client, job, unscored=2)).ok  # 8 of 10: short
         [result] = await wait_for(lambda: _results(backend, job.job_id), within=15)
         assert result["state"] == "failed" and result["success_rate"] is None
-        assert result["error"].startswith("coverage (sandbox_start): only 8 of 10 episodes"), result
+        # the error text opens at the round's reveal: until then, its cause
+        assert result["failure_cause"] == "sandbox_start", result
+        assert result["error"] == f"sandbox_start (details sealed until {result['sealed_until']})"
         detail = await get(backend, f"/api/v1/jobs/{job.job_id}")
         assert detail["state"] == "failed"
         row = await _board_row(backend)

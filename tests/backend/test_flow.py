@@ -404,14 +404,14 @@ async def _agent_text_with_nul(backend: Backend, net: Net, registry: LocalRegist
         await client.send(message)
         ack = await client.recv_type("ack")
         assert ack.ack_id == message.id and ack.ok, ack
-    detail = await get(backend, f"/api/v1/jobs/{job.job_id}")
-    assert detail["status_history"][0]["detail"] == "agent said \ufffd"
 
-    async def revealed() -> Any:  # the episode's detail and samples open at the reveal
+    async def revealed() -> Any:  # the free text and the samples open at the reveal
         found = await get(backend, "/api/v1/episodes", job_id=job.job_id)
         return found if found["items"][0]["sealed_until"] is None else None
 
     episodes = await wait_for(revealed, within=15)
+    detail = await get(backend, f"/api/v1/jobs/{job.job_id}")
+    assert detail["status_history"][0]["detail"] == "agent said \ufffd"
     assert episodes["items"][0]["failure_detail"] == "Traceback\ufffd\ufffd boom"
     steps = await get(backend, f"/api/v1/episodes/{episodes['items'][0]['id']}/steps")
     assert steps["items"][0]["samples"][0]["info"] == {"note\x00": "v\x00"}

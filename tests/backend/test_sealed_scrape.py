@@ -15,18 +15,16 @@ from typing import Any
 
 import asyncpg
 import numpy as np
-import websockets
-from fastapi.routing import APIRoute
 
 from kinitro.core.db import dsn
 from kinitro.evaluator.episode_logger import ActionLog, decode_action_log, encode_action_log
 from kinitro.protocol import rounds
-from kinitro.protocol.realtime import Subscribe, dump_message
 from kinitro.protocol.validator_ws import Ack
 from kinitro.storage.artifacts import LocalRegistry
 
 from .conftest import Backend, Net, create_competition, login, wait_for
 from .playing import completed, deliver
+from .scraping import Feed, known_ids, public_urls
 from .sealed_play import play_real
 from .test_flow import commit_artifact, get
 from .test_sealed_rounds import SEED_SECRET, sealed_backend_settings
@@ -43,9 +41,7 @@ async def test_throwaway_submission_learns_nothing_then_the_round_verifies(
     )
     async with make_backend(**settings) as backend:
         await create_competition(backend, round_seconds=ROUND_SECONDS)
-        feed = await websockets.connect(f"{backend.ws_url}/ws/realtime", max_size=None)
-        await feed.send(dump_message(Subscribe()))
-        frames: list[str] = [str(await asyncio.wait_for(feed.recv(), 10))]
+        feed = await Feed.open(backend)
         keys = [await net.validator(), await net.validator()]
         clients = [(await login(backend, key))[0] for key in keys]
         await commit_artifact(net, registry)  # the throwaway submission
@@ -78,11 +74,7 @@ async def test_throwaway_submission_learns_nothing_then_the_round_verifies(
                 if len(repr(x)) > 10  # distinctive floats (positions), not 0.0 or 1.0
             }
         bodies = await _scrape(backend, media, played)
-        while True:
-            try:
-                frames.append(str(await asyncio.wait_for(feed.recv(), 1.0)))
-            except TimeoutError:
-                break
+        frames = await feed.drain()
         await feed.close()
         assert len(frames) > 2, "the realtime feed carried no event"
         leaks = [
@@ -154,47 +146,23 @@ def _with(log: ActionLog, **changes: Any) -> ActionLog:
 
 async def _scrape(backend: Backend, media: Path, played: list[Any]) -> list[tuple[str, str]]:
     """Every public GET route with every id we know, and every media file's URL."""
-    job_ids = [job.job_id for job, _, _ in played]
+    values = await known_ids(
+        backend, job_id=[job.job_id for job, _, _ in played], round_id=[played[0][0].round_id]
+    )
+    urls = public_urls(backend, values)
+    files = await asyncio.to_thread(lambda: [p for p in media.rglob("*") if p.is_file()])
+    media_urls = [f"/media/{path.relative_to(media)}" for path in files]
+    assert len(media_urls) == sum(len(es) for _, es, _ in played)
+    bodies = []
     async with backend.client(None) as http:
-        subs = (await http.get("/api/v1/submissions")).json()["items"]
-        episodes = (await http.get("/api/v1/episodes", params={"limit": 500})).json()["items"]
-        hotkeys = sorted({e["validator_hotkey"] for e in episodes})
-        values = {
-            "competition_id": ["mt1"],
-            "submission_id": [s["id"] for s in subs],
-            "job_id": job_ids,
-            "episode_id": [e["id"] for e in episodes],
-            "round_id": [played[0][0].round_id],
-            "hotkey": hotkeys,
-            "validator_hotkey": hotkeys,
-        }
-        urls: list[str] = []
-        for route in backend.app.routes:
-            if not isinstance(route, APIRoute) or "GET" not in route.methods:
-                continue
-            if "/admin" in route.path or route.path.startswith("/media"):
-                continue
-            params = [p.strip("{}") for p in route.path.split("/") if p.startswith("{")]
-            if not params:
-                urls.append(route.path)
-                for name in ("job_id", "round_id", "validator_hotkey"):
-                    urls += [f"{route.path}?{name}={v}" for v in values[name]]
-                continue
-            assert all(p in values for p in params), f"scrape does not know {route.path}"
-            for value in values[params[0]]:
-                urls.append(route.path.replace("{" + params[0] + "}", str(value)))
-        files = await asyncio.to_thread(lambda: [p for p in media.rglob("*") if p.is_file()])
-        media_urls = [f"/media/{path.relative_to(media)}" for path in files]
-        assert len(media_urls) == sum(len(es) for _, es, _ in played)
-        bodies = []
         for url in urls + media_urls:
             response = await http.get(url)
             if url.startswith("/media") or url.endswith("/steps"):
                 assert response.status_code == 403, (url, response.status_code)
                 assert response.json()["sealed_until"], url
             bodies.append((url, response.content.decode("utf-8", "replace")))
-        assert any("/episodes/" in u for u, _ in bodies) and len(bodies) > 30
-        return bodies
+    assert any("/episodes/" in u for u, _ in bodies) and len(bodies) > 30
+    return bodies
 
 
 async def _verify(backend: Backend, net: Net, round_id: str, *, sample: int) -> Any:

@@ -89,8 +89,9 @@ def check_episode(spec: BenchmarkSpec, base_seed: int, episode: Episode) -> Refu
     if episode.seed != episode_seed(base_seed, task, task_episode):
         return Refusal(
             StrikeReason.SEED_MISMATCH,
-            f"episode {episode.episode_index}: seed {episode.seed} is not the seed derived "
-            "for this validator",
+            # the seed itself is not quoted: strikes are public at once, and a wrong
+            # seed may be another validator's (leaked) one of a round still sealed
+            f"episode {episode.episode_index}: its seed is not the seed derived for this validator",
         )
     if episode.steps > spec.max_steps:
         return Refusal(

@@ -37,13 +37,14 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from kinitro import __version__
-from kinitro.backend import events, rounds, runtimes
+from kinitro.backend import embargo, events, rounds, runtimes
 from kinitro.backend.coverage import apply_coverage_rule
 from kinitro.backend.db import (
     repo_admin,
     repo_competitions,
     repo_ingest,
     repo_jobs,
+    repo_rounds,
     repo_scoring,
     repo_validators,
 )
@@ -747,6 +748,10 @@ async def ingest(
                     state="running" if running else None,
                     lease_s=lease_s,
                 )
+                detail = storable(message.detail)
+                if detail is not None:  # the job's error, which can quote the agent
+                    _, until = await repo_rounds.seal_of_job(conn, message.job_id)
+                    detail = embargo.sealed_text(detail, None, until)
                 await events.emit(
                     conn,
                     "job_status",
@@ -754,7 +759,7 @@ async def ingest(
                     state=message.state.value,
                     episodes_done=message.episodes_done,
                     episodes_total=message.episodes_total,
-                    detail=storable(message.detail),
+                    detail=detail,
                 )
         case EvalResult() if (
             message.state is not JobState.COMPLETED
@@ -788,6 +793,7 @@ async def ingest(
                     successes=overall.successes if overall else None,
                     error=storable(message.error)
                     or (message.failure_cause.value if message.failure_cause else None),
+                    failure_cause=message.failure_cause.value if message.failure_cause else None,
                     started_at=message.started_at,
                     finished_at=message.finished_at,
                     evaluator_version=storable(message.evaluator_version),

@@ -138,12 +138,14 @@ async def list_submissions(
 
 @router.get("/submissions/{submission_id}", responses=NOT_FOUND)
 async def get_submission(submission_id: RowIdPath, conn: ConnDep) -> dict[str, Any]:
-    """A submission with its jobs, per-validator results and aggregated score."""
+    """A submission with its jobs, per-validator results and aggregated score (a result's
+    ``error`` reads as its cause until its round's reveal)."""
     sub = await repo_submissions.get_submission(conn, submission_id)
     if sub is None:
         raise NotFoundError(f"no submission {submission_id}")
     jobs = await repo_jobs.jobs_of_submission(conn, submission_id)
-    results = await repo_ingest.results_of_jobs(conn, [j["id"] for j in jobs])
+    found = await repo_ingest.results_of_jobs(conn, [j["id"] for j in jobs])
+    results = await embargo.results_view(conn, found)
     return {
         **sub,
         "jobs": jobs,
@@ -175,15 +177,21 @@ async def list_jobs(
 
 @router.get("/jobs/{job_id}", responses=NOT_FOUND)
 async def get_job(job_id: JobIdPath, conn: ConnDep) -> dict[str, Any]:
-    """A job with its assignments, per-validator status history and results."""
+    """A job with its assignments, per-validator status history and results; until its
+    round's reveal, a status ``detail`` is sealed and a result's ``error`` reads as its
+    cause (both can quote the agent)."""
     job = await repo_jobs.get_job(conn, job_id)
     if job is None:
         raise NotFoundError(f"no job {job_id!r}")
+    _, until = await repo_rounds.seal_of_job(conn, job_id)
+    history = await repo_jobs.status_history(conn, job_id)
+    results = await repo_ingest.results_of_jobs(conn, [job_id])
     return {
         **job,
+        "sealed_until": until,
         "assignments": await repo_jobs.assignments_of(conn, [job_id]),
-        "status_history": await repo_jobs.status_history(conn, job_id),
-        "results": await repo_ingest.results_of_jobs(conn, [job_id]),
+        "status_history": [embargo.status_view(h, until) for h in history],
+        "results": [embargo.result_view(r, until) for r in results],
     }
 
 
@@ -203,7 +211,7 @@ async def list_results(
         limit=p.limit,
         offset=p.offset,
     )
-    return _page(items, total, p)
+    return _page(await embargo.results_view(conn, items), total, p)
 
 
 @router.get("/episodes", response_model=Page[Row])
@@ -219,8 +227,9 @@ async def list_episodes(
     round_id: RoundIdQuery = None,
 ) -> dict[str, Any]:
     """Episode summaries with the links of their action log and media. Before their
-    round's reveal, ``seed`` and ``failure_detail`` are null and ``sealed_until`` says
-    until when (aggregates are live; the links answer 403 until then)."""
+    round's reveal, ``seed`` is null, ``failure_detail`` reads as the cause only and
+    ``sealed_until`` says until when (aggregates are live; the links answer 403 until
+    then)."""
     items, total = await repo_ingest.list_episodes(
         conn,
         job_id=job_id,
@@ -239,7 +248,8 @@ async def list_episodes(
 @router.get("/episodes/{episode_id}", responses=NOT_FOUND)
 async def get_episode(episode_id: RowIdPath, conn: ConnDep, state: StateDep) -> dict[str, Any]:
     """Episode summary with links to its media and action log (which answer 403 with
-    ``sealed_until`` before the round's reveal, like ``seed`` and ``failure_detail``)."""
+    ``sealed_until`` before the round's reveal; ``seed`` and ``failure_detail`` are sealed
+    until then too)."""
     ep = await repo_ingest.get_episode(conn, episode_id)
     if ep is None:
         raise NotFoundError(f"no episode {episode_id}")

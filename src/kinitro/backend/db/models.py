@@ -228,7 +228,9 @@ class Result(Base):
     success_rate: Mapped[float | None] = mapped_column(Float)
     episodes: Mapped[int | None] = mapped_column(Integer)
     successes: Mapped[int | None] = mapped_column(Integer)
+    # free text (it can quote the agent: sealed until the round's reveal) and its cause
     error: Mapped[str | None]
+    failure_cause: Mapped[str | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     evaluator_version: Mapped[str | None]

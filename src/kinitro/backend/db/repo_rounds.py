@@ -3,6 +3,7 @@ derives from a round's secret (``kinitro.backend.rounds``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -103,8 +104,20 @@ async def list_rounds(
 async def seal_of_job(conn: AsyncConnection, job_id: str) -> tuple[bool, datetime | None]:
     """(whether the job exists, until when what derives from its round's secret is
     sealed: the round's end while it is not revealed, else None)."""
-    stmt = select(R.c.ends_at, R.c.revealed_at).join(J, J.c.round_id == R.c.id)
-    row = (await conn.execute(stmt.where(J.c.id == job_id))).first()
-    if row is None:
-        return False, None
-    return True, (row.ends_at if row.revealed_at is None else None)
+    seals = await seals_of_jobs(conn, [job_id])
+    return job_id in seals, seals.get(job_id)
+
+
+async def seals_of_jobs(
+    conn: AsyncConnection, job_ids: Iterable[str]
+) -> dict[str, datetime | None]:
+    """:func:`seal_of_job` of several jobs: job id -> sealed until (None: revealed);
+    unknown jobs are left out."""
+    ids = sorted(set(job_ids))
+    if not ids:
+        return {}
+    stmt = select(J.c.id, R.c.ends_at, R.c.revealed_at).join(R, J.c.round_id == R.c.id)
+    return {
+        row.id: (row.ends_at if row.revealed_at is None else None)
+        for row in await conn.execute(stmt.where(J.c.id.in_(ids)))
+    }
