@@ -157,3 +157,40 @@ async def test_an_operator_cancels_a_running_job_on_its_validator(
         assert missing.status_code == 404
     assert (await get(backend, f"/api/v1/jobs/{job.job_id}"))["state"] == "cancelled"
     await client.close()
+
+
+async def test_a_full_panel_member_keeps_its_rounds_jobs(
+    make_backend: Any, net: Net, registry: LocalRegistry
+) -> None:
+    """The cap never splits a round's pairs: a job of a round whose validator is full
+    waits for it instead of going to another validator (paired comparisons need one
+    validator to play both submissions on the same seeds)."""
+    async with make_backend(max_jobs_per_validator=1) as backend:
+        await create_competition(backend)
+        clients = [(await login(backend, await net.validator()))[0] for _ in "ab"]
+        await commit_artifact(net, registry, content=b"one", repo="a/agent")
+        holder, first = await _next_job(clients)
+        await holder.send(Ack.of(first))
+        other = next(c for c in clients if c is not holder)
+        await commit_artifact(net, registry, content=b"two", repo="b/agent")
+        try:
+            extra = await other.recv_type("eval_job", within=3)
+            raise AssertionError(f"the round's second job went elsewhere: {extra.job_id}")
+        except TimeoutError:
+            pass
+        assert (await play(holder, first, 1)).ok
+        second = await holder.recv_type("eval_job", within=15)
+        assert second.job_id != first.job_id and second.round_id == first.round_id
+        for c in clients:
+            await c.close()
+
+
+async def _next_job(clients: list[Any], within: float = 15.0) -> tuple[Any, Any]:
+    """The first ``eval_job`` any of ``clients`` receives, and which one got it."""
+    waits = {asyncio.create_task(c.recv_type("eval_job", within=within)): c for c in clients}
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    task = done.pop()
+    return waits[task], task.result()

@@ -126,7 +126,8 @@ async def assign_pending(
     conn: AsyncConnection, lease_s: float, max_in_flight: int, *, committed_only: bool = True
 ) -> set[str]:
     """One assignment pass; returns the hotkeys that got new work. A validator holding
-    ``max_in_flight`` unfinished assignments gets no more until one finishes. With
+    ``max_in_flight`` unfinished assignments gets no more until one finishes (a job of a
+    round whose panel member is full waits for it, so the round's episodes still pair). With
     ``committed_only``, jobs wait until their round's commitment is on chain."""
     validators = await repo_validators.evaluators(conn)
     if not validators:
@@ -143,6 +144,9 @@ async def assign_pending(
         fresh = sorted(
             (v for v in free if v not in have), key=lambda v: (v not in panel, load[v], v)
         )
+        if any(v in panel and v not in have and v not in free for v in validators):
+            # a panel member is at its cap: the job waits for it rather than lose its pair
+            fresh = [v for v in fresh if v in panel]
         again = sorted((v for v in free if have.get(v) == "expired"), key=lambda v: (load[v], v))
         for hotkey in (fresh + again)[:need]:
             await repo_jobs.assign(conn, job["id"], hotkey, lease_s)
