@@ -217,8 +217,8 @@ class RolloutPool:
         owned: dict[int, set[str]] = {}  # tasks whose env each actor has built
         in_flight: dict[asyncio.Future[Any], tuple[int, list[tuple[EpisodeSpec, int]], Any]] = {}
         # what each actor can play at once: optimistic (env_slots) until it has reported
-        # what its agent granted; a worker plays a larger batch in turns, so a first guess
-        # too high costs nothing but a less even share at the tail
+        # what its agent granted; a worker plays one lockstep batch per call and hands
+        # back what it did not start, so a first guess too high costs one more call
         slots = [max(1, self.config.env_slots)] * len(self._actors)
         # earlier attempts of re-queued episodes: their causes and sandbox starts, handed
         # to the final result (evaluator metrics count every attempt)
@@ -276,7 +276,13 @@ class RolloutPool:
                             for spec, _ in batch
                         ]
                     idle.append(slot)
-                    for (spec, attempt), result in zip(batch, results, strict=True):
+                    played = {result.index: result for result in results}
+                    # episodes the actor did not start (it plays fewer at once): again
+                    pending.extendleft(reversed([b for b in batch if b[0].index not in played]))
+                    for spec, attempt in batch:
+                        if spec.index not in played:
+                            continue
+                        result = played[spec.index]
                         result.attempts = attempt
                         spent += result.agent_s
                         causes, starts = carried.pop(spec.index, ([], 0))

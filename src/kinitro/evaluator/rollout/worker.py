@@ -13,9 +13,7 @@ or misbehaving agent is not trusted for the next episode).
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,17 +196,18 @@ class RolloutWorker:
     def run_episodes(
         self, specs: list[EpisodeSpec], budget_s: float | None = None
     ) -> tuple[list[EpisodeResult], int]:
-        """Play ``specs``, up to the agent's slots at a time; one result per spec, in order,
-        and :attr:`slots` afterwards (how many to hand this worker next time).
-
-        ``budget_s``: agent time these episodes may use (what is left of the job's compute
-        budget); once it is spent, the episode in progress and those not started fail as
-        ``agent_timeout``.
+        """Play one lockstep batch of ``specs`` — as many as the agent's slots allow — and
+        return their results in the order of ``specs``, with :attr:`slots` (how many to
+        hand this worker next time). Episodes it did not start come back without a result:
+        the pool hands them out again, so results stream back batch by batch.
 
         Every episode is played once: an agent failure is charged to every episode it
         ended (see :func:`~kinitro.evaluator.rollout.episode.run_batch`), never replayed.
-        A cancelled call (``ray.cancel``, the job is being stopped) returns within
-        ``STOP_CHECK_EVERY`` steps, dropping the episodes in progress.
+        ``budget_s``: agent time the batch may use (what is left of the job's compute
+        budget); once it is spent, the episodes in progress, and all of ``specs`` when
+        it was spent already, fail as ``agent_timeout``. A cancelled call (``ray.cancel``,
+        the job is being stopped) returns within ``STOP_CHECK_EVERY`` steps, dropping the
+        episodes in progress.
         """
         t0 = time.perf_counter()
         try:
@@ -219,55 +218,34 @@ class RolloutWorker:
     def _run_episodes(
         self, specs: list[EpisodeSpec], budget_s: float | None
     ) -> tuple[list[EpisodeResult], int]:
-        queue = deque(specs)
         results: dict[int, EpisodeResult] = {}
-        left = math.inf if budget_s is None else budget_s
-        while queue:
-            if left <= 0:  # the compute budget is spent: the rest is not played
-                for spec in queue:
-                    results[spec.index] = EpisodeResult.failed(
-                        spec, FailureCause.AGENT_TIMEOUT, BUDGET_EXHAUSTED
-                    )
-                break
-            if _cancel_requested():  # the job is being cancelled: nobody reads these
-                return list(results.values()), self.slots
-            batch = [queue.popleft()]
-            while queue and len(batch) < max(1, self.config.env_slots):
-                batch.append(queue.popleft())
+        if budget_s is not None and budget_s <= 0:  # the compute budget is spent
+            results = {
+                spec.index: EpisodeResult.failed(spec, FailureCause.AGENT_TIMEOUT, BUDGET_EXHAUSTED)
+                for spec in specs
+            }
+        elif not _cancel_requested():  # (cancelled: nobody reads the results)
             try:
-                done, later = self._play(batch, left)
+                results = self._play(specs[: max(1, self.config.env_slots)], budget_s)
             except EpisodesAbandoned:  # cancelled mid-episode: nobody reads these either
                 self._drop_agent()
-                return list(results.values()), self.slots
-            left -= sum(r.agent_s for r in done.values())
-            results.update(done)
-            queue.extendleft(reversed(later))
-        ordered = [results[spec.index] for spec in specs]
-        if ordered:  # reported once per call, on its first result
-            ordered[0].sandbox_starts, self._sandbox_starts = self._sandbox_starts, 0
-        return ordered, self.slots
+        played = [results[spec.index] for spec in specs if spec.index in results]
+        if played:  # reported once per call, on its first result
+            played[0].sandbox_starts, self._sandbox_starts = self._sandbox_starts, 0
+        return played, self.slots
 
-    def _play(
-        self, batch: list[EpisodeSpec], budget_s: float
-    ) -> tuple[dict[int, EpisodeResult], list[EpisodeSpec]]:
-        """Play as much of ``batch`` as the agent's slots allow, within ``budget_s`` of
-        agent time.
-
-        Returns the results by episode index and the episodes not started (no slot left
-        for them).
-        """
+    def _play(self, batch: list[EpisodeSpec], budget_s: float | None) -> dict[int, EpisodeResult]:
+        """Play as much of ``batch`` as the agent's slots allow (and environments could be
+        built for), within ``budget_s`` of agent time; the results by episode index."""
         cfg = self.config
         try:
             env0 = self._env(batch[0].task)
         except Exception as exc:  # noqa: BLE001
-            return (
-                {
-                    batch[0].index: EpisodeResult.failed(
-                        batch[0], FailureCause.SIMULATOR_ERROR, f"cannot build env: {exc}"
-                    )
-                },
-                batch[1:],
-            )
+            return {
+                batch[0].index: EpisodeResult.failed(
+                    batch[0], FailureCause.SIMULATOR_ERROR, f"cannot build env: {exc}"
+                )
+            }
         try:
             if self._start_faults >= MAX_AGENT_START_FAULTS and self._last_start_fault:
                 # The agent failed to come up repeatedly (import error, hang in __init__):
@@ -281,8 +259,8 @@ class RolloutWorker:
             if cause.is_agent_fault:
                 self._start_faults += 1
                 self._last_start_fault = (cause, detail)
-            return {spec.index: EpisodeResult.failed(spec, cause, detail) for spec in batch}, []
-        batch, later = batch[: self.slots], batch[self.slots :]
+            return {spec.index: EpisodeResult.failed(spec, cause, detail) for spec in batch}
+        batch = batch[: self.slots]
         envs = [env0]
         seen = {batch[0].task: 1}
         try:
@@ -290,7 +268,6 @@ class RolloutWorker:
                 envs.append(self._env(spec.task, seen.get(spec.task, 0)))
                 seen[spec.task] = seen.get(spec.task, 0) + 1
         except Exception as exc:  # noqa: BLE001
-            later = batch[len(envs) :] + later
             batch = batch[: len(envs)]
             log.warning("cannot build more envs for a batch: %s", exc)
         if agent.slots <= 1:
@@ -324,7 +301,7 @@ class RolloutWorker:
         if failed:
             # Agent faults and transport failures leave the agent in an unknown state.
             self._drop_agent()
-        return {run.result.index: self._publish(run) for run in runs}, later
+        return {run.result.index: self._publish(run) for run in runs}
 
     def _task(self, spec: EpisodeSpec) -> TaskInfo:
         cfg = self.config
