@@ -6,10 +6,14 @@ and the realtime feed) and a human ``detail``.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kinitro.backend.errors import BackendError
 from kinitro.protocol.commitment import Commitment
+
+if TYPE_CHECKING:
+    from kinitro.protocol.common import ArtifactRef
+    from kinitro.storage.bundle import BundleManifest
 
 
 class ArtifactRejected(BackendError):
@@ -20,6 +24,10 @@ class ArtifactRejected(BackendError):
 
 
 class ArtifactVerifier(Protocol):
+    async def manifest(self, ref: ArtifactRef, max_bytes: int) -> BundleManifest | None:
+        """The bundle's manifest (None when the artifact is not a bundle archive)."""
+        ...
+
     async def verify(self, commitment: Commitment, max_bytes: int) -> int:
         """Size in bytes of the pinned artifact, after checking it exists, is at most
         ``max_bytes`` and hashes to ``commitment.sha256``; raises :class:`ArtifactRejected`."""
@@ -107,6 +115,27 @@ class RegistryVerifier:
             inspect_archive(archive, max_bytes=max_bytes)
         except BundleError as exc:
             raise ArtifactRejected("invalid_bundle", f"{where}: {exc.problem}: {exc}") from exc
+
+    async def manifest(self, ref: ArtifactRef, max_bytes: int) -> BundleManifest | None:
+        """The manifest of a verified bundle (None when the artifact is not a bundle
+        archive); downloaded again, inspected, never unpacked."""
+        import asyncio
+
+        return await asyncio.to_thread(self._manifest, ref, max_bytes)
+
+    def _manifest(self, ref: ArtifactRef, max_bytes: int) -> BundleManifest | None:
+        import tarfile
+        import tempfile
+        from pathlib import Path
+
+        from kinitro.storage.archive import inspect_archive
+
+        registry: Any = self.registries[ref.registry]
+        with tempfile.TemporaryDirectory(prefix="kinitro-manifest-") as tmp:
+            archive = Path(registry.download(ref, Path(tmp) / "bundle", max_bytes=max_bytes))
+            if not tarfile.is_tarfile(archive):
+                return None
+            return inspect_archive(archive, max_bytes=max_bytes)
 
 
 def open_verifier(settings: Any) -> RegistryVerifier:

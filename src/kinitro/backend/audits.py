@@ -21,7 +21,8 @@ one of a result from another simulator runtime than the auditor's (an operator t
 accepts several versions, ``accepted_simulators``: a replay across versions need not be
 exact). Audits only detect logs inconsistent with the episode they claim: actions a
 stronger policy played on the right seed replay fine — the agent re-run audit of a
-deterministic bundle is the check for that.
+deterministic bundle (:mod:`.reruns`, requested here when a replay audit passes) is the
+check for that.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from kinitro.backend import standing, vetting
+from kinitro.backend import reruns, standing, vetting
 from kinitro.backend.audit_pool import AuditPool, AuditWorkerError
 from kinitro.backend.crosscheck import Refusal
 from kinitro.backend.db import repo_audits, repo_jobs
@@ -138,6 +139,7 @@ class Auditor:
         for row in pending:
             groups.setdefault((row["job_id"], row["validator_hotkey"]), []).append(row)
         await asyncio.gather(*(self._audit_result(rows) for rows in groups.values()))
+        await reruns.settle(self)
         return len(pending)
 
     async def plan(self) -> None:
@@ -195,10 +197,10 @@ class Auditor:
             if not await repo_audits.has_result(conn, job_id, hotkey):
                 await repo_audits.skip_pending(conn, job_id, hotkey, "result no longer stored")
                 return False
-        base = vetting.job_seed(self.settings, {"round_id": audit["round_id"]}, hotkey)
+        base = vetting.job_seed(self.settings, audit, hotkey)  # its round, or a re-run's
         seed = episode_seed(base, task, index % spec.episodes_per_task)
         try:
-            data = await self._load(reported["actions_ref"])
+            data = await self.load(reported["actions_ref"])
             answer = await self.pool.run(
                 {
                     "id": str(audit["id"]),
@@ -231,6 +233,8 @@ class Auditor:
                 await repo_jobs.discard_result(conn, job_id, hotkey)
                 await repo_audits.skip_pending(conn, job_id, hotkey, "result discarded")
         self.state.metrics.audits.labels("failed" if problem else "passed").inc()
+        if problem is None:
+            await reruns.request(self, audit)
         if problem:
             log.warning("audit of %s on job %s failed: %s", hotkey, job_id, problem)
             self.state.scheduler_wake.set()
@@ -244,7 +248,7 @@ class Auditor:
             )
         return False
 
-    async def _load(self, key: str | None) -> bytes:
+    async def load(self, key: str | None) -> bytes:
         """The action log's bytes: from ``media_dir`` when this backend serves it, else
         from ``media_base_url`` (where the dashboard links it)."""
         if not key:

@@ -142,9 +142,11 @@ async def assign_pending(
             break
         panel = await repo_jobs.round_panel(conn, job["round_id"], job["benchmark_id"])
         fresh = sorted(
-            (v for v in free if v not in have), key=lambda v: (v not in panel, load[v], v)
+            (v for v in free if v not in have and v != job["audit_of_validator"]),
+            key=lambda v: (v not in panel, load[v], v),
         )
-        if any(v in panel and v not in have and v not in free for v in validators):
+        pairs = job["audit_of_validator"] is None  # an agent re-run audit pairs with nothing
+        if pairs and any(v in panel and v not in have and v not in free for v in validators):
             # a panel member is at its cap: the job waits for it rather than lose its pair
             fresh = [v for v in fresh if v in panel]
         again = sorted((v for v in free if have.get(v) == "expired"), key=lambda v: (load[v], v))

@@ -130,6 +130,11 @@ class Settings(KinitroSettings):
     audit_interval_s: float = Field(default=10.0, gt=0)
     audit_timeout_s: float = Field(default=300.0, gt=0)
     """Longest one episode's replay may take before its worker is replaced."""
+    agent_rerun_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Chance that a passed replay audit of a deterministic bundle's episode is followed by
+    an agent re-run audit (two other validators re-run the agent on its seed)."""
+    agent_rerun_atol: float = Field(default=1e-4, ge=0.0)
+    """Largest difference between two runs' actions that still counts as the same."""
     audit_max_attempts: int = Field(default=5, ge=1)
     """Tries of an audit that cannot run (media store down, worker failure) before it is
     skipped as inconclusive — never a strike."""

@@ -438,7 +438,9 @@ class ValidatorSession:
                 continue
             self.sent.add(row["message_id"])
             try:
-                seed = rounds.job_seed(self.state.settings, row["round_id"], self.hotkey)
+                seed = rounds.job_seed(  # an agent re-run audit: the audited one's seed
+                    self.state.settings, row["round_id"], row["audit_of_validator"] or self.hotkey
+                )
                 job = _eval_job(row, seed)
             except ValidationError as exc:  # cannot happen for verified submissions
                 log.error("job %s cannot be expressed as eval_job: %s", row["job_id"], exc)

@@ -39,8 +39,9 @@ def job_seed(settings: Settings, job: dict[str, Any], hotkey: str) -> int:
     """The job seed ``hotkey`` was sent (``EvalJob.seed``): every episode seed of its run
     derives from it (:func:`kinitro.protocol.rounds.episode_seed`). It is the validator's
     own seed of the job's round (:func:`kinitro.backend.rounds.job_seed`), so an episode
-    of another validator's run (or a seed it leaked) is refused here."""
-    return rounds.job_seed(settings, job["round_id"], hotkey)
+    of another validator's run (or a seed it leaked) is refused here. An agent re-run
+    audit job is played on the seed of the validator it audits (:mod:`.reruns`)."""
+    return rounds.job_seed(settings, job["round_id"], job.get("audit_of_validator") or hotkey)
 
 
 async def _refuse(

@@ -21,7 +21,9 @@ log's own per-step rewards and success flags match the replay::
 
 ``outcome`` is ``unreadable`` (with ``detail``) for a log that cannot be decoded or does
 not fit the task (the validator's fault), ``error`` for a failure of this worker (not
-the validator's: the audit is tried again).
+the validator's: the audit is tried again). A request with ``"op": "compare"`` holds the
+logs of one episode played by several validators and asks whether their actions are the
+same (:func:`compare`: the agent re-run audit of ``kinitro.backend.reruns``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import os
 import sys
 from dataclasses import replace
 from typing import IO, Any
+
+import numpy as np
 
 from kinitro.evaluator.envs import EnvConfig, get_benchmark
 from kinitro.evaluator.episode_logger import decode_action_log
@@ -87,6 +91,34 @@ def audit(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def compare(request: dict[str, Any]) -> dict[str, Any]:
+    """The agent re-run check: do these logs of one episode hold the same actions? Every
+    pair is compared (same number of steps, every action within ``atol``)::
+
+        {"id": "…", "op": "compare", "logs": ["<base64>", …], "atol": 1e-4}
+        → {"id": "…", "outcome": "compared", "steps": [87, 87, 91],
+           "pairs": [[0, 1, true, 0.0], [0, 2, false, 1.7], [1, 2, false, 1.7]]}
+
+    ``unreadable`` (with ``which``: the log's position) when one cannot be decoded."""
+    answer: dict[str, Any] = {"id": request.get("id")}
+    actions = []
+    for which, text in enumerate(request["logs"]):
+        try:
+            actions.append(decode_action_log(base64.b64decode(text, validate=True)).actions)
+        except (binascii.Error, EpisodeLogError) as exc:
+            detail = f"action log unreadable: {exc}"
+            return {**answer, "outcome": "unreadable", "which": which, "detail": detail}
+    atol = float(request["atol"])
+    pairs = []
+    for i, a in enumerate(actions):
+        for j in range(i + 1, len(actions)):
+            b = actions[j]
+            diff = float(np.abs(a - b).max()) if a.shape == b.shape and a.size else 0.0
+            same = a.shape == b.shape and diff <= atol
+            pairs.append([i, j, same, diff if a.shape == b.shape else None])
+    return {**answer, "outcome": "compared", "steps": [len(a) for a in actions], "pairs": pairs}
+
+
 def serve(lines: IO[str], out: IO[str]) -> None:
     """Answer each request line with one line, until end of input."""
     for line in lines:
@@ -95,7 +127,7 @@ def serve(lines: IO[str], out: IO[str]) -> None:
         request: Any = None
         try:
             request = json.loads(line)
-            answer = audit(request)
+            answer = compare(request) if request.get("op") == "compare" else audit(request)
         except Exception as exc:  # noqa: BLE001 - the worker's own failure, told to the backend
             answer = {
                 "id": request.get("id") if isinstance(request, dict) else None,

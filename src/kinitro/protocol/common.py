@@ -219,6 +219,10 @@ class StrikeReason(StrEnum):
     AUDIT_MISMATCH = "audit_mismatch"
     """Re-simulating a logged episode after the reveal gave another outcome (or its
     action log is missing, unreadable or not that episode's)."""
+    AGENT_RERUN_MISMATCH = "agent_rerun_mismatch"
+    """A deterministic bundle re-run by two other validators on the episode's seed acted
+    alike, and not as the validator's action log says: the logged actions are not the
+    agent's."""
 
 
 # ------------------------------------------------------------- constrained types

@@ -11,6 +11,7 @@ A bundle is a directory with a manifest ``kinitro.toml`` plus code and weights::
     description = "optional"
     slots = 8                       # optional: concurrent episodes, one instance each
     profile = "base"                # optional: agent environment (kinitro_agent.profiles)
+    deterministic = false           # optional: same observations → same actions (re-run audits)
 
     [resources]                     # optional, what the agent asks for
     cpus = 1.0
@@ -106,6 +107,13 @@ class BundleManifest(BaseModel):
     """The agent environment the sandbox runs the bundle on: ``base`` (numpy, msgpack) or
     an optional profile such as ``torch`` (CPU build); see ``kinitro_agent.profiles``."""
     resources: Resources = Resources()
+    deterministic: bool = False
+    """The agent always answers the same observations with the same actions. Such a
+    bundle gets the strongest audit: after a round's reveal, other validators re-run it on
+    an audited episode's seed and their actions must match the logged ones (a validator
+    cannot pass off a stronger policy's episodes as this agent's). Leave it false for an
+    agent that samples, or whose numerics vary between runs: re-runs that disagree with
+    each other only switch the check off for the bundle."""
 
     @field_validator("profile")
     @classmethod

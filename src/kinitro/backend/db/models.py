@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSON, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -109,6 +110,8 @@ class Submission(Base):
     artifact_revision: Mapped[str | None]
     artifact_sha256: Mapped[str | None]
     artifact_size: Mapped[int | None]
+    # the bundle manifest's `deterministic` (agent re-run audits); null until an audit asks
+    deterministic: Mapped[bool | None]
     # pending | rejected | scheduled | evaluated | superseded
     status: Mapped[str] = mapped_column(server_default="pending")
     rejection_reason: Mapped[str | None]
@@ -149,7 +152,14 @@ class Job(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        UniqueConstraint("submission_id", "benchmark_id", "round_id"),
+        Index(
+            "uq_jobs_submission_benchmark_round",
+            "submission_id",
+            "benchmark_id",
+            "round_id",
+            unique=True,
+            postgresql_where=text("audit_of_job IS NULL"),
+        ),
         Index("ix_jobs_state", "state"),
     )
 
@@ -159,6 +169,12 @@ class Job(Base):
     benchmark_id: Mapped[str]
     benchmark: Mapped[Json]
     round_id: Mapped[str] = mapped_column(ForeignKey("eval_rounds.id"))
+    # an agent re-run audit (kinitro.backend.reruns): episode audit_of_episode of the job
+    # audit_of_job as validator audit_of_validator played it, re-run by others on its seed
+    # (never scored, never sent to that validator)
+    audit_of_job: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    audit_of_validator: Mapped[str | None]
+    audit_of_episode: Mapped[int | None] = mapped_column(Integer)
     replication: Mapped[int] = mapped_column(Integer)
     deadline_s: Mapped[int] = mapped_column(Integer)
     # queued | running | completed | failed | cancelled
@@ -338,11 +354,12 @@ class ValidatorStrike(Base):
 
 class Audit(Base):
     """One logged episode of a validator re-simulated after its round's reveal (see
-    ``kinitro.backend.audits``). Natural key: (job_id, validator_hotkey, episode_index)."""
+    ``kinitro.backend.audits``) or re-run by other validators (``kinitro.backend.reruns``).
+    Natural key: (job_id, validator_hotkey, episode_index, kind)."""
 
     __tablename__ = "audits"
     __table_args__ = (
-        UniqueConstraint("job_id", "validator_hotkey", "episode_index"),
+        UniqueConstraint("job_id", "validator_hotkey", "episode_index", "kind"),
         Index("ix_audits_state", "state"),
         Index("ix_audits_validator_state", "validator_hotkey", "state"),
     )
@@ -351,6 +368,8 @@ class Audit(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     validator_hotkey: Mapped[str]
     episode_index: Mapped[int] = mapped_column(Integer)
+    # replay (the log re-simulated) | agent_rerun (the agent re-run by other validators)
+    kind: Mapped[str] = mapped_column(server_default="replay")
     # pending | passed | failed (a strike: the validator's result for the job is discarded)
     # | skipped (inconclusive: nothing to replay, another simulator runtime, result gone)
     state: Mapped[str] = mapped_column(server_default="pending")

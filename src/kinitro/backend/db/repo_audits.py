@@ -62,19 +62,67 @@ async def plan(conn: AsyncConnection, audits: list[dict[str, Any]]) -> None:
             insert(AU)
             .values(audits)
             .on_conflict_do_nothing(
-                index_elements=[AU.c.job_id, AU.c.validator_hotkey, AU.c.episode_index]
+                index_elements=[AU.c.job_id, AU.c.validator_hotkey, AU.c.episode_index, AU.c.kind]
             )
         )
 
 
 async def pending(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
-    """Pending audits with their job's benchmark spec and round, oldest first."""
+    """Pending replay audits with their job (spec, round, submission), oldest first."""
     stmt = (
-        select(AU, J.c.benchmark, J.c.round_id)
+        select(
+            AU,
+            J.c.benchmark,
+            J.c.round_id,
+            J.c.submission_id,
+            J.c.audit_of_job,
+            J.c.audit_of_validator,
+        )
         .join(J, J.c.id == AU.c.job_id)
-        .where(AU.c.state == "pending")
+        .where(AU.c.state == "pending", AU.c.kind == "replay")
         .order_by(AU.c.id)
         .limit(limit)
+    )
+    return rows(await conn.execute(stmt))
+
+
+async def pending_reruns(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+    """Pending agent re-run audits with their re-run job (id, state, spec)."""
+    RJ = J.alias("rerun")
+    stmt = (
+        select(AU, RJ.c.id.label("rerun_job_id"), RJ.c.state.label("rerun_state"))
+        .join(
+            RJ,
+            (RJ.c.audit_of_job == AU.c.job_id)
+            & (RJ.c.audit_of_validator == AU.c.validator_hotkey)
+            & (RJ.c.audit_of_episode == AU.c.episode_index),
+        )
+        .where(AU.c.state == "pending", AU.c.kind == "agent_rerun")
+        .order_by(AU.c.id)
+        .limit(limit)
+    )
+    return rows(await conn.execute(stmt))
+
+
+async def has_rerun(conn: AsyncConnection, job_id: str, hotkey: str) -> bool:
+    stmt = select(AU.c.id).where(
+        AU.c.job_id == job_id, AU.c.validator_hotkey == hotkey, AU.c.kind == "agent_rerun"
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def rerun_logs(
+    conn: AsyncConnection, job_id: str, episode_index: int
+) -> list[dict[str, Any]]:
+    """The re-run job's completed runs of the episode: validator and action log."""
+    stmt = (
+        select(E.c.validator_hotkey, E.c.actions_ref)
+        .join(
+            RES,
+            (RES.c.job_id == E.c.job_id) & (RES.c.validator_hotkey == E.c.validator_hotkey),
+        )
+        .where(E.c.job_id == job_id, E.c.episode_index == episode_index, RES.c.state == "completed")
+        .order_by(RES.c.received_at)
     )
     return rows(await conn.execute(stmt))
 

@@ -48,11 +48,19 @@ async def create_job(conn: AsyncConnection, values: dict[str, Any]) -> str | Non
     stmt = (
         insert(J)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=[J.c.submission_id, J.c.benchmark_id, J.c.round_id])
+        .on_conflict_do_nothing(
+            index_elements=[J.c.submission_id, J.c.benchmark_id, J.c.round_id],
+            index_where=J.c.audit_of_job.is_(None),
+        )
         .returning(J.c.id)
     )
     job_id = (await conn.execute(stmt)).scalar()
     return str(job_id) if job_id is not None else None
+
+
+async def create_rerun_job(conn: AsyncConnection, values: dict[str, Any]) -> str:
+    """Insert an agent re-run audit job (``audit_of_*`` set; see ``backend.reruns``)."""
+    return str((await conn.execute(insert(J).values(**values).returning(J.c.id))).scalar())
 
 
 async def live_jobs_of_submissions(conn: AsyncConnection, submission_ids: list[int]) -> list[str]:
@@ -212,7 +220,14 @@ async def jobs_short_of_validators(
     )
     n = func.coalesce(counted.c.n, 0)
     stmt = (
-        select(J.c.id, J.c.replication, J.c.round_id, J.c.benchmark_id, n.label("assigned"))
+        select(
+            J.c.id,
+            J.c.replication,
+            J.c.round_id,
+            J.c.benchmark_id,
+            J.c.audit_of_validator,
+            n.label("assigned"),
+        )
         .outerjoin(counted, counted.c.job_id == J.c.id)
         .where(J.c.state.in_(LIVE_JOB), n < J.c.replication)
     )
@@ -283,6 +298,7 @@ async def pending_for_validator(conn: AsyncConnection, hotkey: str) -> list[dict
             J.c.competition_id,
             J.c.benchmark,
             J.c.round_id,
+            J.c.audit_of_validator,
             J.c.deadline_s,
             J.c.created_at,
             S.c.miner_hotkey,

@@ -55,6 +55,7 @@ async def results_for_scoring(conn: AsyncConnection, competition_id: str) -> lis
             in_good_standing(),
             J.c.competition_id == competition_id,
             J.c.state != "cancelled",
+            J.c.audit_of_job.is_(None),  # agent re-run audits are never scored
             RES.c.state == "completed",
             RES.c.episodes.is_not(None),
         )
@@ -69,7 +70,11 @@ async def job_counts(conn: AsyncConnection, competition_id: str) -> list[dict[st
     stmt = (
         select(J.c.submission_id, J.c.round_id, R.c.starts_at, func.count().label("jobs"))
         .join(R, R.c.id == J.c.round_id)
-        .where(J.c.competition_id == competition_id, J.c.state != "cancelled")
+        .where(
+            J.c.competition_id == competition_id,
+            J.c.state != "cancelled",
+            J.c.audit_of_job.is_(None),
+        )
         .group_by(J.c.submission_id, J.c.round_id, R.c.starts_at)
     )
     return rows(await conn.execute(stmt))

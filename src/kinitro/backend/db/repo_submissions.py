@@ -100,6 +100,11 @@ async def earliest_with_artifact(
     return (await conn.execute(stmt)).scalar()
 
 
+async def set_deterministic(conn: AsyncConnection, submission_id: int, value: bool) -> None:
+    """Record whether the bundle is re-run audited (its manifest, or re-runs disagreed)."""
+    await conn.execute(update(T).where(T.c.id == submission_id).values(deterministic=value))
+
+
 async def get_submission(conn: AsyncConnection, submission_id: int) -> dict[str, Any] | None:
     row = (await conn.execute(select(T).where(T.c.id == submission_id))).mappings().first()
     return dict(row) if row else None
