@@ -6,7 +6,8 @@ rollout workers, the work-distribution port), ``runner`` (one evaluation, awaite
 event loop), ``episode_logger`` (action logs, step samples, media), ``telemetry``
 (episode messages with stable ids, written to the outbox), ``replay`` (re-simulate a
 logged episode), ``round_verify`` (``kinitro round verify``: a revealed round against the
-chain, its episodes' seeds and logs, replays), ``orchestrator`` (``kinitro evaluator
+chain, its episodes' seeds and logs, replays), ``render`` (a video of a logged episode,
+replayed), ``orchestrator`` (``kinitro evaluator
 run``: consumer, lifecycle, deadlines, recovery, cancellation).
 
 Exceptions::
@@ -16,6 +17,7 @@ Exceptions::
     ├── EpisodeLogError             action log / replay record missing or malformed
     ├── TelemetryError              the outbox kept refusing a job's telemetry (retried)
     ├── RoundVerifyError            a round cannot be checked (unknown, backend unreachable)
+    ├── RenderUnavailable           no headless rendering (EGL/OSMesa) or no PyAV here
     ├── AgentFailure                the agent misbehaved (``agent_client``; has a ``cause``)
     │   ├── AgentTimeout            no answer within the call deadline
     │   ├── AgentCrashed            connection lost, agent code raised, bundle failed to load
