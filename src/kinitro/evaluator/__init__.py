@@ -18,6 +18,7 @@ Exceptions::
     ├── TelemetryError              the outbox kept refusing a job's telemetry (retried)
     ├── RoundVerifyError            a round cannot be checked (unknown, backend unreachable)
     ├── RenderUnavailable           no headless rendering (EGL/OSMesa) or no PyAV here
+    ├── EpisodesAbandoned           the job was cancelled mid-batch (caught by the worker)
     ├── AgentFailure                the agent misbehaved (``agent_client``; has a ``cause``)
     │   ├── AgentTimeout            no answer within the call deadline
     │   ├── AgentCrashed            connection lost, agent code raised, bundle failed to load

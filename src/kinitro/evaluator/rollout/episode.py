@@ -25,6 +25,7 @@ import numpy as np
 
 from kinitro.evaluator.envs import TaskEnv
 from kinitro.evaluator.episode_logger import EpisodeRecorder
+from kinitro.evaluator.errors import EvaluatorError
 from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
 from kinitro.evaluator.rollout.agent import AgentSession, classify
 from kinitro.protocol.agent_rpc import TaskInfo
@@ -40,7 +41,7 @@ go of its worker within a fraction of a second, at no measurable cost per step."
 BUDGET_EXHAUSTED = "the job's agent compute budget is exhausted"
 
 
-class EpisodesAbandoned(Exception):
+class EpisodesAbandoned(EvaluatorError):
     """``stop`` said the job is being cancelled: the episodes in progress are dropped."""
 
 
