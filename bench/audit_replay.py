@@ -8,7 +8,12 @@ and measures the process CPU time (user + system) and wall time of the replays a
 It prints a table and one JSON line (``cpu_s_per_1000_episodes``), plus the load average
 (this machine is shared).
 
-    .venv/bin/python bench/audit_replay.py --episodes 20 --max-steps 500
+``--via-worker`` also sends the same logs, as the backend's auditor does, to an audit
+worker process (``python -m kinitro.evaluator.audit_worker``: base64 in a JSON line each,
+replayed under the job's terms) and reports that process's CPU time per 1,000 episodes
+(``worker_cpu_s_per_1000_episodes``), its start-up (imports, first model load) apart.
+
+    .venv/bin/python bench/audit_replay.py --episodes 20 --max-steps 500 --via-worker
 """
 
 from __future__ import annotations
@@ -27,12 +32,36 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _worker_cpu(requests: list[str]) -> float:
+    """CPU seconds of one audit worker process answering ``requests`` (then exiting)."""
+    import subprocess
+    import sys
+
+    before = _children_cpu()
+    done = subprocess.run(
+        [sys.executable, "-m", "kinitro.evaluator.audit_worker"],
+        input="".join(requests),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert all(a["outcome"] == "replayed" for a in answers), answers[:1]
+    return _children_cpu() - before
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmark", default="metaworld/MT1-reach-v3")
     parser.add_argument("--task", default="reach-v3")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--max-steps", type=int, default=500)
+    parser.add_argument("--via-worker", action="store_true", help="also through a worker")
     args = parser.parse_args()
 
     from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
@@ -80,6 +109,24 @@ def main() -> None:
         matched += int(report.ok)
     cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
     per_1000 = cpu / len(logs) * 1000
+    worker: dict[str, float] = {}
+    if args.via_worker:
+        import base64
+
+        def request(data: bytes) -> str:
+            log = decode_action_log(data)
+            return json.dumps({
+                "id": str(log.episode_index), "log": base64.b64encode(data).decode(),
+                "benchmark_id": args.benchmark, "task": args.task, "seed": log.seed,
+                "max_steps": args.max_steps, "conditions": {},
+            }) + "\n"  # fmt: skip
+
+        startup = _worker_cpu([request(logs[0])])  # start-up and one replay
+        total = _worker_cpu([request(data) for data in logs] + [request(logs[0])])
+        worker = {
+            "worker_startup_cpu_s": round(startup, 3),
+            "worker_cpu_s_per_1000_episodes": round((total - startup) / len(logs) * 1000, 1),
+        }
     load = os.getloadavg()
     print(
         f"{'benchmark':<28}{'episodes':>9}{'steps/ep':>10}{'CPU s':>9}{'wall s':>9}"
@@ -89,6 +136,11 @@ def main() -> None:
         f"{args.benchmark:<28}{len(logs):>9}{steps / len(logs):>10.0f}{cpu:>9.2f}"
         f"{wall:>9.2f}{per_1000:>17.0f}{matched:>9}"
     )
+    if worker:
+        print(
+            f"through an audit worker: {worker['worker_cpu_s_per_1000_episodes']:.0f} CPU s / "
+            f"1000 ep (start-up {worker['worker_startup_cpu_s']:.1f} CPU s, once per worker)"
+        )
     print(f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(json.dumps({
         "bench": "audit_replay",
@@ -99,6 +151,7 @@ def main() -> None:
         "wall_s": round(wall, 3),
         "cpu_s_per_1000_episodes": round(per_1000, 1),
         "matched": matched,
+        **worker,
         "loadavg": [round(x, 2) for x in load],
     }))  # fmt: skip
 
