@@ -139,3 +139,32 @@ async def _awaiting(backend: Backend) -> dict[str, Any] | None:
 async def _settled(backend: Backend) -> dict[str, Any] | None:
     row = await _row(backend)
     return row if row and not row["awaiting_quorum"] else None
+
+
+async def test_an_episode_stored_under_older_seed_rules_is_skipped_not_struck(
+    make_backend: Any, net: Net, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """Episodes stored before sealed rounds carry the old shared round seed: the derived
+    seed would not replay them, and that is nobody's fault."""
+    media = tmp_path / "media"
+    async with make_backend(media_dir=media, audit_rate=1.0, audit_interval_s=0.3) as backend:
+        await create_competition(backend, replication=1, min_validators=1)
+        validator = await net.validator()
+        client, _ = await login(backend, validator)
+        await commit_artifact(net, registry)
+        job = await client.recv_type("eval_job", within=15)
+        await client.send(Ack.of(job))
+        assert (await _report(client, job, play_for_real(job, media))).ok
+        async with backend.state.engine.begin() as conn:  # as stored before the upgrade
+            await conn.execute(
+                text("UPDATE episodes SET seed = seed + 1 WHERE job_id = :job"), {"job": job.job_id}
+            )
+        await _reveal(backend, job.job_id)
+
+        async def skipped() -> bool:
+            page = await get(backend, "/api/v1/validators/audits", state="skipped")
+            return page["total"] == job.benchmark.total_episodes
+
+        await wait_for(skipped, within=60, interval=0.5)
+        assert await _strikes(backend, validator.ss58_address) == []
+        await client.close()

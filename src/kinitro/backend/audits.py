@@ -84,6 +84,7 @@ def sample(
 
 def reported_of(episode: Mapping[str, Any]) -> dict[str, Any]:
     return {
+        "seed": episode["seed"],
         "steps": int(episode["steps"]),
         "total_reward": float(episode["total_reward"]),
         "success": bool(episode["success"]),
@@ -199,6 +200,14 @@ class Auditor:
                 return False
         base = vetting.job_seed(self.settings, audit, hotkey)  # its round, or a re-run's
         seed = episode_seed(base, task, index % spec.episodes_per_task)
+        if reported.get("seed") != seed:
+            # ingest refuses any other seed since protocol 3 and sealed rounds: an episode
+            # stored before (old shared round seeds) is not this validator's to answer for
+            async with self.state.engine.begin() as conn:
+                detail = "episode stored under older seed rules (before sealed rounds)"
+                await repo_audits.settle(conn, audit["id"], "skipped", detail)
+            self.state.metrics.audits.labels("skipped").inc()
+            return False
         try:
             data = await self.load(reported["actions_ref"])
             answer = await self.pool.run(

@@ -43,6 +43,7 @@ async def episodes_of(conn: AsyncConnection, job_id: str, hotkey: str) -> list[d
             E.c.episode_index,
             E.c.task,
             E.c.task_episode,
+            E.c.seed,
             E.c.success,
             E.c.total_reward,
             E.c.steps,
