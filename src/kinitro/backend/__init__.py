@@ -21,5 +21,6 @@ Errors (:mod:`.errors`)::
     ├── ForbiddenError       403 — key lacks the role
     │   └── SealedError      403 — derives from a round secret not revealed yet
     │                              (the body carries ``sealed_until``)
-    └── AuditWorkerError         — an audit worker did not answer (the audit is retried)
+    ├── AuditWorkerError         — an audit worker did not answer (the audit is retried)
+    └── LogMissing               — an action log is not where its validator said
 """

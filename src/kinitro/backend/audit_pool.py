@@ -25,6 +25,11 @@ WORKER_MODULE = "kinitro.evaluator.audit_worker"
 ANSWER_LIMIT = 1 << 20
 
 
+class LogMissing(BackendError):
+    """An action log is not where its validator said (the validator's fault: an audit
+    fails on it)."""
+
+
 class AuditWorkerError(BackendError):
     """An audit worker did not answer (timed out, died, garbled): never the validator's
     fault, the audit is tried again."""

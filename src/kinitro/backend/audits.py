@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from kinitro.backend import reruns, standing, vetting
-from kinitro.backend.audit_pool import AuditPool, AuditWorkerError
+from kinitro.backend.audit_pool import AuditPool, AuditWorkerError, LogMissing
 from kinitro.backend.crosscheck import Refusal
 from kinitro.backend.db import repo_audits, repo_jobs
 from kinitro.backend.locks import AUDITS, LeaderLock
@@ -60,10 +60,6 @@ REWARD_ABS_TOL = 1e-6
 LOG_MAX_BYTES = 64 * 1024 * 1024
 DUE_PER_TICK = 100
 _SYSTEM = random.SystemRandom()
-
-
-class LogMissing(Exception):
-    """The validator's action log is not where it said (the validator's fault)."""
 
 
 def auditable(episode: Mapping[str, Any]) -> bool:
@@ -124,18 +120,20 @@ class Auditor:
         self.lock = LeaderLock(dsn(s.database_url), AUDITS)
         self.runtime_key = local_runtime().key
         self.http: httpx.AsyncClient | None = None
+        self.batch = 8 * self.pool.size
 
     @property
     def settings(self) -> Settings:
         return self.state.settings
 
     async def tick(self) -> int:
-        """Plan the due results' audits and run the pending ones; returns how many ran."""
+        """Plan the due results' audits and run the pending ones; returns how many ran (a
+        full batch: more are waiting, the next tick starts at once)."""
         if not await self.lock.held():
             return 0
         await self.plan()
         async with self.state.engine.connect() as conn:
-            pending = await repo_audits.pending(conn, limit=8 * self.pool.size)
+            pending = await repo_audits.pending(conn, limit=self.batch)
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for row in pending:
             groups.setdefault((row["job_id"], row["validator_hotkey"]), []).append(row)
@@ -180,9 +178,10 @@ class Auditor:
         for audit in audits:
             try:
                 failed = await self._audit_one(audit)
-            except Exception:
+            except Exception as exc:  # a bug of ours: counted as a try, never a strike
                 self.state.metrics.task_errors.labels("audits").inc()
                 log.exception("audit %s failed to run", audit["id"])
+                await self._retry(audit, f"internal error: {type(exc).__name__}: {exc}")
                 return
             if failed:
                 return
@@ -286,12 +285,14 @@ class Auditor:
         interval = self.settings.audit_interval_s
         try:
             while True:
+                ran = 0
                 try:
-                    await self.tick()
+                    ran = await self.tick()
                 except Exception:
                     self.state.metrics.task_errors.labels("audits").inc()
                     log.exception("audit tick failed")
-                await asyncio.sleep(interval)
+                if ran < self.batch:
+                    await asyncio.sleep(interval)
         finally:
             await self.pool.close()
             if self.http is not None:

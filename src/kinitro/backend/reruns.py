@@ -34,6 +34,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from kinitro.backend import standing
+from kinitro.backend.audit_pool import LogMissing
 from kinitro.backend.crosscheck import Refusal
 from kinitro.backend.db import repo_audits, repo_jobs, repo_submissions
 from kinitro.protocol.common import ArtifactRef, BenchmarkSpec, StrikeReason
@@ -141,23 +142,31 @@ async def settle(auditor: Auditor) -> None:
             )
         if len(runs) < RERUN_VALIDATORS:
             continue
+        who = [audit["validator_hotkey"]] + [r["validator_hotkey"] for r in runs[:2]]
         keys = [audit["reported"]["actions_ref"]] + [r["actions_ref"] for r in runs[:2]]
         try:
-            logs = [base64.b64encode(await auditor.load(key)).decode() for key in keys]
+            logs = []
+            for hotkey, key in zip(who, keys, strict=True):
+                try:
+                    logs.append(base64.b64encode(await auditor.load(key)).decode())
+                except LogMissing as exc:
+                    raise LogMissing(f"{exc} (of {hotkey})") from None
             answer = await auditor.pool.run(
                 {"id": str(audit["id"]), "op": "compare", "logs": logs,
                  "atol": auditor.settings.agent_rerun_atol}
             )  # fmt: skip
+        except LogMissing as exc:  # A's log passed its replay: a re-run's is missing
+            await _store(auditor, audit, "skipped", str(exc))
+            continue
         except Exception as exc:  # noqa: BLE001 - media or worker trouble: tried again later
             log.warning("agent re-run audit %s could not run: %s", audit["id"], exc)
             continue
-        await _judge(auditor, audit, runs, answer)
+        await _judge(auditor, audit, who, answer)
 
 
 async def _judge(
-    auditor: Auditor, audit: dict[str, Any], runs: list[dict[str, Any]], answer: dict[str, Any]
+    auditor: Auditor, audit: dict[str, Any], who: list[str], answer: dict[str, Any]
 ) -> None:
-    who = [audit["validator_hotkey"], runs[0]["validator_hotkey"], runs[1]["validator_hotkey"]]
     if answer["outcome"] != "compared":
         detail = f"{answer.get('detail')} (log of {who[int(answer.get('which', 0))]})"
         await _store(auditor, audit, "skipped", detail)
