@@ -124,6 +124,10 @@ class BackendProcess:
             "KINITRO_BACKEND_HEARTBEAT_TIMEOUT_S": "60",
             # short rounds: the episode pages replay logs, which open at the round's reveal
             "KINITRO_BACKEND_ROUND_DURATION_S": "4",
+            # synthetic episodes (reach_episode) cannot pass a replay audit: no audits
+            "KINITRO_BACKEND_AUDIT_WORKERS": "0",
+            "KINITRO_BACKEND_RENDER_QUEUE_MAX": "5",
+            "KINITRO_BACKEND_RENDER_FAILED_SAMPLE": "1",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -334,6 +338,8 @@ class Stack:
     validators: list[Validator] = field(default_factory=list)
     miners: dict[str, Keypair] = field(default_factory=dict)
     jobs: dict[str, EvalJob] = field(default_factory=dict)
+    copies: dict[tuple[str, str], EvalJob] = field(default_factory=dict)
+    """(job id, validator hotkey) → the job as that validator received it."""
     ids: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -443,6 +449,7 @@ class Stack:
             job = await validator.recv_type("eval_job")
             await validator.send(Ack.of(job))
             self.jobs[job.job_id] = job
+            self.copies[(job.job_id, validator.hotkey)] = job
             if job.miner_hotkey == miner.ss58_address:
                 return job
 
@@ -450,6 +457,8 @@ class Stack:
         self, validator: Validator, job: EvalJob, outcomes: dict[str, list[bool]], *, media: bool
     ) -> None:
         """Run a fake-but-faithful evaluation: status, episodes + steps, result."""
+        # each validator is sent its own seed: play the copy of the job it received
+        job = self.copies.get((job.job_id, validator.hotkey), job)
         tasks = job.benchmark.tasks
         total = len(tasks) * job.benchmark.episodes_per_task
         await validator.status(job.job_id, JobState.RUNNING, 0, total)
@@ -477,7 +486,7 @@ class Stack:
                         rewards=rewards,
                         successes=succ,
                     )
-                    key = f"{job.job_id}/{validator.hotkey[:8]}/ep{index}"
+                    key = f"episodes/{job.job_id}/{validator.hotkey[:8]}/ep{index}"
                     actions_ref = self.media.put(f"{key}.kact", encode_action_log(log))
                     frame = np.zeros((48, 64, 3), dtype=np.uint8)
                     frame[:, :, 2] = 160
@@ -593,7 +602,17 @@ async def seed(stack: Stack) -> None:
             and weights["total"] >= 1
         )
 
-    await wait_for(settled, within=30, what="leaderboard, candidate, rejection and weights")
+    try:
+        await wait_for(settled, within=30, what="leaderboard, candidate, rejection and weights")
+    except AssertionError:
+        board = await stack.get(f"/api/v1/competitions/{COMPETITION}/leaderboard")
+        reach = await stack.get("/api/v1/competitions/reach/leaderboard")
+        raise AssertionError(
+            f"not settled: leader {board.get('leader')}, rows "
+            f"{[(r['submission_id'], r.get('reason')) for r in board['rows']]}, reach candidates "
+            f"{reach['pending_candidates']}, reach rows "
+            f"{[(r['submission_id'], r.get('reason')) for r in reach['rows']]}"
+        ) from None
     stack.ids["job_leader"] = job_a.job_id
     stack.ids["job_challenger"] = job_b.job_id
     stack.ids["job_live"] = job_c.job_id

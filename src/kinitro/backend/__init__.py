@@ -8,8 +8,8 @@ Modules: :mod:`.app` (``create_app``), :mod:`.deps`, :mod:`.api` (routes),
 :mod:`.scheduler`, :mod:`.rounds` and :mod:`.embargo` (sealed rounds), :mod:`.scoring`
 (pure rules), :mod:`.score_engine`, :mod:`.crosscheck`, :mod:`.vetting` and
 :mod:`.standing` (checks on ingest, strikes), :mod:`.audits` with :mod:`.audit_pool`
-(replay audits after a round's reveal), :mod:`.apikeys`, :mod:`.db` (models +
-repositories).
+(replay audits after a round's reveal), :mod:`.explain` (leaderboard reasons),
+:mod:`.renders` (episode videos), :mod:`.apikeys`, :mod:`.db` (models + repositories).
 
 Errors (:mod:`.errors`)::
 
@@ -21,6 +21,7 @@ Errors (:mod:`.errors`)::
     ├── ForbiddenError       403 — key lacks the role
     │   └── SealedError      403 — derives from a round secret not revealed yet
     │                              (the body carries ``sealed_until``)
+    ├── QueueFullError       429 — a bounded queue (episode videos) is full
     ├── AuditWorkerError         — an audit worker did not answer (the audit is retried)
     └── LogMissing               — an action log is not where its validator said
 """

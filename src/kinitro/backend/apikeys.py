@@ -7,7 +7,7 @@ import hmac
 import secrets
 
 KEY_PREFIX = "kin"
-ROLES = frozenset({"admin", "read"})
+ROLES = frozenset({"admin", "read", "render"})
 
 
 def generate() -> tuple[str, str, str]:

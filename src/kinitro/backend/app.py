@@ -139,7 +139,12 @@ def create_app(
     app.add_middleware(RateLimitMiddleware, buckets=rest_buckets, metrics=metrics)
     # outermost: a body over its route's limit is refused before anything else runs
     app.add_middleware(
-        BodyLimitMiddleware, limits=[("/api/v1/admin/", settings.max_body_bytes)], default=0
+        BodyLimitMiddleware,
+        limits=[
+            ("/api/v1/admin/", settings.max_body_bytes),
+            ("/api/v1/renders/", settings.max_body_bytes),  # render workers' reports
+        ],
+        default=0,
     )
 
     @app.exception_handler(BackendError)
@@ -188,10 +193,11 @@ def create_app(
         # a bug: logged with its traceback (by the server), answered in the error shape
         return JSONResponse({"detail": "internal error", "code": "internal_error"}, status_code=500)
 
-    from kinitro.backend.api import admin, public
+    from kinitro.backend.api import admin, public, renders
 
     app.include_router(public.router)
     app.include_router(admin.router)
+    app.include_router(renders.router)
 
     @app.get("/health", tags=["ops"])
     async def health(request: Request) -> JSONResponse:

@@ -48,3 +48,8 @@ class SealedError(ForbiddenError):
             f"({sealed_until.isoformat()})"
         )
         self.sealed_until = sealed_until
+
+
+class QueueFullError(BackendError):
+    status_code = 429
+    code = "queue_full"

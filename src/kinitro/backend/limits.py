@@ -8,10 +8,10 @@ total, and a refusal is cheap (answered before any database work) and explicit:
   a token from the same bucket (each one costs a snapshot).
 * ``/ws/realtime`` — at most ``realtime_max_clients`` sockets per replica and
   ``realtime_max_per_address`` per address (:class:`ConnectionCaps`).
-* request bodies — at most ``max_body_bytes`` on admin routes, none elsewhere (public
-  routes only read); a declared ``Content-Length`` over the limit is answered ``413
-  payload_too_large`` before routing (so before authentication), a streamed body is cut
-  off as soon as it passes the limit: nothing past it is buffered
+* request bodies — at most ``max_body_bytes`` on admin and render-worker routes, none
+  elsewhere (public routes only read); a declared ``Content-Length`` over the limit is
+  answered ``413 payload_too_large`` before routing (so before authentication), a
+  streamed body is cut off as soon as it passes the limit: nothing past it is buffered
   (:class:`BodyLimitMiddleware`).
 
 Validator sign-ins are bounded by ``max_pending_auth`` (:mod:`.validator_ws`), metagraph

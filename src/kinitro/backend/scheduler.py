@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kinitro.backend import events, rounds
+from kinitro.backend import events, renders, rounds
 from kinitro.backend.db import (
     repo_admin,
     repo_competitions,
@@ -197,7 +197,8 @@ class Scheduler:
                 await events.wake_validators(conn, woken)
             await repo_admin.purge_nonces(conn, now - timedelta(seconds=3600))
             for round_id in await rounds.reveal_ended(conn, s, now):
-                log.info("round %s revealed", round_id)
+                filmed = await renders.film_revealed_round(conn, self.state, round_id)
+                log.info("round %s revealed (%d episode videos queued)", round_id, filmed)
 
     async def run(self) -> None:
         interval = self.state.settings.scheduler_interval_s

@@ -159,6 +159,14 @@ class Settings(KinitroSettings):
     copy_match_share: float = Field(default=0.9, gt=0, le=1)
     """Share of those that must act the same for the later commitment to be a copy."""
 
+    # --- episode videos (kinitro.backend.renders; rendered by `kinitro evaluator render-worker`)
+    render_queue_max: int = Field(default=20, ge=1)
+    """Renders queued or running at most; an episode page's request beyond is refused."""
+    render_lease_s: float = Field(default=120.0, gt=0)
+    """A worker that does not report within this gives its render back to the queue."""
+    render_failed_sample: int = Field(default=3, ge=0)
+    """Failed episodes of a revealed round rendered automatically (besides the leader's)."""
+
     # --- admin and operations
     admin_api_key: SecretStr | None = None
     metrics_public: bool | None = None

@@ -38,6 +38,8 @@ class BackendState:
     round_key: Keypair | None = None
     """The hotkey that commits rounds on chain (None: a devnet without one)."""
     scheduler_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    render_worker_seen: float | None = None
+    """``time.monotonic()`` of a render worker's last claim on this replica (or None)."""
     metagraphs: MetagraphCache = field(init=False)
     snapshots: SnapshotBuilds = field(init=False)
 

@@ -8,7 +8,8 @@ Steps (each idempotent, so a second run on the same data directory resumes):
 2. LocalChain service, wallets with real sr25519 keys, hotkeys registered; validators get
    stake and a validator permit.
 3. Backend, then the example competition (admin API).
-4. Two validators, each with its own database and its evaluator.
+4. Two validators, each with its own database and its evaluator; a render worker (episode
+   videos, after each round's reveal).
 5. Three example miners: the scripted template agent, a random agent, and a near-copy of
    the first (one comment changed: another sha256) committed later by another hotkey.
 6. Live progress until the first weights are on the chain; then the first round's reveal
@@ -349,6 +350,15 @@ class Devnet:
         with self._state_lock:
             self.state.save(self.layout.data_dir)  # the metrics ports, for `devnet status`
         self.progress.note(f"{len(self.validator_names)} validators and evaluators started")
+        # episode videos, rendered from the action logs after each round's reveal
+        self.supervisor.start(
+            "render-worker",
+            ["evaluator", "render-worker", "--media", str(self.layout.media)],
+            {
+                "KINITRO_RENDER_BACKEND_URL": self.backend_http,
+                "KINITRO_RENDER_API_KEY": self.state.admin_api_key,
+            },
+        )
 
     def submit_miners(self) -> None:
         self.progress.step = "miners"

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from kinitro.evaluator.baselines_cmd import baselines_command
+from kinitro.evaluator.render_cmd import render_worker_command
 
 app = typer.Typer(
     help=(
@@ -25,6 +26,7 @@ app = typer.Typer(
 
 _err = Console(stderr=True)
 app.command("baselines")(baselines_command)
+app.command("render-worker")(render_worker_command)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

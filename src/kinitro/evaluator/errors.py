@@ -17,6 +17,10 @@ class EpisodeLogError(EvaluatorError):
     """An episode log (action log, replay record) is missing or malformed."""
 
 
+class RenderUnavailable(EvaluatorError):
+    """This machine cannot render headless (no EGL/OSMesa), or PyAV is missing: no video."""
+
+
 class TelemetryError(EvaluatorError):
     """A job's telemetry could not be written to the outbox within the retry budget.
 

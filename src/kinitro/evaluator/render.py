@@ -31,7 +31,7 @@ import numpy as np
 
 from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
 from kinitro.evaluator.episode_logger import ActionLog
-from kinitro.evaluator.errors import EvaluatorError
+from kinitro.evaluator.errors import EvaluatorError, RenderUnavailable, UnknownBenchmarkError
 
 FPS = 25
 MAX_FRAMES = 300
@@ -42,10 +42,6 @@ FORMATS = {
     "mp4": ("libx264", {"preset": "veryfast", "crf": "26"}),
 }
 CONTENT_TYPES = {"webm": "video/webm", "mp4": "video/mp4"}
-
-
-class RenderUnavailable(EvaluatorError):
-    """This machine cannot render headless (no EGL/OSMesa), or PyAV is missing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +89,7 @@ def render_video(
         raise EvaluatorError(f"video format {fmt!r}: one of {', '.join(FORMATS)}")
     width, height = (size[0] // 2) * 2, (size[1] // 2) * 2
     started = time.monotonic()
-    bench = get_benchmark(log.benchmark_id, [log.task])
+    bench = _scene(log)
     config = EnvConfig(
         max_steps=log.max_steps,
         conditions=log.conditions,
@@ -129,6 +125,17 @@ def render_video(
         render_s=time.monotonic() - started,
     )
     return data, report
+
+
+def _scene(log: ActionLog) -> Any:
+    """The log's benchmark, restricted to its task; a benchmark this evaluator does not
+    know (a newer series, a custom task list) films the task's own scene (``MT1-<task>``):
+    a video needs the task, not the benchmark around it."""
+    try:
+        return get_benchmark(log.benchmark_id, [log.task])
+    except UnknownBenchmarkError:
+        provider = log.benchmark_id.split("/", 1)[0]
+        return get_benchmark(f"{provider}/MT1-{log.task}", [log.task])
 
 
 def write_video(log: ActionLog, out: Path, **options: Any) -> VideoReport:

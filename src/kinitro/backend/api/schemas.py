@@ -246,7 +246,7 @@ class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text = Field(min_length=1, max_length=100)
-    roles: list[Literal["admin", "read"]] = Field(min_length=1, max_length=2)
+    roles: list[Literal["admin", "read", "render"]] = Field(min_length=1, max_length=3)
     expires_in_s: int | None = Field(default=None, ge=60, le=100 * 365 * 86_400)
 
 

@@ -497,3 +497,31 @@ class AuthNonce(Base):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
+
+
+class Render(Base):
+    """A video of one episode, rendered from its action log by a render worker
+    (:mod:`kinitro.backend.renders`). Natural key: episode_id (one video per episode).
+
+    state: queued → rendering (claimed, ``lease_until``) → done (``video_ref``, ``video``
+    the encoder's report) | failed (``error``). origin: ``auto`` (after the round's
+    reveal) or ``request`` (the episode page), requests first.
+    """
+
+    __tablename__ = "renders"
+    __table_args__ = (Index("ix_renders_state_origin", "state", "origin"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    episode_id: Mapped[int] = mapped_column(
+        ForeignKey("episodes.id", ondelete="CASCADE"), unique=True
+    )
+    state: Mapped[str]
+    origin: Mapped[str]
+    progress: Mapped[float] = mapped_column(Float, server_default="0")
+    worker: Mapped[str | None]
+    lease_until: Mapped[datetime | None]
+    video_ref: Mapped[str | None]
+    video: Mapped[Json | None]
+    error: Mapped[str | None]
+    requested_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None]

@@ -16,6 +16,7 @@ import {
 } from "../components";
 import { DASH, dateTime, duration, fixed, humanize } from "../format";
 import { type Json, type StepSample, arr, bool, num, pick, str, toSteps } from "../model";
+import { EpisodeVideo } from "../video";
 
 const MAX_STEP_PAGES = 20;
 
@@ -130,14 +131,20 @@ function EpisodeBody(props: { id: string; raw: Json }) {
       ) : steps.loading || log.loading ? (
         <Loading what="the episode's steps" />
       ) : (
-        <Replay samples={steps.data ?? []} log={log.data} logError={log.error} stepsError={steps.error} />
+        <Replay
+          id={id}
+          samples={steps.data ?? []}
+          log={log.data}
+          logError={log.error}
+          stepsError={steps.error}
+        />
       )}
       <section aria-labelledby="media-h">
         <h2 id="media-h">Media</h2>
         {sealedUntil ? (
           <Empty>Sealed until {dateTime(sealedUntil)}.</Empty>
         ) : media.length === 0 ? (
-          <Empty>No media recorded for this episode.</Empty>
+          <Empty>No camera frames were recorded during the evaluation (this competition observes states); the video above is rendered from the action log.</Empty>
         ) : (
           <Media urls={media} />
         )}
@@ -222,7 +229,13 @@ function buildSeries(samples: StepSample[], log?: ActionLog): Series {
   };
 }
 
-function Replay(props: { samples: StepSample[]; log?: ActionLog; logError?: Error; stepsError?: Error }) {
+function Replay(props: {
+  id: string;
+  samples: StepSample[];
+  log?: ActionLog;
+  logError?: Error;
+  stepsError?: Error;
+}) {
   const series = useMemo(() => buildSeries(props.samples, props.log), [props.samples, props.log]);
   const n = series.x.length;
   const [cursor, setCursor] = useState(Math.max(0, n - 1));
@@ -246,17 +259,34 @@ function Replay(props: { samples: StepSample[]; log?: ActionLog; logError?: Erro
 
   if (n === 0) {
     return (
-      <section aria-labelledby="replay-h">
-        <h2 id="replay-h">Reward and trajectory</h2>
-        {props.stepsError && <ErrorNote error={props.stepsError} what="step samples" />}
-        {props.logError && <ErrorNote error={props.logError} what="the action log" />}
-        <Empty>No action log or step samples for this episode.</Empty>
-      </section>
+      <>
+        <EpisodeVideo id={props.id} step={0} onStep={() => undefined} />
+        <section aria-labelledby="replay-h">
+          <h2 id="replay-h">Reward and trajectory</h2>
+          {props.stepsError && <ErrorNote error={props.stepsError} what="step samples" />}
+          {props.logError && <ErrorNote error={props.logError} what="the action log" />}
+          <Empty>No action log or step samples for this episode.</Empty>
+        </section>
+      </>
     );
   }
   const source = props.log ? "the full action log" : "the logged step samples";
   const step = series.x[cursor];
+  // the video shows the state after a step (0: the reset); the cursor indexes series.x
+  const toCursor = (s: number) => {
+    const i = series.x.findIndex((v) => v >= s);
+    return i < 0 ? n - 1 : i;
+  };
   return (
+    <>
+    <EpisodeVideo
+      id={props.id}
+      step={step}
+      onStep={(s) => {
+        setPlaying(false);
+        setCursor(toCursor(s));
+      }}
+    />
     <section aria-labelledby="replay-h">
       <h2 id="replay-h">Reward and trajectory</h2>
       {props.logError && <ErrorNote error={props.logError} what="the action log" />}
@@ -318,6 +348,7 @@ function Replay(props: { samples: StepSample[]; log?: ActionLog; logError?: Erro
       </div>
       <Trajectory series={series} cursor={cursor} />
     </section>
+    </>
   );
 }
 

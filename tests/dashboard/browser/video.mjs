@@ -1,0 +1,44 @@
+// The episode page plays the rendered video, and playing it moves the charts' step cursor.
+import { audit, check, run } from "./harness.mjs";
+
+await run("video", async ({ page, url, shot, config }) => {
+  const id = config.ids.video_episode;
+  await page.goto(url(`/episodes/${id}`));
+  const video = page.getByTestId("episode-video");
+  await video.waitFor();
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="episode-video"]')?.readyState >= 2,
+  );
+  const size = await video.evaluate((v) => [v.videoWidth, v.videoHeight, v.duration]);
+  check(size[0] === 320 && size[1] === 240 && size[2] > 0, `video decoded: ${size}`);
+  const stepText = () => page.getByTestId("replay-step").innerText();
+  // the cursor moves the video: Home puts both at the start
+  await page.getByLabel("Step", { exact: true }).focus();
+  await page.keyboard.press("Home");
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="episode-video"]').currentTime < 0.1,
+  );
+  const steps = [await stepText()];
+  await video.evaluate((v) => v.play());
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="episode-video"]').currentTime > 0.2,
+  );
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="episode-video"]').ended,
+    null,
+    { timeout: 10_000 },
+  );
+  steps.push(await stepText());
+  check(steps[0] !== steps[1], `the step cursor followed the video: ${steps}`);
+  const played = await video.evaluate((v) => v.played.length > 0 && v.played.end(0) > 0.3);
+  check(played, "the video played");
+  await shot("episode-video");
+  await audit(page, "episode with video");
+  // a phone: the video fits the width
+  await page.setViewportSize({ width: 390, height: 844 });
+  const fits = await page.evaluate(() => document.documentElement.scrollWidth <= 390);
+  const videoWidth = await video.evaluate((v) => v.getBoundingClientRect().width);
+  check(videoWidth <= 390, `video ${videoWidth}px wide at 390 px`);
+  await shot("episode-video-phone", { fullPage: false });
+  return { steps, pageFitsPhone: fits };
+});
