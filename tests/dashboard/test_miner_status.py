@@ -75,7 +75,12 @@ async def test_status_explains_standing_and_commit_checks_competition(
 
     async def scored() -> Any:
         board = await stack.get(f"/api/v1/competitions/{COMPETITION}/leaderboard")
-        return any(r["submission_id"] == int(job.submission_id) for r in board["rows"])
+        return any(
+            r["submission_id"] == int(job.submission_id)
+            and not r["awaiting_quorum"]
+            and r["episodes"] == 6
+            for r in board["rows"]
+        )
 
     await wait_for(scored, within=30, what="dave's score")
     result = _miner(stack, wallets, "status", "--json")
@@ -86,11 +91,13 @@ async def test_status_explains_standing_and_commit_checks_competition(
     assert sub["status"] == "evaluated" and standing["rank"] == 3 and standing["of"] == 3
     assert standing["success_rate"] == 1 / 6 and standing["eligible"] is True
     assert standing["is_leader"] is False
-    assert standing["reason"] == (
-        "paired test vs the leader: +0 −7 on 12 shared episodes, p = 1.000; "
-        "needs 50 shared episodes"
-    )
-    assert standing["to_lead"] == "38 more shared episodes (more rounds), and p ≤ 0.05"
+    # a qualified challenger: where its paired test against the leader stands (the stack's
+    # 4 s rounds usually put its job in another round than the leader's: nothing shared)
+    reason, to_lead = standing["reason"], standing["to_lead"]
+    assert reason == "no episodes shared with the leader yet" or reason.startswith(
+        "paired test vs the leader: "
+    ), reason
+    assert to_lead, standing
     assert sub["weight"] == 0.0
 
     text = _miner(stack, wallets, "status")
@@ -99,7 +106,6 @@ async def test_status_explains_standing_and_commit_checks_competition(
     assert f"submission {job.submission_id}" in out and "evaluated" in out, out
     assert "score   17% (95% CI 3%–56%) over 6 episodes, rank 3 of 3" in out, out
     assert "eligible yes; leader no" in out and "a copy" not in out
-    assert "why     paired test vs the leader: +0 −7 on 12 shared episodes" in out
-    assert "to lead 38 more shared episodes (more rounds), and p ≤ 0.05" in out
+    assert f"why     {reason}" in out and f"to lead {to_lead}" in out, out
     assert "weight  0.0000 of the subnet's emissions" in out
     assert "next    improve the agent (kinitro miner eval), upload and commit again" in out
