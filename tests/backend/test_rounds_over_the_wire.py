@@ -196,3 +196,47 @@ async def test_a_near_copy_committed_later_is_a_copy_and_earns_nothing(
         # fingerprints are the backend's business only: never on the public API
         episodes = await get(backend, "/api/v1/episodes", limit=5)
         assert episodes["items"] and all("action_fingerprint" not in e for e in episodes["items"])
+
+
+async def test_a_copy_stays_a_copy_after_its_round_left_the_window(
+    make_backend: Any, net: Net, registry: Any
+) -> None:
+    """The leader plays every round; the copy only its first. Once the leader's score
+    window (here one round) has moved on, no shared episode is left: the copy stays one."""
+    settings = dict(copy_min_episodes=10, round_duration_s=2, leader_window_rounds=1)
+    async with make_backend(**settings) as backend:
+        await create_competition(backend, benchmarks=[benchmark(episodes=10)], min_episodes=10)
+        author, copier = await net.neuron(), await net.neuron()
+        levels: dict[str, int | tuple[int, int]] = {
+            author.ss58_address: (8, 1),
+            copier.ss58_address: (8, 1),
+        }
+        player = Player((await login(backend, await net.validator()))[0], levels)
+        task = asyncio.create_task(player.run())
+
+        async def rows() -> dict[str, Any]:
+            board = await get(backend, "/api/v1/competitions/mt1/leaderboard")
+            return {r["miner_hotkey"]: r for r in board["rows"]}
+
+        async def copy_found() -> dict[str, Any] | None:
+            r = (await rows()).get(copier.ss58_address)
+            return r if r and r["copy_of"] else None
+
+        async def window_moved_on(first_round: str) -> bool:
+            r = (await rows())[author.ss58_address]
+            return first_round not in r["detail"]["rounds"]
+
+        try:
+            await commit_artifact(net, registry, content=b"agent", miner=author)
+            await wait_for(lambda: rows(), within=30)
+            await commit_artifact(net, registry, content=b"agent #", repo="c/a", miner=copier)
+            copy = await wait_for(copy_found, within=30)
+            [shared] = copy["detail"]["rounds"]
+            await wait_for(lambda: window_moved_on(shared), within=30)
+            await asyncio.sleep(3 * backend.settings.scoring_interval_s)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        still = (await rows())[copier.ss58_address]
+        assert still["copy_of"] == copy["copy_of"] and still["eligible"] is False
+        assert still["detail"]["copy_kind"] == "behaviour"

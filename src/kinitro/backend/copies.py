@@ -6,7 +6,9 @@ what the agent *does*: on paired episodes (same validator, round, task and episo
 are compared. Submission B is a behavioural copy of an earlier commitment A when they
 share at least ``min_episodes`` fingerprinted episodes and at least ``share`` of those
 match within ``tolerance``. The later commitment (block, then id) is the copy and earns
-nothing, whatever its hash; it is credited to the earliest submission it matches.
+nothing, whatever its hash; it is credited to the earliest submission it matches. The
+score engine keeps a copy once found (``scores.detail.copy_kind``), even after the rounds
+that showed it left the scoring window.
 """
 
 from __future__ import annotations

@@ -88,9 +88,12 @@ async def score_competition(
         settings.copy_tolerance, settings.copy_min_episodes, settings.copy_match_share
     )
     order = {s["id"]: (s["commitment_block"], s["id"]) for s in subs}
-    behaviour = copies.behavioural_copies(
+    found = copies.behavioural_copies(
         {sid: r for sid, r in records.items() if sid in order}, order, rules
     )
+    # a copy stays one: once the leader's window has moved past the round it shared with
+    # its copy, the evidence is no longer in the records, but it was
+    behaviour = {**found, **await repo_scoring.behavioural_copies(conn, cid)}
     candidates = [
         scoring.Candidate(
             submission_id=s["id"],

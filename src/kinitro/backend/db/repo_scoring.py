@@ -102,6 +102,16 @@ async def episodes_of_jobs(conn: AsyncConnection, job_ids: list[str]) -> list[di
     return rows(await conn.execute(stmt))
 
 
+async def behavioural_copies(conn: AsyncConnection, competition_id: str) -> dict[int, int]:
+    """submission → original of the behavioural copies already found (they stay copies)."""
+    stmt = select(SC.c.submission_id, SC.c.copy_of).where(
+        SC.c.competition_id == competition_id,
+        SC.c.copy_of.is_not(None),
+        SC.c.detail["copy_kind"].astext == "behaviour",
+    )
+    return {int(r[0]): int(r[1]) for r in (await conn.execute(stmt)).all()}
+
+
 async def top_eligible(
     conn: AsyncConnection, competition_id: str, *, limit: int, exclude: int | None
 ) -> list[int]:
