@@ -50,8 +50,16 @@ async def test_pages_assets_and_untouched_api() -> None:
             assert "immutable" in resp.headers["cache-control"]
         assert (await http.get("/assets/nope.js")).status_code == 404
         assert (await http.get("/api/v1/ping")).json() == {"pong": "yes"}
-        assert (await http.get("/api/v1/nope")).status_code == 404
-        assert (await http.get("/no/such/page")).status_code == 404
+        api = await http.get("/api/v1/nope")
+        assert api.status_code == 404 and api.headers["content-type"] == "application/json"
+        for path in ("/media/x", "/ws/nope", "/healthz/no"):
+            server = await http.get(path)
+            assert server.status_code == 404, path
+        # an unknown page: the app's own "Page not found", with a 404 status
+        page = await http.get("/no/such/page")
+        assert page.status_code == 404 and '<div id="app">' in page.text
+        assert page.headers["content-type"].startswith("text/html")
+        assert (await http.get("/media/x")).headers["content-type"] == "application/json"
 
 
 async def test_missing_build_is_explained(tmp_path: Path) -> None:

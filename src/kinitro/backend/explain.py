@@ -146,3 +146,16 @@ def explain_board(
         if gap is None:
             gap = _versus_leader(row.get("vs_leader"), rules)
         row["reason"], row["to_lead"] = gap[0], gap[1] or None
+
+
+def explained_board(
+    rows: list[dict[str, Any]], rules: Rules, leader: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Leaderboard rows (as ``repo_scoring.leaderboard`` + ``quorum.annotate_board`` give
+    them) with ``is_leader``, ``vs_leader``, ``reason`` and ``to_lead``: what the
+    leaderboard route and the realtime snapshot show."""
+    for row in rows:
+        row["is_leader"] = leader is not None and row["submission_id"] == leader["submission_id"]
+        row["vs_leader"] = (row.get("detail") or {}).get("vs_leader")
+    explain_board(rows, rules, leader)
+    return rows

@@ -22,6 +22,7 @@ from kinitro.backend.db import (
     repo_submissions,
     repo_validators,
 )
+from kinitro.backend.explain import Rules, explained_board
 from kinitro.backend.quorum import annotate_board
 from kinitro.backend.standing import with_standing
 from kinitro.backend.stats import collect_stats
@@ -81,11 +82,15 @@ async def build_snapshot(state: BackendState, sub: Subscribe) -> dict[str, Any]:
         competitions = await repo_competitions.list_competitions(conn)
         if "competition_id" in f:
             competitions = [c for c in competitions if c["id"] == f["competition_id"]]
+        leaders = {c["id"]: await repo_scoring.current_leader(conn, c["id"]) for c in competitions}
         boards = {
-            c["id"]: annotate_board(await repo_scoring.leaderboard(conn, c["id"]))
+            c["id"]: explained_board(
+                annotate_board(await repo_scoring.leaderboard(conn, c["id"])),
+                Rules.of(c, state.settings),
+                leaders[c["id"]],
+            )
             for c in competitions
         }
-        leaders = {c["id"]: await repo_scoring.current_leader(conn, c["id"]) for c in competitions}
         submissions, _ = await repo_submissions.list_submissions(
             conn,
             competition_id=f.get("competition_id"),

@@ -1,7 +1,24 @@
-// The episode page plays the rendered video, and playing it moves the charts' step cursor.
+// The episode page plays the rendered video, and playing it moves the charts' step cursor;
+// the leaderboard shows names and reasons.
 import { audit, check, run } from "./harness.mjs";
 
 await run("video", async ({ page, url, shot, config }) => {
+  // the leaderboard names its miners (the committed repository) and says why a row does
+  // not lead
+  await page.goto(url("/"));
+  const board = page.getByTestId("competition-mt3").locator("table.leaderboard");
+  await board.getByTestId("miner-name").first().waitFor();
+  const names = await board.getByTestId("miner-name").allInnerTexts();
+  check(names.includes("alice/agent") && names.includes("bob/agent"), `names: ${names}`);
+  const reasons = await board.getByTestId("row-reason").allInnerTexts();
+  check(reasons.length >= 1 && reasons.every((r) => r.length > 10), `reasons: ${reasons}`);
+  check((await board.locator("tr.is-leader").getByTestId("row-reason").count()) === 0, "leader has no reason");
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(overflow <= 390, `overview ${overflow}px wide at 390 px`);
+  await shot("overview-phone", { fullPage: false });
+  await page.setViewportSize({ width: 1280, height: 900 });
+
   const id = config.ids.video_episode;
   await page.goto(url(`/episodes/${id}`));
   const video = page.getByTestId("episode-video");
@@ -37,6 +54,7 @@ await run("video", async ({ page, url, shot, config }) => {
   // a phone: the video fits the width
   await page.setViewportSize({ width: 390, height: 844 });
   const fits = await page.evaluate(() => document.documentElement.scrollWidth <= 390);
+  check(fits, "the episode page fits 390 px");
   const videoWidth = await video.evaluate((v) => v.getBoundingClientRect().width);
   check(videoWidth <= 390, `video ${videoWidth}px wide at 390 px`);
   await shot("episode-video-phone", { fullPage: false });

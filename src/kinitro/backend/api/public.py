@@ -103,9 +103,7 @@ async def leaderboard(
     leader = await repo_scoring.current_leader(conn, competition_id)
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
-        row["is_leader"] = leader is not None and row["submission_id"] == leader["submission_id"]
-        row["vs_leader"] = (row.get("detail") or {}).get("vs_leader")
-    explain.explain_board(rows, explain.Rules.of(c, state.settings), leader)
+    explain.explained_board(rows, explain.Rules.of(c, state.settings), leader)
     return {
         "competition_id": competition_id,
         "leader": leader,

@@ -10,8 +10,11 @@ realtime WebSocket ``/ws/realtime``; it loads nothing from any other host.
 
 * ``/assets/…`` — the hashed build assets, cached as immutable;
 * ``/`` and every client-side route of the app (:data:`PAGE_ROUTES`) — ``index.html``
-  (never cached), so deep links and reloads work. Other paths (``/api``, ``/ws``,
-  ``/media`` …) are left alone: an unknown API path still gets the API's 404.
+  (never cached), so deep links and reloads work;
+* any other path — ``index.html`` with status 404, where the app shows its "Page not
+  found" page (not a raw JSON error). Paths of the server's own (``/api``, ``/ws``,
+  ``/media`` … :data:`SERVER_PREFIXES`) are left alone: an unknown API path still gets
+  the API's JSON 404.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -43,6 +46,19 @@ PAGE_ROUTES = (
     "/validators",
 )
 """Client-side routes of the dashboard (kept in sync with ``src/main.tsx``)."""
+
+SERVER_PREFIXES = (
+    "api",
+    "ws",
+    "media",
+    "assets",
+    "docs",
+    "redoc",
+    "openapi.json",
+    "health",
+    "metrics",
+)
+"""First path segments that belong to the server: their unknown paths get a JSON 404."""
 
 _NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Kinitro dashboard</title></head>
@@ -93,3 +109,22 @@ def mount_dashboard(app: FastAPI, static_dir: Path | None = None) -> None:
             response_class=HTMLResponse,
             name=f"dashboard:{path}",
         )
+
+    async def not_found_page(rest: str) -> HTMLResponse:
+        if rest.split("/", 1)[0] in SERVER_PREFIXES:
+            raise HTTPException(status_code=404)
+        return HTMLResponse(
+            index_html,
+            status_code=404 if status == 200 else status,
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
+    # last: every route above, and the server's own, match first
+    app.add_api_route(
+        "/{rest:path}",
+        not_found_page,
+        methods=["GET"],
+        include_in_schema=False,
+        response_class=HTMLResponse,
+        name="dashboard:not-found",
+    )

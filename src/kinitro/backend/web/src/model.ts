@@ -114,6 +114,11 @@ export interface LeaderboardRow {
   /** Results in / needed before the score counts (`quorum` of the API row or event). */
   quorumHave?: number;
   quorumNeed?: number;
+  /** The miner's name: the repository its commitment pins (`artifact_repo`). */
+  name?: string;
+  /** Why it is not eligible or not leading, and what it would take (`reason`, `to_lead`). */
+  reason?: string;
+  toLead?: string;
   isLeader: boolean;
 }
 
@@ -267,6 +272,9 @@ export function toLeaderboard(raw: unknown, fallbackLeader?: LeaderView): Leader
         vsLeader: toPairedTest(pick(r, "vs_leader", "detail.vs_leader")),
         quorumHave: num(pick(r, "quorum.have", "detail.quorum.have")),
         quorumNeed: num(pick(r, "quorum.need", "detail.quorum.need")),
+        name: str(pick(r, "artifact_repo", "repo")),
+        reason: str(pick(r, "reason")),
+        toLead: str(pick(r, "to_lead")),
         isLeader:
           bool(pick(r, "is_leader", "leader")) ??
           (leader?.submissionId !== undefined && leader.submissionId === submissionId),

@@ -286,6 +286,12 @@ export function applyEvent(event: Json): void {
           const board = Array.isArray(entries)
             ? toLeaderboard({ rows: entries }, leader)
             : { ...old, leader };
+          // an event's entries are short: keep the name and reasons the REST/snapshot gave
+          const before = new Map(old.rows.map((r) => [r.submissionId, r]));
+          board.rows = board.rows.map((r) => {
+            const prev = before.get(r.submissionId);
+            return prev ? { ...r, name: r.name ?? prev.name, reason: r.reason ?? prev.reason, toLead: r.toLead ?? prev.toLead } : r;
+          });
           if (!Array.isArray(entries)) {
             board.rows = board.rows.map((r) => ({ ...r, isLeader: r.submissionId === leaderId }));
           }

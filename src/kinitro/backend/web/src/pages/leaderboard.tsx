@@ -115,9 +115,16 @@ export function LeaderboardTable(props: {
           {shown.map((r, i) => (
             <tr key={r.submissionId ?? i} class={r.isLeader ? "is-leader" : undefined}>
               <td>{r.rank ?? i + 1}</td>
-              <td class="nowrap">
-                <HotkeyText hotkey={r.minerHotkey} />
-                {r.minerUid !== undefined && <span class="muted"> uid {r.minerUid}</span>}
+              <td>
+                {r.name && (
+                  <span class="miner-name" data-testid="miner-name">
+                    {r.name}
+                  </span>
+                )}
+                <span class="nowrap">
+                  <HotkeyText hotkey={r.minerHotkey} />
+                  {r.minerUid !== undefined && <span class="muted"> uid {r.minerUid}</span>}
+                </span>
               </td>
               <td>
                 <SubmissionLink id={r.submissionId} />
@@ -157,6 +164,11 @@ export function LeaderboardTable(props: {
                   <Badge state="expired" label="validators disagree" title="Validator results differ beyond the agreement band" />
                 )}
                 </span>
+                {!r.isLeader && r.reason && (
+                  <span class="reason small" data-testid="row-reason" title={r.toLead ? `To lead: ${r.toLead}` : undefined}>
+                    {r.reason}
+                  </span>
+                )}
               </td>
             </tr>
           ))}
