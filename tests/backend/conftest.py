@@ -149,6 +149,9 @@ def test_settings(db_url: str, net: Net, local: LocalRegistry, **overrides: Any)
         metagraph_min_refresh_s=0.05,
         admin_api_key=ADMIN_KEY,
         db_pool_size=5,
+        # test validators report made-up episodes without action logs: replay audits of
+        # them (after a reveal) only run where a test asks (test_audits, test_agent_rerun)
+        audit_workers=0,
     )
     values.update(overrides)
     return Settings(**values)

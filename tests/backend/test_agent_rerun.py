@@ -85,7 +85,7 @@ async def _audits_of(backend: Any, hotkey: str) -> set[tuple[str, str]]:
 async def test_a_stronger_policy_on_the_true_seeds_is_caught_by_the_agent_rerun(
     make_backend: Any, net: Net, registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    settings = dict(audit_rate=1.0, audit_interval_s=0.3, agent_rerun_rate=1.0)
+    settings = dict(audit_workers=1, audit_rate=1.0, audit_interval_s=0.3, agent_rerun_rate=1.0)
     async with make_backend(media_dir=tmp_path / "media", **settings) as backend:
         # the liar: the expert on its own derived seeds, a log that replays exactly
         liar, job, honest, third = await _rerun_scenario(
@@ -107,7 +107,7 @@ async def test_a_stronger_policy_on_the_true_seeds_is_caught_by_the_agent_rerun(
 async def test_one_lying_rerun_cannot_frame_an_honest_validator(
     make_backend: Any, net: Net, registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    settings = dict(audit_rate=1.0, audit_interval_s=0.3, agent_rerun_rate=1.0)
+    settings = dict(audit_workers=1, audit_rate=1.0, audit_interval_s=0.3, agent_rerun_rate=1.0)
     async with make_backend(media_dir=tmp_path / "media", **settings) as backend:
         audited, _, _, _ = await _rerun_scenario(
             backend, net, registry, tmp_path, audited=idle, reruns=(idle, expert)

@@ -2,8 +2,9 @@
 
 A validator is struck, at most once per job, when a report of it is refused by a
 cross-check (:mod:`.crosscheck`: wrong seeds, missing episodes, inflated metrics, a job it
-was not assigned …) or an audit of it fails after the round's reveal (:mod:`.audits`).
-The struck report never counts: the assignment becomes ``rejected`` and the job goes to
+was not assigned …) or an audit of it fails after the round's reveal (a replay,
+:mod:`.audits`, or an agent re-run, :mod:`.reruns`). The struck report never counts: the
+assignment becomes ``rejected`` (an audited result is discarded) and the job goes to
 another validator, so the honest quorum still forms.
 
 ``strike_threshold`` strikes since its standing began suspend the validator for
