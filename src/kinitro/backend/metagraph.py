@@ -46,6 +46,9 @@ class MetagraphCache:
             return self._value
         if self._next is None:
             self._next = asyncio.create_task(self._fetch(), name="metagraph-fetch")
+            # its failure is logged in _fetch; when every waiter has gone (shutdown)
+            # nobody else reads it, so it is marked read here
+            self._next.add_done_callback(_mark_read)
         try:
             # shielded: a caller that gives up (a closed socket) never cancels the fetch
             # the others wait for
@@ -78,3 +81,8 @@ class MetagraphCache:
                 self._running = None
         self._value = value
         return value
+
+
+def _mark_read(task: asyncio.Task[Metagraph]) -> None:
+    if not task.cancelled():
+        task.exception()
