@@ -122,13 +122,15 @@ async def score_competition(
     )
     current = await repo_scoring.current_leader(conn, cid)
     contenders = {s.submission_id for s in scored if crowning.qualifies(s)}
-    # commitments still in their first evaluation: nobody committed after them is crowned
-    # yet (a later one may be their behavioural copy, found once both are evaluated)
+    # commitments still in their first evaluation (live jobs, no complete round yet):
+    # nobody committed after them is crowned yet (a later one may be their behavioural
+    # copy, found once both are evaluated); a cancelled or failed evaluation holds nobody
+    live = await repo_scoring.with_live_jobs(conn, cid)
     first_pending = min(
         (
             order[s["id"]]
             for s in subs
-            if s["status"] == "scheduled"
+            if s["id"] in live
             and not any(r.complete(need) for r in rounds.get(s["id"], {}).values())
         ),
         default=None,

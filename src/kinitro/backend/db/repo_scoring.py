@@ -102,6 +102,16 @@ async def episodes_of_jobs(conn: AsyncConnection, job_ids: list[str]) -> list[di
     return rows(await conn.execute(stmt))
 
 
+async def with_live_jobs(conn: AsyncConnection, competition_id: str) -> set[int]:
+    """Submissions of the competition with a queued or running job."""
+    stmt = (
+        select(J.c.submission_id)
+        .where(J.c.competition_id == competition_id, J.c.state.in_(("queued", "running")))
+        .distinct()
+    )
+    return {int(x) for x in (await conn.execute(stmt)).scalars()}
+
+
 async def behavioural_copies(conn: AsyncConnection, competition_id: str) -> dict[int, int]:
     """submission → original of the behavioural copies already found (they stay copies)."""
     stmt = select(SC.c.submission_id, SC.c.copy_of).where(
