@@ -47,7 +47,7 @@ async def _rerun_scenario(
 ) -> tuple[Any, Any, Any, Any]:
     """Validator A plays ``audited`` on its job; after the reveal, the two others play
     the re-run job with ``reruns`` (one policy each). Returns (A, A's job, B, C)."""
-    media = backend.settings.media_dir
+    media = Path(backend.settings.media_url)
     await create_competition(backend, replication=2, min_validators=2)
     b_key, a_key = await net.validator(), await net.validator()
     client_b, _ = await login(backend, b_key)
@@ -86,7 +86,7 @@ async def test_a_stronger_policy_on_the_true_seeds_is_caught_by_the_agent_rerun(
     make_backend: Any, net: Net, registry: LocalRegistry, tmp_path: Path
 ) -> None:
     settings = dict(audit_workers=1, audit_rate=1.0, audit_interval_s=0.3, agent_rerun_rate=1.0)
-    async with make_backend(media_dir=tmp_path / "media", **settings) as backend:
+    async with make_backend(media_url=str(tmp_path / "media"), **settings) as backend:
         # the liar: the expert on its own derived seeds, a log that replays exactly
         liar, job, honest, third = await _rerun_scenario(
             backend, net, registry, tmp_path, audited=expert, reruns=(idle, idle)
@@ -108,7 +108,7 @@ async def test_one_lying_rerun_cannot_frame_an_honest_validator(
     make_backend: Any, net: Net, registry: LocalRegistry, tmp_path: Path
 ) -> None:
     settings = dict(audit_workers=1, audit_rate=1.0, audit_interval_s=0.3, agent_rerun_rate=1.0)
-    async with make_backend(media_dir=tmp_path / "media", **settings) as backend:
+    async with make_backend(media_url=str(tmp_path / "media"), **settings) as backend:
         audited, _, _, _ = await _rerun_scenario(
             backend, net, registry, tmp_path, audited=idle, reruns=(idle, expert)
         )

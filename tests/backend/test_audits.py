@@ -65,7 +65,7 @@ async def test_a_fabricated_action_log_is_caught_by_the_audit_after_the_reveal(
 ) -> None:
     media = tmp_path / "media"
     async with make_backend(
-        media_dir=media, audit_workers=1, audit_rate=1.0, audit_interval_s=0.3
+        media_url=str(media), audit_workers=1, audit_rate=1.0, audit_interval_s=0.3
     ) as backend:
         await create_competition(backend, replication=2, min_validators=2)
         honest, liar = await net.validator(), await net.validator()
@@ -150,7 +150,7 @@ async def test_an_episode_stored_under_older_seed_rules_is_skipped_not_struck(
     seed would not replay them, and that is nobody's fault."""
     media = tmp_path / "media"
     async with make_backend(
-        media_dir=media, audit_workers=1, audit_rate=1.0, audit_interval_s=0.3
+        media_url=str(media), audit_workers=1, audit_rate=1.0, audit_interval_s=0.3
     ) as backend:
         await create_competition(backend, replication=1, min_validators=1)
         validator = await net.validator()

@@ -36,7 +36,7 @@ def test_backend_run_serves_health_metrics_and_openapi(
             "run",
             "--port",
             str(port),
-            "--media-dir",
+            "--media",
             str(tmp_path / "media"),
         ],
         env=env,

@@ -9,10 +9,14 @@ validator's (leaked) seeds is refused.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from kinitro.chain.wallets import create_wallet
+from kinitro.core.db import dsn
 from kinitro.protocol import rounds
 from kinitro.protocol.validator_ws import Ack
 from kinitro.storage.artifacts import LocalRegistry
@@ -86,9 +90,11 @@ async def test_commitment_precedes_jobs_and_each_validator_gets_its_own_seed(
 async def test_no_job_leaves_before_its_round_is_on_chain(
     make_backend: Any, net: Net, registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    """A round hotkey that is not registered cannot commit: the job waits, unsent."""
+    """A round hotkey that is not registered cannot commit (as when its commitment space
+    ran out): the job waits, unsent, and the round stays sealed past its end; once the
+    commitment is in, the job goes out and the round is revealed."""
     wallets = tmp_path / "wallets"
-    create_wallet("round", "default", wallets)  # never registered on the subnet
+    info = create_wallet("round", "default", wallets)  # not registered on the subnet yet
     async with make_backend(round_wallet_name="round", round_wallet_path=wallets) as backend:
         await create_competition(backend)
         client, _ = await login(backend, await net.validator())
@@ -106,4 +112,24 @@ async def test_no_job_leaves_before_its_round_is_on_chain(
         except TimeoutError:
             early = None
         assert early is None, "a job of an uncommitted round was sent"
+
+        conn = await asyncpg.connect(dsn(backend.settings.database_url))
+        try:  # the round ends uncommitted
+            await conn.execute("UPDATE eval_rounds SET ends_at = now() WHERE id = $1", rnd["id"])
+        finally:
+            await conn.close()
+        await asyncio.sleep(1.0)  # five scheduler ticks
+        assert (await get(backend, f"/api/v1/rounds/{rnd['id']}"))["secret"] is None
+
+        await net.chain.register(net.coldkey, info.hotkey)
+        late = await client.recv_type("eval_job", within=20)
+        assert late.round_id == rnd["id"]
+
+        async def revealed() -> Any:
+            r = await get(backend, f"/api/v1/rounds/{rnd['id']}")
+            return r if r["secret"] else None
+
+        done = await wait_for(revealed, within=20)
+        assert done["commit_block"] is not None
+        assert rounds.check_reveal(done["id"], done["secret"], done["commitment"])
         await client.close()

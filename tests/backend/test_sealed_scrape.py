@@ -37,7 +37,7 @@ async def test_throwaway_submission_learns_nothing_then_the_round_verifies(
 ) -> None:
     media = tmp_path / "media"
     settings = await sealed_backend_settings(
-        net, tmp_path, media_dir=media, replication=2, min_validators=2
+        net, tmp_path, media_url=str(media), replication=2, min_validators=2
     )
     async with make_backend(**settings) as backend:
         await create_competition(backend, round_seconds=ROUND_SECONDS)

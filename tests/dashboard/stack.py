@@ -106,7 +106,7 @@ class BackendProcess:
             "--chain-url", chain_url,
             "--netuid", str(netuid),
             "--registry-dir", str(self.registry_dir),
-            "--media-dir", str(self.media_dir),
+            "--media", str(self.media_dir),
             "--replication", "2",
             "--min-validators", "2",
             "--log-level", "WARNING",
@@ -126,6 +126,10 @@ class BackendProcess:
             "KINITRO_BACKEND_ROUND_DURATION_S": "4",
             # synthetic episodes (reach_episode) cannot pass a replay audit: no audits
             "KINITRO_BACKEND_AUDIT_WORKERS": "0",
+            # every 4 s round gives the leader and its challengers a job each (leaders
+            # re-earn their place), which these validators hold unplayed: without room,
+            # the in-flight cap would keep the jobs a test waits for from being assigned
+            "KINITRO_BACKEND_MAX_JOBS_PER_VALIDATOR": "1000",
             "KINITRO_BACKEND_RENDER_QUEUE_MAX": "5",
             "KINITRO_BACKEND_RENDER_FAILED_SAMPLE": "1",
         }

@@ -20,6 +20,7 @@ from kinitro.storage.media import (
     MediaNotFound,
     MediaStore,
     MediaStoreError,
+    MediaTooLarge,
     S3MediaStore,
     open_media_store,
 )
@@ -52,6 +53,13 @@ def test_put_get_roundtrip(store: MediaStore) -> None:
     assert store.exists(key)
     store.put(key, b"v2")
     assert store.get(key) == b"v2"
+
+
+def test_a_reader_refuses_an_object_over_its_limit(store: MediaStore) -> None:
+    key = store.put("episodes/job1/run/0/actions.kact", b"x" * 1000)
+    assert store.get(key, max_bytes=1000) == b"x" * 1000
+    with pytest.raises(MediaTooLarge):
+        store.get(key, max_bytes=999)
 
 
 def test_missing_object(store: MediaStore) -> None:

@@ -22,6 +22,7 @@ Errors (:mod:`.errors`)::
     │   └── SealedError      403 — derives from a round secret not revealed yet
     │                              (the body carries ``sealed_until``)
     ├── QueueFullError       429 — a bounded queue (episode videos) is full
+    ├── UnavailableError     503 — the media store cannot be read now
     ├── AuditWorkerError         — an audit worker did not answer (the audit is retried)
     └── LogMissing               — an action log is not where its validator said
 """

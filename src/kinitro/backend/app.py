@@ -85,6 +85,7 @@ def create_app(
                 what="realtime connections",
             ),
             round_key=_round_key(settings),
+            media=media,
         )
         app.state.backend = state
         listener = Listener(state)
@@ -129,6 +130,7 @@ def create_app(
 
     metrics = Metrics()
     rest_buckets = TokenBuckets(settings.rest_rate_per_s, settings.rest_burst)
+    media = settings.media_store()
     app = FastAPI(
         title="Kinitro backend",
         version=__version__,
@@ -243,11 +245,10 @@ def create_app(
 
         await realtime_endpoint(ws, ws.app.state.backend)
 
-    if settings.media_dir is not None:
+    if media is not None:
         from kinitro.backend.api.media import media_router
 
-        settings.media_dir.mkdir(parents=True, exist_ok=True)
-        app.include_router(media_router(settings.media_dir))
+        app.include_router(media_router(media))
     from kinitro.backend.web import mount_dashboard
 
     mount_dashboard(app)

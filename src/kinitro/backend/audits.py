@@ -29,14 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import math
 import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-
-import httpx
 
 from kinitro.backend import reruns, standing, vetting
 from kinitro.backend.audit_pool import AuditPool, AuditWorkerError, LogMissing
@@ -47,7 +44,7 @@ from kinitro.core.db import dsn
 from kinitro.core.runtime import local_runtime
 from kinitro.protocol.common import BenchmarkSpec, FailureCause, StrikeReason
 from kinitro.protocol.rounds import episode_seed
-from kinitro.storage.media import LocalMediaStore, MediaNotFound, MediaStoreError
+from kinitro.storage.media import MediaNotFound, MediaStoreError, MediaTooLarge
 
 if TYPE_CHECKING:
     from kinitro.backend.settings import Settings
@@ -119,7 +116,6 @@ class Auditor:
         self.pool = AuditPool(s.audit_workers, s.audit_timeout_s)
         self.lock = LeaderLock(dsn(s.database_url), AUDITS)
         self.runtime_key = local_runtime().key
-        self.http: httpx.AsyncClient | None = None
         self.batch = 8 * self.pool.size
 
     @property
@@ -222,7 +218,7 @@ class Auditor:
             )
         except LogMissing as exc:
             answer = {"outcome": "unreadable", "detail": str(exc)}
-        except (MediaStoreError, httpx.HTTPError, AuditWorkerError) as exc:
+        except (MediaStoreError, AuditWorkerError) as exc:
             return await self._retry(audit, f"could not run: {exc}")
         if answer["outcome"] == "error":
             return await self._retry(audit, f"audit worker error: {answer.get('detail')}")
@@ -257,29 +253,19 @@ class Auditor:
         return False
 
     async def load(self, key: str | None) -> bytes:
-        """The action log's bytes: from ``media_dir`` when this backend serves it, else
-        from ``media_base_url`` (where the dashboard links it)."""
+        """The action log's bytes, from the media store the evaluators write to (the one
+        ``/media`` serves). No store configured is this backend's problem: retried, never
+        the validator's strike."""
         if not key:
             raise LogMissing("the validator reported no action log for this episode")
-        s = self.settings
-        if s.media_dir is not None:
-            try:
-                return await asyncio.to_thread(LocalMediaStore(s.media_dir).get, key)
-            except MediaNotFound:
-                raise LogMissing(f"action log {key!r} is not in the media store") from None
-        if self.http is None:
-            self.http = httpx.AsyncClient(timeout=30.0, follow_redirects=True)
-        url = f"{s.media_base_url.rstrip('/')}/{key}"
-        async with self.http.stream("GET", url) as resp:
-            if resp.status_code == 404:
-                raise LogMissing(f"action log {url} not found")
-            resp.raise_for_status()
-            data = b""
-            async for chunk in resp.aiter_bytes():
-                data += chunk
-                if len(data) > LOG_MAX_BYTES:
-                    raise LogMissing(f"action log {url} is over {LOG_MAX_BYTES} bytes")
-            return data
+        if self.state.media is None:
+            raise MediaStoreError("no media store configured (media_url): cannot audit")
+        try:
+            return await asyncio.to_thread(self.state.media.get, key, max_bytes=LOG_MAX_BYTES)
+        except MediaNotFound:
+            raise LogMissing(f"action log {key!r} is not in the media store") from None
+        except MediaTooLarge:
+            raise LogMissing(f"action log {key!r} is over {LOG_MAX_BYTES} bytes") from None
 
     async def run(self) -> None:
         interval = self.settings.audit_interval_s
@@ -295,7 +281,4 @@ class Auditor:
                     await asyncio.sleep(interval)
         finally:
             await self.pool.close()
-            if self.http is not None:
-                with contextlib.suppress(Exception):
-                    await self.http.aclose()
             await self.lock.release()

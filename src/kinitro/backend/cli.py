@@ -36,8 +36,11 @@ def run(
     registry_dir: Path | None = typer.Option(
         None, "--registry-dir", help="Local artifact registry directory."
     ),
-    media_dir: Path | None = typer.Option(
-        None, "--media-dir", help="Local media store directory served at /media."
+    media: str | None = typer.Option(
+        None,
+        "--media",
+        help="Media store the evaluators write to, served at /media under the embargo: a "
+        "directory or s3://bucket/prefix (KINITRO_BACKEND_MEDIA_URL).",
     ),
     replication: int | None = typer.Option(
         None, help="Validators per job (default 3; the devnet: its validator count)."
@@ -65,7 +68,7 @@ def run(
             chain_url=chain_url,
             netuid=netuid,
             registry_dir=registry_dir,
-            media_dir=media_dir,
+            media_url=media,
             replication=replication,
             min_validators=min_validators,
             environment=environment,

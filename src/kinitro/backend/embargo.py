@@ -24,7 +24,6 @@ field they have, ``job_status.detail``, is sealed the same way when it is emitte
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kinitro.backend.db import repo_rounds
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
 
 SEALED_EPISODE_FIELDS = ("seed",)
 MEDIA_PREFIX = "episodes"
+MEDIA_ROUTE = "/media"
 
 
 def round_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -70,19 +70,17 @@ def sealed_text(text: str | None, cause: str | None, until: datetime | None) -> 
     return f"{cause} ({note})" if cause else f"({note})"
 
 
-def episode_view(row: dict[str, Any], media_base: str | None = None) -> dict[str, Any]:
-    """An episode as the public sees it (a row of ``repo_ingest.EPISODE_VIEW``); with
-    ``media_base``, also the links to its action log and media."""
+def episode_view(row: dict[str, Any]) -> dict[str, Any]:
+    """An episode as the public sees it (a row of ``repo_ingest.EPISODE_VIEW``), with the
+    links of its action log and media (this backend's ``/media`` route, the embargo)."""
     until = sealed_until(row)
     out = {k: v for k, v in row.items() if k not in ("round_ends_at", "round_revealed_at")}
     if until is not None:
         out.update(dict.fromkeys(SEALED_EPISODE_FIELDS))
     out["failure_detail"] = sealed_text(row["failure_detail"], row["failure_cause"], until)
     out["sealed_until"] = until
-    if media_base is not None:
-        base = media_base.rstrip("/")
-        out["actions_url"] = f"{base}/{row['actions_ref']}" if row["actions_ref"] else None
-        out["media_urls"] = [f"{base}/{key}" for key in row["media_refs"]]
+    out["actions_url"] = f"{MEDIA_ROUTE}/{row['actions_ref']}" if row["actions_ref"] else None
+    out["media_urls"] = [f"{MEDIA_ROUTE}/{key}" for key in row["media_refs"]]
     return out
 
 
@@ -118,9 +116,9 @@ def require_open(episode: dict[str, Any], what: str) -> None:
         raise SealedError(what, until)
 
 
-async def media_file(conn: AsyncConnection, media_dir: Path, key: str) -> Path:
-    """The file of a media key the public may read now: episode media
-    (``episodes/<job_id>/…``) of a revealed round. Anything else is not found, or sealed."""
+async def media_key(conn: AsyncConnection, key: str) -> str:
+    """``key`` if the public may read it now: episode media (``episodes/<job_id>/…``) of a
+    revealed round. Anything else is not found, or sealed."""
     try:
         check_key(key)
     except InvalidMediaKey:
@@ -133,7 +131,4 @@ async def media_file(conn: AsyncConnection, media_dir: Path, key: str) -> Path:
         raise NotFoundError(f"no media {key!r}")
     if until is not None:
         raise SealedError(f"media of job {parts[1]}", until)
-    path = media_dir / key
-    if not path.is_file():
-        raise NotFoundError(f"no media {key!r}")
-    return path
+    return key

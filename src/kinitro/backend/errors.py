@@ -53,3 +53,10 @@ class SealedError(ForbiddenError):
 class QueueFullError(BackendError):
     status_code = 429
     code = "queue_full"
+
+
+class UnavailableError(BackendError):
+    """A store this backend depends on (the media store) cannot be read now."""
+
+    status_code = 503
+    code = "unavailable"

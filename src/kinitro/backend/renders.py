@@ -82,8 +82,7 @@ async def status(conn: AsyncConnection, state: BackendState, episode_id: int) ->
         queue_position=await repo_renders.position(conn, render),
     )
     if render["state"] == "done" and render["video_ref"]:
-        base = state.settings.media_base_url.rstrip("/")
-        out["video_url"] = f"{base}/{render['video_ref']}"
+        out["video_url"] = f"{embargo.MEDIA_ROUTE}/{render['video_ref']}"
         out["video"] = render["video"]
     return out
 

@@ -15,8 +15,9 @@ applies them (``docs/protocol.md``, "Sealed rounds"):
 * A validator is sent ``validator_seed(round_secret, its hotkey)`` (:func:`job_seed`): the
   same for every miner it evaluates in the round, different for every other validator,
   and never the round secret.
-* :func:`reveal_ended` publishes each ended round's secret; until then everything that
-  derives from it is sealed (:mod:`.embargo`).
+* :func:`reveal_ended` publishes each ended round's secret (once it is committed: on the
+  first scheduler tick after the round's end, or after the late commitment); until then
+  everything that derives from it is sealed (:mod:`.embargo`).
 """
 
 from __future__ import annotations
@@ -121,9 +122,15 @@ async def commit_pending(state: BackendState) -> int:
     return 1
 
 
-async def reveal_ended(conn: AsyncConnection, settings: Settings, now: datetime) -> list[str]:
-    """Publish the secret of every round that ended; returns their ids."""
-    ended = await repo_rounds.to_reveal(conn, now)
+async def reveal_ended(
+    conn: AsyncConnection, settings: Settings, now: datetime, *, committed_only: bool
+) -> list[str]:
+    """Publish the secret of every round that ended; returns their ids. With
+    ``committed_only`` (a backend with a round hotkey) a round whose commitment is not on
+    chain yet (the hotkey's commitment space ran out, the chain was down) stays sealed
+    until it is: revealed uncommitted, it could never be committed, its jobs never sent
+    and ``round verify`` would fail it. Its jobs go out once it is committed, late."""
+    ended = await repo_rounds.to_reveal(conn, now, committed_only=committed_only)
     for round_id in ended:
         await repo_rounds.set_revealed(conn, round_id, secret_of(settings, round_id).hex(), now)
     return ended

@@ -12,7 +12,8 @@
   of the same benchmark first, so episodes pair up on their seeds, then least loaded
   first, at most ``max_jobs_per_validator`` unfinished each; a validator whose lease
   expired may be offered the job again, as a new attempt, when nobody else can take it),
-  reveals the secrets of ended rounds, and wakes the sockets of the validators concerned
+  reveals the secrets of ended (and committed) rounds, and wakes the sockets of the
+  validators concerned
   (NOTIFY, any replica).
 """
 
@@ -168,6 +169,7 @@ class Scheduler:
             return
         await rounds.commit_pending(self.state)
         now = utcnow()
+        committed_only = self.state.round_key is not None  # a devnet may run without one
         async with self.state.engine.begin() as conn:
             expired = await repo_jobs.expire_leases(conn, now)
             if expired:
@@ -190,13 +192,13 @@ class Scheduler:
                 conn,
                 s.lease_s,
                 s.max_jobs_per_validator,
-                committed_only=self.state.round_key is not None,
+                committed_only=committed_only,
             )
             if woken:
                 self.state.metrics.jobs_assigned.inc(len(woken))
                 await events.wake_validators(conn, woken)
             await repo_admin.purge_nonces(conn, now - timedelta(seconds=3600))
-            for round_id in await rounds.reveal_ended(conn, s, now):
+            for round_id in await rounds.reveal_ended(conn, s, now, committed_only=committed_only):
                 filmed = await renders.film_revealed_round(conn, self.state, round_id)
                 log.info("round %s revealed (%d episode videos queued)", round_id, filmed)
 

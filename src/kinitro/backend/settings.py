@@ -10,6 +10,7 @@ clients is a setting here (docs/backend.md, "Limits").
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -20,6 +21,7 @@ from pydantic_settings import SettingsConfigDict
 from kinitro.chain.wallets import DEFAULT_WALLET_PATH
 from kinitro.core.settings import PLACEHOLDER_SECRETS, KinitroSettings
 from kinitro.protocol.coverage import DEFAULT_MIN_SCORED_SHARE
+from kinitro.storage.media import MediaStore, open_media_store
 
 
 class Settings(KinitroSettings):
@@ -58,11 +60,19 @@ class Settings(KinitroSettings):
     yet, a registry down) before the submission is rejected ``artifact_unavailable``."""
     # tar artifacts are always inspected; this also refuses artifacts that are not tars
     require_bundle_archive: bool = False
-    media_dir: Path | None = None
-    media_base_url: str = "/media"
-    """Prefix of episode media links (action logs, frames) in the API and dashboard:
-    ``/media`` when this backend serves ``media_dir`` itself, else the public URL of the
-    bucket the validators' evaluators upload to (an R2 custom domain, a CDN)."""
+    media_url: str | None = None
+    """Where the validators' evaluators put episode media (action logs, frames): a local
+    directory or ``file://…`` (the devnet) or ``s3://bucket[/prefix]`` (Cloudflare R2,
+    MinIO, S3; read with the ``s3_*`` settings, read-only credentials suffice). This
+    backend serves it at ``/media/<key>`` under the embargo (403 until the round's
+    reveal) and its audits read the action logs from it. The embargo is that route: the
+    bucket itself must not be publicly readable (docs/guides/production.md, "Media")."""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_ca_bundle: str | None = None
+    """A private CA to trust for ``s3_endpoint_url`` (None: the system store)."""
 
     # --- validator WebSocket
     min_validator_stake: float = 1000.0
@@ -205,6 +215,24 @@ class Settings(KinitroSettings):
 
     @model_validator(mode="before")
     @classmethod
+    def _no_public_media_links(cls, data: Any) -> Any:
+        given = [
+            name
+            for name in REMOVED_MEDIA_SETTINGS
+            if (isinstance(data, dict) and name in data)
+            or f"KINITRO_BACKEND_{name.upper()}" in os.environ
+        ]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} is no longer a setting: episode media are served only by "
+                "this backend at /media under the sealed-round embargo (a public bucket URL "
+                "would publish every round's action logs before its reveal); set media_url "
+                "to the directory or s3://bucket/prefix the evaluators write to"
+            )
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
     def _bittensor_is_production(cls, data: Any) -> Any:
         if not isinstance(data, dict) or str(data.get("chain", "")).lower() != "bittensor":
             return data
@@ -251,6 +279,22 @@ class Settings(KinitroSettings):
             raise ValueError(f"unsafe for environment={self.environment!r}: " + "; ".join(problems))
         return self
 
+    def media_store(self) -> MediaStore | None:
+        """The media store ``media_url`` names (None: no media served)."""
+        if self.media_url is None:
+            return None
+        if not self.media_url.startswith("s3://"):
+            return open_media_store(self.media_url)
+        secret = self.s3_secret_access_key
+        return open_media_store(
+            self.media_url,
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+            access_key_id=self.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+            ca_bundle=self.s3_ca_bundle,
+        )
+
     @property
     def metrics_open(self) -> bool:
         """Whether ``/metrics`` answers without a token."""
@@ -260,4 +304,5 @@ class Settings(KinitroSettings):
 
 
 MIN_SEED_SECRET_CHARS = 32
+REMOVED_MEDIA_SETTINGS = ("media_dir", "media_base_url")
 MIN_KEY_CHARS = 16

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kinitro.backend.validator_ws import ValidatorHub
     from kinitro.chain.models import Metagraph
     from kinitro.chain.port import ChainClient
+    from kinitro.storage.media import MediaStore
 
 
 @dataclass
@@ -37,6 +38,8 @@ class BackendState:
     realtime_caps: ConnectionCaps
     round_key: Keypair | None = None
     """The hotkey that commits rounds on chain (None: a devnet without one)."""
+    media: MediaStore | None = None
+    """Where the evaluators put episode media (``media_url``; None: not configured)."""
     scheduler_wake: asyncio.Event = field(default_factory=asyncio.Event)
     render_worker_seen: float | None = None
     """``time.monotonic()`` of a render worker's last claim on this replica (or None)."""

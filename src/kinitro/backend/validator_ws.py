@@ -844,6 +844,7 @@ async def ingest(
                 ),
             )
             if new:
+                _, until = await repo_rounds.seal_of_job(conn, message.job_id)
                 await events.emit(
                     conn,
                     "episode_completed",
@@ -855,6 +856,7 @@ async def ingest(
                     steps=message.steps,
                     failure_cause=message.failure_cause,
                     media_refs=list(message.media_refs),
+                    sealed_until=until,
                 )
     return "stored" if new else "duplicate"
 

@@ -242,7 +242,7 @@ class Devnet:
             "KINITRO_BACKEND_NETUID": str(self.state.netuid),
             "KINITRO_BACKEND_REGISTRY": "local",
             "KINITRO_BACKEND_REGISTRY_DIR": str(self.layout.registry),
-            "KINITRO_BACKEND_MEDIA_DIR": str(self.layout.media),
+            "KINITRO_BACKEND_MEDIA_URL": str(self.layout.media),
             # every validator evaluates every job, and all of them are the quorum
             "KINITRO_BACKEND_REPLICATION": str(len(self.validator_names)),
             "KINITRO_BACKEND_MIN_VALIDATORS": str(len(self.validator_names)),

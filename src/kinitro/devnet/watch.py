@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console, Group
@@ -85,6 +86,7 @@ class View:
                         "reward": event.total_reward,
                         "steps": event.steps,
                         "cause": event.failure_cause,
+                        "sealed_until": event.sealed_until,
                     }
                 )
             case rt.EvaluationCompletedEvent():
@@ -156,7 +158,7 @@ class View:
                 progress,
             )
         episodes = Table(title="Recent episodes", expand=True)
-        for col in ("job", "task", "success", "reward", "steps", "fault"):
+        for col in ("job", "task", "success", "reward", "steps", "fault", "seed, log, detail"):
             episodes.add_column(col)
         for ep in self.episodes:
             episodes.add_row(
@@ -166,6 +168,7 @@ class View:
                 f"{ep['reward']:.1f}",
                 str(ep["steps"]),
                 str(ep["cause"] or ""),
+                sealed_note(ep["sealed_until"]),
             )
         parts: list[Any] = [head, jobs, episodes]
         for competition, entries in self.leaderboard.items():
@@ -200,6 +203,13 @@ class View:
             parts.append(weights)
         parts.extend(f"[dim]{line}[/dim]" for line in self.log)
         return Group(*parts)
+
+
+def sealed_note(until: datetime | None) -> str:
+    """Where an episode's sealed data would be: until when it is sealed, or where it is."""
+    if until is None:
+        return "open (/api/v1/episodes)"
+    return f"sealed until {until.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
 
 
 def _standing_row(hotkey: str, v: dict[str, Any], connected: bool) -> list[str]:

@@ -173,6 +173,9 @@ class EpisodeCompletedEvent(_Event):
     steps: NonNegInt
     failure_cause: FailureCause | None = None
     media_refs: Annotated[list[MediaKey], Field(max_length=64)] = Field(default_factory=list)
+    sealed_until: UtcDatetime | None = None
+    """Until when its seed, action log, step samples and failure detail are sealed (the
+    round's end; None: the round is revealed)."""
 
 
 class EvaluationCompletedEvent(_Event):

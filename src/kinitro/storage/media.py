@@ -23,7 +23,9 @@ all of this over HTTPS against moto behind a gate that refuses what R2 refuses.
 
 Keys are relative, ``/``-separated paths of ``[A-Za-z0-9._-]`` segments (no ``..``, no
 leading ``/``); anything else raises :class:`InvalidMediaKey`. A missing object raises
-:class:`MediaNotFound`; any other backend failure :class:`MediaStoreError`.
+:class:`MediaNotFound`, one larger than a reader's ``max_bytes`` :class:`MediaTooLarge`
+(before its body is read: a store other parties write to cannot exhaust a reader's
+memory); any other backend failure :class:`MediaStoreError`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class MediaNotFound(MediaStoreError):
     """No object under that key."""
 
 
+class MediaTooLarge(MediaStoreError):
+    """The object is larger than the reader accepts (``get(..., max_bytes=)``)."""
+
+
 def check_key(key: str) -> str:
     """Return ``key`` if it is a safe relative media key, else raise :class:`InvalidMediaKey`."""
     if not key or len(key) > MAX_KEY or key.startswith("/"):
@@ -77,7 +83,9 @@ class MediaStore(Protocol):
         """Store ``data`` under ``key`` (overwrite) and return the key."""
         ...
 
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str, *, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; :class:`MediaTooLarge` (nothing read) past ``max_bytes``."""
+        ...
 
     def exists(self, key: str) -> bool: ...
 
@@ -120,11 +128,13 @@ class LocalMediaStore:
             raise MediaStoreError(f"cannot write media {key!r}: {exc}") from exc
         return key
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, *, max_bytes: int | None = None) -> bytes:
         path = self._path(key)
         try:
+            if max_bytes is not None and path.stat().st_size > max_bytes:
+                raise MediaTooLarge(f"media {key!r} is over {max_bytes} bytes")
             return path.read_bytes()
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise MediaNotFound(f"no media under {key!r}") from exc
         except OSError as exc:
             raise MediaStoreError(f"cannot read media {key!r}: {exc}") from exc
@@ -260,11 +270,14 @@ class S3MediaStore:
                 self._s3.abort_multipart_upload(Bucket=self.bucket, Key=s3_key, UploadId=upload)
             raise
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, *, max_bytes: int | None = None) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             response = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))
+            if max_bytes is not None and int(response.get("ContentLength") or 0) > max_bytes:
+                response["Body"].close()
+                raise MediaTooLarge(f"media {key!r} is over {max_bytes} bytes")
             body: bytes = response["Body"].read()
         except (BotoCoreError, ClientError) as exc:
             raise self._error(exc, key, "read") from exc

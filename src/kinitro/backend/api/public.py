@@ -215,7 +215,6 @@ async def list_results(
 @router.get("/episodes", response_model=Page[Row])
 async def list_episodes(
     conn: ConnDep,
-    state: StateDep,
     p: PageDep,
     job_id: JobIdQuery = None,
     submission_id: RowIdQuery = None,
@@ -239,19 +238,18 @@ async def list_episodes(
         limit=p.limit,
         offset=p.offset,
     )
-    base = state.settings.media_base_url
-    return _page([embargo.episode_view(row, base) for row in items], total, p)
+    return _page([embargo.episode_view(row) for row in items], total, p)
 
 
 @router.get("/episodes/{episode_id}", responses=NOT_FOUND)
-async def get_episode(episode_id: RowIdPath, conn: ConnDep, state: StateDep) -> dict[str, Any]:
+async def get_episode(episode_id: RowIdPath, conn: ConnDep) -> dict[str, Any]:
     """Episode summary with links to its media and action log (which answer 403 with
     ``sealed_until`` before the round's reveal; ``seed`` and ``failure_detail`` are sealed
     until then too)."""
     ep = await repo_ingest.get_episode(conn, episode_id)
     if ep is None:
         raise NotFoundError(f"no episode {episode_id}")
-    return embargo.episode_view(ep, state.settings.media_base_url)
+    return embargo.episode_view(ep)
 
 
 @router.get(

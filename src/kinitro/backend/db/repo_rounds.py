@@ -75,9 +75,12 @@ async def set_committed(
     )
 
 
-async def to_reveal(conn: AsyncConnection, now: datetime) -> list[str]:
-    """Rounds that ended and are not revealed yet."""
+async def to_reveal(conn: AsyncConnection, now: datetime, *, committed_only: bool) -> list[str]:
+    """Rounds that ended and are not revealed yet (with ``committed_only``, only those
+    whose commitment is on chain)."""
     stmt = select(R.c.id).where(R.c.ends_at <= now, R.c.revealed_at.is_(None))
+    if committed_only:
+        stmt = stmt.where(R.c.commit_block.is_not(None))
     return [str(r) for r in (await conn.execute(stmt)).scalars()]
 
 
