@@ -129,5 +129,7 @@ async def test_videos_are_queued_rendered_and_played(stack: Stack) -> None:
         assert sum(1 for _ in container.decode(video=0)) == frames
 
     stack.ids["video_episode"] = episode
+    rejected = await stack.get("/api/v1/submissions", status="rejected")
+    stack.ids["submission_rejected"] = rejected["items"][0]["id"]
     outcome = await run_scenario("video", stack)
     assert outcome["steps"][0] != outcome["steps"][-1], outcome

@@ -13,6 +13,16 @@ await run("video", async ({ page, url, shot, config }) => {
   const reasons = await board.getByTestId("row-reason").allInnerTexts();
   check(reasons.length >= 1 && reasons.every((r) => r.length > 10), `reasons: ${reasons}`);
   check((await board.locator("tr.is-leader").getByTestId("row-reason").count()) === 0, "leader has no reason");
+  // a submission page says where it stands; a rejected one why it was never scored
+  await page.goto(url(`/submissions/${config.ids.submission_challenger}`));
+  const standing = page.getByTestId("standing").or(page.getByTestId("eligibility"));
+  await standing.first().waitFor();
+  check((await standing.first().innerText()).length > 15, "the challenger's standing explained");
+  await page.goto(url(`/submissions/${config.ids.submission_rejected}`));
+  const never = await page.getByTestId("not-scored").innerText();
+  check(never.startsWith("Never scored: the submission was rejected"), never);
+  await page.goto(url("/"));
+  await board.getByTestId("miner-name").first().waitFor();
   await page.setViewportSize({ width: 390, height: 844 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
   check(overflow <= 390, `overview ${overflow}px wide at 390 px`);

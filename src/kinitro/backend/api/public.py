@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -45,6 +45,11 @@ from kinitro.backend.deps import (
 )
 from kinitro.backend.errors import NotFoundError
 from kinitro.backend.stats import collect_stats
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from kinitro.backend.state import BackendState
 
 router = APIRouter(
     prefix="/api/v1",
@@ -135,9 +140,12 @@ async def list_submissions(
 
 
 @router.get("/submissions/{submission_id}", responses=NOT_FOUND)
-async def get_submission(submission_id: RowIdPath, conn: ConnDep) -> dict[str, Any]:
+async def get_submission(
+    submission_id: RowIdPath, conn: ConnDep, state: StateDep
+) -> dict[str, Any]:
     """A submission with its jobs, per-validator results and aggregated score (a result's
-    ``error`` reads as its cause until its round's reveal)."""
+    ``error`` reads as its cause until its round's reveal); the score carries the
+    leaderboard's ``rank``, ``reason`` and ``to_lead`` (:mod:`kinitro.backend.explain`)."""
     sub = await repo_submissions.get_submission(conn, submission_id)
     if sub is None:
         raise NotFoundError(f"no submission {submission_id}")
@@ -148,8 +156,25 @@ async def get_submission(submission_id: RowIdPath, conn: ConnDep) -> dict[str, A
         **sub,
         "jobs": jobs,
         "results": results,
-        "score": await repo_scoring.score_of(conn, submission_id),
+        "score": await _explained_score(conn, state, sub),
     }
+
+
+async def _explained_score(
+    conn: AsyncConnection, state: BackendState, sub: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The submission's score with its leaderboard ``rank``, ``reason`` and ``to_lead``."""
+    score = await repo_scoring.score_of(conn, sub["id"])
+    c = await repo_competitions.get_competition(conn, sub["competition_id"] or "")
+    if score is None or c is None:
+        return score
+    rows = quorum.annotate_board(await repo_scoring.leaderboard(conn, c["id"]))
+    leader = await repo_scoring.current_leader(conn, c["id"])
+    explain.explained_board(rows, explain.Rules.of(c, state.settings), leader)
+    for rank, row in enumerate(rows, start=1):
+        if row["submission_id"] == sub["id"]:
+            score.update(rank=rank, reason=row["reason"], to_lead=row["to_lead"])
+    return score
 
 
 @router.get("/jobs", response_model=Page[Job])

@@ -19,7 +19,7 @@ from kinitro.backend.errors import ConflictError, ForbiddenError
 router = APIRouter(
     prefix="/api/v1",
     tags=["videos"],
-    responses={**error_responses(400, 404, 409, 429, 503), **SEALED_RESPONSE},
+    responses={**error_responses(400, 401, 403, 404, 409, 413, 429, 503), **SEALED_RESPONSE},
     dependencies=[Depends(strict_query)],
 )
 

@@ -1,6 +1,7 @@
 // Submissions list and one submission: artifact, commitment, score, per-task success,
 // failure causes, validator agreement, jobs and episodes.
 
+import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import { useResource } from "../api";
 import {
@@ -41,6 +42,7 @@ export function SubmissionsPage() {
   const now = useNow();
   const [status, setStatus] = useState("");
   const [competition, setCompetition] = useState("");
+  const [showSuperseded, setShowSuperseded] = useState(false);
   const q = new URLSearchParams({ limit: "100" });
   if (status) q.set("status", status);
   if (competition) q.set("competition_id", competition);
@@ -82,8 +84,21 @@ export function SubmissionsPage() {
         </select>
       </form>
       <Async res={list} what="submissions">
-        {(subs) =>
-          subs.length === 0 ? (
+        {(all) => {
+          // superseded ones (a miner's earlier commitments) are hidden unless asked for
+          const hidden = status || showSuperseded ? 0 : all.filter((x) => x.status === "superseded").length;
+          const subs = hidden ? all.filter((x) => x.status !== "superseded") : all;
+          return (
+          <>
+          {hidden > 0 && (
+            <p class="muted" data-testid="superseded-hidden">
+              {hidden} superseded submission{hidden > 1 ? "s" : ""} hidden.{" "}
+              <button type="button" class="linklike" onClick={() => setShowSuperseded(true)}>
+                Show all
+              </button>
+            </p>
+          )}
+          {subs.length === 0 ? (
             <Empty>No submissions match.</Empty>
           ) : (
             <div class="table-wrap">
@@ -126,8 +141,10 @@ export function SubmissionsPage() {
                 </tbody>
               </table>
             </div>
-          )
-        }
+          )}
+          </>
+          );
+        }}
       </Async>
     </>
   );
@@ -237,7 +254,27 @@ function SubmissionHeader(props: { raw: Json; now: number }) {
               ["Episodes", int(num(pick(score, "episodes")))],
               ["Successes", int(num(pick(score, "successes")))],
               ["Validators", int(num(pick(score, "validators")))],
-              ["Eligible", yesNo(bool(pick(score, "eligible")))],
+              [
+                "Eligible",
+                bool(pick(score, "eligible")) === false && str(pick(score, "reason")) ? (
+                  <span data-testid="eligibility">no — {str(pick(score, "reason"))}</span>
+                ) : (
+                  yesNo(bool(pick(score, "eligible")))
+                ),
+              ],
+              ...(bool(pick(score, "eligible")) && str(pick(score, "reason"))
+                ? ([
+                    [
+                      "Standing",
+                      <span data-testid="standing">
+                        rank {num(pick(score, "rank")) ?? DASH}: {str(pick(score, "reason"))}
+                      </span>,
+                    ],
+                  ] as [string, ComponentChildren][])
+                : []),
+              ...(str(pick(score, "to_lead"))
+                ? ([["To lead", str(pick(score, "to_lead"))]] as [string, string][])
+                : []),
               [
                 "Original?",
                 str(pick(score, "copy_of")) ? (
@@ -275,7 +312,13 @@ function SubmissionHeader(props: { raw: Json; now: number }) {
             ]}
           />
         ) : (
-          <p class="muted">Not scored yet.</p>
+          <p class="muted" data-testid="not-scored">
+            {sub.status === "rejected"
+              ? `Never scored: the submission was rejected (${humanize(sub.rejectionReason)}).`
+              : sub.status === "superseded"
+                ? "Not scored: a later commitment of the same miner replaced it."
+                : "Not scored yet: the evaluation is in progress."}
+          </p>
         )}
       </section>
     </div>
@@ -379,7 +422,12 @@ function ResultsBreakdown(props: { results: Json[]; score: unknown }) {
         <section aria-labelledby="fail-h" class="card">
           <h2 id="fail-h">Failure causes</h2>
           {failures.size === 0 ? (
-            <Empty>No failures recorded.</Empty>
+            <Empty>
+              {num(pick(props.score, "episodes")) !== undefined &&
+              (num(pick(props.score, "successes")) ?? 0) < (num(pick(props.score, "episodes")) ?? 0)
+                ? "No faults: the unsuccessful episodes ran to their step budget without a crash, timeout or invalid action."
+                : "No failures recorded."}
+            </Empty>
           ) : (
             <ul class="bars" data-testid="failures">
               {[...failures.entries()]
