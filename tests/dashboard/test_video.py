@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any
 
+import pytest
+
 from .stack import Stack, wait_for
 from .test_dashboard import run_scenario
 
@@ -44,6 +46,7 @@ def _worker(stack: Stack, key: str, *extra: str) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.timeout(420)  # a real render worker on a shared 2-core machine
 async def test_videos_are_queued_rendered_and_played(stack: Stack) -> None:
     async with stack.http() as http:
         assert (await http.post("/api/v1/renders/claim", json={"worker": "w"})).status_code == 401
