@@ -43,7 +43,7 @@ class Competition:
 COMPETITIONS = {
     c.name: c
     for c in (
-        Competition("reach-devnet", "metaworld/MT1-reach-v3", 3, 150, "kinitro devnet up"),
+        Competition("reach-devnet", "metaworld/MT1-reach-v3", 10, 150, "kinitro devnet up"),
         Competition("reach-guide", "metaworld/MT1-reach-v3", 10, 500, "backend guide example"),
         Competition("mt10", "metaworld/MT10-v3", 2, 500, "MT10 mix, 2 episodes per task"),
     )
