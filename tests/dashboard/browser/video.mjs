@@ -2,7 +2,7 @@
 // the leaderboard shows names and reasons.
 import { audit, check, run } from "./harness.mjs";
 
-await run("video", async ({ page, url, shot, config }) => {
+await run("video", async ({ page, url, shot, config, allowConsoleErrors }) => {
   // the leaderboard names its miners (the committed repository) and says why a row does
   // not lead
   await page.goto(url("/"));
@@ -27,6 +27,34 @@ await run("video", async ({ page, url, shot, config }) => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
   check(overflow <= 390, `overview ${overflow}px wide at 390 px`);
   await shot("overview-phone", { fullPage: false });
+  const wide = [];
+  for (const path of [
+    `/jobs/${config.ids.job_leader}`,
+    "/jobs",
+    `/submissions/${config.ids.submission_challenger}`,
+    "/submissions",
+    "/validators",
+    "/competitions/mt3",
+  ]) {
+    await page.goto(url(path));
+    await page.getByRole("heading", { level: 1 }).waitFor();
+    await page.waitForTimeout(300);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (width > 390) {
+      const culprit = await page.evaluate(() => {
+        const out = [];
+        for (const el of document.querySelectorAll("main *")) {
+          const r = el.getBoundingClientRect();
+          if (r.right > 392 && !el.closest(".table-wrap")) {
+            out.push(`${el.tagName.toLowerCase()}.${el.className}#${el.id} ${Math.round(r.right)}`);
+          }
+        }
+        return out.slice(0, 4).join("; ");
+      });
+      wide.push(`${path}: ${width}px (${culprit})`);
+    }
+  }
+  check(wide.length === 0, `pages wider than 390 px: ${wide.join(", ")}`);
   await page.setViewportSize({ width: 1280, height: 900 });
 
   const id = config.ids.video_episode;
@@ -63,10 +91,23 @@ await run("video", async ({ page, url, shot, config }) => {
   await audit(page, "episode with video");
   // a phone: the video fits the width
   await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(300);
   const fits = await page.evaluate(() => document.documentElement.scrollWidth <= 390);
-  check(fits, "the episode page fits 390 px");
+  const culprit = await page.evaluate(() =>
+    [...document.querySelectorAll("main *")]
+      .filter((el) => el.getBoundingClientRect().right > 392 && !el.closest(".table-wrap"))
+      .slice(0, 4)
+      .map((el) => `${el.tagName.toLowerCase()}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`)
+      .join("; "),
+  );
+  check(fits, `the episode page fits 390 px (${culprit})`);
   const videoWidth = await video.evaluate((v) => v.getBoundingClientRect().width);
   check(videoWidth <= 390, `video ${videoWidth}px wide at 390 px`);
   await shot("episode-video-phone", { fullPage: false });
+  // an unknown address: the app's own page (the document's 404 is expected), not JSON
+  allowConsoleErrors(/status of 404/);
+  await page.goto(url("/no-such-page"));
+  await page.getByRole("heading", { level: 1, name: "Page not found" }).waitFor();
+  check(await page.evaluate(() => document.documentElement.scrollWidth <= 390), "404 page fits");
   return { steps, pageFitsPhone: fits };
 });
