@@ -386,7 +386,12 @@ class AgentClient:
         if not failure.call:
             exit_detail = None
             if isinstance(failure, AgentCrashed | AgentTimeout) and self._describe_exit:
-                exit_detail = _safe(self._describe_exit)
+                # a closed connection: the process is exiting; on a loaded host it may take
+                # a few of describe_exit's short waits (a hung agent gets one, not four)
+                for _ in range(EXIT_LOOKS if isinstance(failure, AgentCrashed) else 1):
+                    exit_detail = _safe(self._describe_exit)
+                    if exit_detail:
+                        break
             failure = type(failure)(
                 failure.detail, call=call, exit_detail=exit_detail, slot=failure.slot
             )
@@ -398,6 +403,10 @@ def _foreign_slot(slot: int, slots: Sequence[int], what: str) -> AgentProtocolVi
     """An answer pinned on a slot the request did not have: not an answer at all."""
     asked = list(slots) if len(slots) <= 8 else f"{len(slots)} slots"
     return AgentProtocolViolation(f"answer names slot {slot}, the request had {asked} ({what})")
+
+
+EXIT_LOOKS = 4
+"""How many times a crash's exit is looked for (each look waits briefly, see the sandbox)."""
 
 
 def _name(resp: Any) -> str:
