@@ -40,6 +40,11 @@ def test_a_batch_takes_distinct_tasks_while_it_can() -> None:
         taken.add(spec.task)
         batch.append(spec.task)
     assert batch[:3] == ["a", "b", "c"] and batch[3] in {"a", "b", "c"}
+    # tasks run down together: the one with the most episodes left goes first
+    pending = deque((EpisodeSpec(i, t, 0, i), 1) for i, t in enumerate(["a"] * 6 + ["b"] * 6))
+    owned = {0: {"a", "b"}}
+    played = [_pick(pending, 0, owned)[0].task for _ in range(6)]
+    assert played.count("a") == played.count("b") == 3
     # another actor's batch prefers the tasks not built elsewhere, then any
     owned[0] = {"a", "b", "c"}
     assert _pick(pending, 1, owned, set())[0].task in {"a", "b", "c"}
