@@ -216,7 +216,9 @@ def test_local_concurrent_uploads_of_the_same_bundle(archive: Path, tmp_path: Pa
     import multiprocessing
 
     registry_root = tmp_path / "registry"
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: a forked child of this test process (with the threads earlier tests
+    # left, e.g. Ray's) can inherit a held lock and hang; it did in the full suite
+    ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(8) as pool:
         refs = pool.starmap(
             _upload_in_child, [(registry_root, archive, f"miner/copy-{i % 4}") for i in range(32)]
