@@ -11,8 +11,9 @@ import numpy as np
 
 from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
 from kinitro.evaluator.episode_logger import EpisodeRecorder, action_log_key, encode_action_log
+from kinitro.evaluator.telemetry import wire_samples
 from kinitro.protocol.rounds import episode_seed
-from kinitro.protocol.validator_ws import Episode, EpisodeSteps, EvalJob, StepSample
+from kinitro.protocol.validator_ws import Episode, EpisodeSteps, EvalJob
 
 STEP_LOG_INTERVAL = 5
 
@@ -81,17 +82,7 @@ def play_real(job: EvalJob, media_dir: Path) -> tuple[list[Episode], list[Episod
                 job_id=job.job_id,
                 episode_index=index,
                 batch_index=0,
-                samples=[
-                    StepSample(
-                        step=s.step,
-                        observation=s.observation,
-                        action=s.action,
-                        reward=s.reward,
-                        success=s.success,
-                        info=s.info,
-                    )
-                    for s in recorder.samples
-                ],
+                samples=wire_samples(recorder.samples),
             )
         )
     return episodes, steps

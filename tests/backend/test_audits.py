@@ -19,6 +19,7 @@ from .conftest import Backend, Net, create_competition, login, wait_for
 from .playing import completed, deliver
 from .simulated import expert, play_for_real
 from .test_flow import commit_artifact, get
+from .test_lying_validator import _two_validators_one_job
 
 
 async def _report(client: Any, job: Any, episodes: list[Any]) -> Ack:
@@ -67,15 +68,9 @@ async def test_a_fabricated_action_log_is_caught_by_the_audit_after_the_reveal(
     async with make_backend(
         media_url=str(media), audit_workers=1, audit_rate=1.0, audit_interval_s=0.3
     ) as backend:
-        await create_competition(backend, replication=2, min_validators=2)
-        honest, liar = await net.validator(), await net.validator()
-        client_h, _ = await login(backend, honest)
-        client_l, _ = await login(backend, liar)
-        await commit_artifact(net, registry)
-        job_h = await client_h.recv_type("eval_job", within=15)
-        job_l = await client_l.recv_type("eval_job", within=15)
-        for client, job in ((client_h, job_h), (client_l, job_l)):
-            await client.send(Ack.of(job))
+        (client_h, job_h, honest), (client_l, job_l, liar) = await _two_validators_one_job(
+            backend, net, registry
+        )
 
         assert (await _report(client_h, job_h, play_for_real(job_h, media))).ok
         fake = play_for_real(job_l, media, **LIES[lie])

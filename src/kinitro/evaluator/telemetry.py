@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import TypeVar
 
 from kinitro.evaluator.errors import TelemetryError
-from kinitro.evaluator.results import EpisodeResult
+from kinitro.evaluator.results import EpisodeResult, StepSample
 from kinitro.jobqueue import JobNotFoundError, OutboxMessage, ResultSink, UnsupportedMessageError
 from kinitro.protocol.common import JobState
 from kinitro.protocol.validator_ws import Episode, EpisodeSteps
@@ -39,6 +39,21 @@ T = TypeVar("T")
 
 SAMPLES_PER_MESSAGE = 50
 """Step samples per ``episode_steps`` message."""
+
+
+def wire_samples(samples: Iterable[StepSample]) -> list[WireStepSample]:
+    """Step samples as the ``episode_steps`` message carries them."""
+    return [
+        WireStepSample(
+            step=s.step,
+            observation=s.observation,
+            action=s.action,
+            reward=s.reward,
+            success=s.success,
+            info=s.info,
+        )
+        for s in samples
+    ]
 
 
 def message_id(*parts: object) -> str:
@@ -81,17 +96,7 @@ def episode_messages(
                 job_id=job_id,
                 episode_index=result.index,
                 batch_index=batch_index,
-                samples=[
-                    WireStepSample(
-                        step=s.step,
-                        observation=s.observation,
-                        action=s.action,
-                        reward=s.reward,
-                        success=s.success,
-                        info=s.info,
-                    )
-                    for s in samples[start : start + size]
-                ],
+                samples=wire_samples(samples[start : start + size]),
             )
         )
     return messages
