@@ -4,6 +4,7 @@ id it can learn, and the realtime feed (used by the sealed-round attack tests)."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from typing import Any
 
 import websockets
@@ -11,6 +12,18 @@ import websockets
 from kinitro.protocol.realtime import Subscribe, dump_message
 
 from .conftest import Backend
+
+
+def leaks(
+    bodies: list[tuple[str, str]], frames: list[str], needles: Collection[str]
+) -> list[tuple[str, str]]:
+    """``(where, needle)`` for every needle found in a scraped body or realtime frame."""
+    return [
+        (where, needle)
+        for where, body in [*bodies, *(("realtime", f) for f in frames)]
+        for needle in needles
+        if needle in body
+    ]
 
 
 def public_urls(backend: Backend, values: dict[str, list[Any]]) -> list[str]:

@@ -37,7 +37,7 @@ from kinitro.storage.bundle import package_bundle
 
 from .conftest import Net, create_competition, login, wait_for
 from .playing import deliver
-from .scraping import Feed, known_ids, public_urls
+from .scraping import Feed, known_ids, leaks, public_urls
 from .test_flow import commit_artifact, get
 from .test_sealed_rounds import sealed_backend_settings
 
@@ -119,13 +119,8 @@ async def test_agent_output_is_sealed_until_the_reveal(
         bodies = await _read_all(backend, public_urls(backend, values))
         frames = await feed.drain()
         await feed.close()
-        leaks = [
-            (where, needle)
-            for where, body in [*bodies, *(("realtime", f) for f in frames)]
-            for needle in needles
-            if needle in body
-        ]
-        assert not leaks, leaks[:5]
+        found = leaks(bodies, frames, needles)
+        assert not found, found[:5]
         sealed = await get(backend, f"/api/v1/jobs/{job.job_id}")
         until = sealed["sealed_until"]
         assert until and (await get(backend, f"/api/v1/rounds/{job.round_id}"))["secret"] is None

@@ -24,7 +24,7 @@ from kinitro.storage.artifacts import LocalRegistry
 
 from .conftest import Backend, Net, create_competition, login, wait_for
 from .playing import completed, deliver
-from .scraping import Feed, known_ids, public_urls
+from .scraping import Feed, known_ids, leaks, public_urls
 from .sealed_play import play_real
 from .test_flow import commit_artifact, get
 from .test_sealed_rounds import SEED_SECRET, sealed_backend_settings
@@ -77,13 +77,8 @@ async def test_throwaway_submission_learns_nothing_then_the_round_verifies(
         frames = await feed.drain()
         await feed.close()
         assert len(frames) > 2, "the realtime feed carried no event"
-        leaks = [
-            (where, needle)
-            for where, body in [*bodies, *(("realtime", f) for f in frames)]
-            for needle in needles
-            if needle in body
-        ]
-        assert not leaks, leaks[:5]
+        found = leaks(bodies, frames, needles)
+        assert not found, found[:5]
 
         # the reveal opens everything under the same links
         async def revealed() -> Any:
