@@ -74,6 +74,27 @@ def test_watch_prints_the_snapshot(backend_url: str) -> None:
     assert "stats" in frames[0]["data"]
 
 
+def test_watch_screen_starts_from_the_snapshot_at_80_columns(backend_url: str) -> None:
+    env = {**os.environ, "COLUMNS": "80", "LINES": "24", "TERM": "dumb"}
+    result = subprocess.run(
+        [sys.executable, "-m", "kinitro", "watch", "--url", backend_url, "--duration", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("kinitro watch · connected to ws://"), result.stdout
+    # the snapshot's counters, in words (a fresh backend: nothing yet)
+    assert "submissions 0" in result.stdout and "jobs 0" in result.stdout
+    assert "Jobs: none live" in result.stdout
+    assert "{" not in result.stdout
+    assert max(len(line) for line in lines) <= 80
+    assert len(lines) <= 24
+
+
 def test_watch_sees_a_rejected_commitment_live(backend_url: str, chain_url: str) -> None:
     proc = subprocess.Popen(
         [
