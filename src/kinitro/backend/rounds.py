@@ -9,7 +9,7 @@ applies them (``docs/protocol.md``, "Sealed rounds"):
   round id, and thus its secret, never comes back.
 * :func:`commit_pending` writes each new round's ``kr1`` commitment on chain with the
   backend's round hotkey. The scheduler sends no job of a round before that commitment
-  is in a block (:func:`kinitro.backend.db.repo_jobs.jobs_short_of_validators`). A backend
+  is in a block (:func:`kinitro.backend.db.repo_scheduling.jobs_short_of_validators`). A backend
   without a round hotkey (allowed on a devnet only) records the commitment but sends
   jobs uncommitted: ``kinitro round verify`` then fails such rounds.
 * A validator is sent ``validator_seed(round_secret, its hotkey)`` (:func:`job_seed`): the

@@ -35,6 +35,7 @@ from kinitro.backend.db import (
     repo_admin,
     repo_competitions,
     repo_jobs,
+    repo_scheduling,
     repo_scoring,
     repo_submissions,
     repo_validators,
@@ -64,7 +65,7 @@ async def schedule_submission(
     replication = replication_of(competition, settings)
     created = []
     for bench in competition["benchmarks"]:
-        job_id = await repo_jobs.create_job(
+        job_id = await repo_scheduling.create_job(
             conn,
             dict(
                 id=uuid.uuid4().hex,
@@ -135,13 +136,13 @@ async def assign_pending(
         return set()
     load = await active_load(conn)
     woken: set[str] = set()
-    for job in await repo_jobs.jobs_short_of_validators(conn, committed_only=committed_only):
+    for job in await repo_scheduling.jobs_short_of_validators(conn, committed_only=committed_only):
         need = job["replication"] - job["assigned"]
-        have = await repo_jobs.assignment_hotkeys(conn, job["id"])
+        have = await repo_scheduling.assignment_hotkeys(conn, job["id"])
         free = [v for v in validators if load[v] < max_in_flight]
         if not free:
             break
-        panel = await repo_jobs.round_panel(conn, job["round_id"], job["benchmark_id"])
+        panel = await repo_scheduling.round_panel(conn, job["round_id"], job["benchmark_id"])
         fresh = sorted(
             (v for v in free if v not in have and v != job["audit_of_validator"]),
             key=lambda v: (v not in panel, load[v], v),
@@ -152,7 +153,7 @@ async def assign_pending(
             fresh = [v for v in fresh if v in panel]
         again = sorted((v for v in free if have.get(v) == "expired"), key=lambda v: (load[v], v))
         for hotkey in (fresh + again)[:need]:
-            await repo_jobs.assign(conn, job["id"], hotkey, lease_s)
+            await repo_scheduling.assign(conn, job["id"], hotkey, lease_s)
             load[hotkey] += 1
             woken.add(hotkey)
     return woken
@@ -171,7 +172,7 @@ class Scheduler:
         now = utcnow()
         committed_only = self.state.round_key is not None  # a devnet may run without one
         async with self.state.engine.begin() as conn:
-            expired = await repo_jobs.expire_leases(conn, now)
+            expired = await repo_scheduling.expire_leases(conn, now)
             if expired:
                 self.state.metrics.leases_expired.inc(len(expired))
                 log.info("%d assignment leases expired", len(expired))
