@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from array import array
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ async def _publish(db_url: str, rate: float, total: int) -> float:
 
     from kinitro.backend.events import EVENTS_CHANNEL, encode_event
     from kinitro.core.db import dsn
+    from kinitro.protocol.realtime import StatsEvent
 
     conn = await asyncpg.connect(dsn(db_url))
     try:
@@ -66,7 +68,9 @@ async def _publish(db_url: str, rate: float, total: int) -> float:
             delay = started + seq / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            payload = encode_event("stats", {"stats": {"seq": seq, "sent": time.time()}})
+            payload = encode_event(
+                StatsEvent(at=datetime.now(UTC), stats={"seq": seq, "sent": time.time()})
+            )
             await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, payload)
         return time.perf_counter() - started
     finally:

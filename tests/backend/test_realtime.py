@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -12,7 +13,7 @@ import websockets
 
 from kinitro.backend.events import EVENTS_CHANNEL, encode_event
 from kinitro.core.db import dsn
-from kinitro.protocol.realtime import Subscribe, dump_message, parse_server_message
+from kinitro.protocol.realtime import StatsEvent, Subscribe, dump_message, parse_server_message
 
 from .conftest import Backend, Net, login
 
@@ -116,7 +117,10 @@ async def test_stalled_client_is_dropped_without_slowing_others(
         await asyncio.sleep(0.3)  # the stalled client never reads again
         n = 1500
         filler = "x" * 6000
-        payloads = [encode_event("stats", {"stats": {"seq": i, "pad": filler}}) for i in range(n)]
+        payloads = [
+            encode_event(StatsEvent(at=datetime.now(UTC), stats={"seq": i, "pad": filler}))
+            for i in range(n)
+        ]
         sender = asyncio.create_task(_notify_many(backend_db_url, [p for p in payloads if p]))
         seen = []
         while len(seen) < n:
@@ -137,7 +141,10 @@ async def test_stalled_client_is_dropped_without_slowing_others(
         # the dropped client resumes: a new subscription, a fresh snapshot, live events
         resumed, snapshot = await subscribe(backend, event_types=["stats"])
         assert "stats" in snapshot.data
-        await _notify_many(backend_db_url, [encode_event("stats", {"stats": {"seq": -1}}) or ""])
+        await _notify_many(
+            backend_db_url,
+            [encode_event(StatsEvent(at=datetime.now(UTC), stats={"seq": -1})) or ""],
+        )
         event = await next_event(resumed, within=10)
         while event.stats.get("seq") != -1:
             event = await next_event(resumed, within=10)
@@ -155,7 +162,7 @@ async def test_a_burst_is_coalesced_into_few_frames_in_commit_order(
     try:  # one transaction: the events commit together, in this order
         async with conn.transaction():
             for i in range(n):
-                payload = encode_event("stats", {"stats": {"seq": i}})
+                payload = encode_event(StatsEvent(at=datetime.now(UTC), stats={"seq": i}))
                 await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, payload)
     finally:
         await conn.close()

@@ -4,7 +4,11 @@ FastAPI REST + admin API, the validator WebSocket, the public realtime WebSocket
 chain monitor, the scheduler, scoring and weights, over the backend PostgreSQL.
 
 Modules: :mod:`.app` (``create_app``), :mod:`.deps`, :mod:`.api` (routes),
-:mod:`.validator_ws`, :mod:`.realtime`, :mod:`.events`, :mod:`.chain_monitor`,
+:mod:`.validator_ws` (the socket) with :mod:`.validator_auth` (``authorize()``),
+:mod:`.ingest` (reports in, :class:`~.ingest.IngestOutcome` out),
+:mod:`.validator_outgoing`, :mod:`.validator_presence` and :mod:`.validator_hub`,
+:mod:`.realtime` (the socket) with :mod:`.broadcaster` and :mod:`.snapshot`,
+:mod:`.events` (typed realtime events through NOTIFY), :mod:`.chain_monitor`,
 :mod:`.scheduler`, :mod:`.rounds` and :mod:`.embargo` (sealed rounds), :mod:`.scoring`
 (pure rules), :mod:`.score_engine`, :mod:`.crosscheck`, :mod:`.vetting` and
 :mod:`.standing` (checks on ingest, strikes), :mod:`.audits` with :mod:`.audit_pool`

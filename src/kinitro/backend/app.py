@@ -57,7 +57,7 @@ def create_app(
         from kinitro.backend.scheduler import Scheduler
         from kinitro.backend.score_engine import ScoreEngine
         from kinitro.backend.state import BackendState
-        from kinitro.backend.validator_ws import ValidatorHub
+        from kinitro.backend.validator_hub import ValidatorHub
         from kinitro.core.db import create_engine
 
         if settings.migrate_on_start:
@@ -367,9 +367,11 @@ def _spawn(name: str, fn: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Ta
 async def _stats_loop(state: Any) -> None:
     """Emit a ``stats`` event when the counters change (one replica at a time)."""
     from kinitro.backend import events
+    from kinitro.backend.db.common import utcnow
     from kinitro.backend.locks import STATS, LeaderLock
     from kinitro.backend.stats import collect_stats
     from kinitro.core.db import dsn
+    from kinitro.protocol.realtime import StatsEvent
 
     lock = LeaderLock(dsn(state.settings.database_url), STATS)
     last = None
@@ -383,7 +385,7 @@ async def _stats_loop(state: Any) -> None:
                     stats = await collect_stats(conn)
                     if stats != last:
                         last = stats
-                        await events.emit(conn, "stats", stats=stats)
+                        await events.emit(conn, StatsEvent(at=utcnow(), stats=stats))
             except Exception:  # stats are best effort
                 log.debug("stats pass failed", exc_info=True)
     finally:

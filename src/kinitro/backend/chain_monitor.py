@@ -39,11 +39,13 @@ from kinitro.backend import events
 from kinitro.backend.artifacts import ArtifactRejected
 from kinitro.backend.cancellation import cancel_submissions_jobs
 from kinitro.backend.db import repo_chain, repo_competitions, repo_submissions
+from kinitro.backend.db.common import utcnow
 from kinitro.backend.locks import CHAIN_MONITOR, LeaderLock
 from kinitro.backend.scheduler import schedule_submission
 from kinitro.chain.errors import ChainError
 from kinitro.protocol.commitment import Commitment, parse_commitment
 from kinitro.protocol.errors import CommitmentError
+from kinitro.protocol.realtime import SubmissionReceivedEvent, SubmissionRejectedEvent
 
 if TYPE_CHECKING:
     from kinitro.backend.state import BackendState
@@ -155,12 +157,14 @@ class ChainMonitor:
                 return False
             await events.emit(
                 conn,
-                "submission_received",
-                submission_id=str(submission_id),
-                competition_id=values.get("competition_id"),
-                miner_hotkey=record.hotkey,
-                miner_uid=record.uid,
-                commitment_block=record.block,
+                SubmissionReceivedEvent(
+                    at=utcnow(),
+                    submission_id=str(submission_id),
+                    competition_id=values.get("competition_id"),
+                    miner_hotkey=record.hotkey,
+                    miner_uid=record.uid,
+                    commitment_block=record.block,
+                ),
             )
             if problem is not None:
                 await self._reject(conn, submission_id, values, "invalid_commitment", str(problem))
@@ -175,14 +179,16 @@ class ChainMonitor:
         await repo_submissions.reject(conn, submission_id, reason, detail)
         await events.emit(
             conn,
-            "submission_rejected",
-            submission_id=str(submission_id),
-            competition_id=sub.get("competition_id"),
-            miner_hotkey=sub["miner_hotkey"],
-            miner_uid=sub.get("miner_uid"),
-            commitment_block=sub.get("commitment_block"),
-            reason=reason,
-            detail=detail,
+            SubmissionRejectedEvent(
+                at=utcnow(),
+                submission_id=str(submission_id),
+                competition_id=sub.get("competition_id"),
+                miner_hotkey=sub["miner_hotkey"],
+                miner_uid=sub.get("miner_uid"),
+                commitment_block=sub.get("commitment_block"),
+                reason=reason,
+                detail=detail,
+            ),
         )
         self.state.metrics.submissions.labels(f"rejected_{reason}").inc()
         log.info("submission %s rejected: %s (%s)", submission_id, reason, detail)

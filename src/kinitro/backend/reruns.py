@@ -31,10 +31,10 @@ import base64
 import logging
 import random
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kinitro.backend import standing
-from kinitro.backend.audit_pool import LogMissing
+from kinitro.backend.audit_pool import AuditPool, LogMissing
 from kinitro.backend.crosscheck import Refusal
 from kinitro.backend.db import repo_audits, repo_jobs, repo_submissions
 from kinitro.protocol.common import ArtifactRef, BenchmarkSpec, StrikeReason
@@ -43,9 +43,24 @@ from kinitro.storage.errors import StorageError
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from kinitro.backend.audits import Auditor
+    from kinitro.backend.settings import Settings
+    from kinitro.backend.state import BackendState
 
 log = logging.getLogger(__name__)
+
+
+class Auditor(Protocol):
+    """What a re-run needs of the :class:`~kinitro.backend.audits.Auditor` that asks for
+    it (a protocol, so that audits imports reruns and not the other way round)."""
+
+    state: BackendState
+    pool: AuditPool
+
+    @property
+    def settings(self) -> Settings: ...
+
+    async def load(self, key: str) -> bytes: ...
+
 
 RERUN_VALIDATORS = 2
 _SYSTEM = random.SystemRandom()

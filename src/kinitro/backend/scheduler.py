@@ -45,6 +45,7 @@ from kinitro.backend.db.models import JobAssignment
 from kinitro.backend.locks import SCHEDULER, LeaderLock
 from kinitro.backend.quorum import replication_of
 from kinitro.core.db import dsn
+from kinitro.protocol.realtime import JobCreatedEvent, ValidatorDisconnectedEvent
 
 if TYPE_CHECKING:
     from kinitro.backend.settings import Settings
@@ -82,12 +83,14 @@ async def schedule_submission(
             created.append(job_id)
             await events.emit(
                 conn,
-                "job_created",
-                job_id=job_id,
-                submission_id=str(submission["id"]),
-                competition_id=competition["id"],
-                miner_hotkey=submission["miner_hotkey"],
-                benchmark_id=bench["benchmark_id"],
+                JobCreatedEvent(
+                    at=utcnow(),
+                    job_id=job_id,
+                    submission_id=str(submission["id"]),
+                    competition_id=competition["id"],
+                    miner_hotkey=submission["miner_hotkey"],
+                    benchmark_id=bench["benchmark_id"],
+                ),
             )
     return created
 
@@ -182,9 +185,9 @@ class Scheduler:
             for hotkey in stale:
                 await events.emit(
                     conn,
-                    "validator_disconnected",
-                    validator_hotkey=hotkey,
-                    reason="heartbeat lost (replica gone)",
+                    ValidatorDisconnectedEvent(
+                        at=now, validator_hotkey=hotkey, reason="heartbeat lost (replica gone)"
+                    ),
                 )
             for comp in await repo_competitions.list_competitions(conn, active=True):
                 if created := await schedule_round(conn, s, comp):

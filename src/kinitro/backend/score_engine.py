@@ -29,11 +29,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kinitro.backend import copies, events, paired, runtimes, scoring, window
 from kinitro.backend.db import repo_competitions, repo_scoring, repo_submissions, repo_validators
+from kinitro.backend.db.common import utcnow
 from kinitro.backend.locks import SCORING, LeaderLock
 from kinitro.backend.quorum import quorum_of
+from kinitro.backend.validator_outgoing import set_weights_payload
 from kinitro.chain.errors import ChainError
 from kinitro.protocol.common import FailureCause
-from kinitro.protocol.validator_ws import SetWeights
+from kinitro.protocol.realtime import (
+    LeaderboardEntry,
+    LeaderboardUpdatedEvent,
+    QuorumProgress,
+    WeightsUpdatedEvent,
+)
 
 if TYPE_CHECKING:
     from kinitro.backend.settings import Settings
@@ -252,35 +259,23 @@ async def apply_decision(
     return True
 
 
-def set_weights_payload(weights: dict[str, Any]) -> dict[str, Any]:
-    """The ``set_weights`` message (as JSON data) of a stored weight set."""
-    return SetWeights(
-        id=weights["weights_id"],
-        weights_id=weights["weights_id"],
-        netuid=weights["netuid"],
-        weights={int(k): float(v) for k, v in weights["weights"].items()},
-        computed_at=weights["computed_at"],
-        competition_summary=weights["summary"] or None,
-    ).model_dump(mode="json")
-
-
-def _entries(scored: list[scoring.Scored], leader: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _entries(scored: list[scoring.Scored], leader: dict[str, Any] | None) -> list[LeaderboardEntry]:
     leader_id = leader["submission_id"] if leader else None
     return [
-        {
-            "rank": rank,
-            "submission_id": str(x.submission_id),
-            "miner_hotkey": x.miner_hotkey,
-            "miner_uid": x.miner_uid,
-            "success_rate": x.success_rate,
-            "ci_low": x.ci_low,
-            "ci_high": x.ci_high,
-            "episodes": x.episodes,
-            "validators": x.validators,
-            "eligible": x.eligible,
-            "quorum": {"have": x.quorum_have, "need": x.quorum_need},
-            "is_leader": x.submission_id == leader_id,
-        }
+        LeaderboardEntry(
+            rank=rank,
+            submission_id=str(x.submission_id),
+            miner_hotkey=x.miner_hotkey,
+            miner_uid=x.miner_uid,
+            success_rate=x.success_rate,
+            ci_low=x.ci_low,
+            ci_high=x.ci_high,
+            episodes=x.episodes,
+            validators=x.validators,
+            eligible=x.eligible,
+            quorum=QuorumProgress(have=x.quorum_have, need=x.quorum_need),
+            is_leader=x.submission_id == leader_id,
+        )
         for rank, x in enumerate(scored[:LEADERBOARD_EVENT_ROWS], start=1)
     ]
 
@@ -332,11 +327,13 @@ class ScoreEngine:
                     self._boards[comp["id"]] = board
                     await events.emit(
                         conn,
-                        "leaderboard_updated",
-                        competition_id=comp["id"],
-                        leader_submission_id=str(leader["submission_id"]) if leader else None,
-                        leader_hotkey=leader["miner_hotkey"] if leader else None,
-                        entries=_entries(scored, leader),
+                        LeaderboardUpdatedEvent(
+                            at=utcnow(),
+                            competition_id=comp["id"],
+                            leader_submission_id=str(leader["submission_id"]) if leader else None,
+                            leader_hotkey=leader["miner_hotkey"] if leader else None,
+                            entries=_entries(scored, leader),
+                        ),
                     )
                 leader_uid = None
                 if leader is not None and uids is not None:
@@ -385,10 +382,9 @@ class ScoreEngine:
         await events.wake_validators(conn, hotkeys)
         await events.emit(
             conn,
-            "weights_updated",
-            weights_id=row["weights_id"],
-            netuid=row["netuid"],
-            weights={str(k): v for k, v in weights.items()},
+            WeightsUpdatedEvent(
+                at=utcnow(), weights_id=row["weights_id"], netuid=row["netuid"], weights=weights
+            ),
         )
         log.info("new weights %s: %s", row["weights_id"], weights)
 

@@ -29,7 +29,9 @@ from kinitro.backend.stats import collect_stats
 from kinitro.protocol.realtime import dump_snapshot_data
 
 if TYPE_CHECKING:
-    from kinitro.backend.state import BackendState
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from kinitro.backend.settings import Settings
     from kinitro.protocol.realtime import Subscribe
 
 SNAPSHOT_CONCURRENCY = 2
@@ -38,8 +40,11 @@ SNAPSHOT_CONCURRENCY = 2
 class SnapshotBuilds:
     """Snapshot data (serialised JSON) by view, one shared build per waiting crowd."""
 
-    def __init__(self, state: BackendState, concurrency: int = SNAPSHOT_CONCURRENCY) -> None:
-        self.state = state
+    def __init__(
+        self, engine: AsyncEngine, settings: Settings, concurrency: int = SNAPSHOT_CONCURRENCY
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
         self.builds = 0
         self._slots = asyncio.Semaphore(concurrency)
         self._waiting: dict[object, asyncio.Future[str]] = {}
@@ -60,7 +65,7 @@ class SnapshotBuilds:
                 if self._waiting.get(key) is future:
                     del self._waiting[key]
                 self.builds += 1
-                data = await build_snapshot(self.state, sub)
+                data = await build_snapshot(self.engine, self.settings, sub)
                 future.set_result(dump_snapshot_data(json.loads(json.dumps(data, default=str))))
         except BaseException as exc:
             if self._waiting.get(key) is future:
@@ -74,11 +79,11 @@ class SnapshotBuilds:
                 raise
 
 
-async def build_snapshot(state: BackendState, sub: Subscribe) -> dict[str, Any]:
+async def build_snapshot(engine: AsyncEngine, settings: Settings, sub: Subscribe) -> dict[str, Any]:
     """Keys: competitions, leaderboards, recent_submissions, live_jobs, validators,
     latest_weights, stats — narrowed by the subscription's filters."""
     f = {k: v for k, v in sub.filters if v is not None}
-    async with state.engine.connect() as conn:
+    async with engine.connect() as conn:
         competitions = await repo_competitions.list_competitions(conn)
         if "competition_id" in f:
             competitions = [c for c in competitions if c["id"] == f["competition_id"]]
@@ -86,7 +91,7 @@ async def build_snapshot(state: BackendState, sub: Subscribe) -> dict[str, Any]:
         boards = {
             c["id"]: explained_board(
                 annotate_board(await repo_scoring.leaderboard(conn, c["id"])),
-                Rules.of(c, state.settings),
+                Rules.of(c, settings),
                 leaders[c["id"]],
             )
             for c in competitions

@@ -10,6 +10,7 @@ from kinitro.backend.limits import ConnectionCaps, TokenBuckets
 from kinitro.backend.metagraph import MetagraphCache
 from kinitro.backend.metrics import Metrics
 from kinitro.backend.snapshot import SnapshotBuilds
+from kinitro.backend.validator_hub import ValidatorHub
 
 if TYPE_CHECKING:
     from bittensor_wallet import Keypair
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from kinitro.backend.artifacts import ArtifactVerifier
     from kinitro.backend.broadcaster import Broadcaster
     from kinitro.backend.settings import Settings
-    from kinitro.backend.validator_ws import ValidatorHub
     from kinitro.chain.models import Metagraph
     from kinitro.chain.port import ChainClient
     from kinitro.storage.media import MediaStore
@@ -47,7 +47,7 @@ class BackendState:
     snapshots: SnapshotBuilds = field(init=False)
 
     def __post_init__(self) -> None:
-        self.snapshots = SnapshotBuilds(self)
+        self.snapshots = SnapshotBuilds(self.engine, self.settings)
         self.metagraphs = MetagraphCache(
             self.chain,
             ttl_s=self.settings.metagraph_ttl_s,

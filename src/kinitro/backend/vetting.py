@@ -3,21 +3,23 @@ cross-checks (:mod:`.crosscheck`) with their consequences (:mod:`.standing`).
 
 :func:`vet` runs inside the ingest transaction for every ``job_status``, ``episode`` and
 ``eval_result`` of a known job and answers ``None`` (store it) or a :class:`Verdict`: the
-negative ack to send and the outcome to count. The checks are per message and batched
-per result (one query for a result's episode summaries), never per step sample:
-``episode_steps`` are only checked for who sends them.
+:class:`IngestOutcome` to count, and the error code and detail of the negative ack the
+socket sends. The checks are per message and batched per result (one query for a
+result's episode summaries), never per step sample: ``episode_steps`` are only checked
+for who sends them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from kinitro.backend import crosscheck, rounds, standing
 from kinitro.backend.db import repo_ingest, repo_jobs, repo_standing
 from kinitro.backend.db.common import utcnow
 from kinitro.protocol.common import BenchmarkSpec, ErrorCode, JobState, StrikeReason
-from kinitro.protocol.validator_ws import Ack, Episode, EpisodeSteps, EvalResult, JobStatus
+from kinitro.protocol.validator_ws import Episode, EpisodeSteps, EvalResult, JobStatus
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,12 +29,37 @@ if TYPE_CHECKING:
 Report = JobStatus | EvalResult | Episode | EpisodeSteps
 
 
+class IngestOutcome(StrEnum):
+    """What became of a validator's report (the ``outcome`` label of
+    ``kinitro_backend_validator_messages``)."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    """Already stored (a resend): acked again, nothing changed."""
+    UNKNOWN_JOB = "unknown_job"
+    REFUSED_RUNTIME = "refused_runtime"
+    """A result of an evaluator runtime this backend does not accept."""
+    NOT_ASSIGNED = "not_assigned"
+    REFUSED_CHECK = "refused_check"
+    """A cross-check failed (or failed before: the assignment is rejected)."""
+    SUSPENDED = "suspended"
+    HELD = "held"
+    """A result ahead of its episodes: resend later."""
+
+    @property
+    def accepted(self) -> bool:
+        """Acked positively (stored now or before)."""
+        return self in (IngestOutcome.STORED, IngestOutcome.DUPLICATE)
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """Not stored: ``ack`` (negative) answers the message, ``outcome`` labels the metric."""
+    """A report not stored: the ``outcome`` counted, and the ``code`` and ``detail`` of
+    the negative ack that answers it."""
 
-    outcome: str
-    ack: Ack
+    outcome: IngestOutcome
+    code: ErrorCode
+    detail: str
 
 
 def job_seed(settings: Settings, job: dict[str, Any], hotkey: str) -> int:
@@ -52,10 +79,7 @@ async def _refuse(
     refusal: crosscheck.Refusal,
 ) -> Verdict:
     await standing.strike(conn, settings, hotkey, message.job_id, refusal)
-    return Verdict(
-        "refused_check",
-        Ack.reject(message.id, ErrorCode.CROSS_CHECK_FAILED, refusal.message()),
-    )
+    return Verdict(IngestOutcome.REFUSED_CHECK, ErrorCode.CROSS_CHECK_FAILED, refusal.message())
 
 
 async def vet(
@@ -72,28 +96,22 @@ async def vet(
             StrikeReason.NOT_ASSIGNED, f"job {message.job_id} was never assigned to you"
         )
         verdict = await _refuse(conn, settings, hotkey, message, stray)
-        return Verdict("not_assigned", verdict.ack)
+        return Verdict(IngestOutcome.NOT_ASSIGNED, verdict.code, verdict.detail)
     if assignment["state"] == "rejected":
         strike = await repo_standing.strike_of(conn, hotkey, message.job_id)
         why = f"{strike['reason']}: {strike['detail']}" if strike else "refused"
         return Verdict(
-            "refused_check",
-            Ack.reject(
-                message.id,
-                ErrorCode.CROSS_CHECK_FAILED,
-                f"your report on job {message.job_id} was refused ({why})"[:4000],
-            ),
+            IngestOutcome.REFUSED_CHECK,
+            ErrorCode.CROSS_CHECK_FAILED,
+            f"your report on job {message.job_id} was refused ({why})"[:4000],
         )
     until = await repo_standing.suspended_until(conn, hotkey)
     if until is not None:
         return Verdict(
-            "suspended",
-            Ack.reject(
-                message.id,
-                ErrorCode.NOT_PERMITTED,
-                f"this validator is suspended until {until.isoformat()} (strikes); "
-                "its reports are not accepted",
-            ),
+            IngestOutcome.SUSPENDED,
+            ErrorCode.NOT_PERMITTED,
+            f"this validator is suspended until {until.isoformat()} (strikes); "
+            "its reports are not accepted",
         )
     if isinstance(message, JobStatus | EpisodeSteps):
         return None
@@ -116,13 +134,10 @@ async def vet(
         refusal = crosscheck.hold_or_refuse(spec, gaps, first, utcnow(), settings.result_grace_s)
         if refusal is None:
             return Verdict(
-                "held",
-                Ack.reject(
-                    message.id,
-                    ErrorCode.UNAVAILABLE,
-                    f"result of job {message.job_id} waits for {len(gaps)} episode(s) "
-                    f"(first {gaps[0]}); resend later",
-                ),
+                IngestOutcome.HELD,
+                ErrorCode.UNAVAILABLE,
+                f"result of job {message.job_id} waits for {len(gaps)} episode(s) "
+                f"(first {gaps[0]}); resend later",
             )
     else:
         refusal = crosscheck.check_result(spec, message.metrics, episodes)

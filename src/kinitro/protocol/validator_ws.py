@@ -64,6 +64,17 @@ MAX_STEP_SAMPLES: Final = 1000
 MAX_VECTOR_LEN: Final = 65_536
 """Most floats in one observation / action vector of a step sample."""
 
+# close codes of /ws/validator (docs/protocol.md)
+CLOSE_AUTH_FAILED: Final = 4401  # signature, nonce, no auth_response
+CLOSE_NOT_PERMITTED: Final = 4403  # not registered, no permit and too little stake
+CLOSE_TIMEOUT: Final = 4408  # heartbeat timeout
+CLOSE_REPLACED: Final = 4409  # a newer session of the same hotkey
+CLOSE_INCOMPATIBLE: Final = 4426  # protocol or evaluator runtime not accepted
+CLOSE_ABUSIVE: Final = 1008  # too many invalid frames
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_INTERNAL: Final = 1011
+CLOSE_TRY_AGAIN_LATER: Final = 1013  # too many sign-ins (this address, or the replica)
+
 Text = Annotated[str, StringConstraints(max_length=4096)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 HexNonce = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32,128}$")]

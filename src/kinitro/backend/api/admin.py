@@ -43,6 +43,7 @@ from kinitro.backend.deps import (
 from kinitro.backend.errors import BadRequestError, ConflictError, NotFoundError
 from kinitro.protocol.baselines import Baselines
 from kinitro.protocol.presets import PRESETS
+from kinitro.protocol.realtime import LeaderboardUpdatedEvent
 
 router = APIRouter(
     prefix="/api/v1/admin",
@@ -276,9 +277,11 @@ async def approve(
     await repo_scoring.withdraw_candidates(conn, row["competition_id"])
     await events.emit(
         conn,
-        "leaderboard_updated",
-        competition_id=row["competition_id"],
-        leader_submission_id=str(row["submission_id"]),
+        LeaderboardUpdatedEvent(
+            at=utcnow(),
+            competition_id=row["competition_id"],
+            leader_submission_id=str(row["submission_id"]),
+        ),
     )
     return {**row, "status": "leader"}
 
