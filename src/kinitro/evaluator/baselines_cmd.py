@@ -14,10 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import typer
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from kinitro.core.errors import KinitroError
 
 _err = Console(stderr=True)
 
@@ -55,8 +59,7 @@ def baselines_command(
     baseline exceeds its ``max_expert_baseline``. Costs about one evaluation of a
     submission per agent, without rendering (reference agents never look at images).
     """
-    from kinitro.core.errors import KinitroError
-    from kinitro.evaluator.baselines import compute_baselines
+    from kinitro.evaluator.baselines import compute_baselines  # noqa: PLC0415 - deferred: CLI start-up
 
     sources = [s for s in (competition, preset, file) if s is not None]
     if len(sources) != 1:
@@ -88,10 +91,9 @@ def baselines_command(
 def _benchmarks(
     competition: str | None, backend: str | None, preset: str | None, file: Path | None
 ) -> list[Any]:
-    from pydantic import TypeAdapter, ValidationError
 
-    from kinitro.protocol.common import BenchmarkSpec
-    from kinitro.protocol.presets import get_preset
+    from kinitro.protocol.common import BenchmarkSpec  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.protocol.presets import get_preset  # noqa: PLC0415 - deferred: CLI start-up
 
     if preset is not None:
         return list(get_preset(preset).benchmarks)
@@ -112,8 +114,6 @@ def _benchmarks(
 
 
 def _request(method: str, backend: str, path: str, **kwargs: Any) -> Any:
-    import httpx
-
     try:
         with httpx.Client(base_url=backend, timeout=30) as http:
             response = http.request(method, path, **kwargs)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kinitro.protocol.common import ArtifactRef
 from kinitro.storage.archive import extract_bundle
+from kinitro.storage.artifacts import open_registry
 from kinitro.storage.bundle import MANIFEST_NAME
 
 
@@ -30,7 +31,6 @@ def fetch_bundle(
     Raises the storage errors of the registry and bundle code
     (``ArtifactNotFoundError``, ``ArtifactIntegrityError``, ``BundleError``, ``RegistryError``).
     """
-    from kinitro.storage.artifacts import open_registry
 
     final = cache_dir / ref.sha256
     if (final / MANIFEST_NAME).is_file():

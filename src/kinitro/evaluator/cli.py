@@ -5,14 +5,20 @@ Only typer/rich/stdlib at import time: Ray, MuJoCo and SQLAlchemy load inside co
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
+from kinitro.core.errors import KinitroError
+from kinitro.core.settings import describe_settings_error
 from kinitro.evaluator.baselines_cmd import baselines_command
 from kinitro.evaluator.render_cmd import render_worker_command
 
@@ -30,8 +36,6 @@ app.command("render-worker")(render_worker_command)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    from rich.markup import escape
-
     _err.print(f"[red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
@@ -67,9 +71,8 @@ def run_command(
     the final result through the validator outbox. A job interrupted by a crash is picked
     up again after the queue's heartbeat timeout and reported once.
     """
-    from kinitro.core.errors import KinitroError
-    from kinitro.core.logging import configure_logging
-    from kinitro.evaluator.settings import Settings
+    from kinitro.core.logging import configure_logging  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.evaluator.settings import Settings  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         settings = Settings.load(
@@ -84,13 +87,11 @@ def run_command(
             log_level=log_level,
         )
     except (KinitroError, ValueError) as exc:
-        from kinitro.core.settings import describe_settings_error
-
         raise _fail(describe_settings_error(exc, Settings)) from None
     if not settings.database_url:
         raise _fail("no database URL: pass --database-url or set KINITRO_EVALUATOR_DATABASE_URL")
     configure_logging(settings.log_level)
-    from kinitro.evaluator.orchestrator import run_orchestrator
+    from kinitro.evaluator.orchestrator import run_orchestrator  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         run_orchestrator(settings)
@@ -122,7 +123,6 @@ def local_command(
     jsonl: bool = typer.Option(False, "--jsonl", help="Stream JSON lines (progress, result)."),
 ) -> None:
     """Evaluate a local bundle on the validator path (sandbox + Ray + metrics)."""
-    import logging
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
@@ -135,18 +135,14 @@ def local_command(
     if not manifest.is_file():
         emit({"event": "error", "message": f"{manifest} not found: not an agent bundle"})
         raise _fail(f"{manifest} not found: not an agent bundle")
-    import asyncio
 
-    from rich.markup import escape
-
-    from kinitro.core.errors import KinitroError
-    from kinitro.evaluator.progress import EvalProgress
-    from kinitro.evaluator.rollout.launcher import SandboxLauncher
-    from kinitro.evaluator.rollout.pool import ensure_ray
-    from kinitro.evaluator.rollout.port import RolloutOptions
-    from kinitro.evaluator.runner import EvalRequest, evaluate, plan_episodes
-    from kinitro.evaluator.sandbox.host import prepare_host
-    from kinitro.protocol.common import default_reveal_task_name
+    from kinitro.evaluator.progress import EvalProgress  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.evaluator.rollout.launcher import SandboxLauncher  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.evaluator.rollout.pool import ensure_ray  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.evaluator.rollout.port import RolloutOptions  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.evaluator.runner import EvalRequest, evaluate, plan_episodes  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.evaluator.sandbox.host import prepare_host  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.protocol.common import default_reveal_task_name  # noqa: PLC0415 - deferred: CLI start-up
 
     # The validators' sandbox; on a machine without cgroups (a miner's laptop, non-root)
     # it still runs, with weaker limits and a warning saying so.
@@ -168,7 +164,7 @@ def local_command(
         reveal_task_name=default_reveal_task_name(benchmark),  # as validators run it
     )
     try:
-        from kinitro.evaluator.envs import get_benchmark
+        from kinitro.evaluator.envs import get_benchmark  # noqa: PLC0415 - deferred: CLI start-up
 
         if preset is not None:
             request = _preset_request(preset, episodes, seed, step_log_interval)
@@ -197,7 +193,7 @@ def local_command(
         if not jsonl:
             _err.print(progress.line(), end="\r")
 
-    from kinitro.evaluator.calibration import calibrate
+    from kinitro.evaluator.calibration import calibrate  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         ensure_ray(ray_address)
@@ -260,10 +256,9 @@ def replay_command(
     from its seed; ``--samples`` also checks the observations the agent was shown. Exit
     code 0 when the replay matches the log, 1 when it does not, 2 on bad input.
     """
-    from kinitro.core.errors import KinitroError
-    from kinitro.evaluator.errors import EvaluatorError
-    from kinitro.evaluator.replay import load_action_log, replay
-    from kinitro.evaluator.settings import Settings
+    from kinitro.evaluator.errors import EvaluatorError  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.evaluator.replay import load_action_log, replay  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.evaluator.settings import Settings  # noqa: PLC0415 - deferred: CLI start-up
 
     if video is not None and video.suffix.lower() not in (".webm", ".mp4"):
         raise _fail(f"--video {video}: the file must end in .webm or .mp4")
@@ -278,8 +273,6 @@ def replay_command(
     if json_output:
         typer.echo(json.dumps({**report.to_dict(), "video": filmed}))
     else:
-        from rich.table import Table
-
         table = Table(title=f"replay {report.task} episode {report.episode_index}")
         table.add_column("")
         table.add_column("logged", justify="right")
@@ -306,7 +299,7 @@ def replay_command(
 
 def _film(log: Any, out: Path) -> dict[str, Any]:
     """The episode's video in ``out`` (:mod:`kinitro.evaluator.render`); its report."""
-    from kinitro.evaluator.render import write_video
+    from kinitro.evaluator.render import write_video  # noqa: PLC0415 - deferred: CLI start-up
 
     def progress(done: int, total: int) -> None:
         _err.print(f"rendering step {done}/{total}", end="\r")
@@ -316,7 +309,7 @@ def _film(log: Any, out: Path) -> dict[str, Any]:
 
 def _step_observations(path: Path) -> dict[int, list[float]]:
     """Step → observation from a step-samples JSON file (a list or an API page)."""
-    from kinitro.evaluator.errors import EpisodeLogError
+    from kinitro.evaluator.errors import EpisodeLogError  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         data = json.loads(path.read_text())
@@ -328,8 +321,8 @@ def _step_observations(path: Path) -> dict[int, list[float]]:
 
 def _preset_request(name: str, episodes: int, seed: int, step_log_interval: int) -> Any:
     """The evaluation request of a preset's (single) benchmark, ``episodes`` per task."""
-    from kinitro.evaluator.runner import EvalRequest
-    from kinitro.protocol.presets import get_preset
+    from kinitro.evaluator.runner import EvalRequest  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.protocol.presets import get_preset  # noqa: PLC0415 - deferred: CLI start-up
 
     specs = get_preset(name).benchmarks
     if len(specs) != 1:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kinitro.evaluator.results import EpisodeResult
-from kinitro.protocol.common import FailureCause, wilson_interval
+from kinitro.protocol.common import EvalMetrics, FailureCause, wilson_interval
 
 __all__ = ["EvalStats", "TaskStats", "compute_metrics", "task_stats", "wilson_interval"]
 
@@ -62,7 +62,6 @@ class EvalStats:
 
     def to_protocol(self) -> Any:
         """The wire ``EvalMetrics`` model (``kinitro.protocol.common``)."""
-        from kinitro.protocol.common import EvalMetrics
 
         return EvalMetrics.model_validate(self.to_dict())
 

@@ -53,9 +53,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError, InterfaceError
+
 from kinitro import __version__
+from kinitro.core.db import safe_url
+from kinitro.core.prometheus import MetricsServer
 from kinitro.core.runtime import local_runtime
 from kinitro.evaluator.bundles import fetch_bundle
+from kinitro.evaluator.calibration import calibrate
 from kinitro.evaluator.envs import get_benchmark
 from kinitro.evaluator.errors import EvaluatorError, TelemetryError
 from kinitro.evaluator.progress import EvalProgress
@@ -65,9 +70,10 @@ from kinitro.evaluator.rollout.launcher import SandboxLauncher
 from kinitro.evaluator.rollout.pool import RolloutPool, ensure_ray
 from kinitro.evaluator.rollout.port import RolloutsFactory
 from kinitro.evaluator.runner import EvalOutcome, EvalRequest, evaluate
+from kinitro.evaluator.sandbox.host import prepare_host
 from kinitro.evaluator.settings import Settings
 from kinitro.evaluator.telemetry import TelemetryWriter
-from kinitro.jobqueue import JobSource, QueueTimers, ResultSink, RetryJob
+from kinitro.jobqueue import JobQueue, JobSource, QueueTimers, ResultSink, RetryJob
 from kinitro.protocol.common import ArtifactRef, EvalMetrics, FailureCause, JobState
 from kinitro.protocol.coverage import shortfall
 from kinitro.protocol.validator_ws import EvalResult
@@ -424,12 +430,6 @@ def _since(started_at: datetime) -> float:
 
 def run_orchestrator(settings: Settings) -> None:
     """Blocking entry point of ``kinitro evaluator run``."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError
-
-    from kinitro.core.db import safe_url
-    from kinitro.evaluator.calibration import calibrate
-    from kinitro.evaluator.sandbox.host import prepare_host
-    from kinitro.jobqueue import JobQueue
 
     if settings.host_factor is None:  # the agents' allowance on this host (#16)
         calibration = calibrate()
@@ -465,8 +465,6 @@ def run_orchestrator(settings: Settings) -> None:
             orchestrator = Orchestrator(settings, jq, jq)
             server = None
             if settings.metrics_port is not None:
-                from kinitro.core.prometheus import MetricsServer
-
                 server = MetricsServer(
                     orchestrator.metrics.registry,
                     host=settings.metrics_host,

@@ -20,6 +20,7 @@ with ``libosmesa6``); without either, :class:`RenderUnavailable` says so.
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
@@ -163,8 +165,6 @@ def _upside_down(env: Any) -> bool:
 
 
 def _no_gl(exc: BaseException) -> str:
-    import os
-
     gl = os.environ.get("MUJOCO_GL", "egl")
     return (
         f"headless rendering failed with MUJOCO_GL={gl} ({type(exc).__name__}: {exc}); "
@@ -177,10 +177,6 @@ class _Encoder:
     """Frames → a WebM/MP4 with PyAV, in a temporary file (MP4's faststart rewrites it)."""
 
     def __init__(self, fmt: str, width: int, height: int) -> None:
-        try:
-            import av
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            raise RenderUnavailable("PyAV (the av package) is not installed") from exc
         codec, options = FORMATS[fmt]
         self._av = av
         self._tmp = tempfile.TemporaryDirectory(prefix="kinitro-video-")

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from kinitro.core.errors import KinitroError
 
 _err = Console(stderr=True)
 
@@ -40,11 +43,9 @@ def render_worker_command(
 ) -> None:
     """Render queued episode videos: claim a render, replay the episode's action log with a
     camera, store the WebM in the media store, report it (never during evaluation)."""
-    import logging
 
-    from kinitro.core.errors import KinitroError
-    from kinitro.evaluator.render_worker import RenderWorkerOptions, run_render_worker
-    from kinitro.evaluator.settings import Settings
+    from kinitro.evaluator.render_worker import RenderWorkerOptions, run_render_worker  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.evaluator.settings import Settings  # noqa: PLC0415 - deferred: CLI start-up
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise

@@ -24,6 +24,7 @@ from kinitro.core.errors import KinitroError
 from kinitro.evaluator.errors import EvaluatorError
 from kinitro.evaluator.render import CONTENT_TYPES, MAX_FRAMES, render_video
 from kinitro.evaluator.replay import load_action_log
+from kinitro.storage.media import open_media_store
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 1.0
@@ -104,8 +105,6 @@ def _render(http: httpx.Client, opts: RenderWorkerOptions, job: dict[str, Any]) 
 
     started = time.monotonic()
     try:
-        from kinitro.storage.media import open_media_store
-
         action_log = load_action_log(job["actions_ref"], opts.media_url, **opts.media_options)
         data, video = render_video(
             action_log, fmt="webm", max_frames=opts.max_frames, progress=progress

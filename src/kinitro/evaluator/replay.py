@@ -26,6 +26,7 @@ from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
 from kinitro.evaluator.episode_logger import ActionLog, decode_action_log
 from kinitro.evaluator.errors import EpisodeLogError
 from kinitro.protocol.conditions import Conditions
+from kinitro.storage.media import MediaStoreError, open_media_store
 
 REWARD_ATOL = 1e-6
 OBSERVATION_ATOL = 1e-5
@@ -93,7 +94,6 @@ def load_action_log(
         return decode_action_log(path.read_bytes())
     if media_url is None:
         raise EpisodeLogError(f"no such file {episode!r} (pass --media to read a media key)")
-    from kinitro.storage.media import MediaStoreError, open_media_store
 
     try:
         data = open_media_store(media_url, **media_options).get(episode)

@@ -31,7 +31,7 @@ class DynamicsRandomizer:
 
     def apply(self, rng: np.random.Generator) -> None:
         """Draw this episode's factors and apply them to the nominal parameters."""
-        import mujoco
+        import mujoco  # noqa: PLC0415 - the simulator (~1 s to import) loads only where an env is built
 
         m, r = self.model, self.ranges
         mass = rng.uniform(*r.mass, size=self._mass.shape)

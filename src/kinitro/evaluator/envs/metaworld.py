@@ -54,7 +54,7 @@ _MT1 = re.compile(r"^metaworld/MT1-(?P<task>[a-z0-9-]+-v3)$")
 def _env_dict() -> Any:
     # Imported lazily: MuJoCo and Meta-World take ~1 s to import.
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from metaworld import env_dict
+    from metaworld import env_dict  # noqa: PLC0415 - MUJOCO_GL first; the simulator loads only where an env is built
 
     return env_dict
 
@@ -116,7 +116,7 @@ class MetaWorldProvider:
         """Meta-World's hand-written policy for ``task`` (``metaworld.policies``): it reads
         the hand, object and goal positions from the state and steers towards them."""
         _env_dict()  # MUJOCO_GL before Meta-World is imported
-        from metaworld.policies import ENV_POLICY_MAP
+        from metaworld.policies import ENV_POLICY_MAP  # noqa: PLC0415 - MUJOCO_GL first; the simulator loads only where an env is built
 
         policy_class: Any = ENV_POLICY_MAP.get(task)
         if policy_class is None:
@@ -270,7 +270,7 @@ class MetaWorldTaskEnv:
 
 def _hide_goal_markers(model: Any) -> None:
     """Make the scene's goal sites (``goal``, ``goal_lock``, ``mug_goal`` …) invisible."""
-    import mujoco
+    import mujoco  # noqa: PLC0415 - the simulator (~1 s to import) loads only where an env is built
 
     for i in range(model.nsite):
         name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_SITE, i) or ""

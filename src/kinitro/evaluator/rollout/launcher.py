@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kinitro.evaluator.sandbox.base import SandboxStartError
+from kinitro.evaluator.agent_client import AgentClient, CallTimeouts
+from kinitro.evaluator.sandbox.base import SandboxError, SandboxLimits, SandboxStartError
+from kinitro.evaluator.sandbox.bubblewrap import BubblewrapSandbox
 from kinitro.protocol.agent_rpc import ArraySpec, ObservationSpec, TaskInfo
 from kinitro.protocol.common import FailureCause
 
@@ -76,8 +78,6 @@ class SandboxLauncher:
         self, observation_spec: ObservationSpec, action_spec: ArraySpec, slots: int = 1
     ) -> SandboxedAgent:
         """Start the sandbox and say hello, asking for ``slots`` concurrent episodes."""
-        from kinitro.evaluator.agent_client import AgentClient, CallTimeouts
-        from kinitro.evaluator.sandbox.base import SandboxError
 
         try:
             running = self._sandbox().start(Path(self.bundle_dir))
@@ -101,25 +101,21 @@ class SandboxLauncher:
 
 @functools.lru_cache(maxsize=16)
 def _sandbox_for(backend: str, limits: str, bubblewrap: str, kubernetes: str) -> Any:
-    from kinitro.evaluator.sandbox.base import SandboxLimits
-
     sandbox_limits = SandboxLimits(**json.loads(limits))
     if backend == "bubblewrap":
-        from kinitro.evaluator.sandbox.bubblewrap import BubblewrapSandbox
-
         options = json.loads(bubblewrap)
         if options.get("agent_envs"):
             options["agent_envs"] = Path(options["agent_envs"])
         return BubblewrapSandbox(sandbox_limits, **options)
     if backend == "kubernetes":
-        from kinitro.evaluator.sandbox.kubernetes import KubernetesSandbox
+        from kinitro.evaluator.sandbox.kubernetes import KubernetesSandbox  # noqa: PLC0415 - the kubernetes client is heavy: only the pod backend loads it
 
         return KubernetesSandbox(_kubernetes_config(json.loads(kubernetes)), sandbox_limits)
     raise SandboxStartFailed(f"unsupported sandbox backend {backend!r}")
 
 
 def _kubernetes_config(options: dict[str, Any]) -> Any:
-    from kinitro.evaluator.sandbox.kubernetes import KubernetesConfig
+    from kinitro.evaluator.sandbox.kubernetes import KubernetesConfig  # noqa: PLC0415 - the kubernetes client is heavy: only the pod backend loads it
 
     return KubernetesConfig(**{**options, "bundle_root": Path(options["bundle_root"])})
 

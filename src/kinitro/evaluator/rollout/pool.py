@@ -32,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, Sequence
@@ -59,8 +61,6 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     clusters on one host cannot clobber each other's token. To attach to an existing
     cluster, provide its token the usual Ray way (``RAY_AUTH_TOKEN`` or the token file).
     """
-    import secrets
-    import sys
 
     if "ray" not in sys.modules:  # Ray reads its auth config when it is imported
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -68,7 +68,7 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
             os.environ["RAY_AUTH_MODE"] = "token"
             if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
                 os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-    import ray
+    import ray  # noqa: PLC0415 - Ray reads its auth settings when imported: ensure_ray sets them first
 
     if ray.is_initialized():
         return
@@ -171,7 +171,7 @@ class RolloutPool:
     """
 
     def __init__(self, config: WorkerConfig, options: RolloutOptions) -> None:
-        import ray
+        import ray  # noqa: PLC0415 - Ray reads its auth settings when imported: ensure_ray sets them first
 
         if not ray.is_initialized():
             raise EvaluatorError("Ray is not initialised: call ensure_ray() at start-up")

@@ -13,6 +13,7 @@ or misbehaving agent is not trusted for the next episode).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +37,10 @@ from kinitro.evaluator.rollout.episode import (
     run_batch,
     run_episode,
 )
+from kinitro.evaluator.sandbox.base import pin_to_one_core
 from kinitro.protocol.agent_rpc import TaskInfo
 from kinitro.protocol.common import FailureCause
+from kinitro.storage.media import open_media_store
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,7 @@ class _RepeatedStartFault(Exception):
 
 def _cancel_requested() -> bool:
     """True when the driver cancelled the Ray call being run (deadline, shutdown)."""
-    import ray
+    import ray  # noqa: PLC0415 - Ray reads its auth settings when imported: ensure_ray sets them first
 
     if not ray.is_initialized():
         return False
@@ -97,9 +100,6 @@ def _cancel_requested() -> bool:
 
 def _pin(index: int) -> int | None:
     """Pin this process to the ``index``-th allowed core (round robin); None if unsupported."""
-    import os
-
-    from kinitro.evaluator.sandbox.base import pin_to_one_core
 
     try:
         allowed = sorted(os.sched_getaffinity(0))
@@ -137,8 +137,6 @@ class RolloutWorker:
         self._last_start_fault: tuple[FailureCause, str] | None = None
         self._uploader: MediaUploader | None = None
         if config.media_url:
-            from kinitro.storage.media import open_media_store
-
             self._uploader = MediaUploader(
                 open_media_store(config.media_url, **config.media_options)
             )

@@ -57,7 +57,7 @@ from kinitro.evaluator.sandbox.bubblewrap import BubblewrapSandbox
 def __getattr__(name: str) -> object:
     # The Kubernetes adapter imports the (heavy) kubernetes client: load it on first use.
     if name in ("KubernetesSandbox", "KubernetesConfig"):
-        from kinitro.evaluator.sandbox import kubernetes
+        from kinitro.evaluator.sandbox import kubernetes  # noqa: PLC0415 - the kubernetes client is heavy: only the pod backend loads it
 
         return getattr(kubernetes, name)
     raise AttributeError(name)

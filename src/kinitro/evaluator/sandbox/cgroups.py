@@ -240,8 +240,8 @@ def detect(mountinfo: str | None = None, self_cgroup: str | None = None) -> Cgro
     """The driver for this host: v2 when its unified hierarchy carries the memory
     controller, else v1 when memory, pids, cpu and cpuset hierarchies are mounted; None
     when neither (then the sandbox runs with rlimits only, if allowed)."""
-    from kinitro.evaluator.sandbox.cgroup_v1 import V1Driver
-    from kinitro.evaluator.sandbox.cgroup_v2 import V2Driver
+    from kinitro.evaluator.sandbox.cgroup_v1 import V1Driver  # noqa: PLC0415 - cycle: the drivers build on this module
+    from kinitro.evaluator.sandbox.cgroup_v2 import V2Driver  # noqa: PLC0415 - cycle: the drivers build on this module
 
     if mountinfo is None:
         mountinfo = Path("/proc/self/mountinfo").read_text()

@@ -35,6 +35,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from kubernetes import client
+from kubernetes import config as kube_config
+from kubernetes.client import ApiException, V1NetworkPolicy, V1Pod
+
 from kinitro.evaluator.sandbox.agent_env import profile_of
 from kinitro.evaluator.sandbox.base import (
     AgentEndpoint,
@@ -71,8 +75,6 @@ __all__ = ["KubernetesConfig", "KubernetesRunning", "KubernetesSandbox", "shared
 def shared_api_client(kubeconfig: str | None) -> Any:
     """The process's API client (in-cluster service account, else ``kubeconfig``): one per
     evaluator or rollout worker process, whatever number of agents it starts."""
-    from kubernetes import client
-    from kubernetes import config as kube_config
 
     try:
         kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
@@ -91,7 +93,6 @@ class KubernetesSandbox:
         *,
         api_client: Any = None,
     ) -> None:
-        from kubernetes import client
 
         self.config = config
         self.limits = limits or SandboxLimits()
@@ -109,7 +110,6 @@ class KubernetesSandbox:
 
     def _create_policy(self, manifest: dict[str, Any]) -> None:
         """Create a NetworkPolicy; one that already exists is fine."""
-        from kubernetes.client import ApiException, V1NetworkPolicy
 
         body = V1NetworkPolicy.model_validate(manifest)
         try:
@@ -129,8 +129,6 @@ class KubernetesSandbox:
                 self.remove_stale()
 
     def delete_policy(self, name: str) -> None:
-        from kubernetes.client import ApiException
-
         try:
             self.net.delete_namespaced_network_policy(
                 name, self.config.namespace, _request_timeout=self._timeout
@@ -142,7 +140,6 @@ class KubernetesSandbox:
     def remove_stale(self, min_age: timedelta = STALE_POLICY_AGE) -> list[str]:
         """Delete the pod policies older than ``min_age`` whose pod is gone (left by a
         crashed evaluator, or by a pod slower to die than ``delete_timeout_s``)."""
-        from kubernetes.client import ApiException
 
         removed = []
         try:
@@ -165,8 +162,6 @@ class KubernetesSandbox:
         return removed
 
     def _pod_exists(self, name: str) -> bool:
-        from kubernetes.client import ApiException
-
         try:
             self.core.read_namespaced_pod(
                 name, self.config.namespace, _request_timeout=self._timeout
@@ -178,8 +173,6 @@ class KubernetesSandbox:
         return True
 
     def start(self, bundle_dir: Path) -> KubernetesRunning:
-        from kubernetes.client import ApiException, V1Pod
-
         try:
             sub_path = Path(bundle_dir).resolve().relative_to(self.config.bundle_root.resolve())
         except ValueError:
@@ -235,8 +228,6 @@ class KubernetesRunning:
         )
 
     def wait_ready(self, timeout: float) -> None:
-        from kubernetes.client import ApiException
-
         cfg = self.sandbox.config
         deadline = time.monotonic() + timeout
         while True:
@@ -290,8 +281,6 @@ class KubernetesRunning:
         return None
 
     def _logs(self) -> bytes:
-        from kubernetes.client import ApiException
-
         cfg, limit = self.sandbox.config, self.sandbox.limits.output_bytes
         try:
             text = self.sandbox.core.read_namespaced_pod_log(
@@ -303,7 +292,6 @@ class KubernetesRunning:
 
     def _delete_and_wait(self) -> str | None:
         """Delete the pod (grace period) and wait until it is gone; a note if it is not."""
-        from kubernetes.client import ApiException
 
         cfg = self.sandbox.config
         try:
@@ -330,8 +318,6 @@ class KubernetesRunning:
         return f"pod still there after {cfg.delete_timeout_s} s"
 
     def close(self) -> SandboxExit:
-        from kubernetes.client import ApiException
-
         if self._exit is not None:
             return self._exit
         logs = self._logs()
