@@ -195,9 +195,10 @@ def create_app(
         # a bug: logged with its traceback (by the server), answered in the error shape
         return JSONResponse({"detail": "internal error", "code": "internal_error"}, status_code=500)
 
-    from kinitro.backend.api import admin, public, renders
+    from kinitro.backend.api import admin, history, public, renders
 
     app.include_router(public.router)
+    app.include_router(history.router)
     app.include_router(admin.router)
     app.include_router(renders.router)
 

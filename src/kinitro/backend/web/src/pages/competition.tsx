@@ -22,7 +22,9 @@ import {
   toLeaderboard,
   toSubmission,
 } from "../model";
+import { SuccessHistoryChart } from "../history";
 import { useStore } from "../store";
+import { SupersededNote, withoutSuperseded } from "../superseded";
 import { crowningRule, LeaderboardTable, LeaderSummary } from "./leaderboard";
 
 export function CompetitionPage(props: { id: string }) {
@@ -113,26 +115,36 @@ export function CompetitionPage(props: { id: string }) {
                 )}
               </Async>
             </section>
+            <section aria-labelledby="history-h">
+              <h2 id="history-h">History</h2>
+              <SuccessHistoryChart competitionId={props.id} liveKey={key} />
+            </section>
           </>
         )}
       </Async>
       <section aria-labelledby="csubs-h">
         <h2 id="csubs-h">Recent submissions</h2>
         <Async res={subs} what="submissions">
-          {(list) =>
-            list.length === 0 ? (
-              <Empty>No submissions yet.</Empty>
-            ) : (
-              <ul class="plain">
-                {list.map((x) => (
-                  <li key={x.id}>
-                    <SubmissionLink id={x.id} /> <HotkeyText hotkey={x.minerHotkey} /> block{" "}
-                    {int(x.commitmentBlock)} <Badge state={x.status} /> <TimeAgo at={x.createdAt} now={now} />
-                  </li>
-                ))}
-              </ul>
-            )
-          }
+          {(all) => {
+            const { shown, hidden } = withoutSuperseded(all);
+            return (
+              <>
+                {shown.length === 0 ? (
+                  <Empty>No submissions yet.</Empty>
+                ) : (
+                  <ul class="plain" data-testid="competition-submissions">
+                    {shown.map((x) => (
+                      <li key={x.id}>
+                        <SubmissionLink id={x.id} /> <HotkeyText hotkey={x.minerHotkey} /> block{" "}
+                        {int(x.commitmentBlock)} <Badge state={x.status} /> <TimeAgo at={x.createdAt} now={now} />
+                      </li>
+                    ))}
+                  </ul>
+                )}
+                <SupersededNote hidden={hidden} competitionId={props.id} />
+              </>
+            );
+          }}
         </Async>
       </section>
       <section aria-labelledby="rounds-h">

@@ -1,5 +1,6 @@
 // Leaderboard table and its summary (leader, what it takes to lead, approval status).
 
+import { useState } from "preact/hooks";
 import {
   Badge,
   Empty,
@@ -86,8 +87,13 @@ export function LeaderboardTable(props: {
   caption: string;
   limit?: number;
 }) {
-  const rows = props.board?.rows ?? [];
-  if (rows.length === 0) return <Empty>No scored submissions yet.</Empty>;
+  const [showCopies, setShowCopies] = useState(false);
+  const all = props.board?.rows ?? [];
+  if (all.length === 0) return <Empty>No scored submissions yet.</Empty>;
+  // copies of an earlier submission (same artifact, or same actions) earn nothing: hidden
+  // unless asked for
+  const rows = showCopies ? all : all.filter((r) => !r.copyOf);
+  const copies = all.length - rows.length;
   const shown = props.limit ? rows.slice(0, props.limit) : rows;
   const pending = new Set(
     (props.board?.pendingCandidates ?? []).map((p) => p.submissionId).filter(Boolean),
@@ -177,6 +183,14 @@ export function LeaderboardTable(props: {
       {props.limit && rows.length > props.limit && (
         <p class="muted">
           Showing the top {props.limit} of {rows.length}.
+        </p>
+      )}
+      {copies > 0 && (
+        <p class="muted" data-testid="copies-hidden">
+          {copies} cop{copies > 1 ? "ies" : "y"} of earlier submissions hidden.{" "}
+          <button type="button" class="linklike" onClick={() => setShowCopies(true)}>
+            Show
+          </button>
         </p>
       )}
     </div>

@@ -16,6 +16,7 @@ import {
 import { DASH, int, pct } from "../format";
 import { type CompetitionView, type Json, num, pick, str, toLeaderboard } from "../model";
 import { type FeedEntry, type State, useStore } from "../store";
+import { SupersededNote, withoutSuperseded } from "../superseded";
 import { LiveJobsTable } from "./jobs";
 import { LeaderboardTable, LeaderSummary } from "./leaderboard";
 
@@ -208,9 +209,11 @@ function ActivityFeed(props: { feed: FeedEntry[]; now: number }) {
 }
 
 function RecentSubmissions(props: { s: State; now: number }) {
-  const subs = props.s.submissions.slice(0, 8);
-  if (subs.length === 0) return <Empty>No submissions yet.</Empty>;
+  const { shown, hidden } = withoutSuperseded(props.s.submissions);
+  const subs = shown.slice(0, 8);
+  if (subs.length === 0 && hidden === 0) return <Empty>No submissions yet.</Empty>;
   return (
+    <>
     <ol class="feed" data-testid="recent-submissions">
       {subs.map((x) => (
         <li key={x.id}>
@@ -222,5 +225,7 @@ function RecentSubmissions(props: { s: State; now: number }) {
         </li>
       ))}
     </ol>
+    <SupersededNote hidden={hidden} />
+    </>
   );
 }

@@ -32,6 +32,7 @@ import {
   toPairedTest,
 } from "../model";
 import { useStore } from "../store";
+import { useListFilters } from "../superseded";
 import { EpisodesTable } from "./jobs";
 import { pairedSummary } from "./leaderboard";
 
@@ -41,8 +42,7 @@ export function SubmissionsPage() {
   const s = useStore();
   const now = useNow();
   const [status, setStatus] = useState("");
-  const [competition, setCompetition] = useState("");
-  const [showSuperseded, setShowSuperseded] = useState(false);
+  const { competition, setCompetition, showSuperseded, setShowSuperseded } = useListFilters();
   const q = new URLSearchParams({ limit: "100" });
   if (status) q.set("status", status);
   if (competition) q.set("competition_id", competition);

@@ -6,6 +6,7 @@ import { LineChart } from "../chart";
 import { Async, Badge, Empty, HotkeyText, TimeAgo, useNow } from "../components";
 import { DASH, dateTime, int, pct, shortId } from "../format";
 import { type WeightsView, items, toWeights } from "../model";
+import { ThroughputChart } from "../history";
 import { mergeValidators, throughputPerMinute, useStore } from "../store";
 
 export function ValidatorsPage() {
@@ -99,6 +100,10 @@ export function ValidatorsPage() {
             </table>
           </div>
         )}
+      </section>
+      <section aria-labelledby="tp-h">
+        <h2 id="tp-h">Throughput over time</h2>
+        <ThroughputChart liveKey={s.touched.get("jobs")} />
       </section>
       <section aria-labelledby="w-h">
         <h2 id="w-h">Weights</h2>
