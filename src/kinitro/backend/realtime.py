@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -31,6 +32,7 @@ from kinitro.protocol.realtime import (
     ErrorMessage,
     Ping,
     Pong,
+    ServerMessage,
     Subscribe,
     Unsubscribe,
     dump_message,
@@ -77,7 +79,7 @@ async def _serve(ws: WebSocket, state: BackendState) -> None:
     member = Subscriber(socket=ws, limit=state.settings.realtime_queue_size)
     closed = asyncio.ensure_future(member.closed.wait())
 
-    def reply(message: Any) -> None:
+    def reply(message: ServerMessage) -> None:
         if not member.offer(dump_message(message)):
             bc.drop(member)
 
@@ -137,7 +139,10 @@ async def _serve(ws: WebSocket, state: BackendState) -> None:
 
 
 async def _subscribe(
-    state: BackendState, member: Subscriber, message: Subscribe, reply: Any
+    state: BackendState,
+    member: Subscriber,
+    message: Subscribe,
+    reply: Callable[[ServerMessage], None],
 ) -> None:
     # join the fan-out first (holding frames), then read the snapshot: nothing committed
     # in between is missed

@@ -32,6 +32,7 @@ from kinitro.protocol.validator_ws import (
 )
 
 if TYPE_CHECKING:
+    from kinitro.backend.db.repo_admin import NonceState
     from kinitro.chain.models import Neuron
 
 
@@ -74,8 +75,8 @@ class Evidence:
 
     nonce: str
     """The nonce issued to this connection."""
-    nonce_state: str
-    """``repo_admin.consume_nonce`` of it: 'ok', 'unknown', 'used' or 'expired'."""
+    nonce_state: NonceState
+    """What consuming it found: 'ok', 'unknown', 'used' or 'expired'."""
     signature_valid: bool
     neuron: Neuron | None
     """The hotkey's neuron in the metagraph (None: not registered)."""

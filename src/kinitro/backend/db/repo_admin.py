@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kinitro.backend.db.common import rows, table, utcnow
 from kinitro.backend.db.models import ApiKey, AuthNonce
+
+NonceState = Literal["ok", "unknown", "used", "expired"]
+"""What consuming a sign-in nonce found (:func:`consume_nonce`)."""
 
 K = table(ApiKey)
 N = table(AuthNonce)
@@ -69,7 +72,7 @@ async def issue_nonce(conn: AsyncConnection, nonce: str, expires_at: datetime) -
     await conn.execute(N.insert().values(nonce=nonce, expires_at=expires_at))
 
 
-async def consume_nonce(conn: AsyncConnection, nonce: str) -> str:
+async def consume_nonce(conn: AsyncConnection, nonce: str) -> NonceState:
     """'ok', 'unknown', 'used' or 'expired'. A nonce can be consumed once."""
     now = utcnow()
     stmt = (
