@@ -5,6 +5,13 @@ installing Kinitro and starting ``kinitro chain run``: a real LocalChain process
 working directory, and the ``KINITRO_*`` environment a guide tells its reader to export
 (chain URL, wallets directory, local artifact registry, database URLs).
 
+``live_devnet`` is a running ``kinitro devnet up`` (its own PostgreSQL cluster, chain,
+backend, validators, evaluators and example miners) for the guides whose walkthrough is
+written against a devnet (``test_docs_commands.DEVNET_DOCS``): they point their shell at
+it with ``eval "$(kinitro devnet env)"`` and find everything else from there. It is
+started once per module, only when such a guide is run, and stopped with Ctrl-C as a user
+would.
+
 One LocalChain serves the whole module (fast blocks, small rate limits). Every document
 gets its own scratch directory, wallets directory, registry and databases, created on
 first use and shared by that document's blocks, so a guide's blocks run in order as one
@@ -14,17 +21,25 @@ session: a wallet created in its first block is there in the next.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from kinitro.chain.local.process import LocalChainProcess, free_port
 
 NETUID = 1
+DEVNET_READY_S = 240.0
 
 
 @dataclass
@@ -135,3 +150,51 @@ def local_chain_for_docs(request: pytest.FixtureRequest, _docs_world: _DocsWorld
     callspec = getattr(request.node, "callspec", None)
     doc = str(callspec.params.get("doc", request.node.name)) if callspec else request.node.name
     return _doc_session(_docs_world, doc)
+
+
+def _devnet_ready(data_dir: Path) -> bool:
+    """The devnet's ports are recorded and its backend runs the example competition."""
+    try:
+        state = json.loads((data_dir / "devnet.json").read_text())
+        url = f"http://127.0.0.1:{int(state['backend_port'])}/api/v1/competitions"
+        return any(c["id"] == "reach" for c in httpx.get(url, timeout=2).json())
+    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def live_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The data directory of a running ``kinitro devnet up`` (tiny example competition),
+    once its backend serves the competitions; stopped with SIGINT afterwards."""
+    data_dir = tmp_path_factory.mktemp("live-devnet") / "devnet"
+    data_dir.parent.chmod(0o755)  # the sandbox runs agents as an unprivileged uid
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINITRO_")}
+    log = (data_dir.parent / "devnet-up.log").open("w")
+    argv = ["devnet", "up", "--data-dir", str(data_dir), "--json", "--episodes", "1"]
+    argv += ["--max-steps", "50", "--round-seconds", "10", "--timeout", "900"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kinitro", *argv],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**env, "COLUMNS": "160", "NO_COLOR": "1"},
+    )
+    try:
+        deadline = time.monotonic() + DEVNET_READY_S
+        while not _devnet_ready(data_dir):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail(
+                    f"devnet not ready (exit {proc.returncode}):\n"
+                    + (data_dir.parent / "devnet-up.log").read_text()[-3000:]
+                )
+            time.sleep(0.5)
+        yield data_dir
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        log.close()

@@ -6,8 +6,11 @@
    command is run).
 2. Blocks preceded by ``<!-- doc-test: run -->`` are executed for real, in order, by bash
    in a scratch directory with a running LocalChain and the environment set by the
-   ``local_chain_for_docs`` fixture (``tests/docs/conftest.py``; see
-   ``docs/guides/miner.md``): the guide's walkthrough must work as written.
+   ``local_chain_for_docs`` fixture (``tests/docs/conftest.py``): the guide's walkthrough
+   must work as written. The guides of ``DEVNET_DOCS`` (the miner guide) run against a
+   live ``kinitro devnet up`` instead (``live_devnet``), knowing only its directory: their
+   blocks form one shell session (what a block exports, ``eval "$(kinitro devnet env)"``,
+   the next one has), and the backend must have scheduled the guide's submission.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ DOCS = [
     *sorted((ROOT / "docs" / "guides").glob("*.md")),
     *sorted((ROOT / "docs" / "ops").glob("*.md")),
 ]
+DEVNET_DOCS = frozenset({"docs/guides/miner.md"})
+"""Guides whose walkthrough runs against a live devnet (``live_devnet``), not a LocalChain."""
 FENCE = re.compile(
     r"(?P<marker><!-- doc-test: run -->\s*)?```(?P<lang>bash|console|sh|shell)\n"
     r"(?P<body>.*?)```",
@@ -114,10 +119,27 @@ RUNNABLE = [
 ]
 
 
+def _in_session(body: str, state: Path) -> str:
+    """``body`` as one step of a shell session: what earlier blocks exported (``KINITRO_*``)
+    is there, and what this one exports is kept for the next."""
+    return (
+        f'if [ -f "{state}" ]; then source "{state}"; fi\n{body}\n'
+        f"export -p | grep -E '^declare -x KINITRO_' > \"{state}\" || true\n"
+    )
+
+
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(("doc", "body"), RUNNABLE, ids=[d for d, _ in RUNNABLE])
-def test_walkthrough_runs_as_written(doc: str, body: str, local_chain_for_docs) -> None:
+def test_walkthrough_runs_as_written(
+    doc: str, body: str, local_chain_for_docs, request: pytest.FixtureRequest
+) -> None:
     env = {**os.environ, **local_chain_for_docs["env"]}
+    if doc in DEVNET_DOCS:
+        # written against a devnet: nothing but where it is; `kinitro devnet env` says the rest
+        devnet = request.getfixturevalue("live_devnet")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KINITRO_")}
+        env["KINITRO_DEVNET_DIR"] = str(devnet)
+        body = _in_session(body, local_chain_for_docs["cwd"].parent / "session.env")
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", body],
@@ -132,3 +154,6 @@ def test_walkthrough_runs_as_written(doc: str, body: str, local_chain_for_docs) 
         f"{doc} walkthrough failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
         f"{result.stderr[-3000:]}"
     )
+    if doc in DEVNET_DOCS and "kinitro miner status" in body:
+        # the devnet's backend found the artifact the guide uploaded and scheduled it
+        assert re.search(r"· (scheduled|evaluated)", result.stdout), result.stdout
