@@ -11,11 +11,12 @@ from __future__ import annotations
 import enum
 import types
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from hypothesis import strategies as st
 from pydantic import AwareDatetime, BaseModel, JsonValue, ValidationError
 from pydantic.fields import FieldInfo
+from typing_extensions import is_typeddict
 
 from kinitro.protocol.common import ArtifactRef, EvalMetrics, JobState, TaskMetrics
 from kinitro.protocol.runtime import RuntimeVersions
@@ -82,6 +83,9 @@ def type_strategy(tp: Any, metadata: list[Any] | None = None) -> st.SearchStrate
         return st.sampled_from(list(tp))
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return model_strategy(tp)
+    if is_typeddict(tp):
+        hints = get_type_hints(tp, include_extras=True)
+        return st.fixed_dictionaries({k: type_strategy(v) for k, v in hints.items()})
     if tp is bool:
         return st.booleans()
     if tp is int:

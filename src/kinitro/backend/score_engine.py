@@ -38,9 +38,9 @@ from kinitro.protocol.common import FailureCause
 from kinitro.protocol.realtime import (
     LeaderboardEntry,
     LeaderboardUpdatedEvent,
-    QuorumProgress,
     WeightsUpdatedEvent,
 )
+from kinitro.protocol.views import QuorumProgress
 
 if TYPE_CHECKING:
     from kinitro.backend.settings import Settings

@@ -12,8 +12,7 @@ subscribed, so it misses no event (see :mod:`.broadcaster`).
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kinitro.backend.db import (
     repo_competitions,
@@ -26,7 +25,8 @@ from kinitro.backend.explain import Rules, explained_board
 from kinitro.backend.quorum import annotate_board
 from kinitro.backend.standing import with_standing
 from kinitro.backend.stats import collect_stats
-from kinitro.protocol.realtime import dump_snapshot_data
+from kinitro.protocol.realtime import dump_snapshot_data, snapshot_data
+from kinitro.protocol.views import SnapshotData
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -66,7 +66,7 @@ class SnapshotBuilds:
                     del self._waiting[key]
                 self.builds += 1
                 data = await build_snapshot(self.engine, self.settings, sub)
-                future.set_result(dump_snapshot_data(json.loads(json.dumps(data, default=str))))
+                future.set_result(dump_snapshot_data(data))
         except BaseException as exc:
             if self._waiting.get(key) is future:
                 del self._waiting[key]
@@ -79,7 +79,7 @@ class SnapshotBuilds:
                 raise
 
 
-async def build_snapshot(engine: AsyncEngine, settings: Settings, sub: Subscribe) -> dict[str, Any]:
+async def build_snapshot(engine: AsyncEngine, settings: Settings, sub: Subscribe) -> SnapshotData:
     """Keys: competitions, leaderboards, recent_submissions, live_jobs, validators,
     latest_weights, stats — narrowed by the subscription's filters."""
     f = {k: v for k, v in sub.filters if v is not None}
@@ -117,12 +117,14 @@ async def build_snapshot(engine: AsyncEngine, settings: Settings, sub: Subscribe
     if "submission_id" in f:
         jobs = [j for j in jobs if str(j["submission_id"]) == f["submission_id"]]
         submissions = [x for x in submissions if str(x["id"]) == f["submission_id"]]
-    return {
-        "competitions": [{**c, "leader": leaders[c["id"]]} for c in competitions],
-        "leaderboards": boards,
-        "recent_submissions": submissions,
-        "live_jobs": jobs,
-        "validators": validators,
-        "latest_weights": weights,
-        "stats": stats,
-    }
+    return snapshot_data(
+        {
+            "competitions": [{**c, "leader": leaders[c["id"]]} for c in competitions],
+            "leaderboards": boards,
+            "recent_submissions": submissions,
+            "live_jobs": jobs,
+            "validators": validators,
+            "latest_weights": weights,
+            "stats": stats,
+        }
+    )

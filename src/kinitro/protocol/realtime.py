@@ -10,9 +10,9 @@ Client → server (:data:`ClientMessage`, parse with :func:`parse_client_message
 
 Server → client (:data:`ServerMessage`, :func:`parse_server_message`):
 
-* ``snapshot`` {ref_id, data} — current state as JSON: the backend's REST views
-  (keys ``competitions``, ``leaderboards``, ``recent_submissions``, ``live_jobs``,
-  ``validators``, ``latest_weights``, ``stats``; shapes in ``docs/backend.md``).
+* ``snapshot`` {ref_id, data} — current state: the backend's REST views
+  (:class:`~kinitro.protocol.views.SnapshotData`: ``competitions``, ``leaderboards``,
+  ``recent_submissions``, ``live_jobs``, ``validators``, ``latest_weights``, ``stats``).
 * ``events`` {events} — one or more typed payloads (:data:`RealtimeEvent`), in commit
   order, discriminated by ``event_type``; every payload has ``at`` (when it happened,
   UTC). The server coalesces the events of a short tick into one frame, so a busy feed
@@ -30,9 +30,9 @@ it may), 1001 (the server is shutting down).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, JsonValue, StringConstraints, TypeAdapter
 
@@ -57,6 +57,7 @@ from kinitro.protocol.common import (
     WireModel,
     new_message_id,
 )
+from kinitro.protocol.views import QuorumProgress, SnapshotData
 
 MAX_CLIENT_FRAME_BYTES: Final = 64 * 1024
 """Largest frame a client may send."""
@@ -197,22 +198,6 @@ class EvaluationCompletedEvent(_Event):
     metrics: EvalMetrics | None = None
 
 
-class QuorumProgress(WireModel):
-    """Validators' results in (``have``: the fewest any job of the submission has) and
-    needed (``need``) before a submission's score counts for ranking and weights."""
-
-    have: NonNegInt
-    need: Annotated[int, Field(ge=1)]
-
-    @property
-    def awaiting(self) -> bool:
-        return self.have < self.need
-
-    def describe(self) -> str:
-        """``awaiting quorum (1/3)`` while short of quorum, else ``""``."""
-        return f"awaiting quorum ({self.have}/{self.need})" if self.awaiting else ""
-
-
 class LeaderboardEntry(WireModel):
     """One row of a competition leaderboard (optional fields: not yet known)."""
 
@@ -276,6 +261,8 @@ class StatsEvent(_Event):
 
     event_type: Literal["stats"] = "stats"
     stats: dict[str, JsonValue]
+    """A :class:`~kinitro.protocol.views.Stats` (its JSON schema, :func:`snapshot_schema`),
+    parsed as plain JSON like a snapshot's ``data``."""
 
 
 RealtimeEvent = Annotated[
@@ -373,6 +360,9 @@ class Snapshot(IdentifiedMessage):
     type: Literal["snapshot"] = "snapshot"
     ref_id: MessageId | None = None
     data: dict[str, JsonValue]
+    """A :class:`~kinitro.protocol.views.SnapshotData` (the server builds it typed; its
+    JSON schema is that one, see :func:`snapshot_schema`). Parsed as plain JSON, so that a
+    client older than the server still reads the keys it knows."""
 
 
 class Events(IdentifiedMessage):
@@ -464,9 +454,32 @@ def snapshot_frame(data_json: str, ref_id: str | None) -> str:
     return f'{{"id":"{new_message_id()}","type":"snapshot","ref_id":{ref},"data":{data_json}}}'
 
 
-_SNAPSHOT_DATA: Final[TypeAdapter[dict[str, JsonValue]]] = TypeAdapter(dict[str, JsonValue])
+_SNAPSHOT_DATA: Final[TypeAdapter[Mapping[str, object]]] = TypeAdapter(Mapping[str, Any])
 
 
-def dump_snapshot_data(data: dict[str, JsonValue]) -> str:
+def dump_snapshot_data(data: SnapshotData | Mapping[str, JsonValue]) -> str:
     """Serialise snapshot ``data`` as it appears in a ``snapshot`` frame."""
     return _SNAPSHOT_DATA.dump_json(data).decode()
+
+
+_SNAPSHOT_VIEWS: Final[TypeAdapter[SnapshotData]] = TypeAdapter(SnapshotData)
+
+
+def snapshot_data(data: Mapping[str, object]) -> SnapshotData:
+    """A snapshot's ``data`` (the server's rows, or a parsed ``snapshot``'s) as typed views;
+    raises ``pydantic.ValidationError`` when it is not one."""
+    return _SNAPSHOT_VIEWS.validate_python(data)
+
+
+def snapshot_schema(ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+    """The JSON schema of :data:`ServerMessage` with a ``snapshot``'s ``data`` and a
+    ``stats`` event's ``stats`` described as what the server sends
+    (:class:`~kinitro.protocol.views.SnapshotData`, :class:`~kinitro.protocol.views.Stats`)."""
+    schema = SERVER_MESSAGE_ADAPTER.json_schema(mode="serialization", ref_template=ref_template)
+    data = _SNAPSHOT_VIEWS.json_schema(mode="serialization", ref_template=ref_template)
+    defs = schema.setdefault("$defs", {})
+    defs.update(data.pop("$defs", {}))
+    defs["SnapshotData"] = data
+    defs["Snapshot"]["properties"]["data"] = {"$ref": ref_template.format(model="SnapshotData")}
+    defs["StatsEvent"]["properties"]["stats"] = {"$ref": ref_template.format(model="Stats")}
+    return schema

@@ -50,6 +50,7 @@ from kinitro.protocol.validator_ws import (
     dump_message,
     parse_validator_message,
 )
+from kinitro.protocol.views import WeightSet
 from kinitro.validator.backoff import Backoff
 from kinitro.validator.errors import AuthenticationError, IncompatibleError, SessionError
 from kinitro.validator.outbox import OutboxSender
@@ -408,7 +409,8 @@ class ValidatorNode:
             await asyncio.sleep(interval)
 
     async def _fetch_latest_weights(self) -> None:
-        """After (re)connecting, ask the REST API for the latest weights we may have missed."""
+        """After (re)connecting, ask the REST API for the latest weights we may have missed
+        (parsed with the backend's own view of them, :class:`WeightSet`)."""
         url = latest_weights_url(self.settings.backend_url)
         try:
             import httpx
@@ -417,14 +419,12 @@ class ValidatorNode:
                 response = await client.get(url)
             if response.status_code != 200:
                 return
-            data = response.json()
-            if not data or not isinstance(data, dict) or not data.get("weights_id"):
-                return
+            latest = WeightSet.model_validate_json(response.content)
             message = SetWeights(
-                weights_id=data["weights_id"],
-                netuid=data["netuid"],
-                weights={int(k): float(v) for k, v in data["weights"].items()},
-                computed_at=data["computed_at"],
+                weights_id=latest.weights_id,
+                netuid=latest.netuid,
+                weights={int(k): v for k, v in latest.weights.items()},
+                computed_at=latest.computed_at,
             )
         except Exception as exc:  # noqa: BLE001 - optional catch-up; the WS also delivers
             log.info("could not fetch latest weights", extra={"error": str(exc)[:200]})

@@ -12,7 +12,6 @@ from kinitro.backend import apikeys, events, quorum
 from kinitro.backend.api.schemas import (
     ApiKeyIn,
     ApiKeyOut,
-    Competition,
     CompetitionIn,
     CompetitionPatch,
     DecisionIn,
@@ -44,6 +43,14 @@ from kinitro.backend.errors import BadRequestError, ConflictError, NotFoundError
 from kinitro.protocol.baselines import Baselines
 from kinitro.protocol.presets import PRESETS
 from kinitro.protocol.realtime import LeaderboardUpdatedEvent
+from kinitro.protocol.views import (
+    Competition,
+    CompetitionPreset,
+    JobAction,
+    LeaderDecision,
+    SubmissionRerun,
+    ValidatorRow,
+)
 
 router = APIRouter(
     prefix="/api/v1/admin",
@@ -206,13 +213,13 @@ async def put_baselines(
     return quorum.with_effective(row or current, state.settings)
 
 
-@router.get("/competition-presets")
+@router.get("/competition-presets", response_model=list[CompetitionPreset])
 async def competition_presets(who: AdminDep) -> list[dict[str, Any]]:
     """The presets a competition can start from (``"preset": NAME`` when creating one)."""
     return [{"name": p.name, "title": p.title, **p.competition_fields()} for p in PRESETS.values()]
 
 
-@router.post("/validators/{hotkey}/reinstate", responses=NOT_FOUND)
+@router.post("/validators/{hotkey}/reinstate", response_model=ValidatorRow, responses=NOT_FOUND)
 async def reinstate_validator(hotkey: HotkeyPath, conn: ConnDep, who: AdminDep) -> dict[str, Any]:
     """End a validator's suspension now; its strikes count afresh from now."""
     row = await repo_standing.reinstate(conn, hotkey)
@@ -248,7 +255,7 @@ async def revoke_key(key_id: RowIdPath, conn: ConnDep, who: AdminDep) -> None:
         raise NotFoundError(f"no active API key {key_id}")
 
 
-@router.get("/leader-candidates")
+@router.get("/leader-candidates", response_model=list[LeaderDecision])
 async def leader_candidates(
     conn: ConnDep, who: AdminDep, competition_id: CompetitionIdQuery = None
 ) -> list[dict[str, Any]]:
@@ -264,7 +271,9 @@ async def _candidate(conn: ConnDep, decision_id: int) -> dict[str, Any]:
     return row
 
 
-@router.post("/leader-candidates/{decision_id}/approve", responses=NOT_FOUND)
+@router.post(
+    "/leader-candidates/{decision_id}/approve", response_model=LeaderDecision, responses=NOT_FOUND
+)
 async def approve(
     decision_id: RowIdPath, conn: ConnDep, who: AdminDep, body: DecisionIn | None = None
 ) -> dict[str, Any]:
@@ -286,7 +295,9 @@ async def approve(
     return {**row, "status": "leader"}
 
 
-@router.post("/leader-candidates/{decision_id}/reject", responses=NOT_FOUND)
+@router.post(
+    "/leader-candidates/{decision_id}/reject", response_model=LeaderDecision, responses=NOT_FOUND
+)
 async def reject(
     decision_id: RowIdPath, conn: ConnDep, who: AdminDep, body: DecisionIn | None = None
 ) -> dict[str, Any]:
@@ -297,7 +308,7 @@ async def reject(
     return {**row, "status": "rejected"}
 
 
-@router.post("/jobs/{job_id}/rerun", responses=NOT_FOUND)
+@router.post("/jobs/{job_id}/rerun", response_model=JobAction, responses=NOT_FOUND)
 async def rerun_job(
     job_id: JobIdPath, conn: ConnDep, state: StateDep, who: AdminDep
 ) -> dict[str, Any]:
@@ -308,7 +319,7 @@ async def rerun_job(
     return {"job_id": job_id, "state": "queued"}
 
 
-@router.post("/jobs/{job_id}/cancel", responses=NOT_FOUND)
+@router.post("/jobs/{job_id}/cancel", response_model=JobAction, responses=NOT_FOUND)
 async def cancel_job(
     job_id: JobIdPath, conn: ConnDep, state: StateDep, who: AdminDep
 ) -> dict[str, Any]:
@@ -323,7 +334,9 @@ async def cancel_job(
     return {"job_id": job_id, "state": "cancelled" if cancelled else job["state"]}
 
 
-@router.post("/submissions/{submission_id}/rerun", responses=NOT_FOUND)
+@router.post(
+    "/submissions/{submission_id}/rerun", response_model=SubmissionRerun, responses=NOT_FOUND
+)
 async def rerun_submission(
     submission_id: RowIdPath, conn: ConnDep, state: StateDep, who: AdminDep
 ) -> dict[str, Any]:

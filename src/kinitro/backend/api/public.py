@@ -7,15 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from kinitro.backend import embargo, explain, quorum, standing
-from kinitro.backend.api.schemas import (
-    SEALED_RESPONSE,
-    Competition,
-    Job,
-    Page,
-    Row,
-    Submission,
-    error_responses,
-)
+from kinitro.backend.api.schemas import SEALED_RESPONSE, error_responses
 from kinitro.backend.db import (
     repo_audits,
     repo_competitions,
@@ -45,6 +37,24 @@ from kinitro.backend.deps import (
 )
 from kinitro.backend.errors import NotFoundError
 from kinitro.backend.stats import collect_stats
+from kinitro.protocol.views import (
+    Audit,
+    Competition,
+    Episode,
+    Job,
+    JobDetail,
+    Leaderboard,
+    ListedResult,
+    Page,
+    Round,
+    Stats,
+    StepBatch,
+    Strike,
+    Submission,
+    SubmissionDetail,
+    Validator,
+    WeightSet,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -93,7 +103,9 @@ async def get_competition(
     return {**quorum.with_effective(c, state.settings), "leader": leader}
 
 
-@router.get("/competitions/{competition_id}/leaderboard", responses=NOT_FOUND)
+@router.get(
+    "/competitions/{competition_id}/leaderboard", response_model=Leaderboard, responses=NOT_FOUND
+)
 async def leaderboard(
     competition_id: CompetitionIdPath, conn: ConnDep, state: StateDep
 ) -> dict[str, Any]:
@@ -139,7 +151,7 @@ async def list_submissions(
     return _page(items, total, p)
 
 
-@router.get("/submissions/{submission_id}", responses=NOT_FOUND)
+@router.get("/submissions/{submission_id}", response_model=SubmissionDetail, responses=NOT_FOUND)
 async def get_submission(
     submission_id: RowIdPath, conn: ConnDep, state: StateDep
 ) -> dict[str, Any]:
@@ -198,7 +210,7 @@ async def list_jobs(
     return _page(items, total, p)
 
 
-@router.get("/jobs/{job_id}", responses=NOT_FOUND)
+@router.get("/jobs/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
 async def get_job(job_id: JobIdPath, conn: ConnDep) -> dict[str, Any]:
     """A job with its assignments, per-validator status history and results; until its
     round's reveal, a status ``detail`` is sealed and a result's ``error`` reads as its
@@ -218,7 +230,7 @@ async def get_job(job_id: JobIdPath, conn: ConnDep) -> dict[str, Any]:
     }
 
 
-@router.get("/results", response_model=Page[Row])
+@router.get("/results", response_model=Page[ListedResult])
 async def list_results(
     conn: ConnDep,
     p: PageDep,
@@ -237,7 +249,7 @@ async def list_results(
     return _page(await embargo.results_view(conn, items), total, p)
 
 
-@router.get("/episodes", response_model=Page[Row])
+@router.get("/episodes", response_model=Page[Episode])
 async def list_episodes(
     conn: ConnDep,
     p: PageDep,
@@ -266,7 +278,7 @@ async def list_episodes(
     return _page([embargo.episode_view(row) for row in items], total, p)
 
 
-@router.get("/episodes/{episode_id}", responses=NOT_FOUND)
+@router.get("/episodes/{episode_id}", response_model=Episode, responses=NOT_FOUND)
 async def get_episode(episode_id: RowIdPath, conn: ConnDep) -> dict[str, Any]:
     """Episode summary with links to its media and action log (which answer 403 with
     ``sealed_until`` before the round's reveal; ``seed`` and ``failure_detail`` are sealed
@@ -279,7 +291,7 @@ async def get_episode(episode_id: RowIdPath, conn: ConnDep) -> dict[str, Any]:
 
 @router.get(
     "/episodes/{episode_id}/steps",
-    response_model=Page[Row],
+    response_model=Page[StepBatch],
     responses={**NOT_FOUND, **SEALED_RESPONSE},
 )
 async def episode_steps(episode_id: RowIdPath, conn: ConnDep, p: PageDep) -> dict[str, Any]:
@@ -300,7 +312,7 @@ async def episode_steps(episode_id: RowIdPath, conn: ConnDep, p: PageDep) -> dic
     return _page(items, total, p)
 
 
-@router.get("/validators")
+@router.get("/validators", response_model=list[Validator])
 async def list_validators(
     conn: ConnDep,
     connected: bool | None = None,
@@ -314,7 +326,7 @@ async def list_validators(
     return await standing.with_standing(conn, found)
 
 
-@router.get("/validators/strikes", response_model=Page[Row])
+@router.get("/validators/strikes", response_model=Page[Strike])
 async def validator_strikes(
     conn: ConnDep, p: PageDep, validator_hotkey: HotkeyQuery = None
 ) -> dict[str, Any]:
@@ -325,7 +337,7 @@ async def validator_strikes(
     return _page(items, total, p)
 
 
-@router.get("/validators/audits", response_model=Page[Row])
+@router.get("/validators/audits", response_model=Page[Audit])
 async def validator_audits(
     conn: ConnDep,
     p: PageDep,
@@ -341,12 +353,12 @@ async def validator_audits(
     return _page(items, total, p)
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=Stats)
 async def stats(conn: ConnDep) -> dict[str, Any]:
     return await collect_stats(conn)
 
 
-@router.get("/weights/latest", responses=NOT_FOUND)
+@router.get("/weights/latest", response_model=WeightSet, responses=NOT_FOUND)
 async def latest_weights(conn: ConnDep) -> dict[str, Any]:
     w = await repo_scoring.latest_weights(conn)
     if w is None:
@@ -354,13 +366,13 @@ async def latest_weights(conn: ConnDep) -> dict[str, Any]:
     return w
 
 
-@router.get("/weights", response_model=Page[Row])
+@router.get("/weights", response_model=Page[WeightSet])
 async def weights_history(conn: ConnDep, p: PageDep) -> dict[str, Any]:
     items, total = await repo_scoring.weights_history(conn, limit=p.limit, offset=p.offset)
     return _page(items, total, p)
 
 
-@router.get("/rounds", response_model=Page[Row])
+@router.get("/rounds", response_model=Page[Round])
 async def rounds(
     conn: ConnDep,
     p: PageDep,
@@ -374,7 +386,7 @@ async def rounds(
     return _page([embargo.round_view(row) for row in items], total, p)
 
 
-@router.get("/rounds/{round_id}", responses=NOT_FOUND)
+@router.get("/rounds/{round_id}", response_model=Round, responses=NOT_FOUND)
 async def get_round(round_id: RoundIdPath, conn: ConnDep) -> dict[str, Any]:
     """One round: its commitment and, after the reveal, its secret (check both with
     ``kinitro round verify``)."""

@@ -15,6 +15,7 @@ from kinitro.backend.api.schemas import SEALED_RESPONSE, error_responses
 from kinitro.backend.db import repo_renders
 from kinitro.backend.deps import ConnDep, Principal, RowIdPath, StateDep, principal, strict_query
 from kinitro.backend.errors import ConflictError, ForbiddenError
+from kinitro.protocol.views import RenderClaim, RenderState, VideoStatus
 
 router = APIRouter(
     prefix="/api/v1",
@@ -53,7 +54,7 @@ class Claim(BaseModel):
     worker: str = Field(min_length=1, max_length=100)
 
 
-@router.get("/episodes/{episode_id}/video")
+@router.get("/episodes/{episode_id}/video", response_model=VideoStatus)
 async def video_status(episode_id: RowIdPath, conn: ConnDep, state: StateDep) -> dict[str, Any]:
     """The episode's video: ``state`` none | queued | rendering | done | failed, progress,
     ``queue_position``, ``video_url`` and its timing (``video``: fps, every) once done,
@@ -62,14 +63,22 @@ async def video_status(episode_id: RowIdPath, conn: ConnDep, state: StateDep) ->
     return await renders.status(conn, state, episode_id)
 
 
-@router.post("/episodes/{episode_id}/video", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/episodes/{episode_id}/video",
+    response_model=VideoStatus,
+    status_code=status.HTTP_202_ACCEPTED,
+)
 async def request_video(episode_id: RowIdPath, conn: ConnDep, state: StateDep) -> dict[str, Any]:
     """Ask for the episode's video (idempotent). 403 ``sealed`` before the round's reveal,
     409 without an action log, 429 ``queue_full`` when ``render_queue_max`` renders wait."""
     return await renders.request(conn, state, episode_id)
 
 
-@router.post("/renders/claim", responses={204: {"description": "nothing to render"}})
+@router.post(
+    "/renders/claim",
+    response_model=RenderClaim,
+    responses={204: {"description": "nothing to render"}},
+)
 async def claim(body: Claim, conn: ConnDep, state: StateDep, _who: WorkerDep) -> Any:
     """The next render for this worker (requests first), leased ``render_lease_s``."""
     state.render_worker_seen = time.monotonic()
@@ -86,7 +95,7 @@ async def claim(body: Claim, conn: ConnDep, state: StateDep, _who: WorkerDep) ->
     }
 
 
-@router.post("/renders/{render_id}")
+@router.post("/renders/{render_id}", response_model=RenderState)
 async def report(
     render_id: RowIdPath, body: RenderReport, conn: ConnDep, state: StateDep, _who: WorkerDep
 ) -> dict[str, Any]:

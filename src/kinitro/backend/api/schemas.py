@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from kinitro.protocol.baselines import Baselines
 from kinitro.protocol.common import COMPETITION_ID_PATTERN, BenchmarkSpec
 from kinitro.protocol.presets import get_preset
-
-T = TypeVar("T")
 
 
 def _storable(value: str) -> str:
@@ -80,17 +77,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     for status in statuses:
         out[status] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
     return out
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    total: int
-    limit: int
-    offset: int
-
-
-class Row(BaseModel):
-    model_config = ConfigDict(extra="allow")
 
 
 ExpertLimit = Annotated[float, Field(ge=0, le=1)]
@@ -176,70 +162,6 @@ class CompetitionPatch(BaseModel):
         if nulls:
             raise ValueError(f"{', '.join(nulls)} cannot be null (omit a field to keep it)")
         return self
-
-
-class Competition(BaseModel):
-    id: str
-    name: str
-    description: str
-    benchmarks: list[dict[str, Any]]
-    points: float
-    active: bool
-    min_success_rate: float
-    min_validators: int | None
-    min_episodes: int
-    min_leader_score: float
-    approval_mode: str
-    replication: int | None
-    round_seconds: int | None = None
-    """Length of its rounds (null: the backend's ``round_duration_s``); a change applies
-    from the next round."""
-    quorum: int | None = None
-    """Effective quorum (``min_validators``, else the backend default)."""
-    effective_replication: int | None = None
-    max_expert_baseline: float | None = None
-    baselines: Baselines | None = None
-    """Reference agents' scores on the current benchmarks (``protocol.baselines``)."""
-    created_at: datetime
-    updated_at: datetime
-    leader: dict[str, Any] | None = None
-
-
-class Submission(BaseModel):
-    id: int
-    competition_id: str | None
-    miner_hotkey: str
-    miner_uid: int | None
-    commitment: str
-    commitment_block: int
-    artifact_registry: str | None
-    artifact_repo: str | None
-    artifact_revision: str | None
-    artifact_sha256: str | None
-    artifact_size: int | None
-    status: str
-    rejection_reason: str | None
-    rejection_detail: str | None
-    credited_submission_id: int | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class Job(BaseModel):
-    id: str
-    submission_id: int
-    competition_id: str
-    benchmark_id: str
-    benchmark: dict[str, Any]
-    round_id: str
-    replication: int
-    deadline_s: int
-    state: str
-    miner_hotkey: str
-    miner_uid: int | None
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
 
 
 class ApiKeyIn(BaseModel):
