@@ -21,6 +21,10 @@ Measures, on the same episode plan (``--episodes`` per task of ``--benchmark``, 
   workers): start-up (actor boot, env builds, agent start), the per-step overhead (time
   playing batches beyond the limit: agent RPC, logging, lockstep), idle tail (a worker
   done while another still plays), and the rest (upload flush, teardown, dispatch).
+* **CPU** of the evaluation by role, in seconds and µs per step (:class:`CpuSampler`):
+  rollout workers (start-up included), agents, driver, Ray's processes; next to the
+  limit's (the simulator alone). Robust where wall time is not: on a shared machine
+  other tenants add wall time, hardly CPU time.
 * ``--speedup``: the full evaluation again with one worker, for the 1 → N speed-up on the
   same plan.
 
@@ -39,6 +43,7 @@ import json
 import multiprocessing as mp
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,98 @@ from rich.table import Table
 from agent_rpc import make_bundle  # bench/ is this script's directory
 
 console = Console(stderr=True)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> tuple[str, float] | None:
+    """(name, user + system CPU seconds) of a live process, from ``/proc/<pid>/stat``."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    close = stat.rfind(")")
+    fields = stat[close + 2 :].split()
+    return stat[stat.find("(") + 1 : close], (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return out
+
+
+class CpuSampler:
+    """CPU seconds spent by this process tree during a run, by role: the rollout workers
+    (``ray::RolloutWorker`` actors, their upload threads included), the agents (everything
+    a worker started: bubblewrap and the agent runtime), the driver (this process: the
+    event loop awaiting results, and this sampler) and Ray (raylet, GCS, its agents).
+
+    Cheap enough not to disturb what it measures: every ``interval_s`` it reads the
+    ``/proc/<pid>/stat`` of the processes it knows (a few dozen reads), and walks the tree
+    for new ones (``/proc/<pid>/task/*/children``, ~8 ms with Ray's many threads) 1, 2, 4
+    and then every 8 seconds. A process that exits counts up to its last reading (the
+    workers and agents exit at teardown, idle by then). Readings at :meth:`start` are
+    subtracted."""
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        self.interval_s = interval_s
+        self._seen: dict[int, tuple[str, float, str]] = {}  # pid → (name, cpu_s, role)
+        self._base: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def _walk(self) -> None:
+        stack = [(os.getpid(), "driver")]
+        while stack:
+            pid, role = stack.pop()
+            reading = _cpu_s(pid)
+            if reading is None:
+                continue
+            name, cpu = reading
+            if role == "ray" and name.startswith("ray::Rollout"):
+                role = "workers"
+            self._seen[pid] = (name, cpu, role)
+            child_role = {"driver": "ray", "workers": "agents"}.get(role, role)
+            stack += [(child, child_role) for child in _children(pid)]
+
+    def _read(self) -> None:
+        for pid, (name, _, role) in list(self._seen.items()):
+            reading = _cpu_s(pid)
+            if reading is not None and reading[0] == name:
+                self._seen[pid] = (name, reading[1], role)
+
+    def _run(self) -> None:
+        started = last_walk = time.monotonic()
+        gap = 1.0
+        while not self._stop.wait(self.interval_s):
+            now = time.monotonic()
+            if now - last_walk >= gap or now - started < 0.5:
+                self._walk()
+                last_walk, gap = now, min(8.0, gap * 2)
+            else:
+                self._read()
+
+    def start(self) -> None:
+        self._walk()
+        self._base = {pid: cpu for pid, (_, cpu, _) in self._seen.items()}
+        self._thread.start()
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds by role since :meth:`start`."""
+        self._stop.set()
+        self._thread.join()
+        self._walk()
+        out = dict.fromkeys(("workers", "agents", "driver", "ray"), 0.0)
+        for pid, (_, cpu, role) in self._seen.items():
+            out[role] += cpu - self._base.get(pid, 0.0)
+        return out
 
 
 def _raw_process(
@@ -72,6 +169,7 @@ def _raw_process(
     ready.release()
     go.wait()
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     steps = 0
     while (item := work.get()) is not None:
         task, seed = item
@@ -81,7 +179,7 @@ def _raw_process(
         for _ in range(max_steps):
             inner.step(zero)
         steps += max_steps
-    out.put((time.perf_counter() - t0, steps))
+    out.put((time.perf_counter() - t0, steps, time.process_time() - cpu0))
     for env in envs.values():
         env.close()
 
@@ -115,8 +213,9 @@ def raw_limit(benchmark_id: str, plan: list[Any], workers: int, max_steps: int) 
         p.join()
     return {
         "limit_s": wall,
-        "steps": sum(steps for _, steps in per_process),
-        "process_s": [round(s, 2) for s, _ in per_process],
+        "steps": sum(steps for _, steps, _ in per_process),
+        "process_s": [round(s, 2) for s, _, _ in per_process],
+        "cpu_s": sum(cpu for _, _, cpu in per_process),
     }
 
 
@@ -138,6 +237,8 @@ def full_evaluation(
         max_steps=args.max_steps,
         step_log_interval=args.step_log_interval,
     )
+    sampler = CpuSampler()
+    sampler.start()
     t0 = time.perf_counter()
     outcome = asyncio.run(
         evaluate(
@@ -147,6 +248,7 @@ def full_evaluation(
         )
     )
     actual = time.perf_counter() - t0
+    cpu = sampler.stop()
     failures = outcome.metrics.overall.failures
     if failures:
         raise SystemExit(f"episodes failed: {failures}")
@@ -168,6 +270,7 @@ def full_evaluation(
         "agent_start_s": mean("agent_start_s"),
         "busy_s": mean("busy_s"),
         "idle_tail_s": mean("idle_tail_s"),
+        "cpu_s": {role: round(v, 2) for role, v in cpu.items()},
     }
 
 
@@ -188,6 +291,21 @@ def breakdown(run: dict[str, Any], limit_s: float) -> dict[str, float]:
         "imbalance_s": round(imbalance, 2),
         "other_s": round(rest, 2),
     }
+
+
+def cpu_figures(limit: dict[str, Any] | None, run: dict[str, Any]) -> dict[str, Any]:
+    """CPU seconds of the run by role, and µs per step: the limit's simulator alone, the
+    workers' (simulator + loop + logging), the agents', and the driver's and Ray's."""
+    steps = max(1, run["steps"])
+    cpu = run["cpu_s"]
+    out: dict[str, Any] = {f"{role}_s": v for role, v in cpu.items()}
+    out["total_s"] = round(sum(cpu.values()), 2)
+    per_step = {role: round(v / steps * 1e6, 1) for role, v in cpu.items()}
+    if limit is not None:
+        out["limit_s"] = round(limit["cpu_s"], 2)
+        per_step["limit"] = round(limit["cpu_s"] / max(1, limit["steps"]) * 1e6, 1)
+    out["us_per_step"] = per_step
+    return out
 
 
 def main() -> None:
@@ -247,6 +365,8 @@ def main() -> None:
         "step_log_interval": args.step_log_interval,
         "loadavg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "cores": os.cpu_count(),
+        "cpu": cpu_figures(limit, run),
+        "cpu_1_worker": cpu_figures(None, one) if one else None,
     }
     if limit["steps"] != run["steps"]:
         figures["warning"] = f"limit stepped {limit['steps']} steps, evaluation {run['steps']}"
@@ -281,6 +401,17 @@ def main() -> None:
                 f"{figures['speedup_1_to_n']:.2f}×",
             ),
         ]
+    cpu = figures["cpu"]
+    us = cpu["us_per_step"]
+    rows += [
+        ("CPU µs per step: limit (simulator alone)", f"{us['limit']:.0f}"),
+        (
+            "CPU µs per step: rollout workers (all: sim, loop, logs, start-up)",
+            f"{us['workers']:.0f}",
+        ),
+        ("CPU µs per step: agents (sandboxed runtime)", f"{us['agents']:.1f}"),
+        ("CPU µs per step: driver / Ray processes", f"{us['driver']:.1f} / {us['ray']:.1f}"),
+    ]
     rows.append(
         ("load average before / after (1 min)", "{:.2f} / {:.2f}".format(*figures["loadavg"]))
     )
