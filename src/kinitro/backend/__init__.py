@@ -4,7 +4,8 @@ FastAPI REST + admin API, the validator WebSocket, the public realtime WebSocket
 chain monitor, the scheduler, scoring and weights, over the backend PostgreSQL.
 
 Modules: :mod:`.app` (``create_app``), :mod:`.deps`, :mod:`.api` (routes),
-:mod:`.validator_ws` (the socket) with :mod:`.validator_auth` (``authorize()``),
+:mod:`.validator_ws` (the socket) with :mod:`.validator_auth` (``authorize()``) and
+:mod:`.validator_signin` (its I/O),
 :mod:`.ingest` (reports in, :class:`~.ingest.IngestOutcome` out),
 :mod:`.validator_outgoing`, :mod:`.validator_presence` and :mod:`.validator_hub`,
 :mod:`.realtime` (the socket) with :mod:`.broadcaster` and :mod:`.snapshot`,

@@ -3,8 +3,8 @@
 This module keeps only the transport; each decision lives in its own module:
 
 * sign-in — the backend sends ``auth_challenge`` (a single-use nonce stored in the DB),
-  gathers what it needs to know about the ``auth_response`` and
-  :func:`~.validator_auth.authorize` decides (a pure function); refusals get a typed
+  gathers what it needs to know about the ``auth_response`` (:mod:`.validator_signin`)
+  and :func:`~.validator_auth.authorize` decides (a pure function); refusals get a typed
   ``error`` and the socket is closed with the reason. Admitted, the session joins the
   replica's :class:`~.validator_hub.ValidatorHub` and its validator is recorded present
   (:mod:`.validator_presence`).
@@ -27,28 +27,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fastapi import WebSocket, WebSocketDisconnect
 from sqlalchemy.exc import SQLAlchemyError
 
-from kinitro import __version__
-from kinitro.backend import runtimes, validator_outgoing, validator_presence
-from kinitro.backend.db import repo_admin, repo_competitions
+from kinitro.backend import runtimes, validator_outgoing, validator_presence, validator_signin
 from kinitro.backend.ingest import Ingested, IngestOutcome, Report, Verdict, ingest_batch
 from kinitro.backend.limits import client_address
-from kinitro.backend.validator_auth import (
-    Admitted,
-    Evidence,
-    Refused,
-    authorize,
-    permitted,
-    read_response,
-)
+from kinitro.backend.validator_auth import Admitted, Refused, authorize, read_response
 from kinitro.protocol.common import ErrorCode
 from kinitro.protocol.errors import ProtocolError
 from kinitro.protocol.validator_ws import (
@@ -59,9 +48,7 @@ from kinitro.protocol.validator_ws import (
     CLOSE_TIMEOUT,
     CLOSE_TRY_AGAIN_LATER,
     Ack,
-    AuthChallenge,
     AuthOk,
-    AuthResponse,
     Episode,
     EpisodeSteps,
     ErrorMessage,
@@ -201,11 +188,8 @@ class ValidatorSession:
 
     async def _authenticate(self) -> bool:
         s = self.settings
-        nonce = secrets.token_hex(32)
-        expires = datetime.now(UTC) + timedelta(seconds=s.auth_timeout_s)
-        async with self.state.engine.begin() as conn:
-            await repo_admin.issue_nonce(conn, nonce, expires)
-        await self.send(AuthChallenge(nonce=nonce, backend_version=__version__, expires_at=expires))
+        challenge = await validator_signin.challenge(self.state)
+        await self.send(challenge)
         raw: str | bytes | None
         try:
             raw = await self._receive(s.auth_timeout_s)
@@ -216,7 +200,7 @@ class ValidatorSession:
             return await self._refuse(response)
         decision = authorize(
             response,
-            await self._evidence(response, nonce),
+            await validator_signin.evidence(self.state, response, challenge.nonce),
             min_stake=s.min_validator_stake,
             policy=self._policy(),
         )
@@ -224,32 +208,6 @@ class ValidatorSession:
             return await self._refuse(decision)
         await self._admit(decision)
         return True
-
-    async def _evidence(self, response: AuthResponse, nonce: str) -> Evidence:
-        """What :func:`authorize` needs to know about ``response`` (all the sign-in's I/O)."""
-        async with self.state.engine.begin() as conn:
-            nonce_state = await repo_admin.consume_nonce(conn, nonce)
-        signature_valid = self.state.chain.verify_signature(
-            response.hotkey, response.signed_payload(), response.signature
-        )
-        metagraph = await self.state.metagraph()
-        neuron = metagraph.by_hotkey(response.hotkey)
-        if not permitted(neuron, self.settings.min_validator_stake):
-            # the cached metagraph may predate a registration
-            metagraph = await self.state.metagraph(fresh=True)
-            neuron = metagraph.by_hotkey(response.hotkey)
-        async with self.state.engine.connect() as conn:
-            in_use = runtimes.series_of(
-                await repo_competitions.list_competitions(conn, active=True)
-            )
-        return Evidence(
-            nonce=nonce,
-            nonce_state=nonce_state,
-            signature_valid=signature_valid,
-            neuron=neuron,
-            netuid=metagraph.netuid,
-            series_in_use=frozenset(in_use),
-        )
 
     async def _admit(self, admitted: Admitted) -> None:
         s = self.settings
