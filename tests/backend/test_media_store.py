@@ -16,7 +16,7 @@ from kinitro.core.db import dsn
 from kinitro.evaluator.episode_logger import action_log_key
 from kinitro.protocol.validator_ws import Ack
 from kinitro.storage.artifacts import LocalRegistry
-from kinitro.storage.media import S3MediaStore
+from kinitro.storage.media_s3 import S3MediaStore
 
 from .conftest import Net, create_competition, login, wait_for
 from .playing import deliver, episodes_for

@@ -14,16 +14,15 @@ from typing import Any
 import pytest
 
 from kinitro.storage.media import (
-    MIB,
     InvalidMediaKey,
     LocalMediaStore,
     MediaNotFound,
     MediaStore,
     MediaStoreError,
     MediaTooLarge,
-    S3MediaStore,
     open_media_store,
 )
+from kinitro.storage.media_s3 import MIB, S3MediaStore
 
 
 def _free_port() -> int:

@@ -31,6 +31,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import bittensor
+from bittensor import BittensorError, calls
+
 from kinitro.chain.errors import (
     ChainError,
     ChainUnavailableError,
@@ -98,8 +101,6 @@ class BittensorChain:
 
     async def _connect(self) -> Any:
         if self._client is None:
-            import bittensor
-
             client = bittensor.Client(self.network, substrate=self._substrate)
             try:
                 await client.connect()
@@ -116,8 +117,6 @@ class BittensorChain:
             await client.close()
 
     async def _call(self, what: str, fn: Any) -> Any:
-        from bittensor import BittensorError
-
         client = await self._connect()
         try:
             return await fn(client)
@@ -235,8 +234,6 @@ class BittensorChain:
             )
 
         async def write(client: Any) -> Any:
-            from bittensor import calls
-
             call = calls.Commitments.set_commitment(
                 netuid=self._netuid, info={"fields": [{f"Raw{len(raw)}": "0x" + raw.hex()}]}
             )
@@ -285,8 +282,6 @@ class BittensorChain:
         row = normalize_u16(weights)  # same validation as LocalChain, before signing anything
 
         async def write(client: Any) -> tuple[int, bool]:
-            import bittensor
-
             required = int(
                 await client.query(("SubtensorModule", "WeightsVersionKey"), [self._netuid]) or 0
             )

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from kinitro.core.errors import KinitroError
+from kinitro.core.settings import describe_settings_error
 
 if TYPE_CHECKING:
     from kinitro.chain.port import ChainClient
@@ -40,8 +47,6 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
 def _fail(message: str) -> typer.Exit:
-    from rich.markup import escape
-
     err_console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(2)
 
@@ -56,8 +61,7 @@ def _settings(
     backend: str | None = None,
     network: str | None = None,
 ) -> ChainSettings:
-    from kinitro.chain.settings import ChainSettings
-    from kinitro.core.errors import KinitroError
+    from kinitro.chain.settings import ChainSettings  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         return ChainSettings.load(
@@ -71,14 +75,11 @@ def _settings(
             network=network,
         )
     except (KinitroError, ValueError) as exc:
-        from kinitro.core.settings import describe_settings_error
-
         raise _fail(describe_settings_error(exc, ChainSettings)) from None
 
 
 def _run(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``fn`` and turn Kinitro errors into a clean message + exit code 2."""
-    from kinitro.core.errors import KinitroError
 
     try:
         return asyncio.run(fn())
@@ -143,10 +144,10 @@ def run(
     directory is first created (genesis); later runs on the same directory keep them.
     Stop with Ctrl-C: the state survives restarts.
     """
-    from kinitro.chain.errors import ChainError
-    from kinitro.chain.local.service import run as serve
-    from kinitro.chain.local.state import ChainRules
-    from kinitro.core.logging import configure_logging
+    from kinitro.chain.errors import ChainError  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.chain.local.service import run as serve  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.chain.local.state import ChainRules  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.core.logging import configure_logging  # noqa: PLC0415 - deferred: CLI start-up
 
     if block_interval <= 0:
         raise _fail("--block-interval must be > 0")
@@ -193,11 +194,9 @@ def wallet_create(
     as_json: bool = JsonOpt,
 ) -> None:
     """Create a wallet with real sr25519 keys (reuses an existing coldkey, adds the hotkey)."""
-    import os
-    import sys
 
-    from kinitro.chain.errors import ChainError
-    from kinitro.chain.wallets import create_wallet
+    from kinitro.chain.errors import ChainError  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.chain.wallets import create_wallet  # noqa: PLC0415 - deferred: CLI start-up
 
     password = None
     if encrypt and not os.environ.get("KINITRO_CHAIN_COLDKEY_PASSWORD") and not sys.stdin.isatty():
@@ -225,8 +224,8 @@ def wallet_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """Show a wallet's public addresses."""
-    from kinitro.chain.errors import ChainError
-    from kinitro.chain.wallets import wallet_info
+    from kinitro.chain.errors import ChainError  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.chain.wallets import wallet_info  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         info = wallet_info(name, hotkey, wallet_path)
@@ -253,8 +252,8 @@ def _print_wallet(info: Any, as_json: bool) -> None:
 async def _local_admin(
     settings: ChainSettings, action: Callable[[Any, Any, str], Awaitable[T]]
 ) -> T:
-    from kinitro.chain.local.client import LocalChain
-    from kinitro.chain.wallets import load_coldkey, wallet_info
+    from kinitro.chain.local.client import LocalChain  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.chain.wallets import load_coldkey, wallet_info  # noqa: PLC0415 - deferred: CLI start-up
 
     info = wallet_info(settings.wallet_name, settings.hotkey, settings.wallet_path)
     password = settings.coldkey_password
@@ -329,7 +328,7 @@ def permit(
 
 
 async def _read(settings: ChainSettings, fn: Callable[[ChainClient], Awaitable[T]]) -> T:
-    from kinitro.chain.settings import open_chain
+    from kinitro.chain.settings import open_chain  # noqa: PLC0415 - deferred: CLI start-up
 
     chain = open_chain(settings)
     try:
@@ -372,8 +371,6 @@ def metagraph(
     settings = _settings(config, url, netuid, backend=backend, network=network)
     graph = _run(lambda: _read(settings, lambda c: c.metagraph()))
     if as_json:
-        from dataclasses import asdict
-
         _echo_json(asdict(graph))
         return
     table = Table(title=f"netuid {graph.netuid} at block {graph.block}")
@@ -399,8 +396,6 @@ def commitments(
     settings = _settings(config, url, netuid, backend=backend, network=network)
     records = _run(lambda: _read(settings, lambda c: c.commitments()))
     if as_json:
-        from dataclasses import asdict
-
         _echo_json([asdict(r) for r in records])
         return
     table = Table(title=f"commitments on netuid {settings.netuid}")

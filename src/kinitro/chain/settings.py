@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from kinitro.chain.local.client import LocalChain
 from kinitro.chain.port import ChainClient
 from kinitro.chain.wallets import DEFAULT_WALLET_PATH
 from kinitro.core.settings import KinitroSettings
@@ -41,9 +42,8 @@ class ChainSettings(KinitroSettings):
 def open_chain(settings: ChainSettings) -> ChainClient:
     """The configured adapter (caller closes it with ``await chain.close()``)."""
     if settings.backend == "bittensor":
-        from kinitro.chain.bittensor_chain import BittensorChain
+        from kinitro.chain.bittensor_chain import BittensorChain  # noqa: PLC0415 - bittensor takes seconds to import: only the production chain loads it
 
         return BittensorChain(settings.network, settings.netuid)
-    from kinitro.chain.local.client import LocalChain
 
     return LocalChain(settings.local_url, settings.netuid, timeout=settings.timeout_s)

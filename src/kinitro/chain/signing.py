@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from bittensor_wallet import Keypair
+
 from kinitro.chain.errors import InvalidRequestError, InvalidSignatureError
 
 
@@ -28,8 +30,6 @@ def sign_message(key: SigningKey, message: bytes | str) -> str:
 
 
 def is_valid_ss58(address: str) -> bool:
-    from bittensor_wallet import Keypair
-
     try:
         Keypair(ss58_address=address)
     except (ValueError, TypeError):
@@ -55,7 +55,6 @@ def _signature_bytes(signature: str | bytes) -> bytes | None:
 
 def verify_signature(hotkey: str, message: bytes | str, signature: str | bytes) -> bool:
     """True when ``signature`` is ``hotkey``'s sr25519 signature over ``message``."""
-    from bittensor_wallet import Keypair
 
     raw = _signature_bytes(signature)
     if raw is None or len(raw) != 64:

@@ -18,12 +18,10 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from bittensor_wallet import Keypair, Wallet
 
 from kinitro.chain.errors import WalletError
-
-if TYPE_CHECKING:
-    from bittensor_wallet import Keypair, Wallet
 
 DEFAULT_WALLET_PATH = Path("~/.bittensor/wallets")
 
@@ -65,8 +63,6 @@ def _check_name(kind: str, value: str) -> None:
 
 
 def _wallet(name: str, hotkey: str, path: Path) -> Wallet:
-    from bittensor_wallet import Wallet
-
     _check_name("wallet", name)
     _check_name("hotkey", hotkey)
     return Wallet(name=name, hotkey=hotkey, path=str(path.expanduser()))
@@ -85,7 +81,6 @@ def create_wallet(
     An existing coldkey is reused, so ``create_wallet("v1", "h2")`` adds a hotkey. An
     existing hotkey is an error unless ``overwrite``.
     """
-    from bittensor_wallet import Keypair
 
     wallet = _wallet(name, hotkey, path)
     root = Path(wallet.path) / name

@@ -21,10 +21,10 @@ class Role(StrEnum):
     def tree(self) -> Path:
         """The role's migration folder."""
         if self is Role.backend:
-            from kinitro.backend.db.models import MIGRATION_TREE
+            from kinitro.backend.db.models import MIGRATION_TREE  # noqa: PLC0415 - deferred: CLI start-up
 
             return MIGRATION_TREE
-        from kinitro.jobqueue.models import MIGRATION_TREE as VALIDATOR_TREE
+        from kinitro.jobqueue.models import MIGRATION_TREE as VALIDATOR_TREE  # noqa: PLC0415 - deferred: CLI start-up
 
         return VALIDATOR_TREE
 
@@ -40,8 +40,8 @@ URL_OPT = typer.Option(
 
 def _run(action: str, role: Role, url: str, *args: str) -> str | None:
     """Run a migration action, turning connection/migration failures into clear errors."""
-    from kinitro.core import migrations
-    from kinitro.core.db import safe_url
+    from kinitro.core import migrations  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.core.db import safe_url  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         if action == "current":

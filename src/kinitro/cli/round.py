@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import typer
 from rich.console import Console
+
+from kinitro.core.errors import KinitroError
 
 app = typer.Typer(help="Sealed evaluation rounds: check a revealed round.", no_args_is_help=True)
 _err = Console(stderr=True)
@@ -41,9 +44,8 @@ def verify_command(
     Exit code 0 only when everything holds; 1 when anything does not (each failure names
     its episode); 2 when the round cannot be checked (unknown, backend or chain down).
     """
-    from kinitro.chain.settings import ChainSettings, open_chain
-    from kinitro.core.errors import KinitroError
-    from kinitro.evaluator.round_verify import verify_round
+    from kinitro.chain.settings import ChainSettings, open_chain  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.evaluator.round_verify import verify_round  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         settings = ChainSettings.load(
@@ -54,8 +56,6 @@ def verify_command(
         raise typer.Exit(2) from None
 
     async def run() -> Any:
-        import httpx
-
         client = open_chain(settings)
         try:
             async with httpx.AsyncClient(base_url=backend, timeout=30) as http:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,7 +37,6 @@ def safe_url(url: str) -> str:
 
 def create_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
     """An async SQLAlchemy engine on asyncpg with pre-ping and a bounded pool."""
-    from sqlalchemy.ext.asyncio import create_async_engine
 
     return create_async_engine(
         sqlalchemy_url(url),

@@ -15,17 +15,20 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alembic import command, context
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from kinitro.core.db import sqlalchemy_url
 from kinitro.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from alembic.config import Config
     from sqlalchemy import MetaData
 
 
 def alembic_config(folder: Path, url: str) -> Config:
     """The Alembic configuration of the migration tree in ``folder`` for database ``url``."""
-    from alembic.config import Config
 
     if not (folder / "env.py").is_file():
         raise ConfigError(f"{folder} is not a migration tree (no env.py)")
@@ -38,14 +41,10 @@ def alembic_config(folder: Path, url: str) -> Config:
 
 
 def upgrade(folder: Path, url: str, revision: str = "head") -> None:
-    from alembic import command
-
     command.upgrade(alembic_config(folder, url), revision)
 
 
 def downgrade(folder: Path, url: str, revision: str = "base") -> None:
-    from alembic import command
-
     command.downgrade(alembic_config(folder, url), revision)
 
 
@@ -55,9 +54,6 @@ def current(url: str) -> str | None:
 
 
 async def _current_async(url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     engine = create_async_engine(sqlalchemy_url(url))
     try:
         async with engine.connect() as conn:
@@ -70,8 +66,6 @@ async def _current_async(url: str) -> str | None:
 
 def run_env(target_metadata: MetaData, **configure: Any) -> None:
     """Body of every tree's ``env.py``: run migrations online over asyncpg."""
-    from alembic import context
-    from sqlalchemy.ext.asyncio import create_async_engine
 
     url = context.config.attributes.get("kinitro_url") or context.config.get_main_option(
         "sqlalchemy.url"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
@@ -42,8 +42,6 @@ class MetricsServer:
             return metrics(environ, start_response)  # type: ignore[no-any-return]
 
         try:
-            from wsgiref.simple_server import make_server
-
             self._server = make_server(
                 host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler
             )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import typer
+from rich.console import Console
 
 app = typer.Typer(
     help="Run the whole network on this machine with embedded defaults.",
@@ -63,8 +66,8 @@ def up(
     Running it again on the same data directory resumes where it left off. Logs of every
     process are in DATA_DIR/logs.
     """
-    from kinitro.devnet.up import UpOptions, run_up
-    from kinitro.protocol.presets import get_preset
+    from kinitro.devnet.up import UpOptions, run_up  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.protocol.presets import get_preset  # noqa: PLC0415 - deferred: CLI start-up
 
     for name in preset:
         try:
@@ -89,7 +92,7 @@ def up(
 
 
 def _devnet_backend_url(data_dir: Path) -> str | None:
-    from kinitro.core.devnet_info import find_devnet
+    from kinitro.core.devnet_info import find_devnet  # noqa: PLC0415 - deferred: CLI start-up
 
     info = find_devnet(data_dir)
     return info.backend_url if info else None
@@ -104,7 +107,7 @@ def env_command(data_dir: Path = DATA_DIR) -> None:
     and `KINITRO_MINER_*` settings the miner guide uses. Exit code 1 when DATA_DIR holds
     no devnet.
     """
-    from kinitro.devnet.env import devnet_exports
+    from kinitro.devnet.env import devnet_exports  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         typer.echo(devnet_exports(data_dir))
@@ -119,12 +122,10 @@ def status(
     json_output: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Show whether the devnet's processes are up and what the backend knows."""
-    from kinitro.devnet.status import devnet_status, render_status
+    from kinitro.devnet.status import devnet_status, render_status  # noqa: PLC0415 - deferred: CLI start-up
 
     report = devnet_status(data_dir)
     if json_output:
-        import json
-
         typer.echo(json.dumps(report))
     else:
         render_status(report)
@@ -152,12 +153,9 @@ def watch_command(
     duration: float | None = typer.Option(None, help="Exit after this many seconds."),
 ) -> None:
     """Live terminal view of the realtime feed: jobs, episodes, leaderboard, weights."""
-    import asyncio
 
-    from rich.console import Console
-
-    from kinitro.devnet.watch import WatchOptions, watch
-    from kinitro.protocol.realtime import EventType
+    from kinitro.devnet.watch import WatchOptions, watch  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.protocol.realtime import EventType  # noqa: PLC0415 - deferred: CLI start-up
 
     known = {e.value for e in EventType}
     unknown = [e for e in event if e not in known]

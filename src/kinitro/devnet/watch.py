@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import websockets
 from rich.console import Console
 from rich.live import Live
 
@@ -48,8 +49,6 @@ def realtime_url(base: str) -> str:
 
 
 async def watch(opts: WatchOptions, console: Console) -> int:
-    import websockets
-
     view = View()
     subscribe = rt.Subscribe(
         id=uuid.uuid4().hex,

@@ -27,10 +27,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from pgqueuer import RetryRequested
+from pgqueuer.adapters.persistence import schema_ddl
+from pgqueuer.domain.schema.declaration import target
+from pgqueuer.domain.settings import DBSettings
+from pgqueuer.models import Job
+from pgqueuer.qm import QueueManager
+
 from kinitro.jobqueue.errors import JobQueueError, RetryJob
 
 if TYPE_CHECKING:
-    from pgqueuer.domain.settings import DBSettings
     from pgqueuer.ports import RepositoryPort
 
 #: pgqueuer entrypoint of evaluation jobs. Payload: the job id (UTF-8); the full
@@ -87,9 +93,6 @@ async def consume_jobs(
     :class:`~kinitro.jobqueue.errors.RetryJob` from the handler becomes pgqueuer's
     ``RetryRequested`` (the entry goes back to ``queued`` after its delay, attempts + 1).
     """
-    from pgqueuer import RetryRequested
-    from pgqueuer.models import Job
-    from pgqueuer.qm import QueueManager
 
     qm = QueueManager(queries)
 
@@ -118,15 +121,11 @@ async def consume_jobs(
 
 
 def _settings() -> DBSettings:
-    from pgqueuer.domain.settings import DBSettings
-
     return DBSettings()
 
 
 def install_statements() -> list[str]:
     """pgqueuer's install DDL, one statement per item, in dependency order."""
-    from pgqueuer.adapters.persistence import schema_ddl
-    from pgqueuer.domain.schema.declaration import target
 
     settings = _settings()
     schema = target(settings)
@@ -140,6 +139,5 @@ def install_statements() -> list[str]:
 
 def uninstall_statements() -> list[str]:
     """pgqueuer's uninstall DDL, one statement per item (dependents first)."""
-    from pgqueuer.adapters.persistence import schema_ddl
 
     return [s for s in schema_ddl.render_uninstall(_settings()).splitlines() if s.strip()]

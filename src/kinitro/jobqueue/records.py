@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kinitro.protocol.common import JobState
-
-if TYPE_CHECKING:
-    from kinitro.protocol.validator_ws import EvalJob
+from kinitro.protocol.validator_ws import EvalJob
 
 #: Message types the outbox carries (everything the evaluator produces for the backend).
 OUTBOX_TYPES = frozenset({"job_status", "eval_result", "episode", "episode_steps"})
@@ -53,8 +51,6 @@ class JobRecord:
     updated_at: datetime
 
     def eval_job(self) -> EvalJob:
-        from kinitro.protocol.validator_ws import EvalJob
-
         return EvalJob.model_validate(self.payload)
 
 

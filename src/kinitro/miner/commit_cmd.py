@@ -20,6 +20,7 @@ from typing import Any
 
 import typer
 
+from kinitro.core.errors import KinitroError
 from kinitro.miner.backend_client import BackendUnavailable, get_json
 from kinitro.miner.settings import MinerSettings
 from kinitro.miner.submit_cmds import (
@@ -39,6 +40,8 @@ from kinitro.miner.submit_cmds import (
     console,
     err_console,
 )
+from kinitro.storage.bundle import package_bundle
+from kinitro.storage.errors import StorageError
 
 UPLOAD_RECORD = "upload.json"
 
@@ -70,8 +73,7 @@ def commit_command(
     the bundle's repo is still private: publish it afterwards with `kinitro miner
     publish` (the backend waits for it up to its artifact deadline).
     """
-    from kinitro.core.errors import KinitroError
-    from kinitro.protocol.commitment import encode_commitment
+    from kinitro.protocol.commitment import encode_commitment  # noqa: PLC0415 - deferred: CLI start-up
 
     settings = _settings(
         config,
@@ -111,7 +113,7 @@ def commit_command(
     _check_competition(settings, competition)
 
     async def write() -> Any:
-        from kinitro.chain.wallets import load_hotkey
+        from kinitro.chain.wallets import load_hotkey  # noqa: PLC0415 - deferred: CLI start-up
 
         key = load_hotkey(settings.wallet_name, settings.hotkey, settings.wallet_path)
         chain = _open_chain(settings)
@@ -169,8 +171,6 @@ def _upload_record(path: Path) -> dict[str, Any]:
 
 def _check_unchanged(bundle: Path, uploaded: dict[str, Any]) -> None:
     """Refuse to commit an upload whose bundle has changed since (a stale artifact)."""
-    from kinitro.storage.bundle import package_bundle
-    from kinitro.storage.errors import StorageError
 
     again = f"upload it again (kinitro miner upload {bundle} --repo {uploaded.get('repo')})"
     with tempfile.TemporaryDirectory(prefix="kinitro-commit-") as tmp:

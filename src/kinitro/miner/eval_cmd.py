@@ -37,6 +37,7 @@ from rich.table import Table
 
 from kinitro.miner.failures import group_failures, print_failures
 from kinitro.storage.bundle import validate_bundle
+from kinitro.storage.errors import StorageError
 
 
 def eval_command(
@@ -112,7 +113,6 @@ def eval_command(
 
 def _validate(console: Console, bundle_dir: Path) -> None:
     """``package``'s static checks (never imports the agent): fail in a second, not later."""
-    from kinitro.storage.errors import StorageError
 
     try:
         validate_bundle(bundle_dir)

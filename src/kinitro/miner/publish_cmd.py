@@ -20,6 +20,7 @@ from typing import Any
 
 import typer
 
+from kinitro.core.errors import KinitroError
 from kinitro.miner.submit_cmds import (
     STATE_DIR,
     ChainUrlOpt,
@@ -37,6 +38,7 @@ from kinitro.miner.submit_cmds import (
     _settings,
     console,
 )
+from kinitro.storage.errors import StorageError
 
 
 def publish_command(
@@ -65,9 +67,7 @@ def publish_command(
     Run it after `kinitro miner commit`: it checks that this hotkey's commitment on chain
     pins the uploaded bundle, then publishes the repo so validators can evaluate it.
     """
-    from kinitro.core.errors import KinitroError
-    from kinitro.storage.artifacts import open_registry
-    from kinitro.storage.errors import StorageError
+    from kinitro.storage.artifacts import open_registry  # noqa: PLC0415 - deferred: CLI start-up
 
     settings = _settings(
         config,
@@ -135,7 +135,7 @@ def _upload_record(
 
 
 async def _my_commitment(settings: Any) -> str | None:
-    from kinitro.chain.wallets import wallet_info
+    from kinitro.chain.wallets import wallet_info  # noqa: PLC0415 - deferred: CLI start-up
 
     me = wallet_info(settings.wallet_name, settings.hotkey, settings.wallet_path).hotkey
     chain = _open_chain(settings)
@@ -148,8 +148,7 @@ async def _my_commitment(settings: Any) -> str | None:
 
 def _mismatch(committed: str | None, upload: dict[str, Any], repo: str) -> str | None:
     """Why ``committed`` does not pin ``upload`` (or ``repo``); None when it does."""
-    from kinitro.core.errors import KinitroError
-    from kinitro.protocol.commitment import parse_commitment
+    from kinitro.protocol.commitment import parse_commitment  # noqa: PLC0415 - deferred: CLI start-up
 
     if committed is None:
         return "this hotkey has no commitment on chain"

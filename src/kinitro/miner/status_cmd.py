@@ -16,6 +16,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from kinitro.core.errors import KinitroError
 from kinitro.miner.backend_client import BackendUnavailable, get_json
 from kinitro.miner.settings import MinerSettings
 from kinitro.miner.submit_cmds import (
@@ -53,8 +54,7 @@ def status_command(
 ) -> None:
     """What the chain and the backend know about my hotkey: commitment, submissions, score,
     rank, weight, and why a submission is not leading."""
-    from kinitro.chain.wallets import wallet_info
-    from kinitro.core.errors import KinitroError
+    from kinitro.chain.wallets import wallet_info  # noqa: PLC0415 - deferred: CLI start-up
 
     settings = _settings(
         config,
@@ -149,8 +149,7 @@ def _pct(x: float | None) -> str:
 
 
 async def _chain_status(settings: MinerSettings, hotkey: str) -> dict[str, Any]:
-    from kinitro.core.errors import KinitroError
-    from kinitro.protocol.commitment import parse_commitment
+    from kinitro.protocol.commitment import parse_commitment  # noqa: PLC0415 - deferred: CLI start-up
 
     chain = _open_chain(settings)
     try:

@@ -13,11 +13,13 @@ miner's agent code.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -25,6 +27,12 @@ from rich.progress import (
     TextColumn,
     TransferSpeedColumn,
 )
+
+from kinitro.core.errors import KinitroError
+from kinitro.core.settings import describe_settings_error
+from kinitro.miner.settings import MinerSettings
+from kinitro.storage.bundle import ARCHIVE_NAME, package_bundle
+from kinitro.storage.errors import StorageError
 
 if TYPE_CHECKING:
     from kinitro.miner.settings import MinerSettings
@@ -52,22 +60,16 @@ RegistryDirOpt = typer.Option(None, "--registry-dir", help="Local registry direc
 
 
 def _fail(message: str) -> typer.Exit:
-    from rich.markup import escape
-
     err_console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(2)
 
 
 def _settings(config: Path | None, **overrides: Any) -> MinerSettings:
-    from kinitro.core.devnet_info import find_devnet
-    from kinitro.core.errors import KinitroError
-    from kinitro.miner.settings import MinerSettings
+    from kinitro.core.devnet_info import find_devnet  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         return MinerSettings.load(config, **overrides).near_devnet(find_devnet())
     except (KinitroError, ValueError) as exc:
-        from kinitro.core.settings import describe_settings_error
-
         raise _fail(describe_settings_error(exc, MinerSettings)) from None
 
 
@@ -92,7 +94,6 @@ def init_command(
     force: bool = typer.Option(False, "--force", help="Overwrite existing template files."),
 ) -> None:
     """Create a working Meta-World agent bundle (a scripted policy that solves reach-v3)."""
-    import re
 
     agent_name = name or directory.resolve().name
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", agent_name):
@@ -112,9 +113,6 @@ def init_command(
 
 
 def _package(directory: Path, out: Path | None, max_bytes: int) -> Any:
-    from kinitro.storage.bundle import ARCHIVE_NAME, package_bundle
-    from kinitro.storage.errors import StorageError
-
     target = out or directory / STATE_DIR / ARCHIVE_NAME
     try:
         return package_bundle(directory, target, max_bytes=max_bytes)
@@ -177,8 +175,7 @@ def upload_command(
     pinned reference is printed and saved to DIR/.kinitro/upload.json for
     `kinitro miner commit --from-upload` and `kinitro miner publish`.
     """
-    from kinitro.storage.artifacts import open_registry
-    from kinitro.storage.errors import StorageError
+    from kinitro.storage.artifacts import open_registry  # noqa: PLC0415 - deferred: CLI start-up
 
     settings = _settings(config, registry=registry, registry_dir=registry_dir)
     packed = _package(directory, None, settings.max_bundle_bytes)
@@ -219,7 +216,7 @@ def upload_command(
 
 
 def _open_chain(settings: MinerSettings) -> Any:
-    from kinitro.chain.settings import ChainSettings, open_chain
+    from kinitro.chain.settings import ChainSettings, open_chain  # noqa: PLC0415 - deferred: CLI start-up
 
     return open_chain(
         ChainSettings(

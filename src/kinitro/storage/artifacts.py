@@ -321,7 +321,7 @@ def open_registry(
 ) -> ArtifactRegistry:
     """The registry adapter for ``kind`` ("local" or "hf")."""
     if kind == "hf":
-        from kinitro.storage.huggingface import HuggingFaceRegistry
+        from kinitro.storage.huggingface import HuggingFaceRegistry  # noqa: PLC0415 - the Hub client loads only for the hf registry
 
         return HuggingFaceRegistry(token=hf_token, endpoint=hf_endpoint)
     return LocalRegistry(local_dir)

@@ -21,9 +21,17 @@ import logging
 import re
 import tarfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
+from huggingface_hub import CommitOperationAdd, HfApi, constants, hf_hub_url
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils._headers import build_hf_headers
 
 from kinitro.protocol.common import ArtifactRef, RegistryKind
 from kinitro.storage.artifacts import (
@@ -40,9 +48,6 @@ from kinitro.storage.errors import (
     ArtifactTooLargeError,
     RegistryError,
 )
-
-if TYPE_CHECKING:
-    from huggingface_hub import HfApi
 
 _PINNED = re.compile(r"^[0-9a-f]{40}$")
 
@@ -71,23 +76,12 @@ class HuggingFaceRegistry:
 
     @property
     def endpoint(self) -> str:
-        from huggingface_hub import constants
-
         return (self._endpoint or constants.ENDPOINT).rstrip("/")
 
     def _api(self) -> HfApi:
-        from huggingface_hub import HfApi
-
         return HfApi(endpoint=self.endpoint, token=self._token)
 
     def _translate(self, exc: Exception, what: str) -> Exception:
-        from huggingface_hub.errors import (
-            EntryNotFoundError,
-            HfHubHTTPError,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
-
         if isinstance(exc, RepositoryNotFoundError | RevisionNotFoundError | EntryNotFoundError):
             return ArtifactNotFoundError(f"{what} not found on the Hub ({type(exc).__name__})")
         if isinstance(exc, HfHubHTTPError):
@@ -111,8 +105,6 @@ class HuggingFaceRegistry:
         private: bool = False,
         progress: Progress | None = None,
     ) -> ArtifactRef:
-        from huggingface_hub import CommitOperationAdd
-
         check_repo(repo)
         if "/" not in repo:
             raise RegistryError(f"Hugging Face repos need a namespace: 'user/{repo}'")
@@ -199,9 +191,6 @@ class HuggingFaceRegistry:
         max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         progress: Progress | None = None,
     ) -> Path:
-        from huggingface_hub import hf_hub_url
-        from huggingface_hub.utils._headers import build_hf_headers
-
         what = f"hf:{ref.repo}@{ref.revision}"
         info = self.stat(ref.repo, ref.revision)
         if info.size_bytes > max_bytes:
@@ -242,7 +231,7 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     """Transport errors of the HTTP clients huggingface_hub may use (httpx or httpx2)."""
     errors: list[type[BaseException]] = [httpx.HTTPError, OSError]
     try:
-        import httpx2
+        import httpx2  # noqa: PLC0415 - optional: huggingface_hub may run on httpx2
     except ImportError:
         pass
     else:

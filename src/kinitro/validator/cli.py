@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import signal
+from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from kinitro import __version__
+from kinitro.core.errors import ConfigError, KinitroError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -47,8 +55,6 @@ restart cannot help (the systemd unit sets ``RestartPreventExitStatus=78``)."""
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    from rich.markup import escape
-
     err_console.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
     return typer.Exit(code)
 
@@ -63,8 +69,7 @@ def _settings_error(exc: Exception) -> str:
 
 
 def _load(config: Path | None, **overrides: Any) -> Settings:
-    from kinitro.core.errors import KinitroError
-    from kinitro.validator.settings import Settings
+    from kinitro.validator.settings import Settings  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         return Settings.load(config, **overrides)
@@ -73,8 +78,7 @@ def _load(config: Path | None, **overrides: Any) -> Settings:
 
 
 def _chain_settings(config: Path | None, **overrides: Any) -> ChainSettings:
-    from kinitro.chain.settings import ChainSettings
-    from kinitro.core.errors import KinitroError
+    from kinitro.chain.settings import ChainSettings  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         return ChainSettings.load(config, **overrides)
@@ -116,7 +120,7 @@ def run(
     when the backend refuses this release (protocol or simulator versions): then it
     prints the backend's reason and exits with code 78.
     """
-    from kinitro.core.logging import configure_logging
+    from kinitro.core.logging import configure_logging  # noqa: PLC0415 - deferred: CLI start-up
 
     settings = _load(config, backend_url=backend_url, database_url=database_url, lite=lite)
     chain_settings = _chain_settings(
@@ -133,18 +137,15 @@ def run(
 async def _run(
     settings: Settings, chain_settings: ChainSettings, *, migrate: bool, set_weights: bool
 ) -> None:
-    import signal
-
-    from kinitro import __version__
-    from kinitro.chain.errors import WalletError
-    from kinitro.chain.settings import open_chain
-    from kinitro.chain.wallets import load_hotkey
-    from kinitro.core.db import safe_url
-    from kinitro.jobqueue import JobQueue, SchemaNotReadyError
-    from kinitro.protocol.common import PROTOCOL_VERSION
-    from kinitro.validator.errors import IncompatibleError
-    from kinitro.validator.node import ValidatorNode
-    from kinitro.validator.weights import WeightSetter
+    from kinitro.chain.errors import WalletError  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.chain.settings import open_chain  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.chain.wallets import load_hotkey  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.core.db import safe_url  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.jobqueue import JobQueue, SchemaNotReadyError  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.protocol.common import PROTOCOL_VERSION  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.validator.errors import IncompatibleError  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.validator.node import ValidatorNode  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.validator.weights import WeightSetter  # noqa: PLC0415 - deferred: CLI start-up
 
     assert settings.database_url
     try:
@@ -154,8 +155,8 @@ async def _run(
     except WalletError as exc:
         raise _fail(str(exc)) from None
     if migrate:
-        from kinitro.core import migrations
-        from kinitro.jobqueue.models import MIGRATION_TREE
+        from kinitro.core import migrations  # noqa: PLC0415 - deferred: CLI start-up
+        from kinitro.jobqueue.models import MIGRATION_TREE  # noqa: PLC0415 - deferred: CLI start-up
 
         await asyncio.to_thread(migrations.upgrade, MIGRATION_TREE, settings.database_url)
     jq = JobQueue.connect(settings.database_url)
@@ -190,7 +191,7 @@ async def _run(
             async with _metrics(settings, jq):
                 await node.run()
         except IncompatibleError as exc:
-            from kinitro.core.runtime import local_runtime
+            from kinitro.core.runtime import local_runtime  # noqa: PLC0415 - deferred: CLI start-up
 
             raise _fail(
                 f"the backend refuses this validator: {exc}\n"
@@ -210,11 +211,9 @@ async def _metrics(settings: Settings, jq: NodeStatus) -> AsyncIterator[None]:
     if settings.metrics_port is None:
         yield
         return
-    import logging
 
-    from kinitro.core.errors import ConfigError
-    from kinitro.core.prometheus import MetricsServer
-    from kinitro.validator.prometheus import ValidatorMetrics
+    from kinitro.core.prometheus import MetricsServer  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.validator.prometheus import ValidatorMetrics  # noqa: PLC0415 - deferred: CLI start-up
 
     metrics = ValidatorMetrics(stale_after_s=STALE_AFTER_S)
     try:
@@ -262,8 +261,8 @@ def status(
 async def _queue(url: str) -> AsyncIterator[JobQueue]:
     """The validator's job queue with its schema checked, for a one-shot command: an
     unmigrated or unreachable database is a clear error, not a traceback."""
-    from kinitro.core.db import safe_url
-    from kinitro.jobqueue import JobQueue, SchemaNotReadyError
+    from kinitro.core.db import safe_url  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.jobqueue import JobQueue, SchemaNotReadyError  # noqa: PLC0415 - deferred: CLI start-up
 
     jq = JobQueue.connect(url, pool_size=1)
     try:
@@ -288,8 +287,6 @@ stale: the node was probably killed without a chance to say so."""
 
 
 def _connection_state(conn: dict[str, Any]) -> str:
-    from datetime import UTC, datetime
-
     state = str(conn["state"])
     seen = conn.get("last_seen_at")
     if state == "connected" and seen:
@@ -364,8 +361,6 @@ def dead_letters(
 
 
 async def _dead_letters(url: str, requeue: bool) -> tuple[list[dict[str, Any]], int]:
-    from dataclasses import asdict
-
     async with _queue(url) as jq:
         if requeue:
             return [], await jq.requeue_dead_letters()

@@ -30,6 +30,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
 from kinitro import __version__
 from kinitro.chain.signing import sign_message
 from kinitro.core.runtime import local_runtime
@@ -170,7 +174,6 @@ class ValidatorNode:
 
     async def _session(self) -> bool:
         """One connection. Returns True if it got past authentication."""
-        from websockets.asyncio.client import connect
 
         s = self.settings
         async with connect(
@@ -204,8 +207,6 @@ class ValidatorNode:
             return True
 
     async def _authenticate(self, ws: ClientConnection) -> AuthOk:
-        from websockets.exceptions import ConnectionClosed
-
         try:
             return await self._handshake(ws)
         except ConnectionClosed as exc:
@@ -413,8 +414,6 @@ class ValidatorNode:
         (parsed with the backend's own view of them, :class:`WeightSet`)."""
         url = latest_weights_url(self.settings.backend_url)
         try:
-            import httpx
-
             async with httpx.AsyncClient(timeout=5.0) as client:
                 response = await client.get(url)
             if response.status_code != 200:

@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -247,7 +248,6 @@ def run(
     log_level: str = "info",
 ) -> None:
     """Serve the chain until interrupted (blocking)."""
-    import uvicorn
 
     app = create_app(data_dir, block_interval=block_interval, rules=rules)
     app.state.service.open()  # fail fast, before binding the port, with a clear message

@@ -16,6 +16,7 @@ Data directory layout::
 from __future__ import annotations
 
 import bisect
+import fcntl
 import json
 import logging
 import os
@@ -373,7 +374,6 @@ class ChainStore:
 
     def acquire(self) -> None:
         """Hold an exclusive lock on the data dir (one service per chain)."""
-        import fcntl
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)

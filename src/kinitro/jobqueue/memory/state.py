@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pgqueuer.adapters.inmemory import InMemoryDriver, InMemoryQueries
+
 from kinitro.jobqueue.errors import JobNotFoundError
 from kinitro.jobqueue.records import (
     DeadLetter,
@@ -60,8 +62,6 @@ class MemoryState:
     """The twin's tables (one instance shared by every part of :class:`MemoryJobQueue`)."""
 
     def __init__(self) -> None:
-        from pgqueuer.adapters.inmemory import InMemoryDriver, InMemoryQueries
-
         self.queries = InMemoryQueries(driver=InMemoryDriver())
         """pgqueuer's in-memory queue (tests may inspect it, or clear it to lose entries)."""
         self._lock = asyncio.Lock()

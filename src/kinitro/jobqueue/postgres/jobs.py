@@ -10,9 +10,12 @@ import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
+from pgqueuer.adapters.persistence.queries import Queries
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from kinitro.core.db import dsn
 from kinitro.jobqueue.errors import JobNotFoundError
 from kinitro.jobqueue.models import JobRow
 from kinitro.jobqueue.pgq import EVAL_JOB_ENTRYPOINT, QueueTimers, consume_jobs
@@ -133,10 +136,6 @@ class PostgresJobs:
         stop: asyncio.Event,
     ) -> None:
         """pgqueuer's consumer on a dedicated connection (it LISTENs for new entries)."""
-        import asyncpg
-        from pgqueuer.adapters.persistence.queries import Queries
-
-        from kinitro.core.db import dsn
 
         conn = await asyncpg.connect(dsn(self.engine.url.render_as_string(hide_password=False)))
         try:
@@ -153,7 +152,6 @@ class PostgresJobs:
 
 async def _pgq_enqueue(conn: AsyncConnection, job_id: str) -> None:
     """Queue ``job_id`` for the evaluator inside ``conn``'s open transaction."""
-    from pgqueuer.adapters.persistence.queries import Queries
 
     raw = await conn.get_raw_connection()
     queries = Queries.from_asyncpg_connection(raw.driver_connection)

@@ -12,9 +12,11 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from kinitro.core.db import dsn
 from kinitro.jobqueue.models import OutboxDeadRow, OutboxRow
 from kinitro.jobqueue.records import OUTBOX_CHANNEL, DeadLetter, OutboxEntry, safe_text
 
@@ -162,9 +164,6 @@ class PostgresOutbox:
         (the caller re-reads the outbox) and the connection is re-opened every ``retry_s``
         until it works again. The first connection is opened before entering.
         """
-        import asyncpg
-
-        from kinitro.core.db import dsn
 
         target = dsn(self.engine.url.render_as_string(hide_password=False))
 
