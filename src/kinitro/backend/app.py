@@ -15,19 +15,52 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kinitro import __version__
+from kinitro.backend import events
+from kinitro.backend.api import admin, history, public, renders
+from kinitro.backend.api.media import media_router
+from kinitro.backend.artifacts import open_verifier
+from kinitro.backend.audits import Auditor
+from kinitro.backend.broadcaster import Broadcaster
+from kinitro.backend.chain_monitor import ChainMonitor
+from kinitro.backend.db import repo_validators
+from kinitro.backend.db.common import utcnow
+from kinitro.backend.db.models import MIGRATION_TREE
 from kinitro.backend.deps import ScraperDep
 from kinitro.backend.errors import BackendError, SealedError
+from kinitro.backend.limits import (
+    BodyLimitMiddleware,
+    ConnectionCaps,
+    RateLimitMiddleware,
+    TokenBuckets,
+)
+from kinitro.backend.listener import Listener
+from kinitro.backend.locks import MIGRATIONS, STATS, LeaderLock
+from kinitro.backend.metrics import Metrics
+from kinitro.backend.realtime import realtime_endpoint
+from kinitro.backend.scheduler import Scheduler
+from kinitro.backend.score_engine import ScoreEngine
 from kinitro.backend.settings import Settings
-from kinitro.protocol.realtime import CLOSE_OVERLOADED, CLOSE_TOO_MANY_FROM_ADDRESS
+from kinitro.backend.state import BackendState
+from kinitro.backend.stats import collect_stats
+from kinitro.backend.validator_hub import ValidatorHub
+from kinitro.backend.validator_ws import validator_endpoint
+from kinitro.backend.web import mount_dashboard
+from kinitro.chain.settings import ChainSettings, open_chain
+from kinitro.chain.wallets import load_hotkey
+from kinitro.core import migrations
+from kinitro.core.db import create_engine, dsn
+from kinitro.protocol.realtime import CLOSE_OVERLOADED, CLOSE_TOO_MANY_FROM_ADDRESS, StatsEvent
 
 if TYPE_CHECKING:
     from bittensor_wallet import Keypair
@@ -48,18 +81,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from kinitro.backend.artifacts import open_verifier
-        from kinitro.backend.audits import Auditor
-        from kinitro.backend.broadcaster import Broadcaster
-        from kinitro.backend.chain_monitor import ChainMonitor
-        from kinitro.backend.limits import ConnectionCaps
-        from kinitro.backend.listener import Listener
-        from kinitro.backend.scheduler import Scheduler
-        from kinitro.backend.score_engine import ScoreEngine
-        from kinitro.backend.state import BackendState
-        from kinitro.backend.validator_hub import ValidatorHub
-        from kinitro.core.db import create_engine
-
         if settings.migrate_on_start:
             await _migrate(settings.database_url)
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
@@ -116,7 +137,6 @@ def create_app(
             for task in reversed(tasks):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            from kinitro.backend.db import repo_validators
 
             with contextlib.suppress(Exception):
                 async with engine.begin() as conn:
@@ -124,9 +144,6 @@ def create_app(
             if own_chain:
                 await chain_client.close()
             await engine.dispose()
-
-    from kinitro.backend.limits import BodyLimitMiddleware, RateLimitMiddleware, TokenBuckets
-    from kinitro.backend.metrics import Metrics
 
     metrics = Metrics()
     rest_buckets = TokenBuckets(settings.rest_rate_per_s, settings.rest_burst)
@@ -195,8 +212,6 @@ def create_app(
         # a bug: logged with its traceback (by the server), answered in the error shape
         return JSONResponse({"detail": "internal error", "code": "internal_error"}, status_code=500)
 
-    from kinitro.backend.api import admin, history, public, renders
-
     app.include_router(public.router)
     app.include_router(history.router)
     app.include_router(admin.router)
@@ -229,28 +244,19 @@ def create_app(
         response_class=PlainTextResponse,
     )
     async def metrics_page(request: Request, _scraper: ScraperDep) -> PlainTextResponse:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
         data = generate_latest(request.app.state.backend.metrics.registry)
         return PlainTextResponse(data.decode(), media_type=CONTENT_TYPE_LATEST)
 
     @app.websocket("/ws/validator")
     async def ws_validator(ws: WebSocket) -> None:
-        from kinitro.backend.validator_ws import validator_endpoint
-
         await validator_endpoint(ws, ws.app.state.backend)
 
     @app.websocket("/ws/realtime")
     async def ws_realtime(ws: WebSocket) -> None:
-        from kinitro.backend.realtime import realtime_endpoint
-
         await realtime_endpoint(ws, ws.app.state.backend)
 
     if media is not None:
-        from kinitro.backend.api.media import media_router
-
         app.include_router(media_router(media))
-    from kinitro.backend.web import mount_dashboard
 
     mount_dashboard(app)
     return app
@@ -280,7 +286,6 @@ def classify_db_error(exc: DBAPIError) -> tuple[int, str, str]:
     (class 40: deadlock, serialization) is 409, safe to retry. Lost or refused connections
     are 503. Anything else is a bug: 500.
     """
-    import asyncpg
 
     chain: list[BaseException] = []
     cause: BaseException | None = exc.orig
@@ -317,8 +322,6 @@ def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def _open_chain(settings: Settings) -> ChainClient:
-    from kinitro.chain.settings import ChainSettings, open_chain
-
     return open_chain(
         ChainSettings.load(
             backend=settings.chain,
@@ -337,7 +340,6 @@ def _round_key(settings: Settings) -> Keypair | None:
             "`kinitro round verify` will fail them"
         )
         return None
-    from kinitro.chain.wallets import load_hotkey
 
     return load_hotkey(
         settings.round_wallet_name, settings.round_wallet_hotkey, settings.round_wallet_path
@@ -346,12 +348,6 @@ def _round_key(settings: Settings) -> Keypair | None:
 
 async def _migrate(url: str) -> None:
     """Apply the backend migrations; replicas starting together take turns (advisory lock)."""
-    import asyncpg
-
-    from kinitro.backend.db.models import MIGRATION_TREE
-    from kinitro.backend.locks import MIGRATIONS
-    from kinitro.core import migrations
-    from kinitro.core.db import dsn
 
     conn = await asyncpg.connect(dsn(url))
     try:
@@ -367,12 +363,6 @@ def _spawn(name: str, fn: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Ta
 
 async def _stats_loop(state: Any) -> None:
     """Emit a ``stats`` event when the counters change (one replica at a time)."""
-    from kinitro.backend import events
-    from kinitro.backend.db.common import utcnow
-    from kinitro.backend.locks import STATS, LeaderLock
-    from kinitro.backend.stats import collect_stats
-    from kinitro.core.db import dsn
-    from kinitro.protocol.realtime import StatsEvent
 
     lock = LeaderLock(dsn(state.settings.database_url), STATS)
     last = None

@@ -6,10 +6,23 @@ and the realtime feed) and a human ``detail``.
 
 from __future__ import annotations
 
+import asyncio
+import tarfile
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kinitro.backend.errors import BackendError
 from kinitro.protocol.commitment import Commitment
+from kinitro.storage.archive import inspect_archive
+from kinitro.storage.artifacts import open_registry
+from kinitro.storage.errors import (
+    ArtifactIntegrityError,
+    ArtifactNotFoundError,
+    ArtifactTooLargeError,
+    BundleError,
+    StorageError,
+)
 
 if TYPE_CHECKING:
     from kinitro.protocol.common import ArtifactRef
@@ -52,21 +65,9 @@ class RegistryVerifier:
         self.require_bundle_archive = require_bundle_archive
 
     async def verify(self, commitment: Commitment, max_bytes: int) -> int:
-        import asyncio
-
         return await asyncio.to_thread(self._verify, commitment, max_bytes)
 
     def _verify(self, commitment: Commitment, max_bytes: int) -> int:
-        import tempfile
-        from pathlib import Path
-
-        from kinitro.storage.errors import (
-            ArtifactIntegrityError,
-            ArtifactNotFoundError,
-            ArtifactTooLargeError,
-            StorageError,
-        )
-
         registry: Any = self.registries.get(commitment.registry)
         where = f"{commitment.registry}:{commitment.repo}@{commitment.revision}"
         if registry is None:
@@ -102,11 +103,6 @@ class RegistryVerifier:
             raise ArtifactRejected("artifact_unavailable", f"{where}: {exc}") from exc
 
     def _inspect(self, archive: Any, where: str, max_bytes: int) -> None:
-        import tarfile
-
-        from kinitro.storage.archive import inspect_archive
-        from kinitro.storage.errors import BundleError
-
         if not tarfile.is_tarfile(archive):
             if self.require_bundle_archive:
                 raise ArtifactRejected("invalid_bundle", f"{where} is not a tar bundle archive")
@@ -119,17 +115,10 @@ class RegistryVerifier:
     async def manifest(self, ref: ArtifactRef, max_bytes: int) -> BundleManifest | None:
         """The manifest of a verified bundle (None when the artifact is not a bundle
         archive); downloaded again, inspected, never unpacked."""
-        import asyncio
 
         return await asyncio.to_thread(self._manifest, ref, max_bytes)
 
     def _manifest(self, ref: ArtifactRef, max_bytes: int) -> BundleManifest | None:
-        import tarfile
-        import tempfile
-        from pathlib import Path
-
-        from kinitro.storage.archive import inspect_archive
-
         registry: Any = self.registries[ref.registry]
         with tempfile.TemporaryDirectory(prefix="kinitro-manifest-") as tmp:
             archive = Path(registry.download(ref, Path(tmp) / "bundle", max_bytes=max_bytes))
@@ -139,8 +128,6 @@ class RegistryVerifier:
 
 
 def open_verifier(settings: Any) -> RegistryVerifier:
-    from kinitro.storage.artifacts import open_registry
-
     registries: dict[str, object] = {
         "local": open_registry("local", local_dir=settings.registry_dir)
     }

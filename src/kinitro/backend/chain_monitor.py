@@ -43,6 +43,7 @@ from kinitro.backend.db.common import utcnow
 from kinitro.backend.locks import CHAIN_MONITOR, LeaderLock
 from kinitro.backend.scheduler import schedule_submission
 from kinitro.chain.errors import ChainError
+from kinitro.core.db import dsn
 from kinitro.protocol.commitment import Commitment, parse_commitment
 from kinitro.protocol.errors import CommitmentError
 from kinitro.protocol.realtime import SubmissionReceivedEvent, SubmissionRejectedEvent
@@ -88,7 +89,6 @@ def storable_commitment(data: str) -> tuple[str, str | None]:
 class ChainMonitor:
     def __init__(self, state: BackendState) -> None:
         self.state = state
-        from kinitro.core.db import dsn
 
         self.lock = LeaderLock(dsn(state.settings.database_url), CHAIN_MONITOR)
         self._failures: dict[int, int] = {}

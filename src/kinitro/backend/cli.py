@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import typer
+
+from kinitro.core.errors import ConfigError
+from kinitro.core.settings import describe_settings_error
 
 app = typer.Typer(
     help=(
@@ -55,9 +59,8 @@ def run(
     log_level: str | None = typer.Option(None, "--log-level", help="Log level."),
 ) -> None:
     """Run the backend (HTTP + WebSockets) until interrupted. Applies migrations first."""
-    from kinitro.backend.settings import Settings
-    from kinitro.core.errors import ConfigError
-    from kinitro.core.logging import configure_logging
+    from kinitro.backend.settings import Settings  # noqa: PLC0415 - deferred: CLI start-up
+    from kinitro.core.logging import configure_logging  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         settings = Settings.load(
@@ -75,8 +78,6 @@ def run(
             log_level=log_level,
         )
     except (ConfigError, ValueError) as exc:
-        from kinitro.core.settings import describe_settings_error
-
         typer.echo(f"error: {describe_settings_error(exc, Settings)}", err=True)
         raise typer.Exit(2) from None
     try:
@@ -89,9 +90,9 @@ def run(
         typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(2)
 
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 - deferred: CLI start-up
 
-    from kinitro.backend.app import create_app
+    from kinitro.backend.app import create_app  # noqa: PLC0415 - deferred: CLI start-up
 
     server = uvicorn.Server(
         uvicorn.Config(
@@ -110,11 +111,10 @@ def run(
 
 def _database_problem(url: str) -> str | None:
     """Why the backend database cannot be used (checked before serving), or None."""
-    import asyncio
 
-    import asyncpg
+    import asyncpg  # noqa: PLC0415 - deferred: CLI start-up
 
-    from kinitro.core.db import dsn, safe_url
+    from kinitro.core.db import dsn, safe_url  # noqa: PLC0415 - deferred: CLI start-up
 
     try:
         target = dsn(url)

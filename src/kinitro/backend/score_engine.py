@@ -34,6 +34,7 @@ from kinitro.backend.locks import SCORING, LeaderLock
 from kinitro.backend.quorum import quorum_of
 from kinitro.backend.validator_outgoing import set_weights_payload
 from kinitro.chain.errors import ChainError
+from kinitro.core.db import dsn
 from kinitro.protocol.common import FailureCause
 from kinitro.protocol.realtime import (
     LeaderboardEntry,
@@ -288,7 +289,6 @@ def _digest(weights: dict[int, float]) -> str:
 class ScoreEngine:
     def __init__(self, state: BackendState) -> None:
         self.state = state
-        from kinitro.core.db import dsn
 
         self.lock = LeaderLock(dsn(state.settings.database_url), SCORING)
         self._boards: dict[str, str] = {}

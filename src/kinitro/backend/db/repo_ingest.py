@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, select, tuple_
+from sqlalchemy import Text, bindparam, cast, func, select, tuple_
 from sqlalchemy.dialects.postgresql import JSON, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -235,8 +235,6 @@ async def step_batches(
 
 
 async def counts(conn: AsyncConnection) -> dict[str, int]:
-    from sqlalchemy import func
-
     episodes = await conn.scalar(select(func.count()).select_from(E))
     steps = await conn.scalar(select(func.coalesce(func.sum(ST.c.n_samples), 0)))
     results = await conn.scalar(select(func.count()).select_from(RES))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,7 +65,6 @@ async def results_for_scoring(conn: AsyncConnection, competition_id: str) -> lis
 
 async def job_counts(conn: AsyncConnection, competition_id: str) -> list[dict[str, Any]]:
     """Per (submission, round): its live or finished jobs and when the round starts."""
-    from sqlalchemy import func
 
     stmt = (
         select(J.c.submission_id, J.c.round_id, R.c.starts_at, func.count().label("jobs"))
@@ -333,6 +332,4 @@ async def supersede_messages(conn: AsyncConnection, type_: str, keep_message_id:
 
 
 def func_now() -> Any:
-    from sqlalchemy import func
-
     return func.now()

@@ -160,7 +160,5 @@ async def earliest_artifacts(
 
 
 async def counts_by_status(conn: AsyncConnection) -> dict[str, int]:
-    from sqlalchemy import func
-
     stmt = select(T.c.status, func.count()).group_by(T.c.status)
     return {r[0]: int(r[1]) for r in (await conn.execute(stmt)).all()}
