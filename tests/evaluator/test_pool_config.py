@@ -23,31 +23,34 @@ def test_pool_prefers_tasks_an_actor_already_built() -> None:
     assert not pending
 
 
-def test_a_batch_takes_distinct_tasks_while_it_can() -> None:
-    """K slots of K tasks need K environments; K episodes of one task would need K of it."""
+def test_a_batch_takes_one_task_while_it_can() -> None:
+    """K episodes of one task in lockstep cost the simulator less than K tasks in turn (one
+    model's data in cache, not K); its K environments are copies of one compiled model."""
     from collections import deque
 
     from kinitro.evaluator.results import EpisodeSpec
     from kinitro.evaluator.rollout.pool import _pick
 
-    tasks = ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    def batch(pending, slot, owned, size):
+        taken: set[str] = set()
+        out = []
+        for _ in range(size):
+            spec, _ = _pick(pending, slot, owned, taken)
+            taken.add(spec.task)
+            owned.setdefault(slot, set()).add(spec.task)
+            out.append(spec.task)
+        return out
+
+    tasks = ["a"] * 6 + ["b"] * 5 + ["c"] * 4
     pending = deque((EpisodeSpec(i, t, 0, i), 1) for i, t in enumerate(tasks))
-    owned: dict[int, set[str]] = {0: {"a"}}
-    taken: set[str] = set()
-    batch = []
-    for _ in range(4):
-        spec, _ = _pick(pending, 0, owned, taken)
-        taken.add(spec.task)
-        batch.append(spec.task)
-    assert batch[:3] == ["a", "b", "c"] and batch[3] in {"a", "b", "c"}
-    # tasks run down together: the one with the most episodes left goes first
-    pending = deque((EpisodeSpec(i, t, 0, i), 1) for i, t in enumerate(["a"] * 6 + ["b"] * 6))
-    owned = {0: {"a", "b"}}
-    played = [_pick(pending, 0, owned)[0].task for _ in range(6)]
-    assert played.count("a") == played.count("b") == 3
-    # another actor's batch prefers the tasks not built elsewhere, then any
-    owned[0] = {"a", "b", "c"}
-    assert _pick(pending, 1, owned, set())[0].task in {"a", "b", "c"}
+    owned: dict[int, set[str]] = {}
+    assert batch(pending, 0, owned, 4) == ["a"] * 4
+    # another actor takes a task nobody has built, the one with the most episodes left
+    assert batch(pending, 1, owned, 4) == ["b"] * 4
+    # the batch's task first, then the actor's own, then one no other actor has built
+    assert batch(pending, 0, owned, 4) == ["a", "a", "c", "c"]
+    assert batch(pending, 1, owned, 3) == ["b", "c", "c"]
+    assert not pending
 
 
 def test_kubernetes_sandbox_settings_map_to_the_pod_config(tmp_path) -> None:

@@ -20,6 +20,8 @@ Success is Meta-World's ``info["success"]`` at any step; as in Meta-World's own 
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import re
 import warnings
@@ -57,6 +59,44 @@ def _env_dict() -> Any:
     from metaworld import env_dict  # noqa: PLC0415 - MUJOCO_GL first; the simulator loads only where an env is built
 
     return env_dict
+
+
+COMPILED_MODELS_KEPT = 3
+"""Tasks whose compiled model a process keeps (~20 MB each on MT10, meshes included): a
+rollout worker moves from task to task (``rollout.pool``), two at a time at most."""
+
+
+@functools.lru_cache(maxsize=COMPILED_MODELS_KEPT)
+def _compiled(fullpath: str) -> Any:
+    """The task's MuJoCo model compiled from its XML, once per process, never stepped.
+
+    Compiling (XML parse, meshes, compile) takes ~170 ms of CPU; copying the compiled model
+    (``mj_copyModel``) ~15 ms. A rollout worker builds one environment per lockstep slot
+    of a task, so every environment after a task's first is a copy: the same bytes as a
+    compile, hence the same trajectories (``tests/evaluator/test_envs.py``)."""
+    import mujoco  # noqa: PLC0415 - MUJOCO_GL first; the simulator loads only where an env is built
+
+    return mujoco.MjModel.from_xml_path(fullpath)
+
+
+def _initialize_from_compiled(env: Any) -> tuple[Any, Any]:
+    """``MujocoEnv._initialize_simulation`` (Gymnasium 1.x) with a copy of the compiled
+    model instead of a compile."""
+    import mujoco  # noqa: PLC0415 - MUJOCO_GL first; the simulator loads only where an env is built
+
+    model = copy.copy(_compiled(env.fullpath))
+    model.vis.global_.offwidth = max(model.vis.global_.offwidth, env.width)
+    model.vis.global_.offheight = max(model.vis.global_.offheight, env.height)
+    return model, mujoco.MjData(model)
+
+
+def _construct(cls: Any, kwargs: dict[str, Any]) -> Any:
+    """``cls(**kwargs)`` whose simulation starts from a copy of the cached compiled model."""
+    env = cls.__new__(cls)
+    env._initialize_simulation = functools.partial(_initialize_from_compiled, env)
+    env.__init__(**kwargs)
+    del env._initialize_simulation  # the class's own method again
+    return env
 
 
 class MetaWorldProvider:
@@ -169,7 +209,7 @@ class MetaWorldTaskEnv:
                 "width": width,
                 "height": height,
             }
-        env = classes[task](**kwargs)
+        env = _construct(classes[task], kwargs)
         # Equivalent of Meta-World's set_task() for a goal drawn per episode from the
         # seeded simulator RNG (see the module docstring).
         env._partially_observable = not goal_observable

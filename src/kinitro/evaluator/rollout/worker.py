@@ -5,7 +5,8 @@ is handed a few episodes at a time (:meth:`RolloutWorker.run_episodes`) and play
 ``env_slots`` of them in lockstep on one agent connection, when the agent's manifest
 allows that many slots (one agent instance per episode; see
 :func:`~kinitro.evaluator.rollout.episode.run_batch`); otherwise one at a time.
-Environments are built once per task and slot and reused (every episode reseeds them).
+Environments are built once per task and slot and reused (every episode reseeds them);
+a task's environments after its first start from a copy of its compiled model.
 The agent session is started on first use and restarted after an agent fault (a crashed
 or misbehaving agent is not trusted for the next episode).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,8 +75,11 @@ class WorkerConfig:
     The pool hands each call what is left of it."""
 
 
-MAX_ENVS = 64
-"""Environments a worker keeps built; beyond it, the least recently used task's go."""
+MAX_ENVS = 16
+"""Environments a worker keeps built (~18 MB each on MT10): beyond it, the least recently
+used task's go, never one of the batch being set up. Batches take one task at a time
+(``pool._pick``), so this is two tasks' worth at 8 slots; a task evicted and needed again
+costs copies of its compiled model (~15 ms each), or one compile (~0.2 s) and the copies."""
 
 MAX_AGENT_START_FAULTS = 2
 """Consecutive agent faults while starting (hello) after which a worker stops retrying."""
@@ -145,8 +150,9 @@ class RolloutWorker:
     def times(self) -> WorkerTimes:
         return self._times
 
-    def _env(self, task: str, index: int = 0) -> TaskEnv:
-        """The ``index``-th environment of ``task`` (built on first use)."""
+    def _env(self, task: str, index: int = 0, keep: Collection[str] = ()) -> TaskEnv:
+        """The ``index``-th environment of ``task`` (built on first use); evicting never
+        closes one of ``task``'s or ``keep``'s (the batch being set up)."""
         envs = self._envs.pop(task, [])
         self._envs[task] = envs  # most recently used last
         while len(envs) <= index:
@@ -156,8 +162,10 @@ class RolloutWorker:
             self._times.envs_built += 1
         total = sum(len(v) for v in self._envs.values())
         for old in list(self._envs):
-            if total <= MAX_ENVS or old == task:
+            if total <= MAX_ENVS:
                 break
+            if old == task or old in keep:
+                continue
             for env in self._envs.pop(old):
                 total -= 1
                 _close_env(env)
@@ -261,9 +269,10 @@ class RolloutWorker:
         batch = batch[: self.slots]
         envs = [env0]
         seen = {batch[0].task: 1}
+        keep = {spec.task for spec in batch}
         try:
             for spec in batch[1:]:
-                envs.append(self._env(spec.task, seen.get(spec.task, 0)))
+                envs.append(self._env(spec.task, seen.get(spec.task, 0), keep))
                 seen[spec.task] = seen.get(spec.task, 0) + 1
         except Exception as exc:  # noqa: BLE001
             batch = batch[: len(envs)]
