@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import struct
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -191,14 +192,18 @@ def frame_key(job_id: str, episode_index: int, step: int, run_id: str = "") -> s
 
 
 class EpisodeRecorder:
-    """Per-episode recording in the hot loop: O(1), allocation-free per step."""
+    """Per-episode recording in the hot loop: O(1), allocation-free per step.
+
+    A sampled step keeps only what the arrays do not hold (its state, copied, and the
+    scalar entries of ``info``); :attr:`samples` builds the :class:`StepSample` list once,
+    when the episode is over (``tolist`` gives exactly the floats of ``float(x)``)."""
 
     def __init__(self, max_steps: int, action_dim: int, step_log_interval: int) -> None:
         self.actions = np.zeros((max_steps, action_dim), dtype=np.float32)
         self.rewards = np.zeros(max_steps, dtype=np.float64)
         self.successes = np.zeros(max_steps, dtype=bool)
         self.interval = max(0, step_log_interval)
-        self.samples: list[StepSample] = []
+        self._sampled: list[tuple[int, npt.NDArray[Any], dict[str, Any]]] = []
         self.steps = 0
 
     def record(
@@ -217,18 +222,24 @@ class EpisodeRecorder:
         self.rewards[i] = reward
         self.successes[i] = success
         self.steps = step
-        if self.interval and ((step - 1) % self.interval == 0 or last):
+        if self.interval and (i % self.interval == 0 or last):
             state = observation.get("state", ()) if isinstance(observation, dict) else observation
-            self.samples.append(
-                StepSample(
-                    step=step,
-                    observation=[float(x) for x in np.asarray(state).ravel()],
-                    action=[float(x) for x in action],
-                    reward=float(reward),
-                    success=bool(success),
-                    info=_scalars(info),
-                )
+            self._sampled.append((step, np.array(state).ravel(), _scalars(info)))
+
+    @property
+    def samples(self) -> list[StepSample]:
+        """The sampled steps (every ``step_log_interval``-th and the last), built now."""
+        return [
+            StepSample(
+                step=step,
+                observation=state.tolist(),
+                action=self.actions[step - 1].tolist(),
+                reward=float(self.rewards[step - 1]),
+                success=bool(self.successes[step - 1]),
+                info=info,
             )
+            for step, state, info in self._sampled
+        ]
 
     def fingerprint(self, max_steps: int) -> str | None:
         """The episode's :mod:`kinitro.protocol.fingerprint` (sampled actions)."""
@@ -267,8 +278,13 @@ def _scalars(info: dict[str, Any]) -> dict[str, Any]:
     for key, value in info.items():
         if isinstance(value, bool | np.bool_):
             out[str(key)] = bool(value)
-        elif isinstance(value, int | float | np.integer | np.floating) and np.isfinite(value):
-            out[str(key)] = float(value)
+        elif isinstance(value, int | float | np.integer | np.floating):
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond any float: not finite either
+                continue
+            if math.isfinite(number):
+                out[str(key)] = number
     return out
 
 
