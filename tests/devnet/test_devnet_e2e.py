@@ -27,6 +27,8 @@ import pytest
 
 from kinitro.core.pgcluster import PostgresCluster
 
+from .episode_video import check_a_video_plays
+
 if TYPE_CHECKING:
     from tests.conftest import InstalledWheel
 
@@ -211,6 +213,8 @@ def test_devnet_reaches_weights(
         _check_converged(summary)
         _check_nothing_lost(summary)
         _check_metrics(data_dir)
+        video = check_a_video_plays(summary["backend_url"])
+        print("devnet episode video:", video["render"].get("video"))
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(120)
