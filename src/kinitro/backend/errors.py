@@ -1,7 +1,11 @@
-"""Backend errors (tree in the package docstring); mapped to HTTP only in :mod:`.app`."""
+"""Backend errors (tree in the package docstring); mapped to HTTP only in :mod:`.app`.
+
+:func:`reply_ref` is shared by both sockets (validator, realtime) for their error replies.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from kinitro.core.errors import KinitroError
@@ -60,3 +64,14 @@ class UnavailableError(BackendError):
 
     status_code = 503
     code = "unavailable"
+
+
+_MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def reply_ref(message_id: str | None) -> str | None:
+    """``message_id`` when an error reply may name it as its ``ref_id`` (a well-formed
+    message id, as read from a frame that was refused), else None."""
+    if message_id and _MESSAGE_ID.fullmatch(message_id):
+        return message_id
+    return None

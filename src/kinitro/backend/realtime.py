@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import WebSocket, WebSocketDisconnect
 
 from kinitro.backend.broadcaster import Subscriber
+from kinitro.backend.errors import reply_ref
 from kinitro.backend.limits import Refusal, client_address
 from kinitro.protocol.common import ErrorCode
 from kinitro.protocol.errors import ProtocolError
@@ -100,7 +101,7 @@ async def _serve(ws: WebSocket, state: BackendState) -> None:
             except ProtocolError as exc:
                 reply(
                     ErrorMessage(
-                        code=exc.code, message=exc.message[:4000], ref_id=_ref(exc.message_id)
+                        code=exc.code, message=exc.message[:4000], ref_id=reply_ref(exc.message_id)
                     )
                 )
                 continue
@@ -162,9 +163,3 @@ async def _subscribe(
         return
     if member.subscription is message:
         member.release_held(snapshot_frame(data, message.id))
-
-
-def _ref(message_id: str | None) -> str | None:
-    if message_id and len(message_id) == 32 and all(c in "0123456789abcdef" for c in message_id):
-        return message_id
-    return None

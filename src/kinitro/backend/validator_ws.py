@@ -35,6 +35,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from sqlalchemy.exc import SQLAlchemyError
 
 from kinitro.backend import runtimes, validator_outgoing, validator_presence, validator_signin
+from kinitro.backend.errors import reply_ref
 from kinitro.backend.ingest import Ingested, IngestOutcome, Report, Verdict, ingest_batch
 from kinitro.backend.limits import client_address
 from kinitro.backend.validator_auth import Admitted, Refused, authorize, read_response
@@ -68,21 +69,9 @@ log = logging.getLogger(__name__)
 INBOX_SIZE = 64  # parsed messages waiting to be stored, per socket
 INGEST_BATCH = 32  # messages stored per transaction at most
 
-_MESSAGE_ID_LEN = 32
-
 
 class SessionClosed(Exception):
     """Internal: the session ends (closed by the peer or by us)."""
-
-
-def _ref(message_id: str | None) -> str | None:
-    if (
-        message_id
-        and len(message_id) == _MESSAGE_ID_LEN
-        and all(c in "0123456789abcdef" for c in message_id)
-    ):
-        return message_id
-    return None
 
 
 def reply(message: Report, outcome: Ingested) -> Ack:
@@ -124,7 +113,7 @@ class ValidatorSession:
                 raise SessionClosed from exc
 
     async def error(self, code: ErrorCode, message: str, ref_id: str | None = None) -> None:
-        await self.send(ErrorMessage(code=code, message=message[:4000], ref_id=_ref(ref_id)))
+        await self.send(ErrorMessage(code=code, message=message[:4000], ref_id=reply_ref(ref_id)))
 
     async def close(self, code: int, reason: str) -> None:
         if self._closed:
@@ -321,7 +310,7 @@ class ValidatorSession:
     ) -> None:
         self.bad_frames += 1
         self.state.metrics.ws_messages.labels("invalid", code.value).inc()
-        if nack and _ref(ref):
+        if nack and reply_ref(ref):
             await self.send(Ack.reject(str(ref), code, message[:4000]))
         else:
             await self.error(code, message, ref)

@@ -41,6 +41,7 @@ from kinitro.jobqueue import ValidatorDatabase
 from kinitro.protocol.common import PROTOCOL_VERSION, ErrorCode
 from kinitro.protocol.errors import ProtocolError
 from kinitro.protocol.validator_ws import (
+    CLOSE_INCOMPATIBLE,
     Ack,
     AuthChallenge,
     AuthOk,
@@ -70,8 +71,6 @@ log = logging.getLogger(__name__)
 
 STABLE_SESSION_S = 5.0
 """Only a session that lasted this long resets the reconnect backoff."""
-CLOSE_INCOMPATIBLE = 4426
-"""The backend's close code for a protocol or evaluator runtime it does not accept."""
 
 
 @dataclass(slots=True)
