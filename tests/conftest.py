@@ -33,7 +33,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
+
+from kinitro.backend.db.models import MIGRATION_TREE as BACKEND_TREE
+from kinitro.core import migrations
+from kinitro.core.db import dsn
+from kinitro.core.pgcluster import PostgresCluster
+from kinitro.evaluator.sandbox.agent_env import AgentEnvironment
+from kinitro.evaluator.sandbox.base import SandboxUnavailable
+from kinitro.jobqueue.models import MIGRATION_TREE as VALIDATOR_TREE
 
 T = TypeVar("T")
 
@@ -50,16 +60,10 @@ def run_sync(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def _with_database(url: str, database: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
 async def _admin_execute(admin_url: str, *statements: str) -> None:
-    import asyncpg
-
-    from kinitro.core.db import dsn
-
     conn = await asyncpg.connect(dsn(admin_url))
     try:
         for statement in statements:
@@ -74,7 +78,6 @@ def pg_admin_url() -> Iterator[str]:
     if url:
         yield url
         return
-    from kinitro.core.pgcluster import PostgresCluster
 
     root = Path(tempfile.mkdtemp(prefix="kinitro-test-pg-"))
     root.chmod(0o755)
@@ -87,10 +90,6 @@ def pg_admin_url() -> Iterator[str]:
 
 
 def _build_template(admin_url: str, role: str) -> str:
-    from kinitro.backend.db.models import MIGRATION_TREE as BACKEND_TREE
-    from kinitro.core import migrations
-    from kinitro.jobqueue.models import MIGRATION_TREE as VALIDATOR_TREE
-
     name = f"kinitro_tpl_{role}_{_RUN_ID}"
     run_sync(
         lambda: _admin_execute(
@@ -223,7 +222,7 @@ def installed_wheel() -> Iterator[InstalledWheel]:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[Any]:
-    from s3_server import start_s3_server  # tests/ is on sys.path (rootdir conftest)
+    from s3_server import start_s3_server  # noqa: PLC0415 - tests/ is on sys.path (rootdir conftest); moto loads only when a test needs S3
 
     root = Path(tempfile.mkdtemp(prefix="kinitro-s3-"))
     root.chmod(0o755)
@@ -238,8 +237,6 @@ def s3_server() -> Iterator[Any]:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """The sandbox runs the agent environment's *installed* copy of ``kinitro-agent``
     (``.venv/agent-envs/base``, a wheel, not the source tree): refuse to test a stale one."""
-    from kinitro.evaluator.sandbox.agent_env import AgentEnvironment
-    from kinitro.evaluator.sandbox.base import SandboxUnavailable
 
     source = Path(__file__).parent.parent / "packages" / "kinitro-agent" / "src" / "kinitro_agent"
     try:

@@ -102,10 +102,10 @@ class R2Gate:
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1/localhost and its key (PEM files in ``directory``)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography import x509  # noqa: PLC0415 - moto and its certificate tooling load only when a test starts the server
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415 - moto and its certificate tooling load only when a test starts the server
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415 - moto and its certificate tooling load only when a test starts the server
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415 - moto and its certificate tooling load only when a test starts the server
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kinitro-test-s3")])
@@ -160,7 +160,7 @@ class S3Server:
         }
 
     def create_bucket(self, bucket: str) -> None:
-        import boto3
+        import boto3  # noqa: PLC0415 - moto and its certificate tooling load only when a test starts the server
 
         client = boto3.client(
             "s3",
@@ -178,12 +178,12 @@ class S3Server:
 
 
 def start_s3_server(directory: Path) -> S3Server:
-    from moto.moto_server.werkzeug_app import (
+    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - moto and its certificate tooling load only when a test starts the server
         DomainDispatcherApplication,
         MotoRequestHandler,
         create_backend_app,
     )
-    from werkzeug.serving import make_server
+    from werkzeug.serving import make_server  # noqa: PLC0415 - moto and its certificate tooling load only when a test starts the server
 
     cert, key = self_signed_certificate(directory)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 import websockets
 from bittensor_wallet import Keypair
 
@@ -24,6 +25,7 @@ from kinitro.backend.app import create_app
 from kinitro.backend.settings import Settings
 from kinitro.chain.local.client import LocalChain
 from kinitro.chain.local.process import LocalChainProcess
+from kinitro.chain.wallets import create_wallet
 from kinitro.core.runtime import local_runtime
 from kinitro.protocol.common import ArtifactRef
 from kinitro.protocol.runtime import RuntimeVersions
@@ -83,7 +85,6 @@ class Net:
 
 async def round_wallet(net: Net, wallets: Path) -> dict[str, Any]:
     """Backend settings naming a registered hotkey to commit rounds with (sealed rounds)."""
-    from kinitro.chain.wallets import create_wallet
 
     info = create_wallet("round", "default", wallets)
     await net.chain.register(net.coldkey, info.hotkey)
@@ -160,7 +161,6 @@ def test_settings(db_url: str, net: Net, local: LocalRegistry, **overrides: Any)
 @contextlib.asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[Backend]:
     """Run the real app under uvicorn on a free loopback port in this event loop."""
-    import uvicorn
 
     port = free_port()
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})

@@ -28,7 +28,7 @@ def idle(observation: Any) -> np.ndarray:
 
 def expert(observation: Any) -> np.ndarray:
     """A stronger policy than the miner's: Meta-World's scripted reach expert."""
-    from metaworld.policies import SawyerReachV3Policy
+    from metaworld.policies import SawyerReachV3Policy  # noqa: PLC0415 - the simulator loads only in the tests that build an env
 
     state = observation["state"] if isinstance(observation, dict) else observation
     with warnings.catch_warnings():  # "constants may be too high": clipped below

@@ -19,13 +19,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from sqlalchemy.exc import DBAPIError
 
+from kinitro.backend.app import classify_db_error
 from kinitro.protocol.common import JobState
 from kinitro.protocol.validator_ws import Ack, EpisodeSteps, JobStatus, StepSample
 from kinitro.storage.artifacts import LocalRegistry
 
-from .conftest import ADMIN_KEY, Backend, Net, create_competition, login
+from .conftest import ADMIN_KEY, Backend, Net, create_competition, free_port, login
 from .playing import completed, episodes_for
 from .test_flow import commit_artifact, get
 
@@ -102,10 +107,8 @@ def _error_body_shape(ctx: Any, response: Any, case: Any) -> bool | None:
 
 def _fuzz(base_url: str, findings: Findings) -> None:
     """Runs in a worker thread: blocking HTTP against the server in the test's loop."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis.errors import Unsatisfiable
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (
+    from schemathesis.checks import not_a_server_error  # noqa: PLC0415 - schemathesis is slow to import: only the fuzz test loads it
+    from schemathesis.specs.openapi.checks import (  # noqa: PLC0415 - schemathesis is slow to import: only the fuzz test loads it
         content_type_conformance,
         negative_data_rejection,
         response_schema_conformance,
@@ -227,8 +230,6 @@ async def test_errors_outside_the_schema_keep_the_error_shape(backend: Backend) 
 
 
 async def test_database_unreachable_is_503_unavailable(make_backend: Any) -> None:
-    from .conftest import free_port
-
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
     async with make_backend(database_url=dead) as backend, backend.client() as http:
         for path in ("/api/v1/competitions", "/api/v1/submissions/1", "/api/v1/admin/api-keys"):
@@ -243,11 +244,6 @@ async def test_database_unreachable_is_503_unavailable(make_backend: Any) -> Non
 
 
 def test_database_errors_map_to_specific_statuses() -> None:
-    import asyncpg
-    from sqlalchemy.exc import DBAPIError
-
-    from kinitro.backend.app import classify_db_error
-
     def wrapped(orig: BaseException) -> DBAPIError:
         return DBAPIError("SELECT 1", None, orig)  # type: ignore[arg-type]
 

@@ -9,6 +9,7 @@ import tarfile
 from typing import Any
 
 from kinitro.backend.chain_monitor import ChainMonitor
+from kinitro.backend.db import repo_chain
 from kinitro.chain.models import CommitmentRecord
 from kinitro.protocol.commitment import encode_commitment
 from kinitro.storage.artifacts import LocalRegistry
@@ -111,8 +112,6 @@ async def test_unregistered_hotkeys_are_ignored_and_scan_resumes(
 
 
 async def _scan_block(backend: Backend) -> int | None:
-    from kinitro.backend.db import repo_chain
-
     async with backend.state.engine.connect() as conn:
         return await repo_chain.last_block(conn, "commitments")
 

@@ -20,6 +20,7 @@ import pytest
 from fake_hub import FakeHub
 from kinitro.chain.wallets import create_wallet
 from kinitro.protocol.commitment import encode_commitment
+from kinitro.storage.errors import ArtifactNotFoundError
 from kinitro.storage.huggingface import HuggingFaceRegistry
 
 from .conftest import Backend, Net, create_competition, wait_for
@@ -122,7 +123,6 @@ async def test_private_then_published_is_evaluated_and_a_later_copy_is_credited_
         # the backend sees the commitment but not the artifact: pending, not rejected
         await wait_for(lambda: submission_of(b, author), within=20)
         anonymous = HuggingFaceRegistry(endpoint=hub.url)
-        from kinitro.storage.errors import ArtifactNotFoundError
 
         with pytest.raises(ArtifactNotFoundError):  # what a copier sees: nothing
             anonymous.stat(ref["repo"], ref["revision"])

@@ -11,7 +11,14 @@ import pytest
 import websockets
 
 from kinitro.protocol.commitment import encode_commitment
-from kinitro.protocol.common import EvalMetrics, FailureCause, JobState, TaskMetrics
+from kinitro.protocol.common import (
+    ErrorCode,
+    EvalMetrics,
+    FailureCause,
+    JobState,
+    TaskMetrics,
+    wilson_interval,
+)
 from kinitro.protocol.validator_ws import (
     Ack,
     Episode,
@@ -51,8 +58,6 @@ async def commit_artifact(
 
 
 def metrics(successes: int, episodes: int) -> EvalMetrics:
-    from kinitro.protocol.common import wilson_interval
-
     low, high = wilson_interval(successes, episodes)
     tm = TaskMetrics(
         episodes=episodes,
@@ -258,8 +263,6 @@ async def test_expired_lease_is_reassigned(
 async def test_refused_job_goes_to_another_validator_and_lite_gets_none(
     backend: Backend, net: Net, registry: LocalRegistry
 ) -> None:
-    from kinitro.protocol.common import ErrorCode
-
     await create_competition(backend)
     lite, _ = await login(backend, await net.validator(), lite=True)
     a, _ = await login(backend, await net.validator())
@@ -356,8 +359,6 @@ async def test_agent_text_with_nul_characters_is_stored_not_stuck(
 
 
 async def _agent_text_with_nul(backend: Backend, net: Net, registry: LocalRegistry) -> None:
-    from kinitro.protocol.common import FailureCause
-
     await create_competition(backend)
     client, _ = await login(backend, await net.validator())
     await commit_artifact(net, registry)

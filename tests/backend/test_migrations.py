@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import httpx
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from kinitro.backend.db.models import MIGRATION_TREE, Base
 from kinitro.core import migrations
 from kinitro.core.db import create_engine
+
+from .conftest import serve
+from .conftest import test_settings as backend_settings
 
 
 def _in_thread(fn: Any, *args: Any) -> Any:
@@ -17,9 +28,6 @@ def _in_thread(fn: Any, *args: Any) -> Any:
 
 
 async def _diff(url: str) -> list[Any]:
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
@@ -33,8 +41,6 @@ async def _diff(url: str) -> list[Any]:
 
 
 async def _tables(url: str) -> set[str]:
-    from sqlalchemy import text
-
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
@@ -57,7 +63,6 @@ async def test_upgrade_downgrade_roundtrip(empty_db_url: str) -> None:
     _in_thread(migrations.downgrade, MIGRATION_TREE, empty_db_url)
     assert await _tables(empty_db_url) <= {"alembic_version"}
     _in_thread(migrations.upgrade, MIGRATION_TREE, empty_db_url)
-    from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(
         migrations.alembic_config(MIGRATION_TREE, empty_db_url)
@@ -68,14 +73,7 @@ async def test_upgrade_downgrade_roundtrip(empty_db_url: str) -> None:
 async def test_replicas_starting_together_migrate_once(
     empty_db_url: str, net: Any, registry: Any
 ) -> None:
-    import asyncio
-    import contextlib
-
-    import httpx
-
-    from .conftest import serve, test_settings
-
-    settings = test_settings(empty_db_url, net, registry, migrate_on_start=True)
+    settings = backend_settings(empty_db_url, net, registry, migrate_on_start=True)
     async with contextlib.AsyncExitStack() as stack:
         one, two = await asyncio.gather(
             stack.enter_async_context(serve(settings)),

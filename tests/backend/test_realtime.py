@@ -13,9 +13,13 @@ import websockets
 
 from kinitro.backend.events import EVENTS_CHANNEL, encode_event
 from kinitro.core.db import dsn
+from kinitro.protocol.common import JobState
 from kinitro.protocol.realtime import StatsEvent, Subscribe, dump_message, parse_server_message
+from kinitro.protocol.validator_ws import Ack, JobStatus
 
-from .conftest import Backend, Net, login
+from .conftest import Backend, Net, create_competition, login
+from .playing import completed, episodes_for
+from .test_flow import commit_artifact
 
 
 class Feed:
@@ -215,15 +219,6 @@ async def test_events_reach_clients_of_every_replica(make_backend: Any, net: Net
 async def test_every_event_type_of_a_full_evaluation_reaches_the_feed(
     backend: Backend, net: Net, registry: Any
 ) -> None:
-    from datetime import UTC, datetime
-
-    from kinitro.protocol.common import JobState
-    from kinitro.protocol.validator_ws import Ack, JobStatus
-
-    from .conftest import create_competition
-    from .playing import completed, episodes_for
-    from .test_flow import commit_artifact
-
     feed, _ = await subscribe(backend)
     await create_competition(backend)
     client, _ = await login(backend, await net.validator())

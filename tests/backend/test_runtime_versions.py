@@ -8,15 +8,20 @@ score never combines results of two runtimes.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import websockets
 
+from kinitro.chain.wallets import create_wallet, load_hotkey
 from kinitro.core.runtime import local_runtime
 from kinitro.protocol.common import PROTOCOL_VERSION
 from kinitro.protocol.runtime import RuntimeVersions
-from kinitro.protocol.validator_ws import Ack, AuthResponse, dump_message
+from kinitro.protocol.validator_ws import Ack, AuthResponse, dump_message, parse_validator_message
 
 from .conftest import Backend, Net, create_competition, login, wait_for
 from .playing import play
@@ -167,8 +172,6 @@ async def test_result_of_a_runtime_not_accepted_is_refused(backend: Backend, net
 
 
 def test_auth_response_round_trips_its_runtime() -> None:
-    from kinitro.protocol.validator_ws import parse_validator_message
-
     message = AuthResponse(
         hotkey="5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
         nonce="ab" * 16,
@@ -183,12 +186,6 @@ async def test_validator_cli_prints_the_refusal_and_exits_78(
     make_backend: Any, net: Net, validator_db_url: str, tmp_path: Any
 ) -> None:
     """The real `kinitro validator run` against a backend that accepts another mujoco."""
-    import asyncio
-    import os
-    import subprocess
-    import sys
-
-    from kinitro.chain.wallets import create_wallet, load_hotkey
 
     create_wallet("val", "default", tmp_path)
     hotkey = load_hotkey("val", "default", tmp_path).ss58_address

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kinitro.backend.runtimes import UNKNOWN, RuntimePolicy, one_runtime_per_submission
+from kinitro.protocol.runtime import RuntimeVersions
 
 POLICY = RuntimePolicy({"mujoco": ("3.3.0", "3.2.0")})
 NEW = {"simulator": {"mujoco": "3.3.0"}, "benchmarks": {"metaworld": 3}}
@@ -38,8 +39,6 @@ def test_results_without_runtime_count_only_when_nothing_else_exists() -> None:
 
 
 def test_policy_names_the_problem() -> None:
-    from kinitro.protocol.runtime import RuntimeVersions
-
     assert POLICY.problem(RuntimeVersions(simulator={"mujoco": "3.2.0"}, benchmarks={})) is None
     assert POLICY.problem(RuntimeVersions(simulator={"mujoco": "3.1.0"}, benchmarks={})) == (
         "mujoco 3.1.0 is not accepted (this backend accepts 3.3.0 or 3.2.0)"

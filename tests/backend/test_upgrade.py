@@ -18,7 +18,9 @@ from typing import Any
 
 from kinitro.core.pgcluster import find_bin_dir
 from kinitro.core.runtime import local_runtime
+from kinitro.jobqueue import JobQueue
 from kinitro.protocol.validator_ws import Ack
+from validator.factories import make_episode, make_job
 
 from . import conftest
 from .conftest import Net, create_competition, login, serve
@@ -114,9 +116,6 @@ async def test_backend_backup_forward_migration_and_restore(
 async def test_validator_backup_keeps_jobs_and_results_in_flight(
     validator_db_url: str, make_empty_db: Any, tmp_path: Path
 ) -> None:
-    from kinitro.jobqueue import JobQueue
-    from validator.factories import make_episode, make_job  # tests/validator/
-
     async with JobQueue.connect(validator_db_url, pool_size=1) as jq:
         waiting, evaluated = make_job(), make_job()
         await jq.enqueue_job(waiting)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import websockets
 
 from kinitro.core.runtime import local_runtime
-from kinitro.protocol.validator_ws import AuthResponse
+from kinitro.protocol.validator_ws import AuthResponse, dump_message, parse_validator_message
 
 from .conftest import Backend, Net, login, new_key, wait_for
 
@@ -58,7 +58,6 @@ async def test_replayed_challenge_is_refused(backend: Backend, net: Net) -> None
     hotkey = await net.validator()
     # a response captured on one connection ...
     ws1 = await websockets.connect(f"{backend.ws_url}/ws/validator")
-    from kinitro.protocol.validator_ws import dump_message, parse_validator_message
 
     challenge = parse_validator_message(await ws1.recv())
     sig = bytes(hotkey.sign(f"kinitro-auth:{challenge.nonce}:{hotkey.ss58_address}".encode()))
@@ -85,7 +84,6 @@ async def test_garbage_before_auth_closes(backend: Backend, net: Net) -> None:
     ws = await websockets.connect(f"{backend.ws_url}/ws/validator")
     await ws.recv()
     await ws.send("not json at all")
-    from kinitro.protocol.validator_ws import parse_validator_message
 
     reply = parse_validator_message(await ws.recv())
     assert reply.type == "error" and reply.code == "auth_required"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,8 +80,6 @@ def test_chain_errors_are_clean(tmp_path: Path) -> None:
 
 
 def test_encrypted_coldkey(tmp_path: Path, chain_proc: LocalChainProcess) -> None:
-    import os
-
     wp = str(tmp_path / "wallets")
     env = {**os.environ, "KINITRO_CHAIN_COLDKEY_PASSWORD": "correct horse"}
 

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from kinitro.chain.wallets import create_wallet
+from kinitro.miner.submit_cmds import TEMPLATE_DIR, TEMPLATE_FILES
+
 SHA = "a" * 64
 
 
@@ -48,9 +51,6 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    from kinitro.chain.wallets import create_wallet
-    from kinitro.miner.submit_cmds import TEMPLATE_DIR, TEMPLATE_FILES
-
     root = tmp_path_factory.mktemp("cli-errors")
     good = root / "good"
     good.mkdir()

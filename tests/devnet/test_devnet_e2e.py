@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from kinitro.core.pgcluster import PostgresCluster
 
@@ -146,7 +147,6 @@ def _read_summary(proc: subprocess.Popen[str], data_dir: Path) -> dict[str, Any]
 
 def _scrape(url: str) -> dict[str, float]:
     """Samples of a Prometheus endpoint: ``name{label="v",…}`` → value."""
-    from prometheus_client.parser import text_string_to_metric_families
 
     response = httpx.get(url, timeout=5)
     assert response.status_code == 200, (url, response.status_code)

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bittensor_wallet import Keypair
 
+from kinitro.chain.local.client import LocalChain
 from kinitro.chain.local.process import LocalChainProcess, free_port
 from kinitro.core.processes import ProcessExited, stop_process, wait_http_ok
 
@@ -131,10 +133,6 @@ def test_watch_sees_a_rejected_commitment_live(backend_url: str, chain_url: str)
 
 
 async def _commit_garbage(chain_url: str) -> str:
-    from bittensor_wallet import Keypair
-
-    from kinitro.chain.local.client import LocalChain
-
     coldkey = Keypair.create_from_mnemonic(Keypair.generate_mnemonic())
     hotkey = Keypair.create_from_mnemonic(Keypair.generate_mnemonic())
     async with LocalChain(chain_url, 1) as chain:

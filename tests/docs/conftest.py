@@ -33,10 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from kinitro.chain.local.process import LocalChainProcess, free_port
+from kinitro.core.db import dsn
 
 NETUID = 1
 DEVNET_READY_S = 240.0
@@ -52,16 +55,10 @@ class _DocsWorld:
 
 
 def _database_url(admin_url: str, name: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 def _admin(admin_url: str, statement: str) -> None:
-    import asyncpg
-
-    from kinitro.core.db import dsn
-
     async def run() -> None:
         conn = await asyncpg.connect(dsn(admin_url))
         try:

@@ -30,6 +30,8 @@ import typer.main
 from typer._click import core as click_core
 from typer._click import exceptions as click_exceptions
 
+from kinitro.cli.main import app
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [
     ROOT / "README.md",
@@ -90,8 +92,6 @@ def test_docs_show_commands() -> None:
 
 @pytest.mark.parametrize(("doc", "command"), COMMANDS, ids=[f"{d}:{c}" for d, c in COMMANDS])
 def test_command_parses_against_the_real_cli(doc: str, command: str) -> None:
-    from kinitro.cli.main import app
-
     root = typer.main.get_command(app)
     words = shlex.split(os.path.expandvars(command))[1:]
     cmd: click_core.Command = root

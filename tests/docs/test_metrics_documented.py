@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
+
+from kinitro.backend.metrics import Metrics
+from kinitro.evaluator.prometheus import EvaluatorMetrics
+from kinitro.validator.prometheus import ValidatorMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "docs" / "ops"
@@ -17,10 +24,6 @@ SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
 
 
 def _registered() -> set[str]:
-    from kinitro.backend.metrics import Metrics
-    from kinitro.evaluator.prometheus import EvaluatorMetrics
-    from kinitro.validator.prometheus import ValidatorMetrics
-
     registries = [
         Metrics().registry,
         EvaluatorMetrics(concurrency=1, workers_per_job=1).registry,
@@ -73,11 +76,6 @@ def test_dashboard_uses_real_metrics() -> None:
 
 
 def test_promtool_accepts_the_alert_rules() -> None:
-    import shutil
-    import subprocess
-
-    import pytest
-
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian: apt-get install prometheus)")

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from kinitro.evaluator.envs import EnvConfig, derive_episode_seed, get_benchmark, make_env
+from kinitro.evaluator.rollout.pool import ensure_ray
+
 REACH_AGENT = """
 import numpy as np
 
@@ -136,7 +139,6 @@ def write_bundle(root: Path, source: str, *, slots: int = 1) -> Path:
 
 def first_observation(seed: int, task: str, k: int) -> list[float]:
     """The first observation of episode ``k`` of ``task`` in a job with base ``seed``."""
-    from kinitro.evaluator.envs import EnvConfig, derive_episode_seed, get_benchmark, make_env
 
     env = make_env(get_benchmark(f"metaworld/MT1-{task}"), task, EnvConfig(max_steps=10))
     try:
@@ -172,10 +174,9 @@ def ray_session() -> Iterator[str]:
     Yields its address: evaluator subprocesses attach with ``--ray-address`` (they inherit
     the cluster's token through ``RAY_AUTH_TOKEN``) instead of starting their own Ray.
     """
-    from kinitro.evaluator.rollout.pool import ensure_ray
 
     ensure_ray(num_cpus=2)
-    import ray
+    import ray  # noqa: PLC0415 - Ray reads its auth settings when imported: ensure_ray sets them first
 
     try:
         yield str(ray.get_runtime_context().gcs_address)

@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
 from typer.testing import CliRunner
 
 from kinitro.cli.main import app
 from kinitro.evaluator.envs import EnvConfig, derive_episode_seed, get_benchmark, make_env
 from kinitro.evaluator.episode_logger import EpisodeRecorder, encode_action_log
+from kinitro.miner.eval_cmd import _print_table
 
 
 def kinitro(
@@ -69,10 +71,6 @@ def test_miner_eval_bad_input(bundles: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_miner_eval_results_table() -> None:
-    from rich.console import Console
-
-    from kinitro.miner.eval_cmd import _print_table
-
     task = {
         "episodes": 4,
         "successes": 3,

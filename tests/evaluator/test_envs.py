@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kinitro.evaluator.envs import EnvConfig, derive_episode_seed, get_benchmark, make_env
+from kinitro.evaluator.envs import (
+    EnvConfig,
+    derive_episode_seed,
+    get_benchmark,
+    make_env,
+    metaworld,
+)
 from kinitro.evaluator.errors import UnknownBenchmarkError
 
 ACTIONS = np.random.default_rng(1234).uniform(-1, 1, size=(6, 4)).astype(np.float32)
@@ -92,7 +98,7 @@ def test_fresh_instances_agree() -> None:
 
 
 def _model_bytes(env) -> bytes:
-    import mujoco
+    import mujoco  # noqa: PLC0415 - MUJOCO_GL first: the simulator loads once an env is built
 
     model = env._env.model
     buffer = np.empty(mujoco.mj_sizeModel(model), np.uint8)
@@ -106,7 +112,6 @@ def test_environments_from_the_compiled_model_equal_compiled_ones(
 ) -> None:
     """Environments start from a copy of a per-process compiled model (a compile costs
     ~10x a copy): the same model bytes and the same trajectories as a compile from XML."""
-    from kinitro.evaluator.envs import metaworld
 
     bench = get_benchmark("metaworld/MT10-v3")
     config = EnvConfig(max_steps=20)

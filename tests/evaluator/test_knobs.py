@@ -7,9 +7,14 @@ including what the agent was shown (step samples) for the knobs that act on obse
 
 from __future__ import annotations
 
+import json
+import struct
+
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from kinitro.cli.main import app
 from kinitro.evaluator.envs import EnvConfig, derive_episode_seed, get_benchmark, make_env
 from kinitro.evaluator.envs.knobs import derive_stream_seed
 from kinitro.evaluator.episode_logger import (
@@ -23,6 +28,8 @@ from kinitro.evaluator.errors import UnknownBenchmarkError
 from kinitro.evaluator.replay import replay
 from kinitro.protocol.common import BenchmarkSpec
 from kinitro.protocol.conditions import Conditions, DynamicsRandomization
+
+from .conftest import REACH_AGENT, write_bundle
 
 STEPS = 12
 ACTIONS = np.random.default_rng(7).uniform(-1, 1, size=(STEPS, 4)).astype(np.float32)
@@ -198,7 +205,6 @@ def _fields(log: ActionLog) -> dict:
 
 def test_version_1_logs_still_replay() -> None:
     """A log written before the knobs existed (version 1) decodes and replays."""
-    import struct
 
     log, _ = _log_episode("reach-v3", Conditions(), seed=9)
     v2 = encode_action_log(log)
@@ -267,12 +273,6 @@ def test_specs_record_the_goal_knob_explicitly() -> None:
 
 
 def test_replay_command_checks_the_samples_the_agent_was_shown(tmp_path) -> None:
-    import json
-
-    from typer.testing import CliRunner
-
-    from kinitro.cli.main import app
-
     log, samples = _log_episode("reach-v3", Conditions(observation_noise=0.05), seed=77)
     (tmp_path / "ep.kact").write_bytes(encode_action_log(log))
     page = {"items": [{"step": k, "observation": v} for k, v in samples.items()]}
@@ -305,12 +305,6 @@ def test_observation_noise_needs_a_state_to_perturb() -> None:
 
 
 def test_local_evaluation_names_the_known_presets(tmp_path) -> None:
-    from typer.testing import CliRunner
-
-    from kinitro.cli.main import app
-
-    from .conftest import REACH_AGENT, write_bundle
-
     bundle = write_bundle(tmp_path / "agent", REACH_AGENT)
     out = CliRunner().invoke(app, ["evaluator", "local", str(bundle), "--preset", "nope"])
     assert out.exit_code == 2 and "generalization" in out.output

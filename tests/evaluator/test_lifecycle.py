@@ -6,7 +6,9 @@ in PostgreSQL, Ray actors, bubblewrap — is covered by test_orchestrator*.py.)"
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import tarfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,6 +22,7 @@ from kinitro.evaluator.telemetry import message_id
 from kinitro.jobqueue import MemoryJobQueue, RetryJob
 from kinitro.protocol.common import FailureCause, JobState
 from kinitro.protocol.validator_ws import EvalJob
+from kinitro.storage.artifacts import LocalRegistry
 
 from .scripted import ScriptedRollouts, scripted
 from .test_orchestrator import _job, _outbox
@@ -293,10 +296,6 @@ async def test_a_bundle_that_does_not_unpack_is_the_miners_fault_never_retried(
     """An archive the backend's gate would refuse (a file and a directory of the same name)
     reached the validator anyway, e.g. published before the gate existed: it fails the job
     at once as the miner's ``invalid_bundle``, through the queue, without a second try."""
-    import io
-    import tarfile
-
-    from kinitro.storage.artifacts import LocalRegistry
 
     archive = workdir / "conflict.tar"
     with tarfile.open(archive, "w") as tar:

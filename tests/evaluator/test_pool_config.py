@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections import deque
+
+import pytest
+from pydantic import ValidationError
+
+from kinitro.evaluator.results import EpisodeSpec
+from kinitro.evaluator.rollout.launcher import SandboxLauncher
+from kinitro.evaluator.rollout.pool import _pick
+from kinitro.evaluator.settings import Settings
+
 
 def test_pool_prefers_tasks_an_actor_already_built() -> None:
-    from collections import deque
-
-    from kinitro.evaluator.results import EpisodeSpec
-    from kinitro.evaluator.rollout.pool import _pick
-
     tasks = ["a", "a", "b", "b", "c"]
     pending = deque((EpisodeSpec(i, t, 0, i), 1) for i, t in enumerate(tasks))
     owned: dict[int, set[str]] = {}
@@ -26,10 +31,6 @@ def test_pool_prefers_tasks_an_actor_already_built() -> None:
 def test_a_batch_takes_one_task_while_it_can() -> None:
     """K episodes of one task in lockstep cost the simulator less than K tasks in turn (one
     model's data in cache, not K); its K environments are copies of one compiled model."""
-    from collections import deque
-
-    from kinitro.evaluator.results import EpisodeSpec
-    from kinitro.evaluator.rollout.pool import _pick
 
     def batch(pending, slot, owned, size):
         taken: set[str] = set()
@@ -54,12 +55,6 @@ def test_a_batch_takes_one_task_while_it_can() -> None:
 
 
 def test_kubernetes_sandbox_settings_map_to_the_pod_config(tmp_path) -> None:
-    import pytest
-    from pydantic import ValidationError
-
-    from kinitro.evaluator.rollout.launcher import SandboxLauncher
-    from kinitro.evaluator.settings import Settings
-
     settings = Settings(
         sandbox="kubernetes",
         kubernetes_image="ghcr.io/kinitro/agent:1",

@@ -6,6 +6,7 @@ from prometheus_client import generate_latest
 
 from kinitro.evaluator.prometheus import EvaluatorMetrics
 from kinitro.evaluator.results import EpisodeResult
+from kinitro.protocol.common import FailureCause
 
 
 def _ep(**kw: object) -> EpisodeResult:
@@ -13,8 +14,6 @@ def _ep(**kw: object) -> EpisodeResult:
 
 
 def test_episodes_with_their_retried_attempts_and_jobs() -> None:
-    from kinitro.protocol.common import FailureCause
-
     m = EvaluatorMetrics(concurrency=2, workers_per_job=4)
     # a sandbox that failed to start once, then an episode that succeeded
     m.episode(

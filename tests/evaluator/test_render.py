@@ -45,7 +45,7 @@ def test_frame_steps_cover_reset_stride_and_last() -> None:
 
 @pytest.mark.parametrize("fmt", ["webm", "mp4"])
 def test_video_has_one_frame_per_taken_step(fmt: str) -> None:
-    import av
+    import av  # noqa: PLC0415 - PyAV only where a test decodes a video
 
     data, report = render_video(_log(), fmt=fmt, size=(96, 72), max_frames=8)
     assert report.every == 3 and report.frames == len(frame_steps(STEPS, 8)[1]) == 6

@@ -4,6 +4,7 @@ results awaited on the test's event loop as the orchestrator does."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from kinitro.evaluator.rollout.launcher import SandboxLauncher
 from kinitro.evaluator.rollout.pool import RolloutPool
 from kinitro.evaluator.rollout.port import RolloutOptions
 from kinitro.evaluator.runner import EvalRequest, evaluate
+from kinitro.storage.media import open_media_store
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -208,7 +210,7 @@ async def test_sandbox_start_failures_are_retried_and_never_scored(
 
 
 async def test_lost_worker_episode_is_rerun(bundles: dict[str, Path]) -> None:
-    import ray
+    import ray  # noqa: PLC0415 - Ray reads its auth settings when imported: ensure_ray sets them first
 
     pools: list[RolloutPool] = []
 
@@ -235,8 +237,6 @@ async def test_lost_worker_episode_is_rerun(bundles: dict[str, Path]) -> None:
 async def test_action_logs_to_s3_and_replay_from_the_key(
     bundles: dict[str, Path], s3_server: Any
 ) -> None:
-    from kinitro.storage.media import open_media_store
-
     options = s3_server.options()  # HTTPS, behind the R2 gate (tests/s3_server.py)
     s3_server.create_bucket("episodes")
     outcome = await evaluate(
@@ -275,8 +275,6 @@ async def test_agent_that_cannot_load_fails_fast_as_agent_fault(
 
 
 async def test_unreachable_media_store_does_not_fail_the_episodes(bundles: dict[str, Path]) -> None:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -14,6 +14,10 @@ import pytest
 
 from kinitro.chain.local.process import LocalChainProcess
 from kinitro.chain.wallets import create_wallet
+from kinitro.protocol.commitment import parse_commitment
+from kinitro.protocol.common import ArtifactRef
+from kinitro.storage.artifacts import LocalRegistry
+from kinitro.storage.errors import ArtifactNotFoundError
 
 
 def kinitro(
@@ -73,10 +77,6 @@ def test_init_package_upload_commit_status(tmp_path: Path, chain: LocalChainProc
     assert ref["registry"] == "local" and ref["revision"] == packed["sha256"][:16]
     assert ref["private"] is True  # commit before publish: nobody reads it yet
 
-    from kinitro.protocol.common import ArtifactRef
-    from kinitro.storage.artifacts import LocalRegistry
-    from kinitro.storage.errors import ArtifactNotFoundError
-
     pinned = ArtifactRef(**{k: v for k, v in ref.items() if k != "private"})
     with pytest.raises(ArtifactNotFoundError):
         LocalRegistry(registry).stat(pinned.repo, pinned.revision)
@@ -106,7 +106,6 @@ def test_init_package_upload_commit_status(tmp_path: Path, chain: LocalChainProc
     assert [(c["hotkey"], c["block"], c["data"]) for c in listed] == [
         (committed["hotkey"], committed["block"], committed["commitment"])
     ]
-    from kinitro.protocol.commitment import parse_commitment
 
     parsed = parse_commitment(listed[0]["data"])
     assert (parsed.competition_id, parsed.repo, parsed.sha256) == (

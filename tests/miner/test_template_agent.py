@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kinitro.evaluator.envs.base import EnvConfig
+from kinitro.evaluator.envs.metaworld import MetaWorldTaskEnv
+
 
 def test_template_agent_solves_reach(tmp_path: Path) -> None:
     subprocess.run(
@@ -22,9 +25,6 @@ def test_template_agent_solves_reach(tmp_path: Path) -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-
-    from kinitro.evaluator.envs.base import EnvConfig
-    from kinitro.evaluator.envs.metaworld import MetaWorldTaskEnv
 
     env = MetaWorldTaskEnv("reach-v3", EnvConfig(max_steps=150))
     agent = module.Agent()

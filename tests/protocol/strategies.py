@@ -13,6 +13,7 @@ import types
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from hypothesis import reject
 from hypothesis import strategies as st
 from pydantic import AwareDatetime, BaseModel, JsonValue, ValidationError
 from pydantic.fields import FieldInfo
@@ -129,8 +130,6 @@ def _build(model: type[BaseModel], kwargs: dict[str, Any]) -> Any:
     try:
         return model(**kwargs)
     except ValidationError:
-        from hypothesis import reject
-
         reject()
 
 

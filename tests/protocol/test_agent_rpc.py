@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import struct
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -14,6 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from kinitro.protocol import agent_rpc as rpc
+from kinitro.protocol.common import ErrorCode
+from kinitro_agent.rpc import errors
 
 DTYPE_NAMES = sorted(rpc.DTYPES)
 ACTION_SPEC = rpc.ArraySpec("float32", (4,), -1.0, 1.0)
@@ -304,10 +308,6 @@ def test_check_observation() -> None:
 def test_errors_carry_protocol_error_codes() -> None:
     """The agent side cannot import ``ErrorCode`` (it runs without Kinitro): its codes are
     plain strings that must stay values of that one vocabulary."""
-    import inspect
-
-    from kinitro.protocol.common import ErrorCode
-    from kinitro_agent.rpc import errors
 
     for _, cls in inspect.getmembers(errors, inspect.isclass):
         if issubclass(cls, rpc.AgentRpcError):
@@ -498,7 +498,6 @@ def test_other_layouts_take_the_generic_path() -> None:
 
 def test_wire_example_in_docs() -> None:
     """docs/agent-rpc.md shows this exact frame; keep the document honest."""
-    from pathlib import Path
 
     frame = rpc.encode(rpc.Act(3, np.array([1.0, 2.0], np.float32)))
     assert frame[:4] == b"\x00\x00\x00\x40" and len(frame) == 4 + 64

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import kinitro.evaluator.sandbox.kubernetes as k8s
 from kinitro.evaluator.agent_client import AgentClient, CallTimeouts
 from kinitro.evaluator.sandbox import BubblewrapSandbox, SandboxLimits
 from kinitro.evaluator.sandbox.agent_env import AgentEnvironment
@@ -173,8 +174,6 @@ def fake_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeKu
 
 @pytest.fixture
 def hostpath_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    import kinitro.evaluator.sandbox.kubernetes as k8s
-
     original = k8s.pod_manifest
 
     def patched(*args: Any) -> dict[str, Any]:

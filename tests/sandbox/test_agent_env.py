@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +120,6 @@ def test_torch_profile(make_bundle: BundleFactory) -> None:
         AgentEnvironment.find("torch")
     except SandboxUnavailable:
         pytest.skip("the torch profile is not built here (KINITRO_AGENT_PROFILES='base torch')")
-    from dataclasses import replace
 
     sandbox = BubblewrapSandbox(replace(TIGHT_LIMITS, memory_bytes=4 * 1024**3))
     torch_bundle = make_bundle(TORCH_AGENT, manifest_extra='profile = "torch"\n', name="tb")

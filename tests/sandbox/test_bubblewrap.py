@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -58,8 +60,6 @@ class Agent:
 
 
 def inspect(sandbox: BubblewrapSandbox, bundle: Path) -> tuple[dict[str, object], RunningSandbox]:
-    import json
-
     running = sandbox.start(bundle)
     agent = AgentClient.connect(running.endpoint, OBS_SPEC, ACTION_SPEC, timeouts=TIMEOUTS)
     agent.hello()
@@ -194,9 +194,6 @@ def test_crash_report_names_the_exit(
 
 
 def test_sandbox_inherits_a_pinned_core(make_bundle: BundleFactory) -> None:
-    import subprocess
-    import sys
-
     code = (
         "import os; from kinitro.evaluator.sandbox import BubblewrapSandbox, pin_to_one_core\n"
         "from pathlib import Path; import sys\n"
@@ -222,7 +219,6 @@ def test_sandbox_inherits_a_pinned_core(make_bundle: BundleFactory) -> None:
 def test_private_tmp_is_mounted_before_the_interpreter_paths(tmp_path: Path) -> None:
     """An interpreter or venv under /tmp on the host (e.g. a fresh clone in /tmp) must be
     bound on top of the sandbox's private /tmp, not hidden by it."""
-    from kinitro.evaluator.sandbox import BubblewrapSandbox
 
     argv = BubblewrapSandbox().argv(tmp_path, 3, 4, 100_001)
     tmpfs_at = argv.index("--tmpfs")

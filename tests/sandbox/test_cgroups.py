@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kinitro.evaluator.sandbox import BubblewrapSandbox
+from kinitro.evaluator.sandbox import BubblewrapSandbox, SandboxUnavailable
 from kinitro.evaluator.sandbox.bubblewrap import _JOIN_CGROUP
 from kinitro.evaluator.sandbox.cgroup_v1 import V1Driver
 from kinitro.evaluator.sandbox.cgroup_v2 import LEAF, PARENT, V2Driver
@@ -150,8 +150,6 @@ def test_sandbox_runs_in_its_group_on_the_workers_core(make_bundle: BundleFactor
 
 
 def test_no_cgroup_is_refused_unless_allowed(make_bundle: BundleFactory) -> None:
-    from kinitro.evaluator.sandbox import SandboxUnavailable
-
     with pytest.raises(SandboxUnavailable, match="sandbox_allow_no_cgroup"):
         BubblewrapSandbox(TIGHT_LIMITS, cgroups=None).start(make_bundle())
     with BubblewrapSandbox(TIGHT_LIMITS, cgroups=None, allow_no_cgroup=True).start(

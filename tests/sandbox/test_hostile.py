@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,15 @@ from kinitro.evaluator.sandbox import BubblewrapSandbox
 from kinitro.protocol.agent_rpc import TaskInfo
 from kinitro.protocol.common import FailureCause
 
-from .conftest import SHORT, TIGHT_LIMITS, ZERO_AGENT, BundleFactory
+from .conftest import (
+    ACTION_SPEC,
+    OBS_SPEC,
+    SHORT,
+    TIGHT_LIMITS,
+    ZERO_AGENT,
+    BundleFactory,
+    processes_of_uid,
+)
 from .hostile import OBS, SECRET, RunAgent, attack
 
 # --------------------------------------------------------------------------- network
@@ -343,10 +352,7 @@ def test_cpu_spin_in_act_times_out(run_agent: RunAgent, make_bundle: BundleFacto
 
 
 def test_cpu_time_limit_kills(make_bundle: BundleFactory) -> None:
-    from dataclasses import replace
-
     sandbox = BubblewrapSandbox(replace(TIGHT_LIMITS, cpu_seconds=1))
-    from .conftest import ACTION_SPEC, OBS_SPEC, processes_of_uid
 
     with sandbox.start(make_bundle(CPU_SPIN)) as running:
         slow = CallTimeouts(hello=60.0, reset=20.0, act=30.0, close=0.5)

@@ -9,6 +9,7 @@ check what the agent can learn about the host from its own pid namespace.
 
 from __future__ import annotations
 
+import ast
 import platform
 
 import pytest
@@ -197,8 +198,6 @@ class Agent:
 
 
 def test_pid_one_shows_no_host_path(run_agent: RunAgent, make_bundle: BundleFactory) -> None:
-    import ast
-
     failure, _ = attack(run_agent, make_bundle(PID_ONE))
     text = str(failure)
     seen = ast.literal_eval(text.rsplit("SEEN ", 1)[1].split(" SECCOMP ")[0])

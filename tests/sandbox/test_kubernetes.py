@@ -13,15 +13,18 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client import V1NetworkPolicy, V1Pod
 
 from kinitro.evaluator.agent_client import AgentClient
+from kinitro.evaluator.rollout.launcher import SandboxLauncher
 from kinitro.evaluator.sandbox import Sandbox, SandboxLimits, SandboxStartError
 from kinitro.evaluator.sandbox.kubernetes_manifests import (
     POLICY_NAME,
@@ -30,6 +33,7 @@ from kinitro.evaluator.sandbox.kubernetes_manifests import (
     pod_manifest,
     pod_policy_manifest,
 )
+from kinitro.evaluator.sandbox.seccomp import oci_profile
 from kinitro.protocol.agent_rpc import TaskInfo
 
 from .conftest import ACTION_SPEC, OBS_SPEC, TIMEOUTS, ZERO_AGENT, BundleFactory
@@ -128,8 +132,6 @@ def test_network_policies_isolate_and_admit_only_evaluators() -> None:
 
 
 def test_seccomp_profile_file_is_the_sandbox_policy() -> None:
-    from kinitro.evaluator.sandbox.seccomp import oci_profile
-
     path = Path(__file__).parents[2] / "deploy" / "kubernetes" / "kinitro-agent-seccomp.json"
     assert json.loads(path.read_text()) == oci_profile()
     names = {n for rule in oci_profile()["syscalls"] for n in rule["names"]}  # type: ignore[attr-defined]
@@ -187,8 +189,6 @@ def test_a_pod_slow_to_die_keeps_its_policy_until_the_sweep(
     tmp_path: Path,
     hostpath_allowed: None,
 ) -> None:
-    from datetime import timedelta
-
     kube, url = fake_kube
     sandbox = make_sandbox(url, tmp_path)
     sandbox.config = replace(sandbox.config, delete_grace_s=3, delete_timeout_s=0.3)
@@ -215,8 +215,6 @@ def test_one_api_client_per_process(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kinitro.evaluator.rollout.launcher import SandboxLauncher
-
     _, url = fake_kube
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
@@ -246,8 +244,6 @@ def test_rbac_in_the_guide_grants_exactly_the_verbs_used(
     tmp_path: Path,
     hostpath_allowed: None,
 ) -> None:
-    import yaml
-
     kube, url = fake_kube
     sandbox = make_sandbox(url, tmp_path)
     with sandbox.start(make_bundle()) as running:

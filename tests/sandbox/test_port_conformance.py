@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kinitro.evaluator.agent_client import AgentClient, AgentCrashed
-from kinitro.evaluator.sandbox import RunningSandbox, Sandbox, SandboxStartError
+from kinitro.evaluator.sandbox import BubblewrapSandbox, RunningSandbox, Sandbox, SandboxStartError
 from kinitro.protocol.agent_rpc import TaskInfo
 
 from .conftest import ACTION_SPEC, OBS_SPEC, TIGHT_LIMITS, TIMEOUTS, BundleFactory
@@ -36,8 +36,6 @@ class Agent:
 @pytest.fixture(params=["bubblewrap", "kubernetes"])
 def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Sandbox:
     if request.param == "bubblewrap":
-        from kinitro.evaluator.sandbox import BubblewrapSandbox
-
         return BubblewrapSandbox(TIGHT_LIMITS)
     request.getfixturevalue("hostpath_allowed")
     _kube, url = request.getfixturevalue("fake_kube")

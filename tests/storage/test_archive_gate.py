@@ -5,7 +5,9 @@ property over arbitrary member lists built from hostile names."""
 
 from __future__ import annotations
 
+import errno
 import io
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -102,8 +104,6 @@ def test_header_fields_the_unpacker_ignores_never_fail_it(
 def test_a_full_disk_is_the_hosts_fault_not_the_bundles(tmp_path: Path) -> None:
     """ENOSPC while unpacking stays an OSError: the evaluator retries it as infrastructure
     instead of charging the miner (a 64 KiB tmpfs plays the full disk)."""
-    import errno
-    import subprocess
 
     disk = tmp_path / "disk"
     disk.mkdir()

@@ -4,10 +4,12 @@ HuggingFaceRegistry against a fake Hub at the HTTP level (real huggingface_hub c
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fake_hub import FakeHub
@@ -161,7 +163,6 @@ def test_hf_private_repo_is_invisible_like_the_hub(
 ) -> None:
     """The Hub answers a private repo with RepoNotFound (401 without a token, 404 with
     another account's), the same as a missing one; only the owner reads or publishes it."""
-    import httpx
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
@@ -213,7 +214,6 @@ def test_local_concurrent_uploads_of_the_same_bundle(archive: Path, tmp_path: Pa
 
     Regression: a fixed temporary name let one upload rename the other's partial file away.
     """
-    import multiprocessing
 
     registry_root = tmp_path / "registry"
     # spawn, not fork: a forked child of this test process (with the threads earlier tests

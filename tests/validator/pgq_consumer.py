@@ -17,15 +17,15 @@ from pathlib import Path
 
 
 async def consume(url: str, heartbeat_timeout: float, sleep_s: float, markers: Path) -> None:
-    import asyncpg
-    from pgqueuer.adapters.persistence.queries import Queries
-    from pgqueuer.models import Job
-    from pgqueuer.qm import QueueManager
-    from tests.validator.factories import make_result
+    import asyncpg  # noqa: PLC0415 - run as a script: main() puts the repository on sys.path first
+    from pgqueuer.adapters.persistence.queries import Queries  # noqa: PLC0415 - run as a script: main() puts the repository on sys.path first
+    from pgqueuer.models import Job  # noqa: PLC0415 - run as a script: main() puts the repository on sys.path first
+    from pgqueuer.qm import QueueManager  # noqa: PLC0415 - run as a script: main() puts the repository on sys.path first
+    from tests.validator.factories import make_result  # noqa: PLC0415 - run as a script: main() puts the repository on sys.path first
 
-    from kinitro.core.db import dsn
-    from kinitro.jobqueue import EVAL_JOB_ENTRYPOINT, JobQueue, job_id_from_payload
-    from kinitro.protocol.common import JobState
+    from kinitro.core.db import dsn  # noqa: PLC0415 - run as a script: main() puts the repository on sys.path first
+    from kinitro.jobqueue import EVAL_JOB_ENTRYPOINT, JobQueue, job_id_from_payload  # noqa: PLC0415 - run as a script: main() puts the repository on sys.path first
+    from kinitro.protocol.common import JobState  # noqa: PLC0415 - run as a script: main() puts the repository on sys.path first
 
     jq = JobQueue.connect(url, pool_size=2)
     conn = await asyncpg.connect(dsn(url))

@@ -24,17 +24,17 @@ def _mid(*parts: object) -> str:
 
 
 async def main(url: str, delay_s: float) -> None:
-    import asyncpg
-    from pgqueuer.adapters.persistence.queries import Queries
-    from pgqueuer.models import Job
-    from pgqueuer.qm import QueueManager
+    import asyncpg  # noqa: PLC0415 - run as a subprocess: its imports are its start-up, not the parent's
+    from pgqueuer.adapters.persistence.queries import Queries  # noqa: PLC0415 - run as a subprocess: its imports are its start-up, not the parent's
+    from pgqueuer.models import Job  # noqa: PLC0415 - run as a subprocess: its imports are its start-up, not the parent's
+    from pgqueuer.qm import QueueManager  # noqa: PLC0415 - run as a subprocess: its imports are its start-up, not the parent's
 
-    from kinitro.core.db import dsn
-    from kinitro.core.runtime import local_runtime
-    from kinitro.jobqueue import EVAL_JOB_ENTRYPOINT, JobQueue, QueueTimers, job_id_from_payload
-    from kinitro.protocol.common import EvalMetrics, JobState, TaskMetrics, wilson_interval
-    from kinitro.protocol.rounds import episode_seed
-    from kinitro.protocol.validator_ws import Episode, EpisodeSteps, EvalResult, StepSample
+    from kinitro.core.db import dsn  # noqa: PLC0415 - run as a subprocess: its imports are its start-up, not the parent's
+    from kinitro.core.runtime import local_runtime  # noqa: PLC0415 - run as a subprocess: its imports are its start-up, not the parent's
+    from kinitro.jobqueue import EVAL_JOB_ENTRYPOINT, JobQueue, QueueTimers, job_id_from_payload  # noqa: PLC0415 - run as a subprocess: its imports are its start-up, not the parent's
+    from kinitro.protocol.common import EvalMetrics, JobState, TaskMetrics, wilson_interval  # noqa: PLC0415 - run as a subprocess: its imports are its start-up, not the parent's
+    from kinitro.protocol.rounds import episode_seed  # noqa: PLC0415 - run as a subprocess: its imports are its start-up, not the parent's
+    from kinitro.protocol.validator_ws import Episode, EpisodeSteps, EvalResult, StepSample  # noqa: PLC0415 - run as a subprocess: its imports are its start-up, not the parent's
 
     timers = QueueTimers.fast()
     jq = JobQueue.connect(url, pool_size=3)

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from kinitro.chain.wallets import create_wallet
+from kinitro.jobqueue import JobQueue
 
-from .factories import make_job
+from .factories import make_episode, make_job
 from .peer import ScriptedBackend
 
 
@@ -91,10 +92,6 @@ async def test_run_connects_stores_jobs_and_stops_on_sigterm(
 
 
 async def test_dead_letters_list_and_requeue(validator_db_url: str) -> None:
-    from kinitro.jobqueue import JobQueue
-
-    from .factories import make_episode
-
     async with JobQueue.connect(validator_db_url, pool_size=1) as jq:
         job = make_job()
         await jq.enqueue_job(job)

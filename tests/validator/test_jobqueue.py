@@ -6,11 +6,16 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import asyncpg
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from pgqueuer.adapters.persistence.queries import Queries
+from pgqueuer.qm import QueueManager
 from sqlalchemy import text
 
 from kinitro.core import migrations
-from kinitro.core.db import create_engine
+from kinitro.core.db import create_engine, dsn
 from kinitro.jobqueue import (
     EVAL_JOB_ENTRYPOINT,
     EnqueueOutcome,
@@ -43,9 +48,6 @@ async def _fetch(url: str, sql: str, **params: Any) -> list[Any]:
 
 
 async def test_migrations_match_models_and_install_pgqueuer(empty_db_url: str) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
     _in_thread(migrations.upgrade, MIGRATION_TREE, empty_db_url)
     engine = create_engine(empty_db_url, pool_size=1)
     try:
@@ -82,15 +84,8 @@ async def test_upgrade_downgrade_roundtrip(empty_db_url: str) -> None:
 
 
 async def test_pgqueuer_accepts_the_installed_schema(validator_db_url: str) -> None:
-    import asyncpg
-    from pgqueuer.qm import QueueManager
-
-    from kinitro.core.db import dsn
-
     conn = await asyncpg.connect(dsn(validator_db_url))
     try:
-        from pgqueuer.adapters.persistence.queries import Queries
-
         await QueueManager(Queries.from_asyncpg_connection(conn)).verify_structure()
     finally:
         await conn.close()

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import random
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from bittensor_wallet import Keypair
+from sqlalchemy import text
 
+from kinitro.core.db import create_engine
 from kinitro.jobqueue import JobNotFoundError, JobQueue
 from kinitro.protocol.common import ErrorCode, JobState
 from kinitro.protocol.validator_ws import Ack, CancelJob, ErrorMessage
@@ -193,7 +197,6 @@ async def test_garbage_and_mid_frame_drops_do_not_crash(
     async with ScriptedBackend() as peer, running(peer, jq, keypair, validator_db_url) as node:
         await peer.wait_for(lambda: peer.live is not None)
         bad_job = make_job().model_dump(mode="json") | {"seed": -1}
-        import json
 
         for frame in (
             "not json",
@@ -333,8 +336,6 @@ async def test_appends_wake_the_sender_without_polling(
 async def test_chaotic_backend_exactly_once_in_effect(
     jq: JobQueue, keypair: Keypair, validator_db_url: str
 ) -> None:
-    import random
-
     seed = random.randrange(2**32)
     jobs = [make_job() for _ in range(5)]
     async with (
@@ -370,10 +371,6 @@ async def test_chaotic_backend_exactly_once_in_effect(
 async def test_database_connections_killed_mid_flow(
     jq: JobQueue, keypair: Keypair, validator_db_url: str
 ) -> None:
-    from sqlalchemy import text
-
-    from kinitro.core.db import create_engine
-
     job = make_job()
     await jq.enqueue_job(job)
     async with (

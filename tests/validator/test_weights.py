@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from bittensor_wallet import Keypair
 
 from kinitro.chain.local.client import LocalChain
 from kinitro.chain.local.process import LocalChainProcess
@@ -124,8 +125,6 @@ async def test_weights_are_set_on_chain_with_rate_limit(
 
 
 async def test_unreachable_chain_is_retried_not_given_up(jq: JobQueue) -> None:
-    from bittensor_wallet import Keypair
-
     hotkey = Keypair.create_from_mnemonic(Keypair.generate_mnemonic())
     async with LocalChain("http://127.0.0.1:9", NETUID, timeout=0.5) as dead:
         setter = WeightSetter(jq, dead, hotkey, max_attempts=1, retry_s=0.0)
