@@ -56,7 +56,9 @@ import argparse
 import contextlib
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,6 +72,9 @@ from rich.console import Console
 from rich.table import Table
 
 from kinitro.evaluator.agent_client import AgentClient, CallTimeouts
+from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
+from kinitro.evaluator.results import EpisodeSpec
+from kinitro.evaluator.rollout.episode import EpisodePlay, run_batch
 from kinitro.evaluator.sandbox import BubblewrapSandbox, SandboxLimits
 from kinitro.protocol.agent_rpc import ArraySpec, TaskInfo
 
@@ -123,7 +128,7 @@ def round_trips(agent: AgentClient, obs: np.ndarray, calls: int) -> list[int]:
 
 
 def mt10_tasks() -> list[str]:
-    from metaworld import env_dict
+    from metaworld import env_dict  # noqa: PLC0415 - the simulator loads only where an env is built
 
     return list(env_dict.MT10_V3)
 
@@ -188,9 +193,6 @@ class EchoPeer:
     bytes: no sandbox, no codec, no validation — only the two context switches."""
 
     def __init__(self) -> None:
-        import socket
-        import subprocess
-
         self.sock, child = socket.socketpair()
         self.proc = subprocess.Popen(
             [sys.executable, "-c", ECHO_PEER, str(child.fileno())], pass_fds=(child.fileno(),)
@@ -213,8 +215,8 @@ class TaskEnvs:
     """K Meta-World environments of one task, stepped round robin (one per slot)."""
 
     def __init__(self, task: str, k: int, seed: int) -> None:
-        import gymnasium as gym
-        import metaworld  # noqa: F401  (registers the Meta-World envs)
+        import gymnasium as gym  # noqa: PLC0415 - the simulator loads only where an env is built
+        import metaworld  # noqa: F401, PLC0415 - registers the Meta-World envs, where an env is built
 
         self.envs = []
         for i in range(k):
@@ -284,9 +286,6 @@ def production(task: str, k: int, agent: AgentClient, steps: int, episode: int) 
     """(raw ns, driver ns) for K episodes of ``steps`` steps of ``task``, on the evaluator's
     own environments (``kinitro.evaluator.envs``): raw = reset + constant-action steps;
     driver = ``run_batch`` with the sandboxed agent (reset, act_batch, step, recording)."""
-    from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
-    from kinitro.evaluator.results import EpisodeSpec
-    from kinitro.evaluator.rollout.episode import EpisodePlay, run_batch
 
     class Session:  # the AgentSession surface of SandboxedAgent, over the bench's client
         def __init__(self, client: AgentClient) -> None:

@@ -19,12 +19,20 @@ replayed under the job's terms) and reports that process's CPU time per 1,000 ep
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import resource
+import subprocess
+import sys
 import time
 
 import numpy as np
+
+from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
+from kinitro.evaluator.episode_logger import ActionLog, decode_action_log, encode_action_log
+from kinitro.evaluator.replay import replay
+from kinitro.protocol.rounds import episode_seed
 
 
 def _cpu() -> float:
@@ -39,8 +47,6 @@ def _children_cpu() -> float:
 
 def _worker_cpu(requests: list[str]) -> float:
     """CPU seconds of one audit worker process answering ``requests`` (then exiting)."""
-    import subprocess
-    import sys
 
     before = _children_cpu()
     done = subprocess.run(
@@ -63,11 +69,6 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=500)
     parser.add_argument("--via-worker", action="store_true", help="also through a worker")
     args = parser.parse_args()
-
-    from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
-    from kinitro.evaluator.episode_logger import ActionLog, decode_action_log, encode_action_log
-    from kinitro.evaluator.replay import replay
-    from kinitro.protocol.rounds import episode_seed
 
     bench = get_benchmark(args.benchmark, [args.task])
     rng = np.random.default_rng(0)
@@ -111,7 +112,6 @@ def main() -> None:
     per_1000 = cpu / len(logs) * 1000
     worker: dict[str, float] = {}
     if args.via_worker:
-        import base64
 
         def request(data: bytes) -> str:
             log = decode_action_log(data)

@@ -7,6 +7,7 @@ cluster started from the machine's binaries.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -19,7 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from kinitro.backend.db.models import MIGRATION_TREE
+from kinitro.chain.local.process import LocalChainProcess, free_port
+from kinitro.core import migrations
+from kinitro.core.db import dsn
+from kinitro.core.pgcluster import PostgresCluster
 
 ADMIN_KEY = "bench-admin-key-0123456789"
 
@@ -37,12 +48,6 @@ class BenchNet:
 
 
 def _admin_sql(admin_url: str, sql: str) -> None:
-    import asyncio
-
-    import asyncpg
-
-    from kinitro.core.db import dsn
-
     async def run() -> None:
         conn = await asyncpg.connect(dsn(admin_url))
         try:
@@ -56,15 +61,9 @@ def _admin_sql(admin_url: str, sql: str) -> None:
 @contextlib.contextmanager
 def postgres(admin_url: str | None, work: Path) -> Iterator[str]:
     """A fresh, migrated backend database URL."""
-    from sqlalchemy.engine import make_url
-
-    from kinitro.backend.db.models import MIGRATION_TREE
-    from kinitro.core import migrations
 
     cluster = None
     if not admin_url:
-        from kinitro.core.pgcluster import PostgresCluster
-
         cluster = PostgresCluster(work / "pg", fsync=False)
         admin_url = cluster.ensure()
     name = f"kinitro_bench_{uuid.uuid4().hex[:8]}"
@@ -81,8 +80,6 @@ def postgres(admin_url: str | None, work: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def backend_net(database_url: str | None, **env_overrides: str) -> Iterator[BenchNet]:
-    from kinitro.chain.local.process import LocalChainProcess, free_port
-
     with tempfile.TemporaryDirectory(prefix="kinitro-bench-") as tmp:
         work = Path(tmp)
         admin = database_url or os.environ.get("KINITRO_BENCH_DATABASE_URL")
@@ -165,8 +162,6 @@ def side_by_side(
     checkout's backend ("old"), alternating ``--repeat`` times; print one table with
     every run. Returns the JSON summary: each variant's median run by ``key`` and every
     run's ``key``."""
-    from rich.console import Console
-    from rich.table import Table
 
     variants: list[tuple[str, Path | None]] = [("new", None)]
     if args.compare_src is not None:

@@ -35,11 +35,15 @@ from rich.console import Console
 from rich.table import Table
 
 from agent_rpc import make_bundle  # bench/ is this script's directory
+from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
+from kinitro.evaluator.rollout.launcher import SandboxLauncher
+from kinitro.evaluator.rollout.pool import ensure_ray
+from kinitro.evaluator.rollout.port import RolloutOptions
+from kinitro.evaluator.runner import EvalRequest, evaluate
 
 
 def raw_env_rate(tasks: tuple[str, ...], steps: int) -> tuple[float, float]:
     """(metaworld env.step steps/s, kinitro TaskEnv.step steps/s), zero actions."""
-    from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
 
     bench = get_benchmark("metaworld/MT10-v3")
     zero = np.zeros(4, np.float32)
@@ -72,10 +76,6 @@ def end_to_end(
     interval: int,
     slots: int,
 ) -> dict[str, float]:
-    from kinitro.evaluator.rollout.launcher import SandboxLauncher
-    from kinitro.evaluator.rollout.port import RolloutOptions
-    from kinitro.evaluator.runner import EvalRequest, evaluate
-
     request = EvalRequest(
         job_id=f"bench-{workers}w",
         benchmark_id="metaworld/MT10-v3",
@@ -116,9 +116,6 @@ def main() -> None:
     parser.add_argument("--no-pin", action="store_true", help="do not pin workers to a core")
     parser.add_argument("--slots", type=int, default=8, help="episodes per agent round trip")
     args = parser.parse_args()
-
-    from kinitro.evaluator.envs import get_benchmark
-    from kinitro.evaluator.rollout.pool import ensure_ray
 
     tasks = get_benchmark("metaworld/MT10-v3").tasks
     work = Path(tempfile.mkdtemp(prefix="kinitro-bench-"))

@@ -29,6 +29,10 @@ from rich.console import Console
 from rich.table import Table
 
 from agent_rpc import make_bundle  # bench/ is this script's directory
+from kinitro.evaluator.rollout.launcher import SandboxLauncher
+from kinitro.evaluator.rollout.pool import ensure_ray
+from kinitro.evaluator.rollout.port import RolloutOptions
+from kinitro.evaluator.runner import EvalRequest, evaluate
 
 
 @dataclass(frozen=True)
@@ -116,10 +120,6 @@ def _du(path: Path) -> int:
 
 
 def run(competition: Competition, bundle: Path, work: Path, slots: int) -> dict[str, float]:
-    from kinitro.evaluator.rollout.launcher import SandboxLauncher
-    from kinitro.evaluator.rollout.port import RolloutOptions
-    from kinitro.evaluator.runner import EvalRequest, evaluate
-
     peaks = dict.fromkeys(GROUPS, 0)
     stop = threading.Event()
 
@@ -172,7 +172,6 @@ def main() -> None:
     )
     parser.add_argument("--slots", type=int, default=8, help="episodes per agent round trip")
     args = parser.parse_args()
-    from kinitro.evaluator.rollout.pool import ensure_ray
 
     work = Path(tempfile.mkdtemp(prefix="kinitro-footprint-"))
     work.chmod(0o755)

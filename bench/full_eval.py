@@ -48,10 +48,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from agent_rpc import make_bundle  # bench/ is this script's directory
+from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
+from kinitro.evaluator.rollout.launcher import SandboxLauncher
+from kinitro.evaluator.rollout.pool import ensure_ray
+from kinitro.evaluator.rollout.port import RolloutOptions
+from kinitro.evaluator.runner import EvalRequest, evaluate, plan_episodes
 
 console = Console(stderr=True)
 
@@ -157,10 +163,6 @@ def _raw_process(
     go: Any,
     out: Any,
 ) -> None:
-    import numpy as np
-
-    from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
-
     if core is not None:
         os.sched_setaffinity(0, {core})
     bench = get_benchmark(benchmark_id)
@@ -225,10 +227,6 @@ def full_evaluation(
     args: argparse.Namespace,
     workers: int,
 ) -> dict[str, Any]:
-    from kinitro.evaluator.rollout.launcher import SandboxLauncher
-    from kinitro.evaluator.rollout.port import RolloutOptions
-    from kinitro.evaluator.runner import EvalRequest, evaluate
-
     request = EvalRequest(
         job_id=f"full-eval-{workers}w",
         benchmark_id=args.benchmark,
@@ -323,10 +321,6 @@ def main() -> None:
         "--speedup", action="store_true", help="also run the evaluation with 1 worker"
     )
     args = parser.parse_args()
-
-    from kinitro.evaluator.envs import get_benchmark
-    from kinitro.evaluator.rollout.pool import ensure_ray
-    from kinitro.evaluator.runner import plan_episodes
 
     load_before = os.getloadavg()[0]
     plan = plan_episodes(get_benchmark(args.benchmark), args.episodes, args.seed)

@@ -27,6 +27,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+import httpx
+import websockets
+from bittensor_wallet import Keypair
+
 from backend_harness import (
     ADMIN_KEY,
     add_compare_args,
@@ -35,26 +39,21 @@ from backend_harness import (
     percentile,
     side_by_side,
 )
+from kinitro.chain.local.client import LocalChain
+from kinitro.core.runtime import local_runtime
+from kinitro.protocol.commitment import encode_commitment
+from kinitro.protocol.validator_ws import (
+    Ack,
+    AuthResponse,
+    EpisodeSteps,
+    StepSample,
+    dump_message,
+    parse_validator_message,
+)
+from kinitro.storage.artifacts import LocalRegistry
 
 
 async def run(args: argparse.Namespace, net: object) -> dict[str, float]:
-    import httpx
-    import websockets
-    from bittensor_wallet import Keypair
-
-    from kinitro.chain.local.client import LocalChain
-    from kinitro.core.runtime import local_runtime
-    from kinitro.protocol.commitment import encode_commitment
-    from kinitro.protocol.validator_ws import (
-        Ack,
-        AuthResponse,
-        EpisodeSteps,
-        StepSample,
-        dump_message,
-        parse_validator_message,
-    )
-    from kinitro.storage.artifacts import LocalRegistry
-
     n = net  # BenchNet
     key = lambda: Keypair.create_from_mnemonic(Keypair.generate_mnemonic())  # noqa: E731
     owner, miner, validator = key(), key(), key()

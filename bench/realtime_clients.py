@@ -212,7 +212,7 @@ async def _run(conn: Any, host: str, port: int, first: int, count: int, subscrib
 def worker(conn: Any, host: str, port: int, first: int, count: int, subscribe: str) -> None:
     """Process entry point: ``count`` clients, numbered from ``first`` (source addresses)."""
     try:
-        import uvloop
+        import uvloop  # noqa: PLC0415 - optional: uvloop when it is installed
 
         uvloop.install()
     except ImportError:

@@ -38,7 +38,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+import asyncpg
+
 from backend_harness import add_compare_args, backend_net, cpu_seconds, side_by_side
+from kinitro.backend.events import EVENTS_CHANNEL, encode_event
+from kinitro.core.db import dsn
+from kinitro.protocol.realtime import StatsEvent, Subscribe, dump_message
 from realtime_clients import HIST_BINS, worker
 
 
@@ -55,12 +60,6 @@ def _percentile(hist: array[int], q: float) -> float:
 
 
 async def _publish(db_url: str, rate: float, total: int) -> float:
-    import asyncpg
-
-    from kinitro.backend.events import EVENTS_CHANNEL, encode_event
-    from kinitro.core.db import dsn
-    from kinitro.protocol.realtime import StatsEvent
-
     conn = await asyncpg.connect(dsn(db_url))
     try:
         started = time.perf_counter()
@@ -78,8 +77,6 @@ async def _publish(db_url: str, rate: float, total: int) -> float:
 
 
 def measure(args: argparse.Namespace, src: Path | None) -> dict[str, Any]:
-    from kinitro.protocol.realtime import Subscribe, dump_message
-
     env = {
         "KINITRO_BACKEND_REALTIME_QUEUE_SIZE": str(args.queue_size),
         "KINITRO_BACKEND_STATS_INTERVAL_S": "3600",

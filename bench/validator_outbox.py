@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -33,14 +34,35 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+from bittensor_wallet import Keypair
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
+from websockets.asyncio.server import serve
+
+from kinitro.core import migrations
+from kinitro.core.db import dsn
+from kinitro.core.pgcluster import PostgresCluster
+from kinitro.jobqueue import JobQueue
+from kinitro.jobqueue.models import MIGRATION_TREE
+from kinitro.protocol.common import ArtifactRef, BenchmarkSpec
+from kinitro.protocol.validator_ws import (
+    Ack,
+    AuthChallenge,
+    AuthOk,
+    AuthResponse,
+    Episode,
+    EvalJob,
+    dump_message,
+    parse_validator_message,
+    requires_ack,
+)
+from kinitro.validator.node import ValidatorNode
+from kinitro.validator.settings import Settings
 
 
 def _msg_factories() -> Any:
-    from kinitro.protocol.common import ArtifactRef, BenchmarkSpec
-    from kinitro.protocol.validator_ws import Episode, EvalJob
-
     def job() -> EvalJob:
         return EvalJob(
             job_id=uuid.uuid4().hex,
@@ -80,13 +102,6 @@ def _msg_factories() -> Any:
 
 @contextlib.asynccontextmanager
 async def fresh_database(admin_url: str) -> AsyncIterator[str]:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    from kinitro.core import migrations
-    from kinitro.core.db import dsn
-    from kinitro.jobqueue.models import MIGRATION_TREE
-
     name = f"kinitro_bench_{uuid.uuid4().hex[:10]}"
     conn = await asyncpg.connect(dsn(admin_url))
     await conn.execute(f'CREATE DATABASE "{name}"')
@@ -103,17 +118,6 @@ async def fresh_database(admin_url: str) -> AsyncIterator[str]:
 
 async def acking_backend(port_holder: list[int], stop: asyncio.Event) -> None:
     """Minimal /ws/validator peer: challenge → auth_ok → ack every state-changing message."""
-    from websockets.asyncio.server import serve
-
-    from kinitro.protocol.validator_ws import (
-        Ack,
-        AuthChallenge,
-        AuthOk,
-        AuthResponse,
-        dump_message,
-        parse_validator_message,
-        requires_ack,
-    )
 
     async def handler(ws: Any) -> None:
         nonce = secrets.token_hex(16)
@@ -145,12 +149,6 @@ async def acking_backend(port_holder: list[int], stop: asyncio.Event) -> None:
 
 
 async def bench(admin_url: str, messages: int, windows: list[int]) -> dict[str, Any]:
-    from bittensor_wallet import Keypair
-
-    from kinitro.jobqueue import JobQueue
-    from kinitro.validator.node import ValidatorNode
-    from kinitro.validator.settings import Settings
-
     make_job, make_episode = _msg_factories()
     figures: dict[str, Any] = {}
     async with fresh_database(admin_url) as url:
@@ -219,15 +217,11 @@ def main() -> None:
     args = parser.parse_args()
     windows = [int(w) for w in args.windows.split(",")]
 
-    import logging
-
     logging.getLogger("websockets").setLevel(logging.CRITICAL)  # the node's REST probe
     cluster = None
     root = None
     admin_url = args.database_url
     if not admin_url:
-        from kinitro.core.pgcluster import PostgresCluster
-
         root = Path(tempfile.mkdtemp(prefix="kinitro-bench-pg-"))
         root.chmod(0o755)
         cluster = PostgresCluster(root / "pgdata", fsync=False)
