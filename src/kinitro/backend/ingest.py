@@ -187,12 +187,7 @@ async def ingest(
             await events.emit(
                 conn,
                 EvaluationCompletedEvent(
-                    at=utcnow(),
-                    job_id=message.job_id,
-                    validator_hotkey=hotkey,
-                    competition_id=job["competition_id"],
-                    miner_hotkey=job["miner_hotkey"],
-                    submission_id=str(job["submission_id"]),
+                    **_about(job, message.job_id, hotkey),
                     state=message.state,
                     job_state=None,
                 ),
@@ -205,6 +200,18 @@ async def ingest(
         case Episode():
             new = await _episode(conn, hotkey, message, job)
     return IngestOutcome.STORED if new else IngestOutcome.DUPLICATE
+
+
+def _about(job: dict[str, Any], job_id: str, hotkey: str) -> dict[str, Any]:
+    """The fields every job event of a validator's report carries."""
+    return {
+        "at": utcnow(),
+        "job_id": job_id,
+        "validator_hotkey": hotkey,
+        "competition_id": job["competition_id"],
+        "miner_hotkey": job["miner_hotkey"],
+        "submission_id": str(job["submission_id"]),
+    }
 
 
 async def _job_status(
@@ -244,12 +251,7 @@ async def _job_status(
     await events.emit(
         conn,
         JobStatusEvent(
-            at=utcnow(),
-            job_id=message.job_id,
-            validator_hotkey=hotkey,
-            competition_id=job["competition_id"],
-            miner_hotkey=job["miner_hotkey"],
-            submission_id=str(job["submission_id"]),
+            **_about(job, message.job_id, hotkey),
             state=message.state,
             episodes_done=message.episodes_done,
             episodes_total=message.episodes_total,
@@ -293,12 +295,7 @@ async def _result(
     await events.emit(
         conn,
         EvaluationCompletedEvent(
-            at=utcnow(),
-            job_id=message.job_id,
-            validator_hotkey=hotkey,
-            competition_id=job["competition_id"],
-            miner_hotkey=job["miner_hotkey"],
-            submission_id=str(job["submission_id"]),
+            **_about(job, message.job_id, hotkey),
             state=message.state,
             success_rate=overall.success_rate if overall else None,
             job_state=JobState(settled) if settled is not None else None,
@@ -339,12 +336,7 @@ async def _episode(
     await events.emit(
         conn,
         EpisodeCompletedEvent(
-            at=utcnow(),
-            job_id=message.job_id,
-            validator_hotkey=hotkey,
-            competition_id=job["competition_id"],
-            miner_hotkey=job["miner_hotkey"],
-            submission_id=str(job["submission_id"]),
+            **_about(job, message.job_id, hotkey),
             episode_index=message.episode_index,
             task=message.task,
             success=message.success,
