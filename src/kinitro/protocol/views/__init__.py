@@ -25,6 +25,7 @@ from kinitro.protocol.views.competitions import (
     PairedTest,
     QuorumProgress,
     Score,
+    ScoreDetail,
 )
 from kinitro.protocol.views.jobs import (
     Assignment,
@@ -43,6 +44,7 @@ from kinitro.protocol.views.jobs import (
     Submission,
     SubmissionDetail,
     SubmissionRerun,
+    VideoReport,
     VideoStatus,
 )
 from kinitro.protocol.views.network import (
@@ -82,6 +84,7 @@ __all__ = [
     "Result",
     "Round",
     "Score",
+    "ScoreDetail",
     "SnapshotData",
     "Stats",
     "StepBatch",
@@ -92,6 +95,7 @@ __all__ = [
     "SubmissionRerun",
     "Validator",
     "ValidatorRow",
+    "VideoReport",
     "VideoStatus",
     "View",
     "WeightSet",

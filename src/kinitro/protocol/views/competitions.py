@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, JsonValue
 
 from kinitro.protocol.baselines import Baselines
 from kinitro.protocol.common import BenchmarkSpec
@@ -98,6 +98,22 @@ class PairedTest(View):
     better: bool
 
 
+class ScoreDetail(View):
+    """How a score was computed (the score engine's record)."""
+
+    complete: bool = True
+    """Every job has results at quorum."""
+    copy_kind: str | None = None
+    """``artifact`` (same sha256) or ``behaviour`` (same actions on the same seeds)."""
+    qualified: bool | None = None
+    rounds: list[JsonValue] = Field(default_factory=list)
+    vs_leader: PairedTest | None = None
+    quorum: QuorumProgress | None = None
+    runtime: JsonValue = None
+    """The evaluator runtime its counted results share (its key, or empty)."""
+    jobs: list[Json] = Field(default_factory=list)
+
+
 class Score(View):
     """A submission's aggregated score (a row of the scores table)."""
 
@@ -112,9 +128,7 @@ class Score(View):
     disagreement: bool
     eligible: bool
     copy_of: int | None
-    detail: Json
-    """How it was computed: ``complete``, ``copy_kind``, ``qualified``, ``rounds``,
-    ``vs_leader``, ``quorum``, ``runtime``, ``jobs``."""
+    detail: ScoreDetail
     computed_at: datetime
 
 

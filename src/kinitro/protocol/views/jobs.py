@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from kinitro.protocol.common import BenchmarkSpec, JobState
+from kinitro.protocol.common import BenchmarkSpec, EvalMetrics, JobState
 from kinitro.protocol.views._base import Json, View
 from kinitro.protocol.views.competitions import ExplainedScore
 
@@ -108,7 +108,7 @@ class Result(View):
     job_id: str
     validator_hotkey: str
     state: str
-    metrics: Json | None
+    metrics: EvalMetrics | None
     success_rate: float | None
     episodes: int | None
     successes: int | None
@@ -212,6 +212,21 @@ class StepBatch(View):
     received_at: datetime
 
 
+class VideoReport(View):
+    """What a render worker rendered: frame ``i`` shows the state after step
+    ``min(i * every, steps)``, played at ``fps``."""
+
+    format: str | None = None
+    frames: int | None = None
+    every: int = 1
+    fps: float = 25
+    steps: int | None = None
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+    render_s: float | None = None
+
+
 class VideoStatus(View):
     """An episode's video: ``state`` none | queued | rendering | done | failed."""
 
@@ -225,8 +240,7 @@ class VideoStatus(View):
     error: str | None = None
     queue_position: int | None = None
     video_url: str | None = None
-    video: Json | None = None
-    """The encoder's report (format, frames, every, fps, steps, width, height, bytes …)."""
+    video: VideoReport | None = None
 
 
 class RenderClaim(View):

@@ -1,7 +1,7 @@
 // REST access (`/api/v1`) and a hook that refetches when a live event touches the data.
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import { isObj, str } from "./model";
+import type { ErrorBody } from "./generated/api";
 
 export const API = "/api/v1";
 
@@ -38,8 +38,8 @@ export async function getJson(path: string, signal?: AbortSignal): Promise<unkno
   if (!res.ok) {
     let detail = res.statusText;
     try {
-      const body: unknown = await res.json();
-      if (isObj(body)) detail = str(body.detail) ?? detail;
+      const body = (await res.json()) as Partial<ErrorBody>;
+      if (typeof body.detail === "string") detail = body.detail;
     } catch {
       /* not JSON */
     }
@@ -55,12 +55,13 @@ export interface Resource<T> {
 }
 
 /**
- * Fetch `path` (relative to /api/v1) and parse it with `parse`; refetch when `liveKey`
+ * Fetch `path` (relative to /api/v1) and parse it with `parse`, whose argument's type is
+ * the route's generated response type (`generated/api.ts`); refetch when `liveKey`
  * changes (throttled so a burst of events costs one request).
  */
-export function useResource<T>(
+export function useResource<T, R = unknown>(
   path: string | undefined,
-  parse: (raw: unknown) => T,
+  parse: (raw: R) => T,
   liveKey: unknown = 0,
   throttleMs = 750,
 ): Resource<T> {
@@ -88,7 +89,7 @@ export function useResource<T>(
       const gen = generation.current;
       getJson(path)
         .then((raw) => {
-          if (gen === generation.current) setRes({ data: parseRef.current(raw), loading: false });
+          if (gen === generation.current) setRes({ data: parseRef.current(raw as R), loading: false });
         })
         .catch((err: unknown) => {
           if (gen !== generation.current) return;

@@ -29,7 +29,7 @@ const STATE_TONE: Record<string, string> = {
   rejected: "bad",
 };
 
-export function Badge(props: { state?: string; label?: string; title?: string }) {
+export function Badge(props: { state?: string | null; label?: string; title?: string }) {
   const state = props.state ?? "unknown";
   return (
     <span class={`badge tone-${STATE_TONE[state] ?? "idle"}`} title={props.title}>
@@ -38,7 +38,7 @@ export function Badge(props: { state?: string; label?: string; title?: string })
   );
 }
 
-export function HotkeyText(props: { hotkey?: string }) {
+export function HotkeyText(props: { hotkey?: string | null }) {
   if (!props.hotkey) return <span>{DASH}</span>;
   return (
     <span class="mono hotkey" title={props.hotkey}>
@@ -47,7 +47,7 @@ export function HotkeyText(props: { hotkey?: string }) {
   );
 }
 
-export function SubmissionLink(props: { id?: string; children?: ComponentChildren }) {
+export function SubmissionLink(props: { id?: string | null; children?: ComponentChildren }) {
   if (!props.id) return <span>{DASH}</span>;
   return (
     <a href={`/submissions/${encodeURIComponent(props.id)}`} class="mono">
@@ -56,7 +56,7 @@ export function SubmissionLink(props: { id?: string; children?: ComponentChildre
   );
 }
 
-export function JobLink(props: { id?: string }) {
+export function JobLink(props: { id?: string | null }) {
   if (!props.id) return <span>{DASH}</span>;
   return (
     <a href={`/jobs/${encodeURIComponent(props.id)}`} class="mono" title={props.id}>
@@ -65,18 +65,18 @@ export function JobLink(props: { id?: string }) {
   );
 }
 
-export function CompetitionLink(props: { id?: string; name?: string }) {
+export function CompetitionLink(props: { id?: string | null; name?: string }) {
   if (!props.id) return <span>{DASH}</span>;
   return <a href={`/competitions/${encodeURIComponent(props.id)}`}>{props.name ?? props.id}</a>;
 }
 
 /** Success rate with its 95 % interval, as text and as a small bar. */
-export function RateWithInterval(props: { rate?: number; lo?: number; hi?: number }) {
+export function RateWithInterval(props: { rate?: number | null; lo?: number | null; hi?: number | null }) {
   const { rate, lo, hi } = props;
   return (
     <span class="rate">
       <span class="rate-value">{pct(rate)}</span>
-      {lo !== undefined && hi !== undefined && (
+      {lo != null && hi != null && (
         <>
           <span class="rate-ci" aria-label={`95% interval ${interval(lo, hi)}`}>
             {" "}
@@ -84,7 +84,7 @@ export function RateWithInterval(props: { rate?: number; lo?: number; hi?: numbe
           </span>
           <span class="ci-bar" aria-hidden="true">
             <span class="ci-range" style={{ left: `${lo * 100}%`, width: `${(hi - lo) * 100}%` }} />
-            {rate !== undefined && <span class="ci-point" style={{ left: `${rate * 100}%` }} />}
+            {rate != null && <span class="ci-point" style={{ left: `${rate * 100}%` }} />}
           </span>
         </>
       )}
@@ -92,9 +92,9 @@ export function RateWithInterval(props: { rate?: number; lo?: number; hi?: numbe
   );
 }
 
-export function Progress(props: { done?: number; total?: number; label: string }) {
+export function Progress(props: { done?: number | null; total?: number | null; label: string }) {
   const { done, total } = props;
-  const known = done !== undefined && total !== undefined && total > 0;
+  const known = done != null && total != null && total > 0;
   const fraction = known ? Math.min(1, done / total) : 0;
   return (
     <span class="progress">
@@ -125,7 +125,7 @@ export function useNow(ms = 5000): number {
   return now;
 }
 
-export function TimeAgo(props: { at?: string; now: number }) {
+export function TimeAgo(props: { at?: string | null; now: number }) {
   if (!props.at) return <span>{DASH}</span>;
   return (
     <time dateTime={props.at} title={dateTime(props.at)}>

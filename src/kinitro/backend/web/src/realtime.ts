@@ -3,7 +3,7 @@
 // into the store, reconnect with backoff (a reconnect gets a fresh snapshot, so nothing
 // missed while away is lost).
 
-import { arr, isObj, pick, str } from "./model";
+import type * as api from "./generated/api";
 import { applyEvent, applySnapshot, setConnection } from "./store";
 
 const PING_INTERVAL_MS = 20_000;
@@ -48,22 +48,21 @@ export function startRealtime(url = realtimeUrl()): () => void {
       }, PING_INTERVAL_MS);
     });
     socket.addEventListener("message", (ev) => {
-      let msg: unknown;
+      let msg: api.ServerMessage;
       try {
-        msg = JSON.parse(typeof ev.data === "string" ? ev.data : "");
+        msg = JSON.parse(typeof ev.data === "string" ? ev.data : "") as api.ServerMessage;
       } catch {
         return;
       }
-      if (!isObj(msg)) return;
-      switch (str(msg.type)) {
+      switch (msg.type) {
         case "snapshot":
           mark("kinitro:snapshot");
-          applySnapshot(pick(msg, "data"));
+          applySnapshot(msg.data);
           setConnection("live");
           break;
         case "events": {
           // one frame carries the events of one server tick, in commit order
-          for (const event of arr(pick(msg, "events"))) if (isObj(event)) applyEvent(event);
+          for (const event of msg.events) applyEvent(event);
           break;
         }
         case "error":

@@ -2,28 +2,27 @@
 // `event` frame. Pages subscribe with `useStore()` and re-render on change.
 
 import { useEffect, useState } from "preact/hooks";
+import type * as api from "./generated/api";
 import {
   type CompetitionView,
-  type LeaderView,
   type JobView,
-  type Json,
+  type LeaderView,
   type StatsView,
   type SubmissionSummary,
   type ValidatorView,
   type WeightsView,
   TERMINAL_STATES,
-  isObj,
-  items,
-  num,
-  pick,
-  str,
+  boardOf,
   toCompetition,
+  toEntryRow,
   toJob,
   toJobDetail,
-  toLeaderboard,
+  toJobEvent,
   toStats,
   toSubmission,
+  toSubmissionEvent,
   toValidator,
+  toWeightsEvent,
   toWeights,
 } from "./model";
 
@@ -33,7 +32,7 @@ export interface FeedEntry {
   key: number;
   type: string;
   at: string;
-  payload: Json;
+  payload: api.RealtimeEvent;
 }
 
 export interface State {
@@ -129,70 +128,53 @@ function touch(s: State, ...keys: (string | undefined)[]): void {
 
 // --------------------------------------------------------------------- snapshot
 
-export function applySnapshot(data: unknown): void {
+export function applySnapshot(data: api.SnapshotData): void {
   update((s) => {
     s.snapshotLoaded = true;
     s.competitions = new Map();
-    for (const raw of listOf(pick(data, "competitions"))) {
-      const c = toCompetition(raw);
-      s.competitions.set(c.id, c);
+    for (const raw of data.competitions) {
+      s.competitions.set(raw.id, toCompetition(raw, data.leaderboards[raw.id]));
     }
-    // Leaderboards may come separately keyed by competition id.
-    const boards = pick(data, "leaderboards");
-    if (isObj(boards)) {
-      for (const [cid, lb] of Object.entries(boards)) {
-        const c = s.competitions.get(cid);
-        if (c) c.leaderboard = toLeaderboard(lb, c.leader);
-      }
-    }
-    s.submissions = listOf(pick(data, "recent_submissions", "submissions")).map(toSubmission);
-    s.jobs = new Map();
-    for (const raw of listOf(pick(data, "live_jobs", "jobs"))) {
-      const j = toJob(raw);
-      s.jobs.set(j.id, j);
-    }
+    s.submissions = data.recent_submissions.map(toSubmission);
+    s.jobs = new Map(data.live_jobs.map((raw) => [raw.id, toJob(raw)]));
     const previous = state.validators;
     s.validators = new Map();
-    for (const raw of listOf(pick(data, "validators"))) {
+    for (const raw of data.validators) {
       const v = toValidator(raw);
       v.recentEpisodes = previous.get(v.hotkey)?.recentEpisodes ?? [];
       s.validators.set(v.hotkey, v);
     }
-    s.weights = toWeights(pick(data, "latest_weights", "weights"));
-    s.stats = toStats(pick(data, "stats"));
+    s.weights = toWeights(data.latest_weights);
+    s.stats = toStats(data.stats);
     touch(s, "validators", "weights", "snapshot");
   });
 }
 
-function listOf(v: unknown): Json[] {
-  if (isObj(v) && !Array.isArray(pick(v, "items"))) {
-    // a mapping id -> object
-    return Object.values(v).filter(isObj);
-  }
-  return items(v);
-}
-
 // ------------------------------------------------------------------------ events
 
-export function applyEvent(event: Json): void {
-  const type = str(pick(event, "event_type")) ?? "unknown";
-  const at = str(pick(event, "at")) ?? new Date().toISOString();
+/** The field of an event, when its type has it. */
+function field(event: api.RealtimeEvent, key: string): string | undefined {
+  const v = (event as unknown as Record<string, unknown>)[key];
+  return typeof v === "string" ? v : undefined;
+}
+
+export function applyEvent(event: api.RealtimeEvent): void {
+  const type = event.event_type;
+  const at = event.at;
   update((s) => {
     if (type !== "stats") {
       // Periodic counters are not news: keep the feed for what happened.
       s.feed = [{ key: ++feedKey, type, at, payload: event }, ...s.feed].slice(0, FEED_SIZE);
     }
-    const jobId = str(pick(event, "job_id"));
-    const submissionId = str(pick(event, "submission_id"));
-    const competitionId = str(pick(event, "competition_id"));
-    const validator = str(pick(event, "validator_hotkey"));
+    const jobId = field(event, "job_id");
+    const submissionId = field(event, "submission_id");
+    const competitionId = field(event, "competition_id");
+    const validator = field(event, "validator_hotkey");
     touch(s, jobId && `job:${jobId}`, submissionId && `submission:${submissionId}`);
-    switch (type) {
+    switch (event.event_type) {
       case "submission_received":
       case "submission_rejected": {
-        const sub = toSubmission(event);
-        sub.status = type === "submission_rejected" ? "rejected" : (sub.status ?? "pending");
-        sub.createdAt = sub.createdAt ?? at;
+        const sub = toSubmissionEvent(event);
         touch(s, "submissions");
         s.submissions = [sub, ...s.submissions.filter((x) => x.id !== sub.id)].slice(
           0,
@@ -202,9 +184,7 @@ export function applyEvent(event: Json): void {
         break;
       }
       case "job_created": {
-        const job = toJob(event);
-        job.createdAt = job.createdAt ?? at;
-        job.updatedAt = at;
+        const job = toJobEvent(event);
         s.jobs = new Map(s.jobs).set(job.id, job);
         touch(s, "jobs");
         setSubmissionStatus(s, job.submissionId, "scheduled");
@@ -212,127 +192,111 @@ export function applyEvent(event: Json): void {
       }
       case "job_status":
       case "evaluation_completed": {
-        if (!jobId || !validator) break;
-        const old = s.jobs.get(jobId);
+        const v = event.validator_hotkey;
+        const old = s.jobs.get(event.job_id);
         const job: JobView = old
           ? { ...old, progress: new Map(old.progress) }
           : {
-              id: jobId,
-              competitionId,
-              minerHotkey: str(pick(event, "miner_hotkey")),
-              submissionId,
+              id: event.job_id,
+              competitionId: event.competition_id,
+              minerHotkey: event.miner_hotkey,
+              submissionId: event.submission_id ?? undefined,
               state: "running",
               progress: new Map(),
             };
-        const prev = job.progress.get(validator);
-        const state = str(pick(event, "state")) ?? prev?.state ?? "running";
-        job.progress.set(validator, {
-          hotkey: validator,
-          state,
-          episodesDone: num(pick(event, "episodes_done")) ?? prev?.episodesDone,
-          episodesTotal: num(pick(event, "episodes_total")) ?? prev?.episodesTotal,
-          successRate: num(pick(event, "success_rate")) ?? prev?.successRate,
-          at,
-        });
+        const prev = job.progress.get(v);
+        const progress =
+          event.event_type === "job_status"
+            ? { episodesDone: event.episodes_done, episodesTotal: event.episodes_total }
+            : { successRate: event.success_rate ?? prev?.successRate };
+        job.progress.set(v, { ...prev, hotkey: v, state: event.state, ...progress, at });
         job.updatedAt = at;
         job.state =
-          str(pick(event, "job_state")) ??
+          (event.event_type === "evaluation_completed" ? event.job_state : null) ??
           overallState([...job.progress.values()].map((p) => p.state));
-        s.jobs = pruneJobs(new Map(s.jobs).set(jobId, job));
-        if (type === "evaluation_completed" || TERMINAL_STATES.has(state)) {
+        s.jobs = pruneJobs(new Map(s.jobs).set(event.job_id, job));
+        if (event.event_type === "evaluation_completed" || TERMINAL_STATES.has(event.state)) {
           touch(s, "validators", "jobs", job.competitionId && `competition:${job.competitionId}`);
         }
         break;
       }
       case "episode_completed": {
-        if (validator) {
-          const v = s.validators.get(validator);
-          if (v) {
-            const now = Date.now();
-            const recent = [...v.recentEpisodes, now].filter((t) => now - t < THROUGHPUT_WINDOW_MS);
-            s.validators = new Map(s.validators).set(validator, { ...v, recentEpisodes: recent });
-          }
+        const v = s.validators.get(event.validator_hotkey);
+        if (v) {
+          const now = Date.now();
+          const recent = [...v.recentEpisodes, now].filter((t) => now - t < THROUGHPUT_WINDOW_MS);
+          s.validators = new Map(s.validators).set(v.hotkey, { ...v, recentEpisodes: recent });
         }
-        if (jobId && validator) {
-          const job = s.jobs.get(jobId);
-          const prev = job?.progress.get(validator);
-          const index = num(pick(event, "episode_index"));
-          if (job && prev && index !== undefined && (prev.episodesDone ?? 0) < index + 1) {
-            const progress = new Map(job.progress).set(validator, {
-              ...prev,
-              episodesDone: index + 1,
-            });
-            s.jobs = new Map(s.jobs).set(jobId, { ...job, progress, updatedAt: at });
-          }
+        const job = s.jobs.get(event.job_id);
+        const prev = job?.progress.get(event.validator_hotkey);
+        if (job && prev && (prev.episodesDone ?? 0) < event.episode_index + 1) {
+          const progress = new Map(job.progress).set(event.validator_hotkey, {
+            ...prev,
+            episodesDone: event.episode_index + 1,
+          });
+          s.jobs = new Map(s.jobs).set(event.job_id, { ...job, progress, updatedAt: at });
         }
         break;
       }
       case "leaderboard_updated": {
-        touch(s, competitionId && `competition:${competitionId}`, "leaderboards");
-        const c = competitionId ? s.competitions.get(competitionId) : undefined;
+        touch(s, `competition:${event.competition_id}`, "leaderboards");
+        const c = s.competitions.get(event.competition_id);
         if (c) {
-          const leaderId = str(pick(event, "leader_submission_id", "leader.submission_id"));
+          const leaderId = event.leader_submission_id ?? undefined;
           const old = c.leaderboard ?? { rows: [], pendingCandidates: [] };
           const sameLeader = old.leader?.submissionId === leaderId;
           const leader: LeaderView | undefined = leaderId
             ? {
                 ...(sameLeader ? old.leader : {}),
                 submissionId: leaderId,
-                minerHotkey: str(pick(event, "leader_hotkey", "leader.miner_hotkey")) ??
-                  (sameLeader ? old.leader?.minerHotkey : undefined),
+                minerHotkey:
+                  event.leader_hotkey ?? (sameLeader ? old.leader?.minerHotkey : undefined),
               }
             : undefined;
-          const entries = pick(event, "entries");
-          const board = Array.isArray(entries)
-            ? toLeaderboard({ rows: entries }, leader)
-            : { ...old, leader };
           // an event's entries are short: keep the name and reasons the REST/snapshot gave
           const before = new Map(old.rows.map((r) => [r.submissionId, r]));
-          board.rows = board.rows.map((r) => {
-            const prev = before.get(r.submissionId);
-            return prev ? { ...r, name: r.name ?? prev.name, reason: r.reason ?? prev.reason, toLead: r.toLead ?? prev.toLead } : r;
-          });
-          if (!Array.isArray(entries)) {
-            board.rows = board.rows.map((r) => ({ ...r, isLeader: r.submissionId === leaderId }));
-          }
+          const rows =
+            event.entries.length > 0
+              ? event.entries.map(toEntryRow).map((r) => {
+                  const prev = before.get(r.submissionId);
+                  return prev
+                    ? { ...r, name: prev.name, reason: prev.reason, toLead: prev.toLead }
+                    : r;
+                })
+              : old.rows.map((r) => ({ ...r, isLeader: r.submissionId === leaderId }));
           s.competitions = new Map(s.competitions).set(c.id, {
             ...c,
-            leaderboard: { ...board, pendingCandidates: old.pendingCandidates },
+            leaderboard: boardOf(rows, leader, old.pendingCandidates),
           });
         }
         break;
       }
       case "weights_updated": {
-        const w = toWeights({ ...event, computed_at: pick(event, "computed_at", "at") });
-        if (w) {
-          s.weights = w;
-          if (s.weightsHistory.length > 0 && s.weightsHistory[0].weightsId !== w.weightsId) {
-            s.weightsHistory = [w, ...s.weightsHistory];
-          }
+        const w = toWeightsEvent(event);
+        s.weights = w;
+        if (s.weightsHistory.length > 0 && s.weightsHistory[0].weightsId !== w.weightsId) {
+          s.weightsHistory = [w, ...s.weightsHistory];
         }
         touch(s, "weights");
         break;
       }
       case "validator_connected":
       case "validator_disconnected": {
-        if (!validator) break;
-        const old = s.validators.get(validator);
-        const connected = type === "validator_connected";
+        const old = s.validators.get(event.validator_hotkey);
+        const connected = event.event_type === "validator_connected";
         const v: ValidatorView = old
           ? { ...old }
-          : { hotkey: validator, connected, recentEpisodes: [] };
+          : { hotkey: event.validator_hotkey, connected, recentEpisodes: [] };
         v.connected = connected;
-        v.uid = num(pick(event, "uid")) ?? v.uid;
+        v.uid = event.uid ?? v.uid;
         v.lastSeenAt = at;
         if (connected) v.connectedAt = at;
-        s.validators = new Map(s.validators).set(validator, v);
+        s.validators = new Map(s.validators).set(event.validator_hotkey, v);
         touch(s, "validators");
         break;
       }
       case "stats": {
-        const stats = pick(event, "stats", "data");
-        const fresh = toStats(isObj(stats) ? stats : event);
-        s.stats = { ...s.stats, ...stripUndefined(fresh) };
+        s.stats = { ...s.stats, ...stripUndefined(toStats(event.stats)) };
         break;
       }
     }
@@ -375,8 +339,7 @@ function pruneJobs(jobs: Map<string, JobView>): Map<string, JobView> {
 }
 
 /** Merge a fetched `/jobs/{id}` (assignments + status history) into a live job. */
-export function mergeJobDetail(raw: unknown): void {
-  if (!isObj(raw)) return;
+export function mergeJobDetail(raw: api.JobDetail): void {
   const detail = toJobDetail(raw);
   update((s) => {
     const live = s.jobs.get(detail.id);
@@ -397,10 +360,10 @@ export function setWeightsHistory(history: WeightsView[]): void {
   update((s) => (s.weightsHistory = history));
 }
 
-export function mergeValidators(list: unknown): void {
+export function mergeValidators(list: api.Validator[]): void {
   update((s) => {
     const next = new Map(s.validators);
-    for (const raw of items(list)) {
+    for (const raw of list) {
       const v = toValidator(raw);
       v.recentEpisodes = s.validators.get(v.hotkey)?.recentEpisodes ?? [];
       next.set(v.hotkey, v);

@@ -3,7 +3,7 @@
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { API, getJson } from "./api";
-import { type Json, bool, num, pick, str } from "./model";
+import type * as api from "./generated/api";
 
 const POLL_MS = 2000;
 
@@ -20,29 +20,28 @@ interface VideoStatus {
   steps?: number;
 }
 
-function toStatus(raw: Json): VideoStatus {
-  const video = pick(raw, "video");
+function toStatus(raw: api.VideoStatus): VideoStatus {
   return {
-    state: str(pick(raw, "state")) ?? "none",
-    progress: num(pick(raw, "progress")) ?? 0,
-    queuePosition: num(pick(raw, "queue_position")),
-    sealedUntil: str(pick(raw, "sealed_until")),
-    workerSeen: bool(pick(raw, "worker_seen")) ?? false,
-    error: str(pick(raw, "error")),
-    url: str(pick(raw, "video_url")),
-    fps: num(pick(video, "fps")) ?? 25,
-    every: num(pick(video, "every")) ?? 1,
-    steps: num(pick(video, "steps")),
+    state: raw.state,
+    progress: raw.progress ?? 0,
+    queuePosition: raw.queue_position ?? undefined,
+    sealedUntil: raw.sealed_until ?? undefined,
+    workerSeen: raw.worker_seen,
+    error: raw.error ?? undefined,
+    url: raw.video_url ?? undefined,
+    fps: raw.video?.fps ?? 25,
+    every: raw.video?.every ?? 1,
+    steps: raw.video?.steps ?? undefined,
   };
 }
 
-async function ask(id: string): Promise<Json> {
+async function ask(id: string): Promise<api.VideoStatus> {
   const res = await fetch(`${API}/episodes/${encodeURIComponent(id)}/video`, {
     method: "POST",
     headers: { Accept: "application/json" },
   });
-  const body = (await res.json().catch(() => ({}))) as Json;
-  if (!res.ok) throw new Error(str(pick(body, "detail")) ?? `HTTP ${res.status}`);
+  const body = (await res.json().catch(() => ({}))) as api.VideoStatus & Partial<api.ErrorBody>;
+  if (!res.ok) throw new Error(body.detail ?? `HTTP ${res.status}`);
   return body;
 }
 
@@ -58,7 +57,7 @@ export function EpisodeVideo(props: { id: string; step: number; onStep: (step: n
   useEffect(() => {
     let live = true;
     getJson(`episodes/${encodeURIComponent(props.id)}/video`)
-      .then((raw) => live && setStatus(toStatus(raw as Json)))
+      .then((raw) => live && setStatus(toStatus(raw as api.VideoStatus)))
       .catch((e: unknown) => live && setFailure(e instanceof Error ? e.message : String(e)));
     return () => {
       live = false;

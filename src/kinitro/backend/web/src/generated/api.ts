@@ -331,7 +331,7 @@ export interface ExplainedScore {
   disagreement: boolean;
   eligible: boolean;
   copy_of: number | null;
-  detail: Record<string, JsonValue>;
+  detail: ScoreDetail;
   computed_at: string;
   rank: number | null;
   reason: string | null;
@@ -521,7 +521,7 @@ export interface LeaderboardRow {
   disagreement: boolean;
   eligible: boolean;
   copy_of: number | null;
-  detail: Record<string, JsonValue>;
+  detail: ScoreDetail;
   computed_at: string;
   miner_hotkey: string;
   miner_uid: number | null;
@@ -555,7 +555,7 @@ export interface ListedResult {
   job_id: string;
   validator_hotkey: string;
   state: string;
-  metrics: Record<string, JsonValue> | null;
+  metrics: EvalMetrics | null;
   success_rate: number | null;
   episodes: number | null;
   successes: number | null;
@@ -700,7 +700,7 @@ export interface Result {
   job_id: string;
   validator_hotkey: string;
   state: string;
-  metrics: Record<string, JsonValue> | null;
+  metrics: EvalMetrics | null;
   success_rate: number | null;
   episodes: number | null;
   successes: number | null;
@@ -728,6 +728,18 @@ export interface Round {
   sealed_until: string | null;
   revealed_at: string | null;
   secret: string | null;
+}
+
+/** How a score was computed (the score engine's record). */
+export interface ScoreDetail {
+  complete: boolean;
+  copy_kind: string | null;
+  qualified: boolean | null;
+  rounds: JsonValue[];
+  vs_leader: PairedTest | null;
+  quorum: QuorumProgress | null;
+  runtime: JsonValue;
+  jobs: Record<string, JsonValue>[];
 }
 
 /** 403 ``sealed``: the data derives from a round secret that is not revealed yet. */
@@ -1031,6 +1043,19 @@ export interface ValidatorThroughput {
   points: ThroughputPoint[];
 }
 
+/** What a render worker rendered: frame ``i`` shows the state after step ``min(i * every, steps)``, played at ``fps``. */
+export interface VideoReport {
+  format: string | null;
+  frames: number | null;
+  every: number;
+  fps: number;
+  steps: number | null;
+  width: number | null;
+  height: number | null;
+  bytes: number | null;
+  render_s: number | null;
+}
+
 /** An episode's video: ``state`` none | queued | rendering | done | failed. */
 export interface VideoStatus {
   episode_id: number;
@@ -1043,7 +1068,7 @@ export interface VideoStatus {
   error: string | null;
   queue_position: number | null;
   video_url: string | null;
-  video: Record<string, JsonValue> | null;
+  video: VideoReport | null;
 }
 
 /** Weights computed by the backend, by uid (keys are uids as text). */

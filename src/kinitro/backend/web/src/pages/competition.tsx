@@ -12,16 +12,8 @@ import {
   useNow,
 } from "../components";
 import { DASH, dateTime, int, pct, shortId } from "../format";
-import {
-  type CompetitionView,
-  items,
-  num,
-  pick,
-  str,
-  toCompetition,
-  toLeaderboard,
-  toSubmission,
-} from "../model";
+import type * as api from "../generated/api";
+import { type CompetitionView, toCompetition, toLeaderboard, toSubmission } from "../model";
 import { SuccessHistoryChart } from "../history";
 import { useStore } from "../store";
 import { SupersededNote, withoutSuperseded } from "../superseded";
@@ -32,14 +24,17 @@ export function CompetitionPage(props: { id: string }) {
   const now = useNow();
   const id = encodeURIComponent(props.id);
   const key = s.touched.get(`competition:${props.id}`);
-  const comp = useResource(`competitions/${id}`, toCompetition, key);
+  const comp = useResource(`competitions/${id}`, (raw: api.Competition) => toCompetition(raw), key);
   const board = useResource(`competitions/${id}/leaderboard`, toLeaderboard, key);
   const subs = useResource(
     `submissions?competition_id=${id}&limit=20`,
-    (raw) => items(raw).map(toSubmission),
+    (raw: api.Page_Submission) => raw.items.map(toSubmission),
     key,
   );
-  const rounds = useResource(`rounds?competition_id=${id}&limit=10`, items);
+  const rounds = useResource(
+    `rounds?competition_id=${id}&limit=10`,
+    (raw: api.Page_Round) => raw.items,
+  );
   const live = s.competitions.get(props.id);
   const c0 = comp.data;
   return (
@@ -167,19 +162,17 @@ export function CompetitionPage(props: { id: string }) {
                     </tr>
                   </thead>
                   <tbody>
-                    {list.map((r, i) => (
-                      <tr key={str(pick(r, "id")) ?? i}>
-                        <td class="mono">{shortId(str(pick(r, "id", "round_id")))}</td>
-                        <td>{dateTime(str(pick(r, "starts_at")))}</td>
-                        <td>{dateTime(str(pick(r, "ends_at")))}</td>
+                    {list.map((r) => (
+                      <tr key={r.id}>
+                        <td class="mono">{shortId(r.id)}</td>
+                        <td>{dateTime(r.starts_at)}</td>
+                        <td>{dateTime(r.ends_at)}</td>
                         <td class="mono">
-                          {shortId(str(pick(r, "commitment")))}
-                          {num(pick(r, "commit_block")) !== undefined ? ` (#${num(pick(r, "commit_block"))})` : " (not on chain)"}
+                          {shortId(r.commitment)}
+                          {r.commit_block != null ? ` (#${r.commit_block})` : " (not on chain)"}
                         </td>
                         <td class="mono">
-                          {str(pick(r, "secret"))
-                            ? shortId(str(pick(r, "secret")))
-                            : `sealed until ${dateTime(str(pick(r, "sealed_until")))}`}
+                          {r.secret ? shortId(r.secret) : `sealed until ${dateTime(r.sealed_until)}`}
                         </td>
                       </tr>
                     ))}

@@ -15,7 +15,8 @@ import {
   Loading,
 } from "../components";
 import { DASH, dateTime, duration, fixed, humanize } from "../format";
-import { type Json, type StepSample, arr, bool, num, pick, str, toSteps } from "../model";
+import type * as api from "../generated/api";
+import { type StepSample, toSteps, typed } from "../model";
 import { EpisodeVideo } from "../video";
 
 const MAX_STEP_PAGES = 20;
@@ -24,13 +25,13 @@ async function fetchAllSteps(id: string): Promise<StepSample[]> {
   const out: StepSample[] = [];
   let offset = 0;
   for (let page = 0; page < MAX_STEP_PAGES; page++) {
-    const raw = await getJson(`episodes/${encodeURIComponent(id)}/steps?limit=100&offset=${offset}`);
-    const batch = toSteps(raw);
-    out.push(...batch);
-    const got = arr(pick(raw, "items")).length || (Array.isArray(raw) ? raw.length : 0);
-    const total = num(pick(raw, "total"));
+    const raw = typed<api.Page_StepBatch>(
+      await getJson(`episodes/${encodeURIComponent(id)}/steps?limit=100&offset=${offset}`),
+    );
+    out.push(...toSteps(raw));
+    const got = raw.items.length;
     offset += got;
-    if (got === 0 || total === undefined || offset >= total) break;
+    if (got === 0 || offset >= raw.total) break;
   }
   out.sort((a, b) => a.step - b.step);
   return out;
@@ -68,7 +69,7 @@ function useAsync<T>(fn: (() => Promise<T>) | undefined, key: string): {
 }
 
 export function EpisodePage(props: { id: string }) {
-  const ep = useResource(`episodes/${encodeURIComponent(props.id)}`, (raw) => raw as Json);
+  const ep = useResource(`episodes/${encodeURIComponent(props.id)}`, typed<api.Episode>);
   return (
     <>
       <h1 tabIndex={-1}>Episode {props.id}</h1>
@@ -79,19 +80,17 @@ export function EpisodePage(props: { id: string }) {
   );
 }
 
-function EpisodeBody(props: { id: string; raw: Json }) {
+function EpisodeBody(props: { id: string; raw: api.Episode }) {
   const { raw, id } = props;
   // Until its round is revealed, nothing seed-derived of an episode is public (the API
   // answers 403 for its steps, action log and media): say until when instead.
-  const sealedUntil = str(pick(raw, "sealed_until"));
-  const actionsUrl = sealedUntil ? undefined : str(pick(raw, "actions_url"));
+  const sealedUntil = raw.sealed_until ?? undefined;
+  const actionsUrl = sealedUntil ? undefined : (raw.actions_url ?? undefined);
   const steps = useAsync(sealedUntil ? undefined : () => fetchAllSteps(id), `steps:${id}:${sealedUntil ?? ""}`);
   const log = useAsync(actionsUrl ? () => fetchActionLog(actionsUrl) : undefined, `log:${actionsUrl}`);
-  const success = bool(pick(raw, "success"));
-  const cause = str(pick(raw, "failure_cause"));
-  const media = arr(pick(raw, "media_urls")).map((m) => str(m) ?? str(pick(m, "url"))).filter(
-    (m): m is string => m !== undefined,
-  );
+  const success = raw.success;
+  const cause = raw.failure_cause;
+  const media = raw.media_urls;
   return (
     <>
       <section aria-labelledby="ep-sum-h" class="card">
@@ -106,16 +105,16 @@ function EpisodeBody(props: { id: string; raw: Json }) {
                 <Badge state="failed" label={cause ? humanize(cause) : "no success"} />
               ),
             ],
-            ["Task", <span data-testid="episode-task">{str(pick(raw, "task")) ?? DASH}</span>],
-            ["Episode", `${num(pick(raw, "episode_index")) ?? DASH} (task episode ${num(pick(raw, "task_episode")) ?? DASH})`],
-            ["Job", <JobLink id={str(pick(raw, "job_id"))} />],
-            ["Validator", <HotkeyText hotkey={str(pick(raw, "validator_hotkey"))} />],
-            ["Total reward", fixed(num(pick(raw, "total_reward")))],
-            ["Steps", `${num(pick(raw, "steps")) ?? DASH}${bool(pick(raw, "truncated")) ? " (truncated)" : ""}${bool(pick(raw, "terminated")) ? " (terminated)" : ""}`],
-            ["Steps to success", num(pick(raw, "steps_to_success")) ?? DASH],
-            ["Duration", duration(num(pick(raw, "duration_s")))],
+            ["Task", <span data-testid="episode-task">{raw.task}</span>],
+            ["Episode", `${raw.episode_index} (task episode ${raw.task_episode})`],
+            ["Job", <JobLink id={raw.job_id} />],
+            ["Validator", <HotkeyText hotkey={raw.validator_hotkey} />],
+            ["Total reward", fixed(raw.total_reward)],
+            ["Steps", `${raw.steps}${raw.truncated ? " (truncated)" : ""}${raw.terminated ? " (terminated)" : ""}`],
+            ["Steps to success", raw.steps_to_success ?? DASH],
+            ["Duration", duration(raw.duration_s)],
             ...(cause
-              ? ([["Failure", `${humanize(cause)}${str(pick(raw, "failure_detail")) ? `: ${str(pick(raw, "failure_detail"))}` : ""}`]] as [string, string][])
+              ? ([["Failure", `${humanize(cause)}${raw.failure_detail ? `: ${raw.failure_detail}` : ""}`]] as [string, string][])
               : []),
           ]}
         />

@@ -16,20 +16,8 @@ import {
   useNow,
 } from "../components";
 import { DASH, dateTime, duration, fixed, pct } from "../format";
-import {
-  type JobView,
-  type Json,
-  TERMINAL_STATES,
-  arr,
-  bool,
-  isObj,
-  items,
-  num,
-  pick,
-  str,
-  toJob,
-  toJobDetail,
-} from "../model";
+import type * as api from "../generated/api";
+import { type JobView, TERMINAL_STATES, toJob, toJobDetail, typed } from "../model";
 import { mergeJobDetail, type State, useStore } from "../store";
 
 const requestedDetails = new Set<string>();
@@ -49,7 +37,7 @@ function useJobDetails(jobs: JobView[]): void {
     for (const id of missing) {
       requestedDetails.add(id);
       getJson(`jobs/${encodeURIComponent(id)}`)
-        .then(mergeJobDetail)
+        .then((raw) => mergeJobDetail(typed<api.JobDetail>(raw)))
         .catch(() => requestedDetails.delete(id));
     }
   }, [key]);
@@ -138,7 +126,7 @@ export function JobsPage() {
   const [state, setState] = useState("");
   const q = new URLSearchParams({ limit: "50" });
   if (state) q.set("state", state);
-  const recent = useResource(`jobs?${q}`, (raw) => items(raw).map(toJob), s.touched.get("jobs"), 2000);
+  const recent = useResource(`jobs?${q}`, (raw: api.Page_Job) => raw.items.map(toJob), s.touched.get("jobs"), 2000);
   return (
     <>
       <h1 tabIndex={-1}>Jobs</h1>
@@ -219,10 +207,10 @@ export function JobPage(props: { id: string }) {
   const s = useStore();
   const now = useNow();
   const touched = s.touched.get(`job:${props.id}`);
-  const job = useResource(`jobs/${encodeURIComponent(props.id)}`, (raw) => raw as Json, touched);
+  const job = useResource(`jobs/${encodeURIComponent(props.id)}`, typed<api.JobDetail>, touched);
   const episodes = useResource(
     `episodes?job_id=${encodeURIComponent(props.id)}&limit=500`,
-    items,
+    (raw: api.Page_Episode) => raw.items,
     touched,
     1500,
   );
@@ -245,7 +233,7 @@ export function JobPage(props: { id: string }) {
                   ["Competition", <CompetitionLink id={view.competitionId} />],
                   ["Submission", <SubmissionLink id={view.submissionId} />],
                   ["Benchmark", view.benchmarkId ?? DASH],
-                  ["Round", str(pick(raw, "round_id")) ?? DASH],
+                  ["Round", raw.round_id],
                   ["Created", <TimeAgo at={view.createdAt} now={now} />],
                 ]}
               />
@@ -253,8 +241,8 @@ export function JobPage(props: { id: string }) {
                 <h2 id="prog-h">Progress per validator</h2>
                 <ValidatorProgressList job={view} />
               </section>
-              <ResultsTable results={items(pick(raw, "results"))} />
-              <StatusHistory history={arr(pick(raw, "status_history")).filter(isObj)} />
+              <ResultsTable results={raw.results} />
+              <StatusHistory history={raw.status_history} />
             </>
           );
         }}
@@ -269,7 +257,7 @@ export function JobPage(props: { id: string }) {
   );
 }
 
-function ResultsTable(props: { results: Json[] }) {
+function ResultsTable(props: { results: api.Result[] }) {
   return (
     <section aria-labelledby="res-h">
       <h2 id="res-h">Results</h2>
@@ -292,14 +280,14 @@ function ResultsTable(props: { results: Json[] }) {
               {props.results.map((r, i) => (
                 <tr key={i}>
                   <td>
-                    <HotkeyText hotkey={str(pick(r, "validator_hotkey"))} />
+                    <HotkeyText hotkey={r.validator_hotkey} />
                   </td>
                   <td>
-                    <Badge state={str(pick(r, "state"))} />
+                    <Badge state={r.state} />
                   </td>
-                  <td>{pct(num(pick(r, "success_rate", "metrics.overall.success_rate")))}</td>
-                  <td>{dateTime(str(pick(r, "finished_at")))}</td>
-                  <td>{str(pick(r, "error")) ?? DASH}</td>
+                  <td>{pct(r.success_rate)}</td>
+                  <td>{dateTime(r.finished_at)}</td>
+                  <td>{r.error ?? DASH}</td>
                 </tr>
               ))}
             </tbody>
@@ -310,7 +298,7 @@ function ResultsTable(props: { results: Json[] }) {
   );
 }
 
-function StatusHistory(props: { history: Json[] }) {
+function StatusHistory(props: { history: api.JobStatus[] }) {
   if (props.history.length === 0) return null;
   return (
     <details class="history">
@@ -334,17 +322,17 @@ function StatusHistory(props: { history: Json[] }) {
             {props.history.map((h, i) => (
               <tr key={i}>
                 <td>
-                  <HotkeyText hotkey={str(pick(h, "validator_hotkey"))} />
+                  <HotkeyText hotkey={h.validator_hotkey} />
                 </td>
-                <td class="num">{num(pick(h, "seq")) ?? DASH}</td>
+                <td class="num">{h.seq}</td>
                 <td>
-                  <Badge state={str(pick(h, "state"))} />
+                  <Badge state={h.state} />
                 </td>
                 <td>
-                  {num(pick(h, "episodes_done")) ?? DASH}/{num(pick(h, "episodes_total")) ?? DASH}
+                  {h.episodes_done}/{h.episodes_total}
                 </td>
-                <td>{dateTime(str(pick(h, "at")))}</td>
-                <td>{str(pick(h, "detail")) ?? ""}</td>
+                <td>{dateTime(h.at)}</td>
+                <td>{h.detail ?? ""}</td>
               </tr>
             ))}
           </tbody>
@@ -354,7 +342,7 @@ function StatusHistory(props: { history: Json[] }) {
   );
 }
 
-export function EpisodesTable(props: { episodes: Json[] }) {
+export function EpisodesTable(props: { episodes: api.Episode[] }) {
   if (props.episodes.length === 0) return <Empty>No episodes logged yet.</Empty>;
   return (
     <div class="table-wrap">
@@ -377,23 +365,23 @@ export function EpisodesTable(props: { episodes: Json[] }) {
         </thead>
         <tbody>
           {props.episodes.map((e, i) => {
-            const id = str(pick(e, "id"));
-            const success = bool(pick(e, "success"));
-            const cause = str(pick(e, "failure_cause"));
+            const id = String(e.id);
+            const success = e.success;
+            const cause = e.failure_cause;
             return (
               <tr key={id ?? i}>
                 <td>
                   {id ? (
                     <a href={`/episodes/${encodeURIComponent(id)}`}>
-                      #{num(pick(e, "episode_index")) ?? id}
+                      #{e.episode_index}
                     </a>
                   ) : (
                     DASH
                   )}
                 </td>
-                <td>{str(pick(e, "task")) ?? DASH}</td>
+                <td>{e.task}</td>
                 <td>
-                  <HotkeyText hotkey={str(pick(e, "validator_hotkey"))} />
+                  <HotkeyText hotkey={e.validator_hotkey} />
                 </td>
                 <td>
                   {success ? (
@@ -402,9 +390,9 @@ export function EpisodesTable(props: { episodes: Json[] }) {
                     <Badge state="failed" label={cause ? cause.replace(/_/g, " ") : "no success"} />
                   )}
                 </td>
-                <td class="num">{fixed(num(pick(e, "total_reward")))}</td>
-                <td class="num">{num(pick(e, "steps")) ?? DASH}</td>
-                <td>{duration(num(pick(e, "duration_s")))}</td>
+                <td class="num">{fixed(e.total_reward)}</td>
+                <td class="num">{e.steps}</td>
+                <td>{duration(e.duration_s)}</td>
               </tr>
             );
           })}

@@ -14,7 +14,8 @@ import {
   useNow,
 } from "../components";
 import { DASH, int, pct } from "../format";
-import { type CompetitionView, type Json, num, pick, str, toLeaderboard } from "../model";
+import type * as api from "../generated/api";
+import { type CompetitionView, toLeaderboard } from "../model";
 import { type FeedEntry, type State, useStore } from "../store";
 import { SupersededNote, withoutSuperseded } from "../superseded";
 import { LiveJobsTable } from "./jobs";
@@ -93,7 +94,7 @@ function CompetitionCard(props: { c: CompetitionView; s: State }) {
   const needsRest = touched !== undefined || !c.leaderboard || c.approvalMode === "admin";
   const fresh = useResource(
     needsRest ? `competitions/${encodeURIComponent(c.id)}/leaderboard` : undefined,
-    toLeaderboard,
+    (raw: api.Leaderboard) => toLeaderboard(raw),
     touched,
   );
   const board = fresh.data ?? c.leaderboard;
@@ -116,57 +117,52 @@ function CompetitionCard(props: { c: CompetitionView; s: State }) {
   );
 }
 
-export function describeEvent(type: string, p: Json): ComponentChildren {
-  const hk = str(pick(p, "miner_hotkey"));
-  const vk = str(pick(p, "validator_hotkey"));
-  const job = str(pick(p, "job_id"));
-  const sub = str(pick(p, "submission_id"));
-  switch (type) {
+export function describeEvent(p: api.RealtimeEvent): ComponentChildren {
+  switch (p.event_type) {
     case "submission_received":
       return (
         <>
-          New submission <SubmissionLink id={sub} /> by <HotkeyText hotkey={hk} /> in{" "}
-          {str(pick(p, "competition_id")) ?? DASH}
+          New submission <SubmissionLink id={p.submission_id} /> by{" "}
+          <HotkeyText hotkey={p.miner_hotkey} /> in {p.competition_id ?? DASH}
         </>
       );
     case "submission_rejected":
       return (
         <>
-          Submission <SubmissionLink id={sub} /> rejected: {str(pick(p, "reason")) ?? "no reason"}
+          Submission <SubmissionLink id={p.submission_id} /> rejected: {p.reason}
         </>
       );
     case "job_created":
       return (
         <>
-          Job <JobLink id={job} /> created for {str(pick(p, "benchmark_id")) ?? "a benchmark"}
+          Job <JobLink id={p.job_id} /> created for {p.benchmark_id}
         </>
       );
     case "job_status":
       return (
         <>
-          Job <JobLink id={job} /> {str(pick(p, "state"))?.replace(/_/g, " ")} on{" "}
-          <HotkeyText hotkey={vk} /> ({num(pick(p, "episodes_done")) ?? 0}/
-          {num(pick(p, "episodes_total")) ?? "?"})
+          Job <JobLink id={p.job_id} /> {p.state.replace(/_/g, " ")} on{" "}
+          <HotkeyText hotkey={p.validator_hotkey} /> ({p.episodes_done}/{p.episodes_total})
         </>
       );
     case "episode_completed":
       return (
         <>
-          Episode {num(pick(p, "episode_index")) ?? "?"} of <JobLink id={job} /> (
-          {str(pick(p, "task"))}) {pick(p, "success") === true ? "succeeded" : "failed"}
+          Episode {p.episode_index} of <JobLink id={p.job_id} /> ({p.task}){" "}
+          {p.success ? "succeeded" : "failed"}
         </>
       );
     case "evaluation_completed":
       return (
         <>
-          Evaluation of <JobLink id={job} /> {str(pick(p, "state"))} on <HotkeyText hotkey={vk} />:{" "}
-          {pct(num(pick(p, "success_rate")))}
+          Evaluation of <JobLink id={p.job_id} /> {p.state} on{" "}
+          <HotkeyText hotkey={p.validator_hotkey} />: {pct(p.success_rate)}
         </>
       );
     case "leaderboard_updated":
       return (
         <>
-          Leaderboard of <CompetitionLink id={str(pick(p, "competition_id"))} /> updated
+          Leaderboard of <CompetitionLink id={p.competition_id} /> updated
         </>
       );
     case "weights_updated":
@@ -174,17 +170,17 @@ export function describeEvent(type: string, p: Json): ComponentChildren {
     case "validator_connected":
       return (
         <>
-          Validator <HotkeyText hotkey={vk} /> connected
+          Validator <HotkeyText hotkey={p.validator_hotkey} /> connected
         </>
       );
     case "validator_disconnected":
       return (
         <>
-          Validator <HotkeyText hotkey={vk} /> disconnected
+          Validator <HotkeyText hotkey={p.validator_hotkey} /> disconnected
         </>
       );
     default:
-      return <>{type.replace(/_/g, " ")}</>;
+      return <>{p.event_type.replace(/_/g, " ")}</>;
   }
 }
 
@@ -198,7 +194,7 @@ function ActivityFeed(props: { feed: FeedEntry[]; now: number }) {
         <ol class="feed">
           {feed.map((e) => (
             <li key={e.key} class={`feed-${e.type}`}>
-              <span class="feed-text">{describeEvent(e.type, e.payload)}</span>
+              <span class="feed-text">{describeEvent(e.payload)}</span>
               <TimeAgo at={e.at} now={props.now} />
             </li>
           ))}

@@ -17,24 +17,14 @@ import {
   TimeAgo,
   useNow,
 } from "../components";
-import { bytes, DASH, fixed, humanize, int, pct } from "../format";
-import {
-  type Json,
-  arr,
-  bool,
-  isObj,
-  items,
-  num,
-  pick,
-  str,
-  toJob,
-  toSubmission,
-  toPairedTest,
-} from "../model";
+import { bytes, DASH, humanize, int } from "../format";
+import type * as api from "../generated/api";
+import { toJob, toPairedTest, toSubmission, typed } from "../model";
 import { useStore } from "../store";
 import { useListFilters } from "../superseded";
 import { EpisodesTable } from "./jobs";
 import { pairedSummary } from "./leaderboard";
+import { ResultsBreakdown } from "./results";
 
 const STATUSES = ["pending", "rejected", "scheduled", "evaluated", "superseded"];
 
@@ -48,7 +38,7 @@ export function SubmissionsPage() {
   if (competition) q.set("competition_id", competition);
   const list = useResource(
     `submissions?${q}`,
-    (raw) => items(raw).map(toSubmission),
+    (raw: api.Page_Submission) => raw.items.map(toSubmission),
     s.touched.get("submissions"),
     1500,
   );
@@ -152,11 +142,6 @@ export function SubmissionsPage() {
 
 // ----------------------------------------------------------------------- detail
 
-interface TaskRow {
-  task: string;
-  perValidator: Map<string, Json>;
-}
-
 export function SubmissionPage(props: { id: string }) {
   const s = useStore();
   const now = useNow();
@@ -167,9 +152,18 @@ export function SubmissionPage(props: { id: string }) {
     .map((j) => s.touched.get(`job:${j.id}`) ?? 0);
   const live = Math.max(key ?? 0, ...jobKeys);
   const id = encodeURIComponent(props.id);
-  const sub = useResource(`submissions/${id}`, (raw) => raw as Json, live);
-  const results = useResource(`results?submission_id=${id}&limit=500`, items, live);
-  const episodes = useResource(`episodes?submission_id=${id}&limit=200`, items, live, 2000);
+  const sub = useResource(`submissions/${id}`, typed<api.SubmissionDetail>, live);
+  const results = useResource(
+    `results?submission_id=${id}&limit=500`,
+    (raw: api.Page_ListedResult) => raw.items,
+    live,
+  );
+  const episodes = useResource(
+    `episodes?submission_id=${id}&limit=200`,
+    (raw: api.Page_Episode) => raw.items,
+    live,
+    2000,
+  );
 
   return (
     <>
@@ -178,7 +172,7 @@ export function SubmissionPage(props: { id: string }) {
         {(raw) => <SubmissionHeader raw={raw} now={now} />}
       </Async>
       <Async res={results} what="results">
-        {(list) => <ResultsBreakdown results={list} score={sub.data ? pick(sub.data, "score") : undefined} />}
+        {(list) => <ResultsBreakdown results={list} score={sub.data?.score ?? undefined} />}
       </Async>
       {sub.data && <SubmissionJobs raw={sub.data} />}
       <section aria-labelledby="sub-eps-h">
@@ -191,14 +185,11 @@ export function SubmissionPage(props: { id: string }) {
   );
 }
 
-function SubmissionHeader(props: { raw: Json; now: number }) {
+function SubmissionHeader(props: { raw: api.SubmissionDetail; now: number }) {
   const { raw } = props;
   const sub = toSubmission(raw);
-  const artifact = pick(raw, "artifact");
-  const a = (k: string) => pick(artifact, k) ?? pick(raw, `artifact_${k}`);
-  const size = num(a("size_bytes") ?? pick(raw, "artifact_size"));
-  const credited = str(pick(raw, "credited_submission_id", "credited.id", "credited"));
-  const score = pick(raw, "score");
+  const credited = raw.credited_submission_id == null ? undefined : String(raw.credited_submission_id);
+  const score = raw.score;
   return (
     <div class="two-col">
       <section aria-labelledby="art-h" class="card">
@@ -212,12 +203,12 @@ function SubmissionHeader(props: { raw: Json; now: number }) {
             </>],
             ["Competition", <CompetitionLink id={sub.competitionId} />],
             ["Commitment block", <span data-testid="commitment-block">{int(sub.commitmentBlock)}</span>],
-            ["Commitment", <code class="wrap">{str(pick(raw, "commitment")) ?? DASH}</code>],
-            ["Registry", str(a("registry")) ?? DASH],
-            ["Repository", <span class="mono">{str(a("repo")) ?? DASH}</span>],
-            ["Revision", <span class="mono wrap">{str(a("revision")) ?? DASH}</span>],
-            ["SHA-256", <code class="wrap">{str(a("sha256")) ?? DASH}</code>],
-            ["Size", bytes(size)],
+            ["Commitment", <code class="wrap">{raw.commitment}</code>],
+            ["Registry", raw.artifact_registry ?? DASH],
+            ["Repository", <span class="mono">{raw.artifact_repo ?? DASH}</span>],
+            ["Revision", <span class="mono wrap">{raw.artifact_revision ?? DASH}</span>],
+            ["SHA-256", <code class="wrap">{raw.artifact_sha256 ?? DASH}</code>],
+            ["Size", bytes(raw.artifact_size)],
             [
               "Credited to",
               credited && credited !== sub.id ? (
@@ -234,56 +225,56 @@ function SubmissionHeader(props: { raw: Json; now: number }) {
         {sub.status === "rejected" && (
           <p class="error" role="note">
             Rejected: {humanize(sub.rejectionReason)}
-            {str(pick(raw, "rejection_detail")) && ` — ${str(pick(raw, "rejection_detail"))}`}
+            {raw.rejection_detail && ` — ${raw.rejection_detail}`}
           </p>
         )}
       </section>
       <section aria-labelledby="score-h" class="card">
         <h2 id="score-h">Score</h2>
-        {isObj(score) ? (
+        {score ? (
           <KeyValues
             rows={[
               [
                 "Success rate",
                 <RateWithInterval
-                  rate={num(pick(score, "success_rate"))}
-                  lo={num(pick(score, "ci_low"))}
-                  hi={num(pick(score, "ci_high"))}
+                  rate={score.success_rate}
+                  lo={score.ci_low}
+                  hi={score.ci_high}
                 />,
               ],
-              ["Episodes", int(num(pick(score, "episodes")))],
-              ["Successes", int(num(pick(score, "successes")))],
-              ["Validators", int(num(pick(score, "validators")))],
+              ["Episodes", int(score.episodes)],
+              ["Successes", int(score.successes)],
+              ["Validators", int(score.validators)],
               [
                 "Eligible",
-                bool(pick(score, "eligible")) === false && str(pick(score, "reason")) ? (
-                  <span data-testid="eligibility">no — {str(pick(score, "reason"))}</span>
+                !score.eligible && score.reason ? (
+                  <span data-testid="eligibility">no — {score.reason}</span>
                 ) : (
-                  yesNo(bool(pick(score, "eligible")))
+                  yesNo(score.eligible)
                 ),
               ],
-              ...(bool(pick(score, "eligible")) && str(pick(score, "reason"))
+              ...(score.eligible && score.reason
                 ? ([
                     [
                       "Standing",
                       <span data-testid="standing">
-                        rank {num(pick(score, "rank")) ?? DASH}: {str(pick(score, "reason"))}
+                        rank {score.rank ?? DASH}: {score.reason}
                       </span>,
                     ],
                   ] as [string, ComponentChildren][])
                 : []),
-              ...(str(pick(score, "to_lead"))
-                ? ([["To lead", str(pick(score, "to_lead"))]] as [string, string][])
+              ...(score.to_lead
+                ? ([["To lead", score.to_lead]] as [string, string][])
                 : []),
               [
                 "Original?",
-                str(pick(score, "copy_of")) ? (
+                score.copy_of != null ? (
                   <span data-testid="copy-of">
-                    {str(pick(score, "detail.copy_kind")) === "behaviour"
+                    {score.detail.copy_kind === "behaviour"
                       ? "behavioural copy of "
                       : "copy of "}
-                    <SubmissionLink id={str(pick(score, "copy_of"))} />
-                    {str(pick(score, "detail.copy_kind")) === "behaviour"
+                    <SubmissionLink id={String(score.copy_of)} />
+                    {score.detail.copy_kind === "behaviour"
                       ? " (same actions on the same seeds): earns nothing"
                       : " (same artifact): earns nothing"}
                   </span>
@@ -293,17 +284,17 @@ function SubmissionHeader(props: { raw: Json; now: number }) {
               ],
               [
                 "Against the leader",
-                toPairedTest(pick(score, "detail.vs_leader")) ? (
-                  pairedSummary(toPairedTest(pick(score, "detail.vs_leader")) ?? {})
+                score.detail.vs_leader ? (
+                  pairedSummary(toPairedTest(score.detail.vs_leader) ?? {})
                 ) : (
                   DASH
                 ),
               ],
               [
                 "Validator agreement",
-                bool(pick(score, "disagreement")) ? (
+                score.disagreement ? (
                   <Badge state="expired" label="disagreement flagged" />
-                ) : bool(pick(score, "disagreement")) === false ? (
+                ) : !score.disagreement ? (
                   <Badge state="completed" label="agree" />
                 ) : (
                   DASH
@@ -329,196 +320,8 @@ function yesNo(v: boolean | undefined): string {
   return v === undefined ? DASH : v ? "yes" : "no";
 }
 
-function ResultsBreakdown(props: { results: Json[]; score: unknown }) {
-  const results = props.results;
-  // Validators of this submission and their overall metrics.
-  const validators = results.map((r) => ({
-    hotkey: str(pick(r, "validator_hotkey")) ?? "?",
-    job: str(pick(r, "job_id")),
-    state: str(pick(r, "state")),
-    overall: pick(r, "metrics.overall"),
-    perTask: pick(r, "metrics.per_task"),
-    rate: num(pick(r, "success_rate", "metrics.overall.success_rate")),
-  }));
-  const tasks = new Map<string, TaskRow>();
-  const failures = new Map<string, number>();
-  for (const v of validators) {
-    if (isObj(v.perTask)) {
-      for (const [task, m] of Object.entries(v.perTask)) {
-        if (!isObj(m)) continue;
-        const row = tasks.get(task) ?? { task, perValidator: new Map() };
-        row.perValidator.set(v.hotkey, m);
-        tasks.set(task, row);
-      }
-    }
-    const f = pick(v.overall, "failures");
-    if (isObj(f)) {
-      for (const [cause, n] of Object.entries(f)) failures.set(cause, (failures.get(cause) ?? 0) + (num(n) ?? 0));
-    }
-  }
-  // Score detail may carry the aggregated per-task breakdown.
-  const scorePerTask = pick(props.score, "per_task", "detail.per_task");
-  const rates = validators.map((v) => v.rate).filter((x): x is number => x !== undefined);
-  const spread = rates.length > 1 ? Math.max(...rates) - Math.min(...rates) : undefined;
-  const hotkeys = validators.map((v) => v.hotkey);
-  const taskRows = [...tasks.values()].sort((a, b) => a.task.localeCompare(b.task));
-
-  return (
-    <>
-      <section aria-labelledby="tasks-h">
-        <h2 id="tasks-h">Per-task success</h2>
-        {taskRows.length === 0 ? (
-          <Empty>No per-task results yet.</Empty>
-        ) : (
-          <div class="table-wrap">
-            <table data-testid="per-task">
-              <caption class="sr-only">Success rate per task, aggregated and per validator</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Task</th>
-                  <th scope="col">Success rate (median) [95% CI]</th>
-                  {hotkeys.map((h) => (
-                    <th scope="col" key={h}>
-                      <HotkeyText hotkey={h} />
-                    </th>
-                  ))}
-                </tr>
-              </thead>
-              <tbody>
-                {taskRows.map((row) => {
-                  const agg = pick(scorePerTask, row.task);
-                  const ms = [...row.perValidator.values()];
-                  const med = median(ms.map((m) => num(pick(m, "success_rate"))));
-                  const first = ms[0];
-                  return (
-                    <tr key={row.task}>
-                      <th scope="row">{row.task}</th>
-                      <td>
-                        <RateWithInterval
-                          rate={num(pick(agg, "success_rate")) ?? med}
-                          lo={num(pick(agg, "ci_low")) ?? (ms.length === 1 ? num(pick(first, "ci_low")) : undefined)}
-                          hi={num(pick(agg, "ci_high")) ?? (ms.length === 1 ? num(pick(first, "ci_high")) : undefined)}
-                        />
-                      </td>
-                      {hotkeys.map((h) => {
-                        const m = row.perValidator.get(h);
-                        return (
-                          <td key={h}>
-                            {m
-                              ? `${pct(num(pick(m, "success_rate")))} (${num(pick(m, "successes")) ?? "?"}/${num(pick(m, "scored_episodes", "episodes")) ?? "?"})`
-                              : DASH}
-                          </td>
-                        );
-                      })}
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </div>
-        )}
-      </section>
-      <div class="two-col wide-right">
-        <section aria-labelledby="fail-h" class="card">
-          <h2 id="fail-h">Failure causes</h2>
-          {failures.size === 0 ? (
-            <Empty>
-              {num(pick(props.score, "episodes")) !== undefined &&
-              (num(pick(props.score, "successes")) ?? 0) < (num(pick(props.score, "episodes")) ?? 0)
-                ? "No faults: the unsuccessful episodes ran to their step budget without a crash, timeout or invalid action."
-                : "No failures recorded."}
-            </Empty>
-          ) : (
-            <ul class="bars" data-testid="failures">
-              {[...failures.entries()]
-                .sort((a, b) => b[1] - a[1])
-                .map(([cause, n]) => (
-                  <li key={cause}>
-                    <span class="bar-label">
-                      {humanize(cause)}
-                      <span class="muted">{AGENT_FAULTS.has(cause) ? " (agent fault)" : " (infrastructure, not scored)"}</span>
-                    </span>
-                    <span class="bar-value">{n}</span>
-                  </li>
-                ))}
-            </ul>
-          )}
-        </section>
-        <section aria-labelledby="agree-h" class="card">
-          <h2 id="agree-h">Validator agreement</h2>
-          {validators.length === 0 ? (
-            <Empty>No validator has reported yet.</Empty>
-          ) : (
-            <>
-              <div class="table-wrap">
-              <table data-testid="agreement">
-                <caption class="sr-only">Overall result of each validator</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Validator</th>
-                    <th scope="col">Job</th>
-                    <th scope="col">State</th>
-                    <th scope="col">Success rate [95% CI]</th>
-                    <th scope="col" class="num">
-                      Mean return
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {validators.map((v, i) => (
-                    <tr key={`${v.hotkey}-${v.job ?? i}`}>
-                      <td>
-                        <HotkeyText hotkey={v.hotkey} />
-                      </td>
-                      <td>
-                        <JobLink id={v.job} />
-                      </td>
-                      <td>
-                        <Badge state={v.state} />
-                      </td>
-                      <td>
-                        <RateWithInterval
-                          rate={v.rate}
-                          lo={num(pick(v.overall, "ci_low"))}
-                          hi={num(pick(v.overall, "ci_high"))}
-                        />
-                      </td>
-                      <td class="num">{fixed(num(pick(v.overall, "mean_return")))}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-              </div>
-              <p class="muted">
-                {spread === undefined
-                  ? "One validator so far: agreement is checked once several have reported."
-                  : `Spread between validators: ${pct(spread)}.`}
-              </p>
-            </>
-          )}
-        </section>
-      </div>
-    </>
-  );
-}
-
-const AGENT_FAULTS = new Set([
-  "agent_timeout",
-  "agent_crash",
-  "invalid_action",
-  "protocol_violation",
-  "invalid_bundle",
-]);
-
-function median(values: (number | undefined)[]): number | undefined {
-  const v = values.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
-  if (v.length === 0) return undefined;
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
-
-function SubmissionJobs(props: { raw: Json }) {
-  const jobs = arr(pick(props.raw, "jobs")).filter(isObj).map(toJob);
+function SubmissionJobs(props: { raw: api.SubmissionDetail }) {
+  const jobs = props.raw.jobs.map(toJob);
   const s = useStore();
   if (jobs.length === 0) return null;
   return (

@@ -5,7 +5,8 @@ import { useResource } from "../api";
 import { LineChart } from "../chart";
 import { Async, Badge, Empty, HotkeyText, TimeAgo, useNow } from "../components";
 import { DASH, dateTime, int, pct, shortId } from "../format";
-import { type WeightsView, items, toWeights } from "../model";
+import type * as api from "../generated/api";
+import { type WeightsView, toWeights } from "../model";
 import { ThroughputChart } from "../history";
 import { mergeValidators, throughputPerMinute, useStore } from "../store";
 
@@ -13,13 +14,19 @@ export function ValidatorsPage() {
   const s = useStore();
   const now = useNow();
   const validatorsKey = s.touched.get("validators");
-  const fresh = useResource("validators?limit=500", (raw) => raw, validatorsKey, 2000);
+  const fresh = useResource(
+    "validators?limit=500",
+    (raw: api.Validator[]) => raw,
+    validatorsKey,
+    2000,
+  );
   useEffect(() => {
     if (fresh.data !== undefined) mergeValidators(fresh.data);
   }, [fresh.data]);
   const history = useResource(
     "weights?limit=200",
-    (raw) => items(raw).map(toWeights).filter((w): w is WeightsView => w !== undefined),
+    (raw: api.Page_WeightSet) =>
+      raw.items.map(toWeights).filter((w): w is WeightsView => w !== undefined),
     s.touched.get("weights"),
   );
   const validators = [...s.validators.values()].sort(
