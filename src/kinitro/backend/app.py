@@ -61,6 +61,7 @@ from kinitro.chain.wallets import load_hotkey
 from kinitro.core import migrations
 from kinitro.core.db import create_engine, dsn
 from kinitro.protocol.realtime import CLOSE_OVERLOADED, CLOSE_TOO_MANY_FROM_ADDRESS, StatsEvent
+from kinitro.protocol.views import Health
 
 if TYPE_CHECKING:
     from bittensor_wallet import Keypair
@@ -217,7 +218,12 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(renders.router)
 
-    @app.get("/health", tags=["ops"])
+    @app.get(
+        "/health",
+        tags=["ops"],
+        response_model=Health,
+        responses={503: {"model": Health, "description": "The database does not answer"}},
+    )
     async def health(request: Request) -> JSONResponse:
         state = request.app.state.backend
         try:
@@ -226,15 +232,15 @@ def create_app(
             db_ok = True
         except Exception:  # noqa: BLE001 - health reports, never raises
             db_ok = False
-        body = {
-            "status": "ok" if db_ok else "degraded",
-            "db": db_ok,
-            "replica_id": settings.replica_id,
-            "version": __version__,
-            "validators_connected": len(state.hub.sessions),
-            "realtime_clients": state.realtime_caps.count,
-        }
-        return JSONResponse(body, status_code=200 if db_ok else 503)
+        body = Health(
+            status="ok" if db_ok else "degraded",
+            db=db_ok,
+            replica_id=settings.replica_id,
+            version=__version__,
+            validators_connected=len(state.hub.sessions),
+            realtime_clients=state.realtime_caps.count,
+        )
+        return JSONResponse(body.model_dump(mode="json"), status_code=200 if db_ok else 503)
 
     @app.get(
         "/metrics",

@@ -49,6 +49,7 @@ from kinitro.protocol.views.jobs import (
 )
 from kinitro.protocol.views.network import (
     Audit,
+    Health,
     Round,
     Stats,
     Strike,
@@ -66,6 +67,7 @@ __all__ = [
     "CompetitionPreset",
     "Episode",
     "ExplainedScore",
+    "Health",
     "Job",
     "JobAction",
     "JobDetail",

@@ -124,3 +124,15 @@ class Stats(View):
     episodes: int = 0
     step_samples: int = 0
     results: int = 0
+
+
+class Health(View):
+    """``GET /health``: 200 with ``status`` ok, 503 ``degraded`` when the database does not
+    answer."""
+
+    status: str
+    db: bool
+    replica_id: str
+    version: str
+    validators_connected: int
+    realtime_clients: int

@@ -347,6 +347,16 @@ export interface FieldError {
   type: string;
 }
 
+/** ``GET /health``: 200 with ``status`` ok, 503 ``degraded`` when the database does not answer. */
+export interface Health {
+  status: string;
+  db: boolean;
+  replica_id: string;
+  version: string;
+  validators_connected: number;
+  realtime_clients: number;
+}
+
 /** A job with its submission's miner. */
 export interface Job {
   id: string;
@@ -1126,4 +1136,5 @@ export interface ApiGet {
   "/api/v1/validators/throughput": ThroughputHistory;
   "/api/v1/weights": Page_WeightSet;
   "/api/v1/weights/latest": WeightSet;
+  "/health": Health;
 }
