@@ -6,15 +6,15 @@ generator that awaits the actors' results on the caller's event loop.
 Scheduling is dynamic: each actor holds a small batch of episodes at a time and gets the
 next as soon as it returns, so slow tasks do not stall a static shard. A batch is as large
 as the actor can play in lockstep on one agent connection (its ``slots``: ``env_slots``
-capped by what the agent granted, ``env_slots`` until the actor has said), fewer when
-little work is left so no actor idles. A batch takes one task while it can: K episodes
-of one task stepped in turn keep one model's data in cache where K tasks would cycle K
-models through it (the simulator alone runs ~8 % faster on MT10 with K = 8), and its K
-environments are copies of one compiled model (~15 ms each; a compile is ~170 ms). After
-the batch's task it prefers tasks the actor has already built, then tasks no other actor
-has built (MT50 on every actor would cost each of them 50 compiles). Results are
-deterministic anyway: every episode is fully determined by its seed (the simulator is
-reseeded per episode).
+capped by what the agent granted, ``env_slots`` until the actor has said), at most an
+equal share of what is left per actor, so the last batches shrink and no actor idles long
+at the tail. A batch takes one task while it can: K episodes of one task stepped in turn
+keep one model's data in cache where K tasks would cycle K models through it (the
+simulator alone runs ~8 % faster on MT10 with K = 8), and its K environments are copies
+of one compiled model (~15 ms each; a compile is ~170 ms). After the batch's task it
+prefers tasks the actor has already built, then tasks no other actor has built (MT50 on
+every actor would cost each of them 50 compiles). Results are deterministic anyway: every
+episode is fully determined by its seed (the simulator is reseeded per episode).
 
 Faults:
 * an agent fault comes back inside the :class:`EpisodeResult` and is final (scored);
@@ -246,8 +246,11 @@ class RolloutPool:
                         break
                 while pending and idle:
                     slot = idle.pop()
-                    # Share what is left fairly: a full batch each while there is plenty.
-                    size = min(slots[slot], -(-len(pending) // (len(idle) + 1)))
+                    # Share what is left fairly: a full batch each while there is plenty,
+                    # then at most an equal share for every actor, busy ones included
+                    # (they are back soon): the last batches shrink, and the tail with
+                    # them (a batch of one task costs what its task does, up to 3x).
+                    size = min(slots[slot], -(-len(pending) // len(self._actors)))
                     batch = []
                     taken: set[str] = set()
                     for _ in range(size):
