@@ -1,64 +1,16 @@
 // History charts: a competition's success over time and the validators' throughput over
 // time, from the backend's bucketed series (GET /api/v1/competitions/{id}/history and
-// GET /api/v1/validators/throughput; models in backend/api/history.py).
+// GET /api/v1/validators/throughput; models in backend/api/history.py, typed by generated/api.ts).
 
 import { useResource } from "./api";
 import { LineChart } from "./chart";
 import { Async, Empty } from "./components";
 import { shortKey } from "./format";
-
-export interface SuccessPoint {
-  at: string;
-  episodes: number;
-  successes: number;
-  success_rate: number;
-  best_success_rate: number;
-}
-
-export interface SuccessHistory {
-  competition_id: string;
-  since: string;
-  until: string;
-  bucket_s: number;
-  points: SuccessPoint[];
-}
-
-export interface ThroughputPoint {
-  at: string;
-  jobs: number;
-  episodes: number;
-  episodes_per_min: number;
-}
-
-export interface ValidatorThroughput {
-  validator_hotkey: string;
-  jobs: number;
-  episodes: number;
-  points: ThroughputPoint[];
-}
-
-export interface ThroughputHistory {
-  since: string;
-  until: string;
-  bucket_s: number;
-  validators: ValidatorThroughput[];
-}
+import type { SuccessHistory, ThroughputHistory } from "./generated/api";
+import { typed } from "./model";
 
 /** Validators drawn in the throughput chart (the busiest ones). */
 const MAX_VALIDATOR_LINES = 8;
-
-function listOf<T>(raw: unknown, key: string): T[] {
-  const v = raw !== null && typeof raw === "object" ? (raw as Record<string, unknown>)[key] : undefined;
-  return Array.isArray(v) ? (v as T[]) : [];
-}
-
-function toSuccessHistory(raw: unknown): SuccessHistory {
-  return { ...(raw as SuccessHistory), points: listOf<SuccessPoint>(raw, "points") };
-}
-
-function toThroughputHistory(raw: unknown): ThroughputHistory {
-  return { ...(raw as ThroughputHistory), validators: listOf<ValidatorThroughput>(raw, "validators") };
-}
 
 const seconds = (iso: string) => Date.parse(iso) / 1000;
 
@@ -72,7 +24,7 @@ function bucketWords(s: number): string {
 export function SuccessHistoryChart(props: { competitionId: string; liveKey?: unknown }) {
   const res = useResource(
     `competitions/${encodeURIComponent(props.competitionId)}/history`,
-    toSuccessHistory,
+    typed<SuccessHistory>,
     props.liveKey,
     5000,
   );
@@ -107,7 +59,7 @@ export function SuccessHistoryChart(props: { competitionId: string; liveKey?: un
 }
 
 export function ThroughputChart(props: { liveKey?: unknown }) {
-  const res = useResource("validators/throughput", toThroughputHistory, props.liveKey, 5000);
+  const res = useResource("validators/throughput", typed<ThroughputHistory>, props.liveKey, 5000);
   return (
     <Async res={res} what="the throughput history">
       {(h) => {
