@@ -32,26 +32,40 @@ def test_a_batch_takes_one_task_while_it_can() -> None:
     """K episodes of one task in lockstep cost the simulator less than K tasks in turn (one
     model's data in cache, not K); its K environments are copies of one compiled model."""
 
-    def batch(pending, slot, owned, size):
-        taken: set[str] = set()
-        out = []
-        for _ in range(size):
-            spec, _ = _pick(pending, slot, owned, taken)
-            taken.add(spec.task)
-            owned.setdefault(slot, set()).add(spec.task)
-            out.append(spec.task)
-        return out
-
     tasks = ["a"] * 6 + ["b"] * 5 + ["c"] * 4
     pending = deque((EpisodeSpec(i, t, 0, i), 1) for i, t in enumerate(tasks))
     owned: dict[int, set[str]] = {}
-    assert batch(pending, 0, owned, 4) == ["a"] * 4
+    assert _batch(pending, 0, owned, 4) == ["a"] * 4
     # another actor takes a task nobody has built, the one with the most episodes left
-    assert batch(pending, 1, owned, 4) == ["b"] * 4
+    assert _batch(pending, 1, owned, 4) == ["b"] * 4
     # the batch's task first, then the actor's own, then one no other actor has built
-    assert batch(pending, 0, owned, 4) == ["a", "a", "c", "c"]
-    assert batch(pending, 1, owned, 3) == ["b", "c", "c"]
+    assert _batch(pending, 0, owned, 4) == ["a", "a", "c", "c"]
+    assert _batch(pending, 1, owned, 3) == ["b", "c", "c"]
     assert not pending
+
+
+def test_a_hidden_task_batch_takes_distinct_tasks() -> None:
+    """When the agent is not told the task, the episodes it plays side by side must not
+    tell it they share one (it could pool what they show to identify the task)."""
+    tasks = ["a"] * 3 + ["b"] * 3 + ["c"] * 2
+    pending = deque((EpisodeSpec(i, t, 0, i), 1) for i, t in enumerate(tasks))
+    owned: dict[int, set[str]] = {}
+    assert sorted(_batch(pending, 0, owned, 3, group=False)) == ["a", "b", "c"]
+    assert sorted(_batch(pending, 0, owned, 3, group=False)) == ["a", "b", "c"]
+    # only when no other task is left does a batch repeat one
+    assert _batch(pending, 0, owned, 2, group=False) == ["a", "b"]
+    assert not pending
+
+
+def _batch(pending, slot, owned, size, group=True):
+    taken: set[str] = set()
+    out = []
+    for _ in range(size):
+        spec, _ = _pick(pending, slot, owned, taken, group=group)
+        taken.add(spec.task)
+        owned.setdefault(slot, set()).add(spec.task)
+        out.append(spec.task)
+    return out
 
 
 def test_kubernetes_sandbox_settings_map_to_the_pod_config(tmp_path) -> None:

@@ -8,7 +8,8 @@ next as soon as it returns, so slow tasks do not stall a static shard. A batch i
 as the actor can play in lockstep on one agent connection (its ``slots``: ``env_slots``
 capped by what the agent granted, ``env_slots`` until the actor has said), at most an
 equal share of what is left per actor, so the last batches shrink and no actor idles long
-at the tail. A batch takes one task while it can: K episodes of one task stepped in turn
+at the tail. A batch takes one task while it can (distinct tasks when the competition
+hides the task's name from the agent, see :func:`_pick`): K episodes of one task stepped in turn
 keep one model's data in cache where K tasks would cycle K models through it (the
 simulator alone runs ~8 % faster on MT10 with K = 8), and its K environments are copies
 of one compiled model (~15 ms each; a compile is ~170 ms). After the batch's task it
@@ -129,12 +130,19 @@ def _pick(
     slot: int,
     owned: dict[int, set[str]],
     taken: set[str] | frozenset[str] = frozenset(),
+    *,
+    group: bool = True,
 ) -> tuple[EpisodeSpec, int]:
     """Next episode for actor ``slot``, whose batch already holds tasks ``taken``.
 
     In order of preference: a task of the batch (K episodes of one task in lockstep share
     the cache, see the module docstring), a task the actor has environments for, a task no
     other actor has built, anything; among equals, the task with the most episodes left.
+
+    ``group=False`` (a competition that hides the task's name from the agent) makes a task
+    of the batch the last choice instead: episodes an agent plays side by side must not
+    tell it that they share a task (it could pool what K episodes show to identify it), so
+    such a batch takes distinct tasks while it can, as the job's shuffled plan intends.
     """
     mine = owned.get(slot, set())
     others: set[str] = set()
@@ -149,7 +157,7 @@ def _pick(
 
     def preference(task: str) -> tuple[int, int, int]:
         if task in taken:
-            rank = 0
+            rank = 0 if group else 4
         elif task in mine:
             rank = 1
         else:
@@ -254,7 +262,9 @@ class RolloutPool:
                     batch = []
                     taken: set[str] = set()
                     for _ in range(size):
-                        spec, attempt = _pick(pending, slot, owned, taken)
+                        spec, attempt = _pick(
+                            pending, slot, owned, taken, group=self.config.reveal_task_name
+                        )
                         owned.setdefault(slot, set()).add(spec.task)
                         taken.add(spec.task)
                         batch.append((spec, attempt))
