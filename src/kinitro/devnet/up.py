@@ -46,10 +46,14 @@ def run_up(opts: UpOptions) -> int:
     watcher = Watcher(devnet)
     interrupted = False
 
-    def _on_sigterm(*_: object) -> None:
+    def _on_stop_signal(*_: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    # SIGINT explicitly too: a process started in the background of a non-interactive
+    # shell (`kinitro devnet up &` in a script, a CI job) inherits SIGINT ignored, and
+    # Ctrl-C or `kill -INT` must still stop the network and every process it started.
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+    signal.signal(signal.SIGINT, _on_stop_signal)
     try:
         with Live(
             render_tables(devnet), console=console, refresh_per_second=2, transient=False
