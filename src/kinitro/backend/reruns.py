@@ -37,7 +37,8 @@ from kinitro.backend import standing
 from kinitro.backend.audit_pool import AuditPool, LogMissing
 from kinitro.backend.crosscheck import Refusal
 from kinitro.backend.db import repo_audits, repo_jobs, repo_submissions
-from kinitro.protocol.common import ArtifactRef, BenchmarkSpec, StrikeReason
+from kinitro.backend.db.common import artifact_ref
+from kinitro.protocol.common import BenchmarkSpec, StrikeReason
 from kinitro.storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -76,13 +77,7 @@ async def deterministic(auditor: Auditor, submission_id: int) -> bool:
         return False
     if sub["deterministic"] is not None:
         return bool(sub["deterministic"])
-    ref = ArtifactRef(
-        registry=sub["artifact_registry"],
-        repo=sub["artifact_repo"],
-        revision=sub["artifact_revision"],
-        sha256=sub["artifact_sha256"],
-        size_bytes=sub["artifact_size"] or 0,
-    )
+    ref = artifact_ref(sub)
     try:
         manifest = await state.verifier.manifest(ref, state.settings.artifact_max_bytes)
     except (StorageError, OSError) as exc:

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from kinitro.backend import rounds
 from kinitro.backend.db import repo_jobs, repo_scoring
-from kinitro.protocol.common import ArtifactRef, BenchmarkSpec
+from kinitro.backend.db.common import artifact_ref
+from kinitro.protocol.common import BenchmarkSpec
 from kinitro.protocol.validator_ws import Ack, CancelJob, EvalJob, SetWeights
 
 if TYPE_CHECKING:
@@ -52,13 +53,7 @@ def eval_job(row: dict[str, Any], seed: int) -> EvalJob:
         competition_id=row["competition_id"],
         miner_hotkey=row["miner_hotkey"],
         miner_uid=row["miner_uid"],
-        artifact=ArtifactRef(
-            registry=row["artifact_registry"],
-            repo=row["artifact_repo"],
-            revision=row["artifact_revision"],
-            sha256=row["artifact_sha256"],
-            size_bytes=row["artifact_size"] or 0,
-        ),
+        artifact=artifact_ref(row),
         benchmark=BenchmarkSpec.model_validate(row["benchmark"]),
         round_id=row["round_id"],
         seed=seed,

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kinitro.protocol.common import ArtifactRef
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def artifact_ref(row: Mapping[str, Any]) -> ArtifactRef:
+    """A submission's artifact from its ``artifact_*`` columns (a submission row, or a job
+    row joined with its submission)."""
+    return ArtifactRef(
+        registry=row["artifact_registry"],
+        repo=row["artifact_repo"],
+        revision=row["artifact_revision"],
+        sha256=row["artifact_sha256"],
+        size_bytes=row["artifact_size"] or 0,
+    )
 
 
 def rows(result: Any) -> list[dict[str, Any]]:
