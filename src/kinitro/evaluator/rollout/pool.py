@@ -53,6 +53,10 @@ from kinitro.protocol.common import FailureCause
 log = logging.getLogger(__name__)
 
 OBJECT_STORE_BYTES = 96 * 1024 * 1024
+ABANDONED_GRACE_S = 3.0
+"""How long :meth:`RolloutPool.close` waits for a worker to close after a cancelled play
+before killing it (it closes within a few steps once it is playing; a sandbox starting
+under load can take far longer, and a killed worker's sandboxes die with it)."""
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
@@ -199,6 +203,7 @@ class RolloutPool:
         self._actor_cls = ray.remote(num_cpus=worker_cpus, max_restarts=0)(RolloutWorker)
         self._actors: list[Any] = []
         self._running: set[Any] = set()  # ObjectRefs of batches being played
+        self._abandoned = False  # batches were cancelled mid-play: nobody reads them
         # time.time() stamps for timeline(): play start and end, per actor slot its spawn
         # and its last result
         self._started = self._ended = 0.0
@@ -353,6 +358,7 @@ class RolloutPool:
     def _cancel_running(self) -> None:
         """Ask the actors to stop the batches they are playing (within a few steps)."""
         running, self._running = self._running, set()
+        self._abandoned |= bool(running)
         for ref in running:
             try:
                 self._ray.cancel(ref)
@@ -373,9 +379,15 @@ class RolloutPool:
         """Close every worker (agent sandboxes, envs) then kill the actors. Idempotent.
 
         Batches still running are cancelled first; an actor that has not closed within
-        ``grace_s`` is killed (its bubblewrap sandboxes die with it)."""
+        ``grace_s`` is killed (its bubblewrap sandboxes die with it). After a cancelled
+        play (deadline, the backend's cancel, shutdown) the grace is
+        ``ABANDONED_GRACE_S``: an actor still starting its agent or building an
+        environment cannot look at the cancellation until that is done, and nobody
+        waits for what it would finish."""
         ray = self._ray
         self._cancel_running()
+        if self._abandoned:
+            grace_s = min(grace_s, ABANDONED_GRACE_S)
         actors, self._actors = self._actors, []
         closing = []
         for actor in actors:
