@@ -171,7 +171,8 @@ async def test_one_validator_alone_never_changes_the_leader_or_the_weights(
             assert (await play(client, job, 1)).ok  # 1/2 each: a quorum
         board = await wait_for(lambda: _leader(backend), within=20)
         assert board["leader"]["miner_hotkey"] == leader.ss58_address
-        weights = await get(backend, "/api/v1/weights/latest")
+        # the weights follow once the backend's metagraph has the leader's uid
+        weights = await wait_for(lambda: _weights_with_a_leader(backend), within=20)
 
         challenger = await commit_artifact(net, registry, content=b"challenger", repo="c/agent")
         job = await client_a.recv_type("eval_job", within=15)
@@ -189,6 +190,12 @@ async def test_one_validator_alone_never_changes_the_leader_or_the_weights(
 async def _leader(backend: Backend) -> dict[str, Any] | None:
     board = await get(backend, "/api/v1/competitions/mt1/leaderboard")
     return board if board["leader"] else None
+
+
+async def _weights_with_a_leader(backend: Backend) -> dict[str, Any] | None:
+    weights = await get(backend, "/api/v1/weights/latest")
+    share = weights["summary"].get("mt1")
+    return weights if share is not None and share["leader_uid"] is not None else None
 
 
 async def _row(backend: Backend, miner: str | None = None) -> dict[str, Any] | None:

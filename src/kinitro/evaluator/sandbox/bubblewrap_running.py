@@ -149,6 +149,9 @@ class BubblewrapRunning:
             code = self.proc.wait(timeout=wait)
         except subprocess.TimeoutExpired:
             return None
+        # the reader thread may not have drained the pipe yet (a loaded host): the
+        # stderr tail is what tells a miner why the agent died
+        self._stderr.join(1)
         return self._describe(code)
 
     def _describe(self, code: int | None) -> str | None:
