@@ -256,3 +256,29 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "run scripts/bootstrap",
             returncode=2,
         )
+
+
+# The files that take longest (each ≥ ~45 s of a CI run), longest first. `scripts/test`
+# hands whole files to its pytest-xdist workers in collection order
+# (`--dist loadfile --no-loadscope-reorder`): starting these first keeps one of them from
+# being the tail of the run while the other workers idle. Order only; nothing else.
+LONGEST_FIRST = (
+    "tests/devnet/test_devnet_e2e.py",
+    "tests/docs/test_docs_commands.py",
+    "tests/backend/test_soak.py",
+    "tests/evaluator/test_orchestrator.py",
+    "tests/dashboard/test_video.py",
+    "tests/sandbox/test_hostile_kernel.py",
+    "tests/dashboard/test_dashboard.py",
+    "tests/evaluator/test_rollout.py",
+    "tests/backend/test_api_fuzz.py",
+    "tests/sandbox/test_hostile.py",
+    "tests/validator/test_acceptance.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    root = config.rootpath
+    # a stable sort: the other files keep their order, and the tests inside a file theirs
+    items.sort(key=lambda item: rank.get(item.path.relative_to(root).as_posix(), len(rank)))
