@@ -131,6 +131,25 @@ def test_v1_stale_groups_are_removed_and_live_ones_kept() -> None:
 
 
 @needs_v1
+def test_a_new_sandbox_host_clears_the_groups_of_a_killed_worker() -> None:
+    """A rollout worker killed with its sandboxes up (a cancelled job's worker that did not
+    close within its grace) leaves their groups: the next worker's sandbox clears them."""
+    assert isinstance(HOST, V1Driver)
+    stale = HOST.create(dead_owner_name(), LIMITS)
+    orphan = join(stale.procs_files, "sleep", "60")
+    try:
+        deadline = time.monotonic() + 10
+        while orphan.pid not in stale.pids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        BubblewrapSandbox(cgroups=HOST)
+        assert orphan.wait(5) == -9
+        assert not any(d.exists() for d in stale.dirs.values())
+    finally:
+        stale.kill()
+        stale.remove()
+
+
+@needs_v1
 def test_sandbox_runs_in_its_group_on_the_workers_core(make_bundle: BundleFactory) -> None:
     core = sorted(os.sched_getaffinity(0))[-1]
     sandbox = BubblewrapSandbox(TIGHT_LIMITS)

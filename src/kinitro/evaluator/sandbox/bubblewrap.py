@@ -69,6 +69,7 @@ from kinitro.evaluator.sandbox.cgroups import (
     SandboxCgroup,
     detect_quietly,
     new_name,
+    remove_stale,
 )
 from kinitro.evaluator.sandbox.seccomp import program as seccomp_program
 from kinitro.evaluator.sandbox.seccomp import program_fd
@@ -123,6 +124,18 @@ def check_bundle_readable(bundle_dir: Path) -> None:
                 )
 
 
+def _sweep(driver: CgroupDriver) -> None:
+    """Remove the groups of sandbox owners that are gone. A rollout worker killed with its
+    sandboxes running (a cancelled job's worker that did not close in time) leaves its
+    groups behind; the next worker to start sandboxes clears them, not only the
+    evaluator's next start."""
+    try:
+        for name in remove_stale(driver):
+            log.info("removed stale sandbox cgroup %s", name)
+    except (CgroupError, OSError) as exc:  # another worker sweeping at the same moment, …
+        log.debug("stale sandbox cgroup sweep: %s", exc)
+
+
 class BubblewrapSandbox:
     """Start agent bundles under ``bwrap``; see the module docstring for the policy."""
 
@@ -160,6 +173,8 @@ class BubblewrapSandbox:
         self.extra_env = dict(extra_env or {})
         self.privileged = os.geteuid() == 0
         self.cgroups = detect_quietly() if cgroups == "auto" else cgroups
+        if self.cgroups is not None:
+            _sweep(self.cgroups)
         self.allow_no_cgroup = allow_no_cgroup
         self.seccomp: bytes | None = None
         """The compiled seccomp program bwrap applies (None: none, not required)."""
