@@ -258,23 +258,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
-# The files that take longest (each ≥ ~45 s of a CI run), longest first. `scripts/test`
-# hands whole files to its pytest-xdist workers in collection order
-# (`--dist loadfile --no-loadscope-reorder`): starting these first keeps one of them from
-# being the tail of the run while the other workers idle. Order only; nothing else.
-LONGEST_FIRST = (
-    "tests/devnet/test_devnet_e2e.py",
-    "tests/docs/test_docs_commands.py",
-    "tests/backend/test_soak.py",
-    "tests/evaluator/test_orchestrator.py",
-    "tests/dashboard/test_video.py",
-    "tests/sandbox/test_hostile_kernel.py",
-    "tests/dashboard/test_dashboard.py",
-    "tests/evaluator/test_rollout.py",
-    "tests/backend/test_api_fuzz.py",
-    "tests/sandbox/test_hostile.py",
-    "tests/validator/test_acceptance.py",
-)
+# Files to start first: `scripts/test` hands whole files to its pytest-xdist workers in
+# collection order (`--dist loadfile --no-loadscope-reorder`). The devnet e2e file is the
+# longest (two tests, 4-6 min on a loaded 2-core host): started last, it was the tail of
+# the run. Only it: the other heavy files (a live devnet for the docs, the soak, the video
+# render) start many processes each, and started together with it they slowed each other
+# down (the devnet e2e took 360-386 s beside them, 227 s without). Order only.
+LONGEST_FIRST = ("tests/devnet/test_devnet_e2e.py",)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
