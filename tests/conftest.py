@@ -263,7 +263,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 # longest (two tests, 4-6 min on a loaded 2-core host): started last, it was the tail of
 # the run. Only it: the other heavy files (a live devnet for the docs, the soak, the video
 # render) start many processes each, and started together with it they slowed each other
-# down (the devnet e2e took 360-386 s beside them, 227 s without). Order only.
+# down (the devnet e2e took 360-386 s beside them, 247 s without; the run 12.7-12.9 min
+# of pytest against 11.4 on this 2-core machine). Order only.
 LONGEST_FIRST = ("tests/devnet/test_devnet_e2e.py",)
 
 
