@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
+
+from kinitro.core.db import dsn
 from kinitro.protocol.commitment import encode_commitment
 from kinitro.protocol.validator_ws import Ack
 from kinitro.storage.artifacts import LocalRegistry
@@ -156,6 +159,37 @@ async def test_an_operator_cancels_a_running_job_on_its_validator(
         missing = await http.post("/api/v1/admin/jobs/no-such-job/cancel")
         assert missing.status_code == 404
     assert (await get(backend, f"/api/v1/jobs/{job.job_id}"))["state"] == "cancelled"
+    await client.close()
+
+
+async def test_a_cancel_meeting_an_ack_in_flight_waits_for_it(
+    backend: Backend, net: Net, registry: LocalRegistry
+) -> None:
+    """An ack locks the job's assignment and then its job; a cancel arriving between the
+    two once locked the job first and waited for the assignment, a deadlock PostgreSQL broke
+    by aborting one side (the operator got 409). Played here step by step: the ack's two
+    statements on our own connection, the operator's cancel over REST in between."""
+    await create_competition(backend)
+    client, _ = await login(backend, await net.validator())
+    await commit_artifact(net, registry)
+    job = await client.recv_type("eval_job", within=15)
+    conn = await asyncpg.connect(dsn(backend.settings.database_url))
+    try:
+        async with backend.client() as http:
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT id FROM job_assignments WHERE job_id = $1 FOR UPDATE", job.job_id
+                )
+                url = f"/api/v1/admin/jobs/{job.job_id}/cancel"
+                cancel = asyncio.create_task(http.post(url))
+                await asyncio.sleep(0.5)  # the cancel is now waiting on a lock
+                assert not cancel.done(), cancel.result().text
+                # a deadlock error here if the cancel holds the job's row
+                await conn.execute("UPDATE jobs SET updated_at = now() WHERE id = $1", job.job_id)
+            resp = await asyncio.wait_for(cancel, 15)
+        assert resp.status_code == 200 and resp.json()["state"] == "cancelled", resp.text
+    finally:
+        await conn.close()
     await client.close()
 
 

@@ -56,10 +56,23 @@ async def live_jobs_of_submissions(conn: AsyncConnection, submission_ids: list[i
     return list((await conn.execute(stmt.order_by(J.c.id))).scalars())
 
 
+async def lock_assignments(conn: AsyncConnection, job_ids: list[str]) -> None:
+    """Lock the assignments of ``job_ids`` before their jobs' rows.
+
+    Every transaction that writes both takes an assignment first and the job second (an
+    ack, an ingested result and its settling): one that locked a job and then waited for an
+    assignment would deadlock with an ack in flight, and PostgreSQL would abort one of the
+    two (an operator's cancel answered 409 for a job a validator had just acked)."""
+    await conn.execute(
+        select(A.c.id).where(A.c.job_id.in_(job_ids)).order_by(A.c.id).with_for_update()
+    )
+
+
 async def cancel_jobs(conn: AsyncConnection, job_ids: list[str]) -> list[str]:
     """Cancel the live ones of ``job_ids`` and their unfinished assignments; returns them."""
     if not job_ids:
         return []
+    await lock_assignments(conn, job_ids)
     now = utcnow()
     stmt = (
         update(J)
@@ -83,6 +96,7 @@ async def requeue_job(conn: AsyncConnection, job_id: str) -> bool:
     Assignments become ``expired``, so each validator is offered the job again as a new
     attempt (validators re-run a finished job only for a newer attempt).
     """
+    await lock_assignments(conn, [job_id])
     now = utcnow()
     found = (
         await conn.execute(
@@ -223,12 +237,16 @@ async def ack_assignment(
     ).first()
     if row is None:
         return None
-    if row.state == "assigned":
+    acked = (
         await conn.execute(
             update(A)
-            .where(A.c.message_id == message_id)
+            # the state again: a cancel or an expiry may have come between the read and here
+            .where(A.c.message_id == message_id, A.c.state == "assigned")
             .values(state="acked", acked_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
+            .returning(A.c.id)
         )
+    ).first()
+    if acked is not None:
         await conn.execute(
             update(J)
             .where(J.c.id == row.job_id, J.c.state == "queued")
