@@ -14,9 +14,14 @@ Measures, on the same episode plan (``--episodes`` per task of ``--benchmark``, 
   with its own bubblewrap sandbox running a zero-compute agent over the agent RPC (the
   agent grants ``--slots`` concurrent episodes), step logging on (samples every
   ``--step-log-interval`` steps, every action in the action log written to a local media
-  store). ``actual_s`` runs from the call to its return: actor start, sandbox start,
-  environment builds, play, upload flush and teardown. Ray itself is started before
-  (once per evaluator process, not per job); its start time is reported apart.
+  store). ``actual_s`` runs from the call to its return on a running event loop: sandbox
+  start, environment builds, play, upload flush, releasing the actors. By default the job
+  is the one after a warm-up job (``--warmup-episodes`` per task, same benchmark), so its
+  actors are warm, as for every job of an evaluator but its first: their process, imports,
+  compiled models and environments are kept between jobs (``RolloutOptions.reuse_workers``),
+  never an agent sandbox. ``--cold`` times a first job on new actors instead (actor start,
+  imports and model compiles included). Ray itself is started before (once per evaluator
+  process, not per job); its start time is reported apart.
 * **breakdown** of ``actual_s - limit_s`` from the rollout pool's timeline (means over
   workers): start-up (actor boot, env builds, agent start), the per-step overhead (time
   playing batches beyond the limit: agent RPC, logging, lockstep), idle tail (a worker
@@ -32,7 +37,7 @@ Prints a table, then one JSON line with ``limit_s``, ``actual_s``, ``ratio`` (= 
 actual_s), ``workers``, ``steps``, the breakdown and the load average.
 
     .venv/bin/python bench/full_eval.py [--benchmark metaworld/MT10-v3] [--episodes 50]
-        [--workers 2] [--max-steps 500] [--slots 8] [--speedup]
+        [--workers 2] [--max-steps 500] [--slots 8] [--speedup] [--cold]
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from rich.table import Table
 from agent_rpc import make_bundle  # bench/ is this script's directory
 from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
 from kinitro.evaluator.rollout.launcher import SandboxLauncher
-from kinitro.evaluator.rollout.pool import ensure_ray
+from kinitro.evaluator.rollout.pool import drop_warm_workers, ensure_ray
 from kinitro.evaluator.rollout.port import RolloutOptions
 from kinitro.evaluator.runner import EvalRequest, evaluate, plan_episodes
 
@@ -221,12 +226,34 @@ def raw_limit(benchmark_id: str, plan: list[Any], workers: int, max_steps: int) 
     }
 
 
-def full_evaluation(
+async def warm_up(bundle: Path, media: Path, args: argparse.Namespace, workers: int) -> float:
+    """A first, shorter job of the same benchmark (``--warmup-episodes`` per task), as the
+    job before this one on a validator: its actors stay warm for the measured job."""
+    request = EvalRequest(
+        job_id=f"warm-up-{workers}w",
+        benchmark_id=args.benchmark,
+        episodes_per_task=args.warmup_episodes,
+        seed=args.seed + 1,
+        max_steps=args.max_steps,
+        step_log_interval=args.step_log_interval,
+    )
+    t0 = time.perf_counter()
+    await evaluate(
+        request,
+        SandboxLauncher(str(bundle)),
+        RolloutOptions(workers=workers, media_url=str(media), env_slots=args.slots),
+    )
+    return time.perf_counter() - t0
+
+
+async def full_evaluation(
     bundle: Path,
     media: Path,
     args: argparse.Namespace,
     workers: int,
 ) -> dict[str, Any]:
+    """The timed job: from the call to ``evaluate`` to its return, on the event loop of a
+    running evaluator (this process's loop outlives the job, as the evaluator's does)."""
     request = EvalRequest(
         job_id=f"full-eval-{workers}w",
         benchmark_id=args.benchmark,
@@ -238,12 +265,15 @@ def full_evaluation(
     sampler = CpuSampler()
     sampler.start()
     t0 = time.perf_counter()
-    outcome = asyncio.run(
-        evaluate(
-            request,
-            SandboxLauncher(str(bundle)),
-            RolloutOptions(workers=workers, media_url=str(media), env_slots=args.slots),
-        )
+    outcome = await evaluate(
+        request,
+        SandboxLauncher(str(bundle)),
+        RolloutOptions(
+            workers=workers,
+            media_url=str(media),
+            env_slots=args.slots,
+            reuse_workers=not args.cold,
+        ),
     )
     actual = time.perf_counter() - t0
     cpu = sampler.stop()
@@ -320,6 +350,15 @@ def main() -> None:
     parser.add_argument(
         "--speedup", action="store_true", help="also run the evaluation with 1 worker"
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="time a first job on new actors (default: the job after a warm-up job, whose "
+        "actors it reuses, as every job but an evaluator's first)",
+    )
+    parser.add_argument(
+        "--warmup-episodes", type=int, default=8, help="episodes per task of the warm-up job"
+    )
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
@@ -333,12 +372,22 @@ def main() -> None:
     t0 = time.perf_counter()
     ensure_ray(num_cpus=max(args.workers, os.cpu_count() or 1))
     ray_start = time.perf_counter() - t0
-    console.print(f"full evaluation on {args.workers} workers …")
-    run = full_evaluation(bundle, work / "media", args, args.workers)
-    one = None
-    if args.speedup and args.workers > 1:
-        console.print("full evaluation on 1 worker …")
-        one = full_evaluation(bundle, work / "media1", args, 1)
+
+    async def jobs() -> tuple[float | None, dict[str, Any], dict[str, Any] | None]:
+        warm_s = None
+        if not args.cold:
+            console.print(f"warm-up job: {args.warmup_episodes} episodes/task …")
+            warm_s = await warm_up(bundle, work / "warm", args, args.workers)
+        console.print(f"full evaluation on {args.workers} workers …")
+        run = await full_evaluation(bundle, work / "media", args, args.workers)
+        one = None
+        if args.speedup and args.workers > 1:
+            console.print("full evaluation on 1 worker …")
+            one = await full_evaluation(bundle, work / "media1", args, 1)
+        drop_warm_workers()
+        return warm_s, run, one
+
+    warm_s, run, one = asyncio.run(jobs())
     limit_s, actual_s = limit["limit_s"], run["actual_s"]
     parts = breakdown(run, limit_s)
     figures: dict[str, Any] = {
@@ -351,6 +400,8 @@ def main() -> None:
         "actual_s": round(actual_s, 2),
         "ratio": round(limit_s / actual_s, 3),
         "ray_start_s": round(ray_start, 2),
+        "workers_were": "new (cold)" if args.cold else "warm (a job ran before)",
+        "warmup_job_s": None if warm_s is None else round(warm_s, 2),
         "breakdown": parts,
         "limit_process_s": limit["process_s"],
         "speedup_1_to_n": round(one["actual_s"] / actual_s, 3) if one else None,
@@ -386,6 +437,10 @@ def main() -> None:
         ("  imbalance: idle at the tail", f"{parts['imbalance_s']:.1f} s"),
         ("  other: flush, teardown, dispatch", f"{parts['other_s']:.1f} s"),
         ("Ray start (once per evaluator process, not counted)", f"{ray_start:.1f} s"),
+        (
+            "actors",
+            "new (cold)" if args.cold else f"warm (after a {warm_s:.1f} s warm-up job)",
+        ),
     ]
     if one:
         rows += [

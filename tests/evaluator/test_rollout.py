@@ -12,7 +12,7 @@ import pytest
 
 from kinitro.evaluator.replay import load_action_log, replay
 from kinitro.evaluator.rollout.launcher import SandboxLauncher
-from kinitro.evaluator.rollout.pool import RolloutPool
+from kinitro.evaluator.rollout.pool import RolloutPool, drop_warm_workers
 from kinitro.evaluator.rollout.port import RolloutOptions
 from kinitro.evaluator.runner import EvalRequest, evaluate
 from kinitro.storage.media import open_media_store
@@ -294,3 +294,50 @@ async def test_unreachable_media_store_does_not_fail_the_episodes(bundles: dict[
     )
     assert outcome.results[0].failure_cause is None and outcome.results[0].success
     assert len(outcome.upload_failures) == 1 and "cannot write media" in outcome.upload_failures[0]
+
+
+async def test_warm_workers_carry_nothing_from_one_miners_job_to_the_next(
+    bundles: dict[str, Path],
+) -> None:
+    """Actors stay warm between jobs (process, imports, compiled models, environments) and
+    a miner's agent cannot use that to reach the next job: after a random agent's job, a
+    reach agent's job on the very same actors plays exactly what it plays on fresh ones,
+    in a new sandbox, without building an environment again."""
+    pools: list[RolloutPool] = []
+
+    def pool(config: Any, options: RolloutOptions) -> RolloutPool:
+        pools.append(RolloutPool(config, options))
+        return pools[-1]
+
+    def played(outcome: Any) -> list[tuple[Any, ...]]:
+        return [
+            (r.index, r.seed, r.steps, r.total_reward, r.success, r.action_fingerprint)
+            for r in outcome.results
+        ]
+
+    drop_warm_workers()
+    fresh = await evaluate(
+        _request("warm-ref", episodes=4),
+        SandboxLauncher(str(bundles["reach"])),
+        RolloutOptions(workers=2, reuse_workers=False),
+    )
+    assert drop_warm_workers() == 0  # reuse_workers=False: nothing kept
+    await evaluate(
+        _request("warm-a", episodes=4),
+        SandboxLauncher(str(bundles["random"])),
+        RolloutOptions(workers=2),
+        rollouts=pool,
+    )
+    warm = await evaluate(
+        _request("warm-b", episodes=4),
+        SandboxLauncher(str(bundles["reach"])),
+        RolloutOptions(workers=2),
+        rollouts=pool,
+    )
+    assert pools[1].played_by == pools[0].played_by
+    assert played(warm) == played(fresh)
+    assert all(r.failure_cause is None for r in warm.results)
+    assert sum(r.sandbox_starts for r in warm.results) == 2  # a new agent on each actor
+    assert warm.timeline is not None
+    assert sum(w.envs_built for w in warm.timeline.workers) == 0
+    assert drop_warm_workers() == 2

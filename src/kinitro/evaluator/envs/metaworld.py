@@ -61,9 +61,10 @@ def _env_dict() -> Any:
     return env_dict
 
 
-COMPILED_MODELS_KEPT = 3
+COMPILED_MODELS_KEPT = 10
 """Tasks whose compiled model a process keeps (~20 MB each on MT10, meshes included): a
-rollout worker moves from task to task (``rollout.pool``), two at a time at most."""
+whole MT10, so a rollout worker kept warm between jobs (``rollout.pool``) builds every
+environment of its next MT10 job from a copy (~15 ms) instead of a compile (~130 ms)."""
 
 
 @functools.lru_cache(maxsize=COMPILED_MODELS_KEPT)

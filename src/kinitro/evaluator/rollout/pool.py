@@ -53,10 +53,63 @@ from kinitro.protocol.common import FailureCause
 log = logging.getLogger(__name__)
 
 OBJECT_STORE_BYTES = 96 * 1024 * 1024
+REUSE_TIMEOUT_S = 10.0
+"""How long an idle actor may take to accept the next job before another is started."""
 ABANDONED_GRACE_S = 3.0
 """How long :meth:`RolloutPool.close` waits for a worker to close after a cancelled play
 before killing it (it closes within a few steps once it is playing; a sandbox starting
 under load can take far longer, and a killed worker's sandboxes die with it)."""
+
+
+WARM_WORKERS_MAX = 16
+"""Idle rollout actors a process keeps between jobs, all slots together (each holds its
+imports, compiled models and up to ``worker.MAX_ENVS`` environments, ~300 MB on MT10)."""
+
+_warm: dict[tuple[int, float, bool], list[Any]] = {}
+"""Idle actors by (slot, CPUs, pinned), of the Ray session ``_warm_session``."""
+_warm_session: str | None = None
+
+
+def _ray_session(ray: Any) -> str:
+    return str(ray.get_runtime_context().get_job_id())
+
+
+def _take_warm(ray: Any, key: tuple[int, float, bool]) -> Any | None:
+    global _warm_session
+    session = _ray_session(ray)
+    if session != _warm_session:  # Ray was restarted: the old handles are dead
+        _warm.clear()
+        _warm_session = session
+    idle = _warm.get(key)
+    return idle.pop() if idle else None
+
+
+def _park_warm(ray: Any, key: tuple[int, float, bool], actor: Any) -> bool:
+    """Keep ``actor`` for the next job; False when the process keeps enough already."""
+    global _warm_session
+    session = _ray_session(ray)
+    if session != _warm_session:
+        _warm.clear()
+        _warm_session = session
+    if sum(len(v) for v in _warm.values()) >= WARM_WORKERS_MAX:
+        return False
+    _warm.setdefault(key, []).append(actor)
+    return True
+
+
+def drop_warm_workers() -> int:
+    """Kill the idle actors kept between jobs (evaluator shutdown); returns how many."""
+    import ray  # noqa: PLC0415 - Ray reads its auth settings when imported: ensure_ray sets them first
+
+    actors = [a for idle in _warm.values() for a in idle]
+    _warm.clear()
+    if ray.is_initialized():
+        for actor in actors:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception as exc:  # noqa: BLE001 - already gone
+                log.debug("kill failed: %s", exc)
+    return len(actors)
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
@@ -199,9 +252,13 @@ class RolloutPool:
             fit = max(1, int(cpus // worker_cpus))
             log.warning("%d workers do not fit in %.0f CPUs: using %d", self.n_workers, cpus, fit)
             self.n_workers = fit
+        self.worker_cpus = worker_cpus
+        self.reuse_workers = options.reuse_workers
         self.max_infra_retries = options.max_infra_retries
         self._actor_cls = ray.remote(num_cpus=worker_cpus, max_restarts=0)(RolloutWorker)
         self._actors: list[Any] = []
+        self.played_by: tuple[str, ...] = ()
+        """Ids of the actors the play started with (diagnostics: warm actors reused)."""
         self._running: set[Any] = set()  # ObjectRefs of batches being played
         self._abandoned = False  # batches were cancelled mid-play: nobody reads them
         # time.time() stamps for timeline(): play start and end, per actor slot its spawn
@@ -210,9 +267,35 @@ class RolloutPool:
         self._spawned: dict[int, float] = {}
         self._last_result: dict[int, float] = {}
 
+    def _key(self, index: int) -> tuple[int, float, bool]:
+        return (index, self.worker_cpus, self.config.pin_core)
+
     def _spawn(self, index: int) -> Any:
         self._spawned[index] = time.time()
         return self._actor_cls.remote(self.config, index)
+
+    async def _start(self, index: int) -> Any:
+        """A warm actor of an earlier job for slot ``index`` if one is idle and answers,
+        else a new one."""
+        while self.reuse_workers and (actor := _take_warm(self._ray, self._key(index))):
+            self._spawned[index] = time.time()
+            try:
+                ref = actor.reuse.remote(self.config)
+                await asyncio.wait_for(asyncio.wrap_future(ref.future()), REUSE_TIMEOUT_S)
+                return actor
+            except Exception as exc:  # noqa: BLE001 - died while idle: try the next
+                log.info("idle rollout worker %d unusable (%s): starting another", index, exc)
+                self._kill(actor)
+        # Idle actors hold their CPUs in Ray: none fits this job, so they make room for
+        # the new one instead of leaving it waiting for resources
+        drop_warm_workers()
+        return self._spawn(index)
+
+    def _kill(self, actor: Any) -> None:
+        try:
+            self._ray.kill(actor, no_restart=True)
+        except Exception as exc:  # noqa: BLE001
+            log.debug("kill failed: %s", exc)
 
     @property
     def actors(self) -> list[Any]:
@@ -230,7 +313,9 @@ class RolloutPool:
         self._started = time.time()
         pending: deque[tuple[EpisodeSpec, int]] = deque((spec, 1) for spec in episodes)
         if not self._actors:
-            self._actors = [self._spawn(i) for i in range(min(self.n_workers, len(episodes)))]
+            count = min(self.n_workers, len(episodes))
+            self._actors = list(await asyncio.gather(*(self._start(i) for i in range(count))))
+            self.played_by = tuple(actor._actor_id.hex() for actor in self._actors)
         idle = list(range(len(self._actors)))
         owned: dict[int, set[str]] = {}  # tasks whose env each actor has built
         in_flight: dict[asyncio.Future[Any], tuple[int, list[tuple[EpisodeSpec, int]], Any]] = {}
@@ -375,6 +460,20 @@ class RolloutPool:
                 failures.append(str(exc) or type(exc).__name__)
         return failures
 
+    async def _park(self, actors: list[Any], grace_s: float) -> list[Any]:
+        """Release ``actors`` and keep those that can take another job; returns the rest
+        (to close and kill)."""
+        releasing = [asyncio.wrap_future(a.release.remote().future()) for a in actors]
+        await asyncio.wait(releasing, timeout=grace_s)
+        rest = []
+        for slot, (actor, fut) in enumerate(zip(actors, releasing, strict=True)):
+            ok = fut.done() and not fut.cancelled() and fut.exception() is None and fut.result()
+            if not fut.done():
+                fut.cancel()
+            if not (ok and _park_warm(self._ray, self._key(slot), actor)):
+                rest.append(actor)
+        return rest
+
     async def close(self, grace_s: float = 20.0) -> None:
         """Close every worker (agent sandboxes, envs) then kill the actors. Idempotent.
 
@@ -389,6 +488,8 @@ class RolloutPool:
         if self._abandoned:
             grace_s = min(grace_s, ABANDONED_GRACE_S)
         actors, self._actors = self._actors, []
+        if self.reuse_workers and not self._abandoned:
+            actors = await self._park(actors, grace_s)
         closing = []
         for actor in actors:
             try:

@@ -39,6 +39,9 @@ class RolloutOptions:
     media_options: Mapping[str, Any] = field(default_factory=dict)
     frame_every: int = 0
     """A PNG frame every N steps in ``state+rgb`` mode (0: none)."""
+    reuse_workers: bool = True
+    """Keep the actors warm for the next job of this process (imports, compiled models,
+    environments; never the agent sandbox): a job then starts in a fraction of a second."""
     host_factor: float | None = 1.0
     """This host's calibration (:mod:`kinitro.evaluator.calibration`): the benchmark's
     per-step agent allowance is multiplied by it. None: no compute budget at all."""

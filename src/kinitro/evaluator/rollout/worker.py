@@ -129,6 +129,11 @@ class WorkerTimes:
 
 
 class RolloutWorker:
+    """Plays the batches of one job at a time; between jobs (:meth:`release`, then
+    :meth:`reuse` with the next job's config) it keeps its process, imports, pinned core,
+    compiled models and, for the same benchmark and environment config, its environments:
+    a warm worker starts a job without paying for any of them again (``rollout.pool``)."""
+
     def __init__(self, config: WorkerConfig, index: int = 0) -> None:
         self._times = WorkerTimes(created_at=time.time())
         self.config = config
@@ -141,11 +146,39 @@ class RolloutWorker:
         self._sandbox_starts = 0  # since the last run_episodes returned (metrics)
         self._last_start_fault: tuple[FailureCause, str] | None = None
         self._uploader: MediaUploader | None = None
-        if config.media_url:
-            self._uploader = MediaUploader(
-                open_media_store(config.media_url, **config.media_options)
-            )
+        self._open_uploader()
         self._times.ready_at = time.time()
+
+    def _open_uploader(self) -> None:
+        cfg = self.config
+        if cfg.media_url:
+            self._uploader = MediaUploader(open_media_store(cfg.media_url, **cfg.media_options))
+
+    def reuse(self, config: WorkerConfig) -> None:
+        """Take on the next job (after :meth:`release`): its agent starts on first use as
+        for a new worker; environments stay when the benchmark and environment config are
+        the job's (every episode reseeds them), the uploader when the media store is."""
+        self._drop_agent()
+        old, self.config = self.config, config
+        if (old.benchmark, old.env) != (config.benchmark, config.env):
+            self._close_envs()
+        if (old.media_url, old.media_options) != (config.media_url, config.media_options):
+            if self._uploader is not None:
+                self._uploader.close()
+            self._uploader = None
+            self._open_uploader()
+        self._start_faults = self._sandbox_starts = 0
+        self._last_start_fault = None
+        now = time.time()
+        self._times = WorkerTimes(created_at=now, ready_at=now)
+
+    def release(self) -> bool:
+        """End of the job: the agent sandbox goes, uploads are stored. True when the worker
+        can take another job."""
+        self._drop_agent()
+        if self._uploader is not None:
+            self._uploader.flush()
+        return True
 
     def times(self) -> WorkerTimes:
         return self._times
@@ -359,6 +392,9 @@ class RolloutWorker:
         self._drop_agent()
         if self._uploader is not None:
             self._uploader.close()
+        self._close_envs()
+
+    def _close_envs(self) -> None:
         for envs in self._envs.values():
             for env in envs:
                 _close_env(env)
