@@ -71,7 +71,9 @@ _warm_session: str | None = None
 
 
 def _ray_session(ray: Any) -> str:
-    return str(ray.get_runtime_context().get_job_id())
+    """This driver's connection to Ray: a restarted Ray has another node id (random)."""
+    context = ray.get_runtime_context()
+    return f"{context.get_node_id()}/{context.get_job_id()}"
 
 
 def _take_warm(ray: Any, key: tuple[int, float, bool]) -> Any | None:
