@@ -341,7 +341,25 @@ class RolloutWorker:
         if failed:
             # Agent faults and transport failures leave the agent in an unknown state.
             self._drop_agent()
+        broken = [
+            env
+            for env, run in zip(envs, runs, strict=False)
+            if run.result.failure_cause == FailureCause.SIMULATOR_ERROR
+        ]
+        if broken:
+            self._discard_envs(broken)
         return {run.result.index: self._publish(run) for run in runs}
+
+    def _discard_envs(self, broken: list[TaskEnv]) -> None:
+        """Close environments whose simulator raised: the next episode, of this job or of
+        the next job on this warm worker, gets a new one instead of a state it left."""
+        gone = {id(env) for env in broken}
+        for envs in self._envs.values():
+            # an env's index is its slot: the task's go from the first broken one on
+            first = next((i for i, env in enumerate(envs) if id(env) in gone), len(envs))
+            for env in envs[first:]:
+                _close_env(env)
+            del envs[first:]
 
     def _task(self, spec: EpisodeSpec) -> TaskInfo:
         cfg = self.config
