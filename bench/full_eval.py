@@ -59,8 +59,9 @@ from rich.table import Table
 
 from agent_rpc import make_bundle  # bench/ is this script's directory
 from kinitro.evaluator.envs import EnvConfig, get_benchmark, make_env
+from kinitro.evaluator.rollout import warm
 from kinitro.evaluator.rollout.launcher import SandboxLauncher
-from kinitro.evaluator.rollout.pool import drop_warm_workers, ensure_ray
+from kinitro.evaluator.rollout.pool import ensure_ray
 from kinitro.evaluator.rollout.port import RolloutOptions
 from kinitro.evaluator.runner import EvalRequest, evaluate, plan_episodes
 
@@ -384,7 +385,7 @@ def main() -> None:
         if args.speedup and args.workers > 1:
             console.print("full evaluation on 1 worker …")
             one = await full_evaluation(bundle, work / "media1", args, 1)
-        drop_warm_workers()
+        warm.drop_all()
         return warm_s, run, one
 
     warm_s, run, one = asyncio.run(jobs())

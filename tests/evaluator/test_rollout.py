@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from kinitro.evaluator.replay import load_action_log, replay
+from kinitro.evaluator.rollout import warm
 from kinitro.evaluator.rollout.launcher import SandboxLauncher
-from kinitro.evaluator.rollout.pool import RolloutPool, drop_warm_workers
+from kinitro.evaluator.rollout.pool import RolloutPool
 from kinitro.evaluator.rollout.port import RolloutOptions
 from kinitro.evaluator.runner import EvalRequest, evaluate
 from kinitro.storage.media import open_media_store
@@ -315,29 +316,29 @@ async def test_warm_workers_carry_nothing_from_one_miners_job_to_the_next(
             for r in outcome.results
         ]
 
-    drop_warm_workers()
+    warm.drop_all()
     fresh = await evaluate(
         _request("warm-ref", episodes=4),
         SandboxLauncher(str(bundles["reach"])),
         RolloutOptions(workers=2, reuse_workers=False),
     )
-    assert drop_warm_workers() == 0  # reuse_workers=False: nothing kept
+    assert warm.drop_all() == 0  # reuse_workers=False: nothing kept
     await evaluate(
         _request("warm-a", episodes=4),
         SandboxLauncher(str(bundles["random"])),
         RolloutOptions(workers=2),
         rollouts=pool,
     )
-    warm = await evaluate(
+    second = await evaluate(
         _request("warm-b", episodes=4),
         SandboxLauncher(str(bundles["reach"])),
         RolloutOptions(workers=2),
         rollouts=pool,
     )
     assert pools[1].played_by == pools[0].played_by
-    assert played(warm) == played(fresh)
-    assert all(r.failure_cause is None for r in warm.results)
-    assert sum(r.sandbox_starts for r in warm.results) == 2  # a new agent on each actor
-    assert warm.timeline is not None
-    assert sum(w.envs_built for w in warm.timeline.workers) == 0
-    assert drop_warm_workers() == 2
+    assert played(second) == played(fresh)
+    assert all(r.failure_cause is None for r in second.results)
+    assert sum(r.sandbox_starts for r in second.results) == 2  # a new agent on each actor
+    assert second.timeline is not None
+    assert sum(w.envs_built for w in second.timeline.workers) == 0
+    assert warm.drop_all() == 2

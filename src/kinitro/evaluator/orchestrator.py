@@ -66,8 +66,9 @@ from kinitro.evaluator.errors import EvaluatorError, TelemetryError
 from kinitro.evaluator.progress import EvalProgress
 from kinitro.evaluator.prometheus import EvaluatorMetrics
 from kinitro.evaluator.results import EpisodeResult
+from kinitro.evaluator.rollout import warm
 from kinitro.evaluator.rollout.launcher import SandboxLauncher
-from kinitro.evaluator.rollout.pool import RolloutPool, drop_warm_workers, ensure_ray
+from kinitro.evaluator.rollout.pool import RolloutPool, ensure_ray
 from kinitro.evaluator.rollout.port import RolloutsFactory
 from kinitro.evaluator.runner import EvalOutcome, EvalRequest, evaluate
 from kinitro.evaluator.sandbox.host import prepare_host
@@ -475,7 +476,7 @@ def run_orchestrator(settings: Settings) -> None:
             try:
                 await orchestrator.serve()
             finally:
-                drop_warm_workers()  # the actors kept warm between jobs
+                warm.drop_all()  # the actors kept warm between jobs
                 if server is not None:
                     server.close()
         finally:

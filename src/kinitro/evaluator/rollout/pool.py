@@ -45,6 +45,7 @@ from typing import Any
 
 from kinitro.evaluator.errors import EvaluatorError
 from kinitro.evaluator.results import EpisodeResult, EpisodeSpec
+from kinitro.evaluator.rollout import warm
 from kinitro.evaluator.rollout.episode import BUDGET_EXHAUSTED
 from kinitro.evaluator.rollout.port import RolloutOptions
 from kinitro.evaluator.rollout.worker import RolloutWorker, WorkerConfig
@@ -59,59 +60,6 @@ ABANDONED_GRACE_S = 3.0
 """How long :meth:`RolloutPool.close` waits for a worker to close after a cancelled play
 before killing it (it closes within a few steps once it is playing; a sandbox starting
 under load can take far longer, and a killed worker's sandboxes die with it)."""
-
-
-WARM_WORKERS_MAX = 16
-"""Idle rollout actors a process keeps between jobs, all slots together (each holds its
-imports, compiled models and up to ``worker.MAX_ENVS`` environments, ~300 MB on MT10)."""
-
-_warm: dict[tuple[int, float, bool], list[Any]] = {}
-"""Idle actors by (slot, CPUs, pinned), of the Ray session ``_warm_session``."""
-_warm_session: str | None = None
-
-
-def _ray_session(ray: Any) -> str:
-    """This driver's connection to Ray: a restarted Ray has another node id (random)."""
-    context = ray.get_runtime_context()
-    return f"{context.get_node_id()}/{context.get_job_id()}"
-
-
-def _take_warm(ray: Any, key: tuple[int, float, bool]) -> Any | None:
-    global _warm_session
-    session = _ray_session(ray)
-    if session != _warm_session:  # Ray was restarted: the old handles are dead
-        _warm.clear()
-        _warm_session = session
-    idle = _warm.get(key)
-    return idle.pop() if idle else None
-
-
-def _park_warm(ray: Any, key: tuple[int, float, bool], actor: Any) -> bool:
-    """Keep ``actor`` for the next job; False when the process keeps enough already."""
-    global _warm_session
-    session = _ray_session(ray)
-    if session != _warm_session:
-        _warm.clear()
-        _warm_session = session
-    if sum(len(v) for v in _warm.values()) >= WARM_WORKERS_MAX:
-        return False
-    _warm.setdefault(key, []).append(actor)
-    return True
-
-
-def drop_warm_workers() -> int:
-    """Kill the idle actors kept between jobs (evaluator shutdown); returns how many."""
-    import ray  # noqa: PLC0415 - Ray reads its auth settings when imported: ensure_ray sets them first
-
-    actors = [a for idle in _warm.values() for a in idle]
-    _warm.clear()
-    if ray.is_initialized():
-        for actor in actors:
-            try:
-                ray.kill(actor, no_restart=True)
-            except Exception as exc:  # noqa: BLE001 - already gone
-                log.debug("kill failed: %s", exc)
-    return len(actors)
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
@@ -269,7 +217,7 @@ class RolloutPool:
         self._spawned: dict[int, float] = {}
         self._last_result: dict[int, float] = {}
 
-    def _key(self, index: int) -> tuple[int, float, bool]:
+    def _key(self, index: int) -> warm.Key:
         return (index, self.worker_cpus, self.config.pin_core)
 
     def _spawn(self, index: int) -> Any:
@@ -279,7 +227,7 @@ class RolloutPool:
     async def _start(self, index: int) -> Any:
         """A warm actor of an earlier job for slot ``index`` if one is idle and answers,
         else a new one."""
-        while self.reuse_workers and (actor := _take_warm(self._ray, self._key(index))):
+        while self.reuse_workers and (actor := warm.take(self._ray, self._key(index))):
             self._spawned[index] = time.time()
             try:
                 ref = actor.reuse.remote(self.config)
@@ -290,7 +238,7 @@ class RolloutPool:
                 self._kill(actor)
         # Idle actors hold their CPUs in Ray: none fits this job, so they make room for
         # the new one instead of leaving it waiting for resources
-        drop_warm_workers()
+        warm.drop_all()
         return self._spawn(index)
 
     def _kill(self, actor: Any) -> None:
@@ -472,7 +420,7 @@ class RolloutPool:
             ok = fut.done() and not fut.cancelled() and fut.exception() is None and fut.result()
             if not fut.done():
                 fut.cancel()
-            if not (ok and _park_warm(self._ray, self._key(slot), actor)):
+            if not (ok and warm.park(self._ray, self._key(slot), actor)):
                 rest.append(actor)
         return rest
 
