@@ -13,7 +13,7 @@ from kinitro.chain.wallets import WalletInfo, create_wallet
 
 _NETUIDS = itertools.count(10)
 
-RATE_LIMIT = 3  # blocks; small so rate-limit tests stay fast
+RATE_LIMIT = 15  # blocks (1.5 s): short, yet longer than a loaded host takes between two calls
 BLOCK_INTERVAL = 0.1
 TEMPO = 40  # blocks per epoch (4 s): room for a few commitments within one epoch
 COMMIT_SPACE = 300  # bytes per epoch: three small commitments (each uses >= 100)
