@@ -120,7 +120,9 @@ def test_v1_stale_groups_are_removed_and_live_ones_kept() -> None:
     try:
         time.sleep(0.2)
         removed = remove_stale(HOST)
-        assert stale.name in removed and live.name not in removed
+        # the stale group is gone, by this sweep or by another sandbox host's on this
+        # machine (every new sandbox host sweeps: a test in a parallel process may be first)
+        assert live.name not in removed
         assert orphan.wait(5) == -9
         assert not any(d.exists() for d in stale.dirs.values())
         assert all(d.exists() for d in live.dirs.values())
